@@ -1,0 +1,165 @@
+"""The ``jax`` backend: ``jax.value_and_grad`` under ``jit``, imported lazily.
+
+Float64 is switched on only inside this backend's calls, with the ``jax.enable_x64``
+context manager; the user's global JAX configuration is left as it was.
+
+A tap adds a zero perturbation ε to the tapped value and differentiates with respect
+to ε: dL/dε = dL/dv at ε = 0. Inside ``scan`` the per-step perturbations ride along
+with the scanned inputs, so one ``lax.scan`` serves any T (compile time flat in T).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import Backend, BackendUnavailable
+from harness.ops import Ops, TapError, tree_map
+from harness.result import Result
+
+
+def _jax():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise BackendUnavailable(
+            f"the jax backend needs JAX ({e}); install it with `pip install jax`"
+        ) from None
+    return jax, jnp
+
+
+class JaxOps(Ops):
+    """``ops`` on jax arrays. With ``perturb=None`` it only records the taps' shapes."""
+
+    name = "jax"
+
+    def __init__(
+        self, perturb: dict[str, Any] | None = None, scan_taps: list[list[str]] | None = None
+    ) -> None:
+        super().__init__()
+        self.scan_taps = scan_taps or []  # from the probe: which taps each scan makes
+        self.jax, self.jnp = _jax()
+        self.perturb = perturb
+        self.shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self.scans: list[list[str]] = []  # the taps made inside each scan, in order
+        self._eps_t: dict[str, Any] = {}
+
+    def _watch(self, name, x, step):
+        x = self.jnp.asarray(x)
+        if self.perturb is None:
+            self.shapes[name] = (x.shape, x.dtype)
+            return x
+        return x + (self.perturb[name] if step is None else self._eps_t[name])
+
+    def scan(self, step, init, xs=None, length=None):
+        if self._step is not None:
+            raise TapError("scan inside scan is not supported")
+        if length is None:
+            leaves: list[Any] = []
+            tree_map(leaves.append, xs)
+            length = len(leaves[0])
+        index = len(self.scans)
+        self.scans.append([])
+        eps = {} if self.perturb is None else {n: self.perturb[n] for n in self.scan_taps[index]}
+
+        def body(carry, x_and_eps):
+            for name in self._scan_taps:  # lax.scan may trace the body more than once
+                self.tap_steps.pop(name, None)
+            self._scan_taps = set()
+            x_t, self._eps_t = x_and_eps
+            carry, y = step(carry, x_t)
+            return carry, y
+
+        self._scan_taps = set()
+        self._step = 0
+        try:
+            carry, ys = self.jax.lax.scan(body, init, (xs, eps), length=length)
+        finally:
+            self._step = None
+        self.scans[index] = sorted(self._scan_taps)
+        for name in self._scan_taps:
+            self.tap_steps[name] = length
+        return carry, ys
+
+    def tanh(self, x):
+        return self.jnp.tanh(x)
+
+    def sigmoid(self, x):
+        return self.jax.nn.sigmoid(x)
+
+    def relu(self, x):
+        return self.jax.nn.relu(x)
+
+    def exp(self, x):
+        return self.jnp.exp(x)
+
+    def log(self, x):
+        return self.jnp.log(x)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self.jnp.sum(x, axis=axis, keepdims=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        return self.jnp.mean(x, axis=axis, keepdims=keepdims)
+
+    def logsumexp(self, x, axis=None, keepdims=False):
+        return self.jax.scipy.special.logsumexp(x, axis=axis, keepdims=keepdims)
+
+    def reshape(self, x, shape):
+        return self.jnp.reshape(x, shape)
+
+    def transpose(self, x, axes=None):
+        return self.jnp.transpose(x, axes)
+
+    def concatenate(self, xs, axis=0):
+        return self.jnp.concatenate(list(xs), axis=axis)
+
+    def stack(self, xs, axis=0):
+        return self.jnp.stack(list(xs), axis=axis)
+
+    def softmax_cross_entropy(self, logits, labels):
+        log_p = self.jax.nn.log_softmax(logits, axis=-1)
+        picked = self.jnp.take_along_axis(log_p, labels[:, None], axis=-1)
+        return -self.jnp.mean(picked)
+
+
+class JaxBackend(Backend):
+    name = "jax"
+
+    def run(self, case, params, inputs, dtype):
+        jax, jnp = _jax()
+        with jax.enable_x64(True):
+            P = {k: jnp.asarray(v) for k, v in params.items()}
+            X = {k: jnp.asarray(v) for k, v in inputs.items()}
+
+            # Trace once (no arithmetic) to learn which taps exist and their shapes.
+            probe = JaxOps(perturb=None)
+            jax.eval_shape(lambda p: case.loss(probe, p, X), P)
+            eps = {}
+            for name, (shape, dt) in probe.shapes.items():
+                steps = probe.tap_steps[name]
+                eps[name] = jnp.zeros(shape if steps is None else (steps, *shape), dt)
+
+            def loss_fn(p, e):
+                return case.loss(JaxOps(perturb=e, scan_taps=probe.scans), p, X)
+
+            start = time.perf_counter()
+            compiled = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1))).lower(P, eps).compile()
+            compile_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            loss, (gP, gE) = jax.block_until_ready(compiled(P, eps))
+            seconds = time.perf_counter() - start
+            return Result(
+                case=case.label,
+                backend=self.name,
+                dtype=dtype,
+                loss=float(loss),
+                grads={k: np.asarray(v) for k, v in gP.items()},
+                taps={k: np.asarray(gE[k]) for k in probe.shapes},
+                tap_steps=dict(probe.tap_steps),
+                seconds=seconds,
+                compile_seconds=compile_seconds,
+            )

@@ -1,0 +1,169 @@
+"""The ``numeric`` backend: finite differences of the loss, in float64 — the oracle.
+
+It evaluates the case's loss with its own forward-only numpy functions (sharing no code
+with the tape, torch or jax) and differentiates by central differences, one element at
+a time. For a smooth loss it uses the fourth-order stencil
+
+    D(h) = [f(x−2h) − 8 f(x−h) + 8 f(x+h) − f(x+2h)] / 12h,      error ≈ h⁴ f⁽⁵⁾/30,
+
+with h = ε^(1/5)·max(1, |x|) ≈ 7.4e-4·max(1, |x|) (ε = 2.2e-16 the float64 machine
+epsilon: it balances truncation h⁴ against rounding ε|f|/h). A loss with kinks (relu)
+uses the second-order stencil [f(x+h) − f(x−h)] / 2h with h = ε^(1/3)·max(1, |x|)
+≈ 6.1e-6·max(1, |x|), small enough that a kink is rarely inside [x−2h, x+2h].
+
+Each element also gets an error estimate, |D(h) − D(2h)| + 4ε·|f|/h, which the
+comparison adds to its tolerance: finite differences can only vouch for a gradient
+down to that size. Taps are differentiated the same way, by perturbing the tapped value.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import Backend
+from harness.ops import Ops
+from harness.result import Result
+
+EPS = float(np.finfo(np.float64).eps)
+SMOOTH_STEP = EPS ** (1 / 5)
+KINK_STEP = EPS ** (1 / 3)
+
+
+class NumpyOps(Ops):
+    """Forward-only ``ops`` on float64 numpy arrays; a tap adds ``perturb[name]``."""
+
+    name = "numeric"
+
+    def __init__(self, perturb: dict[str, np.ndarray] | None = None) -> None:
+        super().__init__()
+        self.perturb = perturb or {}
+        self.values: dict[str, list[np.ndarray]] = {}  # what each tap saw, per step
+
+    def _watch(self, name, x, step):
+        x = np.asarray(x, dtype=np.float64)
+        self.values.setdefault(name, []).append(x)
+        if name not in self.perturb:
+            return x
+        return x + (self.perturb[name] if step is None else self.perturb[name][step])
+
+    tanh = staticmethod(np.tanh)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+
+    @staticmethod
+    def sigmoid(x):
+        return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))  # σ(x) = (1 + tanh(x/2)) / 2
+
+    @staticmethod
+    def relu(x):
+        return np.where(np.asarray(x) > 0, x, 0.0)
+
+    @staticmethod
+    def sum(x, axis=None, keepdims=False):
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def mean(x, axis=None, keepdims=False):
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def logsumexp(x, axis=None, keepdims=False):
+        m = np.max(x, axis=axis, keepdims=True)
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    @staticmethod
+    def reshape(x, shape):
+        return np.reshape(x, shape)
+
+    @staticmethod
+    def transpose(x, axes=None):
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def concatenate(xs, axis=0):
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def stack(xs, axis=0):
+        return np.stack(xs, axis=axis)
+
+    def softmax_cross_entropy(self, logits, labels):
+        z = logits - self.logsumexp(logits, axis=-1, keepdims=True)
+        return -np.mean(z[np.arange(len(labels)), labels])
+
+
+def _stencil(f: Any, smooth: bool, h: float) -> tuple[float, float]:
+    """(D(h), error estimate) for the directional function f(t) around t = 0."""
+    if smooth:
+        fp1, fm1, fp2, fm2, fp4, fm4 = (f(s * h) for s in (1, -1, 2, -2, 4, -4))
+        d_h = (fm2 - 8 * fm1 + 8 * fp1 - fp2) / (12 * h)
+        d_2h = (fm4 - 8 * fm2 + 8 * fp2 - fp4) / (24 * h)
+    else:
+        fp1, fm1, fp2, fm2 = (f(s * h) for s in (1, -1, 2, -2))
+        d_h = (fp1 - fm1) / (2 * h)
+        d_2h = (fp2 - fm2) / (4 * h)
+    return d_h, abs(d_h - d_2h)
+
+
+class NumericBackend(Backend):
+    name = "numeric"
+    kind = "numeric"
+
+    def run(self, case, params, inputs, dtype):
+        P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        X = {
+            k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v
+            for k, v in inputs.items()
+        }
+        start = time.perf_counter()
+        probe = NumpyOps()
+        loss = float(case.loss(probe, P, X))
+        base_step = SMOOTH_STEP if case.smooth else KINK_STEP
+        rounding = 4 * EPS * max(abs(loss), np.finfo(np.float64).tiny)
+
+        def differentiate(value: np.ndarray, evaluate) -> tuple[np.ndarray, np.ndarray]:
+            grad, err = np.zeros(value.shape), np.zeros(value.shape)
+            for i in np.ndindex(value.shape):
+                h = base_step * max(1.0, abs(float(value[i])))
+                grad[i], err[i] = _stencil(lambda t, i=i: evaluate(i, t), case.smooth, h)
+                err[i] += rounding / h
+            return grad, err
+
+        grads, unc = {}, {}
+        for name, value in P.items():
+
+            def evaluate(i, t, name=name, value=value):
+                moved = value.copy()
+                moved[i] += t
+                return float(case.loss(NumpyOps(), {**P, name: moved}, X))
+
+            grads[name], unc[("param", name)] = differentiate(value, evaluate)
+
+        taps = {}
+        for name, seen in probe.values.items():
+            value = seen[0] if probe.tap_steps[name] is None else np.stack(seen)
+
+            def evaluate(i, t, name=name, shape=value.shape):
+                delta = np.zeros(shape)
+                delta[i] = t
+                return float(case.loss(NumpyOps({name: delta}), P, X))
+
+            taps[name], unc[("tap", name)] = differentiate(value, evaluate)
+
+        unc[("loss", "loss")] = np.asarray(rounding)
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,  # the run's dtype; the arithmetic here is always float64
+            loss=loss,
+            grads=grads,
+            taps=taps,
+            tap_steps=dict(probe.tap_steps),
+            uncertainty=unc,
+            seconds=time.perf_counter() - start,
+            mode="elementwise",
+        )

@@ -1,0 +1,78 @@
+"""The ``reference`` backend: the hand-written numpy tape in ``reference/``."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import reference as R
+from harness.backends.base import Backend
+from harness.ops import Ops
+from harness.result import Result
+
+
+class ReferenceOps(Ops):
+    """``ops`` on reference Tensors. A tap is an identity node whose gradient is kept."""
+
+    name = "reference"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: dict[str, list[R.Tensor]] = {}
+
+    def _watch(self, name, x, step):
+        x = R.engine.as_tensor(x)
+        watched = R.apply("add", x, 0) if x.requires_grad else R.Tensor(x.value, requires_grad=True)
+        self.watched.setdefault(name, []).append(watched.retain_grad())
+        return watched
+
+    tanh = staticmethod(R.tanh)
+    sigmoid = staticmethod(R.sigmoid)
+    relu = staticmethod(R.relu)
+    exp = staticmethod(R.exp)
+    log = staticmethod(R.log)
+    sum = staticmethod(R.sum)
+    mean = staticmethod(R.mean)
+    logsumexp = staticmethod(R.logsumexp)
+    reshape = staticmethod(R.reshape)
+    transpose = staticmethod(R.transpose)
+    concatenate = staticmethod(R.concatenate)
+    stack = staticmethod(R.stack)
+    softmax_cross_entropy = staticmethod(R.softmax_cross_entropy)
+
+
+def collect_taps(ops: Ops, watched: dict[str, list], grad_of) -> dict[str, np.ndarray]:
+    """dL/d(tap) per name; a tap inside a scan is stacked along a leading step axis."""
+    taps = {}
+    for name, values in watched.items():
+        grads = [grad_of(v) for v in values]
+        taps[name] = grads[0] if ops.tap_steps[name] is None else np.stack(grads)
+    return taps
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+
+    def run(self, case, params, inputs, dtype):
+        ops = ReferenceOps()
+        P = {k: R.Tensor(v, requires_grad=True) for k, v in params.items()}
+        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        loss = R.engine.as_tensor(case.loss(ops, P, X))
+        loss.backward()
+        seconds = time.perf_counter() - start
+
+        def grad_of(t: R.Tensor) -> np.ndarray:
+            return np.zeros_like(t.value) if t.grad is None else t.grad
+
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            loss=float(loss.value),
+            grads={k: grad_of(t) for k, t in P.items()},
+            taps=collect_taps(ops, ops.watched, grad_of),
+            tap_steps=dict(ops.tap_steps),
+            seconds=seconds,
+        )

@@ -1,0 +1,115 @@
+"""The ``torch`` backend: PyTorch autograd (``torch.autograd.grad``), imported lazily."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from harness.backends.base import Backend, BackendUnavailable
+from harness.backends.reference_tape import collect_taps
+from harness.ops import Ops
+from harness.result import Result
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise BackendUnavailable(
+            f"the torch backend needs PyTorch ({e}); install it with "
+            "`pip install torch` (see README for the CPU build)"
+        ) from None
+    return torch
+
+
+def _dims(x, axis):
+    return tuple(range(x.ndim)) if axis is None else axis
+
+
+class TorchOps(Ops):
+    """``ops`` on torch tensors. A tap is a clone whose gradient autograd.grad reports."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.torch = _torch()
+        self.watched: dict[str, list] = {}
+
+    def _watch(self, name, x, step):
+        t = self.torch
+        x = x if isinstance(x, t.Tensor) else t.as_tensor(x)
+        watched = x.clone() if x.requires_grad else x.detach().clone().requires_grad_(True)
+        self.watched.setdefault(name, []).append(watched)
+        return watched
+
+    def tanh(self, x):
+        return self.torch.tanh(x)
+
+    def sigmoid(self, x):
+        return self.torch.sigmoid(x)
+
+    def relu(self, x):
+        return self.torch.relu(x)
+
+    def exp(self, x):
+        return self.torch.exp(x)
+
+    def log(self, x):
+        return self.torch.log(x)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self.torch.sum(x, dim=_dims(x, axis), keepdim=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        return self.torch.mean(x, dim=_dims(x, axis), keepdim=keepdims)
+
+    def logsumexp(self, x, axis=None, keepdims=False):
+        return self.torch.logsumexp(x, dim=_dims(x, axis), keepdim=keepdims)
+
+    def reshape(self, x, shape):
+        return self.torch.reshape(x, shape)
+
+    def transpose(self, x, axes=None):
+        return x.permute(*(axes if axes is not None else reversed(range(x.ndim))))
+
+    def concatenate(self, xs, axis=0):
+        return self.torch.cat(list(xs), dim=axis)
+
+    def stack(self, xs, axis=0):
+        return self.torch.stack(list(xs), dim=axis)
+
+    def softmax_cross_entropy(self, logits, labels):
+        return self.torch.nn.functional.cross_entropy(logits, labels)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def run(self, case, params, inputs, dtype):
+        ops = TorchOps()
+        torch = ops.torch
+        P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+        X = {k: torch.tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        loss = case.loss(ops, P, X)
+        watched = [v for values in ops.watched.values() for v in values]
+        grads = torch.autograd.grad(loss, [*P.values(), *watched], allow_unused=True)
+        seconds = time.perf_counter() - start
+        by_id = {id(v): g for v, g in zip([*P.values(), *watched], grads, strict=True)}
+
+        def grad_of(v) -> np.ndarray:
+            g = by_id[id(v)]
+            return np.zeros(tuple(v.shape), dtype) if g is None else g.detach().numpy()
+
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            loss=float(loss.detach()),
+            grads={k: grad_of(v) for k, v in P.items()},
+            taps=collect_taps(ops, ops.watched, grad_of),
+            tap_steps=dict(ops.tap_steps),
+            seconds=seconds,
+        )

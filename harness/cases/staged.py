@@ -1,0 +1,206 @@
+"""Staged functions: the chain rule card's examples, and the graph shapes backprop must get right."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.cases.base import Case, register
+
+
+@register
+class AffineSquare(Case):
+    """The card's first example, elementwise over a vector x of n values.
+
+    u = 3x + 1,   y = u²,   L = Σ_i y_i.
+    Closed form: dL/dx = dy/du · du/dx = 2u · 3;  dL/du = 2u.
+    """
+
+    name, family = "card_affine_square", "staged"
+    options = {"n": 5}
+
+    def setup(self, rng):
+        return {"x": rng.standard_normal(self.n)}, {}
+
+    def loss(self, ops, p, inputs):
+        u = ops.tap("u", 3 * p["x"] + 1)
+        return ops.sum(u**2)
+
+
+@register
+class SigmoidUnit(Case):
+    """The card's second example: one sigmoid unit over a batch, squared error.
+
+    a = X w + b   (X: N×D, w: D, b: scalar),   z = σ(a),   L = (1/2N) Σ_n (z_n − t_n)².
+    Closed form: dL/dz = (z − t)/N,  dL/dw = Xᵀ (dL/dz · z(1 − z)),  dL/db = Σ_n dL/dz_n · z_n(1 − z_n).
+    """
+
+    name, family = "card_sigmoid_unit", "staged"
+    options = {"N": 8, "D": 3}
+
+    def setup(self, rng):
+        params = {"w": rng.standard_normal(self.D), "b": rng.standard_normal(())}
+        inputs = {"X": rng.standard_normal((self.N, self.D)), "t": rng.uniform(0, 1, self.N)}
+        return params, inputs
+
+    def loss(self, ops, p, x):
+        a = ops.tap("a", x["X"] @ p["w"] + p["b"])
+        z = ops.tap("z", ops.sigmoid(a))
+        return ops.sum((z - x["t"]) ** 2) / (2 * self.N)
+
+
+@register
+class DeepChain(Case):
+    """A deep composition: a vector s passes through K stages, four kinds in turn.
+
+    s_0 = x;  for k = 0..K−1 with scalars a_k, c_k:
+      k mod 4 = 0:  s_{k+1} = tanh(a_k s_k + c_k)
+      k mod 4 = 1:  s_{k+1} = s_k + a_k σ(s_k + c_k)
+      k mod 4 = 2:  s_{k+1} = log(1 + exp(a_k s_k + c_k))           (softplus)
+      k mod 4 = 3:  s_{k+1} = (a_k s_k + c_k) / (1 + s_k²)
+    L = Σ_i s_K,i².  Every s_k is tapped as ``s{k}``; dL/ds_k is a product of k-many
+    local derivatives, so an error in any one stage shows from that stage down.
+    """
+
+    name, family = "deep_chain", "staged"
+    options = {"K": 24, "n": 6}
+
+    def setup(self, rng):
+        params = {
+            "x": rng.standard_normal(self.n),
+            "a": rng.uniform(0.8, 1.6, self.K),
+            "c": rng.uniform(-0.3, 0.3, self.K),
+        }
+        return params, {}
+
+    def loss(self, ops, p, inputs):
+        s = ops.tap("s0", p["x"])
+        for k in range(self.K):
+            a, c = p["a"][k], p["c"][k]
+            if k % 4 == 0:
+                s = ops.tanh(a * s + c)
+            elif k % 4 == 1:
+                s = s + a * ops.sigmoid(s + c)
+            elif k % 4 == 2:
+                s = ops.log(1 + ops.exp(a * s + c))
+            else:
+                s = (a * s + c) / (1 + s * s)
+            s = ops.tap(f"s{k + 1}", s)
+        return ops.sum(s * s)
+
+
+@register
+class FanOutFanIn(Case):
+    """One variable reaching the loss along several paths, which must be added.
+
+    p1 = x ⊙ y,  p2 = tanh(x),  p3 = x³,  q = p1 ⊙ p2 + p3 + x,   L = Σ_i q_i · exp(x_i / 4).
+    x reaches L along five paths (through p1, p2, p3, directly into q, and the
+    exp(x/4) factor); dL/dx is the sum of all five contributions.
+    """
+
+    name, family = "fan_out_fan_in", "staged"
+    options = {"n": 7}
+
+    def setup(self, rng):
+        return {"x": rng.standard_normal(self.n), "y": rng.standard_normal(self.n)}, {}
+
+    def loss(self, ops, p, inputs):
+        x = p["x"]
+        p1 = ops.tap("p1", x * p["y"])
+        p2 = ops.tap("p2", ops.tanh(x))
+        p3 = ops.tap("p3", x**3)
+        q = ops.tap("q", p1 * p2 + p3 + x)
+        return ops.sum(q * ops.exp(x / 4))
+
+
+@register
+class BiasBroadcast(Case):
+    """A bias broadcast over a batch, and a per-row scale broadcast over columns.
+
+    Y = tanh(X W + b) ⊙ s,   X: N×D,  W: D×H,  b: H (added to every row),  s: N×1,
+    L = mean(Y²).  dL/db = Σ_n dL/d(XW + b)_n: broadcasting forward is summing backward.
+    """
+
+    name, family = "bias_broadcast", "staged"
+    options = {"N": 6, "D": 4, "H": 3}
+
+    def setup(self, rng):
+        params = {
+            "W": rng.standard_normal((self.D, self.H)) / np.sqrt(self.D),
+            "b": rng.standard_normal(self.H),
+            "s": rng.standard_normal((self.N, 1)),
+        }
+        return params, {"X": rng.standard_normal((self.N, self.D))}
+
+    def loss(self, ops, p, x):
+        a = ops.tap("a", x["X"] @ p["W"] + p["b"])
+        y = ops.tanh(a) * p["s"]
+        return ops.mean(y * y)
+
+
+@register
+class SoftmaxXent(Case):
+    """Softmax cross-entropy over a batch: a linear classifier.
+
+    Z = X W + b  (N×C),   L = −(1/N) Σ_n log softmax(Z_n)[y_n].
+    dL/dZ_n = (softmax(Z_n) − onehot(y_n)) / N.
+    """
+
+    name, family = "softmax_xent", "staged"
+    options = {"N": 8, "D": 5, "C": 4}
+
+    def setup(self, rng):
+        params = {"W": rng.standard_normal((self.D, self.C)), "b": rng.standard_normal(self.C)}
+        inputs = {"X": rng.standard_normal((self.N, self.D)), "y": rng.integers(0, self.C, self.N)}
+        return params, inputs
+
+    def loss(self, ops, p, x):
+        z = ops.tap("Z", x["X"] @ p["W"] + p["b"])
+        return ops.softmax_cross_entropy(z, x["y"])
+
+
+@register
+class EveryPrimitive(Case):
+    """One function through every primitive (N×D input, all shapes small).
+
+    A = X W + b;   B = relu(A) − σ(A) ⊙ c;   E = exp(−B²) / (1 + B²);
+    F = [tanh(B), log(1 + E)]  (concatenated along columns, N×2H);
+    G = reshape(Fᵀ, (N, 2H));   S = G[:, ::2]  (the even columns, N×H);
+    m = mean(S, axis=0)  (H);   r = sum(S, axis=1)  (N);
+    L = Σ_j m_j² + mean(r)³ − logsumexp(r) + xent(G, y) + (−Σ_j b_j) / 2,
+    xent(G, y) = −(1/N) Σ_n log softmax(G_n)[y_n].
+    Uses add, sub, mul, div, neg, pow, matmul, exp, log, tanh, sigmoid, relu, sum, mean,
+    reshape, transpose, slicing, concatenate, logsumexp and softmax cross-entropy.
+    """
+
+    name, family = "every_primitive", "staged"
+    options = {"N": 4, "D": 3, "H": 5}
+    smooth = False  # relu
+
+    def setup(self, rng):
+        params = {
+            "W": rng.standard_normal((self.D, self.H)),
+            "b": rng.standard_normal(self.H),
+            "c": rng.uniform(0.5, 1.5, self.H),
+        }
+        inputs = {
+            "X": rng.standard_normal((self.N, self.D)),
+            "y": rng.integers(0, 2 * self.H, self.N),
+        }
+        return params, inputs
+
+    def loss(self, ops, p, x):
+        a = ops.tap("A", x["X"] @ p["W"] + p["b"])
+        b = ops.tap("B", ops.relu(a) - ops.sigmoid(a) * p["c"])
+        e = ops.exp(-(b**2)) / (1 + b**2)
+        f = ops.tap("F", ops.concatenate([ops.tanh(b), ops.log(1 + e)], axis=1))
+        g = ops.reshape(ops.transpose(f), (self.N, 2 * self.H))
+        s = g[:, ::2]
+        m = ops.mean(s, axis=0)
+        r = ops.sum(s, axis=1)
+        return (
+            ops.sum(m * m)
+            + ops.mean(r) ** 3
+            - ops.logsumexp(r)
+            + ops.softmax_cross_entropy(g, x["y"])
+            + -ops.sum(p["b"]) / 2
+        )

@@ -1,0 +1,234 @@
+"""Comparison: Results in, tidy tables out. Nothing here runs a backend.
+
+- ``agreement``: one row per case × tensor × backend, against a baseline backend;
+- ``runs``: one row per case × backend (status, timings, mode, error);
+- ``magnitudes``: one row per case × backend × tap × step (the gradient norm).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.result import Result
+from harness.tolerances import Tolerance, tolerance_for
+
+AGREEMENT_COLUMNS = [
+    "case", "kind", "tensor", "backend", "baseline", "dtype", "shape",
+    "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
+    "worst_expected", "n_bad", "n_elements", "bad_steps", "rtol", "atol", "ok",
+    "odd_one_out", "error",
+]  # fmt: skip
+
+
+def kind_of(result: Result) -> str:
+    return "autodiff" if result.mode == "autodiff" else "numeric"
+
+
+def _ranges(steps: np.ndarray) -> str:
+    """[0 1 2 3 7 8] -> '0-3,7-8'."""
+    parts, start = [], None
+    for i, s in enumerate(steps):
+        if start is None:
+            start = s
+        if i + 1 == len(steps) or steps[i + 1] != s + 1:
+            parts.append(f"{start}" if start == s else f"{start}-{s}")
+            start = None
+    return ",".join(parts)
+
+
+def compare_arrays(
+    got: Any,
+    expected: Any,
+    tol: Tolerance,
+    dtype: str = "float64",
+    uncertainty: Any = None,
+    stepped: bool = False,
+) -> dict[str, Any]:
+    """Agreement metrics of ``got`` against ``expected`` (see ``harness.tolerances``).
+
+    max_rel_err = max_i |a_i − b_i| / max(|b_i|, ε·s) — relative error, with |b_i| floored
+    at ε·s so that an exact zero in b does not make it infinite; rel_l2_err = ‖a − b‖/‖b‖;
+    cosine = ⟨a, b⟩/(‖a‖‖b‖). ``stepped``: axis 0 indexes unroll steps, and each step is
+    judged against its own scale.
+    """
+    a = np.asarray(got, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        return {"ok": False, "error": f"shape {a.shape} where {b.shape} was expected"}
+    tiny = float(np.finfo(dtype).tiny)
+    eps = float(np.finfo(dtype).eps)
+    abs_b = np.abs(b)
+    if stepped and b.ndim > 1:
+        scale = np.max(abs_b, axis=tuple(range(1, b.ndim)), keepdims=True)
+    else:
+        scale = np.max(abs_b, initial=0.0)
+    scale = np.maximum(scale, tiny)
+    diff = np.abs(a - b)
+    allowed = tol.rtol * abs_b + tol.atol * scale
+    if uncertainty is not None:
+        allowed = allowed + np.asarray(uncertainty, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(a) & np.isfinite(b), diff / allowed, np.inf)
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+        rel = diff / np.maximum(abs_b, eps * scale)
+    bad = ratio > 1
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if norm_b > 0:
+        rel_l2 = float(np.linalg.norm(a - b)) / norm_b
+    else:
+        rel_l2 = 0.0 if norm_a == 0 else math.inf
+    if norm_a > 0 and norm_b > 0:
+        cosine = float(np.dot(a.ravel(), b.ravel())) / (norm_a * norm_b)
+    else:
+        cosine = 1.0 if norm_a == norm_b else 0.0
+    bad_steps = ""
+    if stepped and b.ndim >= 1 and bad.any():
+        bad_steps = _ranges(np.flatnonzero(bad.reshape(len(b), -1).any(axis=1)))
+    return {
+        "max_abs_err": float(np.max(diff, initial=0.0)),
+        "max_rel_err": float(np.max(rel, initial=0.0)),
+        "rel_l2_err": rel_l2,
+        "cosine": cosine,
+        "worst_index": str(tuple(int(i) for i in worst)),
+        "worst_got": float(a[worst]) if a.size else math.nan,
+        "worst_expected": float(b[worst]) if b.size else math.nan,
+        "n_bad": int(bad.sum()),
+        "n_elements": int(b.size),
+        "bad_steps": bad_steps,
+        "ok": bool(not bad.any()),
+        "error": "",
+    }
+
+
+def _pick_baseline(results: list[Result], baseline: str) -> Result | None:
+    by_name = {r.backend: r for r in results}
+    if baseline in by_name and by_name[baseline].ok:
+        return by_name[baseline]
+    usable = [r for r in results if r.ok]
+    return next((r for r in usable if kind_of(r) == "autodiff"), usable[0] if usable else None)
+
+
+def _pair(x: Result, y: Result, key, tolerances) -> dict[str, Any]:
+    """Compare tensor ``key`` of x against y (y as the expected side)."""
+    tol = tolerance_for(kind_of(x), kind_of(y), y.dtype, tolerances)
+    got, expected = x.tensors().get(key), y.tensors().get(key)
+    if got is None:
+        return {"ok": False, "error": f"{x.backend} returned no {key[0]} {key[1]!r}"}
+    unc = x.uncertainty.get(key)
+    if unc is None:
+        unc = y.uncertainty.get(key)
+    stepped = key[0] == "tap" and y.tap_steps.get(key[1]) is not None
+    out = compare_arrays(got, expected, tol, y.dtype, unc, stepped)
+    out.update(rtol=tol.rtol, atol=tol.atol)
+    return out
+
+
+def _odd_one_out(results: list[Result], key, tolerances) -> str:
+    """With three or more backends: the one that disagrees with every other while all
+    the others agree among themselves ("" if there is no such single backend)."""
+    have = [r for r in results if r.ok and key in r.tensors()]
+    if len(have) < 3:
+        return ""
+    ok = {
+        (x.backend, y.backend): _pair(x, y, key, tolerances)["ok"] for x, y in combinations(have, 2)
+    }
+    for suspect in have:
+        against = [v for (p, q), v in ok.items() if suspect.backend in (p, q)]
+        others = [v for (p, q), v in ok.items() if suspect.backend not in (p, q)]
+        if not any(against) and all(others):
+            return suspect.backend
+    return ""
+
+
+def agreement(
+    results: list[Result], baseline: str = "torch", tolerances: dict | None = None
+) -> pd.DataFrame:
+    """One row per case × tensor × backend (other than the baseline), in a stable order."""
+    rows = []
+    for case in dict.fromkeys(r.case for r in results):
+        group = [r for r in results if r.case == case and r.skipped is None]
+        base = _pick_baseline(group, baseline)
+        if base is None:
+            for r in group:
+                rows.append({"case": case, "kind": "loss", "tensor": "loss", "backend": r.backend,
+                             "baseline": baseline, "dtype": r.dtype, "ok": False,
+                             "error": f"no backend succeeded; {r.backend}: {r.error}"})  # fmt: skip
+            continue
+        keys = list(base.tensors())
+        odd = {key: _odd_one_out(group, key, tolerances) for key in keys}
+        for r in group:
+            if r is base:
+                continue
+            extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
+            for key in keys + extra:
+                row = {"case": case, "kind": key[0], "tensor": key[1], "backend": r.backend,
+                       "baseline": base.backend, "dtype": base.dtype,
+                       "shape": str(tuple(np.shape(base.tensors().get(key, r.tensors().get(key))))),
+                       "odd_one_out": odd.get(key, "")}  # fmt: skip
+                if not r.ok:
+                    row.update(ok=False, error=f"{r.backend} failed: {r.error}")
+                elif key in extra:
+                    row.update(ok=False, error=f"{r.backend} returned an extra {key[0]} {key[1]!r}")
+                else:
+                    row.update(_pair(r, base, key, tolerances))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+
+
+RUN_COLUMNS = [
+    "case",
+    "backend",
+    "dtype",
+    "status",
+    "mode",
+    "loss",
+    "seconds",
+    "compile_seconds",
+    "error",
+]
+
+
+def runs(results: list[Result]) -> pd.DataFrame:
+    """One row per case × backend: did it run, how long it took, and why it failed."""
+    rows = [
+        {
+            "case": r.case,
+            "backend": r.backend,
+            "dtype": r.dtype,
+            "status": "failed" if r.error else "skipped" if r.skipped else "ok",
+            "mode": r.mode,
+            "loss": r.loss,
+            "seconds": r.seconds,
+            "compile_seconds": r.compile_seconds,
+            "error": r.error or r.skipped or "",
+        }  # fmt: skip
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+MAGNITUDE_COLUMNS = ["case", "backend", "tap", "step", "norm"]
+
+
+def magnitudes(results: list[Result]) -> pd.DataFrame:
+    """One row per case × backend × tap × step: ‖dL/d(tap)‖₂ (step 0..T−1; −1 outside a scan).
+
+    Exact zeros (a gradient that underflowed) stay 0.0; plots and ratios must expect them.
+    """
+    rows = []
+    for r in results:
+        if not r.ok:
+            continue
+        for name, g in r.taps.items():
+            if r.tap_steps.get(name) is None:
+                rows.append((r.case, r.backend, name, -1, float(np.linalg.norm(g))))
+            else:
+                norms = np.linalg.norm(np.reshape(g, (len(g), -1)), axis=1)
+                rows += [(r.case, r.backend, name, t, float(n)) for t, n in enumerate(norms)]
+    return pd.DataFrame(rows, columns=MAGNITUDE_COLUMNS)

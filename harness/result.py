@@ -1,0 +1,45 @@
+"""What a backend returns: plain numpy data, nothing framework-specific."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    """One backend's answer for one case.
+
+    ``grads`` holds dL/dθ per parameter; ``taps`` holds dL/dv per tapped value, stacked
+    along a leading step axis for taps made inside a scan (``tap_steps[name]`` = T,
+    ``None`` for a tap outside any scan). ``uncertainty`` (finite differences only) is an
+    estimated bound on the error of each element, keyed like ``tensors()``. ``error`` is set when the backend
+    failed on the case; ``skipped`` when the backend does not apply to it.
+    """
+
+    case: str
+    backend: str
+    dtype: str
+    loss: float = math.nan
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+    taps: dict[str, np.ndarray] = field(default_factory=dict)
+    tap_steps: dict[str, int | None] = field(default_factory=dict)
+    uncertainty: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    seconds: float = math.nan
+    compile_seconds: float = math.nan
+    mode: str = "autodiff"
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.skipped is None
+
+    def tensors(self) -> dict[tuple[str, str], np.ndarray]:
+        """Every compared tensor keyed by (kind, name): the loss, each grad, each tap."""
+        out: dict[tuple[str, str], np.ndarray] = {("loss", "loss"): np.asarray(self.loss)}
+        out.update({("param", k): v for k, v in self.grads.items()})
+        out.update({("tap", k): v for k, v in self.taps.items()})
+        return out

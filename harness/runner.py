@@ -1,0 +1,116 @@
+"""Run cases through backends: Case → Backend → Result, one failure never stopping the rest."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from harness import compare
+from harness.backends import (
+    DEFAULT_BACKENDS,
+    Backend,
+    NotApplicable,
+    UnknownBackend,
+    get_backend,
+)
+from harness.cases import Case, select
+from harness.result import Result
+
+Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
+
+
+def _describe_error(exc: BaseException) -> str:
+    """The exception and the innermost frame it came from, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_case(
+    case: Case, backends: list[Backend | Exception], dtype: str = "float64", seed: int = 0,
+    progress: Progress | None = None, names: list[str] | None = None,
+) -> list[Result]:  # fmt: skip
+    """Every backend on one case. Each gets its own copy of the parameters and inputs,
+    so a backend that writes into its arrays cannot change what the next one sees."""
+    params, inputs = case.build(seed, dtype)
+    results = []
+    for i, backend in enumerate(backends):
+        name = names[i] if names else backend.name
+        if progress:
+            progress(case.label, name)
+        if isinstance(backend, Exception):  # the backend could not even be created
+            results.append(Result(case.label, name, dtype, error=_describe_error(backend)))
+            continue
+        p = {k: v.copy() for k, v in params.items()}
+        x = {k: v.copy() for k, v in inputs.items()}
+        try:
+            results.append(backend.run(case, p, x, dtype))
+        except NotApplicable as e:
+            results.append(Result(case.label, name, dtype, skipped=str(e) or "not applicable"))
+        except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
+            results.append(Result(case.label, name, dtype, error=_describe_error(e)))
+    return results
+
+
+@dataclass
+class Comparison:
+    """Everything one run produced: the raw Results and the tidy tables made from them."""
+
+    results: list[Result]
+    baseline: str
+    agreement: pd.DataFrame = field(init=False)
+    runs: pd.DataFrame = field(init=False)
+    magnitudes: pd.DataFrame = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agreement = compare.agreement(self.results, self.baseline)
+        self.runs = compare.runs(self.results)
+        self.magnitudes = compare.magnitudes(self.results)
+
+    @property
+    def all_agree(self) -> bool:
+        """True when every comparison agreed and no backend failed."""
+        return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
+
+
+def compare_backends(
+    cases: Iterable[Case | str] | None = None,
+    backends: Iterable[str] | None = None,
+    dtype: str = "float64",
+    seed: int = 0,
+    baseline: str = "torch",
+    progress: Progress | None = None,
+) -> Comparison:
+    """Run ``cases`` (Case instances or name patterns; default: the catalog) through
+    ``backends`` (default: reference, torch, jax, numeric) and compare against ``baseline``.
+    """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    names = list(backends or DEFAULT_BACKENDS)
+    instances: list[Backend | Exception] = []
+    for name in names:
+        try:
+            instances.append(get_backend(name))
+        except UnknownBackend:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported per case as a failed cell
+            instances.append(e)
+    results: list[Result] = []
+    for case in resolve_cases(cases):
+        results += run_case(case, instances, dtype, seed, progress, names)
+    return Comparison(results, baseline)
+
+
+def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:
+    """Case instances as given, and name patterns looked up in the catalog (default:
+    the whole default catalog)."""
+    cases = list(cases or [])
+    patterns = [c for c in cases if isinstance(c, str)]
+    chosen = [cls() for cls in select(patterns)] if patterns or not cases else []
+    return chosen + [c for c in cases if isinstance(c, Case)]
+
+
+__all__ = ["Comparison", "compare_backends", "resolve_cases", "run_case"]

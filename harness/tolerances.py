@@ -1,0 +1,51 @@
+"""Tolerances: data, one row per (kind of backend, dtype).
+
+An element of a candidate ``a`` agrees with the baseline ``b`` when
+
+    |a_i − b_i| ≤ rtol·|b_i| + atol·s + u_i
+
+where s is the scale of the baseline tensor (max |b|, taken per step for taps stacked
+over the steps of an unroll, never smaller than the dtype's smallest normal number) and
+u_i is the finite-difference backend's own error estimate (0 for autodiff). The atol
+term is relative to s, never absolute: a gradient whose true size is 1e-20 is judged
+against 1e-20. A pair of backends uses the looser of their two rows.
+
+Why these numbers:
+- autodiff, float64: two exact-derivative implementations differ only by rounding
+  (summation order, a formula written differently): about ε = 2.2e-16 times the
+  condition of the computation. On the catalog we measure ≲ 1e-13 elementwise, and up
+  to ~1e-12 through T = 1000 unrolls; 1e-10 leaves two orders of margin, while a wrong
+  rule (errors of order 1e-2 to 1) is still caught by ten orders.
+- autodiff, float32: ε = 1.2e-7; long products and sums accumulate O(√n·ε) to O(n·ε):
+  rtol 1e-4 and atol 1e-5·s cover the catalog at T ≤ 200.
+- numeric, float64: the stencil's truncation and rounding error is carried by u_i; the
+  rows only absorb what the estimate misses (it is itself an estimate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float  # relative to the tensor's (or the step's) scale s = max |b|
+
+    def __or__(self, other: Tolerance) -> Tolerance:
+        """The looser of two tolerances, element by element."""
+        return Tolerance(max(self.rtol, other.rtol), max(self.atol, other.atol))
+
+
+TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("autodiff", "float64"): Tolerance(rtol=1e-10, atol=1e-10),
+    ("autodiff", "float32"): Tolerance(rtol=1e-4, atol=1e-5),
+    ("numeric", "float64"): Tolerance(rtol=1e-7, atol=1e-8),
+    ("numeric", "float32"): Tolerance(rtol=1e-4, atol=1e-5),
+}
+
+
+def tolerance_for(kind_a: str, kind_b: str, dtype: str, table=None) -> Tolerance:
+    """The tolerance for comparing a backend of ``kind_a`` with one of ``kind_b``."""
+    table = TOLERANCES if table is None else {**TOLERANCES, **table}
+    return table[(kind_a, dtype)] | table[(kind_b, dtype)]

@@ -1,0 +1,154 @@
+"""The primitives: each operation's forward and its vector-Jacobian product, side by side.
+
+A rule is ``Rule(forward, vjp)``. ``forward(*values, **constants)`` computes the answer
+from numpy arrays; ``vjp(g, ans, *values, **constants)`` receives the gradient ``g`` of
+the loss with respect to the answer and returns one gradient per input, in order:
+
+    vjp_i(g) = g · ∂ans/∂input_i        (a row vector times the local Jacobian)
+
+Rules marked ``broadcasts=True`` may return a gradient in the broadcast shape of the
+answer; the engine sums it back to the input's shape in one helper (``unbroadcast``).
+Every other rule must return exactly its input's shape, and the engine checks that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Rule:
+    forward: Callable[..., np.ndarray]
+    vjp: Callable[..., tuple[np.ndarray, ...]]
+    broadcasts: bool = False
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1 / (1 + e^{-x}), evaluated without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _logsumexp(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:
+    """log Σ e^{x}, shifted by the maximum so that no term overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _keep(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    """Reinsert the reduced axes into ``g`` so it broadcasts against ``x``."""
+    if keepdims:
+        return g
+    if axis is None:
+        return np.reshape(g, (1,) * x.ndim)
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    return np.expand_dims(g, tuple(a % x.ndim for a in axes))
+
+
+def _count(x: np.ndarray, axis) -> int:
+    if axis is None:
+        return x.size
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    return int(np.prod([x.shape[a] for a in axes]))
+
+
+def _matmul_vjp(g, ans, x, y):
+    """ans = x @ y.  dx = g @ yᵀ, dy = xᵀ @ g (1-D operands promoted as numpy does)."""
+    if x.ndim == 1 and y.ndim == 1:
+        return g * y, g * x
+    if x.ndim == 1:  # (n,) @ (..., n, m) -> (..., m)
+        return (y @ g[..., None])[..., 0], x[:, None] * g[..., None, :]
+    if y.ndim == 1:  # (..., m, n) @ (n,) -> (..., m)
+        return g[..., None] * y, (np.swapaxes(x, -1, -2) @ g[..., None])[..., 0]
+    return g @ np.swapaxes(y, -1, -2), np.swapaxes(x, -1, -2) @ g
+
+
+def _getitem_vjp(g, ans, x, index):
+    """ans = x[index]: scatter g back, adding where an index repeats."""
+    dx = np.zeros_like(x)
+    np.add.at(dx, index, g)
+    return (dx,)
+
+
+def _split(g, *xs, axis=0):
+    """The VJP of concatenate: cut g back into the pieces' sizes along ``axis``."""
+    cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    return tuple(np.split(g, cuts, axis=axis))
+
+
+def _unstack(g, *xs, axis=0):
+    return tuple(np.take(g, i, axis=axis) for i in range(len(xs)))
+
+
+def _softmax_xent(logits, labels):
+    """L = -(1/N) Σ_n log softmax(z_n)[y_n] for logits z of shape (N, C), integer labels y."""
+    n = logits.shape[0]
+    log_p = logits - _logsumexp(logits, axis=-1, keepdims=True)
+    return -np.sum(log_p[np.arange(n), labels]) / n
+
+
+def _softmax_xent_vjp(g, ans, logits, labels):
+    """dL/dz_n = (softmax(z_n) - onehot(y_n)) / N."""
+    n = logits.shape[0]
+    p = np.exp(logits - _logsumexp(logits, axis=-1, keepdims=True))
+    p[np.arange(n), labels] -= 1
+    return (g * p / n,)
+
+
+def _inverse(axes):
+    return None if axes is None else tuple(np.argsort(axes))
+
+
+# One line per primitive: forward, then its VJP (g, ans, *inputs, **constants) -> grads.
+RULES: dict[str, Rule] = {
+    "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True),
+    "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True),
+    "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True),
+    "div": Rule(np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True),
+    "neg": Rule(np.negative, lambda g, ans, x: (-g,)),
+    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),)),
+    "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True),
+    "exp": Rule(np.exp, lambda g, ans, x: (g * ans,)),
+    "log": Rule(np.log, lambda g, ans, x: (g / x,)),
+    "tanh": Rule(np.tanh, lambda g, ans, x: (g * (1 - ans * ans),)),
+    "sigmoid": Rule(_sigmoid, lambda g, ans, x: (g * ans * (1 - ans),)),
+    "relu": Rule(lambda x: np.maximum(x, 0), lambda g, ans, x: (g * (x > 0),)),
+    "sum": Rule(
+        lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+        lambda g, ans, x, axis=None, keepdims=False: (
+            np.broadcast_to(_keep(g, x, axis, keepdims), x.shape).copy(),
+        ),
+    ),
+    "mean": Rule(
+        lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+        lambda g, ans, x, axis=None, keepdims=False: (
+            np.broadcast_to(_keep(g, x, axis, keepdims) / _count(x, axis), x.shape).copy(),
+        ),
+    ),
+    "reshape": Rule(np.reshape, lambda g, ans, x, shape: (np.reshape(g, x.shape),)),
+    "transpose": Rule(
+        lambda x, axes=None: np.transpose(x, axes),
+        lambda g, ans, x, axes=None: (np.transpose(g, _inverse(axes)),),
+    ),
+    "getitem": Rule(lambda x, index: x[index], _getitem_vjp),
+    "concatenate": Rule(
+        lambda *xs, axis=0: np.concatenate(xs, axis=axis),
+        lambda g, ans, *xs, axis=0: _split(g, *xs, axis=axis),
+    ),
+    "stack": Rule(
+        lambda *xs, axis=0: np.stack(xs, axis=axis),
+        lambda g, ans, *xs, axis=0: _unstack(g, *xs, axis=axis),
+    ),
+    "logsumexp": Rule(
+        _logsumexp,
+        lambda g, ans, x, axis=None, keepdims=False: (
+            _keep(g, x, axis, keepdims) * np.exp(x - _keep(ans, x, axis, keepdims)),
+        ),
+    ),
+    "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp),
+}
