@@ -172,6 +172,9 @@ def parser() -> argparse.ArgumentParser:
     _add_selection(p)
     p.add_argument("--csv", metavar="FILE", help="also write the tidy agreement table")
     p.set_defaults(func=cmd_run)
+    # (issue 4) report command: added here
+    # (issue 5) validate and selftest commands: added here
+    # (issue 6) bench command: added here
     return ap
 
 
