@@ -49,7 +49,7 @@ def _shape_line(arrays: dict[str, np.ndarray]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
-    for cls in CATALOG.values():
+    for cls in select(None, include_slow=True):
         case = cls()
         params, _ = case.build(0)
         rows.append({

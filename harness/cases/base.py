@@ -16,6 +16,7 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 
 CATALOG: dict[str, type[Case]] = {}
+FAMILIES = ["staged", "mlp", "elman", "lstm", "gru"]  # the order cases are listed and run in
 
 
 class CaseError(ValueError):
@@ -101,6 +102,9 @@ def register(cls: type[Case]) -> type[Case]:
     """Class decorator: add a case to the catalog under its name."""
     if cls.name in CATALOG:
         raise CaseError(f"two cases are named {cls.name!r}")
+    clashes = [k for k in cls.options if hasattr(cls, k)]
+    if clashes:
+        raise CaseError(f"case {cls.name!r}: options {clashes} hide attributes of the class")
     CATALOG[cls.name] = cls
     return cls
 
@@ -112,7 +116,11 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
     nothing is an error listing what exists.
     """
     if not patterns:
-        return [c for c in CATALOG.values() if include_slow or not c.slow]
+        ordered = sorted(
+            CATALOG.values(),
+            key=lambda c: FAMILIES.index(c.family) if c.family in FAMILIES else len(FAMILIES),
+        )
+        return [c for c in ordered if include_slow or not c.slow]
     chosen: list[type[Case]] = []
     for pattern in patterns:
         hits = (

@@ -57,7 +57,7 @@ class DeepChain(Case):
       k mod 4 = 1:  s_{k+1} = s_k + a_k σ(s_k + c_k)
       k mod 4 = 2:  s_{k+1} = log(1 + exp(a_k s_k + c_k))           (softplus)
       k mod 4 = 3:  s_{k+1} = (a_k s_k + c_k) / (1 + s_k²)
-    L = Σ_i s_K,i².  Every s_k is tapped as ``s{k}``; dL/ds_k is a product of k-many
+    L = Σ_i s_K,i².  Every s_k is tapped as ``s[k]``; dL/ds_k is a product of k-many
     local derivatives, so an error in any one stage shows from that stage down.
     """
 
@@ -73,7 +73,7 @@ class DeepChain(Case):
         return params, {}
 
     def loss(self, ops, p, inputs):
-        s = ops.tap("s0", p["x"])
+        s = ops.tap("s[0]", p["x"])
         for k in range(self.K):
             a, c = p["a"][k], p["c"][k]
             if k % 4 == 0:
@@ -84,7 +84,7 @@ class DeepChain(Case):
                 s = ops.log(1 + ops.exp(a * s + c))
             else:
                 s = (a * s + c) / (1 + s * s)
-            s = ops.tap(f"s{k + 1}", s)
+            s = ops.tap(f"s[{k + 1}]", s)
         return ops.sum(s * s)
 
 

@@ -1,0 +1,115 @@
+"""The ADBench / GradBench LSTM objective, exactly as they define it, on their published input.
+
+Source of the definition: microsoft/ADBench ``src/python/modules/PyTorch/lstm_objective.py``
+(and GradBench ``evals/lstm``); input ``data/lstm/lstm_l2_c1024.txt`` (MIT licence), kept in
+``../shared/data/adbench/`` beside the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.cases.base import Case, CaseError, register
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "adbench"
+
+
+def read_lstm_input(path: Path) -> dict[str, np.ndarray]:
+    """Parse ADBench's LSTM input: a header ``l c b``; 2l rows of main parameters (4b each);
+    3 rows of extra parameters (b each); 2l rows of state (b each); c rows of sequence."""
+    tokens = path.read_text().split()
+    layers, chars, bits = (int(t) for t in tokens[:3])
+    values = np.array(tokens[3:], dtype=np.float64)
+    sizes = [2 * layers * 4 * bits, 3 * bits, 2 * layers * bits, chars * bits]
+    if values.size != sum(sizes):
+        raise CaseError(
+            f"{path}: expected {sum(sizes)} numbers after the header, got {values.size}"
+        )
+    main, extra, state, seq = np.split(values, np.cumsum(sizes)[:-1])
+    return {
+        "main": main.reshape(2 * layers, 4 * bits),
+        "extra": extra.reshape(3, bits),
+        "state": state.reshape(2 * layers, bits),
+        "sequence": seq.reshape(chars, bits),
+    }
+
+
+@register
+class ADBenchLSTM(Case):
+    """ADBench's LSTM objective (l stacked layers, diagonal weights, b bits, c characters).
+
+    Per layer k, with weight row w_k (4b) and bias row β_k (4b), elementwise:
+      [f, i, o, g] = [x, h, x, h] ⊙ w_k + β_k        (four b-wide blocks)
+      c ← c ⊙ σ(f) + σ(i) ⊙ tanh(g);   h ← σ(o) ⊙ tanh(c);   x ← h  (input of the next layer)
+    Predict at step t from x_t: x = x_t ⊙ e_0, run the layers, ŷ = x ⊙ e_1 + e_2 (extra rows e).
+    ŷnorm = ŷ − log(2 + Σ_j exp(ŷ_j))  — ADBench's code writes Python's ``sum(exp(ŷ), 2)``,
+    whose start value 2 is part of the published objective.
+    L = −(1/((c−1)·b)) Σ_{t=0}^{c−2} Σ_j s_{t+1,j} · ŷnorm_{t,j}, with x_0 = s_0, state carried.
+    Parameters: main (2l×4b), extra (3×b). Inputs: state (2l×b), sequence (c×b).
+    ``source="adbench"`` reads the published input l=2, c=1024, b=14 (its tests expect
+    L = 0.66666518); ``source="random"`` draws one of size l, c, b from the seed.
+    Taps: h (the top layer's hidden state, every step).
+    """
+
+    name, family = "adbench_lstm", "lstm"
+    options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
+
+    def setup(self, rng):
+        if self.source == "adbench":
+            path = DATA / "lstm_l2_c1024.txt"
+            if not path.exists():
+                raise CaseError(f"case {self.name!r}: ADBench's input is not at {path}; "
+                                "use --set source=random")  # fmt: skip
+            data = read_lstm_input(path)
+            if (self.l, self.c, self.b) != (2, 1024, 14):
+                data = self._cut(data)
+        elif self.source == "random":
+            l, c, b = self.l, self.c, self.b  # noqa: E741
+            data = {
+                "main": rng.uniform(0, 1, (2 * l, 4 * b)),
+                "extra": rng.uniform(0, 1, (3, b)),
+                "state": rng.uniform(0, 1, (2 * l, b)),
+                "sequence": rng.integers(0, 2, (c, b)).astype(np.float64),
+            }
+        else:
+            raise CaseError(f"case {self.name!r}: source must be 'adbench' or 'random'")
+        params = {"main": data["main"], "extra": data["extra"]}
+        return params, {"state": data["state"], "sequence": data["sequence"]}
+
+    def _cut(self, data):
+        """A prefix of the published input: c ≤ 1024 characters (l and b must stay 2, 14)."""
+        if (self.l, self.b) != (2, 14) or not 2 <= self.c <= 1024:
+            raise CaseError(
+                "source='adbench' has l=2, b=14 and at most c=1024; use source='random'"
+            )
+        return {**data, "sequence": data["sequence"][: self.c]}
+
+    def loss(self, ops, p, x):
+        w, e, b = p["main"], p["extra"], self.b
+        layers = len(x["state"]) // 2
+        init = tuple(x["state"][k] for k in range(2 * layers))
+        seq = x["sequence"]
+
+        def step(state, xy):
+            x_t, target = xy
+            h_in = x_t * e[0]
+            new = []
+            for k in range(layers):
+                h, c = state[2 * k], state[2 * k + 1]
+                gates = ops.concatenate([h_in, h, h_in, h]) * w[2 * k] + w[2 * k + 1]
+                forget, ingate = ops.sigmoid(gates[:b]), ops.sigmoid(gates[b : 2 * b])
+                outgate, change = ops.sigmoid(gates[2 * b : 3 * b]), ops.tanh(gates[3 * b :])
+                c = c * forget + ingate * change
+                h = outgate * ops.tanh(c)
+                if k == layers - 1:
+                    h = ops.tap("h", h)
+                new += [h, c]
+                h_in = h
+            y_hat = h_in * e[1] + e[2]
+            y_norm = y_hat - ops.log(2 + ops.sum(ops.exp(y_hat)))
+            return tuple(new), ops.sum(target * y_norm)
+
+        _, per_step = ops.scan(step, init, (seq[: self.c - 1], seq[1 : self.c]))
+        return -ops.sum(per_step) / ((self.c - 1) * b)
