@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import math
+import re
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.result import Result
+from harness.result import Directional, Result
 from harness.tolerances import Tolerance, tolerance_for
 
 AGREEMENT_COLUMNS = [
@@ -106,17 +107,65 @@ def compare_arrays(
     }
 
 
+def compare_directional(
+    full: Any, probe: Directional, tol: Tolerance, dtype: str = "float64"
+) -> dict[str, Any]:
+    """A full gradient b against directional derivatives d_j ≈ ⟨b, v_j⟩ (unit v_j).
+
+    Direction j agrees when |d_j − ⟨b, v_j⟩| ≤ rtol·|⟨b, v_j⟩| + atol·‖b‖ + err_j: the
+    scale of a projection on a unit vector is ‖b‖. Elementwise metrics (rel_l2_err,
+    cosine) do not exist here and are NaN; worst_index names the direction.
+    """
+    b = np.asarray(full, dtype=np.float64)
+    if probe.directions.shape[1:] != b.shape:
+        return {
+            "ok": False,
+            "error": f"directions of shape {probe.directions.shape[1:]} for a tensor of shape {b.shape}",
+        }
+    expected = probe.directions.reshape(len(probe.values), -1) @ b.ravel()
+    scale = max(float(np.linalg.norm(b)), float(np.finfo(dtype).tiny))
+    diff = np.abs(probe.values - expected)
+    allowed = tol.rtol * np.abs(expected) + tol.atol * scale + probe.errors
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(np.isfinite(probe.values), diff / allowed, np.inf)
+    worst = int(np.argmax(ratio))
+    bad = ratio > 1
+    return {
+        "max_abs_err": float(diff.max()),
+        "max_rel_err": float(
+            np.max(diff / np.maximum(np.abs(expected), np.finfo(dtype).eps * scale))
+        ),
+        "rel_l2_err": math.nan,
+        "cosine": math.nan,
+        "worst_index": f"direction {worst}",
+        "worst_got": float(probe.values[worst]),
+        "worst_expected": float(expected[worst]),
+        "n_bad": int(bad.sum()),
+        "n_elements": len(probe.values),
+        "bad_steps": "",
+        "ok": bool(not bad.any()),
+        "error": "",
+    }
+
+
 def _pick_baseline(results: list[Result], baseline: str) -> Result | None:
     by_name = {r.backend: r for r in results}
-    if baseline in by_name and by_name[baseline].ok:
+    if baseline in by_name and by_name[baseline].ok and not by_name[baseline].directional:
         return by_name[baseline]
-    usable = [r for r in results if r.ok]
+    usable = [r for r in results if r.ok and not r.directional]
     return next((r for r in usable if kind_of(r) == "autodiff"), usable[0] if usable else None)
 
 
 def _pair(x: Result, y: Result, key, tolerances) -> dict[str, Any]:
     """Compare tensor ``key`` of x against y (y as the expected side)."""
     tol = tolerance_for(kind_of(x), kind_of(y), y.dtype, tolerances)
+    if key in x.directional or key in y.directional:
+        full, probe = (y, x) if key in x.directional else (x, y)
+        if key not in full.tensors():
+            return {"ok": False, "error": f"{full.backend} returned no {key[0]} {key[1]!r}"}
+        out = compare_directional(full.tensors()[key], probe.directional[key], tol, y.dtype)
+        out.update(rtol=tol.rtol, atol=tol.atol)
+        return out
     got, expected = x.tensors().get(key), y.tensors().get(key)
     if got is None:
         return {"ok": False, "error": f"{x.backend} returned no {key[0]} {key[1]!r}"}
@@ -132,7 +181,7 @@ def _pair(x: Result, y: Result, key, tolerances) -> dict[str, Any]:
 def _odd_one_out(results: list[Result], key, tolerances) -> str:
     """With three or more backends: the one that disagrees with every other while all
     the others agree among themselves ("" if there is no such single backend)."""
-    have = [r for r in results if r.ok and key in r.tensors()]
+    have = [r for r in results if r.ok and (key in r.tensors() or key in r.directional)]
     if len(have) < 3:
         return ""
     ok = {
@@ -214,21 +263,26 @@ def runs(results: list[Result]) -> pd.DataFrame:
 
 
 MAGNITUDE_COLUMNS = ["case", "backend", "tap", "step", "norm"]
+_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
 
 
 def magnitudes(results: list[Result]) -> pd.DataFrame:
-    """One row per case × backend × tap × step: ‖dL/d(tap)‖₂ (step 0..T−1; −1 outside a scan).
+    """One row per case × backend × tap × step: ‖dL/d(tap)‖₂.
 
-    Exact zeros (a gradient that underflowed) stay 0.0; plots and ratios must expect them.
+    A tap inside a scan gives one row per step t = 0..T−1. A tap outside any scan named
+    ``name[k]`` (a layer or a stage: ``h[2]``, ``s[7]``) gives tap ``name``, step k;
+    any other gives step −1. Exact zeros (a gradient that underflowed) stay 0.0.
     """
     rows = []
     for r in results:
         if not r.ok:
             continue
         for name, g in r.taps.items():
-            if r.tap_steps.get(name) is None:
-                rows.append((r.case, r.backend, name, -1, float(np.linalg.norm(g))))
-            else:
+            if r.tap_steps.get(name) is not None:
                 norms = np.linalg.norm(np.reshape(g, (len(g), -1)), axis=1)
                 rows += [(r.case, r.backend, name, t, float(n)) for t, n in enumerate(norms)]
+                continue
+            indexed = _INDEXED.match(name)
+            tap, step = (indexed[1], int(indexed[2])) if indexed else (name, -1)
+            rows.append((r.case, r.backend, tap, step, float(np.linalg.norm(g))))
     return pd.DataFrame(rows, columns=MAGNITUDE_COLUMNS)

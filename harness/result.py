@@ -9,6 +9,17 @@ import numpy as np
 
 
 @dataclass
+class Directional:
+    """Directional derivatives of the loss along k unit directions v_j of one tensor:
+    ``values[j]`` ≈ ⟨dL/dθ, v_j⟩ with error estimate ``errors[j]``; ``directions`` has
+    shape (k, *tensor shape)."""
+
+    directions: np.ndarray
+    values: np.ndarray
+    errors: np.ndarray
+
+
+@dataclass
 class Result:
     """One backend's answer for one case.
 
@@ -16,7 +27,9 @@ class Result:
     along a leading step axis for taps made inside a scan (``tap_steps[name]`` = T,
     ``None`` for a tap outside any scan). ``uncertainty`` (finite differences only) is an
     estimated bound on the error of each element, keyed like ``tensors()``. ``error`` is set when the backend
-    failed on the case; ``skipped`` when the backend does not apply to it.
+    failed on the case; ``skipped`` when the backend does not apply to it. In ``mode``
+    "directional" (finite differences on a large case) ``grads`` and ``taps`` are empty
+    and ``directional`` holds, per tensor, derivatives along random directions.
     """
 
     case: str
@@ -27,6 +40,7 @@ class Result:
     taps: dict[str, np.ndarray] = field(default_factory=dict)
     tap_steps: dict[str, int | None] = field(default_factory=dict)
     uncertainty: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    directional: dict[tuple[str, str], Directional] = field(default_factory=dict)
     seconds: float = math.nan
     compile_seconds: float = math.nan
     mode: str = "autodiff"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness import compare
+from harness import compare, theory
 from harness.backends import (
     DEFAULT_BACKENDS,
     Backend,
@@ -61,14 +61,17 @@ class Comparison:
 
     results: list[Result]
     baseline: str
+    cases: list[Case] = field(default_factory=list)
     agreement: pd.DataFrame = field(init=False)
     runs: pd.DataFrame = field(init=False)
     magnitudes: pd.DataFrame = field(init=False)
+    summaries: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
         self.agreement = compare.agreement(self.results, self.baseline)
         self.runs = compare.runs(self.results)
         self.magnitudes = compare.magnitudes(self.results)
+        self.summaries = theory.summaries(self.magnitudes, self.cases)
 
     @property
     def all_agree(self) -> bool:
@@ -99,9 +102,10 @@ def compare_backends(
         except Exception as e:  # noqa: BLE001 - reported per case as a failed cell
             instances.append(e)
     results: list[Result] = []
-    for case in resolve_cases(cases):
+    chosen = resolve_cases(cases)
+    for case in chosen:
         results += run_case(case, instances, dtype, seed, progress, names)
-    return Comparison(results, baseline)
+    return Comparison(results, baseline, chosen)
 
 
 def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:

@@ -19,17 +19,20 @@ down to that size. Taps are differentiated the same way, by perturbing the tappe
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
 import numpy as np
 
 from harness.backends.base import Backend
 from harness.ops import Ops
-from harness.result import Result
+from harness.result import Directional, Result
 
 EPS = float(np.finfo(np.float64).eps)
 SMOOTH_STEP = EPS ** (1 / 5)
 KINK_STEP = EPS ** (1 / 3)
+MAX_ELEMENTWISE = 600  # more parameter + tap elements than this: check along directions
+DIRECTIONS = 3  # random unit directions per tensor in directional mode
 
 
 class NumpyOps(Ops):
@@ -125,6 +128,17 @@ class NumericBackend(Backend):
         base_step = SMOOTH_STEP if case.smooth else KINK_STEP
         rounding = 4 * EPS * max(abs(loss), np.finfo(np.float64).tiny)
 
+        def along_directions(key, value: np.ndarray, evaluate) -> Directional:
+            """⟨dL/dθ, v⟩ for DIRECTIONS unit directions v: moving θ by t·v costs one
+            evaluation per stencil point, whatever the size of θ."""
+            rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
+            h = base_step * max(1.0, float(np.max(np.abs(value), initial=0.0)))
+            vs = rng.standard_normal((DIRECTIONS, *value.shape))
+            vs /= np.linalg.norm(vs.reshape(DIRECTIONS, -1), axis=1).reshape(-1, *[1] * value.ndim)
+            found = [_stencil(lambda t, v=v: evaluate(..., t * v), case.smooth, h) for v in vs]
+            values, errors = (np.array(column) for column in zip(*found, strict=True))
+            return Directional(vs, values, errors + rounding / h)
+
         def differentiate(value: np.ndarray, evaluate) -> tuple[np.ndarray, np.ndarray]:
             grad, err = np.zeros(value.shape), np.zeros(value.shape)
             for i in np.ndindex(value.shape):
@@ -133,7 +147,7 @@ class NumericBackend(Backend):
                 err[i] += rounding / h
             return grad, err
 
-        grads, unc = {}, {}
+        tensors: dict[tuple[str, str], tuple[np.ndarray, Any]] = {}
         for name, value in P.items():
 
             def evaluate(i, t, name=name, value=value):
@@ -141,9 +155,7 @@ class NumericBackend(Backend):
                 moved[i] += t
                 return float(case.loss(NumpyOps(), {**P, name: moved}, X))
 
-            grads[name], unc[("param", name)] = differentiate(value, evaluate)
-
-        taps = {}
+            tensors[("param", name)] = (value, evaluate)
         for name, seen in probe.values.items():
             value = seen[0] if probe.tap_steps[name] is None else np.stack(seen)
 
@@ -152,8 +164,16 @@ class NumericBackend(Backend):
                 delta[i] = t
                 return float(case.loss(NumpyOps({name: delta}), P, X))
 
-            taps[name], unc[("tap", name)] = differentiate(value, evaluate)
+            tensors[("tap", name)] = (value, evaluate)
 
+        total = sum(value.size for value, _ in tensors.values())
+        grads, taps, unc, directional = {}, {}, {}, {}
+        for key, (value, evaluate) in tensors.items():
+            if total <= MAX_ELEMENTWISE:
+                grad, unc[key] = differentiate(value, evaluate)
+                (grads if key[0] == "param" else taps)[key[1]] = grad
+            else:
+                directional[key] = along_directions(key, value, evaluate)
         unc[("loss", "loss")] = np.asarray(rounding)
         return Result(
             case=case.label,
@@ -165,5 +185,6 @@ class NumericBackend(Backend):
             tap_steps=dict(probe.tap_steps),
             uncertainty=unc,
             seconds=time.perf_counter() - start,
-            mode="elementwise",
+            directional=directional,
+            mode="directional" if directional else "elementwise",
         )

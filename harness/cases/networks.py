@@ -96,13 +96,13 @@ _variant(
 )
 _variant(
     "mlp_deep_standard",
-    "Variant for Glorot & Bengio's experiment: 8 layers of width 128, inputs scaled to 0.05\n"
+    "Variant for Glorot & Bengio's experiment: 8 layers of width 64, inputs scaled to 0.05\n"
     "(tanh's near-linear regime), the standard init: Var(dL/dh) shrinks ≈ 1/3 per layer.",
-    depth=8, width=128, D=128, C=128, N=64, x_scale=0.05,
+    depth=8, width=64, D=64, C=64, N=32, x_scale=0.05,
 )  # fmt: skip
 _variant(
     "mlp_deep_glorot",
     "Variant for Glorot & Bengio's experiment: as mlp_deep_standard, with Glorot's\n"
     "normalized init: Var(dL/dh) stays ≈ constant across layers.",
-    depth=8, width=128, D=128, C=128, N=64, x_scale=0.05, init="glorot",
+    depth=8, width=64, D=64, C=64, N=32, x_scale=0.05, init="glorot",
 )  # fmt: skip

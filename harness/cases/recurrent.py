@@ -34,7 +34,8 @@ class Unroll(Case):
 
     options = {
         "T": 30, "H": 8, "D": 3, "B": 2, "O": 2,
-        "sigma": 0.9, "spectrum": "random", "x_scale": 1.0, "objective": "last",
+        "sigma": 0.9, "spectrum": "random", "x_scale": 1.0, "bias_scale": 0.1,
+        "objective": "last",
     }  # fmt: skip
     gates = 1  # how many H-wide blocks the recurrent matrix has (LSTM 4, GRU 3)
 
@@ -55,7 +56,7 @@ class Unroll(Case):
         return params, inputs
 
     def bias(self, rng):
-        return 0.1 * rng.standard_normal(self.gates * self.H)
+        return self.bias_scale * rng.standard_normal(self.gates * self.H)
 
     def readout(self, ops, p, h, y):
         """½ (1/B) Σ ‖h W_y − y‖², the per-step loss."""
@@ -121,11 +122,14 @@ class ElmanVanishing(Elman):
 @register
 class ElmanExploding(Elman):
     """Elman RNN, exploding configuration: every singular value of W_h is 1.3 (a scaled
-    orthogonal matrix), inputs scaled to 1e-6 so h_t stays in tanh's linear regime
-    (φ' ≈ 1): ‖dL/dh_t‖ grows ≈ 1.3 per step back from T."""
+    orthogonal matrix), inputs scaled to 1e-6 and biases 0 so h_t stays in tanh's linear
+    regime (φ' ≈ 1): ‖dL/dh_t‖ grows ≈ 1.3 per step back from T."""
 
     name = "elman_exploding"
-    options = {**Elman.options, "T": 40, "sigma": 1.3, "spectrum": "flat", "x_scale": 1e-6}
+    options = {
+        **Elman.options,
+        "T": 40, "sigma": 1.3, "spectrum": "flat", "x_scale": 1e-6, "bias_scale": 0.0,
+    }  # fmt: skip
 
 
 @register
