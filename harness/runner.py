@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 import pandas as pd
 
@@ -16,7 +19,7 @@ from harness.backends import (
     UnknownBackend,
     get_backend,
 )
-from harness.cases import Case, select
+from harness.cases import CATALOG, Case, select
 from harness.result import Result
 
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
@@ -79,32 +82,77 @@ class Comparison:
         return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
 
 
-def compare_backends(
-    cases: Iterable[Case | str] | None = None,
-    backends: Iterable[str] | None = None,
-    dtype: str = "float64",
-    seed: int = 0,
-    baseline: str = "torch",
-    progress: Progress | None = None,
-) -> Comparison:
-    """Run ``cases`` (Case instances or name patterns; default: the catalog) through
-    ``backends`` (default: reference, torch, jax, numeric) and compare against ``baseline``.
-    """
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
-    names = list(backends or DEFAULT_BACKENDS)
+def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Backend | Exception]]:
+    """Names and instances of the backends; one that cannot be created is kept as its
+    exception, reported per case as a failed cell. An unknown name raises UnknownBackend."""
+    names: list[str] = []
     instances: list[Backend | Exception] = []
-    for name in names:
+    for backend in backends:
+        if isinstance(backend, Backend):
+            names.append(backend.name)
+            instances.append(backend)
+            continue
+        names.append(backend)
         try:
-            instances.append(get_backend(name))
+            instances.append(get_backend(backend))
         except UnknownBackend:
             raise
         except Exception as e:  # noqa: BLE001 - reported per case as a failed cell
             instances.append(e)
-    results: list[Result] = []
+    return names, instances
+
+
+def _run_in_worker(
+    name: str, cfg: dict, backends: list[str], dtype: str, seed: int
+) -> list[Result]:
+    """One catalog case in a worker process (``jobs > 1``)."""
+    names, instances = instantiate(backends)
+    return run_case(CATALOG[name](**cfg), instances, dtype, seed, None, names)
+
+
+def compare_backends(
+    cases: Iterable[Case | str] | None = None,
+    backends: Iterable[str | Backend] | None = None,
+    dtype: str = "float64",
+    seed: int = 0,
+    baseline: str = "torch",
+    progress: Progress | None = None,
+    jobs: int = 1,
+) -> Comparison:
+    """Run ``cases`` (Case instances or name patterns; default: the catalog) through
+    ``backends`` (names or Backend instances; default: reference, torch, jax, numeric)
+    and compare against ``baseline``.
+
+    ``jobs > 1`` spreads catalog cases over that many processes (fresh interpreters, so
+    no framework state is shared); results keep the order of the cases, and cases or
+    backends that only exist in this process (not in the catalog or registry) run here.
+    """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    backends = list(backends or DEFAULT_BACKENDS)
+    names, instances = instantiate(backends)
     chosen = resolve_cases(cases)
-    for case in chosen:
-        results += run_case(case, instances, dtype, seed, progress, names)
+    portable = jobs > 1 and all(isinstance(b, str) for b in backends)
+    per_case: list[list[Result] | Future] = []
+    with (
+        ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+        if portable
+        else nullcontext() as pool
+    ):
+        for case in chosen:
+            if pool is not None and CATALOG.get(case.name) is type(case):
+                per_case.append(
+                    pool.submit(_run_in_worker, case.name, case.cfg, names, dtype, seed)
+                )
+            else:
+                per_case.append(run_case(case, instances, dtype, seed, progress, names))
+        results: list[Result] = []
+        for case, done in zip(chosen, per_case, strict=True):
+            if isinstance(done, Future):
+                if progress:
+                    progress(case.label, "all backends")
+                done = done.result()
+            results += done
     return Comparison(results, baseline, chosen)
 
 
@@ -117,4 +165,4 @@ def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:
     return chosen + [c for c in cases if isinstance(c, Case)]
 
 
-__all__ = ["Comparison", "compare_backends", "resolve_cases", "run_case"]
+__all__ = ["Comparison", "compare_backends", "instantiate", "resolve_cases", "run_case"]
