@@ -34,3 +34,28 @@ def test_backend_instances_and_a_failing_backend_do_not_stop_the_run():
     failed = comparison.agreement.query("case == 'fan_out_fan_in'")
     assert not failed["ok"].any() and failed["error"].str.contains("broken failed").all()
     assert not comparison.all_agree
+
+
+def test_a_missing_framework_is_a_clear_failed_cell(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax now raises ImportError
+    comparison = compare_backends(["card_affine_square"], ["reference", "jax", "torch"])
+    runs = comparison.runs.set_index("backend")
+    assert runs.loc["jax", "status"] == "failed"
+    assert "BackendUnavailable" in runs.loc["jax", "error"]
+    assert "pip install jax" in runs.loc["jax", "error"]
+    assert runs.loc["reference", "status"] == "ok"
+
+
+def test_listing_cases_imports_neither_torch_nor_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from harness.cli import main; main(['list']); "
+        "assert 'torch' not in sys.modules and 'jax' not in sys.modules, 'imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "deep_chain" in done.stdout
