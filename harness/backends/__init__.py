@@ -13,6 +13,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "torch": ("harness.backends.torch_autograd", "TorchBackend"),
     "jax": ("harness.backends.jax_grad", "JaxBackend"),
     "numeric": ("harness.backends.numeric", "NumericBackend"),
+    "manual": ("harness.backends.manual", "ManualBackend"),
 }
 DEFAULT_BACKENDS = ["reference", "torch", "jax", "numeric"]
 
