@@ -1,0 +1,489 @@
+"""The numpy tape in ``reference/``: depth, fan-out, the engine's contract checks,
+unbroadcast, and every primitive's VJP checked two independent ways (against torch
+autograd, and with the inner-product identity <v, J u> = <Jᵀ v, u>)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as R
+from reference.engine import RuleError, Tensor, topological_order, unbroadcast
+from reference.primitives import RULES
+
+# The tape and torch autograd both compute exact derivatives in float64; they differ only by
+# rounding (summation order in matmul/sum, a formula written another way): a few ε = 2.2e-16
+# times the size of the numbers. 1e-10 leaves five orders of margin; a wrong rule is off by O(1).
+RTOL = 1e-10
+# Where terms cancel (a sum near zero, a confidently right softmax) a result is small but its
+# rounding error is not: up to n·ε ≲ 1e-14 times the size of the terms (n ≤ 64 here). So a
+# comparison also allows CANCELLATION × the size of the inputs (times the cotangent's, for a VJP).
+CANCELLATION = 1e-13
+# A central difference with step h = 1e-5 is off by h²·f'''/6 ≈ 1e-10·(f'''/f') relative, and
+# f'''/f' stays below ~100 on the domains drawn here: 1e-6 has margin, a wrong VJP is off by O(1).
+FD_RTOL, FD_STEP = 1e-6, 1e-5
+# A closed form written out in numpy does the same few float64 operations as the tape, in
+# another order: a few ε apart on O(1) numbers; a missing or doubled path is off by O(1).
+CLOSED_FORM_RTOL = 1e-14
+EPS = float(np.finfo(np.float64).eps)
+PROPERTY = settings(max_examples=20, deadline=None, database=None, print_blob=True)
+
+
+def assert_close(got, expected, rtol: float, what: str, atol: float = 0.0) -> None:
+    """|got − expected| ≤ rtol·(|expected| + max|expected|) + atol elementwise, or a message
+    that says how many elements differ and where the worst one is."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert got.shape == expected.shape, f"{what}: shape {got.shape}, expected {expected.shape}"
+    err = np.abs(got - expected)
+    bad = ~(err <= rtol * (np.abs(expected) + np.max(np.abs(expected), initial=0.0)) + atol)
+    if bad.any():
+        i = np.unravel_index(
+            int(np.argmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -1))), err.shape
+        )
+        raise AssertionError(
+            f"{what}: {int(bad.sum())}/{bad.size} elements differ; worst at {i}: "
+            f"got {got[i]!r}, expected {expected[i]!r}"
+        )
+
+
+# --- depth and fan-out ---------------------------------------------------------------------
+
+
+def test_chain_of_10000_stages_gives_the_product_of_local_derivatives():
+    """s_{k+1} = c_k · tanh(s_k) for 5,000 k: 10,000 stages, far past the recursion limit,
+    and ds_K/ds_0 = Π_k c_k (1 − tanh²(s_k)) elementwise."""
+    rng = np.random.default_rng(0)
+    x0 = np.array([0.9, -0.4, 0.1])
+    scales = rng.uniform(0.99, 1.01, 5000)
+    x = Tensor(x0, requires_grad=True)
+    s = x
+    for c in scales:
+        s = R.tanh(s) * c
+    R.sum(s).backward()
+
+    value, product = x0.copy(), np.ones_like(x0)
+    for c in scales:
+        t = np.tanh(value)
+        product *= c * (1 - t * t)
+        value = c * t
+    assert_close(s.value, value, CLOSED_FORM_RTOL, "forward value")
+    # 10,000 rounded multiplications on each side: at most ~1e4·ε ≈ 2e-12 relative apart.
+    assert_close(x.grad, product, 1e-9, "dL/dx through 10,000 stages")
+
+
+def test_fan_out_adds_every_path():
+    """x reaches L = Σ (x·tanh(x) + eˣ·x + x) along five uses; u = tanh(x) is used three
+    times in v = u·u·u. Each gradient is the sum over its paths (closed forms)."""
+    x0 = np.array([-1.3, 0.2, 0.7, 2.0])
+    x = Tensor(x0, requires_grad=True)
+    u = R.tanh(x).retain_grad()
+    loss = R.sum(x * u + R.exp(x) * x + x) + R.sum(u * u * u)
+    loss.backward()
+
+    t = np.tanh(x0)
+    dL_du = x0 + 3 * t**2
+    dL_dx = t + dL_du * (1 - t**2) + np.exp(x0) * (1 + x0) + 1
+    assert_close(u.grad, dL_du, CLOSED_FORM_RTOL, "dL/du (three uses plus x·u)")
+    assert_close(x.grad, dL_dx, CLOSED_FORM_RTOL, "dL/dx (five paths)")
+
+
+def test_a_value_used_as_both_operands_gets_both_contributions():
+    x = Tensor(np.array([1.5, -2.0]), requires_grad=True)
+    R.sum(x * x + x + x).backward()  # d/dx (x² + 2x) = 2x + 2
+    assert_close(x.grad, np.array([5.0, -2.0]), 0.0, "dL/dx of x·x + x + x")  # exact
+
+
+def test_topological_order_lists_each_value_once_after_its_parents():
+    x = Tensor(np.ones(2), requires_grad=True)
+    a = R.tanh(x)
+    b = a * x
+    loss = R.sum(a + b)
+    order = topological_order(loss)
+    assert len(order) == len({id(n) for n in order}) == 5  # x, a, b, a + b, loss
+    position = {id(n): i for i, n in enumerate(order)}
+    for node in order:
+        for parent in node.parents:
+            assert position[id(parent)] < position[id(node)]
+    assert [id(n) for n in order] == [id(n) for n in topological_order(loss)]
+
+
+# --- the engine's contract checks ----------------------------------------------------------
+
+
+def _unary(op):
+    return lambda: R.apply(op, Tensor(np.ones(3), requires_grad=True))
+
+
+def _binary(op):
+    return lambda: R.apply(op, Tensor(np.ones(3), True), Tensor(np.ones(3), True))
+
+
+BROKEN_RULES = [  # (op, broken VJP, the graph, what the RuleError must say)
+    ("tanh", lambda g, ans, x: (g, g), _unary("tanh"), r"'tanh'.*2 gradients for 1 input"),
+    ("exp", lambda g, ans, x: (), _unary("exp"), r"'exp'.*0 gradients for 1 input"),
+    ("mul", lambda g, ans, x, y: (g,), _binary("mul"), r"'mul'.*1 gradients for 2 inputs"),
+    ("tanh", lambda g, ans, x: (g[:-1],), _unary("tanh"), r"'tanh'.*shape \(2,\).*shape \(3,\)"),
+    ("neg", lambda g, ans, x: (g[None],), _unary("neg"), r"'neg'.*shape \(1, 3\).*shape \(3,\)"),
+    ("sub", lambda g, ans, x, y: (g, np.ones(4)), _binary("sub"), r"'sub'.*\(4,\).*input 1.*\(3,\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "op, vjp, graph, message", BROKEN_RULES, ids=[f"{b[0]}-{i}" for i, b in enumerate(BROKEN_RULES)]
+)
+def test_a_vjp_that_breaks_its_contract_raises_rule_error_naming_the_op(
+    monkeypatch, op, vjp, graph, message
+):
+    monkeypatch.setitem(RULES, op, replace(RULES[op], vjp=vjp))
+    out = graph()
+    with pytest.raises(RuleError, match=message):
+        R.sum(out).backward()
+
+
+# --- unbroadcast ---------------------------------------------------------------------------
+
+BROADCASTS = [  # (x shape, y shape, dL/dx and dL/dy for L = Σ (x ∘ y) · V, by hand)
+    ("bias over a batch: X + b", (4, 3), (3,), "add",
+     lambda X, b, V: (V, V.sum(axis=0))),
+    ("(N,1) column: A ⊙ s", (4, 3), (4, 1), "mul",
+     lambda A, s, V: (V * s, (V * A).sum(axis=1, keepdims=True))),
+    ("scalar: A ⊙ c", (4, 3), (), "mul",
+     lambda A, c, V: (V * c, np.sum(V * A))),
+    ("row (1,3) under a batch of matrices: B − r", (2, 4, 3), (1, 3), "sub",
+     lambda B, r, V: (V, -V.sum(axis=(0, 1)).reshape(1, 3))),
+    ("both stretched: a ÷ b", (4, 1), (1, 3), "div",
+     lambda a, b, V: ((V / b).sum(axis=1, keepdims=True), (-V * a / b**2).sum(axis=0, keepdims=True))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "x_shape, y_shape, op, closed_form", [b[1:] for b in BROADCASTS], ids=[b[0] for b in BROADCASTS]
+)
+def test_broadcasting_forward_is_summing_backward(x_shape, y_shape, op, closed_form):
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal(x_shape)
+    y0 = rng.uniform(0.5, 1.5, y_shape)
+    x, y = Tensor(x0, requires_grad=True), Tensor(y0, requires_grad=True)
+    out = R.apply(op, x, y)
+    V = rng.standard_normal(out.shape)
+    R.sum(out * V).backward()
+    dL_dx, dL_dy = closed_form(x0, y0, V)
+    assert_close(x.grad, dL_dx, CLOSED_FORM_RTOL, f"dL/dx, {x_shape} with {y_shape}")
+    assert_close(y.grad, dL_dy, CLOSED_FORM_RTOL, f"dL/dy, {y_shape} broadcast against {x_shape}")
+
+
+def test_unbroadcast_sums_added_and_stretched_axes():  # sums of integers: exact
+    g = np.arange(24.0).reshape(2, 3, 4)
+    assert_close(unbroadcast(g, (3, 1)), g.sum(axis=(0, 2)).reshape(3, 1), 0.0, "to (3, 1)")
+    assert_close(unbroadcast(g, (4,)), g.sum(axis=(0, 1)), 0.0, "to (4,)")
+    assert_close(unbroadcast(g, ()), g.sum(), 0.0, "to ()")
+    assert_close(unbroadcast(g, (2, 3, 4)), g, 0.0, "unchanged")
+
+
+# --- every primitive, property-tested ------------------------------------------------------
+
+
+@dataclass
+class Example:
+    """One primitive on drawn inputs, written for the tape and for torch."""
+
+    what: str  # shapes and constants, for the failure report
+    arrays: list[np.ndarray]  # the differentiable inputs
+    ref: Callable[..., Tensor]
+    torch: Callable[..., torch.Tensor]
+
+    def __repr__(self) -> str:
+        return f"Example({self.what}; inputs {[a.shape for a in self.arrays]})"
+
+
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+
+
+def floats(low: float, high: float, away_from_zero: float = 0.0) -> st.SearchStrategy[float]:
+    """Floats in [low, high]; with ``away_from_zero``, in ±[away_from_zero, high]."""
+    if not away_from_zero:
+        return st.floats(low, high)
+    return st.tuples(st.sampled_from([-1.0, 1.0]), st.floats(away_from_zero, high)).map(
+        lambda sign_size: sign_size[0] * sign_size[1]
+    )
+
+
+def arrays(shape, low=-2.0, high=2.0, away_from_zero=0.0):
+    return hnp.arrays(np.float64, shape, elements=floats(low, high, away_from_zero))
+
+
+@st.composite
+def elementwise(draw, ref, torch_fn, low=-2.0, high=2.0, away_from_zero=0.0):
+    x = draw(arrays(draw(SHAPES), low, high, away_from_zero))
+    return Example(f"x in [{low}, {high}]", [x], ref, torch_fn)
+
+
+@st.composite
+def binary(draw, fn, divisor=False):
+    """fn(x, y) on two mutually broadcastable arrays, or with one side a Python float."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    x_shape, y_shape = shapes.input_shapes
+    x = draw(arrays(x_shape))
+    y = draw(arrays(y_shape, away_from_zero=0.5 if divisor else 0.0))
+    constant = draw(st.sampled_from(["none", "left", "right"]))
+    c = draw(floats(0.5, 2.0, away_from_zero=0.5))
+    if constant == "left":
+        return Example(f"{c} with {y_shape}", [y], lambda b: fn(c, b), lambda b: fn(c, b))
+    if constant == "right" and not divisor:
+        return Example(f"{x_shape} with {c}", [x], lambda a: fn(a, c), lambda a: fn(a, c))
+    return Example(f"{x_shape} with {y_shape}", [x, y], fn, fn)
+
+
+@st.composite
+def power(draw):
+    p = draw(st.sampled_from([2, 3, 1, -1, 0.5, 1.5, -2.5]))
+    positive = p < 1 or p != int(p)  # fractional and negative powers need x > 0
+    x = draw(arrays(draw(SHAPES), *((0.5, 2.0) if positive else (-2.0, 2.0))))
+    return Example(f"x ** {p}", [x], lambda a: a**p, lambda a: a**p)
+
+
+MATMUL_SHAPES = {  # name -> shapes of x and y, from sizes b, m, n, k
+    "vec @ vec": lambda b, m, n, k: ((n,), (n,)),
+    "vec @ mat": lambda b, m, n, k: ((n,), (n, k)),
+    "mat @ vec": lambda b, m, n, k: ((m, n), (n,)),
+    "mat @ mat": lambda b, m, n, k: ((m, n), (n, k)),
+    "batch @ mat": lambda b, m, n, k: ((b, m, n), (n, k)),
+    "mat @ batch": lambda b, m, n, k: ((m, n), (b, n, k)),
+    "batch @ batch": lambda b, m, n, k: ((b, m, n), (b, n, k)),
+    "vec @ batch": lambda b, m, n, k: ((n,), (b, n, k)),
+    "batch @ vec": lambda b, m, n, k: ((b, m, n), (n,)),
+    "(1,m,n) @ (b,n,k)": lambda b, m, n, k: ((1, m, n), (b, n, k)),
+}
+
+
+@st.composite
+def matmul(draw):
+    kind = draw(st.sampled_from(sorted(MATMUL_SHAPES)))
+    sizes = draw(st.tuples(*[st.integers(1, 4)] * 4))
+    x_shape, y_shape = MATMUL_SHAPES[kind](*sizes)
+    x, y = draw(arrays(x_shape)), draw(arrays(y_shape))
+    return Example(f"{kind}: {x_shape} @ {y_shape}", [x, y], lambda a, b: a @ b, torch.matmul)
+
+
+@st.composite
+def axes(draw, ndim: int):
+    """None, one axis or a tuple of distinct axes (negative ones included)."""
+    choices = [st.none()]
+    if ndim:
+        choices += [st.integers(-ndim, ndim - 1), hnp.valid_tuple_axes(ndim, min_size=1)]
+    return draw(st.one_of(choices))
+
+
+@st.composite
+def reduction(draw, ref, torch_fn, low=-2.0, high=2.0):
+    shape = draw(SHAPES)
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    x = draw(arrays(shape, low, high))
+    dims = tuple(range(len(shape))) if axis is None else axis
+    return Example(
+        f"axis={axis}, keepdims={keepdims}",
+        [x],
+        lambda a: ref(a, axis=axis, keepdims=keepdims),
+        lambda a: torch_fn(a, dim=dims, keepdim=keepdims),
+    )
+
+
+@st.composite
+def reshape(draw):
+    shape = draw(SHAPES)
+    size = int(np.prod(shape))
+    target = draw(
+        st.one_of(
+            st.permutations(shape).map(tuple),
+            st.sampled_from([(size,), (1, size), (-1,), (*shape, 1), (size, -1)]),
+        )
+    )
+    x = draw(arrays(shape))
+    return Example(f"to {target}", [x], lambda a: R.reshape(a, target), lambda a: a.reshape(target))
+
+
+@st.composite
+def transpose(draw):
+    shape = draw(SHAPES)
+    ndim = len(shape)
+    permutation = draw(st.permutations(range(ndim)))
+    negative = draw(st.lists(st.booleans(), min_size=ndim, max_size=ndim))
+    axes_ = draw(
+        st.sampled_from(
+            [None, tuple(a - ndim if neg else a for a, neg in zip(permutation, negative))]
+        )
+    )
+    dims = tuple(reversed(range(ndim))) if axes_ is None else axes_
+    x = draw(arrays(shape))
+    return Example(f"axes={axes_}", [x], lambda a: R.transpose(a, axes_), lambda a: a.permute(dims))
+
+
+@st.composite
+def getitem(draw):
+    """Basic indices (ints, slices with any step, Ellipsis, newaxis), integer-array indices
+    (repeats likely), a repeated list on axis 0 beside a slice, and boolean masks. Torch
+    gathers the same elements by their flat positions (it has no negative-step slices)."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    rows = st.lists(st.integers(-shape[0], shape[0] - 1), min_size=1, max_size=6)
+    index = draw(
+        st.one_of(
+            hnp.basic_indices(shape, allow_newaxis=True),
+            hnp.integer_array_indices(shape),
+            rows.map(lambda r: np.array(r)),
+            st.tuples(rows, st.slices(shape[1] if len(shape) > 1 else 1)).map(
+                lambda t: (np.array(t[0]), t[1]) if len(shape) > 1 else np.array(t[0])
+            ),
+            hnp.arrays(np.bool_, shape),
+        )
+    )
+    x = draw(arrays(shape))
+    positions = torch.as_tensor(np.array(np.arange(x.size).reshape(shape)[index]))
+    return Example(f"x[{index!r}]", [x], lambda a: a[index], lambda a: a.reshape(-1)[positions])
+
+
+@st.composite
+def concatenate(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=4))
+    pieces = []
+    for size in sizes:
+        piece_shape = list(shape)
+        piece_shape[axis] = size
+        pieces.append(draw(arrays(tuple(piece_shape))))
+    return Example(
+        f"axis={axis}",
+        pieces,
+        lambda *xs: R.concatenate(list(xs), axis=axis),
+        lambda *xs: torch.cat(xs, dim=axis),
+    )
+
+
+@st.composite
+def stack(draw):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=3))
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    pieces = [draw(arrays(shape)) for _ in range(draw(st.integers(1, 4)))]
+    return Example(
+        f"axis={axis}",
+        pieces,
+        lambda *xs: R.stack(list(xs), axis=axis),
+        lambda *xs: torch.stack(xs, dim=axis),
+    )
+
+
+@st.composite
+def softmax_cross_entropy(draw):
+    n, c = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    logits = draw(arrays((n, c), -10.0, 10.0))
+    return Example(
+        f"labels {labels.tolist()}",
+        [logits],
+        lambda z: R.softmax_cross_entropy(z, labels),
+        lambda z: torch.nn.functional.cross_entropy(z, torch.as_tensor(labels)),
+    )
+
+
+PRIMITIVES: dict[str, st.SearchStrategy[Example]] = {  # one line per primitive in RULES
+    "add": binary(lambda a, b: a + b),
+    "sub": binary(lambda a, b: a - b),
+    "mul": binary(lambda a, b: a * b),
+    "div": binary(lambda a, b: a / b, divisor=True),
+    "neg": elementwise(lambda a: -a, lambda a: -a),
+    "pow": power(),
+    "matmul": matmul(),
+    "exp": elementwise(R.exp, torch.exp, -3.0, 3.0),
+    "log": elementwise(R.log, torch.log, 0.2, 3.0),
+    "tanh": elementwise(R.tanh, torch.tanh, -3.0, 3.0),
+    "sigmoid": elementwise(R.sigmoid, torch.sigmoid, -30.0, 30.0),  # both tails of the stable form
+    "relu": elementwise(R.relu, torch.relu, -3.0, 3.0, away_from_zero=0.1),  # no kink at 0
+    "sum": reduction(R.sum, torch.sum),
+    "mean": reduction(R.mean, torch.mean),
+    "reshape": reshape(),
+    "transpose": transpose(),
+    "getitem": getitem(),
+    "concatenate": concatenate(),
+    "stack": stack(),
+    "logsumexp": reduction(R.logsumexp, torch.logsumexp, -50.0, 50.0),  # needs the max shift
+    "softmax_cross_entropy": softmax_cross_entropy(),
+}
+
+
+def test_every_primitive_has_a_property_test():
+    assert set(RULES) - set(PRIMITIVES) == set(), "add a strategy for each new primitive"
+
+
+def backprop(example: Example, v: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The tape's forward value and its VJP of v: the gradients of L = Σ out ⊙ v."""
+    inputs = [Tensor(a, requires_grad=True) for a in example.arrays]
+    out = example.ref(*inputs)
+    R.sum(out * v).backward()
+    return np.asarray(out.value), [
+        np.zeros_like(a) if t.grad is None else t.grad for a, t in zip(example.arrays, inputs)
+    ]
+
+
+def forward(example: Example, arrays_: list[np.ndarray]) -> np.ndarray:
+    return np.asarray(example.ref(*[Tensor(a) for a in arrays_]).value)
+
+
+@pytest.mark.parametrize("op", list(PRIMITIVES))
+@PROPERTY
+@given(data=st.data())
+def test_vjp_agrees_with_torch_autograd(op, data):
+    example = data.draw(PRIMITIVES[op], label="example")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    v = rng.standard_normal(np.shape(forward(example, example.arrays)))
+    out, grads = backprop(example, v)
+
+    inputs = [torch.tensor(a, requires_grad=True) for a in example.arrays]
+    torch_out = example.torch(*inputs)
+    torch_grads = torch.autograd.grad((torch_out * torch.as_tensor(v)).sum(), inputs)
+    size = max(1.0, *(np.max(np.abs(a), initial=0.0) for a in example.arrays))
+    atol = CANCELLATION * size
+    assert_close(out, torch_out.detach().numpy(), RTOL, f"{op} forward, {example.what}", atol)
+    atol *= max(1.0, np.max(np.abs(v), initial=0.0))
+    for i, (g, tg) in enumerate(zip(grads, torch_grads)):
+        assert_close(g, tg.numpy(), RTOL, f"{op} VJP for input {i}, {example.what}", atol)
+
+
+@pytest.mark.parametrize("op", list(PRIMITIVES))
+@PROPERTY
+@given(data=st.data())
+def test_vjp_inner_product_identity(op, data):
+    """<v, J u> = <Jᵀ v, u> along one random direction u, J u by a central difference of
+    the forward pass (as HIPS autograd's test_util checks a VJP)."""
+    example = data.draw(PRIMITIVES[op], label="example")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    v = rng.standard_normal(np.shape(forward(example, example.arrays)))
+    _, grads = backprop(example, v)
+    directions = [rng.standard_normal(a.shape) for a in example.arrays]
+
+    def moved(t: float) -> np.ndarray:
+        return forward(example, [a + t * u for a, u in zip(example.arrays, directions)])
+
+    f_plus, f_minus = moved(FD_STEP), moved(-FD_STEP)
+    J_u = (f_plus - f_minus) / (2 * FD_STEP)
+    v_J_u = float(np.sum(v * J_u))
+    # The stencil's truncation error grows 4× from h to 2h: their difference estimates it
+    # (the one term that is not relative to f', e.g. h²u³ for x³ at x = 0).
+    truncation = abs(
+        v_J_u - float(np.sum(v * (moved(2 * FD_STEP) - moved(-2 * FD_STEP)))) / (4 * FD_STEP)
+    )
+    JT_v_u = float(sum(np.sum(g * u) for g, u in zip(grads, directions)))
+    scale = np.linalg.norm(v) * np.linalg.norm(J_u) + sum(
+        np.linalg.norm(g) * np.linalg.norm(u) for g, u in zip(grads, directions)
+    )
+    rounding = np.sum(np.abs(v) * 4 * EPS * (np.abs(f_plus) + np.abs(f_minus))) / (2 * FD_STEP)
+    assert abs(v_J_u - JT_v_u) <= FD_RTOL * scale + rounding + truncation, (
+        f"{op}, {example.what}: <v, J u> = {v_J_u!r} by finite differences, "
+        f"<Jᵀ v, u> = {JT_v_u!r} by the VJP"
+    )
