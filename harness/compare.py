@@ -64,8 +64,8 @@ def compare_arrays(
     tiny = float(np.finfo(dtype).tiny)
     eps = float(np.finfo(dtype).eps)
     abs_b = np.abs(b)
-    if stepped and b.ndim > 1:
-        scale = np.max(abs_b, axis=tuple(range(1, b.ndim)), keepdims=True)
+    if stepped and b.ndim >= 1:  # a scalar per step (shape (T,)) is its own scale
+        scale = np.max(abs_b, axis=tuple(range(1, b.ndim)), keepdims=True) if b.ndim > 1 else abs_b
     else:
         scale = np.max(abs_b, initial=0.0)
     scale = np.maximum(scale, tiny)
@@ -73,7 +73,7 @@ def compare_arrays(
     allowed = tol.rtol * abs_b + tol.atol * scale
     if uncertainty is not None:
         allowed = allowed + np.asarray(uncertainty, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = np.where(np.isfinite(a) & np.isfinite(b), diff / allowed, np.inf)
         ratio = np.where(np.isnan(ratio), np.inf, ratio)
         rel = diff / np.maximum(abs_b, eps * scale)
@@ -126,7 +126,7 @@ def compare_directional(
     scale = max(float(np.linalg.norm(b)), float(np.finfo(dtype).tiny))
     diff = np.abs(probe.values - expected)
     allowed = tol.rtol * np.abs(expected) + tol.atol * scale + probe.errors
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = np.where(np.isfinite(probe.values), diff / allowed, np.inf)
     worst = int(np.argmax(ratio))
     bad = ratio > 1

@@ -120,8 +120,8 @@ def compare_backends(
     jobs: int = 1,
 ) -> Comparison:
     """Run ``cases`` (Case instances or name patterns; default: the catalog) through
-    ``backends`` (names or Backend instances; default: reference, torch, jax, numeric)
-    and compare against ``baseline``.
+    ``backends`` (names or Backend instances; default: reference, manual, torch, jax,
+    numeric) and compare against ``baseline`` (added to the backends if missing).
 
     ``jobs > 1`` spreads catalog cases over that many processes (fresh interpreters, so
     no framework state is shared); results keep the order of the cases, and cases or
@@ -130,6 +130,8 @@ def compare_backends(
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
     backends = list(backends or DEFAULT_BACKENDS)
+    if baseline not in [b if isinstance(b, str) else b.name for b in backends]:
+        backends.insert(0, baseline)  # the baseline always runs: everything is compared with it
     names, instances = instantiate(backends)
     chosen = resolve_cases(cases)
     portable = jobs > 1 and all(isinstance(b, str) for b in backends)

@@ -57,11 +57,6 @@ def test_bad_steps_are_listed_as_ranges():
     assert compare_arrays(got, expected, AUTODIFF, stepped=True)["bad_steps"] == "2-4,7"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: compare_arrays takes a per-step scale only when b.ndim > 1, so a tap that "
-    "is a scalar per step (shape (T,)) is judged against max|b| over all steps",
-)
 def test_a_scalar_per_step_tap_is_judged_per_step():
     expected = np.logspace(0, -20, 11)
     got = expected.copy()

@@ -15,7 +15,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "numeric": ("harness.backends.numeric", "NumericBackend"),
     "manual": ("harness.backends.manual", "ManualBackend"),
 }
-DEFAULT_BACKENDS = ["reference", "torch", "jax", "numeric"]
+DEFAULT_BACKENDS = ["reference", "manual", "torch", "jax", "numeric"]
 
 
 class UnknownBackend(ValueError):
