@@ -1,0 +1,333 @@
+"""The report's content: the tables and plots of one Comparison as a list of blocks.
+
+An overview first (how many tensors, whether all agree, the worst error per backend
+pair, failures, the heatmap, float32 drift), then one section per case: its math, its
+agreement per tensor, and for unrolls and deep networks the gradient norm per step or per
+layer. ``harness.report_render`` turns the blocks into Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import plots
+from harness.cases import Case
+from harness.report_render import Block, Bullets, Code, Heading, Image, Para, Table
+from harness.runner import Comparison
+
+DEEP_TAPS = 5  # a case with this many indexed taps (s[0], s[1], ...) gets a per-layer plot
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
+
+
+def _err(x: float) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1e}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _image(plot: plots.Plot) -> Image:
+    return Image(plot.path, plot.alt, plot.caption)
+
+
+# --- theory (harness.theory may not exist yet, or may fail: the report goes on without it)
+
+
+def theory_summaries(comparison: Comparison, cases: list[Case]) -> tuple[pd.DataFrame, str]:
+    """The comparison's theory summaries (``harness.theory.summaries``) when they exist,
+    else an empty table; and a note saying why, when computing them failed."""
+    table = getattr(comparison, "summaries", None)
+    if isinstance(table, pd.DataFrame):
+        return table, ""
+    try:
+        from harness import theory
+    except ImportError:
+        return pd.DataFrame(), ""
+    if not hasattr(theory, "summaries"):
+        return pd.DataFrame(), ""
+    try:
+        table = theory.summaries(comparison.magnitudes, cases)
+    except Exception as e:  # noqa: BLE001 - theory is an extra; the report must still appear
+        return pd.DataFrame(), f"theory summaries failed: {type(e).__name__}: {e}"
+    return (table if isinstance(table, pd.DataFrame) else pd.DataFrame()), ""
+
+
+def theory_bound(mags: pd.DataFrame, case: Case, baseline: str) -> pd.DataFrame | None:
+    """The theoretical bound on ‖dL/dh_t‖ (columns tap, step, bound), anchored at the
+    baseline's last step, when ``harness.theory.bound_curve`` gives one for this case."""
+    try:
+        from harness import theory
+    except ImportError:
+        return None
+    if not hasattr(theory, "bound_curve"):
+        return None
+    h = mags[(mags["case"] == case.label) & (mags["tap"] == "h") & (mags["step"] >= 0)]
+    h = h[h["backend"] == baseline] if (h["backend"] == baseline).any() else h
+    h = h[h["backend"] == h["backend"].iloc[0]].sort_values("step") if len(h) else h
+    if len(h) < 2:
+        return None
+    try:
+        curve = theory.bound_curve(case, float(h["norm"].iloc[-1]), len(h))
+    except Exception:  # noqa: BLE001 - no bound is better than no report
+        return None
+    if curve is None:
+        return None
+    return pd.DataFrame({"tap": "h", "step": h["step"].to_numpy(), "bound": list(curve)})
+
+
+# --- the overview
+
+
+def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
+    """One row per (backend, baseline) pair: comparisons, how many agree, the worst
+    max_rel_err and where it is."""
+    rows = []
+    for (backend, baseline), group in agreement.groupby(["backend", "baseline"], sort=False):
+        measured = group[group["error"].fillna("") == ""]
+        worst = measured.loc[measured["max_rel_err"].idxmax()] if len(measured) else None
+        rows.append({
+            "pair": f"{backend} vs {baseline}", "compared": len(group),
+            "agree": int(group["ok"].astype(bool).sum()),
+            "failed": int((group["error"].fillna("") != "").sum()),
+            "worst_max_rel_err": math.nan if worst is None else float(worst["max_rel_err"]),
+            "where": "" if worst is None else f"{worst['case']}: {worst['kind']} {worst['tensor']}",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def verdict(facts: dict[str, Any]) -> str:
+    n = facts["counts"]
+    cases, backends = _count(n["cases"], "case"), _count(n["backends"], "backend")
+    scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline `{facts['baseline']}`"
+    if n["comparisons"] == 0 and not n["runs_failed"]:
+        return f"**Nothing was compared** (fewer than two backends ran) — {scope}."
+    if facts["all_agree"]:
+        return f"**All {n['comparisons']} compared tensors agree** — {scope}."
+    parts = []
+    if n["disagree"]:
+        parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
+    if n["runs_failed"]:
+        parts.append(f"{n['runs_failed']} backend runs failed")
+    return f"**{'; '.join(parts)}** — {scope}."
+
+
+def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[Block]:
+    pairs = worst_per_pair(comparison.agreement)
+    rows = tuple(
+        (p["pair"], str(p["compared"]), f"{'✓' if p['agree'] == p['compared'] else '✗'} {p['agree']}",
+         _err(p["worst_max_rel_err"]), p["where"], str(p["failed"]))
+        for _, p in pairs.iterrows()
+    )  # fmt: skip
+    blocks: list[Block] = [
+        Heading("gradparity report", 1),
+        Para(verdict(facts)),
+        Para(
+            "Each backend's gradients are compared with the baseline's, tensor by tensor "
+            "(the loss, every parameter, every tapped intermediate); `max_rel_err` is the "
+            "largest elementwise relative error. Finite differences (`numeric`) are judged "
+            "with their own error estimate added to the tolerance, so a large `max_rel_err` "
+            "on elements too small for them to resolve can still agree. Per backend pair:"
+        ),
+    ]
+    if rows:
+        header = ("backend pair", "tensors", "agree", "worst max_rel_err", "where", "failed")
+        blocks.append(Table(header, rows))
+    failed = facts["failed"]
+    if failed:
+        blocks += [
+            Heading("Failed backends", 3),
+            Bullets(tuple(f"`{f['backend']}` on `{f['case']}`: {f['error']}" for f in failed)),
+        ]
+    heatmap = plots.agreement_heatmap(
+        comparison.agreement, comparison.runs, out / "agreement_heatmap.png"
+    )
+    blocks += [Heading("Agreement at a glance", 3), _image(heatmap)]
+    return blocks
+
+
+def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
+    if drift.empty:
+        return []
+    blocks: list[Block] = [Heading("float32 against float64 as the computation grows", 2)]
+    measured = drift[drift["max_rel_err"].notna()]
+    if len(measured):
+        blocks.append(_image(plots.dtype_drift(measured, out / "drift_float32.png")))
+    rows = tuple(
+        (str(r["length"]), _err(r["max_rel_err"]), _err(r["rel_l2_err"]), str(r["underflowed"]),
+         r["error"])
+        for _, r in drift.iterrows()
+    )  # fmt: skip
+    option = drift["option"].iloc[0]
+    header = (option, "max_rel_err", "rel_l2_err", "float32 zeros (underflow)", "error")
+    blocks.append(Table(header, rows))
+    return blocks
+
+
+# --- one case
+
+
+def _cell(row: pd.Series) -> str:
+    """✓ and the max relative error; ✗ with what went wrong, or 'failed'."""
+    error = row["error"] if isinstance(row["error"], str) else ""
+    if error:
+        return "✗ failed" if " failed: " in error else f"✗ {error}"
+    if row["ok"]:
+        return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
+    steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
+    return (
+        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{steps}; at "
+        f"{row['worst_index']} got {row['worst_got']:.6g}, expected {row['worst_expected']:.6g}"
+    )
+
+
+def agreement_table(rows: pd.DataFrame) -> Table:
+    """Tensor × backend: ✓ or ✗ and the max relative error against the baseline."""
+    backends = list(dict.fromkeys(rows["backend"]))
+    baseline = rows["baseline"].iloc[0]
+    body = []
+    for (kind, tensor), group in rows.groupby(["kind", "tensor"], sort=False):
+        by_backend = {r["backend"]: _cell(r) for _, r in group.iterrows()}
+        shape = group["shape"].dropna()
+        body.append((f"{kind} `{tensor}`", shape.iloc[0] if len(shape) else "",
+                     *(by_backend.get(b, "") for b in backends)))  # fmt: skip
+    return Table(("tensor", "shape", *(f"{b} vs {baseline}" for b in backends)), tuple(body))
+
+
+def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block]:
+    if theory.empty or "case" not in theory:
+        return []
+    rows = theory[theory["case"] == label]
+    if "backend" in rows and (rows["backend"] == baseline).any():
+        rows = rows[rows["backend"] == baseline]
+    if rows.empty:
+        return []
+    cols = [
+        c for c in ("tap", "rate", "theory_rate", "first_over_last", "zeros", "theory") if c in rows
+    ]
+    body = tuple(
+        tuple(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) for r in rows[cols].itertuples(index=False)
+    )  # fmt: skip
+    return [Para(f"Magnitudes against theory (`{baseline}`):"), Table(tuple(cols), body)]
+
+
+def scan_taps(comparison: Comparison, label: str) -> set[str]:
+    """The case's taps made inside a scan (an unroll's steps), as the Results say."""
+    return {
+        tap
+        for r in comparison.results
+        if r.case == label
+        for tap, steps in r.tap_steps.items()
+        if steps is not None
+    }
+
+
+def magnitude_plots(comparison: Comparison, case: Case, out: Path) -> list[Block]:
+    """Norm per step for taps inside a scan; norm per layer (stage) for indexed taps
+    (``h[l]``, ``s[k]``) of MLPs and of staged cases at least DEEP_TAPS deep."""
+    mags, baseline, blocks = comparison.magnitudes, comparison.baseline, []
+    mine = mags[(mags["case"] == case.label) & (mags["step"] >= 0)]
+    scanned = scan_taps(comparison, case.label)
+    in_scan = [t for t in dict.fromkeys(mine["tap"]) if t in scanned]
+    layered = [t for t in dict.fromkeys(mine["tap"]) if t not in scanned]
+    if in_scan:
+        bound = theory_bound(mags, case, baseline)
+        path = out / f"steps_{_slug(case.label)}.png"
+        plot = plots.norms_by_index(mags, case.label, in_scan, path, baseline, "t", bound)
+        blocks.append(_image(plot))
+    deep = mine[mine["tap"].isin(layered)].groupby("tap")["step"].nunique()
+    if layered and (case.family == "mlp" or deep.max() >= DEEP_TAPS):
+        index = "l" if case.family == "mlp" else "k"
+        path = out / f"layers_{_slug(case.label)}.png"
+        blocks.append(
+            _image(plots.norms_by_index(mags, case.label, layered, path, baseline, index))
+        )
+    return blocks
+
+
+def case_section(
+    comparison: Comparison, case: Case, theory: pd.DataFrame, out: Path
+) -> list[Block]:
+    rows = comparison.agreement[comparison.agreement["case"] == case.label]
+    runs = comparison.runs[comparison.runs["case"] == case.label]
+    blocks: list[Block] = [Heading(f"{case.label} ({case.family})", 2), Code(case.doc())]
+    options = ", ".join(f"{k}={v}" for k, v in case.cfg.items())
+    if options:
+        blocks.append(Para(f"Options: `{options}`."))
+    if len(rows):
+        blocks.append(agreement_table(rows))
+    notes = [f"**{r['backend']} {r['status']}**: {r['error']}" for _, r in runs.iterrows()
+             if r["status"] != "ok"]  # fmt: skip
+    odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
+    notes += [f"{r['kind']} `{r['tensor']}`: **{r['odd_one_out']}** is the odd one out"
+              for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip
+    if notes:
+        blocks.append(Bullets(tuple(notes)))
+    blocks += _theory_table(theory, case.label, comparison.baseline)
+    return blocks + magnitude_plots(comparison, case, out)
+
+
+def init_overlays(comparison: Comparison, cases: list[Case], out: Path) -> list[Block]:
+    """MLP cases that differ only in their ``init``, overlaid in one per-layer plot."""
+    groups: dict[tuple, list[Case]] = {}
+    for case in cases:
+        if case.family == "mlp" and "init" in case.cfg:
+            key = tuple(sorted((k, str(v)) for k, v in case.cfg.items() if k != "init"))
+            groups.setdefault(key, []).append(case)
+    blocks: list[Block] = []
+    for group in groups.values():
+        if len({c.cfg["init"] for c in group}) < 2:
+            continue
+        labels = [c.label for c in group]
+        path = out / f"init_{_slug('_'.join(labels))}.png"
+        mags = comparison.magnitudes
+        tap = next(iter(mags.loc[(mags["case"] == labels[0]) & (mags["step"] >= 0), "tap"]), "h")
+        plot = plots.overlay_cases(mags, labels, tap, path, comparison.baseline)
+        blocks += [
+            Heading("Initialisations compared: " + " vs ".join(labels), 2),
+            Para(
+                "The same network with each initialisation ("
+                + ", ".join(f"`{c.label}`: init={c.cfg['init']}" for c in group)
+                + ")."
+            ),  # fmt: skip
+            _image(plot),
+        ]
+    return blocks
+
+
+def document(
+    comparison: Comparison, cases: list[Case], facts: dict[str, Any], drift: pd.DataFrame, out: Path
+) -> list[Block]:
+    """The whole report as blocks; the PNGs it shows are written into ``out`` on the way."""
+    theory, theory_note = theory_summaries(comparison, cases)
+    blocks = overview(comparison, facts, out)
+    blocks += drift_section(drift, out)
+    blocks += init_overlays(comparison, cases, out)
+    for case in cases:
+        blocks += case_section(comparison, case, theory, out)
+    blocks += [
+        Heading("Run details", 2),
+        Bullets(
+            (
+                f"seed {facts['seed']}, dtype {facts['dtype']}, baseline `{facts['baseline']}`",
+                "versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items()),
+                "machine: " + ", ".join(f"{k} {v}" for k, v in facts["machine"].items()),
+                "tables: `agreement.csv`, `magnitudes.csv`, `runs.csv` (timings)"
+                + (", `drift.csv`" if not drift.empty else "")
+                + ", `summary.json`",
+                *([theory_note] if theory_note else []),
+            )
+        ),
+    ]
+    return blocks
+
+
+__all__ = ["agreement_table", "case_section", "document", "overview", "verdict"]

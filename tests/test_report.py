@@ -1,0 +1,187 @@
+"""``gradparity report``: every file written, deterministic CSVs, failures reported, exact
+zeros drawn safely, and report.html rendered by a real headless browser."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import plots
+from harness.cli import main
+from harness.compare import AGREEMENT_COLUMNS, MAGNITUDE_COLUMNS, RUN_COLUMNS
+from harness.report import ProgressBar
+
+CASES = ["card_affine_square", "deep_chain"]
+SELECTION = [arg for case in CASES for arg in ("--case", case)]
+DETERMINISTIC_CSVS = ["agreement.csv", "magnitudes.csv", "drift.csv"]
+EXPECTED_COLUMNS = {
+    "agreement.csv": AGREEMENT_COLUMNS,
+    "magnitudes.csv": MAGNITUDE_COLUMNS,
+    "runs.csv": RUN_COLUMNS,
+    "drift.csv": ["case", "option", "length", "backend", "max_rel_err", "rel_l2_err",
+                  "underflowed", "error"],
+}  # fmt: skip
+
+
+def write(out: Path, *extra: str) -> int:
+    return main(["report", "--out", str(out), "--quiet", *SELECTION, *extra])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert write(out) == 0
+    return out
+
+
+def test_every_file_is_written_with_its_columns_and_every_case(report):
+    for name, columns in EXPECTED_COLUMNS.items():
+        table = pd.read_csv(report / name)
+        assert list(table.columns) == columns, name
+        if name != "drift.csv":
+            assert set(table["case"]) == set(CASES), name
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["all_agree"] is True and summary["exit_code"] == 0
+    assert summary["cases"] == CASES and summary["seed"] == 0 and summary["dtype"] == "float64"
+    runs = pd.read_csv(report / "runs.csv")
+    compared = runs.loc[(runs["status"] == "ok") & (runs["backend"] != "torch"), "backend"]
+    assert set(summary["worst_max_rel_err"]) == {f"{b} vs torch" for b in compared}
+    assert {"python", "numpy", "torch", "jax"} <= set(summary["versions"])
+    assert {"platform", "processor", "cpu_count"} <= set(summary["machine"])
+    markdown = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    for case in CASES:
+        assert f"## {case} (staged)" in markdown and f">{case} (staged)</h2>" in html
+    n = len(pd.read_csv(report / "agreement.csv"))
+    assert f"All {n} compared tensors agree" in markdown
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", markdown)
+    assert {"agreement_heatmap.png", "drift_float32.png", "layers_deep_chain.png"} <= set(linked)
+    assert all((report / name).is_file() for name in linked)
+    assert 'src="data:image/png;base64,' in html and '.png"' not in html
+
+
+def test_same_seed_gives_byte_identical_csvs(report, tmp_path):
+    assert write(tmp_path) == 0
+    for name in DETERMINISTIC_CSVS:
+        assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
+
+
+def test_a_failing_backend_is_a_failed_cell_and_exit_1(tmp_path, monkeypatch, capsys):
+    from harness.backends.numeric import NumericBackend
+
+    def broken(self, case, params, inputs, dtype):
+        raise RuntimeError("injected failure for the report test")
+
+    monkeypatch.setattr(NumericBackend, "run", broken)
+    assert main(["report", "--out", str(tmp_path), "--quiet", "--case", CASES[0]]) == 1
+    assert "DISAGREEMENT" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["exit_code"] == 1 and summary["counts"]["runs_failed"] == 1
+    assert [f["backend"] for f in summary["failed"]] == ["numeric"]
+    for name in ("report.md", "report.html"):
+        text = (tmp_path / name).read_text()
+        assert "injected failure for the report test" in text, name
+        assert "✗ failed" in text and "Failed backends" in text, name
+    assert (tmp_path / "agreement_heatmap.png").is_file()
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs.set_index("backend").loc["numeric", "status"] == "failed"
+
+
+def magnitudes(norms: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [("c", backend, "h", t, n) for backend, ns in norms.items() for t, n in enumerate(ns)]
+    return pd.DataFrame(rows, columns=MAGNITUDE_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "norms, zeros",
+    [
+        ({"torch": [0.0, 1e-30, 1.0], "jax": [0.0, 1e-30, 1.0]}, 2),  # underflow at t = 0
+        ({"torch": [0.0, 0.0], "jax": [0.0, 0.0]}, 4),  # nothing a log axis can show
+    ],
+)
+def test_exact_zero_norms_are_left_out_and_counted(tmp_path, norms, zeros):
+    path = tmp_path / "steps.png"
+    plot = plots.norms_by_index(magnitudes(norms), "c", ["h"], path, "torch")
+    total = sum(len(v) for v in norms.values())
+    assert f"{zeros} of {total} norms were exactly 0" in plot.caption
+    assert path.stat().st_size > 1000
+
+
+def test_heatmap_scores_exact_zero_as_the_cap_and_marks_failures():
+    agreement = pd.DataFrame(
+        {
+            "case": ["a", "a", "b"],
+            "backend": ["jax", "jax", "jax"],
+            "max_rel_err": [0.0, 0.0, 1e-3],
+            "ok": [True, True, False],
+            "error": ["", "", ""],
+        }  # fmt: skip
+    )
+    runs = pd.DataFrame(
+        {
+            "case": ["a", "a", "b", "b"],
+            "backend": ["torch", "jax", "torch", "jax"],
+            "status": ["ok", "ok", "failed", "ok"],
+        }  # fmt: skip
+    )
+    score, label = plots.agreement_scores(agreement, runs)
+    assert score.loc["a", "jax"] == plots.SCORE_CAP and label.loc["a", "jax"] == "exact"
+    assert score.loc["b", "jax"] == pytest.approx(3.0) and label.loc["b", "jax"] == "✗ 3.0"
+    assert label.loc["a", "torch"] == "baseline" and label.loc["b", "torch"] == "failed"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_only_on_a_terminal():
+    terminal, pipe = FakeTerminal(), io.StringIO()
+    for stream, enabled in ((terminal, True), (pipe, True), (FakeTerminal(), False)):
+        bar = ProgressBar(2, stream, enabled)
+        bar("deep_chain", "torch")
+        bar("deep_chain", "jax")
+        bar.close()
+    assert "2/2 deep_chain · jax" in terminal.getvalue()
+    assert pipe.getvalue() == ""
+
+
+# --- report.html in a real browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / "profile"
+    command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_html_renders_in_headless_chromium(report, tmp_path):
+    page = (report / "report.html").resolve().as_uri()
+    dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", page).stdout
+    sources = re.findall(r"<img [^>]*src=\"([^\"]{0,40})", dom)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    total = re.search(r'data-images-total="(\d+)"', dom)
+    assert loaded and total, "the page's load script did not run"
+    assert int(loaded[1]) == int(total[1]) == len(sources)
+
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", page)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (2000, 1200)
+    assert float(np.var(pixels[..., :3])) > 1e-3, "the screenshot is blank"
