@@ -1,0 +1,231 @@
+"""Judging a plug-in's raw answer, before any comparison: the faults, and the Result.
+
+Everything is checked on what the plug-in returned, as it returned it: the type, the set
+of tensors, each tensor's shape, dtype and finiteness. Nothing is summed over a
+broadcast axis, cast or reshaped to make it fit (torch's autograd engine would do both;
+plug-in gradients never go through it). Then the two calls of a case are compared with
+each other (non-determinism, state kept across calls) and, for a stage, the backward
+with finite differences of the plug-in's own forward.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from harness.compare import compare_arrays
+from harness.plugins.faults import Fault
+from harness.result import Result
+from harness.tolerances import TOLERANCES, tolerance_for
+
+MAX_OUTPUT = 1_000_000  # characters one call may print before it is an output flood
+
+
+def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
+    """(kind, message, traceback) of a fault the worker (or its death) reported."""
+    kind = reply_fault.get("kind", "exception")
+    if reply_fault.get("type") == "MissingOp":
+        kind = "missing attribute"
+    return kind, reply_fault.get("message", ""), reply_fault.get("traceback", "")
+
+
+def _hint(shape: tuple, expected: tuple) -> str:
+    if len(shape) == len(expected) + 1 and shape[1:] == expected:
+        return f" — one more leading axis of {shape[0]}: not summed over the batch or steps?"
+    if len(shape) == 2 and shape == expected[::-1] and shape != expected:
+        return " — transposed?"
+    if np.prod(shape) == np.prod(expected):
+        return " — the right number of elements in another shape (reshaped, or transposed?)"
+    return ""
+
+
+def check_leaf(
+    leaf: dict[str, Any], label: str, expected: tuple | None, dtype: str, fault
+) -> np.ndarray | None:
+    """One returned tensor: its type, dtype, shape and finiteness. Returns the array
+    to compare (as returned: never cast or reshaped), or None."""
+    array = leaf.get("array")
+    if leaf.get("note"):
+        fault("converted", f"{label} was {leaf['note']}")
+    if array is None:
+        what = (
+            "None"
+            if leaf.get("type") == "None"
+            else f"a {leaf.get('type')} ({leaf.get('repr', '')})"
+        )
+        fault("wrong type", f"{label} is {what}; expected a numpy array")
+        return None
+    if array.dtype != np.dtype(dtype):
+        fault("wrong dtype", f"{label} has dtype {array.dtype} in a {dtype} run (not cast for you)")
+    if expected is not None and array.shape != tuple(expected):
+        fault("wrong shape", f"{label} has shape {array.shape} where {tuple(expected)} was expected"
+              + _hint(array.shape, tuple(expected)))  # fmt: skip
+    if array.dtype.kind in "fc":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0]) if array.ndim else ()
+            kind = "NaN" if np.isnan(array[first]) else "Inf"
+            more = f" (and {int(bad.sum()) - 1} more non-finite elements)" if bad.sum() > 1 else ""
+            fault("not finite", f"{label} is {kind} at {first}{more}")
+    return array
+
+
+class Judgement:
+    """The faults and the Result for one case, built from the worker's reply."""
+
+    def __init__(self, case, backend: str, dtype: str, params: dict, expected_taps: dict,
+                 tap_steps: dict, max_output: int = MAX_OUTPUT):  # fmt: skip
+        self.case, self.backend, self.dtype = case, backend, dtype
+        self.params, self.expected_taps, self.tap_steps = params, expected_taps, tap_steps
+        self.max_output = max_output
+        self.faults: list[Fault] = []
+        self.extra_results: list[Result] = []
+
+    def fault(self, kind: str, message: str, tensor: str = "", traceback: str = "") -> None:
+        self.faults.append(Fault(self.case.label, self.backend, tensor, kind, message, traceback))
+
+    def result(self, reply: dict[str, Any]) -> Result:
+        empty = Result(self.case.label, self.backend, self.dtype)
+        if "fault" in reply:
+            return self._fatal(empty, *fatal(reply["fault"]))
+        first = reply["calls"][0]
+        self._output(first, reply.get("fd_stderr_bytes", 0))
+        if first["error"] is not None:
+            return self._fatal(empty, *fatal(first["error"]))
+        out = first["output"]
+        if out["top"] == "None":
+            return self._fatal(
+                empty, "returned None", "the call returned None (a missing `return`?)", ""
+            )
+        if out["top"] != "dict":
+            return self._fatal(empty, "wrong type", f"the call returned a {out['top']} "
+                               f"({out.get('repr', '')}); expected a dict {{parameter name: array}} "
+                               "or {'grads': ..., 'loss': ..., 'taps': ...}", "")  # fmt: skip
+        if out.get("grads") is None or "bad_taps" in out:
+            what = "grads" if out.get("grads") is None else "taps"
+            return self._fatal(empty, "wrong type", f"{what!r} is not a dict of arrays", "")
+        grads = self._tensors(out["grads"], {k: v.shape for k, v in self.params.items()}, "param")
+        taps = self._tensors(out.get("taps") or {}, self.expected_taps, "tap")
+        loss = math.nan
+        if out.get("loss") is not None:
+            array = check_leaf(
+                out["loss"], "the loss", None, self.dtype, self._tensor_fault("loss")
+            )
+            if array is not None and array.size == 1:
+                loss = float(array.reshape(()))
+            elif array is not None:
+                self.fault(
+                    "wrong shape", f"the loss has shape {array.shape}; expected a scalar", "loss"
+                )
+        for name, count, first_at in first.get("mutated", []):
+            n = "" if count < 0 else f" ({count} element{'s' * (count != 1)}, first at {first_at})"
+            self.fault("mutated inputs", f"the call wrote into {name}{n}; every later call "
+                       "and every other backend got clean copies", name)  # fmt: skip
+        if len(reply["calls"]) > 1:
+            self._repeat(out, reply["calls"][1])
+        result = Result(self.case.label, self.backend, self.dtype, loss=loss, grads=grads,
+                        taps=taps, tap_steps={k: self.tap_steps.get(k) for k in taps},
+                        seconds=first["seconds"])  # fmt: skip
+        if "fd" in reply:
+            self._own_forward(result, reply["fd"])
+        return result
+
+    # --- pieces
+    def _fatal(self, empty: Result, kind: str, message: str, traceback: str) -> Result:
+        self.fault(kind, message, "", traceback)
+        empty.error = f"{kind}: {message}"
+        return empty
+
+    def _tensor_fault(self, label: str):
+        return lambda kind, message: self.fault(kind, message, label)
+
+    def _tensors(self, tree: dict, expected: dict, kind: str) -> dict[str, np.ndarray]:
+        out = {}
+        for name, leaf in tree.items():
+            if name not in expected:
+                known = ", ".join(expected) or "none"
+                self.fault("extra tensor", f"a {kind} {name!r} the case does not have "
+                           f"(its {kind}s: {known})", name)  # fmt: skip
+                continue
+            array = check_leaf(leaf, f"{kind} {name!r}", expected[name], self.dtype,
+                               self._tensor_fault(name))  # fmt: skip
+            if array is not None and array.dtype.kind in "fiub":
+                out[name] = array
+        if kind == "param":
+            for name in expected:
+                if name not in tree:
+                    got = ", ".join(tree) or "nothing"
+                    self.fault("missing tensor", f"no gradient for parameter {name!r} (shape "
+                               f"{tuple(expected[name])}); it returned: {got}", name)  # fmt: skip
+        return out
+
+    def _output(self, call: dict[str, Any], fd_bytes: int) -> None:
+        printed = call["stdout_chars"] + call["stderr_chars"] + fd_bytes
+        if printed > self.max_output:
+            shown = (call["stdout"] or call["stderr"])[:300].strip().replace("\n", " ⏎ ")
+            self.fault("output flood", f"the call printed {printed:,} characters (limit "
+                       f"{self.max_output:,}; kept: the first and last lines); it begins: {shown!r}")  # fmt: skip
+
+    def _repeat(self, first: dict[str, Any], second_call: dict[str, Any]) -> None:
+        """The same call twice on clean copies: equal, doubled (state), or different."""
+        if second_call["error"] is not None:
+            kind, message, tb = fatal(second_call["error"])
+            self.fault("state across calls", "the first call succeeded and the second, on "
+                       f"the same inputs, failed: {message}", "", tb)  # fmt: skip
+            return
+        second = second_call.get("output", {})
+        tol = TOLERANCES[("autodiff", self.dtype)]
+        differ, doubled = [], []
+        for kind in ("grads", "taps"):
+            for name, leaf in (first.get(kind) or {}).items():
+                other = (second.get(kind) or {}).get(name)
+                a = leaf.get("array")
+                b = None if other is None else other.get("array")
+                if a is None or b is None or a.shape != b.shape or a.dtype.kind not in "fc":
+                    continue
+                a, b = a.astype(np.float64), b.astype(np.float64)
+                scale = max(float(np.max(np.abs(a), initial=0.0)), 1e-300)
+                if np.all(np.abs(b - a) <= tol.rtol * np.abs(a) + tol.atol * scale):
+                    continue
+                differ.append(name)
+                scale2 = max(2 * scale, 1e-300)
+                if np.all(np.abs(b - 2 * a) <= tol.rtol * np.abs(2 * a) + tol.atol * scale2):
+                    doubled.append(name)
+        if not differ:
+            return
+        names = ", ".join(differ[:6]) + (" …" if len(differ) > 6 else "")
+        if len(doubled) == len(differ):
+            self.fault("state across calls", f"the second call on the same inputs returned "
+                       f"twice the first on {names}: gradients accumulate from call to call "
+                       "(reset them at the start of each call)")  # fmt: skip
+        else:
+            self.fault("non-deterministic", f"two calls on the same inputs returned different "
+                       f"gradients for {names} (an unseeded random number? dropout left on? "
+                       "state kept between calls?)")  # fmt: skip
+
+    def _own_forward(self, result: Result, fd: dict[str, Any]) -> None:
+        """The stage's backward against finite differences of its own forward."""
+        name = f"{self.backend}(fd)"
+        if fd.get("error") is not None:
+            kind, message, tb = fatal(fd["error"])
+            self.fault(kind, f"finite differences of the forward failed: {message}", "", tb)
+            return
+        grads, errors = fd["value"]["grads"], fd["value"]["errors"]
+        self.extra_results.append(Result(
+            self.case.label, name, self.dtype, loss=result.loss, grads=grads, mode="elementwise",
+            uncertainty={("param", k): v for k, v in errors.items()}, seconds=fd["seconds"],
+        ))  # fmt: skip
+        tol = tolerance_for("autodiff", "numeric", self.dtype)
+        for tensor, expected in grads.items():
+            got = result.grads.get(tensor)
+            if got is None or np.shape(got) != expected.shape:
+                continue
+            m = compare_arrays(got, expected, tol, self.dtype, errors[tensor])
+            if not m["ok"]:
+                self.fault("disagrees with own forward",
+                           f"the backward's d{tensor} is not the derivative of the stage's own "
+                           f"forward: {m['n_bad']}/{m['n_elements']} elements differ; worst at "
+                           f"{m['worst_index']}: backward {m['worst_got']:.6g}, finite differences "
+                           f"of the forward {m['worst_expected']:.6g}", tensor)  # fmt: skip

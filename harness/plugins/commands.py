@@ -1,0 +1,105 @@
+"""``gradparity validate`` and ``gradparity selftest``: their options here, their work
+imported only when the command runs (``gradparity list`` stays instant)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+GiB = 1024**3
+
+
+def _memory(text: str) -> int:
+    """'4G', '512M', '0' (no limit) -> bytes."""
+    text = text.strip().upper()
+    scale = {"K": 1024, "M": 1024**2, "G": GiB}.get(text[-1:], 1)
+    try:
+        return int(float(text.rstrip("KMG") if scale != 1 else text) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--memory takes a size like 4G or 512M, not {text!r}"
+        ) from None
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``validate`` and ``selftest`` on the ``gradparity`` parser."""
+    p = sub.add_parser(
+        "validate", help="check YOUR backprop (a stage, a model or an engine) against the references",
+        description="Run your implementation beside the references and say, tensor by tensor "
+        "and step by step, where it leaves them. Exit 0: it agrees; 1: a disagreement or a "
+        "fault; 2: bad usage.",
+    )  # fmt: skip
+    p.add_argument("target", metavar="TARGET", help="package.module:attr or path/to/file.py:attr")
+    p.add_argument("--as", dest="form", choices=["stage", "model", "engine"],
+                   help="the plug-in's form (default: guessed from the object)")  # fmt: skip
+    p.add_argument("--case", action="append", metavar="PATTERN",
+                   help="case name, glob, family or substring; repeatable (a model needs one; "
+                   "an engine defaults to the catalog)")  # fmt: skip
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a case option, e.g. T=8")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", action="append", metavar="NAME",
+                   help="a reference backend, repeatable (default: reference torch jax numeric)")  # fmt: skip
+    p.add_argument(
+        "--baseline", help="the reference the plug-in is compared with (default: reference)"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds one case may take in the plug-in (default 60)")  # fmt: skip
+    p.add_argument("--memory", type=_memory, default=4 * GiB, metavar="SIZE",
+                   help="address-space limit of the plug-in's process (default 4G; 0: none)")  # fmt: skip
+    p.add_argument("--no-isolation", action="store_true",
+                   help="run the plug-in in this process (no time or memory limit)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR", help="write the tables, diagnostics and report here")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "selftest", help="run the bug zoo: every broken implementation flagged, every correct one passed",
+    )  # fmt: skip
+    p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
+    p.add_argument("--only", action="append", metavar="NAME", help="zoo entries (substring)")
+    p.add_argument("--reference", action="append", metavar="NAME",
+                   help="reference backends (default: reference torch)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--csv", metavar="FILE", help="also write the detection table")
+    p.set_defaults(func=cmd_selftest)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError, build_cases, parse_sets
+    from harness.plugins.target import BadTarget
+    from harness.plugins.validate import NeedCases, validate
+
+    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
+    if args.set and not args.case:
+        raise UsageError("--set needs --case (the options belong to a case)")
+    try:
+        v = validate(
+            args.target, form=args.form, cases=cases, dtype=args.dtype,
+            references=args.reference, baseline=args.baseline, seed=args.seed,
+            timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
+        )  # fmt: skip
+    except (BadTarget, NeedCases) as e:
+        raise UsageError(str(e)) from None
+    print(v.text())
+    if args.out:
+        written = v.write(args.out)
+        print(f"wrote {', '.join(str(p) for p in written[:4])}{' …' if len(written) > 4 else ''}")
+    sys.stdout.flush()
+    return 0 if v.ok else 1
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from harness.zoo.selftest import format_table, selftest
+
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    table = selftest(dtypes, only=args.only, references=args.reference, timeout=args.timeout,
+                     progress=lambda name, dtype: print(f"  {name} ({dtype})", file=sys.stderr))  # fmt: skip
+    print(format_table(table))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    passed = bool(table["verdict"].eq("ok").all())
+    n_broken = int((table["expected"] == "broken").sum())
+    n_correct = len(table) - n_broken
+    print(f"\n{n_broken} broken runs, {n_correct} correct runs over {', '.join(dtypes)}: "
+          f"{'every broken one flagged, every correct one passed' if passed else 'SELFTEST FAILED'}")  # fmt: skip
+    return 0 if passed else 1

@@ -1,0 +1,113 @@
+"""The engine form: your autodiff engine runs the case itself, through ``ops``.
+
+An engine is an object (or a class, instantiated once per call) with
+
+    tensor(array, requires_grad) -> T      a tensor of your type from a numpy array
+    grad(loss, wrt) -> [array, ...]         dL/dw for each w in wrt (a list of T); None = 0
+    numpy(t) -> np.ndarray                  the value of a tensor
+
+and the ``ops`` functions on T (``harness/ops.py``):
+
+    tanh sigmoid relu exp log  sum mean logsumexp (axis=None, keepdims=False)
+    reshape transpose concatenate stack  softmax_cross_entropy(logits, labels)
+
+T supports the Python operators ``+ - * / ** @``, unary ``-``, indexing and slicing
+(``a[t]``, ``a[:, :H]``) and ``len()``, with numpy broadcasting and Python numbers on
+either side. ``tap`` and ``scan`` are the harness's (a plain loop): the engine never sees
+them. Parameters are made with ``requires_grad=True``, float inputs with False (integer
+inputs, class labels, stay numpy arrays). ``wrt`` holds the parameters and every tapped
+value (a tapped input is first re-made as a leaf), so ``grad`` must give the gradient of
+any tensor of the graph, not only of leaves.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.ops import Ops
+
+OPS_FUNCTIONS = (
+    "tanh", "sigmoid", "relu", "exp", "log", "sum", "mean", "logsumexp",
+    "reshape", "transpose", "concatenate", "stack", "softmax_cross_entropy",
+)  # fmt: skip
+ENGINE_METHODS = ("tensor", "grad", "numpy")
+
+
+class MissingOp(AttributeError):
+    """The engine lacks a function the case needs."""
+
+
+def _delegate(fname: str):
+    def method(self, *args, **kwargs):
+        fn = getattr(self.engine, fname, None)
+        if fn is None:
+            raise MissingOp(f"the engine has no ops function {fname!r} (see harness/ops.py)")
+        return fn(*args, **kwargs)
+
+    method.__name__ = fname
+    return method
+
+
+class EngineOps(Ops):
+    """``ops`` for a case, delegating the array functions to the engine."""
+
+    name = "engine"
+
+    def __init__(self, engine: Any, tensor_type: type, constants: set[int]) -> None:
+        super().__init__()
+        self.engine, self.tensor_type, self.constants = engine, tensor_type, constants
+        self.watched: dict[str, list[Any]] = {}
+
+    def _watch(self, name, x, step):
+        if not isinstance(x, self.tensor_type) or id(x) in self.constants:
+            value = self.engine.numpy(x) if isinstance(x, self.tensor_type) else np.asarray(x)
+            x = self.engine.tensor(value, True)
+        self.watched.setdefault(name, []).append(x)
+        return x
+
+
+for _fname in OPS_FUNCTIONS:
+    setattr(EngineOps, _fname, _delegate(_fname))
+
+
+def instantiate(engine: Any) -> Any:
+    """A class is instantiated (a fresh engine per call); an instance is used as it is."""
+    return engine() if isinstance(engine, type) else engine
+
+
+def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, Any]:
+    """Run ``case`` through the engine: its loss, dL/dθ per parameter, dL/d(tap) per tap
+    (a list per step for taps inside a scan). Values are returned as the engine gave them."""
+    engine = instantiate(engine)
+    for method in ENGINE_METHODS:
+        if not callable(getattr(engine, method, None)):
+            raise MissingOp(f"the engine has no method {method!r} (needs: tensor, grad, numpy)")
+    start = time.perf_counter()
+    P = {k: engine.tensor(v, True) for k, v in params.items()}
+    X = {
+        k: engine.tensor(v, False) if np.issubdtype(v.dtype, np.floating) else v
+        for k, v in inputs.items()
+    }
+    some = next(iter(P.values()), None)
+    tensor_type = type(some) if some is not None else object
+    constants = {id(v) for v in X.values() if isinstance(v, tensor_type)}
+    ops = EngineOps(engine, tensor_type, constants)
+    loss = case.loss(ops, P, X)
+    watched = [(name, v) for name, values in ops.watched.items() for v in values]
+    wrt = [*P.values(), *(v for _, v in watched)]
+    grads = list(engine.grad(loss, wrt))
+    if len(grads) != len(wrt):
+        raise ValueError(f"engine.grad returned {len(grads)} gradients for {len(wrt)} tensors")
+    seconds = time.perf_counter() - start
+    zeros = {id(v): np.zeros(np.shape(engine.numpy(v)), dtype=engine.numpy(v).dtype) for v in wrt}
+    grads = [zeros[id(v)] if g is None else g for v, g in zip(wrt, grads, strict=True)]
+    out_grads = dict(zip(P, grads[: len(P)], strict=True))
+    taps: dict[str, Any] = {}
+    for (name, _), g in zip(watched, grads[len(P) :], strict=True):
+        taps.setdefault(name, []).append(g)
+    taps = {n: (gs if ops.tap_steps[n] is not None else gs[0]) for n, gs in taps.items()}
+    return {"grads": out_grads, "taps": taps, "loss": engine.numpy(loss),
+            "tap_steps": dict(ops.tap_steps), "seconds": seconds}  # fmt: skip

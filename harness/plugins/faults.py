@@ -1,0 +1,59 @@
+"""What can go wrong with a plug-in besides a wrong number: the faults, by kind.
+
+A fault names the case, the backend and (where it has one) the tensor. Its severity says
+what it does to the verdict: "fatal" (the call gave nothing to compare), "fault" (the
+plug-in fails, its other tensors are still compared), "note" (said, not held against it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# kind -> what it means, for the report's legend
+KINDS = {
+    "import error": "the TARGET's module or file could not be imported",
+    "missing attribute": "the module has no such attribute, or the object lacks a method the form needs",
+    "exception": "the call raised (the traceback is kept)",
+    "exit": "the call called sys.exit",
+    "crash": "the worker process died (a signal such as SIGSEGV or SIGABRT, or os._exit)",
+    "timeout": "no answer within the time limit: the worker was killed",
+    "memory": "MemoryError under the worker's address-space limit",
+    "returned None": "the call returned None (a missing `return`?)",
+    "wrong type": "the call returned something other than what the form promises",
+    "missing tensor": "a parameter's gradient is missing",
+    "extra tensor": "a gradient or tap the case does not have",
+    "wrong shape": "a gradient whose shape is not its tensor's (never summed or reshaped for you)",
+    "wrong dtype": "a gradient whose dtype is not the run's (never cast for you)",
+    "not finite": "NaN or Inf in a gradient",
+    "mutated inputs": "the call wrote into the arrays it was given",
+    "non-deterministic": "two calls on the same inputs returned different gradients",
+    "state across calls": "the second call returned the first call's gradients plus a new copy",
+    "output flood": "the call printed more than the output limit",
+    "disagrees with own forward": "the stage's backward is not the derivative of its own forward",
+    "converted": "a list, a Python number or a framework tensor was converted to numpy",
+}
+SEVERITY = {"converted": "note"}
+FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
+         "returned None", "wrong type"}  # fmt: skip
+FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]
+
+
+@dataclass
+class Fault:
+    case: str
+    backend: str
+    tensor: str  # "" where the fault is the whole call's
+    fault: str  # a key of KINDS
+    message: str
+    traceback: str = ""
+
+    @property
+    def severity(self) -> str:
+        return "fatal" if self.fault in FATAL else SEVERITY.get(self.fault, "fault")
+
+    def row(self) -> dict:
+        return {**asdict(self), "severity": self.severity}
+
+    def line(self) -> str:
+        where = f"{self.case}: {self.backend}" + (f", {self.tensor}" if self.tensor else "")
+        return f"{where}: {self.fault}: {self.message}"

@@ -1,0 +1,144 @@
+"""TARGET: where a plug-in lives, as ``package.module:attr`` or ``path/to/file.py:attr``.
+
+Parsing is strict and happens in the parent (bad syntax is a usage error, exit 2);
+loading happens in the worker process, so that an import that fails, hangs or crashes
+is a fault of the plug-in, reported like any other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_ATTR = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+class BadTarget(ValueError):
+    """TARGET is not ``package.module:attr`` or ``path/to/file.py:attr``."""
+
+
+class LoadFault(Exception):
+    """The target could not be loaded: ``kind`` is "import error" or "missing attribute"."""
+
+    def __init__(self, kind: str, message: str, traceback: str = ""):
+        super().__init__(message)
+        self.kind, self.message, self.traceback = kind, message, traceback
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed TARGET. ``path`` is set for a file target, ``module`` for a module one;
+    ``sys_path`` is prepended in the worker (the caller's import path)."""
+
+    text: str
+    attr: str
+    module: str | None = None
+    path: str | None = None
+    sys_path: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def name(self) -> str:
+        """A short name for tables: the attribute's last part."""
+        return self.attr.rsplit(".", 1)[-1]
+
+
+def parse_target(text: str) -> Target:
+    """``pkg.mod:attr`` or ``dir/file.py:attr`` (the attribute may be dotted)."""
+    where, sep, attr = str(text).rpartition(":")
+    if not sep or not where or not _ATTR.match(attr):
+        raise BadTarget(f"TARGET must be package.module:attr or path/to/file.py:attr, not {text!r}")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        return Target(text, attr, path=str(Path(where).resolve()), sys_path=tuple(sys.path))
+    if not _MODULE.match(where):
+        raise BadTarget(f"{where!r} in TARGET {text!r} is not a module name or a .py path")
+    return Target(text, attr, module=where, sys_path=tuple(_import_path()))
+
+
+def _import_path() -> list[str]:
+    """sys.path, with the working directory first (as ``python -m`` would have it)."""
+    cwd = str(Path.cwd())
+    return [cwd] + [p for p in sys.path if p not in ("", cwd)]
+
+
+def target_of(obj: Any) -> Target | None:
+    """A Target that names ``obj`` (a function, class or instance at module level), or
+    None when a fresh process cannot find it by name (a lambda, a closure, a local)."""
+    module = getattr(obj, "__module__", None) or getattr(type(obj), "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        return None
+    mod = sys.modules.get(module)
+    if mod is None:
+        return None
+    try:
+        found = _getattr_path(mod, qualname)
+    except AttributeError:
+        return None
+    if found is not obj:
+        return None
+    if module == "__main__":
+        path = getattr(mod, "__file__", None)
+        if not path:
+            return None
+        return Target(f"{path}:{qualname}", qualname, path=str(Path(path).resolve()),
+                      sys_path=tuple(sys.path))  # fmt: skip
+    return Target(f"{module}:{qualname}", qualname, module=module, sys_path=tuple(_import_path()))
+
+
+def _getattr_path(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load(target: Target) -> Any:
+    """Import the module (or run the file) and fetch the attribute; LoadFault otherwise."""
+    import traceback
+
+    for p in reversed(target.sys_path):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    try:
+        if target.path is not None:
+            path = Path(target.path)
+            if not path.is_file():
+                raise LoadFault("import error", f"no file {target.path}")
+            name = f"gradparity_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            module = sys.modules.get(name)
+            if module is None:
+                sys.path.insert(0, str(path.parent))
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise LoadFault("import error", f"cannot import {target.path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            where = target.path
+        else:
+            module = importlib.import_module(target.module)
+            where = f"module {target.module!r}"
+    except LoadFault:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to import is the plug-in's fault
+        raise LoadFault(
+            "import error", f"importing {target.text}: {type(e).__name__}: {e}",
+            traceback.format_exc(),
+        ) from None  # fmt: skip
+    try:
+        return _getattr_path(module, target.attr)
+    except AttributeError:
+        public = sorted(k for k in vars(module) if not k.startswith("_"))[:20]
+        raise LoadFault(
+            "missing attribute",
+            f"{where} has no attribute {target.attr!r}; it has: {', '.join(public) or 'nothing'}",
+        ) from None

@@ -1,0 +1,337 @@
+"""``validate``: your implementation against the references, case by case.
+
+    from harness import validate
+    v = validate("examples/model_mlp.py:grads", form="model", cases=["mlp"])
+    v.ok            # True iff every tensor agrees and no fault was found
+    print(v.text()) # the agreement table, the faults and the diagnostics
+    v.agreement     # the tidy table (as ``gradparity run``), v.faults the fault table
+
+The plug-in becomes one more Backend; its Results go through the same comparison as the
+references' (``harness.compare``), and the diagnostics read the tables that come out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
+from harness.cases import Case
+from harness.plugins.backend import PluginBackend, PluginResult
+from harness.plugins.checks import MAX_OUTPUT, fatal
+from harness.plugins.diagnose import Finding, diagnose, how
+from harness.plugins.faults import FAULT_COLUMNS, Fault
+from harness.plugins.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
+from harness.plugins.stages import STAGES, StageCase
+from harness.plugins.target import Target, parse_target, target_of
+from harness.runner import Comparison, resolve_cases, run_case
+
+FORMS = ("stage", "model", "engine")
+REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
+
+
+class NeedCases(ValueError):
+    """A model plug-in without cases: it fits one case's parameters (bad usage)."""
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found: the comparison, the faults and the diagnostics."""
+
+    comparison: Comparison
+    plugin: str
+    form: str
+    references: list[str]
+    faults: list[Fault] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(init=False)
+
+    def __post_init__(self) -> None:
+        results = self.comparison.results
+        mine = [r for r in results if r.backend.startswith(self.plugin)]
+        tap_steps = {r.case: r.tap_steps for r in results if r.backend == self.comparison.baseline}
+        reported = {r.case: set(r.taps) for r in mine if r.backend == self.plugin}
+        self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
+                                 reported, self.references)  # fmt: skip
+
+    @property
+    def plugins(self) -> list[str]:
+        """The plug-in's backend names: its own and, for a stage, the finite differences of
+        its own forward."""
+        return [self.plugin, f"{self.plugin}(fd)"]
+
+    @property
+    def agreement(self) -> pd.DataFrame:
+        return self.comparison.agreement
+
+    @property
+    def fault_table(self) -> pd.DataFrame:
+        return pd.DataFrame([f.row() for f in self.faults], columns=FAULT_COLUMNS)
+
+    @property
+    def mine(self) -> pd.DataFrame:
+        table = self.agreement
+        return table[table["backend"].isin(self.plugins)]
+
+    @property
+    def ok(self) -> bool:
+        """Every tensor of the plug-in agrees and nothing is wrong with how it behaved."""
+        rows_ok = bool(self.mine["ok"].astype(bool).all()) and not self.mine.empty
+        return rows_ok and not any(f.severity != "note" for f in self.faults)
+
+    @property
+    def references_agree(self) -> bool:
+        refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
+        return bool(refs["ok"].astype(bool).all())
+
+    def how(self) -> str:
+        return how(self.findings)
+
+    def text(self) -> str:
+        """The agreement grid, the diagnostics and a verdict line."""
+        from harness.cli import format_agreement
+
+        lines = [format_agreement(self.agreement)] if not self.agreement.empty else []
+        lines += self.notes
+        flagged = {f.case for f in self.findings if f.bad}
+        lines += [f.line() for f in self.findings if f.case in flagged or "disagree" in f.text]
+        clean = [c for c in dict.fromkeys(f.case for f in self.findings) if c not in flagged]
+        if clean:
+            refs = ", ".join(self.references) or "finite differences of its own forward"
+            lines.append(f"  · {len(clean)} case(s) agree with the references ({refs}) on every "
+                         f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
+        n = len(self.mine)
+        n_ok = int(self.mine["ok"].astype(bool).sum()) if n else 0
+        n_faults = sum(f.severity != "note" for f in self.faults)
+        cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
+        verdict = "AGREES" if self.ok else "DISAGREES" if n_faults == 0 else "FAULTS"
+        lines.append(
+            f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s), "
+            f"{n_faults} fault(s): {verdict}"
+        )
+        return "\n".join(lines)
+
+    __str__ = text
+
+    def write(self, out: str | Path) -> list[Path]:
+        """agreement.csv, runs.csv, faults.csv and diagnostics.md under ``out`` (and the
+        full report, where ``harness.report`` can write one from a Comparison)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
+                            ("faults", self.fault_table)):  # fmt: skip
+            table.to_csv(out / f"{name}.csv", index=False)
+            written.append(out / f"{name}.csv")
+        md = [f"# Validation of `{self.plugin}` ({self.form})", "",
+              f"Verdict: **{'agrees' if self.ok else 'does not agree'}**. References: "
+              f"{', '.join(self.references) or 'none'}.", "", "## Diagnostics", ""]  # fmt: skip
+        md += [f"- {f.case}: {f.text}" for f in self.findings] or ["- nothing to report"]
+        tracebacks = [f for f in self.faults if f.traceback]
+        if tracebacks:
+            md += ["", "## Tracebacks", ""]
+            for f in tracebacks:
+                md += [f"### {f.case}: {f.fault}", "", "```", f.traceback.rstrip(), "```", ""]
+        (out / "diagnostics.md").write_text("\n".join(md) + "\n")
+        written.append(out / "diagnostics.md")
+        written += _full_report(self.comparison, out)
+        return written
+
+
+def _full_report(comparison: Comparison, out: Path) -> list[Path]:
+    """The report ``gradparity report`` writes, if that module offers a writer."""
+    try:
+        import harness.report as report  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    writer = getattr(report, "write_report", None)
+    if writer is None:
+        return []
+    try:
+        written = writer(comparison, out)
+    except Exception:  # noqa: BLE001 - the validation's own files are already written
+        return []
+    return [Path(p) for p in written] if isinstance(written, (list, tuple)) else []
+
+
+def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
+    """The Target to send and where to run it."""
+    if isinstance(target, Target):
+        spec, obj = target, None
+    elif isinstance(target, str):
+        spec, obj = parse_target(target), None
+    else:
+        spec, obj = target_of(target), target
+        if spec is None:
+            name = getattr(target, "__qualname__", type(target).__name__)
+            spec = Target(f"<{name}>", name.replace("<", "").replace(">", ""))
+            if isolate:
+                notes.append(f"  · {name} cannot be imported by name in a fresh process; it runs "
+                             "in this one (no time limit, no crash protection)")  # fmt: skip
+            isolate = False
+    if not isolate:
+        channel = InProcess()
+        if obj is not None:
+            channel.add(spec.text, obj)
+        return spec, channel
+    return spec, Isolated(memory)
+
+
+def validate(
+    target: str | Callable | Any,
+    form: str | None = None,
+    cases: Iterable[Case | str] | None = None,
+    dtype: str = "float64",
+    references: list[str] | None = None,
+    baseline: str | None = None,
+    seed: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory: int = DEFAULT_MEMORY,
+    max_output: int = MAX_OUTPUT,
+    isolate: bool = True,
+    channel: Any = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> Validation:
+    """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
+
+    ``form``: "model", "engine" or "stage" (default: guessed from the object). ``cases``:
+    names, patterns or Case instances (a model plug-in needs them, unless it has a
+    ``cases`` attribute; an engine defaults to the catalog; a stage is its own case).
+    ``references``: default reference, torch, jax, numeric. ``timeout`` (s, per case)
+    and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
+    ``channel``: a worker to share between validations (it is then not closed).
+    """
+    if form is not None and form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    notes: list[str] = []
+    spec, own = _channel(target, isolate, memory, notes)
+    if channel is not None and not isinstance(own, InProcess):
+        own.close()
+        own = channel
+    elif channel is not None and isinstance(channel, InProcess) and isinstance(own, InProcess):
+        channel.worker.loaded.update(own.worker.loaded)
+        own = channel
+    try:
+        return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
+                         max_output, notes, progress)  # fmt: skip
+    finally:
+        if own is not channel:
+            own.close()
+
+
+def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
+              max_output, notes, progress) -> Validation:  # fmt: skip
+    name = f"plugin:{spec.name}"
+    info = channel.request({"op": "load", "target": spec, "form": form}, timeout)
+    faults: list[Fault] = []
+    form = form or info.get("form") or "model"
+    problem = info.get("fault")
+    if problem is None and info.get("form") == "unknown":
+        problem = {"kind": "wrong type", "message": f"{spec.text} is neither a callable (model), "
+                   "an engine (tensor, grad, numpy) nor a stage (stage, forward, backward)"}  # fmt: skip
+    if problem is None and form in REQUIRED:
+        missing = [a for a in REQUIRED[form] if a not in info.get("attributes", REQUIRED[form])]
+        if missing:
+            problem = {"kind": "missing attribute", "message": f"{spec.text} lacks "
+                       f"{', '.join(missing)}, which the {form} form needs"}  # fmt: skip
+    stage = info.get("stage")
+    if problem is None and form == "stage" and stage not in STAGES and stage != "custom":
+        problem = {"kind": "missing attribute", "message": f"stage = {stage!r} is not one of "
+                   f"{', '.join(STAGES)} or 'custom'"}  # fmt: skip
+    # the cases
+    if form == "stage":
+        if stage == "custom" and problem is None:
+            chosen = [StageCase("custom", info["arrays"], info["names"], info["smooth"],
+                                info["out_shapes"])]  # fmt: skip
+        else:
+            chosen = [StageCase(stage if stage in STAGES else "linear")]
+    else:
+        wanted = list(cases or []) or list(info.get("cases") or [])
+        if not wanted and form == "model" and problem is None:
+            raise NeedCases(f"a model plug-in fits one case's parameters: name the case "
+                            f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
+                            f"shows what {spec.text} must return)")  # fmt: skip
+        chosen = resolve_cases(wanted or None)
+    if problem is not None:
+        kind, message, tb = fatal(problem)
+        for case in chosen or [None]:
+            faults.append(Fault(case.label if case else "(load)", name, "", kind, message, tb))
+        results = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
+                   for c in chosen]  # fmt: skip
+        comparison = Comparison(results, name, chosen)
+        return Validation(comparison, name, form, [], faults, notes)
+    if info.get("stdout_chars", 0) + info.get("stderr_chars", 0) > max_output:
+        faults.append(Fault("(load)", name, "", "output flood", f"importing {spec.text} printed "
+                            f"{info['stdout_chars'] + info['stderr_chars']:,} characters"))  # fmt: skip
+    # the references
+    if references is None:
+        references = list(DEFAULT_BACKENDS)
+    if form == "stage" and stage == "custom":
+        references = []
+    elif form == "stage" and not STAGES[stage].smooth and "numeric" in references:
+        references = [r for r in references if r != "numeric"]
+        notes.append(f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 by "
+                     "convention): the numeric reference is left out; your backward is still "
+                     "checked against finite differences of your own forward, which accept any "
+                     "subgradient there")  # fmt: skip
+    instances: list[Any] = []
+    for ref in references:
+        try:
+            instances.append(get_backend(ref))
+        except UnknownBackend:
+            raise
+        except Exception as e:  # noqa: BLE001 - a reference that cannot start is a failed cell
+            instances.append(e)
+    plugin = PluginBackend(spec, form, channel, timeout, max_output, name=name)
+    instances.append(plugin)
+    names = [*references, name]
+    if baseline is None:
+        baseline = "reference" if "reference" in references else (
+            references[0] if references else f"{name}(fd)")  # fmt: skip
+    results = []
+    for case in chosen:
+        results += run_case(case, instances, dtype, seed, progress, names)
+        results += plugin.extra.pop(case.label, [])
+    for r in results:
+        if isinstance(r, PluginResult):
+            faults += r.faults
+        elif r.backend == name and r.error:  # the plug-in backend itself broke
+            faults.append(Fault(r.case, name, "", "exception", r.error))
+    comparison = Comparison(results, baseline, chosen)
+    _tidy(comparison, results, [name, f"{name}(fd)"], faults)
+    return Validation(comparison, name, form, references, faults, notes)
+
+
+def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: list[Fault]) -> None:
+    """Rows for what the plug-in chose not to report (a tap, the loss) are left out; a
+    tensor with a raw-output fault carries that fault as its error."""
+    table = comparison.agreement
+    keep = pd.Series(True, index=table.index)
+    by_key = {(r.case, r.backend): r for r in results}
+    for i, row in table.iterrows():
+        r = by_key.get((row["case"], row["backend"]))
+        if row["backend"] not in plugins or r is None or not r.ok:
+            continue
+        if row["kind"] == "tap" and row["tensor"] not in r.taps:
+            keep[i] = False
+        if row["kind"] == "loss" and math.isnan(r.loss):
+            keep[i] = False
+    table = table[keep].copy()
+    for f in faults:
+        if f.severity != "fault" or not f.tensor:
+            continue
+        hit = (
+            (table["case"] == f.case)
+            & (table["backend"] == f.backend)
+            & (table["tensor"] == f.tensor)
+        )
+        table.loc[hit, "ok"] = False
+        table.loc[hit, "error"] = [f"{f.fault}: {f.message}"] * int(hit.sum())
+    comparison.agreement = table.reset_index(drop=True)
