@@ -96,7 +96,10 @@ def norms_by_index(
             norms, zeros = _positive(one["norm"])
             n_zero += zeros
             drawn |= bool(norms.notna().any())
-            ax.plot(one["step"], norms, label=backend, **styles[backend])
+            style = dict(styles[backend])
+            if "marker" in style:  # at most ~80 markers per line, so long unrolls stay legible
+                style["markevery"] = max(1, len(one) // 80)
+            ax.plot(one["step"], norms, label=backend, **style)
         if bound is not None and (bound["tap"] == tap).any():
             b = bound[bound["tap"] == tap]
             values, _ = _positive(b["bound"])
@@ -186,7 +189,8 @@ def agreement_scores(
 def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -> Plot:
     """Case × backend heatmap of −log10 of the worst max_rel_err (digits of agreement)."""
     score, label = agreement_scores(agreement, runs)
-    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(score.columns), 1.2 + 0.32 * len(score)))
+    size = (2.6 + 1.3 * len(score.columns), max(3.2, 1.2 + 0.32 * len(score)))
+    fig, ax = plt.subplots(figsize=size)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     image = ax.imshow(np.ma.masked_invalid(score.to_numpy(float)), cmap=cmap, vmin=0,
                       vmax=SCORE_CAP, aspect="auto")  # fmt: skip
@@ -202,7 +206,7 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     ax.set_xticks(range(len(score.columns)), score.columns)
     ax.set_yticks(range(len(score)), score.index)
     ax.xaxis.tick_top()
-    fig.colorbar(image, ax=ax, label="−log10 worst max_rel_err (digits that agree)")
+    fig.colorbar(image, ax=ax, label="digits that agree\n(−log10 worst max_rel_err)")
     fig.tight_layout()
     _save(fig, path)
     n_failed = int(label.isin(["failed", "error"]).to_numpy().sum())

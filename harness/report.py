@@ -154,6 +154,8 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
     agreement, runs = comparison.agreement, comparison.runs
     status = runs["status"].value_counts()
     pairs = worst_per_pair(agreement)
+    ok = agreement["ok"].astype(bool)
+    errored = agreement["error"].fillna("").astype(str) != ""
     failed = runs[runs["status"] == "failed"]
     return {
         "all_agree": comparison.all_agree,
@@ -162,8 +164,9 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "cases": len(cases),
             "backends": int(runs["backend"].nunique()),
             "comparisons": len(agreement),
-            "agree": int(agreement["ok"].astype(bool).sum()),
-            "disagree": int((~agreement["ok"].astype(bool)).sum()),
+            "agree": int(ok.sum()),
+            "disagree": int((~ok & ~errored).sum()),  # measured, and outside the tolerance
+            "not_compared": int(errored.sum()),  # a backend failed or a tensor was missing
             "runs": len(runs),
             "runs_ok": int(status.get("ok", 0)),
             "runs_failed": int(status.get("failed", 0)),

@@ -115,6 +115,8 @@ def verdict(facts: dict[str, Any]) -> str:
     parts = []
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
+    if n["not_compared"]:
+        parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
     if n["runs_failed"]:
         parts.append(f"{n['runs_failed']} backend runs failed")
     return f"**{'; '.join(parts)}** — {scope}."
