@@ -127,6 +127,26 @@ def print_findings(comparison) -> None:
         print(f"  - {r['case']}: {r['backend']} skipped ({r['error']})")
 
 
+def print_summaries(comparison) -> None:
+    """Modes of the finite-difference checks, and the magnitude summaries beside theory."""
+    directional = comparison.runs.query("mode == 'directional'")["case"].tolist()
+    if directional:
+        print(
+            f"  numeric: directional check (random directions per tensor) on {', '.join(directional)}"
+        )
+    s = comparison.summaries
+    if s.empty:
+        return
+    s = (
+        s[s["backend"] == comparison.agreement["baseline"].iloc[0]]
+        if len(comparison.agreement)
+        else s
+    )
+    print("\ngradient magnitudes (rate: fitted factor per step/layer back; theory beside it)")
+    shown = s[["case", "tap", "steps", "rate", "first_over_last", "zeros", "theory"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import compare_backends
 
@@ -135,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline)
     print(format_agreement(comparison.agreement))
     print_findings(comparison)
+    print_summaries(comparison)
     n, n_ok = len(comparison.agreement), int(comparison.agreement["ok"].sum())
     verdict = "all agree" if comparison.all_agree else "DISAGREEMENT"
     print(f"\n{n_ok}/{n} comparisons agree over {len(cases)} cases ({args.dtype}): {verdict}")
@@ -172,8 +193,20 @@ def parser() -> argparse.ArgumentParser:
     _add_selection(p)
     p.add_argument("--csv", metavar="FILE", help="also write the tidy agreement table")
     p.set_defaults(func=cmd_run)
-    # (issue 4) report command: added here
-    # (issue 5) validate and selftest commands: added here
+    p = sub.add_parser("report", help="write the agreement report: Markdown, HTML, CSV, plots")
+    _add_selection(p)
+    p.add_argument("--out", default="reports", metavar="DIR", help="folder to write into (default: reports/)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+    def cmd_report(args: argparse.Namespace) -> int:
+        from harness.report import cmd_report as report  # lazy: matplotlib loads only here
+
+        return report(args)
+
+    p.set_defaults(func=cmd_report)
+    from harness.plugins.commands import add_commands  # argparse only; work imported per command
+
+    add_commands(sub)  # (issue 5) validate and selftest
     # (issue 6) bench command: added here
     return ap
 
