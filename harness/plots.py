@@ -162,7 +162,7 @@ def overlay_cases(
 def agreement_scores(
     agreement: pd.DataFrame, runs: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Case × backend grid of −log10(worst max_rel_err) (an exact 0 scores SCORE_CAP) and a
+    """Case × backend grid of −log10(worst rel_l2_err) (an exact 0 scores SCORE_CAP) and a
     matching grid of labels: the score, 'failed', 'skipped', 'baseline', or '✗ score'."""
     cases = list(dict.fromkeys(runs["case"]))
     backends = list(dict.fromkeys(runs["backend"]))
@@ -178,7 +178,7 @@ def agreement_scores(
         elif (rows["error"].fillna("") != "").any():
             label.loc[case, backend] = "error"
         else:
-            worst = float(rows["max_rel_err"].max())
+            worst = float(rows["rel_l2_err"].max())
             s = SCORE_CAP if worst == 0 else min(SCORE_CAP, max(0.0, -math.log10(worst)))
             score.loc[case, backend] = s
             mark = "" if rows["ok"].all() else "✗ "
@@ -187,7 +187,7 @@ def agreement_scores(
 
 
 def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -> Plot:
-    """Case × backend heatmap of −log10 of the worst max_rel_err (digits of agreement)."""
+    """Case × backend heatmap of −log10 of the worst rel_l2_err (digits of agreement)."""
     score, label = agreement_scores(agreement, runs)
     size = (2.6 + 1.3 * len(score.columns), max(3.2, 1.2 + 0.32 * len(score)))
     fig, ax = plt.subplots(figsize=size)
@@ -206,13 +206,13 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     ax.set_xticks(range(len(score.columns)), score.columns)
     ax.set_yticks(range(len(score)), score.index)
     ax.xaxis.tick_top()
-    fig.colorbar(image, ax=ax, label="digits that agree\n(−log10 worst max_rel_err)")
+    fig.colorbar(image, ax=ax, label="digits that agree\n(−log10 worst rel_l2_err)")
     fig.tight_layout()
     _save(fig, path)
     n_failed = int(label.isin(["failed", "error"]).to_numpy().sum())
     n_bad = int(label.map(lambda s: s.startswith("✗")).to_numpy().sum())
     caption = (
-        f"Digits of agreement with the baseline: −log10 of the worst max_rel_err over each case's "
+        f"Digits of agreement with the baseline: −log10 of the worst rel_l2_err (‖a − b‖/‖b‖) over each case's "
         f"tensors; an exact match is shown as 'exact' (scored {SCORE_CAP:g}). Grey: baseline, "
         f"skipped or failed. {n_bad} cells disagree (✗), {n_failed} failed."
     )

@@ -172,8 +172,8 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "runs_failed": int(status.get("failed", 0)),
             "runs_skipped": int(status.get("skipped", 0)),
         },
-        "worst_max_rel_err": {
-            p["pair"]: {"value": _number(p["worst_max_rel_err"]), "where": p["where"]}
+        "worst_rel_l2_err": {
+            p["pair"]: {"value": _number(p["worst_rel_l2_err"]), "where": p["where"]}
             for _, p in pairs.iterrows()
         },
         "failed": [

@@ -89,16 +89,16 @@ def theory_bound(mags: pd.DataFrame, case: Case, baseline: str) -> pd.DataFrame 
 
 def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
     """One row per (backend, baseline) pair: comparisons, how many agree, the worst
-    max_rel_err and where it is."""
+    rel_l2_err (‖a − b‖/‖b‖) and where it is."""
     rows = []
     for (backend, baseline), group in agreement.groupby(["backend", "baseline"], sort=False):
         measured = group[group["error"].fillna("") == ""]
-        worst = measured.loc[measured["max_rel_err"].idxmax()] if len(measured) else None
+        worst = measured.loc[measured["rel_l2_err"].idxmax()] if len(measured) else None
         rows.append({
             "pair": f"{backend} vs {baseline}", "compared": len(group),
             "agree": int(group["ok"].astype(bool).sum()),
             "failed": int((group["error"].fillna("") != "").sum()),
-            "worst_max_rel_err": math.nan if worst is None else float(worst["max_rel_err"]),
+            "worst_rel_l2_err": math.nan if worst is None else float(worst["rel_l2_err"]),
             "where": "" if worst is None else f"{worst['case']}: {worst['kind']} {worst['tensor']}",
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -126,7 +126,7 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
     pairs = worst_per_pair(comparison.agreement)
     rows = tuple(
         (p["pair"], str(p["compared"]), f"{'✓' if p['agree'] == p['compared'] else '✗'} {p['agree']}",
-         _err(p["worst_max_rel_err"]), p["where"], str(p["failed"]))
+         _err(p["worst_rel_l2_err"]), p["where"], str(p["failed"]))
         for _, p in pairs.iterrows()
     )  # fmt: skip
     blocks: list[Block] = [
@@ -134,14 +134,16 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
         Para(verdict(facts)),
         Para(
             "Each backend's gradients are compared with the baseline's, tensor by tensor "
-            "(the loss, every parameter, every tapped intermediate); `max_rel_err` is the "
-            "largest elementwise relative error. Finite differences (`numeric`) are judged "
-            "with their own error estimate added to the tolerance, so a large `max_rel_err` "
-            "on elements too small for them to resolve can still agree. Per backend pair:"
+            "(the loss, every parameter, every tapped intermediate). `rel_l2_err` is "
+            "‖a − b‖/‖b‖ over a tensor; `max_rel_err` is the largest elementwise error relative "
+            "to the tensor's scale max|b| (per step for unroll taps). Finite differences "
+            "(`numeric`) are judged with their own error estimate added to the tolerance, so "
+            "a step whose gradient is too small for them to resolve can show a large "
+            "`max_rel_err` and still agree. Per backend pair:"
         ),
     ]
     if rows:
-        header = ("backend pair", "tensors", "agree", "worst max_rel_err", "where", "failed")
+        header = ("backend pair", "tensors", "agree", "worst rel_l2_err", "where", "failed")
         blocks.append(Table(header, rows))
     failed = facts["failed"]
     if failed:

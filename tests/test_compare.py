@@ -86,11 +86,12 @@ def test_a_non_finite_value_disagrees(bad_value):
 
 
 def test_metrics_on_a_hand_made_pair():
-    """a = (3, 4), b = (4, 3): |a − b| = (1, 1), relative (1/4, 1/3); ‖a − b‖/‖b‖ = √2/5;
-    cos = 24/25. The worst element is where |b| is smaller: index 1."""
+    """a = (3, 4), b = (4, 3): |a − b| = (1, 1); relative to the scale max|b| = 4: 1/4;
+    ‖a − b‖/‖b‖ = √2/5; cos = 24/25. Measured against its tolerance, the worst element is
+    where |b| is smaller: index 1."""
     result = compare_arrays(np.array([3.0, 4.0]), np.array([4.0, 3.0]), AUTODIFF)
     assert result["max_abs_err"] == 1.0
-    assert result["max_rel_err"] == pytest.approx(1 / 3, rel=1e-15)
+    assert result["max_rel_err"] == pytest.approx(1 / 4, rel=1e-15)
     assert result["rel_l2_err"] == pytest.approx(math.sqrt(2) / 5, rel=1e-15)
     assert result["cosine"] == pytest.approx(24 / 25, rel=1e-15)
     assert result["worst_index"] == "(1,)"
@@ -186,3 +187,20 @@ def test_a_failed_backend_is_left_out_of_the_vote():
     ]
     assert _odd_one_out(results, ("param", "w"), None) == "reference"
     assert _odd_one_out(results[:2] + results[3:], ("param", "w"), None) == ""
+
+
+def test_norms_of_tiny_gradients_do_not_underflow():
+    """‖(1e-200, 2e-200)‖ = √5·1e-200: squaring each element underflows to 0, so the norm
+    must be taken on scaled values. Decayed per-step gradients live at these sizes."""
+    from harness.compare import l2_norm, magnitudes
+    from harness.result import Result
+
+    tiny = np.array([[1e-200, 2e-200], [3.0, 4.0]])
+    assert l2_norm(tiny[0]) == pytest.approx(np.sqrt(5) * 1e-200, rel=1e-15)
+    np.testing.assert_allclose(l2_norm(tiny, axis=1), [np.sqrt(5) * 1e-200, 5.0], rtol=1e-15)
+    result = Result("c", "b", "float64", taps={"h": tiny}, tap_steps={"h": 2})
+    norms = magnitudes([result])["norm"].to_numpy()
+    np.testing.assert_allclose(norms, [np.sqrt(5) * 1e-200, 5.0], rtol=1e-15)
+    metrics = compare_arrays(tiny[0] * 1.5, tiny[0], AUTODIFF)
+    assert metrics["rel_l2_err"] == pytest.approx(0.5, rel=1e-14)
+    assert metrics["cosine"] == pytest.approx(1.0, rel=1e-14)

@@ -53,7 +53,7 @@ def test_every_file_is_written_with_its_columns_and_every_case(report):
     assert summary["cases"] == CASES and summary["seed"] == 0 and summary["dtype"] == "float64"
     runs = pd.read_csv(report / "runs.csv")
     compared = runs.loc[(runs["status"] == "ok") & (runs["backend"] != "torch"), "backend"]
-    assert set(summary["worst_max_rel_err"]) == {f"{b} vs torch" for b in compared}
+    assert set(summary["worst_rel_l2_err"]) == {f"{b} vs torch" for b in compared}
     assert {"python", "numpy", "torch", "jax"} <= set(summary["versions"])
     assert {"platform", "processor", "cpu_count"} <= set(summary["machine"])
     markdown = (report / "report.md").read_text()
@@ -120,7 +120,7 @@ def test_heatmap_scores_exact_zero_as_the_cap_and_marks_failures():
         {
             "case": ["a", "a", "b"],
             "backend": ["jax", "jax", "jax"],
-            "max_rel_err": [0.0, 0.0, 1e-3],
+            "rel_l2_err": [0.0, 0.0, 1e-3],
             "ok": [True, True, False],
             "error": ["", "", ""],
         }  # fmt: skip
