@@ -48,7 +48,7 @@ def _disagreement(row) -> str:
         return f"{what}: {row['error']}"
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
-        f"{what}: {row['n_bad']}/{row['n_elements']} elements disagree with {row['baseline']}; "
+        f"{what}: {int(row['n_bad'])}/{int(row['n_elements'])} elements disagree with {row['baseline']}; "
         f"worst at {row['worst_index']}: got {row['worst_got']:.6g}, expected "
         f"{row['worst_expected']:.6g} (max rel err {row['max_rel_err']:.2e}){steps}"
     )

@@ -49,6 +49,8 @@ class Validation:
     references: list[str]
     faults: list[Fault] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dtype: str = "float64"
+    seed: int = 0
     findings: list[Finding] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +104,12 @@ class Validation:
         lines += [f.line() for f in self.findings if f.case in flagged or "disagree" in f.text]
         clean = [c for c in dict.fromkeys(f.case for f in self.findings) if c not in flagged]
         if clean:
-            refs = ", ".join(self.references) or "finite differences of its own forward"
+            runs = self.comparison.runs
+            ran = set(runs.loc[runs["status"] == "ok", "backend"])
+            refs = (
+                ", ".join(r for r in self.references if r in ran)
+                or "finite differences of its own forward"
+            )
             lines.append(f"  · {len(clean)} case(s) agree with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
         n = len(self.mine)
@@ -139,24 +146,47 @@ class Validation:
                 md += [f"### {f.case}: {f.fault}", "", "```", f.traceback.rstrip(), "```", ""]
         (out / "diagnostics.md").write_text("\n".join(md) + "\n")
         written.append(out / "diagnostics.md")
-        written += _full_report(self.comparison, out)
+        written += self._full_report(out)
         return written
 
+    def _full_report(self, out: Path) -> list[Path]:
+        """report.md and report.html as ``gradparity report`` lays them out, with the
+        validation's verdict and diagnostics first. Best effort: where that module cannot
+        render this comparison, the CSVs and diagnostics.md above stand alone."""
+        try:
+            import json
 
-def _full_report(comparison: Comparison, out: Path) -> list[Path]:
-    """The report ``gradparity report`` writes, if that module offers a writer."""
-    try:
-        import harness.report as report  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    writer = getattr(report, "write_report", None)
-    if writer is None:
-        return []
-    try:
-        written = writer(comparison, out)
-    except Exception:  # noqa: BLE001 - the validation's own files are already written
-        return []
-    return [Path(p) for p in written] if isinstance(written, (list, tuple)) else []
+            from harness import report, report_doc
+            from harness.report_render import Bullets, Code, Heading, Para, to_html, to_markdown
+
+            c = self.comparison
+            facts = report.summary(c, c.cases, self.dtype, self.seed)
+            c.magnitudes.to_csv(out / "magnitudes.csv", index=False)
+            (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
+            verdict = "agrees with the references" if self.ok else "does not agree"
+            blocks = [
+                Heading(f"Validation of {self.plugin} ({self.form})", 1),
+                Para(f"**{self.plugin} {verdict}.** References: {', '.join(self.references) or 'none'}."),
+                Bullets(tuple(f"{f.case}: {f.text.splitlines()[0]}" for f in self.findings)
+                        or ("nothing to report",)),
+                *(Code(f"{f.case}: {f.fault}\n{f.traceback.rstrip()}") for f in self.faults
+                  if f.traceback),
+            ]  # fmt: skip
+            blocks += report_doc.document(c, c.cases, facts, pd.DataFrame(), out)
+            (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+            (out / "report.html").write_text(to_html(blocks, f"gradparity: {self.plugin}"),
+                                             encoding="utf-8")  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - the tables and diagnostics are written already
+            (out / "report-error.txt").write_text(
+                f"report.md not written: {type(e).__name__}: {e}\n"
+            )
+            return [out / "report-error.txt"]
+        return [
+            out / "report.md",
+            out / "report.html",
+            out / "magnitudes.csv",
+            out / "summary.json",
+        ]
 
 
 def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
@@ -266,7 +296,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         results = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
                    for c in chosen]  # fmt: skip
         comparison = Comparison(results, name, chosen)
-        return Validation(comparison, name, form, [], faults, notes)
+        return Validation(comparison, name, form, [], faults, notes, dtype, seed)
     if info.get("stdout_chars", 0) + info.get("stderr_chars", 0) > max_output:
         faults.append(Fault("(load)", name, "", "output flood", f"importing {spec.text} printed "
                             f"{info['stdout_chars'] + info['stderr_chars']:,} characters"))  # fmt: skip
@@ -306,7 +336,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
             faults.append(Fault(r.case, name, "", "exception", r.error))
     comparison = Comparison(results, baseline, chosen)
     _tidy(comparison, results, [name, f"{name}(fd)"], faults)
-    return Validation(comparison, name, form, references, faults, notes)
+    return Validation(comparison, name, form, references, faults, notes, dtype, seed)
 
 
 def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: list[Fault]) -> None:

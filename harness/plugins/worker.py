@@ -356,6 +356,7 @@ def _stage_call(obj, case, params, inputs):
         raise StageProtocolError(
             f"backward returned {len(grads)} gradients for the inputs ({', '.join(case.names)})"
         )
+    loss = np.asarray(loss, dtype=d_out[0].dtype)  # computed here, in the run's dtype
     return {"grads": named, "loss": loss, "_mutated": mutated}
 
 

@@ -1,0 +1,20 @@
+"""An engine plug-in: a tiny reverse-mode engine that runs every case of the catalog.
+
+    gradparity validate examples/engine_tiny.py:TinyEngine --as engine
+    gradparity validate examples/engine_tiny.py:TinyEngine --as engine --case lstm --dtype float32
+
+The engine is ``harness/zoo/tiny_engine.py`` (about 200 lines, micrograd-style: each
+operation builds its output and, beside it, the closure that sends the gradient back),
+shipped in the package because the bug zoo breaks it one rule at a time. Read it as the
+template for your own. What the harness asks of an engine (``harness/plugins/engine.py``):
+
+    tensor(array, requires_grad) -> T     grad(loss, wrt) -> [array, ...]     numpy(t) -> array
+
+and the ``ops`` functions (tanh sigmoid relu exp log sum mean logsumexp reshape transpose
+concatenate stack softmax_cross_entropy) on T, which supports + - * / ** @, unary -,
+indexing and len(). ``tap`` and ``scan`` are the harness's: the engine never sees them.
+"""
+
+from harness.zoo.tiny_engine import Tensor, TinyEngine
+
+__all__ = ["Tensor", "TinyEngine"]

@@ -1,0 +1,219 @@
+"""``gradparity validate`` and ``harness.validate``: verdicts, exit codes, diagnostics
+(tensor, element, references, localisation) and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import reference.manual as M
+from harness import validate
+from harness.backends import REGISTRY
+from harness.backends.reference_tape import ReferenceBackend
+from harness.cases import CATALOG
+from harness.cli import main
+from harness.plugins.isolation import Isolated
+from harness.plugins.validate import NeedCases
+
+ROOT = Path(__file__).resolve().parents[1]
+REFS = ["reference"]
+MLP = dict(depth=3, width=5, D=4, C=3, N=6)
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = Isolated()
+    yield w
+    w.close()
+
+
+def small_grads(params, inputs, case):
+    """A correct model plug-in defined in a test module (importable by name)."""
+    loss, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
+    return {"grads": M.mlp_backward(cache)[0], "loss": loss}
+
+
+# --- the command: exit codes -----------------------------------------------------------------
+
+EXAMPLES = [
+    ("examples/model_mlp.py:grads", ["--as", "model", "--case", "mlp"]),
+    ("examples/stages.py:Linear", ["--as", "stage"]),
+    ("examples/stages.py:Tanh", []),
+    ("examples/engine_tiny.py:TinyEngine", ["--as", "engine", "--case", "every_primitive", "--case", "gru", "--set", "T=5"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("target, extra", EXAMPLES, ids=[t for t, _ in EXAMPLES])
+def test_the_examples_agree_exit_0(target, extra, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = main(["validate", target, *extra, "--reference", "reference", "--reference", "numeric"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "AGREES" in out and "✗" not in out
+
+
+def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys):
+    code = main(["validate", "harness.zoo.models:bias_mean", "--case", "mlp", *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
+                 "--reference", "reference", "--reference", "torch"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    line = next(line for line in out.splitlines() if "param 'b1'" in line)
+    assert (
+        "5/5 elements disagree with reference; worst at (" in line
+        and "got " in line
+        and "expected " in line
+    )
+    assert "yours is the odd one out on b1, b2, b3" in out
+    assert "the references agree with each other on every tensor: reference, torch" in out
+    assert "DISAGREES" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["validate", "no_colon_here"], "TARGET must be package.module:attr"),
+    (["validate", "my module:grads"], "not a module name"),
+    (["validate", "harness.zoo.models:manual", "--as", "model"], "a model plug-in fits one case's parameters"),
+    (["validate", "harness.zoo.models:manual", "--set", "T=3"], "--set needs --case"),
+    (["validate", "harness.zoo.models:manual", "--case", "no_such_case"], "no case matches"),
+])  # fmt: skip
+def test_bad_usage_exits_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_form_is_bad_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "harness.zoo.models:manual", "--as", "tensor"])
+    assert exit_info.value.code == 2
+
+
+def test_a_fault_exits_1(tmp_path, capsys):
+    (tmp_path / "plug.py").write_text(
+        "def grads(params, inputs):\n    raise RuntimeError('oops')\n"
+    )
+    code = main(["validate", f"{tmp_path / 'plug.py'}:grads", "--case", "card_affine_square",
+                 "--reference", "reference", "--timeout", "20"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "exception: RuntimeError: oops" in out and "raise RuntimeError" in out
+
+
+def test_out_writes_the_tables_diagnostics_and_report(tmp_path, capsys):
+    code = main(["validate", "harness.zoo.models:elman_missing_dh_next", "--case", "elman", "--set", "T=5",
+                 "--reference", "reference", "--reference", "torch", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 1
+    for name in ("agreement.csv", "runs.csv", "faults.csv", "diagnostics.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    diagnostics = (tmp_path / "diagnostics.md").read_text()
+    assert "dL/dh_t agrees for t ≥ 4 and diverges below" in diagnostics
+    if (tmp_path / "report.md").exists():  # the full report, where harness.report renders it
+        assert "Validation of plugin:elman_missing_dh_next" in (tmp_path / "report.md").read_text()
+
+
+# --- diagnostics: localisation ---------------------------------------------------------------
+
+LOCALISED = [
+    # (target, form, case, the sentence)
+    ("harness.zoo.models:elman_truncated", "model", CATALOG["elman"](T=9, H=3),
+     "dL/dh_t agrees for t ≥ 6 and diverges below (from t = 5 down, 6 of 9 steps): look at the step backward"),
+    ("harness.zoo.models:lstm_missing_cell_path", "model", CATALOG["lstm"](T=6, H=3),
+     "dL/dc_t agrees for t ≥ 5 and diverges below"),
+    ("harness.zoo.engines:DivQuotientRule", "engine", CATALOG["deep_chain"](K=8, n=3),
+     "dL/ds[k] agrees for k ≥ 8 and diverges at k = 7: look at the backward of the stage from s[7] to s[8]"),
+    ("harness.zoo.models:xent_missing_mean", "model", CATALOG["mlp_relu_xent"](**MLP),
+     "dL/dh[k] diverges already at h[2], the one nearest the loss"),
+    ("harness.zoo.models:elman_off_by_one", "model", CATALOG["elman"](T=5, H=3),
+     "every reported dL/d(tap) agrees, so the gradient flowing back is right; the parameter gradients W_h are wrong"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("target, form, case, sentence", LOCALISED, ids=[t for t, *_ in LOCALISED])
+def test_localisation_walks_back_from_the_loss(target, form, case, sentence, worker):
+    v = validate(target, form=form, cases=[case], references=REFS, channel=worker)
+    assert not v.ok
+    assert sentence in v.text(), v.text()
+
+
+def test_a_plugin_without_taps_is_told_how_to_localise(worker):
+    v = validate("harness.zoo.models:bias_mean", cases=[CATALOG["mlp"](**MLP)], references=REFS,
+                 channel=worker)  # fmt: skip
+    assert "every reported dL/d(tap) agrees" in v.text()  # it reports taps: no advice
+    v = validate(lambda p, x, case: {"W1": p["W1"]}, form="model", cases=[CATALOG["mlp"](**MLP)],
+                 references=REFS)  # fmt: skip
+    assert "report tap gradients too" in v.text()
+
+
+class Doubled(ReferenceBackend):
+    """A reference gone wrong: the tape's gradients, doubled."""
+
+    name = "doubled"
+
+    def run(self, case, params, inputs, dtype):
+        result = super().run(case, params, inputs, dtype)
+        result.grads = {k: 2 * g for k, g in result.grads.items()}
+        result.backend = self.name
+        return result
+
+
+def test_references_that_disagree_among_themselves_are_said_to(monkeypatch, worker):
+    monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
+    v = validate("harness.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
+                 references=["reference", "torch", "doubled"], channel=worker)  # fmt: skip
+    assert v.ok and not v.references_agree  # the plug-in agrees with the sound references
+    assert (
+        "the references disagree among themselves (doubled vs reference on param 'W1'" in v.text()
+    )
+
+
+def test_a_kinked_stage_leaves_numeric_out_and_says_why(worker):
+    v = validate("harness.zoo.stages:Relu", references=["reference", "numeric"], channel=worker)
+    assert v.ok and v.references == ["reference"]
+    assert "the numeric reference is left out" in v.text()
+
+
+# --- the Python API ------------------------------------------------------------------------
+
+
+def test_api_takes_an_importable_function_and_runs_it_isolated(worker):
+    v = validate(small_grads, cases=[CATALOG["mlp"](**MLP)], references=REFS, channel=worker)
+    assert v.ok, v.text()
+    assert v.form == "model" and v.plugin == "plugin:small_grads"
+    assert set(v.mine["tensor"]) == {"loss", *CATALOG["mlp"](**MLP).build()[0]}
+    assert "cannot be imported by name" not in v.text()
+
+
+def test_api_runs_a_lambda_in_process_and_says_so():
+    grads = lambda p, x, case: small_grads(p, x, case)  # noqa: E731
+    v = validate(grads, form="model", cases=[CATALOG["mlp"](**MLP)], references=REFS)
+    assert v.ok
+    assert "cannot be imported by name in a fresh process; it runs in this one" in v.text()
+
+
+def test_api_needs_cases_for_a_model():
+    with pytest.raises(NeedCases, match="gradparity describe"):
+        validate("harness.zoo.models:manual", form="model", references=REFS, isolate=False)
+
+
+def test_a_model_plugin_may_declare_its_cases(tmp_path, worker):
+    (tmp_path / "declared.py").write_text(
+        "import numpy as np\n\n\ndef grads(p, x):\n    return {'x': 6 * (3 * p['x'] + 1)}\n\n\n"
+        "grads.cases = ['card_affine_square']\n"
+    )  # fmt: skip
+    v = validate(f"{tmp_path / 'declared.py'}:grads", references=REFS, channel=worker)
+    assert v.ok and list(dict.fromkeys(v.agreement["case"])) == ["card_affine_square"]
+
+
+def test_float32_runs_are_judged_with_float32_tolerances(worker):
+    v = validate("harness.zoo.models:manual", cases=[CATALOG["lstm"](T=6)], dtype="float32",
+                 references=["reference", "torch"], channel=worker)  # fmt: skip
+    assert v.ok, v.text()
+    assert set(v.mine["rtol"]) == {1e-4}
+
+
+def test_results_are_plain_numpy_in_the_comparison(worker):
+    v = validate(
+        "harness.zoo.models:manual", cases=[CATALOG["gru"](T=4)], references=REFS, channel=worker
+    )
+    mine = next(r for r in v.comparison.results if r.backend == v.plugin)
+    assert isinstance(mine.taps["h"], np.ndarray) and mine.taps["h"].shape == (4, 2, 8)
+    assert mine.tap_steps == {"h": 4}
