@@ -101,7 +101,7 @@ def _softmax_xent_vjp(g, ans, logits, labels):
 
 
 def _inverse(axes):
-    return None if axes is None else tuple(np.argsort(axes))
+    return None if axes is None else tuple(np.argsort([a % len(axes) for a in axes]))
 
 
 # One line per primitive: forward, then its VJP (g, ans, *inputs, **constants) -> grads.
