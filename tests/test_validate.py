@@ -217,3 +217,9 @@ def test_results_are_plain_numpy_in_the_comparison(worker):
     mine = next(r for r in v.comparison.results if r.backend == v.plugin)
     assert isinstance(mine.taps["h"], np.ndarray) and mine.taps["h"].shape == (4, 2, 8)
     assert mine.tap_steps == {"h": 4}
+
+
+def test_no_isolation_runs_a_target_in_this_process(capsys):
+    code = main(["validate", "harness.zoo.models:manual", "--case", "gru", "--set", "T=3",
+                 "--reference", "reference", "--no-isolation"])  # fmt: skip
+    assert code == 0, capsys.readouterr().out

@@ -178,18 +178,30 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
 
 
 def how(findings: list[Finding]) -> str:
-    """The first reason a plug-in was flagged, in a few words (for the selftest table)."""
+    """Why a plug-in was flagged, in a few words (for the selftest table): its faults, or
+    the tensors that disagree, and where the localisation puts the error."""
     bad = [f for f in findings if f.bad]
     if not bad:
         return ""
-    first = bad[0]
+    faults = [f for f in bad if f.what not in ("disagrees", "odd one out", "localised")]
+    if faults:
+        kinds: dict[str, list[str]] = {}
+        for f in faults:
+            kinds.setdefault(f.what, []).extend([f.tensor] if f.tensor else [])
+        parts = []
+        for kind, tensors in kinds.items():
+            names = sorted(set(tensors))
+            shown = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+            parts.append(f"{kind} ({shown})" if names else kind)
+        short = "; ".join(parts)
+    else:
+        tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.what == "disagrees"))
+        verb = "disagrees" if len(tensors) == 1 else "disagree"
+        short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
     where = next((f.text for f in bad if f.what == "localised"), "")
-    short = {
-        "disagrees": lambda f: f"{f.tensor or 'loss'} disagrees",
-        "odd one out": lambda f: "odd one out",
-    }.get(first.what, lambda f: f"{f.what}" + (f" ({f.tensor})" if f.tensor else ""))(first)
-    if where:
-        m = re.search(r"(agrees for [^(:]*?(?= and)|diverges already at [^,]*)", where)
-        if m:
-            short += f"; {where.split(' ')[0]} {m[1]}"
+    m = re.search(r"(agrees for [^(:]*?(?= and)|diverges already at [^,]*)", where)
+    if m:
+        short += f"; {where.split(' ')[0]} {m[1]}"
+    elif where.startswith("every reported"):
+        short += "; every dL/d(tap) agrees"
     return short

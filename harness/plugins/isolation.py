@@ -101,7 +101,10 @@ class Isolated:
     def _drain(self, proc: subprocess.Popen) -> None:
         """Keep the first and last bytes of the worker's fd-level stderr, count them all."""
         while True:
-            chunk = proc.stderr.read1(65536) if hasattr(proc.stderr, "read1") else b""
+            try:
+                chunk = proc.stderr.read1(65536)
+            except (OSError, ValueError):  # closed when the worker was killed
+                return
             if not chunk:
                 return
             with self._lock:
@@ -110,7 +113,7 @@ class Isolated:
                 if len(self.stderr) > 2 * KEEP_STDERR:
                     del self.stderr[KEEP_STDERR // 2 : len(self.stderr) - KEEP_STDERR]
 
-    def _stderr_tail(self, since: int = 0, limit: int = 2000) -> str:
+    def _stderr_tail(self, limit: int = 2000) -> str:
         with self._lock:
             text = bytes(self.stderr).decode("utf-8", "replace")
         return text[-limit:].strip() or "(nothing on stderr)"

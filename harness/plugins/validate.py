@@ -33,6 +33,13 @@ from harness.runner import Comparison, resolve_cases, run_case
 
 FORMS = ("stage", "model", "engine")
 REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
+RAW = {
+    "wrong type",
+    "wrong shape",
+    "wrong dtype",
+    "not finite",
+    "missing tensor",
+}  # the row's error
 
 
 class NeedCases(ValueError):
@@ -355,7 +362,7 @@ def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: lis
             keep[i] = False
     table = table[keep].copy()
     for f in faults:
-        if f.severity != "fault" or not f.tensor:
+        if f.fault not in RAW or not f.tensor:
             continue
         hit = (
             (table["case"] == f.case)
