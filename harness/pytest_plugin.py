@@ -27,7 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gradparity-as", choices=("stage", "model", "engine"), default=None,
                     help="its form (default: guessed from the object)")  # fmt: skip
     group.addoption("--gradparity-reference", action="append", default=None, metavar="NAME",
-                    help="a reference backend, repeatable (default: reference manual torch jax numeric)")  # fmt: skip
+                    help="a reference backend, repeatable (default: those of gradparity run)")  # fmt: skip
     group.addoption("--gradparity-timeout", type=float, default=60.0, metavar="S",
                     help="seconds one case may take in the implementation (default 60)")  # fmt: skip
 

@@ -223,3 +223,10 @@ def test_no_isolation_runs_a_target_in_this_process(capsys):
     code = main(["validate", "harness.zoo.models:manual", "--case", "gru", "--set", "T=3",
                  "--reference", "reference", "--no-isolation"])  # fmt: skip
     assert code == 0, capsys.readouterr().out
+
+
+def test_a_target_that_does_not_load_is_one_fault_row(capsys):
+    code = main(["validate", "no/such/file.py:grads", "--as", "engine"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "(load): plugin:grads: import error: no file" in out and "1 fault(s)" in out

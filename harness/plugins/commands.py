@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference", action="append", metavar="NAME",
-                   help="a reference backend, repeatable (default: reference torch jax numeric)")  # fmt: skip
+                   help="a reference backend, repeatable (default: those of gradparity run)")  # fmt: skip
     p.add_argument(
         "--baseline", help="the reference the plug-in is compared with (default: reference)"
     )

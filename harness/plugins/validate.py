@@ -239,7 +239,7 @@ def validate(
     ``form``: "model", "engine" or "stage" (default: guessed from the object). ``cases``:
     names, patterns or Case instances (a model plug-in needs them, unless it has a
     ``cases`` attribute; an engine defaults to the catalog; a stage is its own case).
-    ``references``: default reference, torch, jax, numeric. ``timeout`` (s, per case)
+    ``references``: default those of ``gradparity run`` (DEFAULT_BACKENDS). ``timeout`` (s, per case)
     and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
     ``channel``: a worker to share between validations (it is then not closed).
     """
@@ -295,7 +295,8 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
             raise NeedCases(f"a model plug-in fits one case's parameters: name the case "
                             f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
                             f"shows what {spec.text} must return)")  # fmt: skip
-        chosen = resolve_cases(wanted or None)
+        # a plug-in that did not load is one fault row, not one per catalog case
+        chosen = resolve_cases(wanted or None) if wanted or problem is None else []
     if problem is not None:
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:

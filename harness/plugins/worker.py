@@ -412,12 +412,16 @@ def main(argv: list[str] | None = None) -> None:
     """Requests on stdin, replies on stdout; the plug-in's own file descriptors 0 and 1
     are /dev/null and stderr, so what it prints cannot corrupt a reply."""
     import faulthandler
-    import resource
 
     args = argv if argv is not None else sys.argv[1:]
     memory = int(args[0]) if args else 0
     if memory > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        try:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        except (ImportError, ValueError, OSError):  # no address-space limit on this system
+            pass
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDONLY)
