@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.primitives import RULES
+from reference.primitives import RULES, Lazy
 
 
 class RuleError(RuntimeError):
@@ -30,6 +30,8 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # make numpy hand `ndarray <op> Tensor` to our reflected operators
+    # A fixed set of fields: a graph holds one Tensor per value, so no per-object __dict__.
+    __slots__ = ("value", "requires_grad", "parents", "op", "constants", "retains_grad", "grad")
 
     def __init__(self, value: Any, requires_grad: bool = False):
         # A Python number stays one, so that 2.0 * x keeps x's dtype (numpy's weak scalars).
@@ -84,42 +86,66 @@ class Tensor:
             if self.value.size != 1:
                 raise ValueError(f"backward() of a non-scalar of shape {self.shape} needs a grad")
             grad = np.ones_like(self.value)
-        grads: dict[int, np.ndarray] = {id(self): np.asarray(grad, dtype=self.dtype)}
+        grads = Gradients({id(self): np.asarray(grad, dtype=self.dtype)})
         for node in reversed(topological_order(self)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node.retains_grad:
                 node.grad = g if node.grad is None else node.grad + g
-            if not node.parents:
+            parents = node.parents
+            if not parents:
                 continue
             rule = RULES[node.op]
-            values = [p.value for p in node.parents]
-            parent_grads = rule.vjp(g, node.value, *values, **node.constants)
-            if len(parent_grads) != len(node.parents):
+            parent_grads = rule.vjp(g, node.value, *[p.value for p in parents], **node.constants)
+            if len(parent_grads) != len(parents):
                 raise RuleError(
                     f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
-                    f"for {len(node.parents)} inputs"
+                    f"for {len(parents)} inputs"
                 )
-            for i, (parent, pg) in enumerate(zip(node.parents, parent_grads, strict=True)):
+            for i, (parent, pg) in enumerate(zip(parents, parent_grads, strict=True)):
                 if not parent.requires_grad:
-                    continue
-                pg = np.asarray(pg)
-                if rule.broadcasts:
-                    pg = unbroadcast(pg, parent.shape)
-                if pg.shape != parent.shape:
+                    continue  # a constant: its gradient is never computed (see ``Lazy``)
+                if isinstance(pg, Lazy):
+                    pg = pg()
+                pg = pg if type(pg) is np.ndarray else np.asarray(pg)
+                shape = parent.value.shape
+                if rule.broadcasts and pg.shape != shape:
+                    pg = unbroadcast(pg, shape)
+                if pg.shape != shape:
                     raise RuleError(
                         f"VJP of {node.op!r} returned a gradient of shape {pg.shape} "
-                        f"for input {i} of shape {parent.shape}"
+                        f"for input {i} of shape {shape}"
                     )
                 accumulate(grads, parent, pg)
 
 
+class Gradients(dict):
+    """dL/d(value) so far, by id(value); ``owned`` names the entries whose array the
+    engine made itself (a sum of two paths), the only ones it may add to in place."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.owned: set[int] = set()
+
+
 def accumulate(grads: dict[int, np.ndarray], node: Tensor, g: np.ndarray) -> None:
-    """Add one path's contribution: a value used twice gets the sum of both (never +=
-    in place, so an array handed to us by a VJP is never modified)."""
+    """Add one path's contribution: a value used twice gets the sum of both. An array
+    handed to us by a VJP is never modified (add's VJP hands the same g to both inputs):
+    the first sum is a new array, and later paths are added into that one in place
+    (the same additions in the same order, without a new array for each)."""
     key = id(node)
-    grads[key] = grads[key] + g if key in grads else g
+    if key not in grads:
+        grads[key] = g
+        return
+    total = grads[key]
+    owned = getattr(grads, "owned", None)  # a plain dict: always a new array
+    if owned is not None and key in owned and type(total) is np.ndarray and total.dtype == g.dtype:
+        np.add(total, g, out=total)
+    else:
+        grads[key] = total + g
+        if owned is not None:
+            owned.add(key)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -164,11 +190,13 @@ def as_tensor(x: Any) -> Tensor:
 
 def apply(op: str, *inputs: Any, **constants: Any) -> Tensor:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back."""
-    tensors = [as_tensor(x) for x in inputs]
-    out = Tensor(RULES[op].forward(*(t.value for t in tensors), **constants))
-    if any(t.requires_grad for t in tensors):
-        out.requires_grad = True
-        out.parents = tuple(tensors)
-        out.op = op
-        out.constants = constants
+    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    out = Tensor(RULES[op].forward(*[t.value for t in tensors], **constants))
+    for t in tensors:
+        if t.requires_grad:
+            out.requires_grad = True
+            out.parents = tuple(tensors)
+            out.op = op
+            out.constants = constants
+            break
     return out

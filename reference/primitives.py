@@ -9,14 +9,21 @@ the loss with respect to the answer and returns one gradient per input, in order
 Rules marked ``broadcasts=True`` may return a gradient in the broadcast shape of the
 answer; the engine sums it back to the input's shape in one helper (``unbroadcast``).
 Every other rule must return exactly its input's shape, and the engine checks that.
+A VJP may return ``Lazy(f, *args)`` instead of an array: ``f(*args)``, computed only if
+that input needs a gradient (matmul's ``x`` in ``x @ W`` is often data, not a parameter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+
+class Lazy(partial):
+    """A gradient the engine computes (by calling it) only for an input that needs one."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,8 @@ class Rule:
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """σ(x) = 1 / (1 + e^{-x}), evaluated without overflow for large |x|."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    d = 1.0 + e
+    return np.where(x >= 0, 1.0 / d, e / d).astype(x.dtype, copy=False)
 
 
 def _logsumexp(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:
@@ -50,6 +58,13 @@ def _keep(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return np.expand_dims(g, tuple(a % x.ndim for a in axes))
 
 
+def _spread(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A new array of ``shape`` holding ``g`` broadcast over it."""
+    out = np.empty(shape, np.result_type(g))
+    out[...] = g
+    return out
+
+
 def _count(x: np.ndarray, axis) -> int:
     if axis is None:
         return x.size
@@ -65,20 +80,32 @@ def _matmul_vjp(g, ans, x, y):
         return (y @ g[..., None])[..., 0], x[:, None] * g[..., None, :]
     if y.ndim == 1:  # (..., m, n) @ (n,) -> (..., m)
         return g[..., None] * y, (np.swapaxes(x, -1, -2) @ g[..., None])[..., 0]
-    return g @ np.swapaxes(y, -1, -2), np.swapaxes(x, -1, -2) @ g
+    return Lazy(np.matmul, g, np.swapaxes(y, -1, -2)), Lazy(np.matmul, np.swapaxes(x, -1, -2), g)
+
+
+_BASIC_INDEX = (int, np.integer, slice, type(None), type(Ellipsis))
 
 
 def _getitem_vjp(g, ans, x, index):
-    """ans = x[index]: scatter g back, adding where an index repeats."""
-    dx = np.zeros_like(x)
-    np.add.at(dx, index, g)
+    """ans = x[index]: scatter g back, adding where an index repeats. A basic index
+    (ints, slices) never repeats an element, so a plain += does (much faster than add.at)."""
+    dx = np.zeros(x.shape, x.dtype)
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(isinstance(i, _BASIC_INDEX) for i in parts):
+        dx[index] += g
+    else:
+        np.add.at(dx, index, g)
     return (dx,)
 
 
 def _split(g, *xs, axis=0):
     """The VJP of concatenate: cut g back into the pieces' sizes along ``axis``."""
-    cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
-    return tuple(np.split(g, cuts, axis=axis))
+    pieces, start, before = [], 0, (slice(None),) * (axis % g.ndim)
+    for x in xs:
+        stop = start + x.shape[axis]
+        pieces.append(g[(*before, slice(start, stop))])
+        start = stop
+    return tuple(pieces)
 
 
 def _unstack(g, *xs, axis=0):
@@ -121,7 +148,7 @@ RULES: dict[str, Rule] = {
     "sum": Rule(
         lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
         lambda g, ans, x, axis=None, keepdims=False: (
-            np.broadcast_to(_keep(g, x, axis, keepdims), x.shape).copy(),
+            _spread(_keep(g, x, axis, keepdims), x.shape),
         ),
     ),
     "mean": Rule(
