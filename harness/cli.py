@@ -207,7 +207,9 @@ def parser() -> argparse.ArgumentParser:
     from harness.plugins.commands import add_commands  # argparse only; work imported per command
 
     add_commands(sub)  # (issue 5) validate and selftest
-    # (issue 6) bench command: added here
+    from harness.bench import add_command as add_bench  # argparse only; work imported on run
+
+    add_bench(sub)  # (issue 6) bench
     return ap
 
 

@@ -1,0 +1,259 @@
+"""``gradparity bench``'s work: what is measured (a Plan), measuring it, writing the files.
+
+One tidy table, ``bench.csv``, one row per measurement; the column ``experiment`` says
+which: ``ratio`` (cases at small, medium and large sizes and ADBench's LSTM), ``scaling``
+(an LSTM at growing T), ``per_op`` (a chain of tiny operations) and ``checking`` (the cost
+of checking a 1M-parameter MLP). ``bench.md`` is written from that table alone.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.bench_memory import page_faults, peak_memory, stored_memory, time_pair
+from harness.bench_runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
+from harness.cases import CATALOG, CaseError
+
+COLUMNS = [
+    "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
+    "objective_s", "gradient_s", "ratio", "objective_cpu_s", "gradient_cpu_s", "ratio_cpu",
+    "compile_s", "objective_compile_s", "peak_mem_bytes", "mem_method", "stored_bytes",
+    "page_faults", "repeats", "T",
+    "forward_passes", "extrapolated", "note",
+]  # fmt: skip
+
+
+@dataclass
+class Plan:
+    """What one bench run measures. ``ratio_cases``: (size, case, options); ``scaling``:
+    the LSTM options and the T values for every backend, and the longer T values for the
+    numpy backends only; ``checking``: the MLP options of the large and the small model."""
+
+    ratio_cases: list[tuple[str, str, dict]]
+    scaling_options: dict = field(default_factory=lambda: {"H": 32, "D": 16, "B": 8})
+    scaling_T: list[int] = field(default_factory=lambda: [10, 100, 1000])
+    scaling_long_T: list[int] = field(default_factory=lambda: [10_000])
+    long_T_backends: tuple[str, ...] = ("reference", "manual")
+    per_op_n: int = 1000
+    checking: tuple[dict, dict] | None = None
+    repeats: int = 10
+    min_repeats: int = 3
+    budget_s: float = 4.0
+    subprocess_memory: bool = True  # torch on the CPU: a fresh process per measurement
+
+
+SMALL_MLP = {"depth": 4, "width": 8, "D": 8, "C": 4, "N": 16}
+FULL = Plan(
+    ratio_cases=[
+        ("small", "mlp", {}),
+        ("medium", "mlp", {"width": 256, "D": 256, "C": 16, "N": 128}),
+        ("large", "mlp", {"width": 1024, "D": 1024, "C": 64, "N": 512}),
+        ("small", "lstm", {}),
+        ("medium", "lstm", {"T": 100, "H": 128, "D": 64, "B": 16}),
+        ("large", "lstm", {"T": 50, "H": 512, "D": 256, "B": 64}),
+        ("adbench", "adbench_lstm", {}),
+    ],
+    checking=({"depth": 4, "width": 576, "D": 576, "C": 10, "N": 64}, SMALL_MLP),
+)
+QUICK = Plan(
+    ratio_cases=[
+        ("small", "mlp", {}),
+        ("medium", "mlp", {"width": 256, "D": 256, "C": 16, "N": 128}),
+        ("small", "lstm", {}),
+        ("adbench", "adbench_lstm", {"c": 64}),
+    ],
+    scaling_T=[10, 100],
+    scaling_long_T=[1000],
+    per_op_n=300,
+    checking=({"depth": 4, "width": 64, "D": 64, "C": 10, "N": 64}, SMALL_MLP),
+    repeats=5,
+    min_repeats=2,
+    budget_s=0.5,
+    subprocess_memory=False,
+)
+
+Progress = Callable[[str], None]
+
+
+def _build(name: str, options: dict):
+    """The case and its arrays. ADBench's published input lives beside the project; where
+    it is missing (a bare machine), the same sizes are drawn at random (timing is the same)."""
+    case = CATALOG[name](**options)
+    try:
+        params, inputs = case.build(0)
+        note = ""
+    except CaseError:
+        if name != "adbench_lstm":
+            raise
+        case = CATALOG[name](**{**options, "source": "random"})
+        params, inputs = case.build(0)
+        note = "ADBench's input file missing: random input of the same sizes"
+    return case, params, inputs, note
+
+
+def measure_case(
+    experiment: str, size: str, name: str, options: dict, backends: list[str], device: str,
+    plan: Plan, threads: int, progress: Progress,
+) -> list[dict]:  # fmt: skip
+    """One row per backend: timings, compile times, peak memory."""
+    case, params, inputs, note = _build(name, options)
+    rows = []
+    for backend in backends:
+        progress(f"{experiment} {case.label} {backend}")
+        row = {
+            "experiment": experiment, "case": name, "size": size, "label": case.label,
+            "params": int(sum(v.size for v in params.values())), "backend": backend,
+            "device": device if backend in GPU_BACKENDS else "cpu", "dtype": "float64",
+            "threads": threads, "T": case.cfg.get("T", case.cfg.get("c", math.nan)),
+            "note": note,
+        }  # fmt: skip
+        try:
+            prepared = prepare(backend, case, params, inputs, row["device"])
+            timing = time_pair(prepared, plan.repeats, plan.min_repeats, plan.budget_s)
+            faults = page_faults(prepared.gradient)
+            if backend == "torch" and device == "cpu" and not plan.subprocess_memory:
+                memory, method = math.nan, "not measured (--quick)"
+            else:
+                memory, method = peak_memory(backend, case, prepared, row["device"], "float64")
+        except Exception as e:  # noqa: BLE001 - one backend failing must not stop the bench
+            rows.append({**row, "note": f"failed: {type(e).__name__}: {e}"})
+            continue
+        rows.append({
+            **row, "objective_s": timing.objective_s, "gradient_s": timing.gradient_s,
+            "objective_cpu_s": timing.objective_cpu_s, "gradient_cpu_s": timing.gradient_cpu_s,
+            "compile_s": prepared.compile_s, "objective_compile_s": prepared.objective_compile_s,
+            "peak_mem_bytes": memory, "mem_method": method, "repeats": timing.repeats,
+            "stored_bytes": stored_memory(prepared) if experiment == "scaling" else math.nan,
+            "page_faults": faults,
+        })  # fmt: skip
+    return rows
+
+
+def pin_threads(threads: int) -> dict[str, str]:
+    """Ask every backend for ``threads`` threads; return what was set, for the record.
+    BLAS and XLA read their variables when they load: ``gradparity bench`` sets them in a
+    fresh process before anything loads (see ``harness.bench``)."""
+    settings = {k: os.environ.get(k, "") for k in THREAD_VARIABLES}
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        settings["torch.get_num_threads()"] = str(torch.get_num_threads())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return settings
+
+
+THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS"]
+
+
+def environment(device: str, threads: int, settings: dict[str, str]) -> dict[str, str]:
+    """The facts a reader needs to weigh the numbers."""
+    import torch
+
+    try:
+        import jax
+
+        jax_version = jax.__version__
+    except ImportError:  # pragma: no cover
+        jax_version = "missing"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    env = {
+        "cpu": f"{cpu}, {os.cpu_count()} logical cores",
+        "python": sys.version.split()[0], "numpy": np.__version__,
+        "torch": torch.__version__, "jax": jax_version,
+        "threads per backend": str(threads),
+        "CPUs this process may use (affinity)": (
+            " ".join(map(str, sorted(os.sched_getaffinity(0))))
+            if hasattr(os, "sched_getaffinity") else "?"
+        ),
+        **{f"  {k}": v or "(unset)" for k, v in settings.items()},
+        "load average (1, 5, 15 min) at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }  # fmt: skip
+    if device == "cuda":
+        env["gpu"] = torch.cuda.get_device_name()
+    return env
+
+
+def run_bench(
+    out_dir: str | Path, plan: Plan = FULL, device: str = "cpu", threads: int = 1,
+    backends: list[str] | None = None, progress: Progress | None = None, quick: bool = False,
+) -> pd.DataFrame:  # fmt: skip
+    """Measure ``plan`` and write ``bench.csv`` and ``bench.md`` into ``out_dir``."""
+    from harness.bench_render import render
+
+    progress = progress or (lambda message: None)
+    started = time.perf_counter()
+    settings = pin_threads(threads)
+    env = environment(device, threads, settings)
+    # Everything imported so far (torch, jax, pandas) is set aside from the garbage
+    # collector: a collection during a timed run then walks only what the run made, as
+    # it would in a program that loads one framework, not all of them.
+    import harness.backends.jax_grad  # noqa: F401
+    import harness.backends.torch_autograd  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+    try:
+        table = _measure(plan, device, threads, backends, progress)
+    finally:
+        gc.unfreeze()
+    env["load average (1, 5, 15 min) at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    env["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
+    env["command"] = "gradparity bench" + (" --quick" if quick else "") + (
+        f" --device {device}" if device != "cpu" else "") + (
+        f" --threads {threads}" if threads != 1 else "")  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "bench.csv", index=False)
+    (out / "bench.md").write_text(render(table, env, plan, device))
+    return table
+
+
+def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.DataFrame:
+    from harness.bench_extra import CHAIN_BACKENDS, checking_cost, per_op_overhead
+
+    if backends is None:
+        backends = GPU_BACKENDS if device == "cuda" else BENCH_BACKENDS
+    rows: list[dict] = []
+    for size, name, options in plan.ratio_cases:
+        rows += measure_case("ratio", size, name, options, backends, device, plan, threads, progress)  # fmt: skip
+    for T in plan.scaling_T + plan.scaling_long_T:
+        chosen = backends if T in plan.scaling_T else [b for b in backends if b in plan.long_T_backends]  # fmt: skip
+        if chosen:
+            options = {**plan.scaling_options, "T": T}
+            rows += measure_case("scaling", f"T={T}", "lstm", options, chosen, device, plan, threads, progress)  # fmt: skip
+    progress("per-operation overhead")
+    chain = [b for b in CHAIN_BACKENDS if device == "cpu" or b in GPU_BACKENDS]
+    rows += [{**r, "threads": threads, "dtype": "float64"}
+             for r in per_op_overhead(plan.per_op_n, chain, device, plan.repeats)]  # fmt: skip
+    if plan.checking and device == "cpu":
+        progress("cost of checking")
+        rows += [{**r, "threads": threads, "dtype": "float64"}
+                 for r in checking_cost(*plan.checking, plan.repeats)]  # fmt: skip
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table["ratio"] = table["gradient_s"] / table["objective_s"]
+    table["ratio_cpu"] = table["gradient_cpu_s"] / table["objective_cpu_s"]
+    return table
+
+
+__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "run_bench"]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU bench, in one go, on a machine with an NVIDIA GPU and CUDA builds of torch and jax:
+# `gradparity bench --quick --device cuda` (torch and jax on the GPU) and, on the same
+# machine, the CPU baseline `gradparity bench --quick`, each with its bench.csv and
+# bench.md, plus machine.txt (the card, the driver, the frameworks).
+#
+#   bash scripts/gpu_bench.sh [DIR]      # DIR: default $OUT if set, else reports/gpu
+#
+# Run from anywhere; it needs no install (the repository goes on PYTHONPATH) and no
+# network. Python: $PYTHON if set, else .venv/bin/python if present, else python3.
+# ADBench's input lives beside the repository (../shared/data/adbench); where it is
+# missing the bench draws a random input of the same sizes and says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out_dir="${1:-${OUT:-reports/gpu}}"
+py="${PYTHON:-}"
+if [ -z "$py" ]; then
+  if [ -x .venv/bin/python ]; then py=.venv/bin/python; else py=python3; fi
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX must leave GPU memory to torch in the same process
+mkdir -p "$out_dir/cuda" "$out_dir/cpu"
+
+{
+  echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -srm), $(nproc) CPUs"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
+  "$py" - <<'PY'
+import jax
+import torch
+
+cuda = torch.cuda.is_available()
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "available:", cuda,
+      torch.cuda.get_device_name() if cuda else "")
+print("jax", jax.__version__, jax.devices())
+PY
+} 2>&1 | tee "$out_dir/machine.txt"
+
+status=0
+"$py" -m harness.cli bench --quick --device cuda --out "$out_dir/cuda" || status=$?
+"$py" -m harness.cli bench --quick --out "$out_dir/cpu" || status=$?
+echo "gpu_bench: wrote $out_dir/cuda and $out_dir/cpu (exit $status)"
+exit "$status"
