@@ -20,6 +20,10 @@ ORDER = ["reference", "manual", "torch", "jax"]
 def seconds(s: float) -> str:
     if s is None or not np.isfinite(s):
         return "–"
+    if s >= 3600:
+        return f"{s / 3600:.3g} h"
+    if s >= 60:
+        return f"{s / 60:.3g} min"
     for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
         if s >= scale:
             return f"{s / scale:.3g} {unit}"
@@ -224,8 +228,9 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
             "stored ÷ needed": number(stored_slope / need),
             "peak per step": size(peak_slope), "peak ÷ needed": number(peak_slope / need),
         }  # fmt: skip
-        if b == "jax":
-            first, last = mine.iloc[0], mine.iloc[-1]
+        if b == "jax":  # T=10 against T=1000 (or the longest unroll below it)
+            first = mine.iloc[0]
+            last = mine[mine["T"] <= 1000].iloc[-1] if (mine["T"] <= 1000).any() else mine.iloc[-1]
             change = last["compile_s"] / first["compile_s"]
             cells["compile time"] = (
                 f"T={int(first['T'])}: {seconds(first['compile_s'])}, T={int(last['T'])}: "
@@ -268,7 +273,17 @@ def checking_section(t: pd.DataFrame) -> str:
         "forward passes": rows["forward_passes"].map(lambda v: "–" if not np.isfinite(v) else f"{v:,.0f}"),
         "how": rows["note"].fillna(""),
     })  # fmt: skip
-    return f"Model: {rows['size'].iloc[0]}.\n\n" + table(frame)
+    by = rows.set_index("backend")["gradient_s"]
+    summary = ""
+    if {"gradparity (all backends)", "gradcheck 2 forwards × n"} <= set(by.index):
+        ours, theirs = by["gradparity (all backends)"], by["gradcheck 2 forwards × n"]
+        summary = (
+            f"\n\ngradparity's whole comparison took {seconds(ours)}; torch's per-element "
+            f"gradcheck would need about {seconds(theirs)} (extrapolated), {theirs / ours:,.0f}× "
+            "longer: it perturbs every parameter, where the directional check moves each "
+            "tensor along a few random directions."
+        )
+    return f"Model: {rows['size'].iloc[0]}.\n\n" + table(frame) + summary
 
 
 # --- the page ------------------------------------------------------------------------------
@@ -283,19 +298,23 @@ METHOD = """\
   `torch.autograd.grad`; `jit(value_and_grad)`). Taps are off (they are gradparity's
   instrumentation), except that manual's BPTT computes dL/dh_t at every step anyway.
 - **Timing**: one warm-up run each, then objective and gradient runs alternate (so both see
-  the same load), up to 10 pairs or until a time budget is spent after at least 3; the
-  **minimum** is kept (as ADBench does). Wall clock (`perf_counter`) gives R; CPU time of the
-  process (`process_time`) is shown beside it, steadier where other work shares the machine.
-  Python's garbage collector stays on, collected once before the timed runs; the objects
-  of the frameworks loaded beside each other here (torch, jax) are set aside from it
-  (`gc.freeze`), so a collection walks what the run made, as in a program that loads one.
-  float64 throughout.
-  JAX compiles before timing; its compile times are columns of their own.
+  the same load), up to 15 pairs or until a time budget (8 s) is spent after at least 3
+  (`--quick`: 5 pairs, 0.5 s, at least 2); the **minimum** is kept (as ADBench does). The
+  noise probes above time one fixed piece of numpy work 20 times: their max/min is how
+  much the machine itself wavered; a ratio within that of a goal's threshold is not
+  decisive. Wall clock (`perf_counter`) gives R; CPU time of the process (`process_time`)
+  is shown beside it. Python's garbage collector stays on, collected once before the
+  timed runs; the objects of the frameworks loaded beside each other here (torch, jax)
+  are set aside from it (`gc.freeze`), so a collection walks what the run made, as in a
+  program that loads one framework. float64 throughout. JAX compiles before timing; its
+  compile times are columns of their own.
 - **Threads**: the same count for every backend, set before anything loads
   (`OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, `MKL_NUM_THREADS`, `XLA_FLAGS`, and
   `torch.set_num_threads`), and the process confined to that many CPUs
   (`sched_setaffinity`: XLA's CPU client sizes its thread pool from the CPUs it may use,
   whatever `XLA_FLAGS` says); the values are listed above.
+- **Stored memory** (numpy backends): what the recording forward still holds when it
+  returns — the tape's graph, manual's cache — by `tracemalloc`.
 - **Peak memory** of one gradient, the bytes allocated beyond what existed before it —
   reference and manual (numpy only): `tracemalloc`'s peak, which numpy's arrays report to
   and which counts the tape's Python objects too; jax: XLA's `memory_analysis()` of the
@@ -364,9 +383,10 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
                       ", ".join(f"{b} {number(v)}" for b, v in ex.items()), ok, ""))  # fmt: skip
         if ok is False:
             reasons.append(
-                "time in T: an exponent off 1 with the same code at every T comes from the "
-                "machine (cache sizes crossed as the stored steps grow, other load), not from "
-                "the algorithms, which do the same work per step."
+                "time in T: every backend does the same work per step at every T (the "
+                "table's times divided by T), so an exponent off 1 comes from fixed "
+                "costs at the short end or from the machine wavering between measurements "
+                "(see the noise probes), not from the algorithms."
             )
     if "compile" in scaling_facts:
         r, lo, hi, ok = scaling_facts["compile"]

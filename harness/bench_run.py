@@ -54,6 +54,22 @@ class Plan:
 
 
 SMALL_MLP = {"depth": 4, "width": 8, "D": 8, "C": 4, "N": 16}
+
+
+def noise_probe(runs: int = 20) -> str:
+    """The same fixed numpy work timed ``runs`` times: how steady this machine is now."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((200, 200)), rng.standard_normal((200, 200))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(10):
+            np.tanh(a @ b)
+        times.append(time.perf_counter() - start)
+    low, mid, high = np.percentile(times, [0, 50, 100]) * 1e3
+    return f"min {low:.2f} ms, median {mid:.2f} ms, max {high:.2f} ms (max/min {high / low:.2f})"
+
+
 FULL = Plan(
     ratio_cases=[
         ("small", "mlp", {}),
@@ -65,6 +81,9 @@ FULL = Plan(
         ("adbench", "adbench_lstm", {}),
     ],
     checking=({"depth": 4, "width": 576, "D": 576, "C": 10, "N": 64}, SMALL_MLP),
+    long_T_backends=("reference", "manual", "torch", "jax"),  # 4 points for every exponent
+    repeats=15,
+    budget_s=8.0,
 )
 QUICK = Plan(
     ratio_cases=[
@@ -213,10 +232,12 @@ def run_bench(
 
     gc.collect()
     gc.freeze()
+    env["noise probe at start (10 products 200×200 + tanh, 20 times)"] = noise_probe()
     try:
         table = _measure(plan, device, threads, backends, progress)
     finally:
         gc.unfreeze()
+    env["noise probe at end"] = noise_probe()
     env["load average (1, 5, 15 min) at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     env["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
     env["command"] = "gradparity bench" + (" --quick" if quick else "") + (
