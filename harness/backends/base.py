@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from harness.cases.base import Arrays, Case
 from harness.result import Result
@@ -31,8 +31,3 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
-
-
-def stack_steps(per_step: list[Any], zeros_like) -> Any:
-    """Helper for loop backends: fill steps with no gradient (None) by zeros."""
-    return [zeros_like() if g is None else g for g in per_step]
