@@ -19,8 +19,9 @@ class NotApplicable(Exception):
 class Backend:
     """Subclasses set ``name`` and ``kind`` and implement ``run``.
 
-    ``kind`` picks the tolerance row: "autodiff" for exact-derivative implementations,
-    "numeric" for finite differences.
+    ``kind`` says what the backend is: "autodiff" for exact-derivative implementations,
+    "numeric" for finite differences. The comparison reads the same fact from each
+    Result's ``mode`` ("autodiff", or the finite-difference mode) to pick a tolerance row.
     """
 
     name: ClassVar[str]
