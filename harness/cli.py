@@ -152,7 +152,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cases = build_cases(args.case, parse_sets(args.set))
     backends = args.backend or DEFAULT_BACKENDS
-    comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline)
+    comparison = compare_backends(
+        cases, backends, args.dtype, args.seed, args.baseline, jobs=args.jobs
+    )
     print(format_agreement(comparison.agreement))
     print_findings(comparison)
     print_summaries(comparison)
@@ -174,6 +176,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline", default="torch", help="backend the others are compared against")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a case option, e.g. T=1000")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="spread the cases over N processes (default 1)")  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:

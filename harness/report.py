@@ -221,14 +221,16 @@ def write_report(
     seed: int = 0,
     baseline: str = "torch",
     quiet: bool = False,
+    jobs: int = 1,
 ) -> Report:
-    """Run, compare and write every report file into ``out`` (created if missing)."""
+    """Run, compare and write every report file into ``out`` (created if missing);
+    ``jobs`` > 1 spreads the cases over that many processes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total = len(cases) * len(backends) + drift_runs(cases, backends)
     bar = ProgressBar(total, enabled=not quiet)
     try:
-        comparison = compare_backends(cases, backends, dtype, seed, baseline, bar)
+        comparison = compare_backends(cases, backends, dtype, seed, baseline, bar, jobs=jobs)
         drift = dtype_drift(cases, seed, bar) if drift_runs(cases, backends) else pd.DataFrame()
     finally:
         bar.close()
@@ -254,7 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cases = build_cases(args.case, parse_sets(args.set))
     backends = args.backend or DEFAULT_BACKENDS
     report = write_report(args.out, cases, backends, args.dtype, args.seed, args.baseline,
-                          quiet=args.quiet)  # fmt: skip
+                          quiet=args.quiet, jobs=args.jobs)  # fmt: skip
     c = report.comparison
     n, n_ok = len(c.agreement), int(c.agreement["ok"].sum())
     n_failed = int((c.runs["status"] == "failed").sum())

@@ -185,3 +185,15 @@ def test_report_html_renders_in_headless_chromium(report, tmp_path):
     pixels = imread(shot)
     assert pixels.shape[:2] == (2000, 1200)
     assert float(np.var(pixels[..., :3])) > 1e-3, "the screenshot is blank"
+
+
+def test_jobs_spread_the_report_over_processes_with_identical_csvs(tmp_path):
+    from harness.cli import main
+
+    args = ["report", "--quiet", "--case", "card_affine_square", "--case", "fan_out_fan_in"]
+    assert main([*args, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*args, "--out", str(tmp_path / "spread"), "--jobs", "2"]) == 0
+    for name in ("agreement.csv", "magnitudes.csv"):
+        assert (tmp_path / "serial" / name).read_bytes() == (
+            tmp_path / "spread" / name
+        ).read_bytes()
