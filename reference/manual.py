@@ -129,20 +129,24 @@ def mlp_forward(
                   "loss": loss_cache}  # fmt: skip
 
 
-def mlp_backward(cache: Cache) -> tuple[Arrays, list[np.ndarray]]:
+def mlp_backward(cache: Cache, input_grad: bool = True) -> tuple[Arrays, list[np.ndarray | None]]:
     """Layer by layer from the top, starting from dz_L given by the loss:
 
         dW_l = h_{l−1}ᵀ dz_l,   db_l = Σ_n dz_l,n,   dh_{l−1} = dz_l W_lᵀ,
         dz_{l−1} = φ'(z_{l−1}) ⊙ dh_{l−1}.
 
-    Returns (grads by parameter name, [dL/dh_0, …, dL/dh_{L−1}])."""
+    Returns (grads by parameter name, [dL/dh_0, …, dL/dh_{L−1}]). dL/dh_0 = dL/dX is one
+    more matrix product that no parameter needs: ``input_grad=False`` skips it (None)."""
     hs, params = cache["hs"], cache["params"]
     phi_backward = ACTIVATIONS[cache["act"]][1]
     dz = LOSSES[cache["objective"]][1](cache["loss"])
     grads, dL_dh = {}, [None] * len(hs)
     for layer in range(len(hs), 0, -1):
-        h = hs[layer - 1]
-        dh, grads[f"W{layer}"], grads[f"b{layer}"] = linear_backward(dz, h, params[f"W{layer}"])
+        h, W = hs[layer - 1], params[f"W{layer}"]
+        if layer == 1 and not input_grad:
+            grads["W1"], grads["b1"] = h.T @ dz, dz.sum(axis=0)
+            break
+        dh, grads[f"W{layer}"], grads[f"b{layer}"] = linear_backward(dz, h, W)
         dL_dh[layer - 1] = dh
         if layer > 1:
             dz = phi_backward(dh, h)  # h = h_{l−1} = φ(z_{l−1})

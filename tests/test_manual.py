@@ -230,3 +230,20 @@ def test_reference_manual_imports_numpy_only():
         elif isinstance(node, ast.ImportFrom):
             imported.add("." if node.level else (node.module or "").split(".")[0])
     assert imported == {"numpy"}
+
+
+def test_mlp_backward_can_skip_the_input_gradient():
+    """input_grad=False drops dL/dX (one matrix product) and changes no parameter gradient."""
+    import numpy as np
+
+    import reference.manual as M
+    from harness.cases import CATALOG
+
+    case = CATALOG["mlp"]()
+    params, inputs = case.build(0)
+    _, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
+    full, taps = M.mlp_backward(cache)
+    lean, lean_taps = M.mlp_backward(cache, input_grad=False)
+    assert lean_taps[0] is None and taps[0] is not None
+    for name in full:
+        np.testing.assert_array_equal(lean[name], full[name])
