@@ -331,10 +331,14 @@ What must be stored per LSTM step: the backward of
 h_t = o⊙tanh(c_t) needs i, f, o, g (for σ' = σ(1−σ), tanh' = 1 − g², and the products),
 c_{t−1} and h_{t−1} (for da_f and dW_h: the previous step's c and h), c_t (tanh(c_t) is
 recomputed from it) and x_t (an input, stored anyway): 4·B·H + 2·B·H = 6·B·H values per step,
-exactly the manual backend's cache. The tape keeps every node's value instead: x_t W_x,
-h_{t−1} W_h, their sum and the sum + b (4·B·H each), i, f, o, g (4·B·H; the slices of the
-pre-activation are views), f⊙c_{t−1}, i⊙g, c_t, tanh(c_t), h_t (B·H each) — 25·B·H values,
-≈ 4.2× what must be stored, plus one Python object per node."""
+exactly the manual backend's cache. The tape keeps what each rule's VJP reads (`saves` in
+reference/primitives.py) and frees the rest when the program drops it: i, f, o, g (the
+σ and tanh answers), c_t (read by the next step's f⊙c_t), tanh(c_t) (read by o⊙tanh(c_t))
+and h_t (read by the next step's h_t W_h) — 7·B·H values, 7/6 of what must be stored
+(it keeps tanh(c_t) rather than recomputing it) — plus a Node, its parents and what it
+saved per operation (about 17 per step, ~300 bytes each). The pre-activations
+x_t W_x + h_{t−1} W_h + b (4·B·H each) and the products f⊙c_{t−1}, i⊙g are read by no
+VJP and are not kept."""
 
 
 def _ratio_reason(backend: str, missed: list[tuple[str, str, str]]) -> str:
@@ -491,12 +495,10 @@ RATIO_REASONS = {
     "calls each, the products for dx and dh_prev).",
 }
 MEMORY_REASON = (
-    "tape memory: the tape keeps every node's value (so a learner can read any intermediate "
-    "and any VJP can use its inputs or answer), including the pre-activation sums that no "
-    "VJP needs: 25·B·H values per LSTM step where 6·B·H must be stored (the count in "
-    "section 3), plus a Python object per node. Keeping only what each VJP declares it "
-    "needs (torch's saved tensors) would bring it near 1×, at the cost of the engine's "
-    "simplicity."
+    "tape memory: beside the 7·B·H values per LSTM step its rules save (7/6 of what must "
+    "be stored, the count in section 3), the tape holds one Node per operation with its "
+    "parents, its saved values' tuple and its constants (~300 bytes each, ~17 per step); "
+    "at small B·H those objects weigh as much as the arrays."
 )
 
 

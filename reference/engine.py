@@ -1,15 +1,21 @@
 """The tape: reverse-mode differentiation of a graph of primitives on numpy arrays.
 
-The forward pass records, for every value it makes, the values it was made from (its
-parents, in order) and the primitive that made it. ``backward`` orders that graph once
-(iteratively, so a chain of any depth is fine) and walks it from the loss back to the
-leaves, applying each primitive's VJP and adding every path's contribution:
+The forward pass records, for every value it makes from values that require a gradient,
+a ``Node``: the primitive that made it, its parents' nodes (in order), and what that
+primitive's VJP will read — only the arrays its rule names in ``saves`` (tanh keeps its
+answer, a product its two factors, a sum nothing). A ``Tensor`` is a value and its node; a
+value no VJP needs is freed as soon as the program drops its Tensor, as in PyTorch's
+saved tensors. ``backward`` orders the graph of nodes once (iteratively, so a chain of
+any depth is fine) and walks it from the loss back to the leaves, applying each
+primitive's VJP and adding every path's contribution:
 
     dL/dx = Σ_{u uses x}  vjp_u(dL/du)          (the multivariable chain rule)
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -21,8 +27,45 @@ class RuleError(RuntimeError):
     """A primitive's VJP broke its contract (wrong count or shape of gradients)."""
 
 
+class Node:
+    """How one value was made, and what its VJP needs: the graph ``backward`` walks.
+
+    ``parents``: the nodes of the inputs, in order (None for an input that needs no
+    gradient); ``saved``: the arguments the VJP will get after g — the answer, then the
+    inputs — where each one the rule does not save is None (the answer) or the input's
+    node (a stand-in that has the input's shape, ndim, size and dtype, but no value); an input
+    that needs no gradient is data and is passed as it is. ``tensor``: a weak reference to
+    the Tensor that wants this node's gradient in ``.grad`` (a leaf, or ``retain_grad()``).
+    """
+
+    __slots__ = ("op", "parents", "saved", "constants", "shape", "dtype", "tensor")
+
+    def __init__(self, op: str, parents: tuple, saved: tuple, constants: dict, value: Any):
+        self.op, self.parents, self.saved, self.constants = op, parents, saved, constants
+        if type(value) is np.ndarray:
+            self.shape, self.dtype = value.shape, value.dtype
+        else:  # a Python number
+            self.shape, self.dtype = np.shape(value), np.result_type(value)
+        self.tensor: weakref.ref | None = None
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: math.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"Node({self.op}, shape={self.shape})"
+
+    def _unsaved(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuleError(
+            f"a VJP read the value of {self!r}, which its rule does not keep: "
+            f"name it in the rule's saves (reference/primitives.py)"
+        )
+
+    # A stand-in answers shape questions only: numpy arithmetic on it is an error.
+    __array__ = __array_ufunc__ = __array_function__ = _unsaved
+
+
 class Tensor:
-    """A numpy value with the graph that produced it.
+    """A numpy value, and the node that records how it was made (None: a constant).
 
     ``requires_grad`` marks a value the loss is differentiated with respect to (or one
     that depends on such a value); ``grad`` is filled by ``backward`` for leaves that
@@ -30,20 +73,21 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # make numpy hand `ndarray <op> Tensor` to our reflected operators
-    # A fixed set of fields: a graph holds one Tensor per value, so no per-object __dict__.
-    __slots__ = ("value", "requires_grad", "parents", "op", "constants", "retains_grad", "grad")
+    # A fixed set of fields: a graph holds many Tensors, so no per-object __dict__.
+    __slots__ = ("value", "node", "grad", "__weakref__")
 
     def __init__(self, value: Any, requires_grad: bool = False):
         # A Python number stays one, so that 2.0 * x keeps x's dtype (numpy's weak scalars).
         self.value = value if isinstance(value, (int, float)) else np.asarray(value)
-        self.requires_grad = requires_grad
-        self.parents: tuple[Tensor, ...] = ()
-        self.op = "leaf"
-        self.constants: dict[str, Any] = {}
-        self.retains_grad = requires_grad
         self.grad: np.ndarray | None = None
+        self.node: Node | None = None
+        if requires_grad:
+            self.node = Node("leaf", (), (), {}, self.value)
+            self.node.tensor = weakref.ref(self)
 
     # --- what a value is
+    requires_grad = property(lambda self: self.node is not None)
+    op = property(lambda self: "const" if self.node is None else self.node.op)
     shape = property(lambda self: self.value.shape)
     ndim = property(lambda self: self.value.ndim)
     dtype = property(lambda self: self.value.dtype)
@@ -57,7 +101,8 @@ class Tensor:
 
     def retain_grad(self) -> Tensor:
         """Keep dL/d(self) after backward (an intermediate value we want to watch)."""
-        self.retains_grad = True
+        if self.node is not None:
+            self.node.tensor = weakref.ref(self)
         return self
 
     # --- Python operators: each one a primitive
@@ -83,33 +128,38 @@ class Tensor:
     def backward(self, grad: np.ndarray | None = None) -> None:
         """Fill ``.grad`` of every leaf (and retained value) with dL/d(value), L = self."""
         if grad is None:
-            if self.value.size != 1:
+            if np.size(self.value) != 1:
                 raise ValueError(f"backward() of a non-scalar of shape {self.shape} needs a grad")
             grad = np.ones_like(self.value)
-        grads = Gradients({id(self): np.asarray(grad, dtype=self.dtype)})
-        for node in reversed(topological_order(self)):
+        if self.node is None:
+            return  # a constant: nothing it depends on requires a gradient
+        grads = Gradients({id(self.node): np.asarray(grad, dtype=self.node.dtype)})
+        for node in reversed(topological_order(self.node)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node.retains_grad:
-                node.grad = g if node.grad is None else node.grad + g
+            if node.tensor is not None and (tensor := node.tensor()) is not None:
+                tensor.grad = g if tensor.grad is None else tensor.grad + g
             parents = node.parents
             if not parents:
                 continue
             rule = RULES[node.op]
-            parent_grads = rule.vjp(g, node.value, *[p.value for p in parents], **node.constants)
+            saved = node.saved
+            if saved[0] is None:  # the rule does not keep its answer: the node stands in
+                saved = (node, *saved[1:])
+            parent_grads = rule.vjp(g, *saved, **node.constants)
             if len(parent_grads) != len(parents):
                 raise RuleError(
                     f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
                     f"for {len(parents)} inputs"
                 )
             for i, (parent, pg) in enumerate(zip(parents, parent_grads, strict=True)):
-                if not parent.requires_grad:
+                if parent is None:
                     continue  # a constant: its gradient is never computed (see ``Lazy``)
                 if isinstance(pg, Lazy):
                     pg = pg()
                 pg = pg if type(pg) is np.ndarray else np.asarray(pg)
-                shape = parent.value.shape
+                shape = parent.shape
                 if rule.broadcasts and pg.shape != shape:
                     pg = unbroadcast(pg, shape)
                 if pg.shape != shape:
@@ -129,7 +179,7 @@ class Gradients(dict):
         self.owned: set[int] = set()
 
 
-def accumulate(grads: dict[int, np.ndarray], node: Tensor, g: np.ndarray) -> None:
+def accumulate(grads: dict[int, np.ndarray], node: Node, g: np.ndarray) -> None:
     """Add one path's contribution: a value used twice gets the sum of both. An array
     handed to us by a VJP is never modified (add's VJP hands the same g to both inputs):
     the first sum is a new array, and later paths are added into that one in place
@@ -162,13 +212,17 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Every value ``root`` depends on (through values that require grad), each after
-    all of its parents. Iterative depth-first search; parents are visited in their
-    recorded order, so the order is the same on every run."""
-    order: list[Tensor] = []
+def topological_order(root: Tensor | Node) -> list[Node]:
+    """Every node ``root`` depends on (through values that require grad), each after all
+    of its parents. Iterative depth-first search; parents are visited in their recorded
+    order, so the order is the same on every run."""
+    if isinstance(root, Tensor):
+        if root.node is None:
+            return []
+        root = root.node
+    order: list[Node] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -179,7 +233,7 @@ def topological_order(root: Tensor) -> list[Tensor]:
         visited.add(id(node))
         stack.append((node, True))
         for parent in reversed(node.parents):
-            if parent.requires_grad and id(parent) not in visited:
+            if parent is not None and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 
@@ -189,14 +243,17 @@ def as_tensor(x: Any) -> Tensor:
 
 
 def apply(op: str, *inputs: Any, **constants: Any) -> Tensor:
-    """Run primitive ``op`` forward on ``inputs`` and record how to go back."""
+    """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
+    keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest."""
+    rule = RULES[op]
     tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-    out = Tensor(RULES[op].forward(*[t.value for t in tensors], **constants))
-    for t in tensors:
-        if t.requires_grad:
-            out.requires_grad = True
-            out.parents = tuple(tensors)
-            out.op = op
-            out.constants = constants
-            break
+    values = [t.value for t in tensors]
+    out = Tensor(rule.forward(*values, **constants))
+    parents = tuple([t.node for t in tensors])
+    if parents.count(None) != len(parents):
+        saved = rule.keep(out.value, values, parents)
+        out.node = Node(op, parents, saved, constants or NO_CONSTANTS, out.value)
     return out
+
+
+NO_CONSTANTS: dict[str, Any] = {}  # shared by the nodes of primitives that take none (read only)

@@ -11,6 +11,13 @@ answer; the engine sums it back to the input's shape in one helper (``unbroadcas
 Every other rule must return exactly its input's shape, and the engine checks that.
 A VJP may return ``Lazy(f, *args)`` instead of an array: ``f(*args)``, computed only if
 that input needs a gradient (matmul's ``x`` in ``x @ W`` is often data, not a parameter).
+
+``saves`` names what the VJP reads, so the tape keeps those values for the backward and
+no others: ``ans`` (the answer), ``x`` and ``y`` (the first and second inputs), ``inputs``
+(all of them). tanh's VJP reads only its answer, a product reads both factors, a sum reads
+nothing. An input not saved reaches the VJP as a stand-in with its ``shape``, ``ndim``,
+``size`` and ``dtype`` and no value (reading its value is a ``RuleError``); an input that needs no
+gradient is data and always arrives as it is. The default saves everything.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +34,41 @@ class Lazy(partial):
     """A gradient the engine computes (by calling it) only for an input that needs one."""
 
 
+SAVES = ("ans", "x", "y", "inputs")
+
+
 @dataclass(frozen=True)
 class Rule:
     forward: Callable[..., np.ndarray]
     vjp: Callable[..., tuple[np.ndarray, ...]]
     broadcasts: bool = False
+    saves: str = "ans inputs"
+
+    def __post_init__(self) -> None:
+        names = self.saves.split()
+        if unknown := set(names) - set(SAVES):
+            raise ValueError(f"saves names {sorted(unknown)}; it takes {', '.join(SAVES)}")
+        everything = "inputs" in names
+        object.__setattr__(self, "_ans", "ans" in names)
+        object.__setattr__(self, "_x", everything or "x" in names)
+        object.__setattr__(self, "_y", everything or "y" in names)
+        object.__setattr__(self, "_rest", everything)
+
+    def keep(self, ans: Any, values: list, parents: tuple) -> tuple:
+        """What the tape stores for this VJP: (ans, *inputs), each one ``saves`` names as
+        it is; else the answer as None and an input as its node (shape and dtype only).
+        Data (an input with no node, ``parents[i] is None``) is kept as it is."""
+        kept_ans = ans if self._ans else None
+        if len(values) == 1:  # the common arities first, without a loop
+            return kept_ans, values[0] if self._x or parents[0] is None else parents[0]
+        if len(values) == 2:
+            (x, y), (px, py) = values, parents
+            return kept_ans, x if self._x or px is None else px, y if self._y or py is None else py
+        kept = [kept_ans]
+        for i, (value, parent) in enumerate(zip(values, parents, strict=True)):
+            wanted = self._x if i == 0 else self._y if i == 1 else self._rest
+            kept.append(value if wanted or parent is None else parent)
+        return tuple(kept)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -131,51 +169,60 @@ def _inverse(axes):
     return None if axes is None else tuple(np.argsort([a % len(axes) for a in axes]))
 
 
-# One line per primitive: forward, then its VJP (g, ans, *inputs, **constants) -> grads.
+# One line per primitive: forward, its VJP (g, ans, *inputs, **constants) -> grads, and
+# what that VJP reads (``saves``), which the tape keeps from the forward pass.
 RULES: dict[str, Rule] = {
-    "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True),
-    "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True),
-    "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True),
-    "div": Rule(np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True),
-    "neg": Rule(np.negative, lambda g, ans, x: (-g,)),
-    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),)),
-    "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True),
-    "exp": Rule(np.exp, lambda g, ans, x: (g * ans,)),
-    "log": Rule(np.log, lambda g, ans, x: (g / x,)),
-    "tanh": Rule(np.tanh, lambda g, ans, x: (g * (1 - ans * ans),)),
-    "sigmoid": Rule(_sigmoid, lambda g, ans, x: (g * ans * (1 - ans),)),
-    "relu": Rule(lambda x: np.maximum(x, 0), lambda g, ans, x: (g * (x > 0),)),
+    "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True, saves=""),
+    "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True, saves=""),
+    "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True, saves="x y"),
+    "div": Rule(
+        np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True, saves="ans y"
+    ),
+    "neg": Rule(np.negative, lambda g, ans, x: (-g,), saves=""),
+    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),), saves="x"),
+    "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True, saves="x y"),
+    "exp": Rule(np.exp, lambda g, ans, x: (g * ans,), saves="ans"),
+    "log": Rule(np.log, lambda g, ans, x: (g / x,), saves="x"),
+    "tanh": Rule(np.tanh, lambda g, ans, x: (g * (1 - ans * ans),), saves="ans"),
+    "sigmoid": Rule(_sigmoid, lambda g, ans, x: (g * ans * (1 - ans),), saves="ans"),
+    "relu": Rule(lambda x: np.maximum(x, 0), lambda g, ans, x: (g * (ans > 0),), saves="ans"),
     "sum": Rule(
         lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
         lambda g, ans, x, axis=None, keepdims=False: (
             _spread(_keep(g, x, axis, keepdims), x.shape),
         ),
+        saves="",
     ),
     "mean": Rule(
         lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
         lambda g, ans, x, axis=None, keepdims=False: (
             np.broadcast_to(_keep(g, x, axis, keepdims) / _count(x, axis), x.shape).copy(),
         ),
+        saves="",
     ),
-    "reshape": Rule(np.reshape, lambda g, ans, x, shape: (np.reshape(g, x.shape),)),
+    "reshape": Rule(np.reshape, lambda g, ans, x, shape: (np.reshape(g, x.shape),), saves=""),
     "transpose": Rule(
         lambda x, axes=None: np.transpose(x, axes),
         lambda g, ans, x, axes=None: (np.transpose(g, _inverse(axes)),),
+        saves="",
     ),
-    "getitem": Rule(lambda x, index: x[index], _getitem_vjp),
+    "getitem": Rule(lambda x, index: x[index], _getitem_vjp, saves=""),
     "concatenate": Rule(
         lambda *xs, axis=0: np.concatenate(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _split(g, *xs, axis=axis),
+        saves="",
     ),
     "stack": Rule(
         lambda *xs, axis=0: np.stack(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _unstack(g, *xs, axis=axis),
+        saves="",
     ),
     "logsumexp": Rule(
         _logsumexp,
         lambda g, ans, x, axis=None, keepdims=False: (
             _keep(g, x, axis, keepdims) * np.exp(x - _keep(ans, x, axis, keepdims)),
         ),
+        saves="ans x",
     ),
-    "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp),
+    "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp, saves="x"),
 }

@@ -117,7 +117,9 @@ def test_run_with_a_broken_rule_exits_1_and_names_the_tensor_and_the_odd_one_out
 ):
     """σ' taken from the pre-activation a: dL/da, dL/dw and dL/db go wrong, dL/dz does not."""
     monkeypatch.setitem(
-        RULES, "sigmoid", replace(RULES["sigmoid"], vjp=lambda g, ans, x: (g * x * (1 - x),))
+        RULES,
+        "sigmoid",
+        replace(RULES["sigmoid"], vjp=lambda g, ans, x: (g * x * (1 - x),), saves="x"),
     )
     code, out, _ = run_cli(
         capsys, "run", "--case", "card_sigmoid_unit",

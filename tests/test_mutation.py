@@ -55,7 +55,8 @@ def test_tanh_derivative_taken_from_the_input_is_flagged_up_to_the_last_tanh(mon
     """vjp g·(1 − x) instead of g·(1 − tanh²x). In deep_chain, stage k (k mod 4 = 0) is
     s_{k+1} = tanh(a_k s_k + c_k), so dL/ds_j for j ≤ k_last (the last tanh stage), x = s_0,
     and a_k, c_k for k ≤ k_last are wrong; s_j for j > k_last and the loss are not."""
-    monkeypatch.setitem(RULES, "tanh", replace(RULES["tanh"], vjp=lambda g, ans, x: (g * (1 - x),)))
+    broken = replace(RULES["tanh"], vjp=lambda g, ans, x: (g * (1 - x),), saves="x")
+    monkeypatch.setitem(RULES, "tanh", broken)
     table = compare_backends(["deep_chain"], BACKENDS).agreement
 
     case = CATALOG["deep_chain"]()
@@ -87,7 +88,9 @@ def test_sigmoid_derivative_taken_from_the_pre_activation_is_flagged_before_it(m
     """vjp g·a(1 − a) instead of g·z(1 − z), z = σ(a). In card_sigmoid_unit dL/dz is
     computed before the sigmoid's VJP (right); dL/da, dL/dw and dL/db after it (wrong)."""
     monkeypatch.setitem(
-        RULES, "sigmoid", replace(RULES["sigmoid"], vjp=lambda g, ans, x: (g * x * (1 - x),))
+        RULES,
+        "sigmoid",
+        replace(RULES["sigmoid"], vjp=lambda g, ans, x: (g * x * (1 - x),), saves="x"),
     )
     table = compare_backends(["card_sigmoid_unit"], BACKENDS).agreement
     assert_only_the_reference_is_wrong(table, {("tap", "a"), ("param", "w"), ("param", "b")})

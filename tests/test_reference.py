@@ -4,6 +4,7 @@ autograd, and with the inner-product identity <v, J u> = <Jᵀ v, u>)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -145,6 +146,72 @@ def test_a_vjp_that_breaks_its_contract_raises_rule_error_naming_the_op(
     out = graph()
     with pytest.raises(RuleError, match=message):
         R.sum(out).backward()
+
+
+def test_a_vjp_that_reads_a_value_its_rule_does_not_save_raises_rule_error(monkeypatch):
+    """tanh saves only its answer; a VJP reading the input gets a stand-in, not zeros."""
+    monkeypatch.setitem(RULES, "tanh", replace(RULES["tanh"], vjp=lambda g, ans, x: (g * x,)))
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuleError, match=r"Node\(leaf, shape=\(3,\)\).*does not keep.*saves"):
+        R.sum(R.tanh(x)).backward()
+
+
+def test_saves_takes_only_the_names_it_knows():
+    with pytest.raises(ValueError, match=r"\['z'\].*ans, x, y, inputs"):
+        replace(RULES["tanh"], saves="ans z")
+
+
+# --- what the tape keeps -------------------------------------------------------------------
+
+
+def test_the_tape_frees_the_values_no_vjp_reads_and_keeps_the_others():
+    """y = tanh(x W + b): the sum x W + b and the product x W are read by no VJP (add saves
+    nothing, tanh its answer), so dropping their Tensors frees them; tanh's answer is kept."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3)))
+    W, b = Tensor(rng.standard_normal((3, 5)), True), Tensor(rng.standard_normal(5), True)
+    product = x @ W
+    pre = product + b
+    y = R.tanh(pre)
+    freed = [weakref.ref(product.value), weakref.ref(pre.value)]
+    kept = weakref.ref(y.value)
+    loss = R.sum(y * 2.0)
+    del product, pre, y
+    assert [r() is None for r in freed] == [True, True]
+    assert kept() is not None
+    loss.backward()
+    assert_close(W.grad, x.value.T @ (2 * (1 - kept() ** 2)), 1e-15, "dL/dW")
+
+
+def test_an_lstm_step_keeps_seven_b_by_h_arrays_like_a_hand_written_cache():
+    """Per step the tape's nodes hold i, f, o, g (the gates' answers), c, tanh(c) and h:
+    7·B·H values (a hand-derived BPTT caches the same, or recomputes tanh(c)); the
+    pre-activations (4·B·H), the slices and the products are freed."""
+    from harness.backends.reference_tape import ReferenceOps
+    from harness.cases import CATALOG
+
+    class Untapped(ReferenceOps):
+        def _watch(self, name, x, step):
+            return x
+
+    def stored_bytes(T: int) -> int:
+        case = CATALOG["lstm"](T=T, H=6, D=5, B=3)
+        params, inputs = case.build(0)
+        P = {k: Tensor(v, requires_grad=True) for k, v in params.items()}
+        X = {k: Tensor(v) for k, v in inputs.items()}
+        loss = case.loss(Untapped(), P, X)
+        owners = {id(v) for v in (*params.values(), *inputs.values())}
+        seen, total = set(), 0
+        for node in topological_order(loss):
+            for value in node.saved:
+                array = value.base if getattr(value, "base", None) is not None else value
+                if isinstance(array, np.ndarray) and id(array) not in owners | seen:
+                    seen.add(id(array))
+                    total += array.nbytes
+        return total
+
+    per_step = stored_bytes(12) - stored_bytes(11)
+    assert per_step == 7 * 3 * 6 * 8
 
 
 # --- unbroadcast ---------------------------------------------------------------------------
