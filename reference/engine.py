@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.primitives import RULES, Lazy
+from reference.primitives import RULES, Lazy, Scatter
 
 
 class RuleError(RuntimeError):
@@ -138,6 +138,8 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            if type(g) is not np.ndarray:  # (only if ``accumulate`` was replaced)
+                g = g.dense() if isinstance(g, Scatter) else np.asarray(g)
             if node.tensor is not None and (tensor := node.tensor()) is not None:
                 tensor.grad = g if tensor.grad is None else tensor.grad + g
             parents = node.parents
@@ -158,6 +160,12 @@ class Tensor:
                     continue  # a constant: its gradient is never computed (see ``Lazy``)
                 if isinstance(pg, Lazy):
                     pg = pg()
+                if isinstance(pg, Scatter):  # a slice's gradient: added in place, below
+                    if pg.shape != parent.shape:
+                        pg = pg.dense()  # (the shape check below names the op)
+                    else:
+                        accumulate(grads, parent, pg)
+                        continue
                 pg = pg if type(pg) is np.ndarray else np.asarray(pg)
                 shape = parent.shape
                 if rule.broadcasts and pg.shape != shape:
@@ -179,17 +187,26 @@ class Gradients(dict):
         self.owned: set[int] = set()
 
 
-def accumulate(grads: dict[int, np.ndarray], node: Node, g: np.ndarray) -> None:
+def accumulate(grads: dict[int, np.ndarray], node: Node, g: np.ndarray | Scatter) -> None:
     """Add one path's contribution: a value used twice gets the sum of both. An array
     handed to us by a VJP is never modified (add's VJP hands the same g to both inputs):
     the first sum is a new array, and later paths are added into that one in place
-    (the same additions in the same order, without a new array for each)."""
+    (the same additions in the same order, without a new array for each). A slice's
+    gradient (``Scatter``) is added into such an array at its index only."""
     key = id(node)
-    if key not in grads:
+    owned = getattr(grads, "owned", None)  # a plain dict: always a new array
+    total = grads.get(key)
+    if isinstance(g, Scatter):
+        if owned is not None and (total is None or (key in owned and total.dtype == g.dtype)):
+            if total is None:
+                total = grads[key] = np.zeros(g.shape, g.dtype)
+                owned.add(key)
+            g.add_into(total)
+            return
+        g = g.dense()
+    if total is None:
         grads[key] = g
         return
-    total = grads[key]
-    owned = getattr(grads, "owned", None)  # a plain dict: always a new array
     if owned is not None and key in owned and type(total) is np.ndarray and total.dtype == g.dtype:
         np.add(total, g, out=total)
     else:

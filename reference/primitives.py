@@ -124,16 +124,36 @@ def _matmul_vjp(g, ans, x, y):
 _BASIC_INDEX = (int, np.integer, slice, type(None), type(Ellipsis))
 
 
+class Scatter:
+    """dL/dx for ans = x[index]: g at ``index`` of an array of x's shape, zeros elsewhere.
+
+    The engine adds it straight into the gradient it is summing for x (``add_into``), so
+    k slices of one value cost one array, not k zero arrays and k − 1 full additions;
+    ``dense()`` makes the array where one is needed. Added where an index repeats."""
+
+    __slots__ = ("g", "index", "shape", "dtype")
+
+    def __init__(self, g: np.ndarray, index: Any, shape: tuple[int, ...], dtype: Any):
+        self.g, self.index, self.shape, self.dtype = g, index, shape, dtype
+
+    def add_into(self, total: np.ndarray) -> None:
+        """total[index] += g. A basic index (ints, slices) never repeats an element, so a
+        plain += does (much faster than add.at)."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if all(isinstance(i, _BASIC_INDEX) for i in parts):
+            total[self.index] += self.g
+        else:
+            np.add.at(total, self.index, self.g)
+
+    def dense(self) -> np.ndarray:
+        total = np.zeros(self.shape, self.dtype)
+        self.add_into(total)
+        return total
+
+
 def _getitem_vjp(g, ans, x, index):
-    """ans = x[index]: scatter g back, adding where an index repeats. A basic index
-    (ints, slices) never repeats an element, so a plain += does (much faster than add.at)."""
-    dx = np.zeros(x.shape, x.dtype)
-    parts = index if isinstance(index, tuple) else (index,)
-    if all(isinstance(i, _BASIC_INDEX) for i in parts):
-        dx[index] += g
-    else:
-        np.add.at(dx, index, g)
-    return (dx,)
+    """ans = x[index]: scatter g back (see ``Scatter``)."""
+    return (Scatter(g, index, x.shape, x.dtype),)
 
 
 def _split(g, *xs, axis=0):

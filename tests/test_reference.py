@@ -101,6 +101,31 @@ def test_a_value_used_as_both_operands_gets_both_contributions():
     assert_close(x.grad, np.array([5.0, -2.0]), 0.0, "dL/dx of x·x + x + x")  # exact
 
 
+@pytest.mark.parametrize("whole_first", [True, False])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_slices_of_one_value_add_up_in_place_as_torch_does(whole_first, dtype):
+    """x used whole and through overlapping slices and a repeated integer index: the
+    engine adds each slice's gradient into x's sum at its index (``Scatter``), whichever
+    path reaches x first. Same sums as torch to a few ulps of the dtype."""
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal((5, 3)).astype(dtype)
+    weights = [rng.standard_normal(shape).astype(dtype) for shape in [(2, 3), (3, 3), (4, 3)]]
+    whole = rng.standard_normal((5, 3)).astype(dtype)
+    rows = np.array([0, 0, 4, 1])
+
+    def loss(x, sum_, w):
+        parts = [sum_(x[0:2] * w[0]), sum_(x[1:4] * w[1]), sum_(x[rows] * w[2])]
+        whole_term = sum_(x * w[3])
+        return whole_term + sum(parts) if whole_first else sum(parts) + whole_term
+
+    x = Tensor(x0, requires_grad=True)
+    loss(x, R.sum, [Tensor(w) for w in (*weights, whole)]).backward()
+    xt = torch.tensor(x0, requires_grad=True)
+    loss(xt, torch.sum, [torch.tensor(w) for w in (*weights, whole)]).backward()
+    assert x.grad.dtype == np.dtype(dtype)
+    assert_close(x.grad, xt.grad.numpy(), 8 * np.finfo(dtype).eps, "dL/dx")
+
+
 def test_topological_order_lists_each_value_once_after_its_parents():
     x = Tensor(np.ones(2), requires_grad=True)
     a = R.tanh(x)
