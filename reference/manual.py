@@ -412,17 +412,32 @@ def adbench_cell(
 
 
 def adbench_cell_backward(
-    dh: np.ndarray, dc_next: np.ndarray, gates: np.ndarray, c_prev: np.ndarray,
-    c: np.ndarray, w: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """The cell's formulas in ``lstm_cell_backward``, then through [x, h, x, h] ⊙ w + β:
-    dx = da_f ⊙ w_f + da_o ⊙ w_o,  dh_prev = da_i ⊙ w_i + da_g ⊙ w_g,  dc_prev = dc ⊙ f.
-    Returns (da = [da_f, da_i, da_o, da_g], dx, dh_prev, dc_prev)."""
+    gates: np.ndarray, c_prev: np.ndarray, c: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """One cell back: c = c_prev ⊙ f + i ⊙ g, h = o ⊙ tanh c (``adbench_cell``), then
+    through a = [x, h_prev, x, h_prev] ⊙ w + β; dh = the total dL/dh, dc_next = dL/dc
+    through the next step (``lstm_cell_backward``'s formulas in ADBench's gate order):
+
+        dc      = dc_next + dh ⊙ o(1 − tanh² c)     (total: through h and the next c)
+        da      = [dc, dc, dh, dc] ⊙ q,
+        q       = [c_prev f(1−f), g i(1−i), tanh c ⊙ o(1−o), i(1−g²)]
+        dx      = da_f ⊙ w_f + da_o ⊙ w_o = dc ⊙ q_f w_f + dh ⊙ q_o w_o
+        dh_prev = da_i ⊙ w_i + da_g ⊙ w_g = dc ⊙ (q_i w_i + q_g w_g)
+        dc_prev = dc ⊙ f
+
+    Every factor after dh and dc is a value of the forward: with diagonal weights a step
+    back is an elementwise linear map of (dh, dc_next). So this returns those factors, not
+    gradients, for arrays with any leading axes (every step and layer in one call), and the
+    backward loop is left with only the recurrence (at b = 14 each numpy call costs more
+    than its arithmetic). Returns (q, (o(1 − tanh² c), q_f w_f, q_o w_o, q_i w_i + q_g w_g,
+    f)), each b-wide but q."""
     f, i, o, g = blocks(gates, 4)
-    (da_i, da_f, da_o, da_g), dc = lstm_cell_backward(dh, dc_next, i, f, o, g, c_prev, c)
-    w_f, w_i, w_o, w_g = blocks(w, 4)
-    da = np.concatenate([da_f, da_i, da_o, da_g])
-    return da, da_f * w_f + da_o * w_o, da_i * w_i + da_g * w_g, dc * f
+    tanh_c = np.tanh(c)
+    q = np.concatenate(
+        [c_prev * f * (1 - f), g * i * (1 - i), tanh_c * o * (1 - o), i * (1 - g * g)], axis=-1
+    )
+    qw_f, qw_i, qw_o, qw_g = blocks(q * w, 4)
+    return q, (o * (1 - tanh_c * tanh_c), qw_f, qw_o, qw_i + qw_g, f)
 
 
 def adbench_lstm_forward(
@@ -460,8 +475,10 @@ def adbench_lstm_backward(cache: Cache) -> tuple[Arrays, np.ndarray]:
     dŷ_t = dŷnorm_t − (Σ_j dŷnorm_t,j) · exp ŷ_t / (2 + Σ_j exp ŷ_t,j);
     de_1 = Σ_t dŷ_t ⊙ h_t(top), de_2 = Σ_t dŷ_t; the top layer's h gets dŷ_t ⊙ e_1.
     BPTT over steps, and inside each step down the layers (each layer's dx is the dh
-    from above of the layer below); de_0 = Σ_t dx_t(layer 0) ⊙ s_t;
-    dw_k = Σ_t da_t,k ⊙ [x, h_prev, x, h_prev],  dβ_k = Σ_t da_t,k.
+    from above of the layer below), with the coefficients of ``adbench_cell_backward``
+    computed for all cells first; then da = [dc, dc, dh, dc] ⊙ q for all cells at once,
+    de_0 = Σ_t dx_t(layer 0) ⊙ s_t,  dw_k = Σ_t da_t,k ⊙ [x, h_prev, x, h_prev],
+    dβ_k = Σ_t da_t,k.
     Returns ({"main", "extra"}, dL/dh of the top layer: T × b, total at every step)."""
     gates, hs, cs, main, extra, seq = (
         cache[k] for k in ("gates", "hs", "cs", "main", "extra", "sequence")
@@ -469,22 +486,26 @@ def adbench_lstm_backward(cache: Cache) -> tuple[Arrays, np.ndarray]:
     T, layers = gates.shape[:2]
     dy_norm = -seq[1:] / seq[1:].size
     dy_hat = dy_norm - dy_norm.sum(axis=1, keepdims=True) * cache["weights"]
-    dL_dh, dx0, da = np.empty_like(dy_hat), np.empty_like(dy_hat), np.empty_like(gates)
-    dh_next, dc_next = np.zeros_like(hs[0]), np.zeros_like(cs[0])
+    q, (dc_dh, dx_dc, dx_dh, dh_prev_dc, f) = adbench_cell_backward(
+        gates, cs[:-1], cs[1:], main[0::2]
+    )
+    dh_top = dy_hat * extra[1]  # into the top layer's h through the readout
+    dhs, dcs, dx0 = np.empty_like(hs[1:]), np.empty_like(cs[1:]), np.empty_like(dy_hat)
+    dh_next, dc_next = list(np.zeros_like(hs[0])), list(np.zeros_like(cs[0]))  # a row a layer
     for t in range(T - 1, -1, -1):
-        dx = dy_hat[t] * extra[1]  # into the top layer's h through the readout
+        dx = dh_top[t]
         for k in range(layers - 1, -1, -1):
-            dh = dx + dh_next[k]  # total dL/dh of layer k at step t
-            if k == layers - 1:
-                dL_dh[t] = dh
-            da[t, k], dx, dh_next[k], dc_next[k] = adbench_cell_backward(
-                dh, dc_next[k], gates[t, k], cs[t, k], cs[t + 1, k], main[2 * k]
-            )
+            dhs[t, k] = dh = dx + dh_next[k]  # total dL/dh of layer k at step t
+            dcs[t, k] = dc = dc_next[k] + dh * dc_dh[t, k]  # total dL/dc
+            dx = dc * dx_dc[t, k] + dh * dx_dh[t, k]  # the dh from above of layer k − 1
+            dh_next[k] = dc * dh_prev_dc[t, k]
+            dc_next[k] = dc * f[t, k]
         dx0[t] = dx
+    da = np.concatenate([dcs, dcs, dhs, dcs], axis=-1) * q
     d_main = np.empty_like(main)
     for k in range(layers):
         x = seq[:-1] * extra[0] if k == 0 else hs[1:, k - 1]
         d_main[2 * k] = np.sum(da[:, k] * np.concatenate([x, hs[:-1, k]] * 2, axis=1), axis=0)
         d_main[2 * k + 1] = da[:, k].sum(axis=0)
     d_extra = np.stack([(dx0 * seq[:-1]).sum(0), (dy_hat * hs[1:, -1]).sum(0), dy_hat.sum(0)])
-    return {"main": d_main, "extra": d_extra}, dL_dh
+    return {"main": d_main, "extra": d_extra}, dhs[:, -1].copy()
