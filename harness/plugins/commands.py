@@ -50,6 +50,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-isolation", action="store_true",
                    help="run the plug-in in this process (no time or memory limit)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write the tables, diagnostics and report here")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="share the cases among N processes, each with a worker of its own "
+                   "(default 1; the same tables)")  # fmt: skip
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -69,6 +72,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.plugins.target import BadTarget
     from harness.plugins.validate import NeedCases, validate
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {args.jobs}")
     cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
@@ -77,6 +82,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             args.target, form=args.form, cases=cases, dtype=args.dtype,
             references=args.reference, baseline=args.baseline, seed=args.seed,
             timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
+            jobs=args.jobs,
         )  # fmt: skip
     except (BadTarget, NeedCases) as e:
         raise UsageError(str(e)) from None

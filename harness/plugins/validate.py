@@ -27,9 +27,10 @@ from harness.plugins.checks import MAX_OUTPUT, fatal
 from harness.plugins.diagnose import Finding, diagnose, how
 from harness.plugins.faults import FAULT_COLUMNS, Fault
 from harness.plugins.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
+from harness.plugins.spread import run_cases
 from harness.plugins.stages import STAGES, StageCase
 from harness.plugins.target import Target, parse_target, target_of
-from harness.runner import Comparison, resolve_cases, run_case
+from harness.runner import Comparison, resolve_cases
 
 FORMS = ("stage", "model", "engine")
 REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
@@ -40,6 +41,7 @@ RAW = {
     "not finite",
     "missing tensor",
 }  # the row's error
+STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
 
 
 class NeedCases(ValueError):
@@ -233,6 +235,7 @@ def validate(
     isolate: bool = True,
     channel: Any = None,
     progress: Callable[[str, str], None] | None = None,
+    jobs: int = 1,
 ) -> Validation:
     """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
 
@@ -242,7 +245,13 @@ def validate(
     ``references``: default those of ``gradparity run`` (DEFAULT_BACKENDS). ``timeout`` (s, per case)
     and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
     ``channel``: a worker to share between validations (it is then not closed).
+    ``jobs > 1``: this process and ``jobs - 1`` more share the cases, each with a worker
+    of its own (``harness.plugins.spread``); everything reported is as with ``jobs=1``.
+    Where the plug-in runs in this process or in ``channel``, the cases run one by one
+    (and the notes say so).
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number of processes, at least 1, not {jobs!r}")
     if form is not None and form not in FORMS:
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     if dtype not in ("float64", "float32"):
@@ -255,16 +264,21 @@ def validate(
     elif channel is not None and isinstance(channel, InProcess) and isinstance(own, InProcess):
         channel.worker.loaded.update(own.worker.loaded)
         own = channel
+    if jobs > 1 and (channel is not None or not isinstance(own, Isolated)):
+        where = "in the channel given" if channel is not None else "in this process"
+        notes.append(f"  · jobs={jobs}: the plug-in runs {where}, so the cases run one "
+                     "after another")  # fmt: skip
+        jobs = 1
     try:
         return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
-                         max_output, notes, progress)  # fmt: skip
+                         max_output, notes, progress, jobs, memory)  # fmt: skip
     finally:
         if own is not channel:
             own.close()
 
 
 def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
-              max_output, notes, progress) -> Validation:  # fmt: skip
+              max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
     info = channel.request({"op": "load", "target": spec, "form": form}, timeout)
     faults: list[Fault] = []
@@ -328,20 +342,22 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         except Exception as e:  # noqa: BLE001 - a reference that cannot start is a failed cell
             instances.append(e)
     plugin = PluginBackend(spec, form, channel, timeout, max_output, name=name)
-    instances.append(plugin)
     names = [*references, name]
     if baseline is None:
         baseline = "reference" if "reference" in references else (
             references[0] if references else f"{name}(fd)")  # fmt: skip
-    results = []
-    for case in chosen:
-        results += run_case(case, instances, dtype, seed, progress, names)
-        results += plugin.extra.pop(case.label, [])
+    setup = (spec, form, references, timeout, memory, max_output, name)
+    results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
+                                setup, notes)  # fmt: skip
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
         elif r.backend == name and r.error:  # the plug-in backend itself broke
             faults.append(Fault(r.case, name, "", "exception", r.error))
+    if shared and any(f.fault in STATEFUL for f in faults):
+        notes.append(f"  · jobs={jobs}: the plug-in keeps state from call to call, and its cases "
+                     "were shared among processes: its numbers may differ from those of jobs=1, "
+                     "where each case follows all those before it")  # fmt: skip
     comparison = Comparison(results, baseline, chosen)
     _tidy(comparison, results, [name, f"{name}(fd)"], faults)
     return Validation(comparison, name, form, references, faults, notes, dtype, seed)

@@ -1,0 +1,166 @@
+"""``validate(jobs=N)``: the cases of a validation shared by N processes.
+
+This process and a pool of ``N - 1`` (spawn: fresh interpreters) run whole cases — every
+reference and the plug-in, through ``run_case`` — and the Results are put back in the
+order of the cases, so the tables are those of ``jobs=1``. Each pool process makes the
+references and an ``Isolated`` worker of its own, and loads the plug-in in it as this
+process does, so timeouts, memory limits and fault rows stay per case, and one case's
+crash restarts only that process's worker. Within a case the plug-in's calls (in its
+worker) run beside the references (here), one thread waiting for them.
+
+The pool takes the cases from the first on, this process from the last on (the catalog's
+costly recurrent cases come last), until they meet. Cases that only exist here (not the
+catalog's) run here, and so does a case whose pool process failed (the pool broke, the
+references could not start there): no case is lost to the pool, and the notes say which
+ran here and why.
+
+A plug-in that keeps state from one call to the next (a module-level cache, gradients
+never reset) sees other cases before each case than with ``jobs=1``, so its numbers may
+differ, as they do with another ``--case`` selection; where its faults show such state,
+the validation's notes say so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+from harness.cases import CATALOG, Case
+from harness.plugins.backend import PluginBackend
+from harness.plugins.isolation import Isolated
+from harness.plugins.target import Target
+from harness.result import Result
+from harness.runner import instantiate, run_case
+
+Progress = Callable[[str, str], None]
+
+# in a pool process: (the references, the plug-in), or why they could not start
+_state: tuple[list[Any], PluginBackend] | BaseException | None = None
+
+
+def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
+            dtype: str, seed: int, progress: Progress | None = None,
+            beside: bool = False) -> list[Result]:  # fmt: skip
+    """One case through the references and then the plug-in (``names``: theirs, the
+    plug-in's last), as ``run_case`` runs backends, and the plug-in's extra Results.
+    ``beside``: the plug-in's calls run in a thread while the references run here (its
+    Result is the same: ``run_case`` builds the same arrays from ``seed``)."""
+    if not beside:
+        return [*run_case(case, [*references, plugin], dtype, seed, progress, names),
+                *plugin.extra.pop(case.label, [])]  # fmt: skip
+    mine: list[Result] = []
+
+    def call() -> None:
+        mine.extend(run_case(case, [plugin], dtype, seed, None, names[-1:]))
+
+    thread = threading.Thread(target=call, name=f"plugin {case.label}", daemon=True)
+    thread.start()
+    try:
+        results = run_case(case, references, dtype, seed, progress, names[:-1])
+    finally:
+        thread.join()
+    if progress:
+        progress(case.label, names[-1])
+    if not mine:  # the thread died before run_case could catch it: run it here
+        mine = run_case(case, [plugin], dtype, seed, None, names[-1:])
+    return [*results, *mine, *plugin.extra.pop(case.label, [])]
+
+
+def _start(spec: Target, form: str, references: list[str], timeout: float, memory: int,
+           max_output: int, name: str) -> None:  # fmt: skip
+    """A pool process's set-up: its worker (the plug-in loaded, as in the parent) and
+    its references. A failure is kept and raised by each case, which then runs here."""
+    global _state
+    try:
+        channel = Isolated(memory)
+        atexit.register(channel.close)
+        channel.request({"op": "load", "target": spec, "form": form}, timeout)
+        _, instances = instantiate(references)
+        _state = (instances, PluginBackend(spec, form, channel, timeout, max_output, name=name))
+    except Exception as e:  # noqa: BLE001 - reported when a case asks for it
+        _state = e
+
+
+def _run(case_name: str, cfg: dict, dtype: str, seed: int, names: list[str]) -> list[Result]:
+    """One catalog case, in a pool process."""
+    if not isinstance(_state, tuple):
+        raise RuntimeError(f"the process could not start: {_state!r}")
+    references, plugin = _state
+    case = CATALOG[case_name](**cfg)
+    return run_one(case, references, names, plugin, dtype, seed, beside=True)
+
+
+def portable(case: Case) -> bool:
+    """A catalog case travels by name and options; any other runs in this process."""
+    return CATALOG.get(getattr(case, "name", None)) is type(case)
+
+
+def run_cases(
+    chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
+    dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
+    notes: list[str],
+) -> tuple[list[Result], bool]:  # fmt: skip
+    """Every case through the references and the plug-in: the Results in the order of
+    ``chosen``, as with ``jobs=1``, and whether the cases were shared among processes.
+
+    ``jobs > 1`` and at least two catalog cases: this process and a pool of ``jobs - 1``
+    (each set up by ``_start(*setup)``) share them (see the module). ``progress`` is then
+    called for each case and backend in the same order as with ``jobs=1``, as the
+    Results are collected."""
+    order = [i for i, case in enumerate(chosen) if portable(case)]
+    if jobs <= 1 or len(order) < 2:
+        results = [r for case in chosen
+                   for r in run_one(case, references, names, plugin, dtype, seed, progress)]  # fmt: skip
+        return results, False
+    done: dict[int, list[Result]] = {}
+    failed: dict[str, str] = {}
+
+    def here(i: int) -> None:
+        done[i] = run_one(chosen[i], references, names, plugin, dtype, seed, beside=True)
+
+    def why(e: BaseException) -> str:
+        return f"{type(e).__name__}: {e}".splitlines()[0][:200]
+
+    pool = ProcessPoolExecutor(min(jobs - 1, len(order) - 1), mp_context=get_context("spawn"),
+                               initializer=_start, initargs=setup)  # fmt: skip
+    try:
+        pending: dict[int, Future] = {}
+        for i in order:
+            try:
+                pending[i] = pool.submit(_run, chosen[i].name, dict(chosen[i].cfg), dtype, seed,
+                                         names)  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - the pool cannot take it: it runs here
+                failed[chosen[i].label] = why(e)
+        for i in range(len(chosen)):  # what the pool cannot take
+            if i not in pending:
+                here(i)
+        for i in reversed(order):  # then the cases from the end, until the pool's turn
+            if i in done:
+                continue
+            if not pending[i].cancel():
+                break
+            here(i)
+        results: list[Result] = []
+        for i, case in enumerate(chosen):
+            if progress:
+                for name in names:
+                    progress(case.label, name)
+            if i not in done:
+                try:
+                    done[i] = pending[i].result()
+                except Exception as e:  # noqa: BLE001 - the case runs here instead
+                    failed[case.label] = why(e)
+                    here(i)
+            results += done.pop(i)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failed:
+        labels = list(failed)
+        notes.append(f"  · {len(labels)} case(s) ran in this process, not in the pool "
+                     f"({next(iter(failed.values()))}): {', '.join(labels[:8])}"
+                     f"{' …' if len(labels) > 8 else ''}")  # fmt: skip
+    return results, True
