@@ -27,15 +27,24 @@ class RuleError(RuntimeError):
     """A primitive's VJP broke its contract (wrong count or shape of gradients)."""
 
 
+# Every node of a given shape shares one shape tuple: a graph of many same-shaped values
+# then holds (and Python's garbage collector walks) one object fewer per node.
+SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+
 class Node:
     """How one value was made, and what its VJP needs: the graph ``backward`` walks.
 
     ``parents``: the nodes of the inputs, in order (None for an input that needs no
     gradient); ``saved``: the arguments the VJP will get after g — the answer, then the
-    inputs — where each one the rule does not save is None (the answer) or the input's
-    node (a stand-in that has the input's shape, ndim, size and dtype, but no value); an input
-    that needs no gradient is data and is passed as it is. ``tensor``: a weak reference to
-    the Tensor that wants this node's gradient in ``.grad`` (a leaf, or ``retain_grad()``).
+    inputs — with None for each one the rule does not keep: the VJP then gets the node
+    instead (the answer's, or the input's), a stand-in that has the value's shape, ndim,
+    size and dtype, but no value. An input that needs no gradient is data, always kept.
+    ``tensor``: a weak reference to the Tensor that wants this node's gradient in
+    ``.grad`` (a leaf, or ``retain_grad()``). A graph has one Node per operation, so a
+    Node holds no more Python objects than it must: ``saved`` holds arrays and None only,
+    nodes that save nothing share one such tuple, and same-shaped nodes one shape tuple
+    (fewer objects for Python's garbage collector to walk while the graph is recorded).
     """
 
     __slots__ = ("op", "parents", "saved", "constants", "shape", "dtype", "tensor")
@@ -43,9 +52,10 @@ class Node:
     def __init__(self, op: str, parents: tuple, saved: tuple, constants: dict, value: Any):
         self.op, self.parents, self.saved, self.constants = op, parents, saved, constants
         if type(value) is np.ndarray:
-            self.shape, self.dtype = value.shape, value.dtype
+            shape, self.dtype = value.shape, value.dtype
         else:  # a Python number
-            self.shape, self.dtype = np.shape(value), np.result_type(value)
+            shape, self.dtype = np.shape(value), np.result_type(value)
+        self.shape = SHAPES.setdefault(shape, shape)  # one tuple per distinct shape
         self.tensor: weakref.ref | None = None
 
     ndim = property(lambda self: len(self.shape))
@@ -146,10 +156,9 @@ class Tensor:
             if not parents:
                 continue
             rule = RULES[node.op]
-            saved = node.saved
-            if saved[0] is None:  # the rule does not keep its answer: the node stands in
-                saved = (node, *saved[1:])
-            parent_grads = rule.vjp(g, *saved, **node.constants)
+            ans, *inputs = node.saved  # None: not kept; the node stands in (shape, dtype)
+            inputs = [p if v is None else v for v, p in zip(inputs, parents, strict=True)]
+            parent_grads = rule.vjp(g, node if ans is None else ans, *inputs, **node.constants)
             if len(parent_grads) != len(parents):
                 raise RuleError(
                     f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
@@ -158,23 +167,21 @@ class Tensor:
             for i, (parent, pg) in enumerate(zip(parents, parent_grads, strict=True)):
                 if parent is None:
                     continue  # a constant: its gradient is never computed (see ``Lazy``)
-                if isinstance(pg, Lazy):
-                    pg = pg()
-                if isinstance(pg, Scatter):  # a slice's gradient: added in place, below
-                    if pg.shape != parent.shape:
-                        pg = pg.dense()  # (the shape check below names the op)
-                    else:
-                        accumulate(grads, parent, pg)
+                if type(pg) is not np.ndarray:
+                    if isinstance(pg, Lazy):
+                        pg = pg()
+                    if isinstance(pg, Scatter) and pg.shape == parent.shape:
+                        accumulate(grads, parent, pg)  # a slice's gradient: added in place
                         continue
-                pg = pg if type(pg) is np.ndarray else np.asarray(pg)
-                shape = parent.shape
-                if rule.broadcasts and pg.shape != shape:
-                    pg = unbroadcast(pg, shape)
-                if pg.shape != shape:
-                    raise RuleError(
-                        f"VJP of {node.op!r} returned a gradient of shape {pg.shape} "
-                        f"for input {i} of shape {shape}"
-                    )
+                    pg = pg.dense() if isinstance(pg, Scatter) else np.asarray(pg)
+                if pg.shape != parent.shape:
+                    if rule.broadcasts:
+                        pg = unbroadcast(pg, parent.shape)
+                    if pg.shape != parent.shape:
+                        raise RuleError(
+                            f"VJP of {node.op!r} returned a gradient of shape {pg.shape} "
+                            f"for input {i} of shape {parent.shape}"
+                        )
                 accumulate(grads, parent, pg)
 
 
@@ -187,32 +194,29 @@ class Gradients(dict):
         self.owned: set[int] = set()
 
 
-def accumulate(grads: dict[int, np.ndarray], node: Node, g: np.ndarray | Scatter) -> None:
+def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
     """Add one path's contribution: a value used twice gets the sum of both. An array
     handed to us by a VJP is never modified (add's VJP hands the same g to both inputs):
     the first sum is a new array, and later paths are added into that one in place
     (the same additions in the same order, without a new array for each). A slice's
     gradient (``Scatter``) is added into such an array at its index only."""
     key = id(node)
-    owned = getattr(grads, "owned", None)  # a plain dict: always a new array
     total = grads.get(key)
-    if isinstance(g, Scatter):
-        if owned is not None and (total is None or (key in owned and total.dtype == g.dtype)):
-            if total is None:
-                total = grads[key] = np.zeros(g.shape, g.dtype)
-                owned.add(key)
-            g.add_into(total)
-            return
-        g = g.dense()
     if total is None:
-        grads[key] = g
-        return
-    if owned is not None and key in owned and type(total) is np.ndarray and total.dtype == g.dtype:
-        np.add(total, g, out=total)
+        if type(g) is Scatter:
+            total = grads[key] = np.zeros(g.shape, g.dtype)
+            grads.owned.add(key)
+            g.add_into(total)
+        else:
+            grads[key] = g
+    elif key in grads.owned and total.dtype == g.dtype:
+        if type(g) is Scatter:
+            g.add_into(total)
+        else:
+            np.add(total, g, out=total)
     else:
-        grads[key] = total + g
-        if owned is not None:
-            owned.add(key)
+        grads[key] = total + (g.dense() if type(g) is Scatter else g)
+        grads.owned.add(key)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
