@@ -31,6 +31,13 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
+def check_jobs(jobs: int) -> int:
+    """``--jobs`` counts processes: 1 or more."""
+    if jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
+    return jobs
+
+
 def build_cases(patterns: Sequence[str] | None, sets: dict[str, str]) -> list[Case]:
     """The selected cases, each configured with the ``--set`` options it has."""
     classes = select(list(patterns) if patterns else None)
@@ -150,11 +157,10 @@ def print_summaries(comparison) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import compare_backends
 
+    jobs = check_jobs(args.jobs)
     cases = build_cases(args.case, parse_sets(args.set))
     backends = args.backend or DEFAULT_BACKENDS
-    comparison = compare_backends(
-        cases, backends, args.dtype, args.seed, args.baseline, jobs=args.jobs
-    )
+    comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline, jobs=jobs)
     print(format_agreement(comparison.agreement))
     print_findings(comparison)
     print_summaries(comparison)

@@ -251,8 +251,9 @@ def write_report(
 def cmd_report(args: argparse.Namespace) -> int:
     """The ``gradparity report`` command."""
     from harness.backends import DEFAULT_BACKENDS
-    from harness.cli import build_cases, parse_sets
+    from harness.cli import build_cases, check_jobs, parse_sets
 
+    check_jobs(args.jobs)
     cases = build_cases(args.case, parse_sets(args.set))
     backends = args.backend or DEFAULT_BACKENDS
     report = write_report(args.out, cases, backends, args.dtype, args.seed, args.baseline,

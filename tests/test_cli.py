@@ -142,3 +142,16 @@ def test_the_installed_console_script_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert all(name in done.stdout for name in CATALOG)
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_jobs_below_one_is_bad_usage(capsys, tmp_path, command, jobs):
+    """As for validate: --jobs counts processes, 1 or more; anything else exits 2 at once."""
+    out_dir = ["--out", str(tmp_path)] if command == "report" else []
+    code, out, err = run_cli(
+        capsys, command, "--case", "card_affine_square", *out_dir, "--jobs", jobs
+    )
+    assert code == 2
+    assert f"--jobs takes a number of processes, 1 or more, not {jobs}" in err
+    assert out == "" and not any(tmp_path.iterdir())

@@ -68,12 +68,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError, build_cases, parse_sets
+    from harness.cli import UsageError, build_cases, check_jobs, parse_sets
     from harness.plugins.target import BadTarget
     from harness.plugins.validate import NeedCases, validate
 
-    if args.jobs < 1:
-        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {args.jobs}")
+    check_jobs(args.jobs)
     cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
