@@ -267,11 +267,15 @@ def apply(op: str, *inputs: Any, **constants: Any) -> Tensor:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
     keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest."""
     rule = RULES[op]
-    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-    values = [t.value for t in tensors]
+    values, nodes = [], []
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        values.append(x.value)
+        nodes.append(x.node)
     out = Tensor(rule.forward(*values, **constants))
-    parents = tuple([t.node for t in tensors])
-    if parents.count(None) != len(parents):
+    if nodes.count(None) != len(nodes):  # some input requires grad: record
+        parents = tuple(nodes)
         saved = rule.keep(out.value, values, parents)
         out.node = Node(op, parents, saved, constants or NO_CONSTANTS, out.value)
     return out
