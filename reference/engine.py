@@ -36,21 +36,23 @@ class Node:
     """How one value was made, and what its VJP needs: the graph ``backward`` walks.
 
     ``parents``: the nodes of the inputs, in order (None for an input that needs no
-    gradient); ``saved``: the arguments the VJP will get after g — the answer, then the
-    inputs — with None for each one the rule does not keep: the VJP then gets the node
-    instead (the answer's, or the input's), a stand-in that has the value's shape, ndim,
-    size and dtype, but no value. An input that needs no gradient is data, always kept.
+    gradient). ``ans`` and ``inputs``: the arguments the VJP will get after g. ``ans`` is
+    the answer if the rule keeps it, else None and the node itself stands in for it;
+    ``inputs`` holds the inputs the rule keeps and, for the others, their nodes — stand-ins
+    with the value's shape, ndim, size and dtype, but no value (it is ``parents`` itself
+    when the rule keeps no input). An input that needs no gradient is data, always kept.
     ``tensor``: a weak reference to the Tensor that wants this node's gradient in
-    ``.grad`` (a leaf, or ``retain_grad()``). A graph has one Node per operation, so a
-    Node holds no more Python objects than it must: ``saved`` holds arrays and None only,
-    nodes that save nothing share one such tuple, and same-shaped nodes one shape tuple
-    (fewer objects for Python's garbage collector to walk while the graph is recorded).
+    ``.grad`` (a leaf, or ``retain_grad()``). A graph has one Node per operation, so a Node
+    holds no more Python objects than it must: same-shaped nodes share one shape tuple,
+    and no tuple is made for the inputs of a rule that keeps none (fewer objects for
+    Python's garbage collector to walk while the graph is recorded).
     """
 
-    __slots__ = ("op", "parents", "saved", "constants", "shape", "dtype", "tensor")
+    __slots__ = ("op", "parents", "ans", "inputs", "constants", "shape", "dtype", "tensor")
 
-    def __init__(self, op: str, parents: tuple, saved: tuple, constants: dict, value: Any):
-        self.op, self.parents, self.saved, self.constants = op, parents, saved, constants
+    def __init__(self, op: str, parents: tuple, kept: tuple, constants: dict, value: Any):
+        self.op, self.parents, self.constants = op, parents, constants
+        self.ans, self.inputs = kept
         if type(value) is np.ndarray:
             shape, self.dtype = value.shape, value.dtype
         else:  # a Python number
@@ -92,7 +94,7 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.node: Node | None = None
         if requires_grad:
-            self.node = Node("leaf", (), (), {}, self.value)
+            self.node = Node("leaf", (), (None, ()), NO_CONSTANTS, self.value)
             self.node.tensor = weakref.ref(self)
 
     # --- what a value is
@@ -156,9 +158,8 @@ class Tensor:
             if not parents:
                 continue
             rule = RULES[node.op]
-            ans, *inputs = node.saved  # None: not kept; the node stands in (shape, dtype)
-            inputs = [p if v is None else v for v, p in zip(inputs, parents, strict=True)]
-            parent_grads = rule.vjp(g, node if ans is None else ans, *inputs, **node.constants)
+            ans = node if node.ans is None else node.ans  # the node stands in if not kept
+            parent_grads = rule.vjp(g, ans, *node.inputs, **node.constants)
             if len(parent_grads) != len(parents):
                 raise RuleError(
                     f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
@@ -276,8 +277,8 @@ def apply(op: str, *inputs: Any, **constants: Any) -> Tensor:
     out = Tensor(rule.forward(*values, **constants))
     if nodes.count(None) != len(nodes):  # some input requires grad: record
         parents = tuple(nodes)
-        saved = rule.keep(out.value, values, parents)
-        out.node = Node(op, parents, saved, constants or NO_CONSTANTS, out.value)
+        kept = rule.keep(out.value, values, parents)
+        out.node = Node(op, parents, kept, constants or NO_CONSTANTS, out.value)
     return out
 
 

@@ -35,7 +35,6 @@ class Lazy(partial):
 
 
 SAVES = ("ans", "x", "y", "inputs")
-NONES = [(None,) * (n + 1) for n in range(8)]  # what a rule that saves nothing keeps
 
 
 @dataclass(frozen=True)
@@ -54,29 +53,26 @@ class Rule:
         object.__setattr__(self, "_x", everything or "x" in names)
         object.__setattr__(self, "_y", everything or "y" in names)
         object.__setattr__(self, "_rest", everything)
-        object.__setattr__(self, "_nothing", not names)
 
-    def keep(self, ans: Any, values: list, parents: tuple) -> tuple:
-        """What the tape stores for this VJP: (ans, *inputs), each one ``saves`` names as
-        it is, the others None. Data (an input with no node, ``parents[i] is None``) is
-        kept as it is."""
-        if self._nothing and len(parents) < len(NONES) and None not in parents:
-            return NONES[len(parents)]  # one shared tuple: no new object for the graph
+    def keep(self, ans: Any, values: list, parents: tuple) -> tuple[Any, tuple]:
+        """What the tape stores for this VJP: (the answer or None, the inputs), each input
+        ``saves`` names as it is, the others as their nodes (``parents[i]``: shape and
+        dtype only; ``parents`` itself when no input is kept). Data (an input with no
+        node, ``parents[i] is None``) is kept as it is."""
         kept_ans = ans if self._ans else None
         if len(values) == 1:  # the common arities first, without a loop
-            return kept_ans, values[0] if self._x or parents[0] is None else None
+            return kept_ans, ((values[0],) if self._x or parents[0] is None else parents)
         if len(values) == 2:
             (x, y), (px, py) = values, parents
-            return (
-                kept_ans,
-                x if self._x or px is None else None,
-                y if self._y or py is None else None,
-            )
-        kept = [kept_ans]
-        for i, (value, parent) in enumerate(zip(values, parents, strict=True)):
-            wanted = self._x if i == 0 else self._y if i == 1 else self._rest
-            kept.append(value if wanted or parent is None else None)
-        return tuple(kept)
+            keep_x, keep_y = self._x or px is None, self._y or py is None
+            if not (keep_x or keep_y):
+                return kept_ans, parents
+            return kept_ans, (x if keep_x else px, y if keep_y else py)
+        wanted = [self._x, self._y] + [self._rest] * (len(values) - 2)
+        kept = tuple(
+            v if w or p is None else p for v, p, w in zip(values, parents, wanted, strict=True)
+        )
+        return kept_ans, kept
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
