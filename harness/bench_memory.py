@@ -83,8 +83,9 @@ def page_faults(fn) -> int:
     return faults
 
 
-def traced_peak(fn) -> float:
-    """Bytes ``fn()`` allocates at its peak beyond what was allocated before (tracemalloc)."""
+def _traced(fn) -> tuple[float, float]:
+    """(bytes held, peak bytes) that ``fn()`` allocates beyond what was allocated before,
+    by tracemalloc: held is measured while its result is still alive."""
     gc.collect()
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
@@ -93,12 +94,17 @@ def traced_peak(fn) -> float:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         result = fn()
-        peak = tracemalloc.get_traced_memory()[1] - before
+        held, peak = (m - before for m in tracemalloc.get_traced_memory())
         del result
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    return float(peak)
+    return float(held), float(peak)
+
+
+def traced_peak(fn) -> float:
+    """Bytes ``fn()`` allocates at its peak beyond what was allocated before (tracemalloc)."""
+    return _traced(fn)[1]
 
 
 def stored_memory(prepared: Prepared) -> float:
@@ -106,19 +112,7 @@ def stored_memory(prepared: Prepared) -> float:
     tracemalloc: allocated and still held once the recording forward has returned."""
     if prepared.record is None:
         return math.nan
-    gc.collect()
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        state = prepared.record()
-        stored = tracemalloc.get_traced_memory()[0] - before
-        del state
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    return float(stored)
+    return _traced(prepared.record)[0]
 
 
 def peak_memory(

@@ -16,8 +16,8 @@ that input needs a gradient (matmul's ``x`` in ``x @ W`` is often data, not a pa
 no others: ``ans`` (the answer), ``x`` and ``y`` (the first and second inputs), ``inputs``
 (all of them). tanh's VJP reads only its answer, a product reads both factors, a sum reads
 nothing. An input not saved reaches the VJP as a stand-in with its ``shape``, ``ndim``,
-``size`` and ``dtype`` and no value (reading its value is a ``RuleError``); an input that needs no
-gradient is data and always arrives as it is. The default saves everything.
+``size`` and ``dtype`` and no value (reading its value is a ``RuleError``); an input that
+needs no gradient is data and always arrives as it is. The default saves everything.
 """
 
 from __future__ import annotations
