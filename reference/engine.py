@@ -5,9 +5,13 @@ a ``Node``: the primitive that made it, its parents' nodes (in order), and what 
 primitive's VJP will read — only the arrays its rule names in ``saves`` (tanh keeps its
 answer, a product its two factors, a sum nothing). A ``Tensor`` is a value and its node; a
 value no VJP needs is freed as soon as the program drops its Tensor, as in PyTorch's
-saved tensors. ``backward`` orders the graph of nodes once (iteratively, so a chain of
-any depth is fine) and walks it from the loss back to the leaves, applying each
-primitive's VJP and adding every path's contribution:
+saved tensors. Every node gets a sequence number when it is made, so a value's node is
+always older than the nodes of the values computed from it. ``backward`` collects the
+nodes the loss depends on (iteratively, so a chain of any depth is fine) and replays them
+newest first — the tape in reverse (PyTorch's engine, too, runs the ready node with the
+highest sequence number first) — so a
+node's gradient is complete (every use of it, being newer, has been processed) when its
+turn comes; it applies the primitive's VJP and adds every path's contribution:
 
     dL/dx = Σ_{u uses x}  vjp_u(dL/du)          (the multivariable chain rule)
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import math
 import weakref
+from itertools import count
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,7 @@ class RuleError(RuntimeError):
 # Every node of a given shape shares one shape tuple: a graph of many same-shaped values
 # then holds (and Python's garbage collector walks) one object fewer per node.
 SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SEQUENCE = count()  # the order in which nodes are made (``Node.seq``)
 
 
 class Node:
@@ -42,13 +49,14 @@ class Node:
     with the value's shape, ndim, size and dtype, but no value (it is ``parents`` itself
     when the rule keeps no input). An input that needs no gradient is data, always kept.
     ``tensor``: a weak reference to the Tensor that wants this node's gradient in
-    ``.grad`` (a leaf, or ``retain_grad()``). A graph has one Node per operation, so a Node
-    holds no more Python objects than it must: same-shaped nodes share one shape tuple,
-    and no tuple is made for the inputs of a rule that keeps none (fewer objects for
-    Python's garbage collector to walk while the graph is recorded).
+    ``.grad`` (a leaf, or ``retain_grad()``). ``seq``: when it was made, larger than every
+    parent's, the order ``backward`` replays the tape in. A graph has one Node per
+    operation, so a Node holds no more Python objects than it must: same-shaped nodes share
+    one shape tuple, and no tuple is made for the inputs of a rule that keeps none (fewer
+    objects for Python's garbage collector to walk while the graph is recorded).
     """
 
-    __slots__ = ("op", "parents", "ans", "inputs", "constants", "shape", "dtype", "tensor")
+    __slots__ = ("op", "parents", "ans", "inputs", "constants", "shape", "dtype", "tensor", "seq")
 
     def __init__(self, op: str, parents: tuple, kept: tuple, constants: dict, value: Any):
         self.op, self.parents, self.constants = op, parents, constants
@@ -59,6 +67,7 @@ class Node:
             shape, self.dtype = np.shape(value), np.result_type(value)
         self.shape = SHAPES.setdefault(shape, shape)  # one tuple per distinct shape
         self.tensor: weakref.ref | None = None
+        self.seq = next(_SEQUENCE)  # made after every node it depends on: a larger number
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: math.prod(self.shape))
@@ -145,9 +154,11 @@ class Tensor:
             grad = np.ones_like(self.value)
         if self.node is None:
             return  # a constant: nothing it depends on requires a gradient
-        grads = Gradients({id(self.node): np.asarray(grad, dtype=self.node.dtype)})
-        for node in reversed(topological_order(self.node)):
-            g = grads.pop(id(node), None)
+        root = self.node
+        grads = Gradients({root: np.asarray(grad, dtype=root.dtype)})
+        pop = grads.pop
+        for node in reversed(topological_order(root)):  # newest first
+            g = pop(node, None)
             if g is None:
                 continue
             if type(g) is not np.ndarray:  # (only if ``accumulate`` was replaced)
@@ -168,31 +179,41 @@ class Tensor:
             for i, (parent, pg) in enumerate(zip(parents, parent_grads, strict=True)):
                 if parent is None:
                     continue  # a constant: its gradient is never computed (see ``Lazy``)
-                if type(pg) is not np.ndarray:
-                    if isinstance(pg, Lazy):
-                        pg = pg()
-                    if isinstance(pg, Scatter) and pg.shape == parent.shape:
-                        accumulate(grads, parent, pg)  # a slice's gradient: added in place
-                        continue
-                    pg = pg.dense() if isinstance(pg, Scatter) else np.asarray(pg)
-                if pg.shape != parent.shape:
-                    if rule.broadcasts:
-                        pg = unbroadcast(pg, parent.shape)
-                    if pg.shape != parent.shape:
-                        raise RuleError(
-                            f"VJP of {node.op!r} returned a gradient of shape {pg.shape} "
-                            f"for input {i} of shape {parent.shape}"
-                        )
+                if type(pg) is not np.ndarray or pg.shape != parent.shape:
+                    pg = conform(pg, parent, rule, node, i)
                 accumulate(grads, parent, pg)
 
 
+def conform(pg: Any, parent: Node, rule: Any, node: Node, i: int) -> np.ndarray | Scatter:
+    """The gradient a VJP returned for input ``i`` of ``node``, as an array of that input's
+    shape: a ``Lazy`` computed, a broadcast shape summed back (``unbroadcast``), a
+    ``Scatter`` kept as it is for ``accumulate`` to add in place. Any other shape is the
+    rule's error."""
+    if type(pg) is not np.ndarray:
+        if isinstance(pg, Lazy):
+            pg = pg()
+        if isinstance(pg, Scatter):
+            if pg.shape == parent.shape:
+                return pg  # a slice's gradient: added in place
+            pg = pg.dense()
+        pg = np.asarray(pg)
+    if pg.shape != parent.shape and rule.broadcasts:
+        pg = unbroadcast(pg, parent.shape)
+    if pg.shape != parent.shape:
+        raise RuleError(
+            f"VJP of {node.op!r} returned a gradient of shape {pg.shape} "
+            f"for input {i} of shape {parent.shape}"
+        )
+    return pg
+
+
 class Gradients(dict):
-    """dL/d(value) so far, by id(value); ``owned`` names the entries whose array the
-    engine made itself (a sum of two paths), the only ones it may add to in place."""
+    """dL/d(value) so far, by node; ``owned`` names the nodes whose array the engine made
+    itself (a sum of two paths), the only ones it may add to in place."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.owned: set[int] = set()
+        self.owned: set[Node] = set()
 
 
 def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
@@ -201,23 +222,22 @@ def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
     the first sum is a new array, and later paths are added into that one in place
     (the same additions in the same order, without a new array for each). A slice's
     gradient (``Scatter``) is added into such an array at its index only."""
-    key = id(node)
-    total = grads.get(key)
+    total = grads.get(node)
     if total is None:
         if type(g) is Scatter:
-            total = grads[key] = np.zeros(g.shape, g.dtype)
-            grads.owned.add(key)
+            total = grads[node] = np.zeros(g.shape, g.dtype)
+            grads.owned.add(node)
             g.add_into(total)
         else:
-            grads[key] = g
-    elif key in grads.owned and total.dtype == g.dtype:
+            grads[node] = g
+    elif node in grads.owned and total.dtype == g.dtype:
         if type(g) is Scatter:
             g.add_into(total)
         else:
             np.add(total, g, out=total)
     else:
-        grads[key] = total + (g.dense() if type(g) is Scatter else g)
-        grads.owned.add(key)
+        grads[node] = total + (g.dense() if type(g) is Scatter else g)
+        grads.owned.add(node)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -227,37 +247,32 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     x_i received a gradient, and dL/dx_i is their sum.
     """
     while g.ndim > len(shape):
-        g = g.sum(axis=0)
+        g = np.add.reduce(g, axis=0)  # what g.sum(axis=0) calls, without its Python layer
     for axis, size in enumerate(shape):
         if size == 1 and g.shape[axis] != 1:
-            g = g.sum(axis=axis, keepdims=True)
+            g = np.add.reduce(g, axis=axis, keepdims=True)
     return g
 
 
 def topological_order(root: Tensor | Node) -> list[Node]:
-    """Every node ``root`` depends on (through values that require grad), each after all
-    of its parents. Iterative depth-first search; parents are visited in their recorded
-    order, so the order is the same on every run."""
+    """Every node ``root`` depends on (through values that require grad), oldest first:
+    each after all of its parents, since a node is made after its inputs' nodes
+    (``Node.seq``). The same order on every run; iterative, so any depth is fine."""
     if isinstance(root, Tensor):
         if root.node is None:
             return []
         root = root.node
-    order: list[Node] = []
-    visited: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    seen = {root}
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in reversed(node.parents):
-            if parent is not None and id(parent) not in visited:
-                stack.append((parent, False))
-    return order
+        for parent in stack.pop().parents:
+            if parent is not None and parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen, key=_sequence)
+
+
+_sequence = attrgetter("seq")
 
 
 def as_tensor(x: Any) -> Tensor:

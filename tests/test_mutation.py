@@ -70,9 +70,9 @@ def test_tanh_derivative_taken_from_the_input_is_flagged_up_to_the_last_tanh(mon
     assert rows.loc["x", "n_bad"] == case.n
 
 
-def overwrite(grads: dict[int, np.ndarray], node, g: np.ndarray) -> None:
+def overwrite(grads: dict, node, g: np.ndarray) -> None:
     """The classic fan-out bug: the last path's contribution replaces the others."""
-    grads[id(node)] = g
+    grads[node] = g
 
 
 def test_fan_out_that_overwrites_instead_of_adding_is_flagged_at_x_only(monkeypatch):
