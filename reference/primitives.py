@@ -95,7 +95,7 @@ def _keep(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     if keepdims:
         return g
     if axis is None:
-        return np.reshape(g, (1,) * x.ndim)
+        return g.reshape((1,) * x.ndim)
     axes = (axis,) if np.isscalar(axis) else tuple(axis)
     return np.expand_dims(g, tuple(a % x.ndim for a in axes))
 
@@ -122,6 +122,8 @@ def _matmul_vjp(g, ans, x, y):
         return (y @ g[..., None])[..., 0], x[:, None] * g[..., None, :]
     if y.ndim == 1:  # (..., m, n) @ (n,) -> (..., m)
         return g[..., None] * y, (np.swapaxes(x, -1, -2) @ g[..., None])[..., 0]
+    if x.ndim == 2 and y.ndim == 2:  # .T is swapaxes(·, -1, -2) here, without numpy's Python layer
+        return Lazy(np.matmul, g, y.T), Lazy(np.matmul, x.T, g)
     return Lazy(np.matmul, g, np.swapaxes(y, -1, -2)), Lazy(np.matmul, np.swapaxes(x, -1, -2), g)
 
 
@@ -143,11 +145,16 @@ class Scatter:
     def add_into(self, total: np.ndarray) -> None:
         """total[index] += g. A basic index (ints, slices) never repeats an element, so a
         plain += does (much faster than add.at)."""
-        parts = self.index if isinstance(self.index, tuple) else (self.index,)
-        if all(isinstance(i, _BASIC_INDEX) for i in parts):
-            total[self.index] += self.g
+        index = self.index
+        for i in index if type(index) is tuple else (index,):
+            if not isinstance(i, _BASIC_INDEX):
+                np.add.at(total, index, self.g)
+                return
+        part = total[index]  # a view of total (a number where every axis is indexed)
+        if type(part) is np.ndarray:
+            np.add(part, self.g, out=part)
         else:
-            np.add.at(total, self.index, self.g)
+            total[index] = part + self.g
 
     def dense(self) -> np.ndarray:
         total = np.zeros(self.shape, self.dtype)
