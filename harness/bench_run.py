@@ -29,7 +29,7 @@ COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
     "objective_s", "gradient_s", "ratio", "objective_cpu_s", "gradient_cpu_s", "ratio_cpu",
     "compile_s", "objective_compile_s", "peak_mem_bytes", "mem_method", "stored_bytes",
-    "page_faults", "repeats", "T",
+    "page_faults", "repeats", "T", "products_ratio",
     "forward_passes", "extrapolated", "note",
 ]  # fmt: skip
 
@@ -121,6 +121,32 @@ def _build(name: str, options: dict):
     return case, params, inputs, note
 
 
+def products_ratio(case) -> float:
+    """R counted in the multiply-adds of the matrix products alone, the value R tends to
+    where the products dominate the time (nan for a case without them).
+
+    MLP, widths w_0 = D, …, w_L = C on N rows: the forward makes F_l = N·w_{l−1}·w_l per
+    layer; the backward dW_l = h_{l−1}ᵀ dz_l (F_l) for every layer and dh_{l−1} = dz_l W_lᵀ
+    (F_l) for l ≥ 2 (dL/dX is needed by no parameter), so R = 3 − F_1 / Σ F_l.
+    LSTM, T steps of B rows: F_x = B·D·4H and F_h = B·H·4H per step forward; backward
+    dW_x and dW_h every step and dh_{t−1} for t ≥ 2 (h_0 is an input); the readout
+    h W_y (F_y = B·H·O, at the last step or at every step) costs F_y forward and 2 F_y
+    backward (dW_y and dh)."""
+    cfg = case.cfg
+    if case.name == "mlp":
+        widths = [cfg["D"]] + [cfg["width"]] * (cfg["depth"] - 1) + [cfg["C"]]
+        flops = [cfg["N"] * a * b for a, b in zip(widths, widths[1:], strict=False)]
+        return 3 - flops[0] / sum(flops)
+    if case.name == "lstm":
+        T, B, H = cfg["T"], cfg["B"], cfg["H"]
+        fx, fh, fy = B * cfg["D"] * 4 * H, B * H * 4 * H, B * H * cfg["O"]
+        readouts = T if cfg["objective"] == "sum" else 1
+        forward = T * (fx + fh) + readouts * fy
+        backward = T * (fx + fh) + (T - 1) * fh + 2 * readouts * fy
+        return (forward + backward) / forward
+    return math.nan
+
+
 def measure_case(
     experiment: str, size: str, name: str, options: dict, backends: list[str], device: str,
     plan: Plan, threads: int, progress: Progress,
@@ -135,7 +161,7 @@ def measure_case(
             "params": int(sum(v.size for v in params.values())), "backend": backend,
             "device": device if backend in GPU_BACKENDS else "cpu", "dtype": "float64",
             "threads": threads, "T": case.cfg.get("T", case.cfg.get("c", math.nan)),
-            "note": note,
+            "products_ratio": products_ratio(case), "note": note,
         }  # fmt: skip
         try:
             prepared = prepare(backend, case, params, inputs, row["device"])
@@ -277,4 +303,4 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
     return table
 
 
-__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "run_bench"]
+__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "products_ratio", "run_bench"]

@@ -13,7 +13,7 @@ import pytest
 
 from harness import bench
 from harness.bench_memory import measure_in_this_process, time_pair, traced_peak
-from harness.bench_run import COLUMNS, Plan, run_bench
+from harness.bench_run import COLUMNS, Plan, products_ratio, run_bench
 from harness.bench_runners import BENCH_BACKENDS, prepare
 from harness.cases import CATALOG
 
@@ -117,6 +117,29 @@ def test_every_backend_computes_the_same_loss_and_gradient(backend):
         grads = {k: np.asarray(v) for k, v in grads[1].items()}
     for name in params:
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("mlp", {}), ("mlp", {"depth": 3, "D": 5, "C": 7}), ("lstm", {}),
+     ("lstm", {"objective": "sum", "T": 5, "D": 4})],
+)  # fmt: skip
+def test_products_ratio_matches_torchs_count_of_the_products(name, options):
+    """The products-only R that bench.md sets beside the measured one is counted by hand;
+    torch's FlopCounterMode counts the products its forward and autograd actually make
+    (autograd computes no gradient a parameter does not need, as manual and the tape)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    case = CATALOG[name](**options)
+    params, inputs = case.build(0)
+    prepared = prepare("torch", case, params, inputs)
+    with FlopCounterMode(display=False) as forward:
+        prepared.objective()
+    with FlopCounterMode(display=False) as both:
+        prepared.gradient()
+    measured = both.get_total_flops() / forward.get_total_flops()
+    assert math.isclose(products_ratio(case), measured, rel_tol=1e-12)
+    assert math.isnan(products_ratio(CATALOG["adbench_lstm"](source="random")))
 
 
 def test_time_pair_takes_the_minimum_of_at_least_min_repeats():
