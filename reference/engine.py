@@ -8,10 +8,10 @@ value no VJP needs is freed as soon as the program drops its Tensor, as in PyTor
 saved tensors. Every node gets a sequence number when it is made, so a value's node is
 always older than the nodes of the values computed from it. ``backward`` collects the
 nodes the loss depends on (iteratively, so a chain of any depth is fine) and replays them
-newest first — the tape in reverse (PyTorch's engine, too, runs the ready node with the
-highest sequence number first) — so a
-node's gradient is complete (every use of it, being newer, has been processed) when its
-turn comes; it applies the primitive's VJP and adds every path's contribution:
+newest first, the tape in reverse (PyTorch's engine, too, runs the ready node with the
+highest sequence number first): a node's gradient is complete when its turn comes, since
+every use of it is newer and has been processed. Each step applies the primitive's VJP
+and adds every path's contribution:
 
     dL/dx = Σ_{u uses x}  vjp_u(dL/du)          (the multivariable chain rule)
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.primitives import RULES, Lazy, Scatter
+from reference.primitives import RULES, Lazy, Rule, Scatter
 
 
 class RuleError(RuntimeError):
@@ -184,7 +184,7 @@ class Tensor:
                 accumulate(grads, parent, pg)
 
 
-def conform(pg: Any, parent: Node, rule: Any, node: Node, i: int) -> np.ndarray | Scatter:
+def conform(pg: Any, parent: Node, rule: Rule, node: Node, i: int) -> np.ndarray | Scatter:
     """The gradient a VJP returned for input ``i`` of ``node``, as an array of that input's
     shape: a ``Lazy`` computed, a broadcast shape summed back (``unbroadcast``), a
     ``Scatter`` kept as it is for ``accumulate`` to add in place. Any other shape is the
