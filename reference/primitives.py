@@ -143,8 +143,9 @@ class Scatter:
         self.g, self.index, self.shape, self.dtype = g, index, shape, dtype
 
     def add_into(self, total: np.ndarray) -> None:
-        """total[index] += g. A basic index (ints, slices) never repeats an element, so a
-        plain += does (much faster than add.at)."""
+        """total[index] += g. A basic index (ints, slices) never repeats an element, so g
+        is added into the view total[index] in place (much faster than add.at); an index
+        that leaves a single number is written back."""
         index = self.index
         for i in index if type(index) is tuple else (index,):
             if not isinstance(i, _BASIC_INDEX):

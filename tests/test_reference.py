@@ -104,9 +104,10 @@ def test_a_value_used_as_both_operands_gets_both_contributions():
 @pytest.mark.parametrize("whole_first", [True, False])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_slices_of_one_value_add_up_in_place_as_torch_does(whole_first, dtype):
-    """x used whole and through overlapping slices and a repeated integer index: the
-    engine adds each slice's gradient into x's sum at its index (``Scatter``), whichever
-    path reaches x first. Same sums as torch to a few ulps of the dtype."""
+    """x used whole, through overlapping slices, a repeated integer index and twice
+    through one element (an index that leaves a number, not a view): the engine adds each
+    slice's gradient into x's sum at its index (``Scatter``), whichever path reaches x
+    first. Same sums as torch to a few ulps of the dtype."""
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal((5, 3)).astype(dtype)
     weights = [rng.standard_normal(shape).astype(dtype) for shape in [(2, 3), (3, 3), (4, 3)]]
@@ -114,7 +115,8 @@ def test_slices_of_one_value_add_up_in_place_as_torch_does(whole_first, dtype):
     rows = np.array([0, 0, 4, 1])
 
     def loss(x, sum_, w):
-        parts = [sum_(x[0:2] * w[0]), sum_(x[1:4] * w[1]), sum_(x[rows] * w[2])]
+        parts = [sum_(x[0:2] * w[0]), sum_(x[1:4] * w[1]), sum_(x[rows] * w[2]),
+                 x[4, 2] * x[4, 2]]  # fmt: skip
         whole_term = sum_(x * w[3])
         return whole_term + sum(parts) if whole_first else sum(parts) + whole_term
 
