@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from harness.selection import UsageError
 
 PINNED = "GRADPARITY_BENCH_THREADS"  # set in the fresh process: the variables are in place
+FULL_OUT = "reports"
+QUICK_OUT = os.path.join("reports", "quick")
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -43,12 +49,14 @@ def pin_cpus(threads: int) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes only (under a minute)")
-    p.add_argument("--out", default="reports", metavar="DIR",
-                   help="folder for bench.csv and bench.md (default: reports/)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for bench.csv and bench.md (default: reports/ for the full "
+                   "plan, reports/quick/ for --quick)")  # fmt: skip
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cuda: torch and jax on the GPU (the numpy backends stay on the CPU)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="threads for every backend: BLAS, torch, XLA (default 1)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -78,30 +86,52 @@ def cuda_problem() -> str | None:
     return None
 
 
+def full_plan_figures(folder: Path) -> bool:
+    """Does ``folder`` hold bench.md written by the full plan (the figures README cites)?"""
+    md = folder / "bench.md"
+    if not md.is_file():
+        return False
+    head = md.read_text(encoding="utf-8", errors="replace")[:2000]
+    written = re.search(r"Written by `(gradparity bench[^`]*)`", head)
+    return bool(written) and "--quick" not in written[1]
+
+
+def check_out(args: argparse.Namespace) -> str:
+    """The output folder, checked before anything is measured: writable, and never the
+    full plan's figures overwritten by the quick plan."""
+    from harness.selection import output_folder
+
+    out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
+    if args.quick and full_plan_figures(Path(out)):
+        raise UsageError(
+            f"--out {out!r} holds the full plan's figures (bench.md by `gradparity bench`); "
+            f"--quick would overwrite them: leave out --out (default {QUICK_OUT}) or name "
+            "another folder"
+        )
+    output_folder(out)
+    return out
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.threads < 1:
-        print("gradparity: error: --threads takes a positive count", file=sys.stderr)
-        return 2
+        raise UsageError(f"--threads takes a positive count, not {args.threads}")
     if args.device == "cuda" and (problem := cuda_problem()):
-        print(f"gradparity: error: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(problem)
+    args.out = check_out(args)
     if os.environ.get(PINNED) != str(args.threads):
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        return subprocess.call(
-            [sys.executable, "-m", "harness.bench", *argv, *(["--quick"] if args.quick else [])],
-            env=env,
-        )
+        flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else [])]
+        return subprocess.call([sys.executable, "-m", "harness.bench", *argv, *flags], env=env)
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
     from harness.bench_run import FULL, QUICK, run_bench
-
-    def progress(message: str) -> None:
-        print(f"  bench: {message}", file=sys.stderr, flush=True)
+    from harness.progress import Progress
 
     plan = QUICK if args.quick else FULL
-    run_bench(args.out, plan, args.device, args.threads, progress=progress, quick=args.quick)
+    with Progress(None, "bench", args.quiet) as bar:
+        run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick)
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
     return 0
 
@@ -109,7 +139,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gradparity bench")
     add_arguments(p)
-    return cmd_bench(p.parse_args(argv))
+    try:
+        return cmd_bench(p.parse_args(argv))
+    except UsageError as e:
+        print(f"gradparity: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

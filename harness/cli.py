@@ -6,6 +6,7 @@ Exit codes: 0 all agree; 1 any disagreement or failed backend; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,71 +14,63 @@ import numpy as np
 import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY, UnknownBackend
-from harness.cases import CATALOG, Case, CaseError, select
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit 2 with the message."""
-
-
-def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
-    """``["T=1000", "H=64"]`` -> ``{"T": "1000", "H": "64"}``."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set takes KEY=VALUE, not {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def check_jobs(jobs: int) -> int:
-    """``--jobs`` counts processes: 1 or more."""
-    if jobs < 1:
-        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
-    return jobs
-
-
-def build_cases(patterns: Sequence[str] | None, sets: dict[str, str]) -> list[Case]:
-    """The selected cases, each configured with the ``--set`` options it has."""
-    classes = select(list(patterns) if patterns else None)
-    unused = set(sets) - {k for cls in classes for k in cls.options}
-    if unused:
-        raise UsageError(
-            f"no selected case takes option(s) {sorted(unused)}; "
-            f"see `gradparity describe CASE` for a case's options"
-        )
-    return [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+from harness.cases import CATALOG, CaseError, select
+from harness.selection import (
+    UsageError,
+    build_cases,
+    check_jobs,
+    output_file,
+    parse_sets,
+)
 
 
 def _shape_line(arrays: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in arrays.items()) or "none"
 
 
+def _why(e: Exception) -> str:
+    return str(e) if isinstance(e, CaseError) else f"{type(e).__name__}: {e}"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = []
+    """The catalog; a case that cannot be built is listed with "?" and its error below."""
+    rows, broken = [], []
     for cls in select(None, include_slow=True):
-        case = cls()
-        params, _ = case.build(0)
+        try:
+            params, _ = cls().build(0)
+            size: int | str = int(sum(v.size for v in params.values()))
+        except Exception as e:  # noqa: BLE001 - one broken case must not hide the others
+            size = "?"
+            broken.append(f"  ✗ {cls.name}: the case could not be built: {_why(e)}")
         rows.append({
-            "case": cls.name, "family": cls.family,
-            "parameters": int(sum(v.size for v in params.values())),
+            "case": cls.name, "family": cls.family, "parameters": size,
             "options": " ".join(f"{k}={v}" for k, v in cls.options.items()),
             "default": "" if not cls.slow else "slow",
         })  # fmt: skip
     print(pd.DataFrame(rows).to_string(index=False))
+    for line in broken:
+        print(line)
     return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    """A case's math, its options (with what each takes), and the shapes a plug-in sees."""
     if args.case not in CATALOG:
         raise CaseError(f"no case {args.case!r}; cases: {', '.join(CATALOG)}")
     case = build_cases([args.case], parse_sets(args.set))[0]
-    params, inputs = case.build(0)
     print(f"{case.label}  (family: {case.family})\n")
     print(case.doc() + "\n")
-    opts = ", ".join(f"{k}={v!r} (default {case.options[k]!r})" for k, v in case.cfg.items())
-    print(f"options:    {opts or 'none'}")
+    print("options:")
+    for key, value in case.cfg.items():
+        default = "" if value == case.options[key] else f" (default {case.options[key]!r})"
+        print(f"  {key}={value!r}{default}: {case.takes(key)}")
+    if not case.cfg:
+        print("  none")
+    try:
+        params, inputs = case.build(0)
+    except Exception as e:  # noqa: BLE001 - said in one line, with exit 1
+        print(f"\n✗ the case could not be built with these options: {_why(e)}")
+        return 1
     print(f"parameters: {_shape_line(params)}")
     print(f"inputs:     {_shape_line(inputs)}")
     from harness.backends.numeric import NumpyOps
@@ -159,6 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     jobs = check_jobs(args.jobs)
     cases = build_cases(args.case, parse_sets(args.set))
+    if args.csv:
+        output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline, jobs=jobs)
     print(format_agreement(comparison.agreement))
@@ -175,7 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", action="append", metavar="PATTERN",
-                   help="case name, glob (mlp_*), family or substring; repeatable (default: the catalog)")  # fmt: skip
+                   help="an exact case name (it wins: --case elman is that one case), else a "
+                   "glob ('elman*'), a family (lstm) or a substring; repeatable (default: the "
+                   "catalog)")  # fmt: skip
     p.add_argument("--backend", action="append", metavar="NAME",
                    help=f"repeatable; default: {' '.join(DEFAULT_BACKENDS)}; known: {' '.join(REGISTRY)}")  # fmt: skip
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
@@ -216,20 +213,33 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     from harness.plugins.commands import add_commands  # argparse only; work imported per command
 
-    add_commands(sub)  # (issue 5) validate and selftest
+    add_commands(sub)
     from harness.bench import add_command as add_bench  # argparse only; work imported on run
 
-    add_bench(sub)  # (issue 6) bench
+    add_bench(sub)
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run the command; bad input is exit 2 with one sentence, never a traceback.
+
+    Output piped into a program that stops reading (``gradparity run | head``) ends the
+    command quietly, with the shell's status for SIGPIPE (141), after the work in flight
+    has been cleaned up (plug-in workers included)."""
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return code
     except (UsageError, CaseError, UnknownBackend) as e:
         print(f"gradparity: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Python's advice (docs: "Note on SIGPIPE"): point stdout at devnull, so that the
+        # interpreter's last flush at exit finds nothing to write into the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.result import Directional, Result
+from harness.result import BUILD, Directional, Result
 from harness.tolerances import Tolerance, tolerance_for
 
 AGREEMENT_COLUMNS = [
@@ -216,9 +216,14 @@ def agreement(
         base = _pick_baseline(group, baseline)
         if base is None:
             for r in group:
+                error = (
+                    r.error
+                    if r.backend == BUILD
+                    else f"no backend succeeded; {r.backend}: {r.error}"
+                )
                 rows.append({"case": case, "kind": "loss", "tensor": "loss", "backend": r.backend,
                              "baseline": baseline, "dtype": r.dtype, "ok": False,
-                             "error": f"no backend succeeded; {r.backend}: {r.error}"})  # fmt: skip
+                             "error": error})  # fmt: skip
             continue
         keys = list(base.tensors())
         odd = {key: _odd_one_out(group, key, tolerances) for key in keys}

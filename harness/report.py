@@ -15,16 +15,16 @@ import math
 import os
 import platform
 import re
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.cases import Case
+from harness.progress import Progress
 from harness.report_doc import document, worst_per_pair
 from harness.report_render import to_html, to_markdown
 from harness.runner import Comparison, compare_backends
@@ -34,30 +34,6 @@ DRIFT_LENGTHS = (8, 16, 32, 64, 128, 256, 512)
 DRIFT_BACKEND = "torch"
 CSV_FILES = ("agreement.csv", "magnitudes.csv", "runs.csv", "drift.csv")
 GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift)_.*\.png$")
-
-
-class ProgressBar:
-    """A one-line bar on stderr, fed by ``compare_backends(progress=...)``: called with
-    (case, backend) before each run. Silent when disabled or when the stream is no TTY."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total, self.done = max(total, 1), 0
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
-
-    def __call__(self, case: str, backend: str) -> None:
-        self.done += 1
-        if self.enabled:
-            filled = int(30 * min(self.done, self.total) / self.total)
-            bar = "#" * filled + "." * (30 - filled)
-            line = f"[{bar}] {self.done}/{self.total} {case} · {backend}"
-            self.stream.write("\r" + line[:100].ljust(100))
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
 
 
 # --- what is not in the tables: versions and machine
@@ -228,7 +204,7 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total = len(cases) * len(backends) + drift_runs(cases, backends)
-    bar = ProgressBar(total, enabled=not quiet)
+    bar = Progress(total, "report", quiet)
     try:
         comparison = compare_backends(cases, backends, dtype, seed, baseline, bar, jobs=jobs)
         drift = dtype_drift(cases, seed, bar) if drift_runs(cases, backends) else pd.DataFrame()
@@ -251,10 +227,11 @@ def write_report(
 def cmd_report(args: argparse.Namespace) -> int:
     """The ``gradparity report`` command."""
     from harness.backends import DEFAULT_BACKENDS
-    from harness.cli import build_cases, check_jobs, parse_sets
+    from harness.selection import build_cases, check_jobs, output_folder, parse_sets
 
     check_jobs(args.jobs)
     cases = build_cases(args.case, parse_sets(args.set))
+    output_folder(args.out)
     backends = args.backend or DEFAULT_BACKENDS
     report = write_report(args.out, cases, backends, args.dtype, args.seed, args.baseline,
                           quiet=args.quiet, jobs=args.jobs)  # fmt: skip
@@ -268,4 +245,4 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-__all__ = ["ProgressBar", "Report", "cmd_report", "dtype_drift", "summary", "write_report"]
+__all__ = ["Report", "cmd_report", "dtype_drift", "summary", "write_report"]

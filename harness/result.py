@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+BUILD = "(case)"  # the backend name of the one failed Result of a case that could not be built
+
 
 @dataclass
 class Directional:

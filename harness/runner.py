@@ -19,8 +19,8 @@ from harness.backends import (
     UnknownBackend,
     get_backend,
 )
-from harness.cases import CATALOG, Case, select
-from harness.result import Result
+from harness.cases import CATALOG, Case, CaseError, select
+from harness.result import BUILD, Result
 
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
 
@@ -37,8 +37,14 @@ def run_case(
     progress: Progress | None = None, names: list[str] | None = None,
 ) -> list[Result]:  # fmt: skip
     """Every backend on one case. Each gets its own copy of the parameters and inputs,
-    so a backend that writes into its arrays cannot change what the next one sees."""
-    params, inputs = case.build(seed, dtype)
+    so a backend that writes into its arrays cannot change what the next one sees. A case
+    that cannot be built (its data is missing, its options contradict each other) is one
+    failed Result, under the backend name ``BUILD``, and no backend runs on it."""
+    try:
+        params, inputs = case.build(seed, dtype)
+    except Exception as e:  # noqa: BLE001 - one broken case must not stop the run
+        why = str(e) if isinstance(e, CaseError) else _describe_error(e)
+        return [Result(case.label, BUILD, dtype, error=f"the case could not be built: {why}")]
     results = []
     for i, backend in enumerate(backends):
         name = names[i] if names else backend.name
@@ -167,4 +173,4 @@ def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:
     return chosen + [c for c in cases if isinstance(c, Case)]
 
 
-__all__ = ["Comparison", "compare_backends", "instantiate", "resolve_cases", "run_case"]
+__all__ = ["BUILD", "Comparison", "compare_backends", "instantiate", "resolve_cases", "run_case"]

@@ -224,6 +224,43 @@ def test_an_unknown_option_is_an_error_listing_the_options():
         CATALOG["card_affine_square"](nosuch=3)
 
 
-def test_an_option_of_the_wrong_type_is_an_error():
-    with pytest.raises(CaseError, match=r"n='many'.*int"):
+def test_an_option_of_the_wrong_type_is_an_error_in_english():
+    with pytest.raises(
+        CaseError, match=r"option n='many' is not a whole number; n takes a whole number ≥ 1"
+    ):
         CATALOG["card_affine_square"](n="many")
+    with pytest.raises(CaseError, match=r"sigma='x' is not a number"):
+        CATALOG["elman"](sigma="x")
+    with pytest.raises(CaseError, match=r"T=2.5 is not a whole number"):
+        CATALOG["elman"](T=2.5)
+    assert CATALOG["elman"](T=5.0).T == 5 and CATALOG["elman"](sigma=1).sigma == 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "takes"),
+    [
+        ("elman", "T", "-1", "a whole number ≥ 1"),
+        ("elman", "T", "0", "a whole number ≥ 1"),
+        ("lstm", "H", "-3", "a whole number ≥ 1"),
+        ("mlp", "depth", "0", "a whole number ≥ 1"),
+        ("elman", "sigma", "-0.5", "a number ≥ 0"),
+        ("elman", "sigma", "nan", "a number ≥ 0"),
+        ("mlp", "act", "gelu", "one of 'tanh', 'sigmoid', 'relu'"),
+        ("adbench_lstm", "c", "1", "a whole number ≥ 2"),
+    ],
+)
+def test_an_option_out_of_its_range_names_case_option_value_and_range(name, key, value, takes):
+    with pytest.raises(CaseError) as caught:
+        CATALOG[name](**{key: value})
+    message = str(caught.value)
+    assert f"case {name!r}" in message and f"{key}=" in message and value.strip("'") in message
+    assert message.endswith(f"{key} takes {takes}")
+
+
+def test_every_catalog_option_declares_what_it_takes_and_its_default_is_admitted():
+    for name, cls in CATALOG.items():
+        assert set(cls.allowed) == set(cls.options), (
+            f"{name}: undeclared {set(cls.options) - set(cls.allowed)}"
+        )
+        for key, default in cls.options.items():
+            assert cls.allowed[key].admits(default), f"{name}: default {key}={default!r}"

@@ -17,7 +17,7 @@ import pytest
 from harness import plots
 from harness.cli import main
 from harness.compare import AGREEMENT_COLUMNS, MAGNITUDE_COLUMNS, RUN_COLUMNS
-from harness.report import ProgressBar
+from harness.progress import Progress
 
 CASES = ["card_affine_square", "deep_chain"]
 SELECTION = [arg for case in CASES for arg in ("--case", case)]
@@ -143,15 +143,14 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_progress_bar_draws_only_on_a_terminal():
-    terminal, pipe = FakeTerminal(), io.StringIO()
-    for stream, enabled in ((terminal, True), (pipe, True), (FakeTerminal(), False)):
-        bar = ProgressBar(2, stream, enabled)
-        bar("deep_chain", "torch")
-        bar("deep_chain", "jax")
-        bar.close()
-    assert "2/2 deep_chain · jax" in terminal.getvalue()
-    assert pipe.getvalue() == ""
+def test_progress_bar_draws_only_on_a_terminal_and_not_when_quiet():
+    terminal, pipe, quiet = FakeTerminal(), io.StringIO(), FakeTerminal()
+    for stream, be_quiet in ((terminal, False), (pipe, False), (quiet, True)):
+        with Progress(2, "report", be_quiet, stream) as bar:
+            bar("deep_chain", "torch")
+            bar("deep_chain", "jax")
+    assert "2/2" in terminal.getvalue() and "deep_chain · jax" in terminal.getvalue()
+    assert pipe.getvalue() == "" and quiet.getvalue() == ""
 
 
 # --- report.html in a real browser

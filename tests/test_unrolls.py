@@ -134,11 +134,9 @@ def test_unrolls_agree_with_both_objectives(name, objective):
 def test_adbench_lstm_matches_the_published_objective_and_gradient():
     """ADBench's tests expect 0.66666518 (tolerance 1e-8) and a 266-element gradient: torch,
     the tape and the hand-derived backward each match them."""
-    import json
+    from harness.cases.adbench import golden as published
 
-    from harness.cases.adbench import DATA
-
-    golden = json.loads((DATA / "golden.json").read_text())
+    golden = published()
     comparison = compare_backends(["adbench_lstm"], ["torch", "reference", "manual"])
     for result in comparison.results:
         assert abs(result.loss - golden["objective"]) < golden["tolerance"]

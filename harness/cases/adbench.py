@@ -1,25 +1,37 @@
 """The ADBench / GradBench LSTM objective, exactly as they define it, on their published input.
 
 Source of the definition: microsoft/ADBench ``src/python/modules/PyTorch/lstm_objective.py``
-(and GradBench ``evals/lstm``); input ``data/lstm/lstm_l2_c1024.txt`` (MIT licence), kept in
-``../shared/data/adbench/`` beside the project.
+(and GradBench ``evals/lstm``); input ``data/lstm/lstm_l2_c1024.txt`` (MIT licence), shipped
+as package data in ``harness/cases/data/adbench/`` with the golden values ADBench's tests
+expect, their attribution and licence (``LICENSE`` there).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
 
 import numpy as np
 
-from harness.cases.base import Case, CaseError, register
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "adbench"
+from harness.cases.base import Case, CaseError, at_least, one_of, register
 
 
-def read_lstm_input(path: Path) -> dict[str, np.ndarray]:
+def data_file(name: str) -> Traversable:
+    """One of the ADBench files shipped with the package (``importlib.resources``)."""
+    return resources.files("harness.cases").joinpath("data", "adbench", name)
+
+
+def golden() -> dict[str, Any]:
+    """ADBench's expected objective, its tolerance and the 266-element gradient."""
+    return json.loads(data_file("golden.json").read_text(encoding="utf-8"))
+
+
+def read_lstm_input(path: Traversable) -> dict[str, np.ndarray]:
     """Parse ADBench's LSTM input: a header ``l c b``; 2l rows of main parameters (4b each);
     3 rows of extra parameters (b each); 2l rows of state (b each); c rows of sequence."""
-    tokens = path.read_text().split()
+    tokens = path.read_text(encoding="utf-8").split()
     layers, chars, bits = (int(t) for t in tokens[:3])
     values = np.array(tokens[3:], dtype=np.float64)
     sizes = [2 * layers * 4 * bits, 3 * bits, 2 * layers * bits, chars * bits]
@@ -55,13 +67,15 @@ class ADBenchLSTM(Case):
 
     name, family = "adbench_lstm", "lstm"
     options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
+    allowed = {"source": one_of("adbench", "random"), "l": at_least(1), "c": at_least(2),
+               "b": at_least(1)}  # fmt: skip
 
     def setup(self, rng):
         if self.source == "adbench":
-            path = DATA / "lstm_l2_c1024.txt"
-            if not path.exists():
-                raise CaseError(f"case {self.name!r}: ADBench's input is not at {path}; "
-                                "use --set source=random")  # fmt: skip
+            path = data_file("lstm_l2_c1024.txt")
+            if not path.is_file():
+                raise CaseError(f"case {self.name!r}: ADBench's input is not at {path} (a "
+                                "broken install?); use --set source=random")  # fmt: skip
             data = read_lstm_input(path)
             if (self.l, self.c, self.b) != (2, 1024, 14):
                 data = self._cut(data)
@@ -73,7 +87,7 @@ class ADBenchLSTM(Case):
                 "state": rng.uniform(0, 1, (2 * l, b)),
                 "sequence": rng.integers(0, 2, (c, b)).astype(np.float64),
             }
-        else:
+        else:  # pragma: no cover - `allowed` admits no other source
             raise CaseError(f"case {self.name!r}: source must be 'adbench' or 'random'")
         params = {"main": data["main"], "extra": data["extra"]}
         return params, {"state": data["state"], "sequence": data["sequence"]}

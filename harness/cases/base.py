@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import math
+import numbers
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +23,62 @@ FAMILIES = ["staged", "mlp", "elman", "lstm", "gru"]  # the order cases are list
 
 
 class CaseError(ValueError):
-    """An unknown case, an unknown option, or an option of the wrong type."""
+    """An unknown case, an unknown option, or an option of the wrong type or range."""
+
+
+KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
+
+
+def kind_of_value(default: Any) -> str:
+    """What an option with this default takes, in words: ``int`` -> "a whole number"."""
+    return KINDS.get(type(default), f"a {type(default).__name__}")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values an option may take: ``choices``, or numbers from ``low`` to ``high``
+    (``None``: no bound on that side; ``above``: ``low`` itself is excluded)."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def admits(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self, kind: str) -> str:
+        """``"a whole number ≥ 1"``, ``"one of 'tanh', 'sigmoid'"``."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.above else '≥'} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"≤ {self.high:g}")
+        return f"{kind} {' and '.join(bounds)}".strip() if bounds else f"any finite {kind[2:]}"
+
+
+def at_least(low: float) -> Allowed:
+    return Allowed(low=low)
+
+
+def positive() -> Allowed:
+    return Allowed(low=0, above=True)
+
+
+def between(low: float, high: float) -> Allowed:
+    return Allowed(low=low, high=high)
+
+
+def one_of(*choices: Any) -> Allowed:
+    return Allowed(choices=choices)
 
 
 class Case:
@@ -29,6 +87,8 @@ class Case:
     name: ClassVar[str]
     family: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}  # sizes and switches, with their defaults
+    # what each option may take (an option left out takes any value of its default's type)
+    allowed: ClassVar[dict[str, Allowed]] = {}
     smooth: ClassVar[bool] = (
         True  # False where the loss has kinks (relu): finite differences take a smaller step
     )
@@ -38,11 +98,26 @@ class Case:
         unknown = set(overrides) - set(self.options)
         if unknown:
             known = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
-            raise CaseError(f"case {self.name!r} has no option {sorted(unknown)}; options: {known}")
+            names = ", ".join(repr(k) for k in sorted(unknown))
+            raise CaseError(f"case {self.name!r} has no option {names}; its options: {known}")
         cfg = dict(self.options)
         for key, value in overrides.items():
-            cfg[key] = _coerce(self.name, key, value, self.options[key])
+            cfg[key] = _coerce(self.name, key, value, self.options[key], self.takes(key))
+            allowed = self.allowed.get(key)
+            if allowed is not None and not allowed.admits(cfg[key]):
+                what = "is not allowed" if allowed.choices else "is out of range"
+                raise CaseError(
+                    f"case {self.name!r}: option {key}={cfg[key]!r} {what}: "
+                    f"{key} takes {self.takes(key)}"
+                )
         self.cfg = cfg
+
+    @classmethod
+    def takes(cls, key: str) -> str:
+        """What option ``key`` takes, in words: "a whole number ≥ 1"."""
+        kind = kind_of_value(cls.options[key])
+        allowed = cls.allowed.get(key)
+        return allowed.describe(kind) if allowed is not None else kind
 
     def __getattr__(self, key: str) -> Any:  # self.T reads the option T
         cfg = self.__dict__.get("cfg", {})
@@ -82,20 +157,42 @@ class Case:
         return {k: cast(v) for k, v in params.items()}, {k: cast(v) for k, v in inputs.items()}
 
 
-def _coerce(case: str, key: str, value: Any, default: Any) -> Any:
-    """Turn a command-line string into the default's type (``T=1000`` -> 1000)."""
-    if not isinstance(value, str) or isinstance(default, str):
+def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
+    """Turn a value into the default's type: a command-line string (``T=1000`` -> 1000),
+    or a Python number of another kind (3.0 for an int option, 1 for a float one)."""
+    wrong = CaseError(
+        f"case {case!r}: option {key}={value!r} is not {kind_of_value(default)}; {key} takes {takes}"
+    )
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise wrong
         return value
-    try:
+    if isinstance(value, str):
+        text = value.strip().lower()
         if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1")
-        return type(default)(value)
-    except ValueError:
-        raise CaseError(
-            f"case {case!r}: option {key}={value!r} is not a {type(default).__name__}"
-        ) from None
+            if text not in ("true", "false", "1", "0"):
+                raise wrong
+            return text in ("true", "1")
+        try:
+            value = int(text) if isinstance(default, int) else float(text)
+        except ValueError:
+            raise wrong from None
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise wrong
+        return bool(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(default, (int, float)):
+            raise wrong
+        return value
+    if isinstance(default, int):
+        if not float(value).is_integer():
+            raise wrong
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
 
 
 def register(cls: type[Case]) -> type[Case]:
@@ -105,6 +202,9 @@ def register(cls: type[Case]) -> type[Case]:
     clashes = [k for k in cls.options if hasattr(cls, k)]
     if clashes:
         raise CaseError(f"case {cls.name!r}: options {clashes} hide attributes of the class")
+    stray = sorted(set(cls.allowed) - set(cls.options))
+    if stray:
+        raise CaseError(f"case {cls.name!r}: `allowed` names options it does not have: {stray}")
     CATALOG[cls.name] = cls
     return cls
 

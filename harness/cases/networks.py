@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Case, CaseError, register
+from harness.cases.base import Allowed, Case, CaseError, at_least, one_of, register
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 INITS = ("standard", "glorot")
@@ -43,16 +43,17 @@ class MLP(Case):
         "depth": 4, "width": 16, "D": 8, "C": 4, "N": 16,
         "act": "tanh", "objective": "mse", "init": "standard", "x_scale": 1.0,
     }  # fmt: skip
+    allowed = {
+        **{k: at_least(1) for k in ("depth", "width", "D", "C", "N")},
+        "act": one_of(*ACTIVATIONS), "objective": one_of("mse", "xent"),
+        "init": one_of(*INITS), "x_scale": Allowed(),
+    }  # fmt: skip
 
     @property
     def smooth(self) -> bool:  # type: ignore[override]
         return self.act != "relu"
 
     def setup(self, rng):
-        if self.act not in ACTIVATIONS:
-            raise CaseError(f"case {self.name!r}: act must be one of {ACTIVATIONS}")
-        if self.objective not in ("mse", "xent"):
-            raise CaseError(f"case {self.name!r}: objective must be 'mse' or 'xent'")
         widths = [self.D] + [self.width] * (self.depth - 1) + [self.C]
         params = {}
         for l in range(1, self.depth + 1):  # noqa: E741

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Case, CaseError, register
+from harness.cases.base import Allowed, Case, CaseError, at_least, one_of, register
 
 
 def recurrent_matrix(rng: np.random.Generator, rows: int, cols: int, sigma: float, spectrum: str):
@@ -37,11 +37,14 @@ class Unroll(Case):
         "sigma": 0.9, "spectrum": "random", "x_scale": 1.0, "bias_scale": 0.1,
         "objective": "last",
     }  # fmt: skip
+    allowed = {
+        **{k: at_least(1) for k in ("T", "H", "D", "B", "O")},
+        "sigma": at_least(0), "spectrum": one_of("random", "flat"), "x_scale": Allowed(),
+        "bias_scale": Allowed(), "objective": one_of("last", "sum"),
+    }  # fmt: skip
     gates = 1  # how many H-wide blocks the recurrent matrix has (LSTM 4, GRU 3)
 
     def setup(self, rng):
-        if self.objective not in ("last", "sum"):
-            raise CaseError(f"case {self.name!r}: objective must be 'last' or 'sum'")
         H, G = self.H, self.gates
         params = {
             "W_x": rng.standard_normal((self.D, G * H)) / np.sqrt(self.D),
@@ -92,6 +95,7 @@ class Elman(Unroll):
 
     name, family = "elman", "elman"
     options = {**Unroll.options, "act": "tanh"}
+    allowed = {**Unroll.allowed, "act": one_of("tanh", "sigmoid")}
 
     def loss(self, ops, p, x):
         phi = getattr(ops, self.act)
@@ -103,8 +107,6 @@ class Elman(Unroll):
         return self.unroll(ops, p, x, cell, x["h0"])
 
     def setup(self, rng):
-        if self.act not in ("tanh", "sigmoid"):
-            raise CaseError(f"case {self.name!r}: act must be 'tanh' or 'sigmoid'")
         params, inputs = super().setup(rng)
         inputs["h0"] = np.zeros((self.B, self.H))
         return params, inputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Case, register
+from harness.cases.base import Case, at_least, register
 
 
 @register
@@ -17,6 +17,7 @@ class AffineSquare(Case):
 
     name, family = "card_affine_square", "staged"
     options = {"n": 5}
+    allowed = {"n": at_least(1)}
 
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n)}, {}
@@ -36,6 +37,7 @@ class SigmoidUnit(Case):
 
     name, family = "card_sigmoid_unit", "staged"
     options = {"N": 8, "D": 3}
+    allowed = {"N": at_least(1), "D": at_least(1)}
 
     def setup(self, rng):
         params = {"w": rng.standard_normal(self.D), "b": rng.standard_normal(())}
@@ -63,6 +65,7 @@ class DeepChain(Case):
 
     name, family = "deep_chain", "staged"
     options = {"K": 24, "n": 6}
+    allowed = {"K": at_least(1), "n": at_least(1)}
 
     def setup(self, rng):
         params = {
@@ -99,6 +102,7 @@ class FanOutFanIn(Case):
 
     name, family = "fan_out_fan_in", "staged"
     options = {"n": 7}
+    allowed = {"n": at_least(1)}
 
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n), "y": rng.standard_normal(self.n)}, {}
@@ -122,6 +126,7 @@ class BiasBroadcast(Case):
 
     name, family = "bias_broadcast", "staged"
     options = {"N": 6, "D": 4, "H": 3}
+    allowed = {"N": at_least(1), "D": at_least(1), "H": at_least(1)}
 
     def setup(self, rng):
         params = {
@@ -147,6 +152,7 @@ class SoftmaxXent(Case):
 
     name, family = "softmax_xent", "staged"
     options = {"N": 8, "D": 5, "C": 4}
+    allowed = {"N": at_least(1), "D": at_least(1), "C": at_least(1)}
 
     def setup(self, rng):
         params = {"W": rng.standard_normal((self.D, self.C)), "b": rng.standard_normal(self.C)}
@@ -174,6 +180,7 @@ class EveryPrimitive(Case):
 
     name, family = "every_primitive", "staged"
     options = {"N": 4, "D": 3, "H": 5}
+    allowed = {"N": at_least(1), "D": at_least(1), "H": at_least(1)}
     smooth = False  # relu
 
     def setup(self, rng):

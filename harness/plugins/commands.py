@@ -53,6 +53,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="share the cases among N processes, each with a worker of its own "
                    "(default 1; the same tables)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -62,27 +63,36 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", action="append", metavar="NAME", help="zoo entries (substring)")
     p.add_argument("--reference", action="append", metavar="NAME",
                    help="reference backends (default: reference torch)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds one case may take in an implementation (default 60)")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the detection table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_selftest)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError, build_cases, check_jobs, parse_sets
     from harness.plugins.target import BadTarget
     from harness.plugins.validate import NeedCases, validate
+    from harness.selection import UsageError, build_cases, check_jobs, output_folder, parse_sets
 
     check_jobs(args.jobs)
-    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
+    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
+    if args.out:
+        output_folder(args.out)
+    from harness.progress import Progress
+
     try:
-        v = validate(
-            args.target, form=args.form, cases=cases, dtype=args.dtype,
-            references=args.reference, baseline=args.baseline, seed=args.seed,
-            timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
-            jobs=args.jobs,
-        )  # fmt: skip
+        with Progress(None, "validate", args.quiet) as bar:
+            v = validate(
+                args.target, form=args.form, cases=cases, dtype=args.dtype,
+                references=args.reference, baseline=args.baseline, seed=args.seed,
+                timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
+                jobs=args.jobs, progress=bar,
+            )  # fmt: skip
     except (BadTarget, NeedCases) as e:
         raise UsageError(str(e)) from None
     print(v.text())
@@ -94,11 +104,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from harness.zoo.selftest import format_table, selftest
+    from harness.progress import Progress
+    from harness.selection import UsageError, output_file
+    from harness.zoo.selftest import entries, format_table, selftest
 
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
+    if args.csv:
+        output_file(args.csv, "--csv")
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
-    table = selftest(dtypes, only=args.only, references=args.reference, timeout=args.timeout,
-                     progress=lambda name, dtype: print(f"  {name} ({dtype})", file=sys.stderr))  # fmt: skip
+    chosen = entries(args.only)
+    if not chosen:
+        raise UsageError(f"--only {' '.join(args.only)!r} matches no entry of the zoo")
+    with Progress(len(chosen) * len(dtypes), "selftest", args.quiet) as bar:
+        table = selftest(dtypes, only=args.only, references=args.reference,
+                         timeout=args.timeout, progress=bar)  # fmt: skip
     print(format_table(table))
     if args.csv:
         table.to_csv(args.csv, index=False)

@@ -33,7 +33,7 @@ from harness.cases import CATALOG, Case
 from harness.plugins.backend import PluginBackend
 from harness.plugins.isolation import Isolated
 from harness.plugins.target import Target
-from harness.result import Result
+from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
 
 Progress = Callable[[str, str], None]
@@ -65,6 +65,8 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
         thread.join()
     if progress:
         progress(case.label, names[-1])
+    if any(r.backend == BUILD for r in results):  # the case itself could not be built
+        return results
     if not mine:  # the thread died before run_case could catch it: run it here
         mine = run_case(case, [plugin], dtype, seed, None, names[-1:])
     return [*results, *mine, *plugin.extra.pop(case.label, [])]

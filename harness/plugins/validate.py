@@ -30,6 +30,7 @@ from harness.plugins.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess
 from harness.plugins.spread import run_cases
 from harness.plugins.stages import STAGES, StageCase
 from harness.plugins.target import Target, parse_target, target_of
+from harness.result import BUILD
 from harness.runner import Comparison, resolve_cases
 
 FORMS = ("stage", "model", "engine")
@@ -69,6 +70,13 @@ class Validation:
         reported = {r.case: set(r.taps) for r in mine if r.backend == self.plugin}
         self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
                                  reported, self.references)  # fmt: skip
+        self.findings += [Finding(r.case, "case failed", "", r.error or "", True)
+                          for r in results if r.backend == BUILD]  # fmt: skip
+
+    @property
+    def unbuilt(self) -> list[str]:
+        """The cases that could not be built: nothing was checked there."""
+        return [r.case for r in self.comparison.results if r.backend == BUILD]
 
     @property
     def plugins(self) -> list[str]:
@@ -93,7 +101,7 @@ class Validation:
     def ok(self) -> bool:
         """Every tensor of the plug-in agrees and nothing is wrong with how it behaved."""
         rows_ok = bool(self.mine["ok"].astype(bool).all()) and not self.mine.empty
-        return rows_ok and not any(f.severity != "note" for f in self.faults)
+        return rows_ok and not self.unbuilt and not any(f.severity != "note" for f in self.faults)
 
     @property
     def references_agree(self) -> bool:

@@ -35,16 +35,20 @@ def row(entry: Entry, dtype: str, v: Validation) -> dict:
             "verdict": "ok" if detected == entry.broken else "MISSED" if entry.broken else "FALSE ALARM"}  # fmt: skip
 
 
+def entries(only: list[str] | None = None) -> list[Entry]:
+    """The zoo entries whose name contains one of ``only`` (all of them without it)."""
+    return [e for e in ZOO if not only or any(o.lower() in e.name.lower() for o in only)]
+
+
 def selftest(
     dtypes=("float64", "float32"), only: list[str] | None = None, references=None,
     timeout: float = 60.0, progress: Callable[[str, str], None] | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per zoo entry × dtype: expected broken/correct, detected, how."""
-    entries = [e for e in ZOO if not only or any(o.lower() in e.name.lower() for o in only)]
     channel = Isolated()
     rows = []
     try:
-        for entry in entries:
+        for entry in entries(only):
             for dtype in dtypes:
                 if progress:
                     progress(entry.name, dtype)

@@ -1,0 +1,55 @@
+"""Progress bars for long commands (report, validate, selftest, bench), drawn by tqdm.
+
+A bar is shown on stderr only when stderr is a terminal and the user did not ask for
+``--quiet``; anywhere else (a pipe, a CI log, a file) nothing is written, so logs hold
+the results, not a line per step.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from tqdm import tqdm
+
+
+class Progress:
+    """A callable bar: ``bar(case, backend)`` advances it by one and shows what runs.
+
+    ``total`` may be None (a count without an end: the bench's steps)."""
+
+    def __init__(self, total: int | None, what: str, quiet: bool = False,
+                 stream: TextIO | None = None) -> None:  # fmt: skip
+        stream = stream or sys.stderr
+        self.shown = not quiet and bool(getattr(stream, "isatty", lambda: False)())
+        self.bar = (
+            tqdm(
+                total=total,
+                desc=what,
+                file=stream,
+                leave=False,
+                dynamic_ncols=True,
+                unit="run",
+                smoothing=0.1,
+            )  # fmt: skip
+            if self.shown
+            else None
+        )
+
+    def __call__(self, *doing: str) -> None:
+        if self.bar is not None:  # a redraw per step: steps are runs, never more than a few a ms
+            self.bar.update(1)
+            self.bar.set_postfix_str(" · ".join(doing)[:60], refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Progress"]

@@ -1,0 +1,121 @@
+"""What every command needs before the work starts: the cases chosen and configured, and
+the options checked — bad input is a ``UsageError`` (exit 2) with a sentence, raised
+before anything is computed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.cases import Case, select
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit 2 with the message."""
+
+
+def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``["T=1000", "H=64"]`` -> ``{"T": "1000", "H": "64"}``."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE (for example --set T=100), not {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def check_jobs(jobs: int) -> int:
+    """``--jobs`` counts processes: 1 or more."""
+    if jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
+    return jobs
+
+
+def build_cases(patterns: Sequence[str] | None, sets: dict[str, str]) -> list[Case]:
+    """The selected cases, each configured with the ``--set`` options it has.
+
+    An option no selected case has is an error that lists the options they do have; a
+    value of the wrong type or out of its range names the case, the option and the range.
+    """
+    classes = select(list(patterns) if patterns else None)
+    unused = set(sets) - {k for cls in classes for k in cls.options}
+    if unused:
+        known = sorted({k for cls in classes for k in cls.options})
+        names = ", ".join(repr(k) for k in sorted(unused))
+        which = classes[0].name if len(classes) == 1 else f"the {len(classes)} selected cases"
+        raise UsageError(
+            f"no selected case takes option {names}; the options of {which}: "
+            f"{', '.join(known) or 'none'} (`gradparity describe CASE` lists them with their ranges)"
+        )
+    return [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+
+
+# --- output paths, checked before any work starts
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe(folder: Path) -> None:
+    """Raise OSError unless a file can be created in ``folder``."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".gradparity-probe-"):
+        pass
+
+
+def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """A folder the command can write into: it exists and takes a new file, or it can be
+    made. Made here (empty) when missing, so a later failure cannot be a surprise."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a file; {option} takes a folder to write into")
+    blocker = _nearest_existing(folder.parent if not folder.exists() else folder)
+    if not blocker.is_dir():
+        raise UsageError(
+            f"{option} {str(path)!r}: the folder cannot be made, {str(blocker)!r} is a file"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _probe(folder)
+    except OSError as e:
+        raise UsageError(
+            f"{option} {str(path)!r}: cannot write into that folder ({e.strerror or e})"
+        ) from None
+    return folder
+
+
+def output_file(path: str | os.PathLike, option: str) -> Path:
+    """A file the command can write: its folder exists and takes it, and it is not a folder."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a folder; {option} takes a file name")
+    folder = file.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {str(path)!r}: the folder {str(folder)!r} does not exist")
+    try:
+        if file.exists():
+            with open(file, "a", encoding="utf-8"):
+                pass
+        else:
+            _probe(folder)
+    except OSError as e:
+        raise UsageError(
+            f"{option} {str(path)!r}: cannot write that file ({e.strerror or e})"
+        ) from None
+    return file
+
+
+__all__ = [
+    "UsageError",
+    "build_cases",
+    "check_jobs",
+    "output_file",
+    "output_folder",
+    "parse_sets",
+]

@@ -1,0 +1,49 @@
+"""The project carries what it needs: ADBench's data ships inside the package, and
+nothing of the project reads outside it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness.cases.adbench import data_file, golden, read_lstm_input
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = "../" + "shared"  # spelled apart, so that this file does not match itself
+
+
+def test_adbench_input_golden_values_and_licence_ship_as_package_data():
+    import harness.cases
+
+    package = Path(harness.cases.__file__).parent
+    for name in ("lstm_l2_c1024.txt", "golden.json", "LICENSE"):
+        path = Path(str(data_file(name)))
+        assert path.is_file() and package in path.parents, name
+    assert (
+        "MIT License" in data_file("LICENSE").read_text()
+        and "ADBench" in data_file("LICENSE").read_text()
+    )
+    data = read_lstm_input(data_file("lstm_l2_c1024.txt"))
+    assert data["main"].shape == (4, 56) and data["sequence"].shape == (1024, 14)
+    assert golden()["objective"] == 0.66666518 and len(golden()["gradient"]) == 266
+
+
+def test_the_wheel_takes_the_package_data():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"harness.cases" = ["data/adbench/*"]' in text
+
+
+def test_no_tracked_file_reads_beside_the_checkout():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:  # not a git checkout (an sdist): look at the sources
+        files = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")]
+    else:
+        files = tracked.stdout.split()
+    offenders = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix in {".py", ".sh", ".toml", ".cfg", ".ini", ".txt", ""} and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if OUTSIDE in text or '"shared" / "data"' in text:
+                offenders.append(name)
+    assert offenders == []
