@@ -257,3 +257,70 @@ def test_inf_is_named_with_its_index_and_the_count():
     messages = []
     check_leaf(plain(a, "float64"), "tap 'h'", (2, 3), "float64", lambda k, m: messages.append(m))
     assert messages == ["tap 'h' is NaN at (0, 0) (and 1 more non-finite elements)"]
+
+
+# --- processes a plug-in starts, also those that leave its group and session
+
+ESCAPING = """
+import os
+import signal
+import subprocess
+
+import numpy as np
+
+
+def _escape(tag):
+    # one child in a session of its own, one double fork: neither is in the worker's group
+    subprocess.Popen(["setsid", "sleep", f"{tag}.1"])
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execvp("sleep", ["sleep", f"{tag}.2"])
+        os._exit(0)
+
+
+def hangs(p, x):
+    _escape(TAG)
+    while True:
+        pass
+
+
+def crashes(p, x):
+    _escape(TAG)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def returns(p, x):
+    _escape(TAG)
+    return {"x": 2 * (3 * p["x"] + 1) * 3}
+"""
+
+
+def sleepers(tag: str) -> list[str]:
+    """What ``ps`` shows of the sleeps this test's plug-in started."""
+    import subprocess
+
+    shown = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
+    return [line for line in shown.splitlines() if f"sleep {tag}" in line and " Z" not in line[:12]]
+
+
+@pytest.mark.parametrize("attr", ["hangs", "crashes", "returns"])
+def test_no_process_a_plugin_started_outlives_its_validation(tmp_path, attr):
+    """setsid and a double fork escape the worker's process group; the command must still
+    end within its timeout and leave nothing behind, whatever the plug-in did."""
+    import random
+    import subprocess
+    import sys
+
+    tag = f"{random.randrange(10**6, 10**7)}{len(attr)}"  # `sleep 12345675.1`: this test's own
+    plugin = tmp_path / "escaping.py"
+    plugin.write_text(f"TAG = {tag!r}\n" + ESCAPING)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "validate", f"{plugin}:{attr}", "--as", "model",
+         "--case", "card_affine_square", "--reference", "reference", "--timeout", "3"],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    expected = {"hangs": "timeout", "crashes": "crash", "returns": "agree"}[attr]
+    assert expected in done.stdout, done.stdout
+    assert sleepers(tag) == []

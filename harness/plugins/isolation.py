@@ -2,7 +2,9 @@
 
 ``Isolated`` starts ``python -m harness.plugins.worker`` on first use and again after it
 died or was killed, so one case's crash, hang or memory blow-up is that case's fault row
-and the next case gets a fresh process. Its own start-up (numpy, the cases) is not
+and the next case gets a fresh process. When a case ends, every process the plug-in
+started is killed, also one that left the worker's group and session
+(``harness.plugins.processes``), so none outlives its case or holds the worker's pipes. Its own start-up (numpy, the cases) is not
 counted against the time limit; importing the plug-in is. ``InProcess`` runs the same
 worker code here: no limit, no crash protection — for a callable no fresh process can
 import by name (a lambda, a closure), or when asked to.
@@ -16,15 +18,18 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
+from harness.plugins.processes import TOKEN_VARIABLE, kill_descendants
 from harness.plugins.worker import Worker, read_message, write_message
 
 GiB = 1024**3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = 4 * GiB
 STARTUP_TIMEOUT = 120.0
+CLEANUP = 0.5  # seconds of a case's time limit kept for killing what it started (at most)
 KEEP_STDERR = 64 * 1024
 
 
@@ -58,6 +63,8 @@ class Isolated:
         self.stderr = bytearray()
         self.stderr_total = 0
         self.starts = 0
+        self.token = uuid.uuid4().hex  # in the environment of the worker and all it starts
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     # --- the process
@@ -66,6 +73,7 @@ class Isolated:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("PYTHONFAULTHANDLER", "1")
+        env[TOKEN_VARIABLE] = self.token
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harness.plugins.worker", str(int(self.memory or 0))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -75,8 +83,12 @@ class Isolated:
         self.replies = queue.Queue()
         self.stderr, self.stderr_total = bytearray(), 0
         proc = self.proc
-        threading.Thread(target=self._read_replies, args=(proc, self.replies), daemon=True).start()
-        threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
+        self._threads = [
+            threading.Thread(target=self._read_replies, args=(proc, self.replies), daemon=True),
+            threading.Thread(target=self._drain, args=(proc,), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         try:
             ready = self.replies.get(timeout=STARTUP_TIMEOUT)
         except queue.Empty:
@@ -118,21 +130,37 @@ class Isolated:
             text = bytes(self.stderr).decode("utf-8", "replace")
         return text[-limit:].strip() or "(nothing on stderr)"
 
-    def _kill(self) -> None:
+    def _kill(self, patience: float = 2.0) -> None:
+        """The worker and every process it started, wherever they went; then its pipes.
+
+        The plug-in's processes go first, while the worker (their subreaper) still holds
+        them in its tree; then the worker; then any that escaped as it died. The pipes are
+        closed only once their reader threads have seen the end: a thread blocked in a read
+        holds the stream's lock, and closing it from here would wait for that thread."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        kill_descendants(proc.pid, self.token, patience / 2)
         if proc.poll() is None:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything it started
+                os.killpg(proc.pid, signal.SIGKILL)  # the worker and its own group
             except (ProcessLookupError, PermissionError):
                 proc.kill()
         proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        kill_descendants(proc.pid, self.token, patience / 2)
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        if not any(thread.is_alive() for thread in self._threads):
+            for stream in (proc.stdout, proc.stderr):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self._threads = []
 
     def close(self) -> None:
         self._kill()
@@ -157,15 +185,18 @@ class Isolated:
             write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
             return {"fault": self._died(err_before)}
+        cleanup = min(CLEANUP, timeout / 10)  # inside the limit: the case ends within ``timeout``
         try:
-            reply = self.replies.get(timeout=timeout)
+            reply = self.replies.get(timeout=timeout - cleanup)
         except queue.Empty:
-            self._kill()
+            self._kill(cleanup)
             return {"fault": {"kind": "timeout", "type": "", "traceback": "",
                               "message": f"no answer within {timeout:g} s; the worker was killed "
                                          "(an endless loop? raise --timeout for a slow plug-in)"}}  # fmt: skip
         if reply is None:
             return {"fault": self._died(err_before)}
+        if message.get("op") == "run":  # the case has ended: nothing it started lives on
+            kill_descendants(self.proc.pid, self.token, cleanup)
         with self._lock:
             reply["fd_stderr_bytes"] = self.stderr_total - err_before
         return reply

@@ -430,13 +430,16 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = os.fdopen(1, "w", buffering=1)
     faulthandler.enable(file=sys.__stderr__)
     import harness.cases  # noqa: F401  (the catalog, before the first timed request)
+    from harness.plugins.processes import become_subreaper, reap_children
 
+    become_subreaper()  # the plug-in's orphans stay in this tree, where the parent finds them
     worker = Worker()
     write_message(replies, {"ready": os.getpid()})
     while True:
         request = read_message(requests)
         if request is None:
             return
+        reap_children()  # the zombies of processes the parent killed after the last case
         try:
             reply = worker.handle(request)
             write_message(replies, reply)
