@@ -60,6 +60,13 @@ def not_finite(p, x, case):
     return g
 
 
+def inf_both_calls(p, x, case):
+    g = good(p, x, case)
+    g["W1"][0, 0] = np.inf
+    g["b1"][1] = -np.inf
+    return g
+
+
 def missing_and_extra(p, x, case):
     g = good(p, x, case)
     g["bias2"] = g.pop("b2")
@@ -179,6 +186,15 @@ def test_each_fault_is_a_named_row(faulty, worker, attr):
     assert phrase in hit["message"].iloc[0] + hit["traceback"].iloc[0]
     assert (hit["case"] == small_mlp().label).all() and (hit["backend"] == f"plugin:{attr}").all()
     assert kind in v.text()  # named in the output
+
+
+@pytest.mark.parametrize("attr", ["not_finite", "inf_both_calls"])
+def test_the_same_nan_or_inf_on_both_calls_is_not_called_non_deterministic(faulty, worker, attr):
+    """NaN != NaN: two calls that return the same NaN (or Inf) are the same answer."""
+    v = check(faulty, worker, attr)
+    kinds = set(v.fault_table["fault"])
+    assert "not finite" in kinds
+    assert "non-deterministic" not in kinds and "state across calls" not in kinds, v.text()
 
 
 def test_the_traceback_is_kept(faulty, worker):

@@ -72,6 +72,17 @@ def check_leaf(
     return array
 
 
+def same(b: np.ndarray, a: np.ndarray, tol) -> bool:
+    """Is ``b`` the same answer as ``a``: equal within ``tol`` where both are finite, and
+    where either is not, the same NaN or the same infinity (NaN ≠ NaN is no difference)."""
+    finite = np.isfinite(a) & np.isfinite(b)
+    alike = (a == b) | (np.isnan(a) & np.isnan(b))
+    scale = max(float(np.max(np.abs(np.where(finite, a, 0.0)), initial=0.0)), 1e-300)
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.abs(b - a) <= tol.rtol * np.abs(a) + tol.atol * scale
+    return bool(np.all(np.where(finite, close, alike)))
+
+
 class Judgement:
     """The faults and the Result for one case, built from the worker's reply."""
 
@@ -186,12 +197,10 @@ class Judgement:
                 if a is None or b is None or a.shape != b.shape or a.dtype.kind not in "fc":
                     continue
                 a, b = a.astype(np.float64), b.astype(np.float64)
-                scale = max(float(np.max(np.abs(a), initial=0.0)), 1e-300)
-                if np.all(np.abs(b - a) <= tol.rtol * np.abs(a) + tol.atol * scale):
+                if same(b, a, tol):
                     continue
                 differ.append(name)
-                scale2 = max(2 * scale, 1e-300)
-                if np.all(np.abs(b - 2 * a) <= tol.rtol * np.abs(2 * a) + tol.atol * scale2):
+                if same(b, 2 * a, tol):
                     doubled.append(name)
         if not differ:
             return
