@@ -15,6 +15,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY, UnknownBackend
 from harness.cases import CATALOG, CaseError, select
+from harness.escaping import csv_table
 from harness.selection import (
     UsageError,
     build_cases,
@@ -163,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     verdict = "all agree" if comparison.all_agree else "DISAGREEMENT"
     print(f"\n{n_ok}/{n} comparisons agree over {len(cases)} cases ({args.dtype}): {verdict}")
     if args.csv:
-        comparison.agreement.to_csv(args.csv, index=False)
+        csv_table(comparison.agreement).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
     return 0 if comparison.all_agree else 1
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cases import Case
+from harness.escaping import csv_table
 from harness.progress import Progress
 from harness.report_doc import document, worst_per_pair
 from harness.report_render import to_html, to_markdown
@@ -170,7 +171,7 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    table.to_csv(path, index=False, lineterminator="\n")
+    csv_table(table).to_csv(path, index=False, lineterminator="\n")
 
 
 def clear_generated(out: Path) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness import plots
 from harness.cases import Case
+from harness.escaping import code, lit
 from harness.report_render import Block, Bullets, Code, Heading, Image, Para, Table
 from harness.runner import Comparison
 
@@ -107,7 +108,7 @@ def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
 def verdict(facts: dict[str, Any]) -> str:
     n = facts["counts"]
     cases, backends = _count(n["cases"], "case"), _count(n["backends"], "backend")
-    scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline `{facts['baseline']}`"
+    scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline {code(facts['baseline'])}"
     if n["comparisons"] == 0 and not n["runs_failed"]:
         return f"**Nothing was compared** (fewer than two backends ran) — {scope}."
     if facts["all_agree"]:
@@ -125,8 +126,8 @@ def verdict(facts: dict[str, Any]) -> str:
 def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[Block]:
     pairs = worst_per_pair(comparison.agreement)
     rows = tuple(
-        (p["pair"], str(p["compared"]), f"{'✓' if p['agree'] == p['compared'] else '✗'} {p['agree']}",
-         _err(p["worst_rel_l2_err"]), p["where"], str(p["failed"]))
+        (lit(p["pair"]), str(p["compared"]), f"{'✓' if p['agree'] == p['compared'] else '✗'} {p['agree']}",
+         _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
         for _, p in pairs.iterrows()
     )  # fmt: skip
     blocks: list[Block] = [
@@ -149,7 +150,11 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
     if failed:
         blocks += [
             Heading("Failed backends", 3),
-            Bullets(tuple(f"`{f['backend']}` on `{f['case']}`: {f['error']}" for f in failed)),
+            Bullets(
+                tuple(
+                    f"{code(f['backend'])} on {code(f['case'])}: {lit(f['error'])}" for f in failed
+                )
+            ),  # fmt: skip
         ]
     heatmap = plots.agreement_heatmap(
         comparison.agreement, comparison.runs, out / "agreement_heatmap.png"
@@ -167,11 +172,11 @@ def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
         blocks.append(_image(plots.dtype_drift(measured, out / "drift_float32.png")))
     rows = tuple(
         (str(r["length"]), _err(r["max_rel_err"]), _err(r["rel_l2_err"]), str(r["underflowed"]),
-         r["error"])
+         lit(r["error"]))
         for _, r in drift.iterrows()
     )  # fmt: skip
     option = drift["option"].iloc[0]
-    header = (option, "max_rel_err", "rel_l2_err", "float32 zeros (underflow)", "error")
+    header = (lit(option), "max_rel_err", "rel_l2_err", "float32 zeros (underflow)", "error")
     blocks.append(Table(header, rows))
     return blocks
 
@@ -183,13 +188,13 @@ def _cell(row: pd.Series) -> str:
     """✓ and the max relative error; ✗ with what went wrong, or 'failed'."""
     error = row["error"] if isinstance(row["error"], str) else ""
     if error:
-        return "✗ failed" if " failed: " in error else f"✗ {error}"
+        return "✗ failed" if " failed: " in error else f"✗ {lit(error)}"
     if row["ok"]:
         return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
-        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{steps}; at "
-        f"{row['worst_index']} got {row['worst_got']:.6g}, expected {row['worst_expected']:.6g}"
+        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; at "
+        f"{lit(row['worst_index'])} got {row['worst_got']:.6g}, expected {row['worst_expected']:.6g}"
     )
 
 
@@ -201,9 +206,9 @@ def agreement_table(rows: pd.DataFrame) -> Table:
     for (kind, tensor), group in rows.groupby(["kind", "tensor"], sort=False):
         by_backend = {r["backend"]: _cell(r) for _, r in group.iterrows()}
         shape = group["shape"].dropna()
-        body.append((f"{kind} `{tensor}`", shape.iloc[0] if len(shape) else "",
+        body.append((f"{kind} {code(tensor)}", lit(shape.iloc[0]) if len(shape) else "",
                      *(by_backend.get(b, "") for b in backends)))  # fmt: skip
-    return Table(("tensor", "shape", *(f"{b} vs {baseline}" for b in backends)), tuple(body))
+    return Table(("tensor", "shape", *(lit(f"{b} vs {baseline}") for b in backends)), tuple(body))
 
 
 def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block]:
@@ -218,9 +223,10 @@ def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block
         c for c in ("tap", "rate", "theory_rate", "first_over_last", "zeros", "theory") if c in rows
     ]
     body = tuple(
-        tuple(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) for r in rows[cols].itertuples(index=False)
+        tuple(f"{v:.4g}" if isinstance(v, float) else lit(v) for v in r) for r in rows[cols].itertuples(index=False)
     )  # fmt: skip
-    return [Para(f"Magnitudes against theory (`{baseline}`):"), Table(tuple(cols), body)]
+    header = tuple(lit(c) for c in cols)
+    return [Para(f"Magnitudes against theory ({code(baseline)}):"), Table(header, body)]
 
 
 def scan_taps(comparison: Comparison, label: str) -> set[str]:
@@ -265,13 +271,13 @@ def case_section(
     blocks: list[Block] = [Heading(f"{case.label} ({case.family})", 2), Code(case.doc())]
     options = ", ".join(f"{k}={v}" for k, v in case.cfg.items())
     if options:
-        blocks.append(Para(f"Options: `{options}`."))
+        blocks.append(Para(f"Options: {code(options)}."))
     if len(rows):
         blocks.append(agreement_table(rows))
-    notes = [f"**{r['backend']} {r['status']}**: {r['error']}" for _, r in runs.iterrows()
+    notes = [f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}" for _, r in runs.iterrows()
              if r["status"] != "ok"]  # fmt: skip
     odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
-    notes += [f"{r['kind']} `{r['tensor']}`: **{r['odd_one_out']}** is the odd one out"
+    notes += [f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
               for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip
     if notes:
         blocks.append(Bullets(tuple(notes)))
@@ -299,7 +305,7 @@ def init_overlays(comparison: Comparison, cases: list[Case], out: Path) -> list[
             Heading("Initialisations compared: " + " vs ".join(labels), 2),
             Para(
                 "The same network with each initialisation ("
-                + ", ".join(f"`{c.label}`: init={c.cfg['init']}" for c in group)
+                + ", ".join(f"{code(c.label)}: init={lit(c.cfg['init'])}" for c in group)
                 + ")."
             ),  # fmt: skip
             _image(plot),
@@ -321,13 +327,13 @@ def document(
         Heading("Run details", 2),
         Bullets(
             (
-                f"seed {facts['seed']}, dtype {facts['dtype']}, baseline `{facts['baseline']}`",
-                "versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items()),
-                "machine: " + ", ".join(f"{k} {v}" for k, v in facts["machine"].items()),
+                f"seed {facts['seed']}, dtype {facts['dtype']}, baseline {code(facts['baseline'])}",
+                "versions: " + ", ".join(lit(f"{k} {v}") for k, v in facts["versions"].items()),
+                "machine: " + ", ".join(lit(f"{k} {v}") for k, v in facts["machine"].items()),
                 "tables: `agreement.csv`, `magnitudes.csv`, `runs.csv` (timings)"
                 + (", `drift.csv`" if not drift.empty else "")
                 + ", `summary.json`",
-                *([theory_note] if theory_note else []),
+                *([lit(theory_note)] if theory_note else []),
             )
         ),
     ]

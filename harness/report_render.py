@@ -3,7 +3,12 @@
 The report is built as a list of blocks (a heading, a paragraph, a table, a code block,
 an image, a list). ``to_markdown`` links images as files next to the .md; ``to_html``
 embeds them as base64 data URIs, so the .html file can be mailed or opened anywhere.
-Inline markup in text is the Markdown subset both understand: ``code`` and **bold**.
+
+Paragraphs, list items and table cells are *markup*: the Markdown subset both renderings
+understand — ``code`` spans (any fence length), **bold** and backslash escapes. Anything
+that came from data (a name, an error, a plug-in's message) is put into markup through
+``harness.escaping.lit`` or ``code``, never as it is. Headings, image alt text and captions
+are plain text, and code blocks verbatim: the renderers escape those themselves.
 """
 
 from __future__ import annotations
@@ -14,39 +19,41 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.escaping import fence, lit
+
 
 @dataclass(frozen=True)
 class Heading:
-    text: str
+    text: str  # plain text
     level: int = 2
 
 
 @dataclass(frozen=True)
 class Para:
-    text: str
+    text: str  # markup
 
 
 @dataclass(frozen=True)
 class Bullets:
-    items: tuple[str, ...]
+    items: tuple[str, ...]  # markup
 
 
 @dataclass(frozen=True)
 class Code:
-    text: str
+    text: str  # verbatim
 
 
 @dataclass(frozen=True)
 class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    header: tuple[str, ...]  # markup
+    rows: tuple[tuple[str, ...], ...]  # markup
 
 
 @dataclass(frozen=True)
 class Image:
     path: Path  # a PNG in the report folder
-    alt: str
-    caption: str
+    alt: str  # plain text
+    caption: str  # plain text
 
 
 Block = Heading | Para | Bullets | Code | Table | Image
@@ -55,26 +62,34 @@ Block = Heading | Para | Bullets | Code | Table | Image
 # --- Markdown
 
 
-def _md_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|") or " "
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _md_line(markup: str) -> str:
+    """Markup on one line: a line break inside could open a block of its own."""
+    return " ".join(str(markup).split())
+
+
+def _md_cell(markup: str) -> str:
+    return _UNESCAPED_PIPE.sub(r"\\|", _md_line(markup)) or " "
 
 
 def _md(block: Block) -> str:
     if isinstance(block, Heading):
-        return f"{'#' * block.level} {block.text}"
+        return f"{'#' * block.level} {lit(block.text)}"
     if isinstance(block, Para):
-        return block.text
+        return _md_line(block.text)
     if isinstance(block, Bullets):
-        return "\n".join(f"- {' '.join(item.split())}" for item in block.items)
+        return "\n".join(f"- {_md_line(item)}" for item in block.items)
     if isinstance(block, Code):
-        return f"```\n{block.text}\n```"
+        return fence(block.text)
     if isinstance(block, Table):
         lines = ["| " + " | ".join(_md_cell(h) for h in block.header) + " |"]
         lines.append("|" + "---|" * len(block.header))
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         return "\n".join(lines)
     if isinstance(block, Image):
-        return f"![{block.alt}]({block.path.name})\n\n*{block.caption}*"
+        return f"![{lit(block.alt)}]({block.path.name})\n\n*{lit(block.caption)}*"
     raise TypeError(f"not a report block: {block!r}")
 
 
@@ -111,11 +126,37 @@ window.addEventListener("load", function () {
 """
 
 
-def _inline(text: str) -> str:
-    """Escape, then turn ``code`` and **bold** into their tags."""
-    out = html.escape(str(text), quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+_TOKEN = re.compile(r"\\([!-/:-@\[-`{-~])|(`+)|\*\*")
+
+
+def _inline(markup: str) -> str:
+    """The report's markup as HTML: a backslash-escaped character as itself, a code span
+    (closed by a run of as many backticks) as <code>, **bold** as <strong>; every other
+    character escaped. Nothing in the text becomes a tag of its own."""
+    markup, out, pos, bold = str(markup), [], 0, False
+    while (m := _TOKEN.search(markup, pos)) is not None:
+        out.append(html.escape(markup[pos : m.start()], quote=False))
+        pos = m.end()
+        if m.group(1) is not None:
+            out.append(html.escape(m.group(1), quote=False))
+        elif m.group(2) is not None:
+            run = m.group(2)
+            close = re.compile(f"(?<!`){run}(?!`)").search(markup, pos)
+            if close is None:
+                out.append(run)
+                continue
+            content = markup[pos : close.start()]
+            if len(content) > 1 and content[0] == content[-1] == " " and content.strip():
+                content = content[1:-1]
+            out.append(f"<code>{html.escape(content, quote=False)}</code>")
+            pos = close.end()
+        elif bold or "**" in markup[pos:]:
+            out.append("</strong>" if bold else "<strong>")
+            bold = not bold
+        else:
+            out.append("**")
+    out.append(html.escape(markup[pos:], quote=False))
+    return "".join(out) + ("</strong>" if bold else "")
 
 
 def _td(text: str) -> str:
@@ -131,7 +172,7 @@ def _data_uri(path: Path) -> str:
 def _html(block: Block) -> str:
     if isinstance(block, Heading):
         anchor = re.sub(r"[^a-z0-9_-]+", "-", block.text.lower()).strip("-")
-        return f'<h{block.level} id="{anchor}">{_inline(block.text)}</h{block.level}>'
+        return f'<h{block.level} id="{anchor}">{html.escape(block.text)}</h{block.level}>'
     if isinstance(block, Para):
         return f"<p>{_inline(block.text)}</p>"
     if isinstance(block, Bullets):
@@ -145,7 +186,7 @@ def _html(block: Block) -> str:
     if isinstance(block, Image):
         return (
             f'<figure><img src="{_data_uri(block.path)}" alt="{html.escape(block.alt)}">'
-            f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+            f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
         )
     raise TypeError(f"not a report block: {block!r}")
 

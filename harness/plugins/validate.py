@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
+from harness.escaping import code, csv_table, lit, terminal
 from harness.plugins.backend import PluginBackend, PluginResult
 from harness.plugins.checks import MAX_OUTPUT, fatal
 from harness.plugins.diagnose import Finding, diagnose, how
@@ -138,30 +139,46 @@ class Validation:
             f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s), "
             f"{n_faults} fault(s): {verdict}"
         )
-        return "\n".join(lines)
+        return terminal("\n".join(lines))  # a plug-in's control characters shown, not sent
 
     __str__ = text
+
+    def blocks(self) -> list:
+        """The validation's verdict, its diagnostics and the plug-in's tracebacks as report
+        blocks: every string the plug-in supplied goes in as literal text or verbatim code."""
+        from harness.report_render import Bullets, Code, Heading, Para
+
+        verdict = "agrees with the references" if self.ok else "does not agree"
+        refs = ", ".join(code(r) for r in self.references) or "none"
+        blocks = [
+            Heading(f"Validation of {self.plugin} ({self.form})", 1),
+            Para(f"**{lit(self.plugin)} {verdict}.** References: {refs}."),
+            Heading("Diagnostics", 2),
+            Bullets(
+                tuple(f"{lit(f.case)}: {lit(f.text.splitlines()[0])}" for f in self.findings)
+                or ("nothing to report",)
+            ),  # fmt: skip
+        ]
+        tracebacks = [f for f in self.faults if f.traceback]
+        if tracebacks:
+            blocks.append(Heading("Tracebacks", 2))
+            for f in tracebacks:
+                blocks += [Heading(f"{f.case}: {f.fault}", 3), Code(f.traceback.rstrip())]
+        return blocks
 
     def write(self, out: str | Path) -> list[Path]:
         """agreement.csv, runs.csv, faults.csv and diagnostics.md under ``out`` (and the
         full report, where ``harness.report`` can write one from a Comparison)."""
+        from harness.report_render import to_markdown
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
                             ("faults", self.fault_table)):  # fmt: skip
-            table.to_csv(out / f"{name}.csv", index=False)
+            csv_table(table).to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
             written.append(out / f"{name}.csv")
-        md = [f"# Validation of `{self.plugin}` ({self.form})", "",
-              f"Verdict: **{'agrees' if self.ok else 'does not agree'}**. References: "
-              f"{', '.join(self.references) or 'none'}.", "", "## Diagnostics", ""]  # fmt: skip
-        md += [f"- {f.case}: {f.text}" for f in self.findings] or ["- nothing to report"]
-        tracebacks = [f for f in self.faults if f.traceback]
-        if tracebacks:
-            md += ["", "## Tracebacks", ""]
-            for f in tracebacks:
-                md += [f"### {f.case}: {f.fault}", "", "```", f.traceback.rstrip(), "```", ""]
-        (out / "diagnostics.md").write_text("\n".join(md) + "\n")
+        (out / "diagnostics.md").write_text(to_markdown(self.blocks()), encoding="utf-8")
         written.append(out / "diagnostics.md")
         written += self._full_report(out)
         return written
@@ -174,22 +191,13 @@ class Validation:
             import json
 
             from harness import report, report_doc
-            from harness.report_render import Bullets, Code, Heading, Para, to_html, to_markdown
+            from harness.report_render import to_html, to_markdown
 
             c = self.comparison
             facts = report.summary(c, c.cases, self.dtype, self.seed)
-            c.magnitudes.to_csv(out / "magnitudes.csv", index=False)
+            csv_table(c.magnitudes).to_csv(out / "magnitudes.csv", index=False, lineterminator="\n")
             (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
-            verdict = "agrees with the references" if self.ok else "does not agree"
-            blocks = [
-                Heading(f"Validation of {self.plugin} ({self.form})", 1),
-                Para(f"**{self.plugin} {verdict}.** References: {', '.join(self.references) or 'none'}."),
-                Bullets(tuple(f"{f.case}: {f.text.splitlines()[0]}" for f in self.findings)
-                        or ("nothing to report",)),
-                *(Code(f"{f.case}: {f.fault}\n{f.traceback.rstrip()}") for f in self.faults
-                  if f.traceback),
-            ]  # fmt: skip
-            blocks += report_doc.document(c, c.cases, facts, pd.DataFrame(), out)
+            blocks = self.blocks() + report_doc.document(c, c.cases, facts, pd.DataFrame(), out)
             (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
             (out / "report.html").write_text(to_html(blocks, f"gradparity: {self.plugin}"),
                                              encoding="utf-8")  # fmt: skip
