@@ -145,7 +145,7 @@ def print_summaries(comparison) -> None:
     )
     print("\ngradient magnitudes (rate: fitted factor per step/layer back; theory beside it)")
     shown = s[["case", "tap", "steps", "rate", "first_over_last", "zeros", "theory"]]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(shown.to_string(index=False, float_format=lambda v: "—" if np.isnan(v) else f"{v:.3g}"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

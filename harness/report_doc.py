@@ -32,6 +32,11 @@ def _err(x: float) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1e}"
 
 
+def _number(x: float) -> str:
+    """4 significant digits; a missing value (no theory, an underflow) as a dash."""
+    return "—" if math.isnan(x) else f"{x:.4g}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -223,7 +228,8 @@ def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block
         c for c in ("tap", "rate", "theory_rate", "first_over_last", "zeros", "theory") if c in rows
     ]
     body = tuple(
-        tuple(f"{v:.4g}" if isinstance(v, float) else lit(v) for v in r) for r in rows[cols].itertuples(index=False)
+        tuple(_number(v) if isinstance(v, float) else lit(v) for v in r)
+        for r in rows[cols].itertuples(index=False)
     )  # fmt: skip
     header = tuple(lit(c) for c in cols)
     return [Para(f"Magnitudes against theory ({code(baseline)}):"), Table(header, body)]

@@ -14,11 +14,26 @@ Unrolls (Elman, LSTM, GRU): with n_t = ‖dL/dh_t‖, t = 0..T−1,
   so n_t ≤ (σ_max·γ)^(T−1−t) · n_{T−1}: below 1 the gradient must vanish (a sufficient
   condition); above 1 it may explode. No such bound is stated for LSTM and GRU.
 
-Deep MLPs (taps h[l]): ``rate`` is the mean over layers of the variance ratio
-Var(dL/dh_{l−1}) / Var(dL/dh_l), variances estimated as n²/size. ``theory_rate`` is
-fan_out·Var(W) of the init in the linear regime (Glorot & Bengio 2010, "Understanding
-the difficulty of training deep feedforward neural networks", §4.2.1): 1/3 for the
-standard U(±1/√fan_in) with equal widths, 2·fan_out/(fan_in+fan_out) = 1 for Glorot's.
+Deep MLPs (taps h[l]): ``rate`` is the mean over the hidden layers of the variance ratio
+Var(dL/dh_l) / Var(dL/dh_{l+1}), variances estimated as n²/size. Backprop through layer
+l+1 is dL/dh_l = (dL/dh_{l+1} ⊙ φ'(z_{l+1})) W_{l+1}ᵀ, so for wide layers with weights
+independent of the signal (mean-field theory: Poole et al. 2016, "Exponential
+expressivity in deep neural networks through transient chaos"; Schoenholz et al. 2017,
+"Deep information propagation") each ratio is
+
+    fan_out · Var(W_{l+1}) · E[φ'(z_{l+1})²],    z_{l+1} ~ N(0, q_{l+1}),
+
+with the pre-activation variance carried forward from the inputs: q_1 = D·Var(W_1)·E[x²],
+q_{l+1} = width·Var(W_{l+1})·E[φ(z_l)²] (zero biases at init). ``theory_rate`` is the mean
+of these over the same layers, the expectations taken by Gauss–Hermite quadrature. In the
+linear regime (φ' ≈ 1: tanh on small inputs) it is Glorot & Bengio's fan_out·Var(W) (2010,
+"Understanding the difficulty of training deep feedforward neural networks", §4.2.1): 1/3
+for the standard U(±1/√fan_in), 1 for Glorot's; sigmoid multiplies it by about σ'(0)² =
+1/16, relu by exactly 1/2 (half the units pass the gradient; He et al. 2015, "Delving deep
+into rectifiers").
+
+Where a case's assumptions do not hold, ``theory_rate`` is NaN and ``theory`` says why,
+in words.
 """
 
 from __future__ import annotations
@@ -28,8 +43,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
 
 GAMMA = {"tanh": 1.0, "sigmoid": 0.25}
+MIN_WIDTH = 8  # narrower layers are too far from the mean-field (wide-layer) average
+_NODES, _WEIGHTS = hermegauss(80)  # ∫ f(z) e^(−z²/2) dz: exact for polynomials of degree < 160
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+# activation -> (φ, φ')
+ACTIVATIONS = {
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
+}
 SUMMARY_COLUMNS = [
     "case", "backend", "tap", "steps", "rate", "first_over_last", "zeros",
     "theory_rate", "theory",
@@ -51,12 +82,50 @@ def elman_bound(case: Any) -> float:
     return float(case.cfg["sigma"]) * GAMMA[case.cfg["act"]]
 
 
-def mlp_layer_gain(case: Any) -> float:
-    """fan_out·Var(W) of the hidden layers' init (equal widths): the linear-regime factor
-    by which Var(dL/dh) shrinks (< 1) or stays (≈ 1) per layer back."""
-    width = case.cfg["width"]
-    var = 1 / (3 * width) if case.cfg["init"] == "standard" else 2 / (2 * width)
-    return width * var
+def gaussian_mean(f: Any, q: float) -> float:
+    """E[f(z)] for z ~ N(0, q), by Gauss–Hermite quadrature."""
+    return float(np.sum(_WEIGHTS * f(np.sqrt(q) * _NODES)))
+
+
+def weight_variance(fan_in: int, fan_out: int, init: str) -> float:
+    """Var(W) of the init: 1/(3·fan_in) for U(±1/√fan_in), 2/(fan_in+fan_out) for Glorot's."""
+    return 1 / (3 * fan_in) if init == "standard" else 2 / (fan_in + fan_out)
+
+
+def mlp_layer_ratios(case: Any) -> np.ndarray:
+    """The mean-field Var(dL/dh_l) / Var(dL/dh_{l+1}) for the hidden layers l = 1..L−2."""
+    cfg = case.cfg
+    phi, dphi = ACTIVATIONS[cfg["act"]]
+    widths = [cfg["D"]] + [cfg["width"]] * (cfg["depth"] - 1) + [cfg["C"]]
+
+    def var_w(layer: int) -> float:  # W_layer: widths[layer−1] × widths[layer]
+        return weight_variance(widths[layer - 1], widths[layer], cfg["init"])
+
+    q = [widths[0] * var_w(1) * cfg["x_scale"] ** 2]  # q_1: X ~ N(0, x_scale²)
+    for layer in range(2, cfg["depth"]):
+        q.append(widths[layer - 1] * var_w(layer) * gaussian_mean(lambda z: phi(z) ** 2, q[-1]))
+    return np.array([  # ratio l: through W_{l+1}, whose pre-activation has variance q[l]
+        widths[layer + 1] * var_w(layer + 1) * gaussian_mean(lambda z: dphi(z) ** 2, q[layer])
+        for layer in range(1, cfg["depth"] - 1)
+    ])  # fmt: skip
+
+
+def mlp_theory(case: Any) -> tuple[float, str]:
+    """(the predicted mean ratio, the sentence that says so), or (NaN, why there is none)."""
+    cfg = getattr(case, "cfg", {})
+    needed = {"act", "init", "width", "depth", "D", "C", "x_scale"}
+    if not needed <= set(cfg) or cfg["act"] not in ACTIVATIONS:
+        return math.nan, "no theory: not the catalog's MLP (its options are not known here)"
+    if cfg["depth"] < 3:
+        return math.nan, "no theory: fewer than two hidden layers, no ratio to predict"
+    if cfg["width"] < MIN_WIDTH:
+        return math.nan, (f"no theory: width {cfg['width']} is too narrow for the mean-field "
+                          f"average (it needs wide layers; shown from width {MIN_WIDTH})")  # fmt: skip
+    rate = float(np.mean(mlp_layer_ratios(case)))
+    return rate, (
+        f"mean field ({cfg['init']} init, {cfg['act']}; wide layers, zero biases): "
+        f"Var(dL/dh) × {rate:.3g} per layer back"
+    )
 
 
 def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
@@ -69,7 +138,12 @@ def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
         "theory_rate": math.nan,
         "theory": "",
     }
+    row["theory"] = "no theory: no bound on ‖dL/dh_t‖ is stated for LSTM and GRU"
     if case is not None and case.family == "elman":
+        if case.cfg.get("objective", "last") != "last" or case.cfg.get("act") not in GAMMA:
+            row["theory"] = ("no theory: Pascanu et al.'s bound is for the loss on the last "
+                             "step, with tanh or sigmoid units")  # fmt: skip
+            return row
         bound = elman_bound(case)
         row["theory_rate"] = bound
         kind = "vanishes" if bound < 1 else "may explode"
@@ -84,15 +158,16 @@ def _mlp_row(case: Any, norms: pd.Series) -> dict[str, Any]:
     }
     var = np.array([norms[layer] ** 2 / sizes[layer] for layer in sorted(norms.index)])
     hidden = var[1:]  # h[0] is the input; its width D may differ
-    ratios = hidden[:-1] / hidden[1:]
-    gain = mlp_layer_gain(case)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = hidden[:-1] / hidden[1:]
+    rate, theory = mlp_theory(case)
     return {
         "steps": len(var),
         "rate": float(np.mean(ratios)) if len(ratios) else math.nan,
         "first_over_last": float(var[0] / var[-1]) if var[-1] > 0 else math.nan,
         "zeros": int((var == 0).sum()),
-        "theory_rate": gain,
-        "theory": f"{case.cfg['init']} init: Var(dL/dh) × {gain:.3g} per layer back (linear regime)",
+        "theory_rate": rate,
+        "theory": theory,
     }
 
 
