@@ -15,7 +15,9 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY, UnknownBackend
 from harness.cases import CATALOG, CaseError, select
-from harness.escaping import csv_table
+from harness.compare import parted
+from harness.escaping import csv_table, terminal
+from harness.runner import verdict_line
 from harness.selection import (
     UsageError,
     build_cases,
@@ -86,46 +88,59 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+MARKS = {"agree": "✓", "disagree": "✗", "inconclusive": "?", "failed": "✗"}
+
+
 def format_agreement(table: pd.DataFrame) -> str:
-    """A case·tensor × backend grid; each cell the max relative error and ✓ or ✗."""
+    """A case·tensor × backend grid under a line that names its metric: each cell the
+    verdict's mark and max_rel_err, the largest |a − b| relative to the baseline's scale."""
     if table.empty:
         return "(nothing compared)"
 
     def cell(row) -> str:
-        if row["error"]:
+        if row["verdict"] == "failed":
             return "✗ failed"
-        mark = "✓" if row["ok"] else "✗"
-        return f"{mark} {row['max_rel_err']:.1e}"
+        return f"{MARKS.get(row['verdict'], '✗')} {row['max_rel_err']:.1e}"
 
     shown = table.assign(cell=table.apply(cell, axis=1), name=table["kind"] + ":" + table["tensor"])
     grid = shown.pivot_table(
         index=["case", "name"], columns="backend", values="cell", aggfunc="first", sort=False
     )
     grid.columns.name = f"vs {table['baseline'].iloc[0]}"
-    return grid.fillna("").to_string()
+    legend = (
+        "max_rel_err = max|a − b| / max|b| against the baseline (per step for unroll taps); "
+        "✓ within the tolerance (for numeric, widened by its own error estimate), ✗ outside "
+        "it, ? finite differences cannot resolve it"
+    )
+    return legend + "\n" + grid.fillna("").to_string()
 
 
 def print_findings(comparison) -> None:
+    """What disagrees (the worst element, with the digits where the values part), what an
+    oracle could not resolve, the odd one out, and what was skipped."""
     table, runs = comparison.agreement, comparison.runs
-    bad = table[~table["ok"].astype(bool)]
-    for _, row in bad.iterrows():
+    for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
         where = (
             f"{row['case']}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         )
-        if row["error"]:
-            print(f"  ✗ {where}: {row['error']}")
+        if row["verdict"] == "failed":
+            print(terminal(f"  ✗ {where}: {row['error']}"))
+        elif row["verdict"] == "inconclusive":
+            print(terminal(f"  ? {where}: inconclusive — {row['reason']}"))
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
-            print(
+            print(terminal(
                 f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; worst at "
-                f"{row['worst_index']}: got {row['worst_got']:.6g}, expected "
-                f"{row['worst_expected']:.6g} (max rel err {row['max_rel_err']:.2e}){steps}"
-            )
+                f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
+                f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+            ))  # fmt: skip
     odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
-        print(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
+        print(
+            terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
+        )
     for _, r in runs[runs["status"] == "skipped"].iterrows():
-        print(f"  - {r['case']}: {r['backend']} skipped ({r['error']})")
+        print(terminal(f"  - {r['case']}: {r['backend']} skipped ({r['error']})"))
 
 
 def print_summaries(comparison) -> None:
@@ -160,13 +175,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_agreement(comparison.agreement))
     print_findings(comparison)
     print_summaries(comparison)
-    n, n_ok = len(comparison.agreement), int(comparison.agreement["ok"].sum())
-    verdict = "all agree" if comparison.all_agree else "DISAGREEMENT"
-    print(f"\n{n_ok}/{n} comparisons agree over {len(cases)} cases ({args.dtype}): {verdict}")
+    print("\n" + verdict_line(comparison, len(cases), args.dtype))
     if args.csv:
         csv_table(comparison.agreement).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
-    return 0 if comparison.all_agree else 1
+    return comparison.exit_code
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Comparison: Results in, tidy tables out. Nothing here runs a backend.
 
-- ``agreement``: one row per case × tensor × backend, against a baseline backend;
+- ``agreement``: one row per case × tensor × backend, against a baseline backend, each
+  with exactly one verdict (``VERDICTS``);
 - ``runs``: one row per case × backend (status, timings, mode, error);
 - ``magnitudes``: one row per case × backend × tap × step (the gradient norm).
 """
@@ -21,9 +22,36 @@ from harness.tolerances import Tolerance, tolerance_for
 AGREEMENT_COLUMNS = [
     "case", "kind", "tensor", "backend", "baseline", "dtype", "shape",
     "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
-    "worst_expected", "n_bad", "n_elements", "bad_steps", "rtol", "atol", "ok",
-    "odd_one_out", "error",
+    "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "rtol", "atol",
+    "verdict", "ok", "odd_one_out", "reason", "error",
 ]  # fmt: skip
+
+# Every row ends in one of these. "inconclusive": an oracle (finite differences) whose
+# own error estimate is too large to judge some elements, and no element it can judge
+# disagrees; "failed": nothing to compare (a backend failed, a tensor is missing).
+VERDICTS = ("agree", "disagree", "inconclusive", "failed")
+FLAGGED = ("disagree", "failed")  # what makes a run fail (exit 1); inconclusive alone does not
+
+# An oracle resolves an element when its error estimate u_i is at most this fraction of
+# the element's scale s (the tensor's, or the step's, max|b|). Above it, finite
+# differences vouch for fewer than 4 digits there, too few to call the element right or
+# wrong; on the default catalog u_i/s stays below 2e-7 wherever the gradient is not
+# vanishingly small (measured: deep_chain 1.2e-7, everything else below 1e-8).
+RESOLVE = 1e-4
+
+
+def parted(got: float, expected: float) -> str:
+    """ "got …, expected …" with the digits it takes to see where the two part (at least
+    6, at most 17 significant digits), and their difference."""
+    if not (math.isfinite(got) and math.isfinite(expected)) or got == expected:
+        return f"got {got:.6g}, expected {expected:.6g}"
+    digits = next((p for p in range(6, 18) if f"{got:.{p}g}" != f"{expected:.{p}g}"), 17)
+    return f"got {got:.{digits}g}, expected {expected:.{digits}g} (off by {got - expected:.2g})"
+
+
+def flagged(table: pd.DataFrame) -> pd.Series:
+    """The rows that fail a run: a disagreement or a failure."""
+    return table["verdict"].isin(FLAGGED)
 
 
 def kind_of(result: Result) -> str:
@@ -67,11 +95,19 @@ def compare_arrays(
     scale s = max |b| (per step when ``stepped``), so an element near zero neither blows it
     up nor hides; rel_l2_err = ‖a − b‖/‖b‖; cosine = ⟨a, b⟩/(‖a‖‖b‖). ``stepped``: axis 0
     indexes unroll steps, and each step is judged against its own scale.
+
+    ``uncertainty`` (an oracle's error estimate u_i): an element with u_i > RESOLVE·s_i is
+    unresolved and not judged. The verdict is "disagree" when a judged element lies
+    outside the tolerance, else "inconclusive" when some element is unresolved, else "agree".
     """
     a = np.asarray(got, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
-        return {"ok": False, "error": f"shape {a.shape} where {b.shape} was expected"}
+        return {
+            "verdict": "failed",
+            "ok": False,
+            "error": f"shape {a.shape} where {b.shape} was expected",
+        }
     tiny = float(np.finfo(dtype).tiny)
     abs_b = np.abs(b)
     if stepped and b.ndim >= 1:  # a scalar per step (shape (T,)) is its own scale
@@ -90,7 +126,14 @@ def compare_arrays(
         ratio = np.where(np.isnan(ratio), np.inf, ratio)
         rel = diff / scale
     bad = ratio > 1
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    unresolved = np.zeros(b.shape, dtype=bool)
+    if uncertainty is not None:
+        u = np.broadcast_to(np.asarray(uncertainty, dtype=np.float64), b.shape)
+        with np.errstate(invalid="ignore"):
+            unresolved = ~(u <= RESOLVE * scale)  # NaN (no estimate) is unresolved too
+        bad &= ~unresolved
+    judged = np.where(unresolved, -np.inf, ratio) if unresolved.any() and bad.any() else ratio
+    worst = np.unravel_index(int(np.argmax(judged)), ratio.shape) if ratio.size else ()
     norm_a, norm_b = l2_norm(a), l2_norm(b)
     if norm_b > 0:
         rel_l2 = l2_norm(a - b) / norm_b
@@ -103,6 +146,19 @@ def compare_arrays(
     bad_steps = ""
     if stepped and b.ndim >= 1 and bad.any():
         bad_steps = _ranges(np.flatnonzero(bad.reshape(len(b), -1).any(axis=1)))
+    verdict = "disagree" if bad.any() else "inconclusive" if unresolved.any() else "agree"
+    reason = ""
+    if verdict == "inconclusive":
+        where = ""
+        if stepped and b.ndim >= 1:
+            where = (
+                f", at steps {_ranges(np.flatnonzero(unresolved.reshape(len(b), -1).any(axis=1)))}"
+            )
+        reason = (
+            f"the oracle cannot resolve {int(unresolved.sum())}/{b.size} elements{where}: its "
+            f"error estimate there exceeds {RESOLVE:g} of the scale (the gradient is too small, "
+            "or the loss too curved, for its step); the other elements agree"
+        )
     return {
         "max_abs_err": float(np.max(diff, initial=0.0)),
         "max_rel_err": float(np.max(rel, initial=0.0)),
@@ -112,9 +168,12 @@ def compare_arrays(
         "worst_got": float(a[worst]) if a.size else math.nan,
         "worst_expected": float(b[worst]) if b.size else math.nan,
         "n_bad": int(bad.sum()),
+        "n_unresolved": int(unresolved.sum()),
         "n_elements": int(b.size),
         "bad_steps": bad_steps,
-        "ok": bool(not bad.any()),
+        "verdict": verdict,
+        "ok": verdict == "agree",
+        "reason": reason,
         "error": "",
     }
 
@@ -127,11 +186,13 @@ def compare_directional(
     Direction j agrees when |d_j − ⟨b, v_j⟩| ≤ rtol·|⟨b, v_j⟩| + atol·‖b‖ + err_j: the
     scale of a projection on a unit vector is ‖b‖. max_rel_err = rel_l2_err =
     max_j |d_j − ⟨b, v_j⟩|/‖b‖ (a lower bound of ‖a − b‖/‖b‖); cosine does not exist here
-    and is NaN; worst_index names the direction.
+    and is NaN; worst_index names the direction. A direction whose error estimate exceeds
+    RESOLVE·‖b‖ is unresolved (see ``compare_arrays``).
     """
     b = np.asarray(full, dtype=np.float64)
     if probe.directions.shape[1:] != b.shape:
         return {
+            "verdict": "failed",
             "ok": False,
             "error": f"directions of shape {probe.directions.shape[1:]} for a tensor of shape {b.shape}",
         }
@@ -141,8 +202,17 @@ def compare_directional(
     allowed = tol.rtol * np.abs(expected) + tol.atol * scale + probe.errors
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = np.where(np.isfinite(probe.values), diff / allowed, np.inf)
-    worst = int(np.argmax(ratio))
-    bad = ratio > 1
+        unresolved = ~(probe.errors <= RESOLVE * scale)
+    bad = (ratio > 1) & ~unresolved
+    worst = int(np.argmax(np.where(unresolved, -np.inf, ratio) if bad.any() else ratio))
+    verdict = "disagree" if bad.any() else "inconclusive" if unresolved.any() else "agree"
+    reason = ""
+    if verdict == "inconclusive":
+        reason = (
+            f"the oracle cannot resolve {int(unresolved.sum())}/{len(probe.values)} directions: "
+            f"its error estimate exceeds {RESOLVE:g} of ‖b‖ (the loss is too curved for its "
+            "step); the other directions agree"
+        )
     return {
         "max_abs_err": float(diff.max()),
         "max_rel_err": float(diff.max() / scale),
@@ -152,9 +222,12 @@ def compare_directional(
         "worst_got": float(probe.values[worst]),
         "worst_expected": float(expected[worst]),
         "n_bad": int(bad.sum()),
+        "n_unresolved": int(unresolved.sum()),
         "n_elements": len(probe.values),
         "bad_steps": "",
-        "ok": bool(not bad.any()),
+        "verdict": verdict,
+        "ok": verdict == "agree",
+        "reason": reason,
         "error": "",
     }
 
@@ -173,13 +246,21 @@ def _pair(x: Result, y: Result, key, tolerances) -> dict[str, Any]:
     if key in x.directional or key in y.directional:
         full, probe = (y, x) if key in x.directional else (x, y)
         if key not in full.tensors():
-            return {"ok": False, "error": f"{full.backend} returned no {key[0]} {key[1]!r}"}
+            return {
+                "verdict": "failed",
+                "ok": False,
+                "error": f"{full.backend} returned no {key[0]} {key[1]!r}",
+            }
         out = compare_directional(full.tensors()[key], probe.directional[key], tol, y.dtype)
         out.update(rtol=tol.rtol, atol=tol.atol)
         return out
     got, expected = x.tensors().get(key), y.tensors().get(key)
     if got is None:
-        return {"ok": False, "error": f"{x.backend} returned no {key[0]} {key[1]!r}"}
+        return {
+            "verdict": "failed",
+            "ok": False,
+            "error": f"{x.backend} returned no {key[0]} {key[1]!r}",
+        }
     unc = x.uncertainty.get(key)
     if unc is None:
         unc = y.uncertainty.get(key)
@@ -195,13 +276,14 @@ def _odd_one_out(results: list[Result], key, tolerances) -> str:
     have = [r for r in results if r.ok and (key in r.tensors() or key in r.directional)]
     if len(have) < 3:
         return ""
-    ok = {
-        (x.backend, y.backend): _pair(x, y, key, tolerances)["ok"] for x, y in combinations(have, 2)
+    verdicts = {
+        (x.backend, y.backend): _pair(x, y, key, tolerances).get("verdict", "failed")
+        for x, y in combinations(have, 2)
     }
     for suspect in have:
-        against = [v for (p, q), v in ok.items() if suspect.backend in (p, q)]
-        others = [v for (p, q), v in ok.items() if suspect.backend not in (p, q)]
-        if not any(against) and all(others):
+        against = [v for (p, q), v in verdicts.items() if suspect.backend in (p, q)]
+        others = [v for (p, q), v in verdicts.items() if suspect.backend not in (p, q)]
+        if all(v == "disagree" for v in against) and not any(v in FLAGGED for v in others):
             return suspect.backend
     return ""
 
@@ -222,8 +304,8 @@ def agreement(
                     else f"no backend succeeded; {r.backend}: {r.error}"
                 )
                 rows.append({"case": case, "kind": "loss", "tensor": "loss", "backend": r.backend,
-                             "baseline": baseline, "dtype": r.dtype, "ok": False,
-                             "error": error})  # fmt: skip
+                             "baseline": baseline, "dtype": r.dtype, "verdict": "failed",
+                             "ok": False, "error": error})  # fmt: skip
             continue
         keys = list(base.tensors())
         odd = {key: _odd_one_out(group, key, tolerances) for key in keys}
@@ -237,9 +319,10 @@ def agreement(
                        "shape": str(tuple(np.shape(base.tensors().get(key, r.tensors().get(key))))),
                        "odd_one_out": odd.get(key, "")}  # fmt: skip
                 if not r.ok:
-                    row.update(ok=False, error=f"{r.backend} failed: {r.error}")
+                    row.update(verdict="failed", ok=False, error=f"{r.backend} failed: {r.error}")
                 elif key in extra:
-                    row.update(ok=False, error=f"{r.backend} returned an extra {key[0]} {key[1]!r}")
+                    row.update(verdict="failed", ok=False,
+                               error=f"{r.backend} returned an extra {key[0]} {key[1]!r}")  # fmt: skip
                 else:
                     row.update(_pair(r, base, key, tolerances))
                 rows.append(row)

@@ -28,7 +28,7 @@ from harness.escaping import csv_table
 from harness.progress import Progress
 from harness.report_doc import document, worst_per_pair
 from harness.report_render import to_html, to_markdown
-from harness.runner import Comparison, compare_backends
+from harness.runner import Comparison, compare_backends, verdict_line
 
 UNROLL_FAMILIES = ("elman", "lstm", "gru", "rnn")
 DRIFT_LENGTHS = (8, 16, 32, 64, 128, 256, 512)
@@ -131,19 +131,19 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
     agreement, runs = comparison.agreement, comparison.runs
     status = runs["status"].value_counts()
     pairs = worst_per_pair(agreement)
-    ok = agreement["ok"].astype(bool)
-    errored = agreement["error"].fillna("").astype(str) != ""
+    verdicts = comparison.verdicts
     failed = runs[runs["status"] == "failed"]
     return {
         "all_agree": comparison.all_agree,
-        "exit_code": 0 if comparison.all_agree else 1,
+        "exit_code": comparison.exit_code,
         "counts": {
             "cases": len(cases),
             "backends": int(runs["backend"].nunique()),
             "comparisons": len(agreement),
-            "agree": int(ok.sum()),
-            "disagree": int((~ok & ~errored).sum()),  # measured, and outside the tolerance
-            "not_compared": int(errored.sum()),  # a backend failed or a tensor was missing
+            "agree": verdicts["agree"],
+            "disagree": verdicts["disagree"],  # measured, and outside the tolerance
+            "inconclusive": verdicts["inconclusive"],  # an oracle that could not resolve it
+            "not_compared": verdicts["failed"],  # a backend failed or a tensor was missing
             "runs": len(runs),
             "runs_ok": int(status.get("ok", 0)),
             "runs_failed": int(status.get("failed", 0)),
@@ -236,12 +236,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     backends = args.backend or DEFAULT_BACKENDS
     report = write_report(args.out, cases, backends, args.dtype, args.seed, args.baseline,
                           quiet=args.quiet, jobs=args.jobs)  # fmt: skip
-    c = report.comparison
-    n, n_ok = len(c.agreement), int(c.agreement["ok"].sum())
-    n_failed = int((c.runs["status"] == "failed").sum())
-    verdict = "all agree" if c.all_agree else "DISAGREEMENT"
-    failed = f", {n_failed} failed runs" if n_failed else ""
-    print(f"{n_ok}/{n} comparisons agree over {len(cases)} cases{failed}: {verdict}")
+    print(verdict_line(report.comparison, len(cases), args.dtype))
     print(f"wrote {report.out / 'report.md'}, {report.out / 'report.html'} and the CSVs")
     return report.exit_code
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness import plots
 from harness.cases import Case
+from harness.compare import parted
 from harness.escaping import code, lit
 from harness.report_render import Block, Bullets, Code, Heading, Image, Para, Table
 from harness.runner import Comparison
@@ -103,6 +104,7 @@ def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "pair": f"{backend} vs {baseline}", "compared": len(group),
             "agree": int(group["ok"].astype(bool).sum()),
+            "inconclusive": int((group["verdict"] == "inconclusive").sum()),
             "failed": int((group["error"].fillna("") != "").sum()),
             "worst_rel_l2_err": math.nan if worst is None else float(worst["rel_l2_err"]),
             "where": "" if worst is None else f"{worst['case']}: {worst['kind']} {worst['tensor']}",
@@ -119,10 +121,20 @@ def verdict(facts: dict[str, Any]) -> str:
     if facts["all_agree"]:
         return f"**All {n['comparisons']} compared tensors agree** — {scope}."
     parts = []
+    if (
+        n.get("inconclusive")
+        and not n["disagree"]
+        and not n["not_compared"]
+        and not n["runs_failed"]
+    ):
+        return (f"**No tensor disagrees**: {n['agree']} of {n['comparisons']} agree, "
+                f"{n['inconclusive']} inconclusive (an oracle could not resolve them) — {scope}.")  # fmt: skip
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
     if n["not_compared"]:
         parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
+    if n.get("inconclusive"):
+        parts.append(f"{n['inconclusive']} inconclusive")
     if n["runs_failed"]:
         parts.append(f"{n['runs_failed']} backend runs failed")
     return f"**{'; '.join(parts)}** — {scope}."
@@ -131,8 +143,9 @@ def verdict(facts: dict[str, Any]) -> str:
 def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[Block]:
     pairs = worst_per_pair(comparison.agreement)
     rows = tuple(
-        (lit(p["pair"]), str(p["compared"]), f"{'✓' if p['agree'] == p['compared'] else '✗'} {p['agree']}",
-         _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
+        (lit(p["pair"]), str(p["compared"]),
+         f"{'✓' if p['agree'] + p['inconclusive'] == p['compared'] else '✗'} {p['agree']}",
+         str(p["inconclusive"]), _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
         for _, p in pairs.iterrows()
     )  # fmt: skip
     blocks: list[Block] = [
@@ -143,13 +156,16 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
             "(the loss, every parameter, every tapped intermediate). `rel_l2_err` is "
             "‖a − b‖/‖b‖ over a tensor; `max_rel_err` is the largest elementwise error relative "
             "to the tensor's scale max|b| (per step for unroll taps). Finite differences "
-            "(`numeric`) are judged with their own error estimate added to the tolerance, so "
-            "a step whose gradient is too small for them to resolve can show a large "
-            "`max_rel_err` and still agree. Per backend pair:"
+            "(`numeric`) are judged with their own error estimate added to the tolerance; where "
+            "that estimate exceeds 1e-4 of the scale (a step whose gradient is too small for "
+            "them to resolve, a loss too curved for their step) they cannot vouch for the "
+            "element, and a tensor with such elements, and no element that disagrees, is "
+            "**inconclusive** (?): not an agreement, not a failure. Per backend pair:"
         ),
     ]
     if rows:
-        header = ("backend pair", "tensors", "agree", "worst rel_l2_err", "where", "failed")
+        header = ("backend pair", "tensors", "agree", "inconclusive", "worst rel_l2_err", "where",
+                  "failed")  # fmt: skip
         blocks.append(Table(header, rows))
     failed = facts["failed"]
     if failed:
@@ -194,12 +210,14 @@ def _cell(row: pd.Series) -> str:
     error = row["error"] if isinstance(row["error"], str) else ""
     if error:
         return "✗ failed" if " failed: " in error else f"✗ {lit(error)}"
+    if row["verdict"] == "inconclusive":
+        return f"? {row['max_rel_err']:.1e}: inconclusive, {int(row['n_unresolved'])}/{row['n_elements']} unresolved"
     if row["ok"]:
         return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
         f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; at "
-        f"{lit(row['worst_index'])} got {row['worst_got']:.6g}, expected {row['worst_expected']:.6g}"
+        f"{lit(row['worst_index'])} {lit(parted(row['worst_got'], row['worst_expected']))}"
     )
 
 
@@ -213,7 +231,8 @@ def agreement_table(rows: pd.DataFrame) -> Table:
         shape = group["shape"].dropna()
         body.append((f"{kind} {code(tensor)}", lit(shape.iloc[0]) if len(shape) else "",
                      *(by_backend.get(b, "") for b in backends)))  # fmt: skip
-    return Table(("tensor", "shape", *(lit(f"{b} vs {baseline}") for b in backends)), tuple(body))
+    header = ("tensor", "shape", *(lit(f"{b} vs {baseline}") for b in backends))
+    return Table(header, tuple(body))
 
 
 def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block]:
@@ -279,9 +298,16 @@ def case_section(
     if options:
         blocks.append(Para(f"Options: {code(options)}."))
     if len(rows):
-        blocks.append(agreement_table(rows))
+        blocks += [
+            Para("`max_rel_err` against the baseline, the largest |a − b| relative to the "
+                 "tensor's scale max|b| (per step for unroll taps): ✓ within the tolerance (for "
+                 "`numeric`, widened by its own error estimate), ✗ outside it, ? inconclusive."),
+            agreement_table(rows),
+        ]  # fmt: skip
     notes = [f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}" for _, r in runs.iterrows()
              if r["status"] != "ok"]  # fmt: skip
+    notes += [f"{r['kind']} {code(r['tensor'])}, **{lit(r['backend'])}**: inconclusive — {lit(r['reason'])}"
+              for _, r in rows[rows["verdict"] == "inconclusive"].iterrows()]  # fmt: skip
     odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
     notes += [f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
               for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip

@@ -87,6 +87,19 @@ class Comparison:
         """True when every comparison agreed and no backend failed."""
         return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
 
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """How many tensors ended in each verdict (``compare.VERDICTS``)."""
+        counts = self.agreement["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in compare.VERDICTS}
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a tensor disagrees or a backend failed, else 0 — an oracle that could
+        not resolve a tensor (inconclusive) alone does not fail the run."""
+        failed = bool(compare.flagged(self.agreement).any())
+        return 1 if failed or (self.runs["status"] == "failed").any() else 0
+
 
 def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Backend | Exception]]:
     """Names and instances of the backends; one that cannot be created is kept as its
@@ -162,6 +175,21 @@ def compare_backends(
                 done = done.result()
             results += done
     return Comparison(results, baseline, chosen)
+
+
+def verdict_line(comparison: Comparison, cases: int, dtype: str) -> str:
+    """ "96 of 100 tensors agree, 4 inconclusive … over 19 cases (float64): all agree"."""
+    counts, n = comparison.verdicts, len(comparison.agreement)
+    parts = [f"{counts['agree']} of {n} tensors agree"]
+    parts += [f"{counts[v]} {v}" for v in ("disagree", "inconclusive", "failed") if counts[v]]
+    failed_runs = int((comparison.runs["status"] == "failed").sum())
+    if failed_runs:
+        parts.append(f"{failed_runs} failed runs")
+    if comparison.exit_code:
+        verdict = "DISAGREEMENT" if counts["disagree"] else "FAILED"
+    else:
+        verdict = "all agree" if comparison.all_agree else "no disagreement (some inconclusive)"
+    return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
 
 
 def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:

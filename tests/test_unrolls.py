@@ -118,9 +118,16 @@ def test_directional_check_catches_a_wrong_gradient(monkeypatch):
 
 
 def test_small_unrolls_keep_the_per_element_check():
+    """Element by element, finite differences resolve every parameter; dL/dh_t at the
+    first steps (0.4 per step back over 30 steps: ~1e-12 of the last) is below their
+    error estimate, so tap h is inconclusive there, not passed, and the run still passes."""
     comparison = compare_backends(["elman"], ["torch", "numeric"])
     assert comparison.runs.set_index("backend").loc["numeric", "mode"] == "elementwise"
-    assert comparison.all_agree
+    verdicts = comparison.agreement.set_index("tensor")["verdict"]
+    assert verdicts.drop("h").eq("agree").all() and verdicts["h"] == "inconclusive"
+    row = comparison.agreement.set_index("tensor").loc["h"]
+    assert "at steps 0-" in row["reason"] and row["n_bad"] == 0
+    assert comparison.exit_code == 0 and not comparison.all_agree
 
 
 @pytest.mark.parametrize("name", ["elman", "lstm", "gru"])

@@ -40,6 +40,8 @@ SMOOTH_STEP = EPS ** (1 / 5)
 KINK_STEP = EPS ** (1 / 3)
 MAX_ELEMENTWISE = 600  # more parameter + tap elements than this: check along directions
 DIRECTIONS = 3  # random unit directions per tensor in directional mode
+MAX_SHRINKS = 12  # the step may shrink to h/4^12 ≈ 6e-8·h where the loss is too curved at h
+SOUND = 0.1  # an estimate within this fraction of its value is sound enough to stop on
 
 
 class NumpyOps(Ops):
@@ -122,20 +124,35 @@ def _stencil_once(f: Any, smooth: bool, h: float) -> tuple[float, float]:
 def _stencil(f: Any, smooth: bool, h: float, rounding: float) -> tuple[float, float]:
     """(derivative, error estimate) of f at 0, shrinking the step where it is too coarse.
 
-    Starting from h, the step is cut by 8 (up to 3 times) while the estimate's error is
-    over 1e-8 of its size: a loss that is strongly curved at the scale of h (an exploding
-    unroll amplifies a perturbation by 1.3^T) needs a smaller step. The estimate with
-    the smallest error bound, truncation plus rounding ``rounding/h``, is kept.
+    From h, the step is cut by 4 (up to MAX_SHRINKS times) until the estimate's error is
+    at most 1e-8 of its size. A loss that is strongly curved at the scale of h (an
+    exploding unroll amplifies a perturbation by 1.3 per step, so at T = 45 its features
+    are ~1e-5 wide) needs a much smaller step; the truncation estimate may even grow at
+    first, while h is still wider than those features. The search stops early once the
+    rounding term alone, rounding/h, exceeds the bound of a sound estimate (one within 10%
+    of its value): smaller steps can only be worse. Kept: the estimate whose bound (truncation plus rounding/h) is smallest
+    *relative to the derivative it found* — a step far wider than the features averages
+    them away, and then both its value and its bound are small, the bound as large as the
+    value; judged by the absolute bound alone, that step would win. Where no step gives a
+    sound estimate (bound under SOUND of the value), the bound is widened to the spread
+    of the values the steps gave: the derivative is not known better than that.
     """
-    best = (math.nan, math.inf)
-    for _ in range(4):
-        d, err = _stencil_once(f, smooth, h)
-        err += rounding / h
-        if err < best[1]:
-            best = (d, err)
-        if err <= 1e-8 * abs(d):
-            break
-        h /= 8
+    best, best_rank, found = (math.nan, math.inf), (math.inf, math.inf), []
+    for _ in range(MAX_SHRINKS + 1):
+        d, truncation = _stencil_once(f, smooth, h)
+        err = truncation + rounding / h
+        found.append(d)
+        rank = (err / abs(d) if d else math.inf, err)
+        if rank < best_rank:
+            best, best_rank = (d, err), rank
+        if err <= 1e-8 * abs(d) or truncation == 0:  # converged, or flat to the last bit
+            return best
+        if best_rank[0] < SOUND and rounding / (h / 4) > best[1]:  # a sound estimate that
+            return best  # a smaller step could only blur with rounding
+        h /= 4
+    if best_rank[0] >= SOUND:  # no step gave a sound value: it is as uncertain as the
+        spread = max(abs(d - best[0]) for d in found)  # values the steps gave
+        best = (best[0], max(best[1], spread))
     return best
 
 

@@ -232,7 +232,7 @@ class Judgement:
             if got is None or np.shape(got) != expected.shape:
                 continue
             m = compare_arrays(got, expected, tol, self.dtype, errors[tensor])
-            if not m["ok"]:
+            if m["verdict"] == "disagree":
                 self.fault("disagrees with own forward",
                            f"the backward's d{tensor} is not the derivative of the stage's own "
                            f"forward: {m['n_bad']}/{m['n_elements']} elements differ; worst at "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.compare import FLAGGED, flagged
 from harness.plugins.faults import Fault
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
@@ -61,7 +62,7 @@ def localise(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
     stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
     for name, T in stepped.items():
         row = taps[taps["tensor"] == name].iloc[0]
-        if row["ok"]:
+        if row["verdict"] not in FLAGGED:
             texts.append(f"dL/d{name}_t agrees with the references at every step t = 0..{T - 1}")
             continue
         if row["error"] and not row["bad_steps"]:
@@ -83,7 +84,7 @@ def localise(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
     for row in taps.itertuples():
         m = _INDEXED.match(row.tensor)
         if m and row.tensor not in stepped:
-            groups.setdefault(m[1], {})[int(m[2])] = bool(row.ok)
+            groups.setdefault(m[1], {})[int(m[2])] = row.verdict not in FLAGGED
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
@@ -126,7 +127,11 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
         if any(f.severity == "fatal" for f in case_faults):
             continue
         faulted = {f.tensor for f in case_faults if f.severity == "fault"}
-        for _, row in mine[~mine["ok"].astype(bool)].iterrows():
+        for _, row in mine[mine["verdict"] == "inconclusive"].iterrows():
+            findings.append(Finding(case, "inconclusive", row["tensor"],
+                                    f"{row['backend']}: {row['kind']} {row['tensor']!r} is "
+                                    f"inconclusive: {row['reason']}", False))  # fmt: skip
+        for _, row in mine[flagged(mine)].iterrows():
             if row["tensor"] in faulted and row["error"]:
                 continue
             findings.append(Finding(case, "disagrees", row["tensor"],
@@ -137,7 +142,7 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
             findings.append(Finding(case, "odd one out", "", (
                 f"yours is the odd one out on {', '.join(odd)}: the other backends "
                 f"({', '.join(present)}) agree among themselves there"), True))  # fmt: skip
-        bad_refs = refs[~refs["ok"].astype(bool)]
+        bad_refs = refs[flagged(refs)]
         if len(present) < 2:
             findings.append(Finding(case, "references", "",
                                     f"one reference ({', '.join(present) or 'none'}): nothing to "
@@ -161,8 +166,8 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
             for text in localise(rows, tap_steps.get(case, {})):
                 bad = "diverges" in text
                 findings.append(Finding(case, "localised", "", text, bad))
-            params_bad = rows[(rows["kind"] == "param") & ~rows["ok"].astype(bool)]
-            taps_ok = rows[rows["kind"] == "tap"]["ok"].astype(bool).all()
+            params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
+            taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
             if taps_ok and not params_bad.empty:
                 names = ", ".join(params_bad["tensor"])
                 findings.append(Finding(case, "localised", "", (
@@ -170,7 +175,7 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
                     f"the parameter gradients {names} are wrong: look at how they are formed from "
                     "it (a transpose, a sum over the batch or the steps, which h or x is used)"),
                     True))  # fmt: skip
-        elif has_taps and not rows["ok"].astype(bool).all():
+        elif has_taps and flagged(rows).any():
             findings.append(Finding(case, "localised", "", (
                 "report tap gradients too ({'grads': ..., 'taps': {...}}, the taps `gradparity "
                 "describe` lists) to see at which step or stage the error starts"), False))  # fmt: skip

@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
+from harness.compare import flagged
 from harness.escaping import code, csv_table, lit, terminal
 from harness.plugins.backend import PluginBackend, PluginResult
 from harness.plugins.checks import MAX_OUTPUT, fatal
@@ -101,13 +102,13 @@ class Validation:
     @property
     def ok(self) -> bool:
         """Every tensor of the plug-in agrees and nothing is wrong with how it behaved."""
-        rows_ok = bool(self.mine["ok"].astype(bool).all()) and not self.mine.empty
+        rows_ok = not flagged(self.mine).any() and not self.mine.empty
         return rows_ok and not self.unbuilt and not any(f.severity != "note" for f in self.faults)
 
     @property
     def references_agree(self) -> bool:
         refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
-        return bool(refs["ok"].astype(bool).all())
+        return not flagged(refs).any()
 
     def how(self) -> str:
         return how(self.findings)
@@ -118,9 +119,11 @@ class Validation:
 
         lines = [format_agreement(self.agreement)] if not self.agreement.empty else []
         lines += self.notes
-        flagged = {f.case for f in self.findings if f.bad}
-        lines += [f.line() for f in self.findings if f.case in flagged or "disagree" in f.text]
-        clean = [c for c in dict.fromkeys(f.case for f in self.findings) if c not in flagged]
+        flagged_cases = {f.case for f in self.findings if f.bad}
+        lines += [
+            f.line() for f in self.findings if f.case in flagged_cases or "disagree" in f.text
+        ]
+        clean = [c for c in dict.fromkeys(f.case for f in self.findings) if c not in flagged_cases]
         if clean:
             runs = self.comparison.runs
             ran = set(runs.loc[runs["status"] == "ok", "backend"])
@@ -131,7 +134,7 @@ class Validation:
             lines.append(f"  · {len(clean)} case(s) agree with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
         n = len(self.mine)
-        n_ok = int(self.mine["ok"].astype(bool).sum()) if n else 0
+        n_ok = int((~flagged(self.mine)).sum()) if n else 0
         n_faults = sum(f.severity != "note" for f in self.faults)
         cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
         verdict = "AGREES" if self.ok else "DISAGREES" if n_faults == 0 else "FAULTS"
@@ -403,5 +406,6 @@ def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: lis
             & (table["tensor"] == f.tensor)
         )
         table.loc[hit, "ok"] = False
+        table.loc[hit, "verdict"] = "failed"
         table.loc[hit, "error"] = [f"{f.fault}: {f.message}"] * int(hit.sum())
     comparison.agreement = table.reset_index(drop=True)
