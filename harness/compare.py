@@ -22,8 +22,8 @@ from harness.tolerances import Tolerance, tolerance_for
 AGREEMENT_COLUMNS = [
     "case", "kind", "tensor", "backend", "baseline", "dtype", "shape",
     "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
-    "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "rtol", "atol",
-    "verdict", "ok", "odd_one_out", "reason", "error",
+    "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "factor",
+    "factor_residual", "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
 ]  # fmt: skip
 
 # Every row ends in one of these. "inconclusive": an oracle (finite differences) whose
@@ -40,13 +40,18 @@ FLAGGED = ("disagree", "failed")  # what makes a run fail (exit 1); inconclusive
 RESOLVE = 1e-4
 
 
+def parting_digits(got: float, expected: float) -> int:
+    """The significant digits it takes to see two numbers part: at least 6, at most 17."""
+    return next((p for p in range(6, 18) if f"{got:.{p}g}" != f"{expected:.{p}g}"), 17)
+
+
 def parted(got: float, expected: float) -> str:
-    """ "got …, expected …" with the digits it takes to see where the two part (at least
-    6, at most 17 significant digits), and their difference."""
+    """ "got …, expected …" with the digits it takes to see where the two part, and their
+    difference."""
     if not (math.isfinite(got) and math.isfinite(expected)) or got == expected:
         return f"got {got:.6g}, expected {expected:.6g}"
-    digits = next((p for p in range(6, 18) if f"{got:.{p}g}" != f"{expected:.{p}g}"), 17)
-    return f"got {got:.{digits}g}, expected {expected:.{digits}g} (off by {got - expected:.2g})"
+    p = parting_digits(got, expected)
+    return f"got {got:.{p}g}, expected {expected:.{p}g} (off by {got - expected:.2g})"
 
 
 def flagged(table: pd.DataFrame) -> pd.Series:
@@ -143,6 +148,7 @@ def compare_arrays(
         cosine = float(np.dot((a / norm_a).ravel(), (b / norm_b).ravel()))
     else:
         cosine = 1.0 if norm_a == norm_b else 0.0
+    factor, factor_residual = _factor(a, b, norm_b)
     bad_steps = ""
     if stepped and b.ndim >= 1 and bad.any():
         bad_steps = _ranges(np.flatnonzero(bad.reshape(len(b), -1).any(axis=1)))
@@ -171,11 +177,24 @@ def compare_arrays(
         "n_unresolved": int(unresolved.sum()),
         "n_elements": int(b.size),
         "bad_steps": bad_steps,
+        "factor": factor,
+        "factor_residual": factor_residual,
         "verdict": verdict,
         "ok": verdict == "agree",
         "reason": reason,
         "error": "",
     }
+
+
+def _factor(a: np.ndarray, b: np.ndarray, norm_b: float) -> tuple[float, float]:
+    """The c that makes c·b closest to a (least squares, c = ⟨a, b⟩/⟨b, b⟩) and how far a
+    is from it, ‖a − c·b‖/‖b‖: a gradient off by one constant factor has a residual of 0."""
+    if not (norm_b > 0 and math.isfinite(norm_b)) or not np.all(np.isfinite(a)):
+        return math.nan, math.nan
+    m = float(np.max(np.abs(b)))
+    a_, b_ = (a / m).ravel(), (b / m).ravel()
+    c = float(np.dot(a_, b_) / np.dot(b_, b_))
+    return c, l2_norm(a_ - c * b_) / l2_norm(b_)
 
 
 def compare_directional(

@@ -32,6 +32,13 @@ def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _hint(shape: tuple, expected: tuple) -> str:
+    if np.prod(shape) == np.prod(expected) and [n for n in shape if n != 1] == [
+        n for n in expected if n != 1
+    ]:
+        what = "a scalar" if expected == () else f"shape {expected}"
+        return (f" — a rank mismatch: the same {int(np.prod(shape))} element(s) with axes of "
+                f"length 1 {'added' if len(shape) > len(expected) else 'dropped'} ({what} was "
+                "expected: np.reshape, or .item() for a scalar)")  # fmt: skip
     if len(shape) == len(expected) + 1 and shape[1:] == expected:
         return f" — one more leading axis of {shape[0]}: not summed over the batch or steps?"
     if len(shape) == 2 and shape == expected[::-1] and shape != expected:

@@ -1,21 +1,26 @@
 """Diagnostics a user can act on, read from a validation's tables (nothing recomputed).
 
-Per case: the faults; each tensor where the plug-in disagrees (how many elements, the
-worst one's index with the value got and expected); whether the references agree among
-themselves (so the user knows the yardstick is sound) and whether the plug-in is the odd
-one out; and, when the plug-in reported tap gradients, where they leave the references,
-walking back from the loss: the first unroll step (taps stacked over a scan) or the
-first stage (taps named ``name[k]``) at which they diverge.
+Per case: the faults; a forward that differs (the loss first: gradients of another
+function cannot be judged); each tensor where the plug-in disagrees (how many elements,
+the worst one's index with the value got and expected, to the digits where they part);
+what the errors have in common, where they show it — one constant factor, or a size no
+larger than float32's rounding; whether the references agree among themselves (so the
+user knows the yardstick is sound) and whether the plug-in is the odd one out; and, when
+the plug-in reported tap gradients, where they leave the references, walking back from
+the loss: the first unroll step (taps stacked over a scan) or the first stage (taps named
+``name[k]``) at which they diverge.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from harness.compare import FLAGGED, flagged
+from harness.compare import FLAGGED, flagged, parted, parting_digits
 from harness.plugins.faults import Fault
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
@@ -50,13 +55,48 @@ def _disagreement(row) -> str:
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
         f"{what}: {int(row['n_bad'])}/{int(row['n_elements'])} elements disagree with {row['baseline']}; "
-        f"worst at {row['worst_index']}: got {row['worst_got']:.6g}, expected "
-        f"{row['worst_expected']:.6g} (max rel err {row['max_rel_err']:.2e}){steps}"
+        f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
+        f"max_rel_err {row['max_rel_err']:.2e}{steps}"
     )
 
 
-def localise(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
-    """Walking back from the loss, where the plug-in's tap gradients first diverge."""
+def _shown(c: float) -> str:
+    """A factor with the digits that show how far it is from 1, and 1/n or n where it is one."""
+    digits = min(16, max(2, math.ceil(-math.log10(abs(c - 1))) + 2)) if c != 1 else 3
+    text = f"{c:.{digits}g}"
+    for n, word in ((1 / c, "1/"), (c, "")):
+        if abs(n) >= 2 and abs(n - round(n)) <= 1e-9 * abs(n):
+            return f"{text} (= {word}{round(n)})"
+    return text
+
+
+def pattern(rows: pd.DataFrame, dtype: str) -> str:
+    """What the plug-in's disagreeing gradients have in common, where the numbers show it:
+    each one its reference times one constant factor (residual under 1% of the factor's
+    distance from 1), or errors no larger than float32's rounding in a float64 run."""
+    bad = rows[(rows["verdict"] == "disagree") & (rows["kind"] != "loss")]
+    if bad.empty:
+        return ""
+    names = ", ".join(bad["tensor"])
+    factors = bad["factor"].astype(float).to_numpy()
+    residuals = bad["factor_residual"].astype(float).to_numpy()
+    if np.all(np.isfinite(factors)) and np.all(residuals <= 0.01 * np.abs(factors - 1)):
+        c = float(np.mean(factors))
+        if np.all(np.abs(factors - c) <= 1e-3 * np.abs(c - 1)):
+            verb = "is" if len(bad) == 1 else "are each"
+            return (f"{names} {verb} the references' × {_shown(c)}, a constant factor: a "
+                    "rescaled loss, a silent gradient clip, or a missing or extra 1/N?")  # fmt: skip
+    worst = float(bad["max_rel_err"].max())
+    if dtype == "float64" and worst <= 1e-5:
+        return (f"{names} differ only at the size of float32 rounding (max_rel_err at most "
+                f"{worst:.1e}; float32's ε is 1.2e-7): is part of the computation done in "
+                "float32 (an array, a constant or a cast)?")  # fmt: skip
+    return ""
+
+
+def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False) -> list[str]:
+    """Walking back from the loss, where the plug-in's tap gradients first diverge (where
+    the forward differs, a divergence from the last step on is what that predicts)."""
     texts = []
     taps = rows[rows["kind"] == "tap"]
     stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
@@ -69,7 +109,12 @@ def localise(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
             continue
         bad = steps_of(row["bad_steps"])
         last = max(bad)
-        if last == T - 1:
+        if last == T - 1 and forward_differs:
+            texts.append(
+                f"dL/d{name}_t differs already at the last step t = {T - 1}: as it must, with "
+                "the forward different; compare the forward first"
+            )
+        elif last == T - 1:
             texts.append(
                 f"dL/d{name}_t diverges already at the last step t = {T - 1}, the one nearest the "
                 f"loss: look at the loss's backward into {name} (the readout), before any step backward"
@@ -108,7 +153,7 @@ def localise(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
 
 def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
              tap_steps: dict[str, dict], reported_taps: dict[str, set],
-             references: list[str]) -> list[Finding]:  # fmt: skip
+             references: list[str], dtype: str = "float64") -> list[Finding]:  # fmt: skip
     """Every finding, case by case, in the order a user should read them."""
     findings: list[Finding] = []
     cases = list(dict.fromkeys([*agreement["case"], *(f.case for f in faults)]))
@@ -127,15 +172,31 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
         if any(f.severity == "fatal" for f in case_faults):
             continue
         faulted = {f.tensor for f in case_faults if f.severity == "fault"}
+        loss = mine[(mine["kind"] == "loss") & (mine["verdict"] == "disagree")]
+        forward_differs = not loss.empty
+        if forward_differs:
+            row = loss.iloc[0]
+            got, expected = float(row["worst_got"]), float(row["worst_expected"])
+            p = parting_digits(got, expected)
+            findings.append(Finding(case, "forward", "loss", (
+                f"{row['backend']}: the forward differs: its loss is {got:.{p}g} where "
+                f"{row['baseline']}'s is {expected:.{p}g} (off by {got - expected:.2g}); the "
+                "gradients below are computed from different values, so compare the forward first"),
+                True))  # fmt: skip
         for _, row in mine[mine["verdict"] == "inconclusive"].iterrows():
             findings.append(Finding(case, "inconclusive", row["tensor"],
                                     f"{row['backend']}: {row['kind']} {row['tensor']!r} is "
                                     f"inconclusive: {row['reason']}", False))  # fmt: skip
         for _, row in mine[flagged(mine)].iterrows():
-            if row["tensor"] in faulted and row["error"]:
+            if (row["tensor"] in faulted and row["error"]) or (
+                row["kind"] == "loss" and forward_differs
+            ):
                 continue
             findings.append(Finding(case, "disagrees", row["tensor"],
                                     f"{row['backend']}: {_disagreement(row)}", True))  # fmt: skip
+        common = pattern(mine[mine["backend"] == plugins[0]], dtype) if not forward_differs else ""
+        if common:
+            findings.append(Finding(case, "pattern", "", common, True))
         present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
         odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
         if odd:
@@ -163,18 +224,22 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
         has_taps = bool(tap_steps.get(case))
         reported = reported_taps.get(case, set())
         if reported:
-            for text in localise(rows, tap_steps.get(case, {})):
+            for text in localise(rows, tap_steps.get(case, {}), forward_differs):
                 bad = "diverges" in text
                 findings.append(Finding(case, "localised", "", text, bad))
             params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
             taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
-            if taps_ok and not params_bad.empty:
+            if taps_ok and not params_bad.empty and not forward_differs:
                 names = ", ".join(params_bad["tensor"])
+                where = (
+                    "; the factor above says how"
+                    if common
+                    else " (a transpose, a sum over the batch or the steps, which h or x is used)"
+                )
                 findings.append(Finding(case, "localised", "", (
                     f"every reported dL/d(tap) agrees, so the gradient flowing back is right; "
                     f"the parameter gradients {names} are wrong: look at how they are formed from "
-                    "it (a transpose, a sum over the batch or the steps, which h or x is used)"),
-                    True))  # fmt: skip
+                    f"it{where}"), True))  # fmt: skip
         elif has_taps and flagged(rows).any():
             findings.append(Finding(case, "localised", "", (
                 "report tap gradients too ({'grads': ..., 'taps': {...}}, the taps `gradparity "
@@ -188,7 +253,8 @@ def how(findings: list[Finding]) -> str:
     bad = [f for f in findings if f.bad]
     if not bad:
         return ""
-    faults = [f for f in bad if f.what not in ("disagrees", "odd one out", "localised")]
+    faults = [f for f in bad if f.what not in ("disagrees", "odd one out", "localised",
+                                               "pattern", "forward")]  # fmt: skip
     if faults:
         kinds: dict[str, list[str]] = {}
         for f in faults:
@@ -203,6 +269,11 @@ def how(findings: list[Finding]) -> str:
         tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.what == "disagrees"))
         verb = "disagrees" if len(tensors) == 1 else "disagree"
         short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
+    if any(f.what == "forward" for f in bad):
+        short = f"the forward differs; {short}"
+    common = next((f.text for f in bad if f.what == "pattern"), "")
+    if common:
+        short += "; " + ("a constant factor" if "constant factor" in common else "float32-sized")
     where = next((f.text for f in bad if f.what == "localised"), "")
     m = re.search(r"(agrees for [^(:]*?(?= and)|diverges already at [^,]*)", where)
     if m:

@@ -71,7 +71,7 @@ class Validation:
         tap_steps = {r.case: r.tap_steps for r in results if r.backend == self.comparison.baseline}
         reported = {r.case: set(r.taps) for r in mine if r.backend == self.plugin}
         self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
-                                 reported, self.references)  # fmt: skip
+                                 reported, self.references, self.dtype)  # fmt: skip
         self.findings += [Finding(r.case, "case failed", "", r.error or "", True)
                           for r in results if r.backend == BUILD]  # fmt: skip
 
@@ -117,7 +117,8 @@ class Validation:
         """The agreement grid, the diagnostics and a verdict line."""
         from harness.cli import format_agreement
 
-        lines = [format_agreement(self.agreement)] if not self.agreement.empty else []
+        compared = self.agreement[self.agreement["verdict"] != "failed"]
+        lines = [format_agreement(self.agreement)] if not compared.empty else []
         lines += self.notes
         flagged_cases = {f.case for f in self.findings if f.bad}
         lines += [
