@@ -41,7 +41,13 @@ def assert_all_agree(name: str, backends: list[str], dtype: str) -> None:
     for backend, keys in tensors.items():  # the same tensors from everyone: loss, every param
         assert keys == tensors[backends[0]], f"{backend} reports other tensors than {backends[0]}"
         assert {("loss", "loss")} | {("param", p) for p in params} <= keys
-    assert table["ok"].all(), f"{name} ({dtype}) disagrees:\n{failing_rows(table)}"
+    autodiff = table[table["backend"] != "numeric"]
+    assert autodiff["ok"].all(), f"{name} ({dtype}) disagrees:\n{failing_rows(autodiff)}"
+    # finite differences may not resolve a vanishing gradient's first steps: inconclusive
+    # there (never passed), and never a disagreement
+    numeric = table[table["backend"] == "numeric"]
+    assert numeric["verdict"].isin(["agree", "inconclusive"]).all(), failing_rows(numeric)
+    assert set(numeric.loc[numeric["verdict"] == "inconclusive", "kind"]) <= {"tap"}
 
 
 @pytest.mark.parametrize("name", CASES)
