@@ -15,6 +15,6 @@ concatenate stack softmax_cross_entropy) on T, which supports + - * / ** @, unar
 indexing and len(). ``tap`` and ``scan`` are the harness's: the engine never sees them.
 """
 
-from harness.zoo.tiny_engine import Tensor, TinyEngine
+from harness.validation.zoo.tiny_engine import Tensor, TinyEngine
 
 __all__ = ["Tensor", "TinyEngine"]

@@ -22,9 +22,9 @@ __version__ = "0.1.0"
 # Imported on first use, so that `import harness.cases` (a plug-in's worker process)
 # does not pay for pandas.
 _LAZY = {
-    "Comparison": "harness.runner",
+    "Comparison": "harness.compare",
     "compare_backends": "harness.runner",
-    "validate": "harness.plugins.validate",
+    "validate": "harness.validation.validator",
 }
 
 

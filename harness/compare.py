@@ -1,4 +1,5 @@
-"""Comparison: Results in, tidy tables out. Nothing here runs a backend.
+"""Comparison: Results in, tidy tables out. Nothing here runs a backend; it reads Results
+(and, for the theory beside the magnitudes, the cases' options).
 
 - ``agreement``: one row per case × tensor × backend, against a baseline backend, each
   with exactly one verdict (``VERDICTS``);
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness import theory
 from harness.result import BUILD, Directional, Result
 from harness.tolerances import Tolerance, tolerance_for
 
@@ -404,3 +407,40 @@ def magnitudes(results: list[Result]) -> pd.DataFrame:
             tap, step = (indexed[1], int(indexed[2])) if indexed else (name, -1)
             rows.append((r.case, r.backend, tap, step, l2_norm(g)))
     return pd.DataFrame(rows, columns=MAGNITUDE_COLUMNS)
+
+
+@dataclass
+class Comparison:
+    """Everything one run produced: the raw Results and the tidy tables made from them."""
+
+    results: list[Result]
+    baseline: str
+    cases: list[Any] = field(default_factory=list)  # the Case instances, for the theory
+    agreement: pd.DataFrame = field(init=False)
+    runs: pd.DataFrame = field(init=False)
+    magnitudes: pd.DataFrame = field(init=False)
+    summaries: pd.DataFrame = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agreement = agreement(self.results, self.baseline)
+        self.runs = runs(self.results)
+        self.magnitudes = magnitudes(self.results)
+        self.summaries = theory.summaries(self.magnitudes, self.cases)
+
+    @property
+    def all_agree(self) -> bool:
+        """True when every comparison agreed and no backend failed."""
+        return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
+
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """How many tensors ended in each verdict (``VERDICTS``)."""
+        counts = self.agreement["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in VERDICTS}
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a tensor disagrees or a backend failed, else 0 — an oracle that could
+        not resolve a tensor (inconclusive) alone does not fail the run."""
+        failed = bool(flagged(self.agreement).any())
+        return 1 if failed or (self.runs["status"] == "failed").any() else 0

@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def _gradparity_worker():
     """One worker process for the session's checks (restarted after a crash or timeout)."""
-    from harness.plugins.isolation import Isolated
+    from harness.validation.isolation import Isolated
 
     worker = Isolated()
     yield worker
@@ -62,7 +62,7 @@ def gradparity_check(request: pytest.FixtureRequest, _gradparity_worker):
     def check(impl: Any = None, case: Any = None, form: str | None = None,
               dtype: str = "float64", **options: Any):  # fmt: skip
         __tracebackhide__ = True
-        from harness.plugins.validate import validate
+        from harness.validation.validator import validate
 
         target = impl if impl is not None else config.getoption("gradparity_impl")
         if target is None:

@@ -6,12 +6,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 
-import pandas as pd
-
-from harness import compare, theory
 from harness.backends import (
     DEFAULT_BACKENDS,
     Backend,
@@ -20,6 +16,7 @@ from harness.backends import (
     get_backend,
 )
 from harness.cases import CATALOG, Case, CaseError, select
+from harness.compare import Comparison
 from harness.result import BUILD, Result
 
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
@@ -62,43 +59,6 @@ def run_case(
         except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
             results.append(Result(case.label, name, dtype, error=_describe_error(e)))
     return results
-
-
-@dataclass
-class Comparison:
-    """Everything one run produced: the raw Results and the tidy tables made from them."""
-
-    results: list[Result]
-    baseline: str
-    cases: list[Case] = field(default_factory=list)
-    agreement: pd.DataFrame = field(init=False)
-    runs: pd.DataFrame = field(init=False)
-    magnitudes: pd.DataFrame = field(init=False)
-    summaries: pd.DataFrame = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.agreement = compare.agreement(self.results, self.baseline)
-        self.runs = compare.runs(self.results)
-        self.magnitudes = compare.magnitudes(self.results)
-        self.summaries = theory.summaries(self.magnitudes, self.cases)
-
-    @property
-    def all_agree(self) -> bool:
-        """True when every comparison agreed and no backend failed."""
-        return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
-
-    @property
-    def verdicts(self) -> dict[str, int]:
-        """How many tensors ended in each verdict (``compare.VERDICTS``)."""
-        counts = self.agreement["verdict"].value_counts()
-        return {v: int(counts.get(v, 0)) for v in compare.VERDICTS}
-
-    @property
-    def exit_code(self) -> int:
-        """1 when a tensor disagrees or a backend failed, else 0 — an oracle that could
-        not resolve a tensor (inconclusive) alone does not fail the run."""
-        failed = bool(compare.flagged(self.agreement).any())
-        return 1 if failed or (self.runs["status"] == "failed").any() else 0
 
 
 def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Backend | Exception]]:
@@ -175,21 +135,6 @@ def compare_backends(
                 done = done.result()
             results += done
     return Comparison(results, baseline, chosen)
-
-
-def verdict_line(comparison: Comparison, cases: int, dtype: str) -> str:
-    """ "96 of 100 tensors agree, 4 inconclusive … over 19 cases (float64): all agree"."""
-    counts, n = comparison.verdicts, len(comparison.agreement)
-    parts = [f"{counts['agree']} of {n} tensors agree"]
-    parts += [f"{counts[v]} {v}" for v in ("disagree", "inconclusive", "failed") if counts[v]]
-    failed_runs = int((comparison.runs["status"] == "failed").sum())
-    if failed_runs:
-        parts.append(f"{failed_runs} failed runs")
-    if comparison.exit_code:
-        verdict = "DISAGREEMENT" if counts["disagree"] else "FAILED"
-    else:
-        verdict = "all agree" if comparison.all_agree else "no disagreement (some inconclusive)"
-    return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
 
 
 def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:

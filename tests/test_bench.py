@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import bench
-from harness.bench_memory import measure_in_this_process, time_pair, traced_peak
-from harness.bench_run import COLUMNS, Plan, products_ratio, run_bench
-from harness.bench_runners import BENCH_BACKENDS, prepare
+from harness.bench.memory import measure_in_this_process, time_pair, traced_peak
+from harness.bench.run import COLUMNS, Plan, products_ratio, run_bench
+from harness.bench.runners import BENCH_BACKENDS, prepare
 from harness.cases import CATALOG
+from harness.cli import bench, main
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("jax")
@@ -148,7 +148,7 @@ def test_time_pair_takes_the_minimum_of_at_least_min_repeats():
     def count(name):
         return lambda: calls.__setitem__(name, calls[name] + 1)
 
-    from harness.bench_runners import Prepared
+    from harness.bench.runners import Prepared
 
     timing = time_pair(Prepared(count("objective"), count("gradient")), 4, 2, 0.0)
     assert timing.repeats == 2 and calls == {"objective": 3, "gradient": 3}  # + the warm-up
@@ -176,8 +176,8 @@ def test_bench_command_reruns_itself_with_threads_pinned(monkeypatch, tmp_path):
 
     monkeypatch.delenv(bench.PINNED, raising=False)
     monkeypatch.setattr(bench.subprocess, "call", call)
-    assert bench.main(["--quick", "--out", str(tmp_path), "--threads", "2"]) == 0
-    assert seen["argv"][:3] == [sys.executable, "-m", "harness.bench"]
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--threads", "2"]) == 0
+    assert seen["argv"][:4] == [sys.executable, "-m", "harness.cli", "bench"]
     assert "--quick" in seen["argv"] and str(tmp_path) in seen["argv"]
     env = seen["env"]
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env[bench.PINNED] == "2"
@@ -185,14 +185,12 @@ def test_bench_command_reruns_itself_with_threads_pinned(monkeypatch, tmp_path):
 
 
 def test_bench_rejects_a_thread_count_below_one(capsys):
-    assert bench.main(["--threads", "0"]) == 2
+    assert main(["bench", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the CUDA path runs")
 def test_device_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
-    from harness.cli import main
-
     assert main(["bench", "--device", "cuda", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--device cuda" in err and "no CUDA device" in err

@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 
 from harness.cli import main
 from harness.escaping import code, csv_cell, fence, lit, terminal
-from harness.report_render import Bullets, Code, Heading, Para, Table, to_html, to_markdown
+from harness.report.render import Bullets, Code, Heading, Para, Table, to_html, to_markdown
 
 SCRIPT = "<script>alert(1)</script>"
 TAGS = f'{SCRIPT} <img src=x onerror="alert(2)"> <svg onload=alert(3)> [go](javascript:alert(4))'

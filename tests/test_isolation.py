@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from harness.cases import CATALOG
-from harness.plugins.checks import check_leaf
-from harness.plugins.isolation import GiB, Isolated
-from harness.plugins.validate import validate
-from harness.plugins.worker import plain
+from harness.validation.checks import check_leaf
+from harness.validation.isolation import GiB, Isolated
+from harness.validation.validator import validate
+from harness.validation.worker import plain
 
 FAULTY = """
 import os

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plots
 from harness.cli import main
 from harness.compare import AGREEMENT_COLUMNS, MAGNITUDE_COLUMNS, RUN_COLUMNS
 from harness.progress import Progress
+from harness.report import plots
 
 CASES = ["card_affine_square", "deep_chain"]
 SELECTION = [arg for case in CASES for arg in ("--case", case)]

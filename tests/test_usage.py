@@ -25,14 +25,12 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def refuse_work(monkeypatch) -> None:
     """Make any comparison fail loudly: the command must stop before it starts one."""
-    import harness.report  # imported first: its own name for compare_backends is patched below
-    import harness.runner
+    import harness.runner  # the commands import compare_backends from here when they run
 
     def no(*args, **kwargs):
         raise AssertionError("the work started before the input was checked")
 
     monkeypatch.setattr(harness.runner, "compare_backends", no)
-    monkeypatch.setattr("harness.report.compare_backends", no)
 
 
 # --- case options
@@ -132,7 +130,7 @@ def test_validate_out_naming_a_file_exits_2(capsys, tmp_path):
 
 
 def test_bench_out_naming_a_file_exits_2_before_measuring(capsys, monkeypatch, tmp_path):
-    from harness import bench
+    from harness.cli import bench
 
     monkeypatch.setattr(bench.subprocess, "call", lambda *a, **k: pytest.fail("bench started"))
     existing = tmp_path / "afile"
@@ -144,7 +142,7 @@ def test_bench_out_naming_a_file_exits_2_before_measuring(capsys, monkeypatch, t
 def test_bench_quick_never_overwrites_the_full_plan_figures(capsys, monkeypatch, tmp_path):
     """The README cites reports/bench.md, the full plan's: --quick writes elsewhere by
     default, and refuses a folder that holds the full plan's figures."""
-    from harness import bench
+    from harness.cli import bench
 
     seen = {}
     monkeypatch.delenv(bench.PINNED, raising=False)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import main
-from harness.plugins.isolation import Isolated
-from harness.zoo import ZOO
-from harness.zoo.selftest import check, row
+from harness.validation.isolation import Isolated
+from harness.validation.zoo import ZOO
+from harness.validation.zoo.selftest import check, row
 
 # What each broken entry must be flagged *for* (a fault kind, a tensor, or a sentence).
 REASONS = {
@@ -43,7 +43,10 @@ def test_the_zoo_has_twenty_bugs_across_the_three_forms_and_correct_implementati
     assert len(broken) >= 20
     assert {e.form for e in broken} == {"stage", "model", "engine"}
     correct = {e.target for e in ZOO if not e.broken}
-    assert {"harness.zoo.models:manual", "harness.zoo.tiny_engine:TinyEngine"} <= correct
+    assert {
+        "harness.validation.zoo.models:manual",
+        "harness.validation.zoo.tiny_engine:TinyEngine",
+    } <= correct
     assert sum(e.form == "stage" for e in ZOO if not e.broken) >= 8
     assert len({e.name for e in ZOO}) == len(ZOO)
 

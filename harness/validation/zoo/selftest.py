@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from harness.plugins.isolation import Isolated
-from harness.plugins.validate import Validation, validate
-from harness.zoo import ZOO, Entry
+from harness.validation.isolation import Isolated
+from harness.validation.validator import Validation, validate
+from harness.validation.zoo import ZOO, Entry
 
 SELFTEST_REFERENCES = ["reference", "torch"]
 COLUMNS = ["implementation", "form", "dtype", "expected", "detected", "how", "verdict"]

@@ -30,11 +30,11 @@ from multiprocessing import get_context
 from typing import Any
 
 from harness.cases import CATALOG, Case
-from harness.plugins.backend import PluginBackend
-from harness.plugins.isolation import Isolated
-from harness.plugins.target import Target
 from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
+from harness.validation.backend import PluginBackend
+from harness.validation.isolation import Isolated
+from harness.validation.target import Target
 
 Progress = Callable[[str, str], None]
 

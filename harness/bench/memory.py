@@ -13,7 +13,7 @@ tracemalloc. Peak memory of one gradient, the bytes it allocates beyond what exi
 - reference, manual (numpy only): ``tracemalloc``'s peak (numpy reports its arrays to it),
   in this process;
 - jax: XLA's ``memory_analysis()`` of the compiled gradient (temporaries + outputs);
-- torch on the CPU: a fresh subprocess per measurement (``python -m harness.bench_memory``):
+- torch on the CPU: a fresh subprocess per measurement (``python -m harness.bench.memory``):
   build, run the objective once (lazy initialisation), reset the kernel's high-water mark
   (``/proc/self/clear_refs``), run the gradient once; VmHWM − VmRSS before. Where the
   reset is refused, ``ru_maxrss`` after − before (the high-water mark since start);
@@ -32,7 +32,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
-from harness.bench_runners import Prepared, prepare
+from harness.bench.runners import Prepared, prepare
 from harness.cases import CATALOG, Case
 
 MEMORY_METHOD = {
@@ -136,7 +136,7 @@ def peak_memory(
     spec = {"case": case.name, "options": case.cfg, "backend": backend, "device": device,
             "dtype": dtype, "seed": seed}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "harness.bench_memory", json.dumps(spec)],
+        [sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     if done.returncode != 0:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.bench_memory import page_faults, peak_memory, stored_memory, time_pair
-from harness.bench_runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
+from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
+from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, CaseError
 
 COLUMNS = [
@@ -244,7 +244,7 @@ def run_bench(
     backends: list[str] | None = None, progress: Progress | None = None, quick: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """Measure ``plan`` and write ``bench.csv`` and ``bench.md`` into ``out_dir``."""
-    from harness.bench_render import render
+    from harness.bench.render import render
 
     progress = progress or (lambda message: None)
     started = time.perf_counter()
@@ -277,7 +277,7 @@ def run_bench(
 
 
 def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.DataFrame:
-    from harness.bench_extra import CHAIN_BACKENDS, checking_cost, per_op_overhead
+    from harness.bench.costs import CHAIN_BACKENDS, checking_cost, per_op_overhead
 
     if backends is None:
         backends = GPU_BACKENDS if device == "cuda" else BENCH_BACKENDS

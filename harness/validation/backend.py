@@ -10,11 +10,11 @@ import numpy as np
 
 from harness.backends.base import Backend
 from harness.cases.base import CATALOG, Arrays, Case
-from harness.plugins.checks import MAX_OUTPUT, Judgement
-from harness.plugins.faults import Fault
-from harness.plugins.isolation import DEFAULT_TIMEOUT
-from harness.plugins.target import Target
 from harness.result import Result
+from harness.validation.checks import MAX_OUTPUT, Judgement
+from harness.validation.faults import Fault
+from harness.validation.isolation import DEFAULT_TIMEOUT
+from harness.validation.target import Target
 
 
 @dataclass
@@ -42,7 +42,7 @@ def expected_taps(case: Case, params: Arrays, inputs: Arrays) -> tuple[dict, dic
 
 
 class PluginBackend(Backend):
-    """The user's implementation, in one of three forms (see ``harness.plugins``)."""
+    """The user's implementation, in one of three forms (see ``harness.validation``)."""
 
     kind = "autodiff"
 

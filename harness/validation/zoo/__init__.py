@@ -1,7 +1,7 @@
 """The bug zoo: implementations of backprop as people write them, broken and correct.
 
 Each entry names a TARGET, its form, the small cases it runs on and, for a broken one,
-the bug. ``gradparity selftest`` validates every entry (``harness.zoo.selftest``): a
+the bug. ``gradparity selftest`` validates every entry (``harness.validation.zoo.selftest``): a
 broken one must be flagged, a correct one must pass, in float64 and in float32.
 """
 
@@ -45,16 +45,16 @@ class Entry:
 
 
 def _stage(name: str, cls: str, bug: str = "") -> Entry:
-    return Entry(name, f"harness.zoo.stages:{cls}", "stage", bug)
+    return Entry(name, f"harness.validation.zoo.stages:{cls}", "stage", bug)
 
 
 def _model(name: str, attr: str, bug: str, *cases) -> Entry:
-    return Entry(name, f"harness.zoo.models:{attr}", "model", bug, cases)
+    return Entry(name, f"harness.validation.zoo.models:{attr}", "model", bug, cases)
 
 
 def _engine(name: str, cls: str, bug: str, *cases) -> Entry:
     module = "tiny_engine" if not bug else "engines"
-    return Entry(name, f"harness.zoo.{module}:{cls}", "engine", bug, cases)
+    return Entry(name, f"harness.validation.zoo.{module}:{cls}", "engine", bug, cases)
 
 
 ZOO: list[Entry] = [

@@ -22,18 +22,18 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import flagged
+from harness.compare import Comparison, flagged
 from harness.escaping import code, csv_table, lit, terminal
-from harness.plugins.backend import PluginBackend, PluginResult
-from harness.plugins.checks import MAX_OUTPUT, fatal
-from harness.plugins.diagnose import Finding, diagnose, how
-from harness.plugins.faults import FAULT_COLUMNS, Fault
-from harness.plugins.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
-from harness.plugins.spread import run_cases
-from harness.plugins.stages import STAGES, StageCase
-from harness.plugins.target import Target, parse_target, target_of
 from harness.result import BUILD
-from harness.runner import Comparison, resolve_cases
+from harness.runner import resolve_cases
+from harness.validation.backend import PluginBackend, PluginResult
+from harness.validation.checks import MAX_OUTPUT, fatal
+from harness.validation.diagnose import Finding, diagnose, how
+from harness.validation.faults import FAULT_COLUMNS, Fault
+from harness.validation.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
+from harness.validation.spread import run_cases
+from harness.validation.stages import STAGES, StageCase
+from harness.validation.target import Target, parse_target, target_of
 
 FORMS = ("stage", "model", "engine")
 REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
@@ -115,7 +115,7 @@ class Validation:
 
     def text(self) -> str:
         """The agreement grid, the diagnostics and a verdict line."""
-        from harness.cli import format_agreement
+        from harness.console import format_agreement
 
         compared = self.agreement[self.agreement["verdict"] != "failed"]
         lines = [format_agreement(self.agreement)] if not compared.empty else []
@@ -150,7 +150,7 @@ class Validation:
     def blocks(self) -> list:
         """The validation's verdict, its diagnostics and the plug-in's tracebacks as report
         blocks: every string the plug-in supplied goes in as literal text or verbatim code."""
-        from harness.report_render import Bullets, Code, Heading, Para
+        from harness.report.render import Bullets, Code, Heading, Para
 
         verdict = "agrees with the references" if self.ok else "does not agree"
         refs = ", ".join(code(r) for r in self.references) or "none"
@@ -173,7 +173,7 @@ class Validation:
     def write(self, out: str | Path) -> list[Path]:
         """agreement.csv, runs.csv, faults.csv and diagnostics.md under ``out`` (and the
         full report, where ``harness.report`` can write one from a Comparison)."""
-        from harness.report_render import to_markdown
+        from harness.report.render import to_markdown
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -194,14 +194,15 @@ class Validation:
         try:
             import json
 
-            from harness import report, report_doc
-            from harness.report_render import to_html, to_markdown
+            from harness.report.document import document
+            from harness.report.files import summary
+            from harness.report.render import to_html, to_markdown
 
             c = self.comparison
-            facts = report.summary(c, c.cases, self.dtype, self.seed)
+            facts = summary(c, c.cases, self.dtype, self.seed)
             csv_table(c.magnitudes).to_csv(out / "magnitudes.csv", index=False, lineterminator="\n")
             (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
-            blocks = self.blocks() + report_doc.document(c, c.cases, facts, pd.DataFrame(), out)
+            blocks = self.blocks() + document(c, c.cases, facts, pd.DataFrame(), out)
             (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
             (out / "report.html").write_text(to_html(blocks, f"gradparity: {self.plugin}"),
                                              encoding="utf-8")  # fmt: skip
@@ -266,7 +267,7 @@ def validate(
     and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
     ``channel``: a worker to share between validations (it is then not closed).
     ``jobs > 1``: this process and ``jobs - 1`` more share the cases, each with a worker
-    of its own (``harness.plugins.spread``); everything reported is as with ``jobs=1``.
+    of its own (``harness.validation.spread``); everything reported is as with ``jobs=1``.
     Where the plug-in runs in this process or in ``channel``, the cases run one by one
     (and the notes say so).
     """

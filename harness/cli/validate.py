@@ -71,9 +71,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.plugins.target import BadTarget
-    from harness.plugins.validate import NeedCases, validate
     from harness.selection import UsageError, build_cases, check_jobs, output_folder, parse_sets
+    from harness.validation.target import BadTarget
+    from harness.validation.validator import NeedCases, validate
 
     check_jobs(args.jobs)
     if args.set and not args.case:
@@ -107,7 +107,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.escaping import csv_table
     from harness.progress import Progress
     from harness.selection import UsageError, output_file
-    from harness.zoo.selftest import entries, format_table, selftest
+    from harness.validation.zoo.selftest import entries, format_table, selftest
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")

@@ -1,11 +1,10 @@
 """``gradparity bench``: how fast each implementation computes gradients, and what
-checking them costs. Its options here; its work (``harness.bench_run``) imported only
-when it runs, so ``gradparity list`` stays instant.
+checking them costs. Its options here; its work (``harness.bench``) imported only when it
+runs, so ``gradparity list`` stays instant.
 
-BLAS (OpenBLAS/MKL, read through ``OMP_NUM_THREADS`` and friends) and XLA read their
-thread counts when they load, before any code of ours could set them; so the command
-sets them and runs the bench in a fresh Python process (``python -m harness.bench``),
-which also confines itself to that many CPUs (XLA's CPU client sizes its pool from them).
+The thread counts of BLAS and XLA are read when they load (``harness.bench.threads``), so
+the command checks its options, then runs itself again in a fresh Python process
+(``python -m harness.cli bench …``) whose environment has them set.
 """
 
 from __future__ import annotations
@@ -15,36 +14,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
+from harness.bench.threads import PINNED, pin_cpus, thread_environment
 from harness.selection import UsageError
 
-PINNED = "GRADPARITY_BENCH_THREADS"  # set in the fresh process: the variables are in place
 FULL_OUT = "reports"
 QUICK_OUT = os.path.join("reports", "quick")
-
-
-def thread_environment(threads: int) -> dict[str, str]:
-    """The variables that give every backend ``threads`` threads."""
-    eigen = "true" if threads > 1 else "false"
-    xla = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
-    flags = os.environ.get("XLA_FLAGS", "")
-    return {
-        "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads), "VECLIB_MAXIMUM_THREADS": str(threads),
-        "XLA_FLAGS": f"{flags} {xla}".strip(), PINNED: str(threads),
-    }  # fmt: skip
-
-
-def pin_cpus(threads: int) -> None:
-    """Confine this process to ``threads`` CPUs: libraries that size their thread pools
-    from the machine rather than from the variables (XLA's CPU client does) get no more."""
-    if not hasattr(os, "sched_setaffinity"):  # pragma: no cover - not Linux
-        return
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:threads])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``bench`` on the ``gradparity`` parser."""
     p = sub.add_parser(
         "bench", help="time objective and gradient per backend; write bench.csv and bench.md",
@@ -124,9 +100,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else [])]
-        return subprocess.call([sys.executable, "-m", "harness.bench", *argv, *flags], env=env)
+        return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
+                               env=env)  # fmt: skip
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
-    from harness.bench_run import FULL, QUICK, run_bench
+    from harness.bench.run import FULL, QUICK, run_bench
     from harness.progress import Progress
 
     plan = QUICK if args.quick else FULL
@@ -134,17 +111,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick)
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gradparity bench")
-    add_arguments(p)
-    try:
-        return cmd_bench(p.parse_args(argv))
-    except UsageError as e:
-        print(f"gradparity: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

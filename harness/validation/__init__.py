@@ -1,21 +1,23 @@
-"""Plug-ins: your own backprop, checked against the references (``gradparity validate``).
+"""Validation: your own backprop, checked against the references (``gradparity validate``).
 
 Three forms, each a small protocol (details in the module named):
 
-- **model** (``harness.plugins.worker``): a function ``grads(params, inputs[, case])`` for
+- **model** (``harness.validation.worker``): a function ``grads(params, inputs[, case])`` for
   one named case, returning ``{name: dL/dθ}`` for every parameter, or
   ``{"grads": {...}, "loss": L, "taps": {tap: dL/dtap}}`` (taps inside a scan stacked
   along a leading step axis). Names and shapes: ``gradparity describe CASE``.
-- **engine** (``harness.plugins.engine``): an object with the ``ops`` functions on its own
+- **engine** (``harness.validation.engine``): an object with the ``ops`` functions on its own
   tensor type plus ``tensor``, ``grad`` and ``numpy``; the harness runs every case
   through it.
-- **stage** (``harness.plugins.stages``): ``stage = "linear"`` (or tanh, sigmoid, relu,
+- **stage** (``harness.validation.stages``): ``stage = "linear"`` (or tanh, sigmoid, relu,
   softmax_xent, elman_step, lstm_step, gru_step, custom), ``forward(*inputs) -> (out,
   cache)`` and ``backward(d_out, cache) -> grads``.
 
 Each call runs in a worker process with a time and memory limit
-(``harness.plugins.isolation``); what it returned is checked raw (``checks``); its
-Result is compared like any backend's, and ``diagnose`` says where it goes wrong.
+(``harness.validation.isolation``; every process it starts, in ``processes``); what it
+returned is checked raw (``checks``); its Result is compared like any backend's
+(``validator``, ``spread`` for ``--jobs``), and ``diagnose`` says where it goes wrong.
+``zoo``: the bug zoo, broken and correct implementations ``gradparity selftest`` runs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ __all__ = ["Validation", "validate"]
 
 def __getattr__(name: str) -> Any:  # lazy: the worker imports this package, not pandas
     if name in __all__:
-        from harness.plugins import validate as module
+        from harness.validation import validator as module
 
         return getattr(module, name)
     raise AttributeError(name)

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from harness.bench_memory import time_pair
-from harness.bench_runners import Prepared
+from harness.bench.memory import time_pair
+from harness.bench.runners import Prepared
 
 CHAIN_BACKENDS = ["manual", "reference", "torch", "jax"]
 
@@ -150,7 +150,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     gradcheck is measured on an MLP of ``small`` options and extrapolated."""
     from harness.backends import numeric
     from harness.backends.torch_autograd import TorchOps, _torch
-    from harness.bench_runners import prepare
+    from harness.bench.runners import prepare
     from harness.cases import CATALOG
     from harness.runner import compare_backends
 

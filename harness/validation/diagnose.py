@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.compare import FLAGGED, flagged, parted, parting_digits
-from harness.plugins.faults import Fault
+from harness.validation.faults import Fault
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
 

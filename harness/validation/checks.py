@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from harness.compare import compare_arrays
-from harness.plugins.faults import Fault
 from harness.result import Result
 from harness.tolerances import TOLERANCES, tolerance_for
+from harness.validation.faults import Fault
 
 MAX_OUTPUT = 1_000_000  # characters one call may print before it is an output flood
 

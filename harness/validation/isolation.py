@@ -1,10 +1,10 @@
 """Where plug-in calls run: a worker process with a time and memory limit, or this process.
 
-``Isolated`` starts ``python -m harness.plugins.worker`` on first use and again after it
+``Isolated`` starts ``python -m harness.validation.worker`` on first use and again after it
 died or was killed, so one case's crash, hang or memory blow-up is that case's fault row
 and the next case gets a fresh process. When a case ends, every process the plug-in
 started is killed, also one that left the worker's group and session
-(``harness.plugins.processes``), so none outlives its case or holds the worker's pipes. Its own start-up (numpy, the cases) is not
+(``harness.validation.processes``), so none outlives its case or holds the worker's pipes. Its own start-up (numpy, the cases) is not
 counted against the time limit; importing the plug-in is. ``InProcess`` runs the same
 worker code here: no limit, no crash protection — for a callable no fresh process can
 import by name (a lambda, a closure), or when asked to.
@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness.plugins.processes import TOKEN_VARIABLE, kill_descendants
-from harness.plugins.worker import Worker, read_message, write_message
+from harness.validation.processes import TOKEN_VARIABLE, kill_descendants
+from harness.validation.worker import Worker, read_message, write_message
 
 GiB = 1024**3
 DEFAULT_TIMEOUT = 60.0
@@ -75,7 +75,7 @@ class Isolated:
         env.setdefault("PYTHONFAULTHANDLER", "1")
         env[TOKEN_VARIABLE] = self.token
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.plugins.worker", str(int(self.memory or 0))],
+            [sys.executable, "-m", "harness.validation.worker", str(int(self.memory or 0))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, env=env,
         )  # fmt: skip

@@ -1,5 +1,5 @@
 """The worker: runs a plug-in's calls, in a process of its own (``python -m
-harness.plugins.worker``) or, for a callable no fresh process can import, in this one.
+harness.validation.worker``) or, for a callable no fresh process can import, in this one.
 
 It imports numpy, ``harness.ops`` and the cases, never pandas or a framework, so that it
 starts fast. Per request it loads the target (once), makes each call on fresh copies of
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.plugins.target import LoadFault, Target, load
+from harness.validation.target import LoadFault, Target, load
 
 HEAD, TAIL = 4000, 1000
 ATTRIBUTES = (
@@ -308,7 +308,7 @@ def _model_call(fn, case, params, inputs):
 
 
 def _engine_call(engine, case, params, inputs):
-    from harness.plugins.engine import run_engine
+    from harness.validation.engine import run_engine
 
     return run_engine(engine, case, params, inputs)
 
@@ -322,7 +322,7 @@ def _stage_object(obj):
 
 
 def _stage_call(obj, case, params, inputs):
-    from harness.plugins.stages import weighted_loss
+    from harness.validation.stages import weighted_loss
 
     stage = _stage_object(obj)
     args = case.arguments(params, inputs)
@@ -362,7 +362,7 @@ def _stage_call(obj, case, params, inputs):
 
 def _stage_fd(obj, case, params, inputs):
     """Finite differences of the plug-in's own forward (float64 copies of the inputs)."""
-    from harness.plugins.stages import finite_differences, weighted_loss
+    from harness.validation.stages import finite_differences, weighted_loss
 
     stage = _stage_object(obj)
     d_out = [np.asarray(d, dtype=np.float64) for d in case.d_out(inputs)]
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = os.fdopen(1, "w", buffering=1)
     faulthandler.enable(file=sys.__stderr__)
     import harness.cases  # noqa: F401  (the catalog, before the first timed request)
-    from harness.plugins.processes import become_subreaper, reap_children
+    from harness.validation.processes import become_subreaper, reap_children
 
     become_subreaper()  # the plug-in's orphans stay in this tree, where the parent finds them
     worker = Worker()

@@ -3,7 +3,7 @@
 An overview first (how many tensors, whether all agree, the worst error per backend
 pair, failures, the heatmap, float32 drift), then one section per case: its math, its
 agreement per tensor, and for unrolls and deep networks the gradient norm per step or per
-layer. ``harness.report_render`` turns the blocks into Markdown and HTML.
+layer. ``harness.report.render`` turns the blocks into Markdown and HTML.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness import plots
 from harness.cases import Case
-from harness.compare import parted
+from harness.compare import Comparison, parted
 from harness.escaping import code, lit
-from harness.report_render import Block, Bullets, Code, Heading, Image, Para, Table
-from harness.runner import Comparison
+from harness.report import plots
+from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
 
 DEEP_TAPS = 5  # a case with this many indexed taps (s[0], s[1], ...) gets a per-layer plot
 

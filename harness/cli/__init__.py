@@ -1,0 +1,61 @@
+"""The ``gradparity`` command: it parses, then runs one command, each of which composes
+the layers below it (select → run → compare → write). Nothing in the package imports it.
+
+    list, describe          harness.cli.catalog
+    run, report             harness.cli.run
+    validate, selftest      harness.cli.validate
+    bench                   harness.cli.bench
+
+Exit codes: 0 no disagreement; 1 a disagreement, a fault or a failed backend; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from harness.backends import UnknownBackend
+from harness.cases import CaseError
+from harness.cli import bench, catalog, run, validate
+from harness.selection import UsageError
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every command's options (argparse only: each command imports its work when it runs,
+    so ``gradparity list`` stays instant)."""
+    ap = argparse.ArgumentParser(
+        prog="gradparity",
+        description="Run one computation through several implementations of the chain rule "
+        "and show, tensor by tensor, whether their gradients agree.",
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    for module in (catalog, run, validate, bench):
+        module.add_commands(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run the command; bad input is exit 2 with one sentence, never a traceback.
+
+    Output piped into a program that stops reading (``gradparity run | head``) ends the
+    command quietly, with the shell's status for SIGPIPE (141), after the work in flight
+    has been cleaned up (plug-in workers included)."""
+    args = parser().parse_args(argv)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return code
+    except (UsageError, CaseError, UnknownBackend) as e:
+        print(f"gradparity: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # Python's advice (docs: "Note on SIGPIPE"): point stdout at devnull, so that the
+        # interpreter's last flush at exit finds nothing to write into the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+__all__ = ["main", "parser"]

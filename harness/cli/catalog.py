@@ -1,0 +1,82 @@
+"""``gradparity list`` and ``gradparity describe``: the catalog, and one case's math,
+options (with what each takes) and the shapes a plug-in sees."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from harness.cases import CATALOG, CaseError, select
+from harness.selection import build_cases, parse_sets
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="the cases, with family and size")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("describe", help="a case's math, options, parameters, inputs and taps")
+    p.add_argument("case")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_describe)
+
+
+def _shape_line(arrays: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in arrays.items()) or "none"
+
+
+def _why(e: Exception) -> str:
+    return str(e) if isinstance(e, CaseError) else f"{type(e).__name__}: {e}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """The catalog; a case that cannot be built is listed with "?" and its error below."""
+    rows, broken = [], []
+    for cls in select(None, include_slow=True):
+        try:
+            params, _ = cls().build(0)
+            size: int | str = int(sum(v.size for v in params.values()))
+        except Exception as e:  # noqa: BLE001 - one broken case must not hide the others
+            size = "?"
+            broken.append(f"  ✗ {cls.name}: the case could not be built: {_why(e)}")
+        rows.append({
+            "case": cls.name, "family": cls.family, "parameters": size,
+            "options": " ".join(f"{k}={v}" for k, v in cls.options.items()),
+            "default": "" if not cls.slow else "slow",
+        })  # fmt: skip
+    print(pd.DataFrame(rows).to_string(index=False))
+    for line in broken:
+        print(line)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """A case's math, its options (with what each takes), and the shapes a plug-in sees."""
+    if args.case not in CATALOG:
+        raise CaseError(f"no case {args.case!r}; cases: {', '.join(CATALOG)}")
+    case = build_cases([args.case], parse_sets(args.set))[0]
+    print(f"{case.label}  (family: {case.family})\n")
+    print(case.doc() + "\n")
+    print("options:")
+    for key, value in case.cfg.items():
+        default = "" if value == case.options[key] else f" (default {case.options[key]!r})"
+        print(f"  {key}={value!r}{default}: {case.takes(key)}")
+    if not case.cfg:
+        print("  none")
+    try:
+        params, inputs = case.build(0)
+    except Exception as e:  # noqa: BLE001 - said in one line, with exit 1
+        print(f"\n✗ the case could not be built with these options: {_why(e)}")
+        return 1
+    print(f"parameters: {_shape_line(params)}")
+    print(f"inputs:     {_shape_line(inputs)}")
+    from harness.backends.numeric import NumpyOps
+
+    probe = NumpyOps()
+    case.loss(probe, {k: v.astype(float) for k, v in params.items()}, inputs)
+    taps = [
+        f"{n}{list(v[0].shape)}" + (f" × {probe.tap_steps[n]} steps" if probe.tap_steps[n] else "")
+        for n, v in probe.values.items()
+    ]
+    print(f"taps:       {', '.join(taps) or 'none'}")
+    return 0

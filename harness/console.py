@@ -1,0 +1,114 @@
+"""What the commands print about a Comparison: the agreement grid under the line that
+names its metric, the findings (what disagrees, to the digits where the values part; what
+an oracle could not resolve; the odd one out), the magnitude summaries, the verdict line.
+Text only: everything shown that came from outside goes through ``escaping.terminal``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.compare import parted
+from harness.escaping import terminal
+
+MARKS = {"agree": "✓", "disagree": "✗", "inconclusive": "?", "failed": "✗"}
+
+
+def format_agreement(table: pd.DataFrame) -> str:
+    """A case·tensor × backend grid under a line that names its metric: each cell the
+    verdict's mark and max_rel_err, the largest |a − b| relative to the baseline's scale."""
+    if table.empty:
+        return "(nothing compared)"
+
+    def cell(row) -> str:
+        if row["verdict"] == "failed":
+            return "✗ failed"
+        return f"{MARKS.get(row['verdict'], '✗')} {row['max_rel_err']:.1e}"
+
+    shown = table.assign(cell=table.apply(cell, axis=1), name=table["kind"] + ":" + table["tensor"])
+    grid = shown.pivot_table(
+        index=["case", "name"], columns="backend", values="cell", aggfunc="first", sort=False
+    )
+    grid.columns.name = f"vs {table['baseline'].iloc[0]}"
+    legend = (
+        "max_rel_err = max|a − b| / max|b| against the baseline (per step for unroll taps); "
+        "✓ within the tolerance (for numeric, widened by its own error estimate), ✗ outside "
+        "it, ? finite differences cannot resolve it"
+    )
+    return legend + "\n" + grid.fillna("").to_string()
+
+
+def findings(comparison: Any) -> list[str]:
+    """What disagrees (the worst element, with the digits where the values part), what an
+    oracle could not resolve, the odd one out, and what was skipped."""
+    table, runs = comparison.agreement, comparison.runs
+    lines = []
+    for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
+        where = (
+            f"{row['case']}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
+        )
+        if row["verdict"] == "failed":
+            lines.append(terminal(f"  ✗ {where}: {row['error']}"))
+        elif row["verdict"] == "inconclusive":
+            lines.append(terminal(f"  ? {where}: inconclusive — {row['reason']}"))
+        else:
+            steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
+            lines.append(terminal(
+                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; worst at "
+                f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
+                f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+            ))  # fmt: skip
+    odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
+    for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
+        print(
+            terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
+        )
+    for _, r in runs[runs["status"] == "skipped"].iterrows():
+        lines.append(terminal(f"  - {r['case']}: {r['backend']} skipped ({r['error']})"))
+    return lines
+
+
+def summaries(comparison: Any) -> list[str]:
+    """Modes of the finite-difference checks, and the magnitude summaries beside theory."""
+    lines = []
+    directional = comparison.runs.query("mode == 'directional'")["case"].tolist()
+    if directional:
+        lines.append(
+            f"  numeric: directional check (random directions per tensor) on {', '.join(directional)}"
+        )
+    s = comparison.summaries
+    if s.empty:
+        return lines
+    s = (
+        s[s["backend"] == comparison.agreement["baseline"].iloc[0]]
+        if len(comparison.agreement)
+        else s
+    )
+    lines.append(
+        "\ngradient magnitudes (rate: fitted factor per step/layer back; theory beside it)"
+    )
+    shown = s[["case", "tap", "steps", "rate", "first_over_last", "zeros", "theory"]]
+    lines.append(
+        shown.to_string(index=False, float_format=lambda v: "—" if np.isnan(v) else f"{v:.3g}")
+    )
+    return lines
+
+
+def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
+    """ "96 of 100 tensors agree, 4 inconclusive … over 19 cases (float64): all agree"."""
+    counts, n = comparison.verdicts, len(comparison.agreement)
+    parts = [f"{counts['agree']} of {n} tensors agree"]
+    parts += [f"{counts[v]} {v}" for v in ("disagree", "inconclusive", "failed") if counts[v]]
+    failed_runs = int((comparison.runs["status"] == "failed").sum())
+    if failed_runs:
+        parts.append(f"{failed_runs} failed runs")
+    if comparison.exit_code:
+        verdict = "DISAGREEMENT" if counts["disagree"] else "FAILED"
+    else:
+        verdict = "all agree" if comparison.all_agree else "no disagreement (some inconclusive)"
+    return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
+
+
+__all__ = ["format_agreement", "findings", "summaries", "verdict_line"]

@@ -1,0 +1,150 @@
+"""The report's files: a Comparison (and a drift table) it is given, written into one
+folder — the tidy tables (agreement.csv, magnitudes.csv, runs.csv, drift.csv), a
+summary.json, report.md (for GitHub, PNGs beside it) and report.html (one self-contained
+file). Everything written is read from the tables; nothing here runs a backend, imports a
+framework or computes a gradient.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.cases import Case
+from harness.compare import Comparison
+from harness.escaping import csv_table
+from harness.report.document import document, worst_per_pair
+from harness.report.render import to_html, to_markdown
+
+CSV_FILES = ("agreement.csv", "magnitudes.csv", "runs.csv", "drift.csv")
+GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift)_.*\.png$")
+
+
+# --- what is not in the tables: versions and machine
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries, read from package metadata (never imported)."""
+    out = {"python": platform.python_version()}
+    for name in ("gradparity", "numpy", "pandas", "matplotlib", "torch", "jax", "jaxlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+# --- summary.json
+
+
+def _number(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) -> dict[str, Any]:
+    """Counts, the verdict, the worst error per backend pair, failures, seed, dtype,
+    versions and machine — everything a CI log or a dashboard wants."""
+    agreement, runs = comparison.agreement, comparison.runs
+    status = runs["status"].value_counts()
+    pairs = worst_per_pair(agreement)
+    verdicts = comparison.verdicts
+    failed = runs[runs["status"] == "failed"]
+    return {
+        "all_agree": comparison.all_agree,
+        "exit_code": comparison.exit_code,
+        "counts": {
+            "cases": len(cases),
+            "backends": int(runs["backend"].nunique()),
+            "comparisons": len(agreement),
+            "agree": verdicts["agree"],
+            "disagree": verdicts["disagree"],  # measured, and outside the tolerance
+            "inconclusive": verdicts["inconclusive"],  # an oracle that could not resolve it
+            "not_compared": verdicts["failed"],  # a backend failed or a tensor was missing
+            "runs": len(runs),
+            "runs_ok": int(status.get("ok", 0)),
+            "runs_failed": int(status.get("failed", 0)),
+            "runs_skipped": int(status.get("skipped", 0)),
+        },
+        "worst_rel_l2_err": {
+            p["pair"]: {"value": _number(p["worst_rel_l2_err"]), "where": p["where"]}
+            for _, p in pairs.iterrows()
+        },
+        "failed": [
+            {"case": r["case"], "backend": r["backend"], "error": r["error"]}
+            for _, r in failed.iterrows()
+        ],
+        "cases": [c.label for c in cases],
+        "backends": list(dict.fromkeys(runs["backend"])),
+        "baseline": comparison.baseline,
+        "seed": seed,
+        "dtype": dtype,
+        "versions": versions(),
+        "machine": machine(),
+    }
+
+
+# --- writing
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    csv_table(table).to_csv(path, index=False, lineterminator="\n")
+
+
+def clear_generated(out: Path) -> None:
+    """Remove the PNGs an earlier report wrote here (and nothing else)."""
+    for path in out.glob("*.png"):
+        if GENERATED_PNG.match(path.name):
+            path.unlink()
+
+
+@dataclass
+class Report:
+    """What ``write_report`` produced: the comparison, the folder and the exit code."""
+
+    comparison: Comparison
+    out: Path
+    exit_code: int
+
+
+def write_report(
+    out: str | Path, comparison: Comparison, cases: list[Case], drift: pd.DataFrame | None = None,
+    dtype: str = "float64", seed: int = 0,
+) -> Report:  # fmt: skip
+    """Write every report file of ``comparison`` (and of the float32 ``drift`` table, if
+    given) into ``out``, created if missing."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    drift = pd.DataFrame() if drift is None else drift
+    _write_csv(comparison.agreement, out / "agreement.csv")
+    _write_csv(comparison.magnitudes, out / "magnitudes.csv")
+    _write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), out / "runs.csv")
+    if not drift.empty:
+        _write_csv(drift, out / "drift.csv")
+    facts = summary(comparison, cases, dtype, seed)
+    (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
+    clear_generated(out)
+    blocks = document(comparison, cases, facts, drift, out)
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(to_html(blocks, "gradparity report"), encoding="utf-8")
+    return Report(comparison, out, facts["exit_code"])
+
+
+__all__ = ["Report", "summary", "write_report"]
