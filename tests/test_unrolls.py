@@ -1,4 +1,4 @@
-"""Unrolls through ops.scan, per-step agreement, and finite differences at scale (issue 3)."""
+"""Unrolls through ops.scan, per-step agreement, and finite differences at scale."""
 
 from __future__ import annotations
 
