@@ -43,9 +43,12 @@ def backward(root: Tensor, grad: np.ndarray | None = None) -> None:
             tensor.grad = g if tensor.grad is None else tensor.grad + g
         if not node.parents:
             continue  # a leaf
-        for parent, parent_grad in zip(node.parents, vjp(node, g), strict=True):
-            if parent is not None:  # an input that requires a gradient
-                accumulate(grads, parent, parent_grad)
+        for i, (parent, parent_grad) in enumerate(zip(node.parents, vjp(node, g), strict=True)):
+            if parent is None:
+                continue  # a constant: its gradient is never computed (see ``Lazy``)
+            if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.shape:
+                parent_grad = conform(parent_grad, parent, RULES[node.op], node, i)
+            accumulate(grads, parent, parent_grad)  # add this path's contribution
 
 
 def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
@@ -74,22 +77,17 @@ def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
         grads.owned.add(node)
 
 
-def vjp(node: Node, g: np.ndarray) -> tuple[np.ndarray | Scatter, ...]:
-    """The primitive's VJP at ``node``: one gradient per input, each of its input's shape."""
-    rule = RULES[node.op]
+def vjp(node: Node, g: np.ndarray) -> tuple:
+    """The primitive's VJP at ``node``: one gradient per input (``conform`` fits each to its
+    input's shape where the rule returned another form)."""
     ans = node if node.ans is None else node.ans  # the node stands in for an unkept answer
-    parent_grads = rule.vjp(g, ans, *node.inputs, **node.constants)
+    parent_grads = RULES[node.op].vjp(g, ans, *node.inputs, **node.constants)
     if len(parent_grads) != len(node.parents):
         raise RuleError(
             f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
             f"for {len(node.parents)} inputs"
         )
-    return tuple(
-        pg
-        if parent is None or (type(pg) is np.ndarray and pg.shape == parent.shape)
-        else conform(pg, parent, rule, node, i)
-        for i, (parent, pg) in enumerate(zip(node.parents, parent_grads, strict=True))
-    )
+    return parent_grads
 
 
 def topological_order(root: Tensor | Node) -> list[Node]:

@@ -50,3 +50,22 @@ def test_the_quick_start_is_what_ci_runs_in_a_fresh_clone():
         assert ". .venv/bin/activate" in block[1]  # later commands work as written
         assert f"readme_command {marker}" in ci
     assert "git clone" in ci and "shared" in ci
+
+
+def test_the_import_paths_the_readme_documents_work():
+    """Every `from … import …` line of the README's Python blocks imports what it names, and
+    `validate` and `compare_backends` are the functions, not modules."""
+    lines = [
+        line.strip()
+        for block in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+        for line in block.splitlines()
+        if line.strip().startswith(("from harness", "import harness", "from reference"))
+    ]
+    assert lines
+    scope: dict = {}
+    for line in lines:
+        exec(line, scope)  # noqa: S102 - the README's own import lines
+    import harness
+
+    assert callable(harness.validate) and callable(harness.compare_backends)
+    assert harness.validate.__module__ == "harness.validation.validator"
