@@ -10,8 +10,9 @@ template for your own. What the harness asks of an engine (``harness/validation/
 
     tensor(array, requires_grad) -> T     grad(loss, wrt) -> [array, ...]     numpy(t) -> array
 
-and the ``ops`` functions (tanh sigmoid relu exp log sum mean logsumexp reshape transpose
-concatenate stack softmax_cross_entropy) on T, which supports + - * / ** @, unary -,
+and the array functions the cases use, by the array API standard's names (tanh exp log sum
+mean reshape permute_dims concat stack), with the extras sigmoid relu logsumexp
+softmax_cross_entropy, on T, which supports + - * / ** @, unary -,
 indexing and len(). ``tap`` and ``scan`` are the harness's: the engine never sees them.
 """
 

@@ -197,6 +197,26 @@ def _softmax_xent_vjp(g, ans, logits, labels):
     return (g * p / n,)
 
 
+def _tie_split(g, ans, x, y):
+    """maximum's VJP: g to the larger input, half to each where they are equal (as torch
+    and JAX split it)."""
+    half = np.where(x == y, 0.5, 1.0).astype(np.result_type(g), copy=False)
+    return g * half * (x >= y), g * half * (y >= x)
+
+
+def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
+    """max and min: g shared evenly among the elements that reach the extremum."""
+    hit = x == _keep(ans, x, axis, keepdims)
+    ties = np.sum(hit, axis=axis, keepdims=True, dtype=np.result_type(g))
+    return (_keep(g, x, axis, keepdims) * hit / ties,)
+
+
+def _where_vjp(g, ans, condition, x, y):
+    """where(c, x, y): g to x where c holds, to y elsewhere; the condition is data."""
+    zero = np.zeros((), np.result_type(g))
+    return None, np.where(condition, g, zero), np.where(condition, zero, g)
+
+
 def _inverse(axes):
     return None if axes is None else tuple(np.argsort([a % len(axes) for a in axes]))
 
@@ -257,4 +277,49 @@ RULES: dict[str, Rule] = {
         saves="ans x",
     ),
     "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp, saves="x"),
+    # The rest of the array API standard the tape covers (reference/xp.py)
+    "abs": Rule(np.abs, lambda g, ans, x: (g * np.sign(x),), saves="x"),
+    "sqrt": Rule(np.sqrt, lambda g, ans, x: (g / (2 * ans),), saves="ans"),
+    "sin": Rule(np.sin, lambda g, ans, x: (g * np.cos(x),), saves="x"),
+    "cos": Rule(np.cos, lambda g, ans, x: (-g * np.sin(x),), saves="x"),
+    "log1p": Rule(np.log1p, lambda g, ans, x: (g / (1 + x),), saves="x"),
+    "expm1": Rule(np.expm1, lambda g, ans, x: (g * (ans + 1),), saves="ans"),
+    "maximum": Rule(np.maximum, _tie_split, broadcasts=True, saves="x y"),
+    "minimum": Rule(  # the maximum's shares, swapped: g to the smaller input
+        np.minimum,
+        lambda g, ans, x, y: _tie_split(g, ans, x, y)[::-1],
+        broadcasts=True,
+        saves="x y",
+    ),
+    "where": Rule(np.where, _where_vjp, broadcasts=True, saves=""),  # the condition is data
+    "clip": Rule(
+        lambda x, min=None, max=None: np.clip(x, min, max),
+        lambda g, ans, x, min=None, max=None: (
+            g * ((min is None or x >= min) & (max is None or x <= max)),
+        ),
+        saves="x",
+    ),
+    "max": Rule(
+        lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+        _extremum_vjp,
+        saves="ans x",
+    ),  # fmt: skip
+    "min": Rule(
+        lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
+        _extremum_vjp,
+        saves="ans x",
+    ),  # fmt: skip
+    "expand_dims": Rule(
+        np.expand_dims, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves=""
+    ),
+    "squeeze": Rule(np.squeeze, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves=""),
+    "broadcast_to": Rule(
+        lambda x, shape: np.array(np.broadcast_to(x, shape)),
+        lambda g, ans, x, shape: (g,),
+        broadcasts=True,
+        saves="",
+    ),  # fmt: skip
+    "astype": Rule(
+        lambda x, dtype: x.astype(dtype), lambda g, ans, x, dtype: (g.astype(x.dtype),), saves=""
+    ),  # fmt: skip
 }

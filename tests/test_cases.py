@@ -10,7 +10,7 @@ import pytest
 from harness import compare_backends
 from harness.backends import get_backend
 from harness.cases import CATALOG, Case, CaseError
-from harness.ops import Ops, TapError
+from harness.xp import Namespace, TapError
 
 ALL_BACKENDS = ["reference", "torch", "jax", "numeric"]
 # Every case in the catalog, one param each. The core's staged cases run in the default
@@ -148,7 +148,7 @@ class LinearScan(Case):
 
 
 def test_a_tap_name_used_twice_is_an_error():
-    ops = Ops()
+    ops = Namespace()
     ops.tap("h", 1.0)
     with pytest.raises(TapError, match="'h'"):
         ops.tap("h", 2.0)

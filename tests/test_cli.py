@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import REGISTRY
-from harness.backends.numeric import NumpyOps
+from harness.backends.numeric import NumpyNamespace
 from harness.cases import CATALOG
 from harness.cli import main
 from reference.primitives import RULES
@@ -48,7 +48,7 @@ def test_describe_prints_the_math_options_parameter_shapes_and_taps(capsys):
     assert set(params) == {"x", "a", "c"}
     for name, value in params.items():
         assert f"{name}{list(value.shape)}" in out
-    probe = NumpyOps()
+    probe = NumpyNamespace()
     case.loss(probe, params, {})
     taps_line = next(line for line in out.splitlines() if line.startswith("taps:"))
     assert len(probe.tap_steps) == case.K + 1

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness import compare_backends
-from harness.backends.numeric import NumpyOps
+from harness.backends.numeric import NumpyNamespace
 from harness.cases import CATALOG
 from reference import engine
 from reference.primitives import RULES
@@ -26,7 +26,7 @@ def tap_names(name: str) -> list[str]:
     """The case's taps in the order the forward pass makes them."""
     case = CATALOG[name]()
     params, inputs = case.build(0)
-    probe = NumpyOps()
+    probe = NumpyNamespace()
     case.loss(probe, params, inputs)
     return list(probe.tap_steps)
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as R
+import reference.xp as X
 from reference.engine import RuleError, Tensor, topological_order, unbroadcast
 from reference.primitives import RULES
 
@@ -214,10 +215,10 @@ def test_an_lstm_step_keeps_seven_b_by_h_arrays_like_a_hand_written_cache():
     """Per step the tape's nodes hold i, f, o, g (the gates' answers), c, tanh(c) and h:
     7·B·H values (a hand-derived BPTT caches the same, or recomputes tanh(c)); the
     pre-activations (4·B·H), the slices and the products are freed."""
-    from harness.backends.reference_tape import ReferenceOps
+    from harness.backends.reference_tape import ReferenceNamespace
     from harness.cases import CATALOG
 
-    class Untapped(ReferenceOps):
+    class Untapped(ReferenceNamespace):
         def _watch(self, name, x, step):
             return x
 
@@ -486,6 +487,85 @@ def softmax_cross_entropy(draw):
     )
 
 
+@st.composite
+def apart(draw, fn, torch_fn):
+    """fn(x, y) on broadcastable arrays whose elements are never equal — x on the grid
+    k/2 + 1/4, y on k/2 — so maximum and minimum meet no tie, and the identity check's
+    finite differences no kink (ties have a test of their own)."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    x_shape, y_shape = shapes.input_shapes
+    grid = st.integers(-4, 4)
+    x = draw(hnp.arrays(np.float64, x_shape, elements=grid.map(lambda k: k / 2 + 0.25)))
+    y = draw(hnp.arrays(np.float64, y_shape, elements=grid.map(lambda k: k / 2)))
+    return Example(f"{x_shape} with {y_shape}", [x, y], fn, torch_fn)
+
+
+@st.composite
+def distinct(draw, ref, torch_fn):
+    """A reduction over elements that are all different (max, min: no tie to share)."""
+    shape = draw(SHAPES)
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    order = draw(st.permutations(range(int(np.prod(shape)))))
+    x = np.array(order, dtype=np.float64).reshape(shape) * 0.37 - 1.0
+    dims = tuple(range(len(shape))) if axis is None else axis
+    return Example(
+        f"axis={axis}, keepdims={keepdims}",
+        [x],
+        lambda a: ref(a, axis=axis, keepdims=keepdims),
+        lambda a: torch_fn(a, dim=dims, keepdim=keepdims),
+    )
+
+
+@st.composite
+def where(draw):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4))
+    c_shape, x_shape, y_shape = shapes.input_shapes
+    condition = draw(hnp.arrays(np.bool_, c_shape))
+    x, y = draw(arrays(x_shape)), draw(arrays(y_shape))
+    return Example(f"where {c_shape}, {x_shape}, {y_shape}", [x, y],
+                   lambda a, b: X.where(condition, a, b),
+                   lambda a, b: torch.where(torch.as_tensor(condition), a, b))  # fmt: skip
+
+
+@st.composite
+def clip(draw):
+    low, high = draw(st.sampled_from([(-1.0, 1.0), (None, 0.5), (-0.5, None)]))
+    x = draw(arrays(draw(SHAPES)))
+    for bound in (low, high):  # no element at a bound, where the derivative jumps
+        if bound is not None:
+            x = np.where(np.abs(x - bound) < 0.05, x + 0.1, x)
+    return Example(f"clip({low}, {high})", [x], lambda a: X.clip(a, min=low, max=high),
+                   lambda a: torch.clamp(a, low, high))  # fmt: skip
+
+
+@st.composite
+def expand_dims(draw):
+    shape = draw(SHAPES)
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    x = draw(arrays(shape))
+    return Example(f"axis={axis}", [x], lambda a: X.expand_dims(a, axis=axis),
+                   lambda a: torch.unsqueeze(a, axis))  # fmt: skip
+
+
+@st.composite
+def squeeze(draw):
+    shape = list(draw(SHAPES))
+    axis = draw(st.integers(0, len(shape)))
+    shape.insert(axis, 1)
+    x = draw(arrays(tuple(shape)))
+    return Example(f"axis={axis} of {tuple(shape)}", [x], lambda a: X.squeeze(a, axis=axis),
+                   lambda a: torch.squeeze(a, axis))  # fmt: skip
+
+
+@st.composite
+def broadcast_to(draw):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    target = np.broadcast_shapes(*shapes.input_shapes)
+    x = draw(arrays(shapes.input_shapes[0]))
+    return Example(f"to {target}", [x], lambda a: X.broadcast_to(a, target),
+                   lambda a: torch.broadcast_to(a, target))  # fmt: skip
+
+
 PRIMITIVES: dict[str, st.SearchStrategy[Example]] = {  # one line per primitive in RULES
     "add": binary(lambda a, b: a + b),
     "sub": binary(lambda a, b: a - b),
@@ -508,6 +588,22 @@ PRIMITIVES: dict[str, st.SearchStrategy[Example]] = {  # one line per primitive 
     "stack": stack(),
     "logsumexp": reduction(R.logsumexp, torch.logsumexp, -50.0, 50.0),  # needs the max shift
     "softmax_cross_entropy": softmax_cross_entropy(),
+    "abs": elementwise(X.abs, torch.abs, -3.0, 3.0, away_from_zero=0.1),  # no kink at 0
+    "sqrt": elementwise(X.sqrt, torch.sqrt, 0.2, 3.0),
+    "sin": elementwise(X.sin, torch.sin, -3.0, 3.0),
+    "cos": elementwise(X.cos, torch.cos, -3.0, 3.0),
+    "log1p": elementwise(X.log1p, torch.log1p, -0.5, 3.0),
+    "expm1": elementwise(X.expm1, torch.expm1, -3.0, 3.0),
+    "maximum": apart(X.maximum, torch.maximum),
+    "minimum": apart(X.minimum, torch.minimum),
+    "where": where(),
+    "clip": clip(),
+    "max": distinct(X.max, torch.amax),
+    "min": distinct(X.min, torch.amin),
+    "expand_dims": expand_dims(),
+    "squeeze": squeeze(),
+    "broadcast_to": broadcast_to(),
+    "astype": elementwise(lambda a: X.astype(a, np.float64), lambda a: a.to(torch.float64)),
 }
 
 
@@ -581,3 +677,40 @@ def test_vjp_inner_product_identity(op, data):
         f"{op}, {example.what}: <v, J u> = {v_J_u!r} by finite differences, "
         f"<Jᵀ v, u> = {JT_v_u!r} by the VJP"
     )
+
+
+def test_ties_and_bounds_share_the_gradient_as_torch_does():
+    """Where the derivative jumps, the tape takes torch's convention: maximum and minimum
+    split g half and half at a tie, max and min share it evenly among the tied elements,
+    clip passes it at a bound (inclusive)."""
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
+    y = np.array([[1.0, 4.0, 3.0], [0.0, 2.0, 1.0]])
+    cases = [
+        (lambda a, b: X.maximum(a, b), torch.maximum),
+        (lambda a, b: X.minimum(a, b), torch.minimum),
+        (lambda a, b: X.max(a, axis=1) + X.min(b), lambda a, b: torch.amax(a, dim=1) + torch.amin(b)),
+        (lambda a, b: X.clip(a, min=1.0, max=3.0) * X.clip(b, min=0.0),
+         lambda a, b: torch.clamp(a, 1.0, 3.0) * torch.clamp(b, min=0.0)),
+    ]  # fmt: skip
+    for ours, theirs in cases:
+        a, b = Tensor(x, requires_grad=True), Tensor(y, requires_grad=True)
+        R.sum(ours(a, b)).backward()
+        ta, tb = (torch.tensor(v, requires_grad=True) for v in (x, y))
+        theirs(ta, tb).sum().backward()
+        np.testing.assert_array_equal(a.grad, ta.grad.numpy())
+        np.testing.assert_array_equal(b.grad, tb.grad.numpy())
+
+
+def test_astype_carries_the_gradient_back_in_the_input_dtype():
+    x = Tensor(np.array([0.5, 1.5], dtype=np.float64), requires_grad=True)
+    y = X.astype(x, np.float32)
+    assert y.dtype == np.float32
+    R.sum(y * y).backward()
+    assert x.grad.dtype == np.float64 and np.allclose(x.grad, [1.0, 3.0])
+
+
+def test_a_function_outside_the_tape_is_a_clear_error_naming_it():
+    with pytest.raises(X.NotInTape, match="'fft'"):
+        X.fft  # noqa: B018
+    with pytest.raises(AttributeError, match="'linalg'"):
+        X.linalg  # noqa: B018

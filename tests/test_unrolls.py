@@ -1,4 +1,4 @@
-"""Unrolls through ops.scan, per-step agreement, and finite differences at scale."""
+"""Unrolls through xp.scan, per-step agreement, and finite differences at scale."""
 
 from __future__ import annotations
 
@@ -7,21 +7,25 @@ import pytest
 
 from harness import compare_backends
 from harness.backends import REGISTRY
-from harness.backends.torch_autograd import TorchBackend, TorchOps
+from harness.backends.torch_autograd import TorchBackend, TorchNamespace
 from harness.cases import CATALOG
 from harness.cli import main
 
 
-class TruncatedOps(TorchOps):
+class TruncatedOps(TorchNamespace):
     """A BPTT that silently stops k steps back: the carry is detached k steps before T."""
 
     keep = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = -1
 
     def scan(self, step, init, xs=None, length=None):
         T = length or len(xs[0])
 
         def cut(carry, x_t):
-            self.t = getattr(self, "t", -1) + 1
+            self.t += 1
             if self.t == T - self.keep:
                 carry = (
                     carry.detach() if hasattr(carry, "detach") else tuple(c.detach() for c in carry)
@@ -37,12 +41,12 @@ class TruncatedBackend(TorchBackend):
     def run(self, case, params, inputs, dtype):
         import harness.backends.torch_autograd as module
 
-        original = module.TorchOps
-        module.TorchOps = TruncatedOps
+        original = module.TorchNamespace
+        module.TorchNamespace = TruncatedOps
         try:
             return super().run(case, params, inputs, dtype)
         finally:
-            module.TorchOps = original
+            module.TorchNamespace = original
 
 
 @pytest.fixture
@@ -79,12 +83,12 @@ def test_jax_unroll_is_one_lax_scan():
     """The unroll reaches JAX as a single scan primitive (so compile time cannot grow with T)."""
     import jax
 
-    from harness.backends.jax_grad import JaxOps
+    from harness.backends.jax_grad import JaxNamespace
 
     case = CATALOG["lstm"](T=200)
     params, inputs = case.build(0)
     with jax.enable_x64(True):
-        jaxpr = jax.make_jaxpr(lambda p: case.loss(JaxOps(), p, inputs))(params)
+        jaxpr = jax.make_jaxpr(lambda p: case.loss(JaxNamespace(), p, inputs))(params)
     names = [eqn.primitive.name for eqn in jaxpr.jaxpr.eqns]
     assert names.count("scan") == 1
     assert len(names) < 40  # the 200 steps are not unrolled into the graph

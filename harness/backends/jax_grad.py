@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import Backend, BackendUnavailable
-from harness.ops import Ops, TapError, tree_map
 from harness.result import Result
+from harness.xp import Namespace, TapError, tree_map
 
 
 def _jax():
@@ -31,8 +31,10 @@ def _jax():
     return jax, jnp
 
 
-class JaxOps(Ops):
-    """``ops`` on jax arrays. With ``perturb=None`` it only records the taps' shapes."""
+class JaxNamespace(Namespace):
+    """``xp`` on jax arrays: ``jax.numpy`` (an array API namespace) and ``jax.nn`` for the
+    extras; ``scan`` is one ``lax.scan``. With ``perturb=None`` it only records the taps'
+    shapes."""
 
     name = "jax"
 
@@ -42,6 +44,7 @@ class JaxOps(Ops):
         super().__init__()
         self.scan_taps = scan_taps or []  # from the probe: which taps each scan makes
         self.jax, self.jnp = _jax()
+        self.standard = self.jnp
         self.perturb = perturb
         self.shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
         self.scans: list[list[str]] = []  # the taps made inside each scan, in order
@@ -84,41 +87,14 @@ class JaxOps(Ops):
             self.tap_steps[name] = length
         return carry, ys
 
-    def tanh(self, x):
-        return self.jnp.tanh(x)
-
     def sigmoid(self, x):
         return self.jax.nn.sigmoid(x)
 
     def relu(self, x):
         return self.jax.nn.relu(x)
 
-    def exp(self, x):
-        return self.jnp.exp(x)
-
-    def log(self, x):
-        return self.jnp.log(x)
-
-    def sum(self, x, axis=None, keepdims=False):
-        return self.jnp.sum(x, axis=axis, keepdims=keepdims)
-
-    def mean(self, x, axis=None, keepdims=False):
-        return self.jnp.mean(x, axis=axis, keepdims=keepdims)
-
     def logsumexp(self, x, axis=None, keepdims=False):
         return self.jax.scipy.special.logsumexp(x, axis=axis, keepdims=keepdims)
-
-    def reshape(self, x, shape):
-        return self.jnp.reshape(x, shape)
-
-    def transpose(self, x, axes=None):
-        return self.jnp.transpose(x, axes)
-
-    def concatenate(self, xs, axis=0):
-        return self.jnp.concatenate(list(xs), axis=axis)
-
-    def stack(self, xs, axis=0):
-        return self.jnp.stack(list(xs), axis=axis)
 
     def softmax_cross_entropy(self, logits, labels):
         log_p = self.jax.nn.log_softmax(logits, axis=-1)
@@ -136,7 +112,7 @@ class JaxBackend(Backend):
             X = {k: jnp.asarray(v) for k, v in inputs.items()}
 
             # Trace once (no arithmetic) to learn which taps exist and their shapes.
-            probe = JaxOps(perturb=None)
+            probe = JaxNamespace(perturb=None)
             jax.eval_shape(lambda p: case.loss(probe, p, X), P)
             eps = {}
             for name, (shape, dt) in probe.shapes.items():
@@ -144,7 +120,7 @@ class JaxBackend(Backend):
                 eps[name] = jnp.zeros(shape if steps is None else (steps, *shape), dt)
 
             def loss_fn(p, e):
-                return case.loss(JaxOps(perturb=e, scan_taps=probe.scans), p, X)
+                return case.loss(JaxNamespace(perturb=e, scan_taps=probe.scans), p, X)
 
             start = time.perf_counter()
             compiled = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1))).lower(P, eps).compile()

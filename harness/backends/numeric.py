@@ -29,11 +29,12 @@ import time
 import zlib
 from typing import Any
 
+import array_api_compat.numpy as np_xp
 import numpy as np
 
 from harness.backends.base import Backend
-from harness.ops import Ops
 from harness.result import Directional, Result
+from harness.xp import Namespace
 
 EPS = float(np.finfo(np.float64).eps)
 SMOOTH_STEP = EPS ** (1 / 5)
@@ -44,10 +45,12 @@ MAX_SHRINKS = 12  # the step may shrink to h/4^12 ≈ 6e-8·h where the loss is 
 SOUND = 0.1  # an estimate within this fraction of its value is sound enough to stop on
 
 
-class NumpyOps(Ops):
-    """Forward-only ``ops`` on float64 numpy arrays; a tap adds ``perturb[name]``."""
+class NumpyNamespace(Namespace):
+    """Forward-only ``xp`` on float64 numpy arrays (``array_api_compat.numpy``); a tap adds
+    ``perturb[name]``."""
 
     name = "numeric"
+    standard = np_xp
 
     def __init__(self, perturb: dict[str, np.ndarray] | None = None) -> None:
         super().__init__()
@@ -61,10 +64,6 @@ class NumpyOps(Ops):
             return x
         return x + (self.perturb[name] if step is None else self.perturb[name][step])
 
-    tanh = staticmethod(np.tanh)
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-
     @staticmethod
     def sigmoid(x):
         return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))  # σ(x) = (1 + tanh(x/2)) / 2
@@ -74,34 +73,10 @@ class NumpyOps(Ops):
         return np.where(np.asarray(x) > 0, x, 0.0)
 
     @staticmethod
-    def sum(x, axis=None, keepdims=False):
-        return np.sum(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def mean(x, axis=None, keepdims=False):
-        return np.mean(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
     def logsumexp(x, axis=None, keepdims=False):
         m = np.max(x, axis=axis, keepdims=True)
         out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
         return out if keepdims else np.squeeze(out, axis=axis)
-
-    @staticmethod
-    def reshape(x, shape):
-        return np.reshape(x, shape)
-
-    @staticmethod
-    def transpose(x, axes=None):
-        return np.transpose(x, axes)
-
-    @staticmethod
-    def concatenate(xs, axis=0):
-        return np.concatenate(xs, axis=axis)
-
-    @staticmethod
-    def stack(xs, axis=0):
-        return np.stack(xs, axis=axis)
 
     def softmax_cross_entropy(self, logits, labels):
         z = logits - self.logsumexp(logits, axis=-1, keepdims=True)
@@ -167,7 +142,7 @@ class NumericBackend(Backend):
             for k, v in inputs.items()
         }
         start = time.perf_counter()
-        probe = NumpyOps()
+        probe = NumpyNamespace()
         loss = float(case.loss(probe, P, X))
         base_step = SMOOTH_STEP if case.smooth else KINK_STEP
         rounding = 4 * EPS * max(abs(loss), np.finfo(np.float64).tiny)
@@ -198,7 +173,7 @@ class NumericBackend(Backend):
             def evaluate(i, t, name=name, value=value):
                 moved = value.copy()
                 moved[i] += t
-                return float(case.loss(NumpyOps(), {**P, name: moved}, X))
+                return float(case.loss(NumpyNamespace(), {**P, name: moved}, X))
 
             tensors[("param", name)] = (value, evaluate)
         for name, seen in probe.values.items():
@@ -207,7 +182,7 @@ class NumericBackend(Backend):
             def evaluate(i, t, name=name, shape=value.shape):
                 delta = np.zeros(shape)
                 delta[i] = t
-                return float(case.loss(NumpyOps({name: delta}), P, X))
+                return float(case.loss(NumpyNamespace({name: delta}), P, X))
 
             tensors[("tap", name)] = (value, evaluate)
 

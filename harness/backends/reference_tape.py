@@ -7,15 +7,18 @@ import time
 import numpy as np
 
 import reference as R
+import reference.xp as tape_xp
 from harness.backends.base import Backend
-from harness.ops import Ops
 from harness.result import Result
+from harness.xp import Namespace
 
 
-class ReferenceOps(Ops):
-    """``ops`` on reference Tensors. A tap is an identity node whose gradient is kept."""
+class ReferenceNamespace(Namespace):
+    """``xp`` on reference Tensors: the tape's array API namespace (``reference.xp``) and
+    its primitives for the extras. A tap is an identity node whose gradient is kept."""
 
     name = "reference"
+    standard = tape_xp
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,22 +30,13 @@ class ReferenceOps(Ops):
         self.watched.setdefault(name, []).append(watched.retain_grad())
         return watched
 
-    tanh = staticmethod(R.tanh)
     sigmoid = staticmethod(R.sigmoid)
     relu = staticmethod(R.relu)
-    exp = staticmethod(R.exp)
-    log = staticmethod(R.log)
-    sum = staticmethod(R.sum)
-    mean = staticmethod(R.mean)
     logsumexp = staticmethod(R.logsumexp)
-    reshape = staticmethod(R.reshape)
-    transpose = staticmethod(R.transpose)
-    concatenate = staticmethod(R.concatenate)
-    stack = staticmethod(R.stack)
     softmax_cross_entropy = staticmethod(R.softmax_cross_entropy)
 
 
-def collect_taps(ops: Ops, watched: dict[str, list], grad_of) -> dict[str, np.ndarray]:
+def collect_taps(ops: Namespace, watched: dict[str, list], grad_of) -> dict[str, np.ndarray]:
     """dL/d(tap) per name; a tap inside a scan is stacked along a leading step axis."""
     taps = {}
     for name, values in watched.items():
@@ -55,7 +49,7 @@ class ReferenceBackend(Backend):
     name = "reference"
 
     def run(self, case, params, inputs, dtype):
-        ops = ReferenceOps()
+        ops = ReferenceNamespace()
         P = {k: R.Tensor(v, requires_grad=True) for k, v in params.items()}
         X = {k: R.Tensor(v) for k, v in inputs.items()}
         start = time.perf_counter()

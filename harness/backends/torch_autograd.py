@@ -8,8 +8,8 @@ import numpy as np
 
 from harness.backends.base import Backend, BackendUnavailable
 from harness.backends.reference_tape import collect_taps
-from harness.ops import Ops
 from harness.result import Result
+from harness.xp import Namespace
 
 
 def _torch():
@@ -27,14 +27,18 @@ def _dims(x, axis):
     return tuple(range(x.ndim)) if axis is None else axis
 
 
-class TorchOps(Ops):
-    """``ops`` on torch tensors. A tap is a clone whose gradient autograd.grad reports."""
+class TorchNamespace(Namespace):
+    """``xp`` on torch tensors: ``array_api_compat.torch`` and torch's own functions for the
+    extras. A tap is a clone whose gradient autograd.grad reports."""
 
     name = "torch"
 
     def __init__(self) -> None:
         super().__init__()
         self.torch = _torch()
+        import array_api_compat.torch as standard
+
+        self.standard = standard
         self.watched: dict[str, list] = {}
 
     def _watch(self, name, x, step):
@@ -44,41 +48,14 @@ class TorchOps(Ops):
         self.watched.setdefault(name, []).append(watched)
         return watched
 
-    def tanh(self, x):
-        return self.torch.tanh(x)
-
     def sigmoid(self, x):
         return self.torch.sigmoid(x)
 
     def relu(self, x):
         return self.torch.relu(x)
 
-    def exp(self, x):
-        return self.torch.exp(x)
-
-    def log(self, x):
-        return self.torch.log(x)
-
-    def sum(self, x, axis=None, keepdims=False):
-        return self.torch.sum(x, dim=_dims(x, axis), keepdim=keepdims)
-
-    def mean(self, x, axis=None, keepdims=False):
-        return self.torch.mean(x, dim=_dims(x, axis), keepdim=keepdims)
-
     def logsumexp(self, x, axis=None, keepdims=False):
         return self.torch.logsumexp(x, dim=_dims(x, axis), keepdim=keepdims)
-
-    def reshape(self, x, shape):
-        return self.torch.reshape(x, shape)
-
-    def transpose(self, x, axes=None):
-        return x.permute(*(axes if axes is not None else reversed(range(x.ndim))))
-
-    def concatenate(self, xs, axis=0):
-        return self.torch.cat(list(xs), dim=axis)
-
-    def stack(self, xs, axis=0):
-        return self.torch.stack(list(xs), dim=axis)
 
     def softmax_cross_entropy(self, logits, labels):
         return self.torch.nn.functional.cross_entropy(logits, labels)
@@ -88,7 +65,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def run(self, case, params, inputs, dtype):
-        ops = TorchOps()
+        ops = TorchNamespace()
         torch = ops.torch
         P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         X = {k: torch.tensor(v) for k, v in inputs.items()}

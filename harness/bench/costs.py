@@ -131,13 +131,13 @@ def per_op_overhead(n_ops: int, backends: list[str], device: str, repeats: int) 
 
 def _count_forward_passes(case):
     """Wrap ``case.loss`` so that calls made with the numeric backend's ops are counted."""
-    from harness.backends.numeric import NumpyOps
+    from harness.backends.numeric import NumpyNamespace
 
     counter = {"numeric": 0}
     loss = case.loss
 
     def counted(ops, params, inputs):
-        if isinstance(ops, NumpyOps):
+        if isinstance(ops, NumpyNamespace):
             counter["numeric"] += 1
         return loss(ops, params, inputs)
 
@@ -149,7 +149,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     """Rows for the cost of checking one MLP of ``big`` options (see the module doc);
     gradcheck is measured on an MLP of ``small`` options and extrapolated."""
     from harness.backends import numeric
-    from harness.backends.torch_autograd import TorchOps, _torch
+    from harness.backends.torch_autograd import TorchNamespace, _torch
     from harness.bench.runners import prepare
     from harness.cases import CATALOG
     from harness.runner import compare_backends
@@ -180,7 +180,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     names = list(small_params)
     X = {k: torch.as_tensor(v) for k, v in small_inputs.items()}
 
-    class Untapped(TorchOps):
+    class Untapped(TorchNamespace):
         def _watch(self, name, x, step):
             return x
 

@@ -56,9 +56,9 @@ def prepare(backend: str, case: Case, params: Arrays, inputs: Arrays, device: st
 
 def _reference(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
     import reference as R
-    from harness.backends.reference_tape import ReferenceOps
+    from harness.backends.reference_tape import ReferenceNamespace
 
-    class Untapped(ReferenceOps):
+    class Untapped(ReferenceNamespace):
         def _watch(self, name, x, step):
             return x
 
@@ -122,11 +122,11 @@ def _manual(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared
 
 
 def _torch(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
-    from harness.backends.torch_autograd import TorchOps, _torch
+    from harness.backends.torch_autograd import TorchNamespace, _torch
 
     torch = _torch()
 
-    class Untapped(TorchOps):
+    class Untapped(TorchNamespace):
         def _watch(self, name, x, step):
             return x
 
@@ -155,7 +155,7 @@ def _torch(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
 
 
 def _jax(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
-    from harness.backends.jax_grad import JaxOps, _jax
+    from harness.backends.jax_grad import JaxNamespace, _jax
 
     jax, _ = _jax()
     platform = "cpu" if device == "cpu" else "gpu"
@@ -165,7 +165,7 @@ def _jax(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
         X = jax.device_put(dict(inputs), dev)
 
         def loss_fn(p, x):  # inputs are arguments, not constants folded into the program
-            return case.loss(JaxOps(), p, x)
+            return case.loss(JaxNamespace(), p, x)
 
         start = time.perf_counter()
         objective_c = jax.jit(loss_fn).lower(P, X).compile()

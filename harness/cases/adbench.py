@@ -100,7 +100,7 @@ class ADBenchLSTM(Case):
             )
         return {**data, "sequence": data["sequence"][: self.c]}
 
-    def loss(self, ops, p, x):
+    def loss(self, xp, p, x):
         w, e, b = p["main"], p["extra"], self.b
         layers = len(x["state"]) // 2
         init = tuple(x["state"][k] for k in range(2 * layers))
@@ -112,18 +112,18 @@ class ADBenchLSTM(Case):
             new = []
             for k in range(layers):
                 h, c = state[2 * k], state[2 * k + 1]
-                gates = ops.concatenate([h_in, h, h_in, h]) * w[2 * k] + w[2 * k + 1]
-                forget, ingate = ops.sigmoid(gates[:b]), ops.sigmoid(gates[b : 2 * b])
-                outgate, change = ops.sigmoid(gates[2 * b : 3 * b]), ops.tanh(gates[3 * b :])
+                gates = xp.concat([h_in, h, h_in, h]) * w[2 * k] + w[2 * k + 1]
+                forget, ingate = xp.sigmoid(gates[:b]), xp.sigmoid(gates[b : 2 * b])
+                outgate, change = xp.sigmoid(gates[2 * b : 3 * b]), xp.tanh(gates[3 * b :])
                 c = c * forget + ingate * change
-                h = outgate * ops.tanh(c)
+                h = outgate * xp.tanh(c)
                 if k == layers - 1:
-                    h = ops.tap("h", h)
+                    h = xp.tap("h", h)
                 new += [h, c]
                 h_in = h
             y_hat = h_in * e[1] + e[2]
-            y_norm = y_hat - ops.log(2 + ops.sum(ops.exp(y_hat)))
-            return tuple(new), ops.sum(target * y_norm)
+            y_norm = y_hat - xp.log(2 + xp.sum(xp.exp(y_hat)))
+            return tuple(new), xp.sum(target * y_norm)
 
-        _, per_step = ops.scan(step, init, (seq[: self.c - 1], seq[1 : self.c]))
-        return -ops.sum(per_step) / ((self.c - 1) * b)
+        _, per_step = xp.scan(step, init, (seq[: self.c - 1], seq[1 : self.c]))
+        return -xp.sum(per_step) / ((self.c - 1) * b)

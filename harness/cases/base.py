@@ -1,6 +1,7 @@
 """What a Case is, and the catalog that holds them.
 
-A Case is one named computation, written once against ``ops``. It builds its parameters
+A Case is one named computation, written once against ``xp`` (the array API standard
+and gradparity's extras, ``harness.xp``). It builds its parameters
 (differentiated) and inputs (held fixed) from a seed, and computes a scalar loss. Its
 class docstring states the math exactly; ``gradparity describe`` prints it.
 """
@@ -140,8 +141,8 @@ class Case:
         """Return (params, inputs) as float64 (or integer) numpy arrays."""
         raise NotImplementedError
 
-    def loss(self, ops: Any, params: dict[str, Any], inputs: dict[str, Any]) -> Any:
-        """The scalar loss, computed with Python operators and ``ops`` functions."""
+    def loss(self, xp: Any, params: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        """The scalar loss, computed with Python operators and ``xp``'s functions."""
         raise NotImplementedError
 
     # --- what the harness calls

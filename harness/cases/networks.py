@@ -66,17 +66,17 @@ class MLP(Case):
             inputs["y"] = rng.integers(0, self.C, self.N)
         return params, inputs
 
-    def loss(self, ops, p, x):
-        phi = getattr(ops, self.act)
+    def loss(self, xp, p, x):
+        phi = getattr(xp, self.act)
         h = x["X"]
         for l in range(1, self.depth + 1):  # noqa: E741
-            h = ops.tap(f"h[{l - 1}]", h)
+            h = xp.tap(f"h[{l - 1}]", h)
             z = h @ p[f"W{l}"] + p[f"b{l}"]
             h = phi(z) if l < self.depth else z
         if self.objective == "mse":
             d = h - x["Y"]
-            return ops.sum(d * d) / (2 * self.N)
-        return ops.softmax_cross_entropy(h, x["y"])
+            return xp.sum(d * d) / (2 * self.N)
+        return xp.softmax_cross_entropy(h, x["y"])
 
 
 def _variant(name: str, doc: str, **defaults) -> type[Case]:

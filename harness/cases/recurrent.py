@@ -1,6 +1,6 @@
 """Recurrent unrolls with full weight matrices: Elman RNN, LSTM, GRU.
 
-Every unroll goes through ``ops.scan`` (JAX: one ``lax.scan``; the others: a loop), and
+Every unroll goes through ``xp.scan`` (JAX: one ``lax.scan``; the others: a loop), and
 taps dL/dh_t at every step (and dL/dc_t for the LSTM). Row-vector convention: a batch
 of B rows, x_t: B×D, h_t: B×H. The largest singular value of the recurrent matrix is
 set exactly by the option ``sigma``.
@@ -61,25 +61,25 @@ class Unroll(Case):
     def bias(self, rng):
         return self.bias_scale * rng.standard_normal(self.gates * self.H)
 
-    def readout(self, ops, p, h, y):
+    def readout(self, xp, p, h, y):
         """½ (1/B) Σ ‖h W_y − y‖², the per-step loss."""
         d = h @ p["W_y"] - y
-        return ops.sum(d * d) / (2 * self.B)
+        return xp.sum(d * d) / (2 * self.B)
 
-    def unroll(self, ops, p, x, cell, init):
+    def unroll(self, xp, p, x, cell, init):
         """Run ``cell`` over the sequence and apply the chosen loss to its h_t."""
         last = self.objective == "last"
 
         def step(state, xy):
             x_t, y_t = xy
             state, h = cell(state, x_t)
-            return state, (None if last else self.readout(ops, p, h, y_t))
+            return state, (None if last else self.readout(xp, p, h, y_t))
 
-        state, losses = ops.scan(step, init, (x["X"], x["Y"]))
+        state, losses = xp.scan(step, init, (x["X"], x["Y"]))
         if last:
             h_T = state[0] if isinstance(state, tuple) else state
-            return self.readout(ops, p, h_T, x["Y"][self.T - 1])
-        return ops.sum(losses)
+            return self.readout(xp, p, h_T, x["Y"][self.T - 1])
+        return xp.sum(losses)
 
 
 @register
@@ -97,14 +97,14 @@ class Elman(Unroll):
     options = {**Unroll.options, "act": "tanh"}
     allowed = {**Unroll.allowed, "act": one_of("tanh", "sigmoid")}
 
-    def loss(self, ops, p, x):
-        phi = getattr(ops, self.act)
+    def loss(self, xp, p, x):
+        phi = getattr(xp, self.act)
 
         def cell(h, x_t):
-            h = ops.tap("h", phi(x_t @ p["W_x"] + h @ p["W_h"] + p["b"]))
+            h = xp.tap("h", phi(x_t @ p["W_x"] + h @ p["W_h"] + p["b"]))
             return h, h
 
-        return self.unroll(ops, p, x, cell, x["h0"])
+        return self.unroll(xp, p, x, cell, x["h0"])
 
     def setup(self, rng):
         params, inputs = super().setup(rng)
@@ -166,19 +166,19 @@ class LSTM(Unroll):
         inputs["c0"] = np.zeros((self.B, self.H))
         return params, inputs
 
-    def loss(self, ops, p, x):
+    def loss(self, xp, p, x):
         H = self.H
 
         def cell(state, x_t):
             h, c = state
             a = x_t @ p["W_x"] + h @ p["W_h"] + p["b"]
-            i, f = ops.sigmoid(a[:, :H]), ops.sigmoid(a[:, H : 2 * H])
-            o, g = ops.sigmoid(a[:, 2 * H : 3 * H]), ops.tanh(a[:, 3 * H :])
-            c = ops.tap("c", f * c + i * g)
-            h = ops.tap("h", o * ops.tanh(c))
+            i, f = xp.sigmoid(a[:, :H]), xp.sigmoid(a[:, H : 2 * H])
+            o, g = xp.sigmoid(a[:, 2 * H : 3 * H]), xp.tanh(a[:, 3 * H :])
+            c = xp.tap("c", f * c + i * g)
+            h = xp.tap("h", o * xp.tanh(c))
             return (h, c), h
 
-        return self.unroll(ops, p, x, cell, (x["h0"], x["c0"]))
+        return self.unroll(xp, p, x, cell, (x["h0"], x["c0"]))
 
 
 @register
@@ -199,18 +199,18 @@ class GRU(Unroll):
         inputs["h0"] = np.zeros((self.B, self.H))
         return params, inputs
 
-    def loss(self, ops, p, x):
+    def loss(self, xp, p, x):
         H = self.H
 
         def cell(h, x_t):
-            zr = ops.sigmoid(
+            zr = xp.sigmoid(
                 x_t @ p["W_x"][:, : 2 * H] + h @ p["W_h"][:, : 2 * H] + p["b"][: 2 * H]
             )
             z, r = zr[:, :H], zr[:, H:]
-            n = ops.tanh(
+            n = xp.tanh(
                 x_t @ p["W_x"][:, 2 * H :] + (r * h) @ p["W_h"][:, 2 * H :] + p["b"][2 * H :]
             )
-            h = ops.tap("h", (1 - z) * n + z * h)
+            h = xp.tap("h", (1 - z) * n + z * h)
             return h, h
 
-        return self.unroll(ops, p, x, cell, x["h0"])
+        return self.unroll(xp, p, x, cell, x["h0"])

@@ -22,9 +22,9 @@ class AffineSquare(Case):
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n)}, {}
 
-    def loss(self, ops, p, inputs):
-        u = ops.tap("u", 3 * p["x"] + 1)
-        return ops.sum(u**2)
+    def loss(self, xp, p, inputs):
+        u = xp.tap("u", 3 * p["x"] + 1)
+        return xp.sum(u**2)
 
 
 @register
@@ -44,10 +44,10 @@ class SigmoidUnit(Case):
         inputs = {"X": rng.standard_normal((self.N, self.D)), "t": rng.uniform(0, 1, self.N)}
         return params, inputs
 
-    def loss(self, ops, p, x):
-        a = ops.tap("a", x["X"] @ p["w"] + p["b"])
-        z = ops.tap("z", ops.sigmoid(a))
-        return ops.sum((z - x["t"]) ** 2) / (2 * self.N)
+    def loss(self, xp, p, x):
+        a = xp.tap("a", x["X"] @ p["w"] + p["b"])
+        z = xp.tap("z", xp.sigmoid(a))
+        return xp.sum((z - x["t"]) ** 2) / (2 * self.N)
 
 
 @register
@@ -75,20 +75,20 @@ class DeepChain(Case):
         }
         return params, {}
 
-    def loss(self, ops, p, inputs):
-        s = ops.tap("s[0]", p["x"])
+    def loss(self, xp, p, inputs):
+        s = xp.tap("s[0]", p["x"])
         for k in range(self.K):
             a, c = p["a"][k], p["c"][k]
             if k % 4 == 0:
-                s = ops.tanh(a * s + c)
+                s = xp.tanh(a * s + c)
             elif k % 4 == 1:
-                s = s + a * ops.sigmoid(s + c)
+                s = s + a * xp.sigmoid(s + c)
             elif k % 4 == 2:
-                s = ops.log(1 + ops.exp(a * s + c))
+                s = xp.log(1 + xp.exp(a * s + c))
             else:
                 s = (a * s + c) / (1 + s * s)
-            s = ops.tap(f"s[{k + 1}]", s)
-        return ops.sum(s * s)
+            s = xp.tap(f"s[{k + 1}]", s)
+        return xp.sum(s * s)
 
 
 @register
@@ -107,13 +107,13 @@ class FanOutFanIn(Case):
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n), "y": rng.standard_normal(self.n)}, {}
 
-    def loss(self, ops, p, inputs):
+    def loss(self, xp, p, inputs):
         x = p["x"]
-        p1 = ops.tap("p1", x * p["y"])
-        p2 = ops.tap("p2", ops.tanh(x))
-        p3 = ops.tap("p3", x**3)
-        q = ops.tap("q", p1 * p2 + p3 + x)
-        return ops.sum(q * ops.exp(x / 4))
+        p1 = xp.tap("p1", x * p["y"])
+        p2 = xp.tap("p2", xp.tanh(x))
+        p3 = xp.tap("p3", x**3)
+        q = xp.tap("q", p1 * p2 + p3 + x)
+        return xp.sum(q * xp.exp(x / 4))
 
 
 @register
@@ -136,10 +136,10 @@ class BiasBroadcast(Case):
         }
         return params, {"X": rng.standard_normal((self.N, self.D))}
 
-    def loss(self, ops, p, x):
-        a = ops.tap("a", x["X"] @ p["W"] + p["b"])
-        y = ops.tanh(a) * p["s"]
-        return ops.mean(y * y)
+    def loss(self, xp, p, x):
+        a = xp.tap("a", x["X"] @ p["W"] + p["b"])
+        y = xp.tanh(a) * p["s"]
+        return xp.mean(y * y)
 
 
 @register
@@ -159,9 +159,9 @@ class SoftmaxXent(Case):
         inputs = {"X": rng.standard_normal((self.N, self.D)), "y": rng.integers(0, self.C, self.N)}
         return params, inputs
 
-    def loss(self, ops, p, x):
-        z = ops.tap("Z", x["X"] @ p["W"] + p["b"])
-        return ops.softmax_cross_entropy(z, x["y"])
+    def loss(self, xp, p, x):
+        z = xp.tap("Z", x["X"] @ p["W"] + p["b"])
+        return xp.softmax_cross_entropy(z, x["y"])
 
 
 @register
@@ -195,19 +195,19 @@ class EveryPrimitive(Case):
         }
         return params, inputs
 
-    def loss(self, ops, p, x):
-        a = ops.tap("A", x["X"] @ p["W"] + p["b"])
-        b = ops.tap("B", ops.relu(a) - ops.sigmoid(a) * p["c"])
-        e = ops.exp(-(b**2)) / (1 + b**2)
-        f = ops.tap("F", ops.concatenate([ops.tanh(b), ops.log(1 + e)], axis=1))
-        g = ops.reshape(ops.transpose(f), (self.N, 2 * self.H))
+    def loss(self, xp, p, x):
+        a = xp.tap("A", x["X"] @ p["W"] + p["b"])
+        b = xp.tap("B", xp.relu(a) - xp.sigmoid(a) * p["c"])
+        e = xp.exp(-(b**2)) / (1 + b**2)
+        f = xp.tap("F", xp.concat([xp.tanh(b), xp.log(1 + e)], axis=1))
+        g = xp.reshape(xp.permute_dims(f, (1, 0)), (self.N, 2 * self.H))
         s = g[:, ::2]
-        m = ops.mean(s, axis=0)
-        r = ops.sum(s, axis=1)
+        m = xp.mean(s, axis=0)
+        r = xp.sum(s, axis=1)
         return (
-            ops.sum(m * m)
-            + ops.mean(r) ** 3
-            - ops.logsumexp(r)
-            + ops.softmax_cross_entropy(g, x["y"])
-            + -ops.sum(p["b"]) / 2
+            xp.sum(m * m)
+            + xp.mean(r) ** 3
+            - xp.logsumexp(r)
+            + xp.softmax_cross_entropy(g, x["y"])
+            + -xp.sum(p["b"]) / 2
         )

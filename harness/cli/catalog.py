@@ -70,9 +70,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         return 1
     print(f"parameters: {_shape_line(params)}")
     print(f"inputs:     {_shape_line(inputs)}")
-    from harness.backends.numeric import NumpyOps
+    from harness.backends.numeric import NumpyNamespace
 
-    probe = NumpyOps()
+    probe = NumpyNamespace()
     case.loss(probe, {k: v.astype(float) for k, v in params.items()}, inputs)
     taps = [
         f"{n}{list(v[0].shape)}" + (f" × {probe.tap_steps[n]} steps" if probe.tap_steps[n] else "")

@@ -27,11 +27,11 @@ class PluginResult(Result):
 def expected_taps(case: Case, params: Arrays, inputs: Arrays) -> tuple[dict, dict]:
     """The case's taps and their shapes (stacked over steps inside a scan), from a
     forward-only float64 run: what a plug-in may report, and under which names."""
-    from harness.backends.numeric import NumpyOps
+    from harness.backends.numeric import NumpyNamespace
 
     if getattr(case, "definition", True) is None:  # a custom stage: no taps
         return {}, {}
-    probe = NumpyOps()
+    probe = NumpyNamespace()
     floats = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     case.loss(probe, floats, inputs)
     shapes = {

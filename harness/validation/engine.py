@@ -1,4 +1,4 @@
-"""The engine form: your autodiff engine runs the case itself, through ``ops``.
+"""The engine form: your autodiff engine runs the case itself, through ``xp``.
 
 An engine is an object (or a class, instantiated once per call) with
 
@@ -6,18 +6,21 @@ An engine is an object (or a class, instantiated once per call) with
     grad(loss, wrt) -> [array, ...]         dL/dw for each w in wrt (a list of T); None = 0
     numpy(t) -> np.ndarray                  the value of a tensor
 
-and the ``ops`` functions on T (``harness/ops.py``):
+and, on T, the array API functions the cases use (``harness/xp.py``), under the
+standard's names:
 
-    tanh sigmoid relu exp log  sum mean logsumexp (axis=None, keepdims=False)
-    reshape transpose concatenate stack  softmax_cross_entropy(logits, labels)
+    tanh exp log  sum mean (axis=None, keepdims=False)  reshape permute_dims concat stack
 
-T supports the Python operators ``+ - * / ** @``, unary ``-``, indexing and slicing
-(``a[t]``, ``a[:, :H]``) and ``len()``, with numpy broadcasting and Python numbers on
-either side. ``tap`` and ``scan`` are the harness's (a plain loop): the engine never sees
-them. Parameters are made with ``requires_grad=True``, float inputs with False (integer
-inputs, class labels, stay numpy arrays). ``wrt`` holds the parameters and every tapped
-value (a tapped input is first re-made as a leaf), so ``grad`` must give the gradient of
-any tensor of the graph, not only of leaves.
+and, if it has them, the extras ``sigmoid relu logsumexp softmax_cross_entropy`` (where it
+has not, they are built from its ``exp``, ``log``, ``where``, ``max``, … as
+``harness.xp.Namespace`` writes them). A function the engine lacks ends that case with
+the function named (``MissingOp``). T supports the Python operators ``+ - * / ** @``,
+unary ``-``, indexing and slicing (``a[t]``, ``a[:, :H]``) and ``len()``, with numpy
+broadcasting and Python numbers on either side. ``tap`` and ``scan`` are the harness's (a
+plain loop): the engine never sees them. Parameters are made with ``requires_grad=True``,
+float inputs with False (integer inputs, class labels, stay numpy arrays). ``wrt`` holds
+the parameters and every tapped value (a tapped input is first re-made as a leaf), so
+``grad`` must give the gradient of any tensor of the graph, not only of leaves.
 """
 
 from __future__ import annotations
@@ -27,12 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.ops import Ops
+from harness.xp import Namespace
 
-OPS_FUNCTIONS = (
-    "tanh", "sigmoid", "relu", "exp", "log", "sum", "mean", "logsumexp",
-    "reshape", "transpose", "concatenate", "stack", "softmax_cross_entropy",
-)  # fmt: skip
 ENGINE_METHODS = ("tensor", "grad", "numpy")
 
 
@@ -40,26 +39,20 @@ class MissingOp(AttributeError):
     """The engine lacks a function the case needs."""
 
 
-def _delegate(fname: str):
-    def method(self, *args, **kwargs):
-        fn = getattr(self.engine, fname, None)
-        if fn is None:
-            raise MissingOp(f"the engine has no ops function {fname!r} (see harness/ops.py)")
-        return fn(*args, **kwargs)
-
-    method.__name__ = fname
-    return method
-
-
-class EngineOps(Ops):
-    """``ops`` for a case, delegating the array functions to the engine."""
+class EngineNamespace(Namespace):
+    """``xp`` for a case on the engine: every array function is the engine's own; an extra
+    the engine lacks is built from its standard functions."""
 
     name = "engine"
 
     def __init__(self, engine: Any, tensor_type: type, constants: set[int]) -> None:
         super().__init__()
         self.engine, self.tensor_type, self.constants = engine, tensor_type, constants
+        self.standard = _Engine(engine)
         self.watched: dict[str, list[Any]] = {}
+        for extra in ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy"):
+            if callable(getattr(engine, extra, None)):
+                setattr(self, extra, getattr(engine, extra))
 
     def _watch(self, name, x, step):
         if not isinstance(x, self.tensor_type) or id(x) in self.constants:
@@ -69,8 +62,17 @@ class EngineOps(Ops):
         return x
 
 
-for _fname in OPS_FUNCTIONS:
-    setattr(EngineOps, _fname, _delegate(_fname))
+class _Engine:
+    """The engine's functions by name; a missing one is a ``MissingOp`` that names it."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._engine, name, None)
+        if fn is None or name.startswith("_"):
+            raise MissingOp(f"the engine has no array function {name!r} (see harness/xp.py)")
+        return fn
 
 
 def instantiate(engine: Any) -> Any:
@@ -94,7 +96,7 @@ def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, 
     some = next(iter(P.values()), None)
     tensor_type = type(some) if some is not None else object
     constants = {id(v) for v in X.values() if isinstance(v, tensor_type)}
-    ops = EngineOps(engine, tensor_type, constants)
+    ops = EngineNamespace(engine, tensor_type, constants)
     loss = case.loss(ops, P, X)
     watched = [(name, v) for name, values in ops.watched.items() for v in values]
     wrt = [*P.values(), *(v for _, v in watched)]

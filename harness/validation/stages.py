@@ -34,7 +34,7 @@ class Stage:
     names: tuple[str, ...]
     math: str
     make: Callable[[np.random.Generator], tuple[np.ndarray, ...]]
-    define: Callable[..., Any] | None  # (ops, *inputs) -> out (or a tuple); None: custom
+    define: Callable[..., Any] | None  # (xp, *inputs) -> out (or a tuple); None: custom
     labels: tuple[str, ...] = ()  # integer inputs (not differentiated)
     smooth: bool = True
 
@@ -64,40 +64,40 @@ def _recurrent(gates: int, cell: bool = False):
     return make
 
 
-def _lstm(ops, x, h, c, W_x, W_h, b):
+def _lstm(xp, x, h, c, W_x, W_h, b):
     H = h.shape[-1]
     a = x @ W_x + h @ W_h + b
-    i, f = ops.sigmoid(a[:, :H]), ops.sigmoid(a[:, H : 2 * H])
-    o, g = ops.sigmoid(a[:, 2 * H : 3 * H]), ops.tanh(a[:, 3 * H :])
+    i, f = xp.sigmoid(a[:, :H]), xp.sigmoid(a[:, H : 2 * H])
+    o, g = xp.sigmoid(a[:, 2 * H : 3 * H]), xp.tanh(a[:, 3 * H :])
     c = f * c + i * g
-    return o * ops.tanh(c), c
+    return o * xp.tanh(c), c
 
 
-def _gru(ops, x, h, W_x, W_h, b):
+def _gru(xp, x, h, W_x, W_h, b):
     H = h.shape[-1]
-    zr = ops.sigmoid(x @ W_x[:, : 2 * H] + h @ W_h[:, : 2 * H] + b[: 2 * H])
+    zr = xp.sigmoid(x @ W_x[:, : 2 * H] + h @ W_h[:, : 2 * H] + b[: 2 * H])
     z, r = zr[:, :H], zr[:, H:]
-    n = ops.tanh(x @ W_x[:, 2 * H :] + (r * h) @ W_h[:, 2 * H :] + b[2 * H :])
+    n = xp.tanh(x @ W_x[:, 2 * H :] + (r * h) @ W_h[:, 2 * H :] + b[2 * H :])
     return (1 - z) * n + z * h
 
 
 STAGES: dict[str, Stage] = {
     "linear": Stage(("x", "W", "b"), "z = x W + b   (x: 5×4, W: 4×3, b: 3)", _linear,
-                    lambda ops, x, W, b: x @ W + b),
+                    lambda xp, x, W, b: x @ W + b),
     "tanh": Stage(("x",), "y = tanh(x)   (x: 4×6)", lambda rng: (rng.standard_normal((4, 6)),),
-                  lambda ops, x: ops.tanh(x)),
+                  lambda xp, x: xp.tanh(x)),
     "sigmoid": Stage(("x",), "y = σ(x)   (x: 4×6)", lambda rng: (rng.standard_normal((4, 6)),),
-                     lambda ops, x: ops.sigmoid(x)),
+                     lambda xp, x: xp.sigmoid(x)),
     "relu": Stage(("x",), "y = max(x, 0)   (x: 4×6, with exact zeros; relu'(0) = 0)",
-                  _with_zeros, lambda ops, x: ops.relu(x), smooth=False),
+                  _with_zeros, lambda xp, x: xp.relu(x), smooth=False),
     "softmax_xent": Stage(
         ("z", "y"), "L = −(1/N) Σ_n log softmax(z_n)[y_n]   (z: 6×4, y: 6 integer classes)",
         lambda rng: (rng.standard_normal((6, 4)) * 2, rng.integers(0, 4, 6)),
-        lambda ops, z, y: ops.softmax_cross_entropy(z, y), labels=("y",)),
+        lambda xp, z, y: xp.softmax_cross_entropy(z, y), labels=("y",)),
     "elman_step": Stage(
         ("x", "h_prev", "W_x", "W_h", "b"),
         "h = tanh(x W_x + h_prev W_h + b)   (x: 3×4, h_prev: 3×5, W_x: 4×5, W_h: 5×5, b: 5)",
-        _recurrent(1), lambda ops, x, h, W_x, W_h, b: ops.tanh(x @ W_x + h @ W_h + b)),
+        _recurrent(1), lambda xp, x, h, W_x, W_h, b: xp.tanh(x @ W_x + h @ W_h + b)),
     "lstm_step": Stage(
         ("x", "h_prev", "c_prev", "W_x", "W_h", "b"),
         "[i, f, o, g] = x W_x + h_prev W_h + b (four H-wide blocks); i, f, o = σ, g = tanh;\n"
@@ -161,9 +161,9 @@ class StageCase(Case):
         """The stage's output shapes, from its definition in float64 numpy."""
         if self.definition is None:
             return None
-        from harness.backends.numeric import NumpyOps
+        from harness.backends.numeric import NumpyNamespace
 
-        return self.definition(NumpyOps(), *(np.asarray(a) for a in arrays))
+        return self.definition(NumpyNamespace(), *(np.asarray(a) for a in arrays))
 
     def arguments(self, params: dict, inputs: dict) -> list[Any]:
         """forward's arguments in order."""
@@ -172,14 +172,14 @@ class StageCase(Case):
     def d_out(self, inputs: dict) -> list[np.ndarray]:
         return [inputs[k] for k in sorted(k for k in inputs if k.startswith("d_out"))]
 
-    def loss(self, ops, p, x):
+    def loss(self, xp, p, x):
         if self.definition is None:
             raise NotImplementedError("a custom stage has no definition on the references")
-        out = self.definition(ops, *self.arguments(p, x))
+        out = self.definition(xp, *self.arguments(p, x))
         outs = out if isinstance(out, tuple) else (out,)
         total = 0
         for o, d in zip(outs, self.d_out(x), strict=True):
-            total = total + (o * d if np.ndim(d) == 0 else ops.sum(o * d))
+            total = total + (o * d if np.ndim(d) == 0 else xp.sum(o * d))
         return total
 
 

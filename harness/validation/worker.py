@@ -1,7 +1,7 @@
 """The worker: runs a plug-in's calls, in a process of its own (``python -m
 harness.validation.worker``) or, for a callable no fresh process can import, in this one.
 
-It imports numpy, ``harness.ops`` and the cases, never pandas or a framework, so that it
+It imports numpy, ``harness.xp`` and the cases, never pandas or a framework, so that it
 starts fast. Per request it loads the target (once), makes each call on fresh copies of
 the arrays, catches what the call does (an exception with its traceback, ``sys.exit``,
 a MemoryError under the address-space limit), records what it printed (capped), which of

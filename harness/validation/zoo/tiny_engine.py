@@ -66,7 +66,8 @@ def _expand(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
 
 
 class TinyEngine:
-    """The engine protocol: tensor, grad, numpy, and the ``ops`` functions below."""
+    """The engine protocol: tensor, grad, numpy, and the array functions below (the array
+    API standard's names, and the extras sigmoid, relu, logsumexp, softmax_cross_entropy)."""
 
     # --- the protocol
     def tensor(self, array: Any, requires_grad: bool = False) -> Tensor:
@@ -174,7 +175,7 @@ class TinyEngine:
 
         return self.node(a.value[index], (a,), back)
 
-    # --- the ops functions
+    # --- the array functions
     def exp(self, x):
         out = np.exp(x.value)
         return self.node(out, (x,), lambda g: (g * out,))
@@ -212,12 +213,12 @@ class TinyEngine:
     def reshape(self, x, shape):
         return self.node(np.reshape(x.value, shape), (x,), lambda g: (np.reshape(g, x.shape),))
 
-    def transpose(self, x, axes=None):
-        inverse = None if axes is None else tuple(np.argsort(axes))
+    def permute_dims(self, x, axes):
+        inverse = tuple(np.argsort(axes))
         return self.node(np.transpose(x.value, axes), (x,),
                          lambda g: (np.transpose(g, inverse),))  # fmt: skip
 
-    def concatenate(self, xs, axis=0):
+    def concat(self, xs, axis=0):
         xs = [self.lift(x) for x in xs]
         cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
         return self.node(np.concatenate([x.value for x in xs], axis=axis), tuple(xs),

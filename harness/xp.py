@@ -1,17 +1,23 @@
-"""The ``ops`` namespace a Case is written against, and the loop-based base the backends share.
+"""``xp``: the namespace a Case computes with — the array API standard, and a few extras.
 
-A case computes its loss with Python operators (``@ + - * / ** []``) on whatever array
-type the backend hands it, and with these functions:
+A case is written once against the array API standard (array-api.org), the way scipy and
+scikit-learn write array code for many libraries: Python operators (``@ + - * / ** []``)
+and the standard's functions (``xp.tanh``, ``xp.sum(x, axis=1)``, ``xp.concat``,
+``xp.permute_dims``, ``xp.where`` …). Each backend hands it a ``Namespace`` whose
+``standard`` is a library's namespace (``array_api_compat.torch``, ``jax.numpy``,
+``array_api_compat.numpy``, the tape's ``reference.xp``), and adds gradparity's extras,
+set apart because the standard has no such thing:
 
-    tanh sigmoid relu exp log                      elementwise
-    sum mean logsumexp (axis=None)                 reductions
-    reshape transpose concatenate stack            shape
-    softmax_cross_entropy(logits, labels)          mean over the batch of -log softmax[label]
-    tap(name, x) -> x                              "report dL/dx under this name"
-    scan(step, init, xs) -> (carry, ys)            apply step T times: carry, y_t = step(carry, x_t)
+    tap(name, x) -> x                       "report dL/dx under this name"
+    scan(step, init, xs) -> (carry, ys)     apply step T times: carry, y_t = step(carry, x_t)
+    sigmoid(x)  relu(x)                     what networks need and the standard lacks
+    logsumexp(x, axis=None, keepdims=False)
+    softmax_cross_entropy(logits, labels)   mean over the batch of -log softmax[label]
 
 Taps made inside ``scan``'s step are stacked along a leading step axis: a tap named
 ``h`` in a T-step unroll is reported as one tensor of shape (T, ...), step t at index t.
+The extras here are written with the standard's own functions; a backend replaces them
+with its library's (``torch.sigmoid``, ``jax.nn.sigmoid``, the tape's primitives).
 """
 
 from __future__ import annotations
@@ -47,15 +53,20 @@ def tree_stack(trees: list[Any], stack: Callable[[list[Any]], Any]) -> Any:
     return stack(trees)
 
 
-class Ops:
-    """Shared behaviour: tap bookkeeping and a plain Python ``scan`` loop.
+EXTRAS = ("tap", "scan", "sigmoid", "relu", "logsumexp", "softmax_cross_entropy")
 
-    A backend subclass supplies the array functions and ``_watch(name, x, step)``, which
-    returns the value the computation continues with (``x`` itself, or ``x`` plus a
-    perturbation) and records whatever its machinery needs to report dL/dx.
+
+class Namespace:
+    """``xp`` for a case: every name of ``standard`` (an array API namespace), and the extras.
+
+    A backend subclass sets ``standard``, and ``_watch(name, x, step)``, which returns the
+    value the computation continues with (``x`` itself, or ``x`` plus a perturbation) and
+    records whatever its machinery needs to report dL/dx; it may replace the extras with
+    its library's own. ``scan`` is a plain Python loop here.
     """
 
-    name = "ops"
+    name = "xp"
+    standard: Any = None  # the array API namespace of the backend's arrays
 
     def __init__(self) -> None:
         self.tap_steps: dict[str, int | None] = {}  # name -> number of steps (None: not in a scan)
@@ -105,42 +116,33 @@ class Ops:
             self._step = None
         return carry, (tree_stack(ys, self.stack) if ys else None)
 
-    # --- array functions every backend supplies
-    def tanh(self, x):
-        raise NotImplementedError
+    # --- the standard's names
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or self.standard is None:
+            raise AttributeError(name)
+        return getattr(self.standard, name)
 
-    def sigmoid(self, x):
-        raise NotImplementedError
+    # --- the extras, in the standard's own terms (a backend may use its library's)
+    def sigmoid(self, x: Any) -> Any:
+        """σ(x) = 1 / (1 + e^{−x})."""
+        return 1 / (1 + self.standard.exp(-x))
 
-    def relu(self, x):
-        raise NotImplementedError
+    def relu(self, x: Any) -> Any:
+        """max(x, 0), with relu'(0) = 0."""
+        return self.standard.where(x > 0, x, self.standard.zeros_like(x))
 
-    def exp(self, x):
-        raise NotImplementedError
+    def logsumexp(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """log Σ e^x, shifted by the maximum (held constant) so that no term overflows."""
+        xp = self.standard
+        m = xp.max(x, axis=axis, keepdims=True)
+        out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+        return out if keepdims else xp.squeeze(out, axis=axis if axis is not None else tuple(range(x.ndim)))
 
-    def log(self, x):
-        raise NotImplementedError
+    def softmax_cross_entropy(self, logits: Any, labels: Any) -> Any:
+        """−(1/N) Σ_n log softmax(logits_n)[labels_n], labels integers in [0, C)."""
+        xp = self.standard
+        log_p = logits - self.logsumexp(logits, axis=-1, keepdims=True)
+        picked = xp.take_along_axis(log_p, xp.reshape(labels, (-1, 1)), axis=-1)
+        return -xp.mean(picked)
 
-    def sum(self, x, axis=None, keepdims=False):
-        raise NotImplementedError
 
-    def mean(self, x, axis=None, keepdims=False):
-        raise NotImplementedError
-
-    def logsumexp(self, x, axis=None, keepdims=False):
-        raise NotImplementedError
-
-    def reshape(self, x, shape):
-        raise NotImplementedError
-
-    def transpose(self, x, axes=None):
-        raise NotImplementedError
-
-    def concatenate(self, xs, axis=0):
-        raise NotImplementedError
-
-    def stack(self, xs, axis=0):
-        raise NotImplementedError
-
-    def softmax_cross_entropy(self, logits, labels):
-        raise NotImplementedError
