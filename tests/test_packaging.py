@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from harness.cases.adbench import data_file, golden, read_lstm_input
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +48,21 @@ def test_no_tracked_file_reads_beside_the_checkout():
             if any(pattern in text for pattern in OUTSIDE):
                 offenders.append(name)
     assert offenders == []
+
+
+def test_every_package_of_the_tree_goes_into_the_wheel():
+    """The wheel's package list is found, not written by hand: a new subpackage (cli/,
+    report/, bench/) cannot be left out of an install."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = config["packages"]["find"]["include"]
+    found = set(find_packages(str(ROOT), include=include))
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("harness", "reference")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert on_disk <= found, on_disk - found
