@@ -15,7 +15,7 @@ from harness.backends import (
     UnknownBackend,
     get_backend,
 )
-from harness.cases import CATALOG, Case, CaseError, select
+from harness.cases import CATALOG, Case, CaseError
 from harness.compare import Comparison
 from harness.result import BUILD, Result
 
@@ -137,13 +137,24 @@ def compare_backends(
     return Comparison(results, baseline, chosen)
 
 
-def resolve_cases(cases: Iterable[Case | str] | None) -> list[Case]:
-    """Case instances as given, and name patterns looked up in the catalog (default:
-    the whole default catalog)."""
+def resolve_cases(cases: Iterable[Case | type[Case] | str] | None) -> list[Case]:
+    """The cases, in order: Case instances as given, Case classes with their defaults, and
+    patterns as ``--case`` takes them (catalog names, globs, families; ``file.py:NAME`` or
+    ``module:NAME`` for a case of the user's). None or nothing: the default catalog."""
+    from harness.selection import build_cases
+
     cases = list(cases or [])
-    patterns = [c for c in cases if isinstance(c, str)]
-    chosen = [cls() for cls in select(patterns)] if patterns or not cases else []
-    return chosen + [c for c in cases if isinstance(c, Case)]
+    if not cases:
+        return build_cases(None, {})
+    chosen: list[Case] = []
+    for c in cases:
+        if isinstance(c, str):
+            chosen += build_cases([c], {})
+        elif isinstance(c, type) and issubclass(c, Case):
+            chosen.append(c())
+        else:
+            chosen.append(c)
+    return chosen
 
 
 __all__ = ["BUILD", "Comparison", "compare_backends", "instantiate", "resolve_cases", "run_case"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cases import Case, select
+from harness.target import BadTarget, LoadFault, load, parse_target
 
 
 class UsageError(Exception):
@@ -35,13 +36,53 @@ def check_jobs(jobs: int) -> int:
     return jobs
 
 
+def is_target(pattern: str) -> bool:
+    """``path/to/file.py:NAME`` or ``package.module:NAME``: a case of the user's."""
+    return ":" in pattern
+
+
+def load_case(spec: str) -> type[Case]:
+    """The Case subclass that ``spec`` names (a file or a module, and the name in it),
+    ready to configure; bad syntax, a file that does not import, a missing name or an
+    object that is not a case are usage errors that say which."""
+    try:
+        target = parse_target(spec)
+        found = load(target)
+    except BadTarget as e:
+        raise UsageError(f"--case {spec!r}: {e}") from None
+    except LoadFault as e:
+        detail = e.traceback.strip().splitlines()[-1] if e.traceback else ""
+        raise UsageError(f"--case {spec!r}: {e.message}" + (f" ({detail})" if detail and
+                         detail not in e.message else "")) from None  # fmt: skip
+    if not (isinstance(found, type) and issubclass(found, Case)):
+        raise UsageError(
+            f"--case {spec!r} is not a case (it is of type {type(found).__name__}): write a Case subclass "
+            "(setup(self, rng) and loss(self, xp, params, inputs)) or decorate a loss "
+            "function with @harness.cases.case"
+        )
+    if not hasattr(found, "name"):
+        found.name = found.__name__
+    if not hasattr(found, "family"):
+        found.family = "user"
+    clashes = [k for k in found.options if k in vars(Case) or callable(getattr(found, k, None))]
+    if clashes:
+        raise UsageError(f"--case {spec!r}: options {clashes} hide attributes of the class")
+    found.loaded_from = target  # a worker process loads it again from here
+    return found
+
+
 def build_cases(patterns: Sequence[str] | None, sets: dict[str, str]) -> list[Case]:
     """The selected cases, each configured with the ``--set`` options it has.
 
-    An option no selected case has is an error that lists the options they do have; a
-    value of the wrong type or out of its range names the case, the option and the range.
+    A pattern with a colon is a case of the user's (``load_case``); any other selects from
+    the catalog. An option no selected case has is an error that lists the options they do
+    have; a value of the wrong type or out of its range names the case, the option and the
+    range.
     """
-    classes = select(list(patterns) if patterns else None)
+    classes: list[type[Case]] = [] if patterns else select(None)
+    for pattern in patterns or []:
+        found = [load_case(pattern)] if is_target(pattern) else select([pattern])
+        classes += [c for c in found if c not in classes]
     unused = set(sets) - {k for cls in classes for k in cls.options}
     if unused:
         known = sorted({k for cls in classes for k in cls.options})
@@ -114,6 +155,8 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
 __all__ = [
     "UsageError",
     "build_cases",
+    "is_target",
+    "load_case",
     "check_jobs",
     "output_file",
     "output_folder",

@@ -103,13 +103,14 @@ class Namespace:
             tree_map(leaves.append, xs)
             if not leaves:
                 raise ValueError("scan needs xs or length")
-            length = len(leaves[0])
+            first = leaves[0]  # the standard's arrays have a shape, not necessarily a len()
+            length = first.shape[0] if hasattr(first, "shape") else len(first)
         self._scan_taps = set()
         carry, ys = init, []
         try:
             for t in range(length):
                 self._step = t
-                x_t = tree_map(lambda a, t=t: a[t], xs)
+                x_t = tree_map(lambda a, t=t: a[t, ...], xs)
                 carry, y = step(carry, x_t)
                 ys.append(y)
         finally:
@@ -136,7 +137,11 @@ class Namespace:
         xp = self.standard
         m = xp.max(x, axis=axis, keepdims=True)
         out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
-        return out if keepdims else xp.squeeze(out, axis=axis if axis is not None else tuple(range(x.ndim)))
+        return (
+            out
+            if keepdims
+            else xp.squeeze(out, axis=axis if axis is not None else tuple(range(x.ndim)))
+        )
 
     def softmax_cross_entropy(self, logits: Any, labels: Any) -> Any:
         """−(1/N) Σ_n log softmax(logits_n)[labels_n], labels integers in [0, C)."""
@@ -144,5 +149,3 @@ class Namespace:
         log_p = logits - self.logsumexp(logits, axis=-1, keepdims=True)
         picked = xp.take_along_axis(log_p, xp.reshape(labels, (-1, 1)), axis=-1)
         return -xp.mean(picked)
-
-

@@ -77,3 +77,21 @@ def test_the_implementation_can_be_named_on_the_command_line(pytester):
     )  # fmt: skip
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*plugin:bias_mean: param 'b1': 16/16 elements disagree*"])
+
+
+def test_the_fixture_takes_a_user_case(pytester):
+    """gradparity_check(my_grads, case=MyModel): a Case class of the user's own."""
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    pytester.makepyfile(f"""
+import sys
+sys.path.insert(0, {str(examples)!r})
+from my_lstm import MyLSTM, grads
+
+
+def test_mine(gradparity_check):
+    gradparity_check(grads, case=MyLSTM, references=["reference", "torch"])
+""")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
-from harness.cases import CATALOG, CaseError
+from harness.cases import CATALOG, Case, CaseError
 
 COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
@@ -40,7 +40,7 @@ class Plan:
     the LSTM options and the T values for every backend, and the longer T values for the
     numpy backends only; ``checking``: the MLP options of the large and the small model."""
 
-    ratio_cases: list[tuple[str, str, dict]]
+    ratio_cases: list[tuple[str, str | Case, dict]]  # a catalog name, or a Case of the user's
     scaling_options: dict = field(default_factory=lambda: {"H": 32, "D": 16, "B": 8})
     scaling_T: list[int] = field(default_factory=lambda: [10, 100, 1000])
     scaling_long_T: list[int] = field(default_factory=lambda: [10_000])
@@ -105,15 +105,16 @@ QUICK = Plan(
 Progress = Callable[[str], None]
 
 
-def _build(name: str, options: dict):
-    """The case and its arrays. ADBench's published input lives beside the project; where
-    it is missing (a bare machine), the same sizes are drawn at random (timing is the same)."""
-    case = CATALOG[name](**options)
+def _build(name: str | Case, options: dict):
+    """The case (a catalog name with options, or a Case of the user's) and its arrays.
+    Where ADBench's input is missing (a broken install), the same sizes are drawn at random
+    (timing is the same)."""
+    case = name if isinstance(name, Case) else CATALOG[name](**options)
     try:
         params, inputs = case.build(0)
         note = ""
     except CaseError:
-        if name != "adbench_lstm":
+        if case.name != "adbench_lstm":
             raise
         case = CATALOG[name](**{**options, "source": "random"})
         params, inputs = case.build(0)
@@ -148,7 +149,7 @@ def products_ratio(case) -> float:
 
 
 def measure_case(
-    experiment: str, size: str, name: str, options: dict, backends: list[str], device: str,
+    experiment: str, size: str, name: str | Case, options: dict, backends: list[str], device: str,
     plan: Plan, threads: int, progress: Progress,
 ) -> list[dict]:  # fmt: skip
     """One row per backend: timings, compile times, peak memory."""
@@ -157,7 +158,7 @@ def measure_case(
     for backend in backends:
         progress(f"{experiment} {case.label} {backend}")
         row = {
-            "experiment": experiment, "case": name, "size": size, "label": case.label,
+            "experiment": experiment, "case": case.name, "size": size, "label": case.label,
             "params": int(sum(v.size for v in params.values())), "backend": backend,
             "device": device if backend in GPU_BACKENDS else "cpu", "dtype": "float64",
             "threads": threads, "T": case.cfg.get("T", case.cfg.get("c", math.nan)),
@@ -242,6 +243,7 @@ def environment(device: str, threads: int, settings: dict[str, str]) -> dict[str
 def run_bench(
     out_dir: str | Path, plan: Plan = FULL, device: str = "cpu", threads: int = 1,
     backends: list[str] | None = None, progress: Progress | None = None, quick: bool = False,
+    command: str | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Measure ``plan`` and write ``bench.csv`` and ``bench.md`` into ``out_dir``."""
     from harness.bench.render import render
@@ -266,7 +268,7 @@ def run_bench(
     env["noise probe at end"] = noise_probe()
     env["load average (1, 5, 15 min) at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     env["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
-    env["command"] = "gradparity bench" + (" --quick" if quick else "") + (
+    env["command"] = command or "gradparity bench" + (" --quick" if quick else "") + (
         f" --device {device}" if device != "cpu" else "") + (
         f" --threads {threads}" if threads != 1 else "")  # fmt: skip
     out = Path(out_dir)
@@ -289,10 +291,11 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
         if chosen:
             options = {**plan.scaling_options, "T": T}
             rows += measure_case("scaling", f"T={T}", "lstm", options, chosen, device, plan, threads, progress)  # fmt: skip
-    progress("per-operation overhead")
-    chain = [b for b in CHAIN_BACKENDS if device == "cpu" or b in GPU_BACKENDS]
-    rows += [{**r, "threads": threads, "dtype": "float64"}
-             for r in per_op_overhead(plan.per_op_n, chain, device, plan.repeats)]  # fmt: skip
+    if plan.per_op_n:
+        progress("per-operation overhead")
+        chain = [b for b in CHAIN_BACKENDS if device == "cpu" or b in GPU_BACKENDS]
+        rows += [{**r, "threads": threads, "dtype": "float64"}
+                 for r in per_op_overhead(plan.per_op_n, chain, device, plan.repeats)]  # fmt: skip
     if plan.checking and device == "cpu":
         progress("cost of checking")
         rows += [{**r, "threads": threads, "dtype": "float64"}
@@ -303,4 +306,10 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
     return table
 
 
-__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "products_ratio", "run_bench"]
+def cases_plan(cases: list[Case]) -> Plan:
+    """``gradparity bench --case``: the cheap-gradient ratio of the cases named, alone."""
+    return Plan(ratio_cases=[("yours", case, {}) for case in cases], scaling_T=[],
+                scaling_long_T=[], per_op_n=0, checking=None, repeats=10, budget_s=4.0)  # fmt: skip
+
+
+__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "cases_plan", "products_ratio", "run_bench"]

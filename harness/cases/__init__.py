@@ -13,6 +13,7 @@ from harness.cases.base import (
     register,
     select,
 )
+from harness.cases.user import case
 
 __all__ = [
     "CATALOG",
@@ -20,6 +21,7 @@ __all__ = [
     "Case",
     "CaseError",
     "at_least",
+    "case",
     "between",
     "one_of",
     "positive",

@@ -102,17 +102,17 @@ class ADBenchLSTM(Case):
 
     def loss(self, xp, p, x):
         w, e, b = p["main"], p["extra"], self.b
-        layers = len(x["state"]) // 2
-        init = tuple(x["state"][k] for k in range(2 * layers))
+        layers = x["state"].shape[0] // 2
+        init = tuple(x["state"][k, ...] for k in range(2 * layers))
         seq = x["sequence"]
 
         def step(state, xy):
             x_t, target = xy
-            h_in = x_t * e[0]
+            h_in = x_t * e[0, ...]
             new = []
             for k in range(layers):
                 h, c = state[2 * k], state[2 * k + 1]
-                gates = xp.concat([h_in, h, h_in, h]) * w[2 * k] + w[2 * k + 1]
+                gates = xp.concat([h_in, h, h_in, h]) * w[2 * k, ...] + w[2 * k + 1, ...]
                 forget, ingate = xp.sigmoid(gates[:b]), xp.sigmoid(gates[b : 2 * b])
                 outgate, change = xp.sigmoid(gates[2 * b : 3 * b]), xp.tanh(gates[3 * b :])
                 c = c * forget + ingate * change
@@ -121,9 +121,9 @@ class ADBenchLSTM(Case):
                     h = xp.tap("h", h)
                 new += [h, c]
                 h_in = h
-            y_hat = h_in * e[1] + e[2]
+            y_hat = h_in * e[1, ...] + e[2, ...]
             y_norm = y_hat - xp.log(2 + xp.sum(xp.exp(y_hat)))
             return tuple(new), xp.sum(target * y_norm)
 
-        _, per_step = xp.scan(step, init, (seq[: self.c - 1], seq[1 : self.c]))
+        _, per_step = xp.scan(step, init, (seq[: self.c - 1, ...], seq[1 : self.c, ...]))
         return -xp.sum(per_step) / ((self.c - 1) * b)

@@ -94,6 +94,9 @@ class Case:
         True  # False where the loss has kinks (relu): finite differences take a smaller step
     )
     slow: ClassVar[bool] = False  # left out of the default catalog run
+    loaded_from: ClassVar[Any] = (
+        None  # where a user's case was loaded from (a harness.target.Target)
+    )
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.options)

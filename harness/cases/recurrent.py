@@ -78,7 +78,7 @@ class Unroll(Case):
         state, losses = xp.scan(step, init, (x["X"], x["Y"]))
         if last:
             h_T = state[0] if isinstance(state, tuple) else state
-            return self.readout(xp, p, h_T, x["Y"][self.T - 1])
+            return self.readout(xp, p, h_T, x["Y"][self.T - 1, ...])
         return xp.sum(losses)
 
 
@@ -203,9 +203,7 @@ class GRU(Unroll):
         H = self.H
 
         def cell(h, x_t):
-            zr = xp.sigmoid(
-                x_t @ p["W_x"][:, : 2 * H] + h @ p["W_h"][:, : 2 * H] + p["b"][: 2 * H]
-            )
+            zr = xp.sigmoid(x_t @ p["W_x"][:, : 2 * H] + h @ p["W_h"][:, : 2 * H] + p["b"][: 2 * H])
             z, r = zr[:, :H], zr[:, H:]
             n = xp.tanh(
                 x_t @ p["W_x"][:, 2 * H :] + (r * h) @ p["W_h"][:, 2 * H :] + p["b"][2 * H :]

@@ -21,6 +21,7 @@ from harness.selection import UsageError
 
 FULL_OUT = "reports"
 QUICK_OUT = os.path.join("reports", "quick")
+CASES_OUT = os.path.join("reports", "cases")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="threads for every backend: BLAS, torch, XLA (default 1)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--case", action="append", metavar="PATTERN",
+                   help="time these cases alone (a catalog name or pattern, or your own: "
+                   "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="a case option (with --case)"
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -77,11 +84,14 @@ def check_out(args: argparse.Namespace) -> str:
     full plan's figures overwritten by the quick plan."""
     from harness.selection import output_folder
 
-    out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
-    if args.quick and full_plan_figures(Path(out)):
+    partial = args.quick or bool(args.case)
+    default = CASES_OUT if args.case else QUICK_OUT if args.quick else FULL_OUT
+    out = args.out or default
+    if partial and full_plan_figures(Path(out)):
+        which = "--case" if args.case else "--quick"
         raise UsageError(
             f"--out {out!r} holds the full plan's figures (bench.md by `gradparity bench`); "
-            f"--quick would overwrite them: leave out --out (default {QUICK_OUT}) or name "
+            f"{which} would overwrite them: leave out --out (default {default}) or name "
             "another folder"
         )
     output_folder(out)
@@ -93,9 +103,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--threads takes a positive count, not {args.threads}")
     if args.device == "cuda" and (problem := cuda_problem()):
         raise UsageError(problem)
+    if args.set and not args.case:
+        raise UsageError("--set needs --case (the options belong to a case)")
+    from harness.selection import build_cases, parse_sets
+
+    cases = build_cases(args.case, parse_sets(args.set)) if args.case else []
     args.out = check_out(args)
     if os.environ.get(PINNED) != str(args.threads):
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
+        argv += [a for c in args.case or [] for a in ("--case", c)]
+        argv += [a for kv in args.set or [] for a in ("--set", kv)]
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -103,11 +120,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
                                env=env)  # fmt: skip
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
-    from harness.bench.run import FULL, QUICK, run_bench
+    from harness.bench.run import FULL, QUICK, cases_plan, run_bench
     from harness.progress import Progress
 
-    plan = QUICK if args.quick else FULL
+    plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
+    command = None
+    if cases:
+        chosen = " ".join(f"--case {c}" for c in args.case) + "".join(
+            f" --set {kv}" for kv in args.set or []
+        )
+        command = f"gradparity bench {chosen}"
     with Progress(None, "bench", args.quiet) as bar:
-        run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick)
+        run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick,
+                  command=command)  # fmt: skip
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
     return 0

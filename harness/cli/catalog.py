@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 
 from harness.cases import CATALOG, CaseError, select
-from harness.selection import build_cases, parse_sets
+from harness.selection import build_cases, is_target, parse_sets
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="the cases, with family and size")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("describe", help="a case's math, options, parameters, inputs and taps")
-    p.add_argument("case")
+    p.add_argument("case", help="a catalog name, or your own: path/to/file.py:NAME or module:NAME")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.set_defaults(func=cmd_describe)
 
@@ -52,8 +52,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     """A case's math, its options (with what each takes), and the shapes a plug-in sees."""
-    if args.case not in CATALOG:
-        raise CaseError(f"no case {args.case!r}; cases: {', '.join(CATALOG)}")
+    if args.case not in CATALOG and not is_target(args.case):
+        raise CaseError(
+            f"no case {args.case!r}; cases: {', '.join(CATALOG)} (or path/to/file.py:NAME)"
+        )
     case = build_cases([args.case], parse_sets(args.set))[0]
     print(f"{case.label}  (family: {case.family})\n")
     print(case.doc() + "\n")

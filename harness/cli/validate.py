@@ -72,7 +72,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.selection import UsageError, build_cases, check_jobs, output_folder, parse_sets
-    from harness.validation.target import BadTarget
+    from harness.target import BadTarget
     from harness.validation.validator import NeedCases, validate
 
     check_jobs(args.jobs)

@@ -11,10 +11,10 @@ import numpy as np
 from harness.backends.base import Backend
 from harness.cases.base import CATALOG, Arrays, Case
 from harness.result import Result
+from harness.target import Target
 from harness.validation.checks import MAX_OUTPUT, Judgement
 from harness.validation.faults import Fault
 from harness.validation.isolation import DEFAULT_TIMEOUT
-from harness.validation.target import Target
 
 
 @dataclass
@@ -57,7 +57,12 @@ class PluginBackend(Backend):
         taps, tap_steps = expected_taps(case, params, inputs)
         # A catalog case travels by name and options (its class may not pickle by reference).
         registered = CATALOG.get(getattr(case, "name", None)) is type(case)
-        sent = ("catalog", case.name, dict(case.cfg)) if registered else case
+        if registered:  # a catalog case travels by name and options
+            sent: Any = ("catalog", case.name, dict(case.cfg))
+        elif getattr(type(case), "loaded_from", None) is not None:  # a user's, by where it lives
+            sent = ("target", type(case).loaded_from, dict(case.cfg))
+        else:
+            sent = case
         request = {"op": "run", "target": self.target, "form": self.form, "case": sent,
                    "params": params, "inputs": inputs, "dtype": dtype, "calls": self.calls,
                    "fd": self.form == "stage"}  # fmt: skip

@@ -32,9 +32,9 @@ from typing import Any
 from harness.cases import CATALOG, Case
 from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
+from harness.target import Target
 from harness.validation.backend import PluginBackend
 from harness.validation.isolation import Isolated
-from harness.validation.target import Target
 
 Progress = Callable[[str, str], None]
 

@@ -26,6 +26,7 @@ from harness.compare import Comparison, flagged
 from harness.escaping import code, csv_table, lit, terminal
 from harness.result import BUILD
 from harness.runner import resolve_cases
+from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import Finding, diagnose, how
@@ -33,7 +34,6 @@ from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
 from harness.validation.spread import run_cases
 from harness.validation.stages import STAGES, StageCase
-from harness.validation.target import Target, parse_target, target_of
 
 FORMS = ("stage", "model", "engine")
 REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}

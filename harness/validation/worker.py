@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.validation.target import LoadFault, Target, load
+from harness.target import LoadFault, Target, load
 
 HEAD, TAIL = 4000, 1000
 ATTRIBUTES = (
@@ -266,6 +266,8 @@ class Worker:
             from harness.cases import CATALOG
 
             case = CATALOG[case[1]](**case[2])
+        elif isinstance(case, tuple) and case[0] == "target":
+            case = load(case[1])(**case[2])
         params, inputs = request["params"], request["inputs"]
         calls = []
         for _ in range(request.get("calls", 2)):
@@ -377,11 +379,24 @@ def _stage_fd(obj, case, params, inputs):
             "errors": dict(zip(names, errors, strict=True))}  # fmt: skip
 
 
+def _parameter_names(forward, count: int) -> list[str]:
+    """The names of forward's parameters (``forward(self, x, h, W)`` -> x, h, W), where it has
+    that many named ones; else x0, x1, …"""
+    try:
+        parameters = [p for p in inspect.signature(forward).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+    except (TypeError, ValueError):
+        parameters = []
+    if len(parameters) == count:
+        return [p.name for p in parameters]
+    return [f"x{i}" for i in range(count)]
+
+
 def _custom_inputs(obj):
     """A custom stage's example inputs and the shapes of its outputs."""
     stage = _stage_object(obj)
     arrays = tuple(np.asarray(a) for a in stage.inputs(np.random.default_rng(0)))
-    names = tuple(getattr(stage, "names", None) or (f"x{i}" for i in range(len(arrays))))
+    names = tuple(getattr(stage, "names", None) or _parameter_names(stage.forward, len(arrays)))
     out = stage.forward(*arrays)[0]
     outs = out if isinstance(out, tuple) else (out,)
     return {"arrays": arrays, "names": names, "smooth": bool(getattr(stage, "smooth", True)),

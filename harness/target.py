@@ -1,4 +1,5 @@
-"""TARGET: where a plug-in lives, as ``package.module:attr`` or ``path/to/file.py:attr``.
+"""TARGET: where user code lives (a plug-in, a case), as ``package.module:attr`` or
+``path/to/file.py:attr``.
 
 Parsing is strict and happens in the parent (bad syntax is a usage error, exit 2);
 loading happens in the worker process, so that an import that fails, hangs or crashes

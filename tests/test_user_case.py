@@ -1,0 +1,219 @@
+"""A case of your own, wherever a case is taken: a Case subclass or an @case function in a
+file (or a module), with the tape, torch, jax and finite differences as its references,
+and your hand-written backward validated against them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import validate
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+LSTM = ROOT / "examples" / "my_lstm.py"
+
+MINE = '''
+import numpy as np
+
+from harness.cases import Case, at_least, case
+
+
+class Tiny(Case):
+    """u = 3x + 1, y = u², L = Σ y."""
+
+    name, family = "tiny", "mine"
+    options = {"n": 5}
+    allowed = {"n": at_least(1)}
+
+    def setup(self, rng):
+        return {"x": rng.standard_normal(self.n)}, {}
+
+    def loss(self, xp, p, inputs):
+        u = xp.tap("u", 3 * p["x"] + 1)
+        return xp.sum(u**2)
+
+
+@case(setup=lambda rng, n=4: ({"W": rng.standard_normal((n, n))}, {"x": rng.standard_normal(n)}))
+def quadratic(xp, params, inputs):
+    """L = Σ tanh(W x)²."""
+    return xp.sum(xp.tanh(params["W"] @ inputs["x"]) ** 2)
+
+
+@case(params={"w": np.array([0.5, -1.0])}, inputs={"x": np.array([2.0, 3.0])})
+def fixed(xp, params, inputs):
+    """L = (w · x)²."""
+    return xp.sum(params["w"] * inputs["x"]) ** 2
+
+
+class Broken(Case):
+    """A loss that fails."""
+
+    name, family = "broken", "mine"
+
+    def setup(self, rng):
+        return {"x": np.ones(3)}, {}
+
+    def loss(self, xp, p, inputs):
+        return xp.no_such_function(p["x"])
+
+
+def tiny_grads(params, inputs):
+    u = 3 * params["x"] + 1
+    return {"grads": {"x": 6 * u}, "loss": np.sum(u**2), "taps": {"u": 2 * u}}
+
+
+not_a_case = 3
+'''
+
+
+@pytest.fixture(scope="module")
+def mine(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("user") / "mine.py"
+    path.write_text(MINE)
+    return path
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_case_from_a_file_runs_through_every_backend_with_its_options(mine, capsys, tmp_path):
+    csv = tmp_path / "a.csv"
+    code, out, _ = run_cli(capsys, "run", "--case", f"{mine}:Tiny", "--case", f"{mine}:quadratic",
+                           "--set", "n=6", "--csv", str(csv))  # fmt: skip
+    assert code == 0, out
+    table = pd.read_csv(csv)
+    assert set(table["case"]) == {"tiny[n=6]", "quadratic[n=6]"}
+    assert {"reference", "torch", "jax", "numeric"} >= set(table["backend"]) >= {"reference", "jax"}
+    assert (table["verdict"] == "agree").all()
+    assert set(table.loc[table["case"] == "tiny[n=6]", "tensor"]) == {"loss", "x", "u"}
+
+
+def test_a_function_case_with_fixed_arrays(mine, capsys):
+    code, out, _ = run_cli(capsys, "run", "--case", f"{mine}:fixed", "--backend", "reference")
+    assert code == 0 and "fixed" in out
+
+
+def test_describe_prints_a_user_case_as_it_does_a_catalog_one(mine, capsys):
+    code, out, _ = run_cli(capsys, "describe", f"{mine}:quadratic", "--set", "n=3")
+    assert code == 0
+    assert "L = Σ tanh(W x)²." in out and "n=3 (default 4)" in out and "W[3, 3]" in out
+
+
+def test_a_report_of_a_user_case(mine, capsys, tmp_path):
+    code, _, _ = run_cli(capsys, "report", "--case", f"{mine}:Tiny", "--out", str(tmp_path),
+                         "--quiet", "--backend", "reference")  # fmt: skip
+    assert code == 0 and "tiny" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nope", "has no attribute 'nope'"),
+        ("not_a_case", "is not a case"),
+        ("Tiny x", "TARGET must be"),
+    ],
+)
+def test_a_bad_user_case_is_bad_usage(mine, capsys, name, message):
+    code, out, err = run_cli(capsys, "run", "--case", f"{mine}:{name}")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_file_that_does_not_import_is_bad_usage(tmp_path, capsys):
+    (tmp_path / "bad.py").write_text("import no_such_module_anywhere\n")
+    code, _, err = run_cli(capsys, "run", "--case", f"{tmp_path / 'bad.py'}:X")
+    assert code == 2 and "no_such_module_anywhere" in err
+    code, _, err = run_cli(capsys, "run", "--case", f"{tmp_path / 'absent.py'}:X")
+    assert code == 2 and "no file" in err
+
+
+def test_a_user_case_whose_loss_fails_is_a_failed_row(mine, capsys):
+    code, out, _ = run_cli(capsys, "run", "--case", f"{mine}:Broken", "--case", f"{mine}:Tiny",
+                           "--backend", "reference")  # fmt: skip
+    assert code == 1
+    assert "no_such_function" in out and "tiny" in out
+
+
+def test_validate_a_model_against_a_user_case_in_a_worker(mine, capsys):
+    code, out, _ = run_cli(capsys, "validate", f"{mine}:tiny_grads", "--case", f"{mine}:Tiny",
+                           "--quiet")  # fmt: skip
+    assert code == 0 and "AGREES" in out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_example_lstm_backward_agrees_with_every_reference(dtype):
+    v = validate(f"{LSTM}:grads", cases=[f"{LSTM}:MyLSTM"], dtype=dtype)
+    assert v.ok, v.text()
+    assert set(v.references) >= {"reference", "torch", "jax", "numeric"}
+
+
+BUGS = {  # a line of the example's backward, as a user might have broken it
+    "missing cell path": (
+        "dc = dh * o * (1 - tanh_c**2) + dc_next",
+        "dc = dh * o * (1 - tanh_c**2)",
+    ),
+    "wrong transpose": ("dV = h.T @ (d / B)", "dV = (d / B).T @ h"),
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_a_broken_backward_of_the_example_is_flagged_with_the_tensor_and_element(bug, tmp_path):
+    right, wrong = BUGS[bug]
+    source = LSTM.read_text()
+    assert right in source
+    broken = tmp_path / "broken_lstm.py"
+    broken.write_text(source.replace(right, wrong))
+    options = {"O": 5} if bug == "wrong transpose" else {}  # V square: the shapes still fit
+    from harness.selection import load_case
+
+    case = load_case(f"{broken}:MyLSTM")(**options)
+    v = validate(f"{broken}:grads", cases=[case], references=["reference", "torch"])
+    assert not v.ok
+    text = v.text()
+    if bug == "missing cell path":
+        assert "tap 'c'" in text and "diverges" in text and "worst at (" in text
+    else:
+        assert "param 'V'" in text and "worst at (" in text
+
+
+def test_a_custom_stage_names_its_inputs_after_its_forward(tmp_path):
+    (tmp_path / "stage.py").write_text("""
+import numpy as np
+
+
+class Affine:
+    stage = "custom"
+
+    def inputs(self, rng):
+        return rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+
+    def forward(self, x, W, bias):
+        return x @ W + bias, (x, W)
+
+    def backward(self, d, cache):
+        x, W = cache
+        return d @ W.T, x.T @ d, d.sum(axis=0)
+""")
+    v = validate(f"{tmp_path / 'stage.py'}:Affine", form="stage")
+    assert v.ok, v.text()
+    assert {"x", "W", "bias"} <= set(v.agreement["tensor"])
+
+
+def test_bench_times_a_user_case(mine, tmp_path, monkeypatch):
+    """--case in bench: the cheap-gradient ratio of the cases named, into a folder of its own."""
+    from harness.cli import bench
+
+    seen = {}
+    monkeypatch.delenv(bench.PINNED, raising=False)
+    monkeypatch.setattr(bench.subprocess, "call", lambda argv, env: seen.update(argv=argv) or 0)
+    assert (
+        main(["bench", "--case", f"{mine}:quadratic", "--set", "n=3", "--out", str(tmp_path)]) == 0
+    )
+    argv = seen["argv"]
+    assert argv[argv.index("--case") + 1] == f"{mine}:quadratic" and "n=3" in argv
+    assert main(["bench", "--case", f"{mine}:nope"]) == 2  # checked before the fresh process
