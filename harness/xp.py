@@ -144,8 +144,46 @@ class Namespace:
         )
 
     def softmax_cross_entropy(self, logits: Any, labels: Any) -> Any:
-        """−(1/N) Σ_n log softmax(logits_n)[labels_n], labels integers in [0, C)."""
+        """−(1/N) Σ_n log softmax(logits_n)[labels_n], labels integers in [0, C): the picked
+        entries by a one-hot mask, which every namespace can differentiate."""
         xp = self.standard
         log_p = logits - self.logsumexp(logits, axis=-1, keepdims=True)
-        picked = xp.take_along_axis(log_p, xp.reshape(labels, (-1, 1)), axis=-1)
-        return -xp.mean(picked)
+        onehot = xp.reshape(labels, (-1, 1)) == xp.arange(logits.shape[-1])
+        return -xp.mean(xp.sum(xp.where(onehot, log_p, xp.zeros_like(log_p)), axis=-1))
+
+
+# the array API standard's names that numpy's classic namespace spells otherwise
+NUMPY_NAMES = {
+    "concat": "concatenate", "permute_dims": "transpose", "pow": "power",
+    "acos": "arccos", "asin": "arcsin", "atan": "arctan", "atan2": "arctan2",
+    "acosh": "arccosh", "asinh": "arcsinh", "atanh": "arctanh",
+    "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+    "bitwise_invert": "invert",
+}  # fmt: skip
+
+
+class NumpyLike:
+    """The array API standard's names over a module that spells them as numpy 1 did
+    (autograd.numpy, and other numpy look-alikes whose derivatives are registered under
+    the classic names): ``concat`` is its ``concatenate``, ``permute_dims`` its
+    ``transpose``, ``matrix_transpose`` a swap of the last two axes, ``astype`` the
+    array's method; every other name is the module's own."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._module, NUMPY_NAMES.get(name, name))
+
+    def matrix_transpose(self, x: Any) -> Any:
+        return self._module.swapaxes(x, -1, -2)
+
+    def astype(self, x: Any, dtype: Any, /, *, copy: bool = True) -> Any:
+        return x.astype(dtype)
+
+
+def numpy_like(module: Any) -> NumpyLike:
+    """``module`` (numpy-like, with numpy 1's names) as an array API namespace."""
+    return NumpyLike(module)

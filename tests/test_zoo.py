@@ -28,6 +28,11 @@ REASONS = {
     "engine: matmul transpose": "exception",
     "engine: grads not reset": "state across calls",
     "engine: quotient rule": "agrees for k ≥ 8",
+    "torch Function: bias not summed": "wrong shape (b)",
+    "torch Function: None for W": "wrong type (W)",
+    "torch Function: derivative missing": "disagrees with own forward",
+    "jax custom_vjp: dW transposed": "wrong shape (W)",
+    "jax custom_vjp: sign of dx": "disagrees with own forward (x)",
 }
 
 
@@ -41,7 +46,9 @@ def worker():
 def test_the_zoo_has_twenty_bugs_across_the_three_forms_and_correct_implementations():
     broken = [e for e in ZOO if e.broken]
     assert len(broken) >= 20
-    assert {e.form for e in broken} == {"stage", "model", "engine"}
+    assert {e.form for e in broken} == {"stage", "model", "engine", "torch-function",
+                                        "jax-custom-vjp"}  # fmt: skip
+    assert sum(e.form in ("torch-function", "jax-custom-vjp") for e in broken) >= 6
     correct = {e.target for e in ZOO if not e.broken}
     assert {
         "harness.validation.zoo.models:manual",

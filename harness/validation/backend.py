@@ -65,7 +65,7 @@ class PluginBackend(Backend):
             sent = case
         request = {"op": "run", "target": self.target, "form": self.form, "case": sent,
                    "params": params, "inputs": inputs, "dtype": dtype, "calls": self.calls,
-                   "fd": self.form == "stage"}  # fmt: skip
+                   "fd": self.form in ("stage", "torch-function", "jax-custom-vjp")}  # fmt: skip
         reply = self.channel.request(request, self.timeout)
         judged = Judgement(case, self.name, dtype, params, taps, tap_steps, self.max_output)
         result = judged.result(reply)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import compare_arrays
-from harness.result import Result
+from harness.compare import compare_arrays, compare_directional
+from harness.result import Directional, Result
 from harness.tolerances import TOLERANCES, tolerance_for
 from harness.validation.faults import Fault
 
@@ -228,12 +228,31 @@ class Judgement:
             kind, message, tb = fatal(fd["error"])
             self.fault(kind, f"finite differences of the forward failed: {message}", "", tb)
             return
+        tol = tolerance_for("autodiff", "numeric", self.dtype)
+        if "directional" in fd["value"]:  # a large stage: along random directions
+            probes = {("param", k): Directional(*v) for k, v in fd["value"]["directional"].items()}
+            self.extra_results.append(Result(
+                self.case.label, name, self.dtype, loss=result.loss, mode="directional",
+                directional=probes, seconds=fd["seconds"],
+            ))  # fmt: skip
+            for (_, tensor), probe in probes.items():
+                got = result.grads.get(tensor)
+                if got is None or np.shape(got) != probe.directions.shape[1:]:
+                    continue
+                m = compare_directional(got, probe, tol, self.dtype)
+                if m["verdict"] == "disagree":
+                    self.fault("disagrees with own forward",
+                               f"the backward's d{tensor} is not the derivative of the stage's "
+                               f"own forward along {m['n_bad']}/{m['n_elements']} random "
+                               f"directions; worst, {m['worst_index']}: backward "
+                               f"{m['worst_expected']:.6g}, finite differences of the forward "
+                               f"{m['worst_got']:.6g}", tensor)  # fmt: skip
+            return
         grads, errors = fd["value"]["grads"], fd["value"]["errors"]
         self.extra_results.append(Result(
             self.case.label, name, self.dtype, loss=result.loss, grads=grads, mode="elementwise",
             uncertainty={("param", k): v for k, v in errors.items()}, seconds=fd["seconds"],
         ))  # fmt: skip
-        tol = tolerance_for("autodiff", "numeric", self.dtype)
         for tensor, expected in grads.items():
             got = result.grads.get(tensor)
             if got is None or np.shape(got) != expected.shape:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases.base import Case
+from harness.cases.base import Case, CaseError
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,65 @@ class StageCase(Case):
         return total
 
 
+class CaseStage(StageCase):
+    """A framework's custom function checked on a case of the user's: the case is a plain
+    forward of the same math, its parameters and inputs the function's arguments (by
+    name), and its loss (an array or a scalar) the function's output; the references
+    differentiate L = Σ ⟨d_out, loss⟩ as for any stage."""
+
+    def __init__(self, case: Case, names: tuple[str, ...], smooth: bool | None = None):
+        super().__init__("custom", None, names, case.smooth if smooth is None else smooth)
+        self.case, self.name = case, f"stage:{case.name}"
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return self.case.label
+
+    @property
+    def definition(self) -> Callable[..., Any] | None:
+        def plain(xp: Any, *args: Any) -> Any:
+            by_name = dict(zip(self.names, args, strict=True))
+            return self.case.loss(xp, {k: by_name[k] for k in self._params},
+                                  {k: by_name[k] for k in self._inputs})  # fmt: skip
+
+        return plain
+
+    def doc(self) -> str:  # type: ignore[override]
+        return self.case.doc()
+
+    def setup(self, rng):
+        params, inputs = self.case.setup(rng)
+        arrays = {**params, **inputs}
+        if set(arrays) != set(self.names):
+            raise CaseError(
+                f"the function's arguments ({', '.join(self.names)}) are not the case's "
+                f"parameters and inputs ({', '.join(arrays)}): name them alike"
+            )
+        self._params, self._inputs = list(params), list(inputs)
+        self.labels = tuple(
+            n for n in self.names if not np.issubdtype(np.asarray(arrays[n]).dtype, np.floating)
+        )
+        self._arrays = tuple(np.asarray(arrays[n]) for n in self.names)
+        return super().setup(rng)
+
+    def __reduce__(self):
+        """Sent to a worker as where the case comes from, not as the objects themselves."""
+        case = self.case
+        if getattr(type(case), "loaded_from", None) is not None:
+            sent: Any = ("target", type(case).loaded_from, dict(case.cfg))
+        else:
+            sent = case
+        return (_rebuild, (sent, self.names, self.smooth))
+
+
+def _rebuild(sent: Any, names: tuple[str, ...], smooth: bool) -> CaseStage:
+    if isinstance(sent, tuple) and sent[0] == "target":
+        from harness.target import load
+
+        sent = load(sent[1])(**sent[2])
+    return CaseStage(sent, names, smooth)
+
+
 def weighted_loss(out: Any, d_out: list[np.ndarray]) -> float:
     """Σ_k ⟨d_out_k, out_k⟩ on numpy values (the user's forward output)."""
     outs = out if isinstance(out, tuple) else (out,)
@@ -236,3 +295,34 @@ def finite_differences(
         grads.append(g)
         errors.append(e)
     return grads, errors
+
+
+MAX_ELEMENTWISE = 600  # more differentiated elements than this: along random directions
+DIRECTIONS = 3
+
+
+def directional_differences(
+    f: Callable[[list[np.ndarray]], float], args: list[np.ndarray], which: list[int], smooth: bool,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """For each args[i], i in ``which``: DIRECTIONS unit directions v (seeded), ⟨dL/dx, v⟩
+    by the numeric backend's stencil on t ↦ f(x + t v), and its error estimate — 6 · 3
+    evaluations per argument, whatever its size."""
+    from harness.backends.numeric import KINK_STEP, SMOOTH_STEP, _stencil
+
+    args = [np.array(a, dtype=np.float64) if i in which else a for i, a in enumerate(args)]
+    rounding = 4 * EPS * max(abs(f(args)), 1e-300)
+    rng = np.random.default_rng(seed)
+    found = []
+    for i in which:
+        x = args[i]
+        vs = rng.standard_normal((DIRECTIONS, *x.shape))
+        vs /= np.linalg.norm(vs.reshape(DIRECTIONS, -1), axis=1).reshape(-1, *[1] * x.ndim)
+        h = (SMOOTH_STEP if smooth else KINK_STEP) * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+
+        def along(t, v, i=i, x=x):
+            return f([*args[:i], x + t * v, *args[i + 1 :]])
+
+        pairs = [_stencil(lambda t, v=v: along(t, v), smooth, h, rounding) for v in vs]
+        found.append((vs, np.array([d for d, _ in pairs]), np.array([e for _, e in pairs])))
+    return found

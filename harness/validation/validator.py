@@ -33,9 +33,10 @@ from harness.validation.diagnose import Finding, diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
 from harness.validation.spread import run_cases
-from harness.validation.stages import STAGES, StageCase
+from harness.validation.stages import STAGES, CaseStage, StageCase
 
-FORMS = ("stage", "model", "engine")
+FORMS = ("stage", "model", "engine", "functional", "torch-function", "jax-custom-vjp")
+FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")  # custom stages of the framework's
 REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
 RAW = {
     "wrong type",
@@ -307,18 +308,35 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     problem = info.get("fault")
     if problem is None and info.get("form") == "unknown":
         problem = {"kind": "wrong type", "message": f"{spec.text} is neither a callable (model), "
-                   "an engine (tensor, grad, numpy) nor a stage (stage, forward, backward)"}  # fmt: skip
+                   "an engine (tensor, grad, numpy), a functional engine (xp and grad or "
+                   "value_and_grad), a stage (stage, forward, backward), a torch.autograd."
+                   "Function nor a jax.custom_vjp function"}  # fmt: skip
     if problem is None and form in REQUIRED:
         missing = [a for a in REQUIRED[form] if a not in info.get("attributes", REQUIRED[form])]
         if missing:
             problem = {"kind": "missing attribute", "message": f"{spec.text} lacks "
                        f"{', '.join(missing)}, which the {form} form needs"}  # fmt: skip
     stage = info.get("stage")
+    framework = form in FRAMEWORK_FORMS
+    user_cases = resolve_cases(cases) if framework and cases and problem is None else []
+    if problem is None and framework and not user_cases and "arrays" not in info:
+        problem = {"kind": "missing attribute", "message": f"{spec.text} needs inputs to run on: "
+                   "name a case that computes the same math (--case, its parameters and "
+                   "inputs named as the function's arguments) or give the function an "
+                   "inputs(rng) static method"}  # fmt: skip
     if problem is None and form == "stage" and stage not in STAGES and stage != "custom":
         problem = {"kind": "missing attribute", "message": f"stage = {stage!r} is not one of "
                    f"{', '.join(STAGES)} or 'custom'"}  # fmt: skip
     # the cases
-    if form == "stage":
+    if framework:
+        if user_cases:
+            chosen = [CaseStage(c, tuple(info["names"]), info.get("smooth")) for c in user_cases]
+        elif problem is None:
+            chosen = [StageCase("custom", info["arrays"], info["names"], info["smooth"],
+                                info["out_shapes"])]  # fmt: skip
+        else:
+            chosen = [StageCase("custom", names=tuple(info.get("names") or ()), smooth=True)]
+    elif form == "stage":
         if stage == "custom" and problem is None:
             chosen = [StageCase("custom", info["arrays"], info["names"], info["smooth"],
                                 info["out_shapes"])]  # fmt: skip
@@ -346,9 +364,11 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     # the references
     if references is None:
         references = list(DEFAULT_BACKENDS)
-    if form == "stage" and stage == "custom":
-        references = []
-    elif form == "stage" and not STAGES[stage].smooth and "numeric" in references:
+    if (form == "stage" and stage == "custom") or (framework and not user_cases):
+        references = []  # finite differences of its own forward are the one reference
+    elif (
+        form == "stage" and stage in STAGES and not STAGES[stage].smooth and "numeric" in references
+    ):
         references = [r for r in references if r != "numeric"]
         notes.append(f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 by "
                      "convention): the numeric reference is left out; your backward is still "

@@ -152,8 +152,20 @@ def wants_case(fn: Any) -> bool:
 
 
 def detect_form(obj: Any) -> str:
-    """stage: has ``stage``, ``forward`` and ``backward``; engine: has ``tensor`` and
-    ``grad`` (or is a class with them); model: any other callable."""
+    """torch-function: a ``torch.autograd.Function`` subclass; jax-custom-vjp: a
+    ``jax.custom_vjp`` function; stage: has ``stage``, ``forward`` and ``backward``;
+    engine: has ``tensor`` and ``grad`` (or is a class with them); model: any other
+    callable."""
+    from harness.validation.frameworks import is_jax_custom_vjp, is_torch_function
+
+    if is_torch_function(obj):
+        return "torch-function"
+    if is_jax_custom_vjp(obj):
+        return "jax-custom-vjp"
+    from harness.validation.functional import is_functional
+
+    if is_functional(obj) and not hasattr(obj, "tensor"):
+        return "functional"
     if all(hasattr(obj, a) for a in ("forward", "backward")) and hasattr(obj, "stage"):
         return "stage"
     if hasattr(obj, "tensor") and hasattr(obj, "grad"):
@@ -239,9 +251,18 @@ class Worker:
             return {**info, "fault": {"kind": obj.kind, "type": "", "message": obj.message,
                                       "traceback": obj.traceback}}  # fmt: skip
         form = request.get("form") or detect_form(obj)
+        if form in FRAMEWORK_FORMS:  # from here on it is a custom stage of the framework's
+            from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage, adapt
+
+            if not isinstance(obj, (TorchFunctionStage, JaxCustomVJPStage)):  # not yet adapted
+                made = self._call(adapt, obj, form)
+                if made["error"] is not None:
+                    return {**info, "fault": {**made["error"], "kind": "wrong type"}}
+                obj = self.loaded[target.text] = made["value"]
+            info.update(names=obj.names, smooth=obj.smooth)
         info.update(form=form, stage=getattr(obj, "stage", None), cases=getattr(obj, "cases", None),
                     attributes=[a for a in ATTRIBUTES if hasattr(obj, a)])  # fmt: skip
-        if form == "stage" and getattr(obj, "stage", None) == "custom":
+        if getattr(obj, "stage", None) == "custom" and (form == "stage" or hasattr_inputs(obj)):
             made = self._call(_custom_inputs, obj)
             if made["error"] is not None:
                 return {**info, "fault": made["error"]}
@@ -283,7 +304,7 @@ class Worker:
             if record["error"] is not None:
                 break
         reply: dict[str, Any] = {"calls": calls}
-        if form == "stage" and request.get("fd") and calls[0]["error"] is None:
+        if CALLS[form] is _stage_call and request.get("fd") and calls[0]["error"] is None:
             fd = self._call(_stage_fd, obj, case, params, inputs)
             reply["fd"] = {k: v for k, v in fd.items() if k != "value"}
             reply["fd"]["value"] = fd["value"]
@@ -307,6 +328,13 @@ def _error(kind: str, e: BaseException) -> dict[str, str]:
 
 def _model_call(fn, case, params, inputs):
     return fn(params, inputs, case) if wants_case(fn) else fn(params, inputs)
+
+
+def _functional_call(engine, case, params, inputs):
+    from harness.validation.functional import run_functional
+
+    out = run_functional(engine, case, params, inputs)
+    return {"grads": out["grads"], "taps": out["taps"], "loss": out["loss"]}
 
 
 def _engine_call(engine, case, params, inputs):
@@ -364,17 +392,27 @@ def _stage_call(obj, case, params, inputs):
 
 def _stage_fd(obj, case, params, inputs):
     """Finite differences of the plug-in's own forward (float64 copies of the inputs)."""
-    from harness.validation.stages import finite_differences, weighted_loss
+    from harness.validation.stages import (
+        MAX_ELEMENTWISE,
+        directional_differences,
+        finite_differences,
+        weighted_loss,
+    )
 
     stage = _stage_object(obj)
     d_out = [np.asarray(d, dtype=np.float64) for d in case.d_out(inputs)]
     args = [np.array(a, dtype=np.float64) if n not in case.labels else a
             for n, a in zip(case.names, case.arguments(params, inputs), strict=True)]  # fmt: skip
     which = [i for i, n in enumerate(case.names) if n not in case.labels]
-    grads, errors = finite_differences(
-        lambda a: weighted_loss(stage.forward(*a)[0], d_out), args, which, case.smooth
-    )
     names = [case.names[i] for i in which]
+
+    def loss(a):
+        return weighted_loss(stage.forward(*a)[0], d_out)
+
+    if sum(np.size(args[i]) for i in which) > MAX_ELEMENTWISE:  # large: along directions
+        found = directional_differences(loss, args, which, case.smooth)
+        return {"directional": dict(zip(names, found, strict=True))}
+    grads, errors = finite_differences(loss, args, which, case.smooth)
     return {"grads": dict(zip(names, grads, strict=True)),
             "errors": dict(zip(names, errors, strict=True))}  # fmt: skip
 
@@ -403,7 +441,18 @@ def _custom_inputs(obj):
             "out_shapes": [np.shape(o) for o in outs]}  # fmt: skip
 
 
-CALLS = {"model": _model_call, "engine": _engine_call, "stage": _stage_call}
+def hasattr_inputs(stage: Any) -> bool:
+    """Does a framework function bring example inputs (``inputs(rng)``) of its own?"""
+    function = getattr(stage, "function", None)
+    return callable(getattr(function, "inputs", None)) or callable(
+        getattr(getattr(function, "fun", None), "inputs", None)
+    )
+
+
+FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")
+CALLS = {"model": _model_call, "engine": _engine_call, "stage": _stage_call,
+         "torch-function": _stage_call, "jax-custom-vjp": _stage_call,
+         "functional": _functional_call}  # fmt: skip
 
 
 # --- the process ----------------------------------------------------------------------------

@@ -52,6 +52,10 @@ def _model(name: str, attr: str, bug: str, *cases) -> Entry:
     return Entry(name, f"harness.validation.zoo.models:{attr}", "model", bug, cases)
 
 
+def _framework(name: str, attr: str, form: str, bug: str = "") -> Entry:
+    return Entry(name, f"harness.validation.zoo.frameworks:{attr}", form, bug)
+
+
 def _engine(name: str, cls: str, bug: str, *cases) -> Entry:
     module = "tiny_engine" if not bug else "engines"
     return Entry(name, f"harness.validation.zoo.{module}:{cls}", "engine", bug, cases)
@@ -84,6 +88,8 @@ ZOO: list[Entry] = [
             ("custom swish", "Swish"),
         ]
     ),  # fmt: skip
+    _framework("torch Function", "TorchTanh", "torch-function"),
+    _framework("jax custom_vjp", "jax_tanh", "jax-custom-vjp"),
     # --- broken: stages
     _stage(
         "linear: dW transposed",
@@ -108,6 +114,35 @@ ZOO: list[Entry] = [
     ),
     _stage("gru step: update gate sign", "GRUStepUpdateSign", "dz = dh (n − h_prev): sign swapped"),
     _stage("custom: product rule", "SwishMissingProductRule", "d(x σ(x)) = σ(x) only"),
+    # --- broken: custom VJPs inside a framework
+    _framework(
+        "torch Function: bias not summed",
+        "TorchTanhBiasNotSummed",
+        "torch-function",
+        "db = dz, not summed over the batch (autograd would sum it silently)",
+    ),
+    _framework(
+        "torch Function: derivative missing",
+        "TorchTanhMissingDerivative",
+        "torch-function",
+        "dz = dy, tanh's 1 − y² left out",
+    ),
+    _framework(
+        "torch Function: None for W",
+        "TorchTanhNoWeightGradient",
+        "torch-function",
+        "no gradient for W, which needs one",
+    ),
+    _framework(
+        "jax custom_vjp: dW transposed", "jax_tanh_transposed", "jax-custom-vjp", "dW = dzᵀ x"
+    ),
+    _framework("jax custom_vjp: sign of dx", "jax_tanh_sign", "jax-custom-vjp", "dx = −dz Wᵀ"),
+    _framework(
+        "jax custom_vjp: derivative from the input",
+        "jax_tanh_from_input",
+        "jax-custom-vjp",
+        "1 − z² for 1 − tanh(z)²",
+    ),
     # --- broken: models
     _model("MLP: bias mean", "bias_mean", "db = mean over the batch instead of the sum", MLP),
     _model("MLP: bias not summed", "bias_not_summed", "db = dz (N × O)", MLP),
