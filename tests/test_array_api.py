@@ -38,6 +38,23 @@ def test_every_catalog_case_runs_on_array_api_strict(name):
     assert float(loss) == pytest.approx(expected, rel=1e-12, abs=1e-300)
 
 
+EXAMPLE_CASES = ["examples/my_lstm.py:MyLSTM", "examples/custom_vjp.py:TanhLayer"]
+
+
+@pytest.mark.parametrize("spec", EXAMPLE_CASES)
+def test_every_example_case_runs_on_array_api_strict(spec):
+    from pathlib import Path
+
+    from harness.selection import load_case
+
+    root = Path(__file__).resolve().parents[1]
+    case = load_case(str(root / spec))()
+    params, inputs = case.build(0)
+    out = case.loss(StrictNamespace(), strict_arrays(params), strict_arrays(inputs))
+    expected = case.loss(NumpyNamespace(), params, inputs)
+    assert np.allclose(np.asarray(out), expected, rtol=1e-12, atol=0)
+
+
 def test_a_function_outside_the_standard_fails_on_strict():
     """The check can fail: numpy's own name, not the standard's, is refused."""
     xp = StrictNamespace()
