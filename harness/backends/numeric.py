@@ -103,32 +103,45 @@ def _stencil(f: Any, smooth: bool, h: float, rounding: float) -> tuple[float, fl
     at most 1e-8 of its size. A loss that is strongly curved at the scale of h (an
     exploding unroll amplifies a perturbation by 1.3 per step, so at T = 45 its features
     are ~1e-5 wide) needs a much smaller step; the truncation estimate may even grow at
-    first, while h is still wider than those features. The search stops early once the
-    rounding term alone, rounding/h, exceeds the bound of a sound estimate (one within 10%
-    of its value): smaller steps can only be worse. Kept: the estimate whose bound (truncation plus rounding/h) is smallest
-    *relative to the derivative it found* — a step far wider than the features averages
-    them away, and then both its value and its bound are small, the bound as large as the
-    value; judged by the absolute bound alone, that step would win. Where no step gives a
-    sound estimate (bound under SOUND of the value), the bound is widened to the spread
-    of the values the steps gave: the derivative is not known better than that.
+    first, while h is still wider than those features. The search stops early where
+    smaller steps can only be worse: once the truncation estimate is below the rounding
+    term rounding/h (at h/4 the rounding term alone is 4× larger: a derivative that is
+    zero or tiny is settled there, at its rounding level), or once rounding/(h/4) exceeds
+    the bound of a sound estimate (one within SOUND of its value). Kept: the estimate
+    whose bound (truncation plus rounding/h) is smallest *relative to the derivative it
+    found* — a step far wider than the features averages them away, and then both its
+    value and its bound are small, the bound as large as the value; judged by the
+    absolute bound alone, that step would win.
+
+    The derivative is not known at all, and its error estimate is infinite (the
+    comparison can then neither confirm nor contradict anything with it: it is
+    unresolved), where every step is still dominated by truncation and none gives a sound
+    estimate, or where a smaller step's value lies outside the kept one's bound plus its
+    own: the kept one was a coincidence of its step. That is a loss curved at every scale
+    tried — a chaotic forward: at T = 1000, σ = 1.3 its features are ~1.3^-1000 wide, and
+    D(h) grows like 1/h as the step shrinks.
     """
-    best, best_rank, found = (math.nan, math.inf), (math.inf, math.inf), []
+    found: list[tuple[float, float]] = []  # (D, its bound) at each step tried
+    best, best_rank, settled = 0, (math.inf, math.inf), False
     for _ in range(MAX_SHRINKS + 1):
         d, truncation = _stencil_once(f, smooth, h)
         err = truncation + rounding / h
-        found.append(d)
+        found.append((d, err))
         rank = (err / abs(d) if d else math.inf, err)
         if rank < best_rank:
-            best, best_rank = (d, err), rank
-        if err <= 1e-8 * abs(d) or truncation == 0:  # converged, or flat to the last bit
-            return best
-        if best_rank[0] < SOUND and rounding / (h / 4) > best[1]:  # a sound estimate that
-            return best  # a smaller step could only blur with rounding
+            best, best_rank = len(found) - 1, rank
+        if err <= 1e-8 * abs(d) or truncation <= rounding / h:  # converged, or at rounding
+            settled = True
+            break
+        if best_rank[0] < SOUND and rounding / (h / 4) > found[best][1]:  # a sound estimate
+            break  # that a smaller step could only blur with rounding
         h /= 4
-    if best_rank[0] >= SOUND:  # no step gave a sound value: it is as uncertain as the
-        spread = max(abs(d - best[0]) for d in found)  # values the steps gave
-        best = (best[0], max(best[1], spread))
-    return best
+    d, err = found[best]
+    if not settled and best_rank[0] >= SOUND:  # curved at every step tried
+        return d, math.inf
+    if any(abs(d_j - d) > err + err_j for d_j, err_j in found[best + 1 :]):
+        return d, math.inf  # a smaller step contradicts it: it was a coincidence of its step
+    return d, err
 
 
 class NumericBackend(Backend):
