@@ -13,7 +13,14 @@ import pandas as pd
 from harness.compare import parted
 from harness.escaping import terminal
 
-MARKS = {"agree": "✓", "disagree": "✗", "inconclusive": "?", "failed": "✗"}
+MARKS = {
+    "agree": "✓",
+    "agree within noise": "≈",
+    "disagree": "✗",
+    "inconclusive": "?",
+    "unsupported": "–",
+    "failed": "✗",
+}
 
 
 def format_agreement(table: pd.DataFrame) -> str:
@@ -23,8 +30,8 @@ def format_agreement(table: pd.DataFrame) -> str:
         return "(nothing compared)"
 
     def cell(row) -> str:
-        if row["verdict"] == "failed":
-            return "✗ failed"
+        if row["verdict"] in ("failed", "unsupported"):
+            return f"{MARKS[row['verdict']]} {row['verdict']}"
         return f"{MARKS.get(row['verdict'], '✗')} {row['max_rel_err']:.1e}"
 
     shown = table.assign(cell=table.apply(cell, axis=1), name=table["kind"] + ":" + table["tensor"])
@@ -34,15 +41,17 @@ def format_agreement(table: pd.DataFrame) -> str:
     grid.columns.name = f"vs {table['baseline'].iloc[0]}"
     legend = (
         "max_rel_err = max|a − b| / max|b| against the baseline (per step for unroll taps); "
-        "✓ within the tolerance (for numeric, widened by its own error estimate), ✗ outside "
-        "it, ? finite differences cannot resolve it"
+        "✓ within the tolerance (for numeric, widened by its own error estimate), ≈ beyond it "
+        "but within the problem's own rounding noise, ✗ outside both, ? finite differences "
+        "cannot resolve it, – the backend lacks a function the case needs"
     )
     return legend + "\n" + grid.fillna("").to_string()
 
 
 def findings(comparison: Any) -> list[str]:
-    """What disagrees (the worst element, with the digits where the values part), what an
-    oracle could not resolve, the odd one out, and what was skipped."""
+    """What disagrees, forward first (the worst element, with the digits where the values
+    part), what agrees only within the problem's noise and to how many digits, what an
+    oracle could not resolve, the odd one out, what is unsupported and what was skipped."""
     table, runs = comparison.agreement, comparison.runs
     lines = []
     for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
@@ -53,6 +62,13 @@ def findings(comparison: Any) -> list[str]:
             lines.append(terminal(f"  ✗ {where}: {row['error']}"))
         elif row["verdict"] == "inconclusive":
             lines.append(terminal(f"  ? {where}: inconclusive — {row['reason']}"))
+        elif row["kind"] == "loss":
+            lines.append(terminal(
+                f"  ✗ {row['case']}: the forward differs, {row['backend']} vs {row['baseline']}: "
+                f"loss {parted(row['worst_got'], row['worst_expected'])}, beyond the tolerance "
+                f"and the problem's own noise; the gradients below are computed from different "
+                "values"
+            ))  # fmt: skip
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
             lines.append(terminal(
@@ -60,14 +76,31 @@ def findings(comparison: Any) -> list[str]:
                 f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
                 f"max_rel_err {row['max_rel_err']:.2e}{steps}"
             ))  # fmt: skip
+    noisy = table[table["verdict"] == "agree within noise"]
+    for case, g in noisy.groupby("case", sort=False):
+        lines.append(terminal(
+            f"  ≈ {case}: {len(g)} tensors agree within the problem's own rounding noise "
+            f"(up to {g['noise_floor'].max():.1e} of the scale, {g['max_rel_err'].max():.1e} "
+            f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
+            f"agreement; the references are good to {_digits(g['digits'])} digits there"
+        ))  # fmt: skip
     odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
-        print(
+        lines.append(
             terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
         )
+    unsupported = runs[runs["status"] == "unsupported"]
+    for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
+        lines.append(terminal(f"  – {backend} unsupported, {what}: {len(g)} case(s), "
+                              f"{', '.join(g['case'])}"))  # fmt: skip
     for _, r in runs[runs["status"] == "skipped"].iterrows():
         lines.append(terminal(f"  - {r['case']}: {r['backend']} skipped ({r['error']})"))
     return lines
+
+
+def _digits(digits: pd.Series) -> str:
+    low, high = float(digits.min()), float(digits.max())
+    return f"{low:.1f}" if high - low < 0.05 else f"{low:.1f}–{high:.1f}"
 
 
 def summaries(comparison: Any) -> list[str]:
@@ -97,17 +130,22 @@ def summaries(comparison: Any) -> list[str]:
 
 
 def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
-    """ "96 of 100 tensors agree, 4 inconclusive … over 19 cases (float64): all agree"."""
+    """ "96 of 100 tensors agree, 2 agree within noise, 2 inconclusive … over 19 cases
+    (float64): no disagreement (some agree within noise, inconclusive)"."""
     counts, n = comparison.verdicts, len(comparison.agreement)
     parts = [f"{counts['agree']} of {n} tensors agree"]
-    parts += [f"{counts[v]} {v}" for v in ("disagree", "inconclusive", "failed") if counts[v]]
+    others = ("agree within noise", "disagree", "inconclusive", "unsupported", "failed")
+    parts += [f"{counts[v]} {v}" for v in others if counts[v]]
     failed_runs = int((comparison.runs["status"] == "failed").sum())
     if failed_runs:
         parts.append(f"{failed_runs} failed runs")
     if comparison.exit_code:
         verdict = "DISAGREEMENT" if counts["disagree"] else "FAILED"
+    elif counts["agree"] == n:
+        verdict = "all agree"
     else:
-        verdict = "all agree" if comparison.all_agree else "no disagreement (some inconclusive)"
+        some = [v for v in ("agree within noise", "inconclusive", "unsupported") if counts[v]]
+        verdict = f"no disagreement (some {', '.join(some)})"
     return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
 
 

@@ -43,15 +43,17 @@ class Result:
     tap_steps: dict[str, int | None] = field(default_factory=dict)
     uncertainty: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     directional: dict[tuple[str, str], Directional] = field(default_factory=dict)
+    noise: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # see harness.noise
     seconds: float = math.nan
     compile_seconds: float = math.nan
     mode: str = "autodiff"
     error: str | None = None
     skipped: str | None = None
+    unsupported: str | None = None  # the function the backend or engine lacks, named
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.skipped is None
+        return self.error is None and self.skipped is None and self.unsupported is None
 
     def tensors(self) -> dict[tuple[str, str], np.ndarray]:
         """Every compared tensor keyed by (kind, name): the loss, each grad, each tap."""

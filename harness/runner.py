@@ -8,6 +8,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
 from multiprocessing import get_context
 
+from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
     Backend,
@@ -17,7 +18,10 @@ from harness.backends import (
 )
 from harness.cases import CATALOG, Case, CaseError
 from harness.compare import Comparison
+from harness.noise import DEFAULT_RUNS
 from harness.result import BUILD, Result
+from harness.xp import Unsupported
+from reference.xp import NotInTape
 
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
 
@@ -32,11 +36,14 @@ def _describe_error(exc: BaseException) -> str:
 def run_case(
     case: Case, backends: list[Backend | Exception], dtype: str = "float64", seed: int = 0,
     progress: Progress | None = None, names: list[str] | None = None,
+    noise_on: tuple[str, ...] = (), noise_runs: int = DEFAULT_RUNS,
 ) -> list[Result]:  # fmt: skip
     """Every backend on one case. Each gets its own copy of the parameters and inputs,
     so a backend that writes into its arrays cannot change what the next one sees. A case
     that cannot be built (its data is missing, its options contradict each other) is one
-    failed Result, under the backend name ``BUILD``, and no backend runs on it."""
+    failed Result, under the backend name ``BUILD``, and no backend runs on it. A backend
+    that lacks a function the case needs is ``unsupported`` there, not failed. The backends
+    named in ``noise_on`` also measure the noise floor (``harness.noise``)."""
     try:
         params, inputs = case.build(seed, dtype)
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the run
@@ -53,11 +60,20 @@ def run_case(
         p = {k: v.copy() for k, v in params.items()}
         x = {k: v.copy() for k, v in inputs.items()}
         try:
-            results.append(backend.run(case, p, x, dtype))
+            result = backend.run(case, p, x, dtype)
         except NotApplicable as e:
             results.append(Result(case.label, name, dtype, skipped=str(e) or "not applicable"))
+            continue
+        except (Unsupported, NotInTape) as e:
+            results.append(Result(case.label, name, dtype, unsupported=str(e)))
+            continue
         except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
             results.append(Result(case.label, name, dtype, error=_describe_error(e)))
+            continue
+        if name in noise_on and result.ok and noise_runs > 0:
+            result.noise = noise.spread(backend, case, params, inputs, dtype, result, seed,
+                                        noise_runs)  # fmt: skip
+        results.append(result)
     return results
 
 
@@ -82,11 +98,28 @@ def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Back
 
 
 def _run_in_worker(
-    name: str, cfg: dict, backends: list[str], dtype: str, seed: int
-) -> list[Result]:
+    name: str, cfg: dict, backends: list[str], dtype: str, seed: int, noise_on: tuple,
+    noise_runs: int,
+) -> list[Result]:  # fmt: skip
     """One catalog case in a worker process (``jobs > 1``)."""
     names, instances = instantiate(backends)
-    return run_case(CATALOG[name](**cfg), instances, dtype, seed, None, names)
+    return run_case(CATALOG[name](**cfg), instances, dtype, seed, None, names, noise_on,
+                    noise_runs)  # fmt: skip
+
+
+def noise_plan(names: list[str], instances: list, baseline: str, runs: int | None) -> tuple:
+    """(the backends that measure the noise floor, K): by default the baseline alone, with
+    DEFAULT_RUNS; ``runs`` K > 0: every autodiff reference, K runs each; 0: none. A
+    plug-in (a ``plugin:`` name) never measures it: it is not judged by its own noise."""
+    if isinstance(runs, bool) or not (runs is None or (isinstance(runs, int) and runs >= 0)):
+        raise ValueError(f"noise must be None or a whole number of runs, at least 0, not {runs!r}")
+    if runs == 0:
+        return (), 0
+    references = [(n, b) for n, b in zip(names, instances, strict=True)
+                  if not n.startswith("plugin:")]  # fmt: skip
+    if runs is None:
+        return tuple(n for n, _ in references if n == baseline), DEFAULT_RUNS
+    return tuple(n for n, b in references if getattr(b, "kind", "") == "autodiff"), runs
 
 
 def compare_backends(
@@ -97,6 +130,7 @@ def compare_backends(
     baseline: str = "torch",
     progress: Progress | None = None,
     jobs: int = 1,
+    noise: int | None = None,
 ) -> Comparison:
     """Run ``cases`` (Case instances or name patterns; default: the catalog) through
     ``backends`` (names or Backend instances; default: reference, manual, torch, jax,
@@ -105,6 +139,8 @@ def compare_backends(
     ``jobs > 1`` spreads catalog cases over that many processes (fresh interpreters, so
     no framework state is shared); results keep the order of the cases, and cases or
     backends that only exist in this process (not in the catalog or registry) run here.
+    ``noise``: how the noise floor is measured (``noise_plan``): None, the baseline with
+    K = 4 runs; K > 0, every autodiff reference with K runs; 0, not at all.
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
@@ -112,6 +148,7 @@ def compare_backends(
     if baseline not in [b if isinstance(b, str) else b.name for b in backends]:
         backends.insert(0, baseline)  # the baseline always runs: everything is compared with it
     names, instances = instantiate(backends)
+    noise_on, noise_runs = noise_plan(names, instances, baseline, noise)
     chosen = resolve_cases(cases)
     portable = jobs > 1 and all(isinstance(b, str) for b in backends)
     per_case: list[list[Result] | Future] = []
@@ -123,10 +160,20 @@ def compare_backends(
         for case in chosen:
             if pool is not None and CATALOG.get(case.name) is type(case):
                 per_case.append(
-                    pool.submit(_run_in_worker, case.name, case.cfg, names, dtype, seed)
+                    pool.submit(
+                        _run_in_worker,
+                        case.name,
+                        case.cfg,
+                        names,
+                        dtype,
+                        seed,
+                        noise_on,
+                        noise_runs,
+                    )  # fmt: skip
                 )
             else:
-                per_case.append(run_case(case, instances, dtype, seed, progress, names))
+                per_case.append(run_case(case, instances, dtype, seed, progress, names,
+                                         noise_on, noise_runs))  # fmt: skip
         results: list[Result] = []
         for case, done in zip(chosen, per_case, strict=True):
             if isinstance(done, Future):

@@ -26,6 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 
+class Unsupported(AttributeError):
+    """A function the case needs that a backend or a plug-in engine does not have."""
+
+
 class TapError(ValueError):
     """A tap name used twice, or a tap used inconsistently across steps."""
 

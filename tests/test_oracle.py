@@ -149,6 +149,19 @@ def test_a_chaotic_loss_has_no_derivative_finite_differences_can_vouch_for():
     assert err == np.inf
 
 
+def test_elman_exploding_at_t_1000_is_unresolved_by_finite_differences_not_contradicted():
+    """The oracle's own verdict on the chaotic unroll: inconclusive or agreeing within
+    noise, never a disagreement (its values there are ~1e2 where the gradient is ~1e16)."""
+    from harness.selection import build_cases, parse_sets
+
+    case = build_cases(["elman_exploding"], parse_sets(["T=1000", "H=64"]))[0]
+    comparison = compare_backends([case], ["torch", "numeric"])
+    verdicts = comparison.agreement.set_index("tensor")["verdict"]
+    assert comparison.exit_code == 0
+    assert set(verdicts) <= {"inconclusive", "agree within noise", "agree"}
+    assert verdicts["b"] == "inconclusive" and verdicts["h"] == "inconclusive"
+
+
 @pytest.mark.slow
 def test_the_error_estimate_is_honest_over_the_catalog():
     """u_i against |FD − autodiff| (float64 autodiff on the same inputs, rounded to the

@@ -170,7 +170,7 @@ def test_a_custom_stage_is_checked_against_its_own_forward(plugins, worker):
     ("TooFew", "exception", "backward returned 2 gradients for the inputs (x, W, b)"),
     ("Unknown", "missing attribute", "stage = 'conv2d' is not one of linear"),
     ("NoGrad", "missing attribute", "lacks grad, numpy, which the engine form needs"),
-    ("NoOps", "missing attribute", "the engine has no array function 'sum'"),
+    ("NoOps", "unsupported", "the engine has no array function 'sum'"),
     ("NOT_A_PLUGIN", "wrong type", "is neither a callable (model)"),
 ])  # fmt: skip
 def test_protocol_errors_are_named(plugins, worker, attr, kind, phrase):

@@ -23,6 +23,26 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a case option, e.g. T=1000")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="spread the cases over N processes (default 1)")  # fmt: skip
+    add_noise(p)
+
+
+def noise_runs(text: str) -> int:
+    """--noise K: a whole number of runs, at least 0."""
+    try:
+        runs = int(text)
+    except ValueError:
+        runs = -1
+    if runs < 0:
+        raise argparse.ArgumentTypeError(
+            f"--noise takes a whole number of perturbed runs, at least 0, not {text!r}"
+        )
+    return runs
+
+
+def add_noise(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noise", type=noise_runs, default=None, metavar="K",
+                   help="measure the noise floor on every autodiff reference with K "
+                   "rounding-perturbed runs (default: on the baseline, K=4; 0: not at all)")  # fmt: skip
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.csv:
         output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
-    comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline, jobs=jobs)
+    comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
+                                  jobs=jobs, noise=args.noise)  # fmt: skip
     print(console.format_agreement(comparison.agreement))
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)
@@ -76,7 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     extra = drift_runs(cases, backends)
     with Progress(len(cases) * len(backends) + extra, "report", args.quiet) as bar:
         comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                      bar, jobs=args.jobs)  # fmt: skip
+                                      bar, jobs=args.jobs, noise=args.noise)  # fmt: skip
         drift = dtype_drift(cases, args.seed, bar) if extra else None
     report = write_report(out, comparison, cases, drift, args.dtype, args.seed)
     print(verdict_line(comparison, len(cases), args.dtype))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.cli.run import add_noise
+
 GiB = 1024**3
 
 
@@ -55,6 +57,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="share the cases among N processes, each with a worker of its own "
                    "(default 1; the same tables)")  # fmt: skip
+    add_noise(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_validate)
 
@@ -93,7 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 args.target, form=args.form, cases=cases, dtype=args.dtype,
                 references=args.reference, baseline=args.baseline, seed=args.seed,
                 timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
-                jobs=args.jobs, progress=bar,
+                jobs=args.jobs, progress=bar, noise=args.noise,
             )  # fmt: skip
     except (BadTarget, NeedCases) as e:
         raise UsageError(str(e)) from None

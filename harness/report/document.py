@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.cases import Case
-from harness.compare import Comparison, parted
+from harness.compare import WITHIN_NOISE, Comparison, kind_of, parted
 from harness.escaping import code, lit
 from harness.report import plots
 from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
@@ -94,8 +95,9 @@ def theory_bound(mags: pd.DataFrame, case: Case, baseline: str) -> pd.DataFrame 
 
 
 def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
-    """One row per (backend, baseline) pair: comparisons, how many agree, the worst
-    rel_l2_err (‖a − b‖/‖b‖) and where it is."""
+    """One row per (backend, baseline) pair: comparisons, how many agree (of them, how
+    many only within the problem's noise), are inconclusive, unsupported or failed, the
+    worst rel_l2_err (‖a − b‖/‖b‖) and where it is."""
     rows = []
     for (backend, baseline), group in agreement.groupby(["backend", "baseline"], sort=False):
         measured = group[group["error"].fillna("") == ""]
@@ -103,8 +105,10 @@ def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "pair": f"{backend} vs {baseline}", "compared": len(group),
             "agree": int(group["ok"].astype(bool).sum()),
+            "within_noise": int((group["verdict"] == "agree within noise").sum()),
             "inconclusive": int((group["verdict"] == "inconclusive").sum()),
-            "failed": int((group["error"].fillna("") != "").sum()),
+            "unsupported": int((group["verdict"] == "unsupported").sum()),
+            "failed": int((group["verdict"] == "failed").sum()),
             "worst_rel_l2_err": math.nan if worst is None else float(worst["rel_l2_err"]),
             "where": "" if worst is None else f"{worst['case']}: {worst['kind']} {worst['tensor']}",
         })  # fmt: skip
@@ -117,23 +121,25 @@ def verdict(facts: dict[str, Any]) -> str:
     scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline {code(facts['baseline'])}"
     if n["comparisons"] == 0 and not n["runs_failed"]:
         return f"**Nothing was compared** (fewer than two backends ran) — {scope}."
+    noisy = n.get("agree_within_noise", 0)
+    within = f", {noisy} of them only within the problem's own rounding noise" if noisy else ""
     if facts["all_agree"]:
-        return f"**All {n['comparisons']} compared tensors agree** — {scope}."
+        return f"**All {n['comparisons']} compared tensors agree**{within} — {scope}."
+    if not facts["exit_code"]:
+        apart = [f"{n[k]} {w}" for k, w in (("inconclusive", "inconclusive (an oracle could not "
+                 "resolve them)"), ("unsupported", "unsupported (a backend lacks a function the "
+                 "case needs)")) if n.get(k)]  # fmt: skip
+        agree = n["agree"] + noisy
+        return (f"**No tensor disagrees**: {agree} of {n['comparisons']} agree{within}; "
+                f"{', '.join(apart)} — {scope}.")  # fmt: skip
     parts = []
-    if (
-        n.get("inconclusive")
-        and not n["disagree"]
-        and not n["not_compared"]
-        and not n["runs_failed"]
-    ):
-        return (f"**No tensor disagrees**: {n['agree']} of {n['comparisons']} agree, "
-                f"{n['inconclusive']} inconclusive (an oracle could not resolve them) — {scope}.")  # fmt: skip
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
     if n["not_compared"]:
         parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
-    if n.get("inconclusive"):
-        parts.append(f"{n['inconclusive']} inconclusive")
+    for key in ("inconclusive", "unsupported"):
+        if n.get(key):
+            parts.append(f"{n[key]} {key}")
     if n["runs_failed"]:
         parts.append(f"{n['runs_failed']} backend runs failed")
     return f"**{'; '.join(parts)}** — {scope}."
@@ -143,8 +149,9 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
     pairs = worst_per_pair(comparison.agreement)
     rows = tuple(
         (lit(p["pair"]), str(p["compared"]),
-         f"{'✓' if p['agree'] + p['inconclusive'] == p['compared'] else '✗'} {p['agree']}",
-         str(p["inconclusive"]), _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
+         f"{'✓' if p['agree'] + p['inconclusive'] + p['unsupported'] == p['compared'] else '✗'} "
+         f"{p['agree']}", str(p["within_noise"]), str(p["inconclusive"]), str(p["unsupported"]),
+         _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
         for _, p in pairs.iterrows()
     )  # fmt: skip
     blocks: list[Block] = [
@@ -159,12 +166,21 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
             "that estimate exceeds 1e-4 of the scale (a step whose gradient is too small for "
             "them to resolve, a loss too curved for their step) they cannot vouch for the "
             "element, and a tensor with such elements, and no element that disagrees, is "
-            "**inconclusive** (?): not an agreement, not a failure. Per backend pair:"
+            "**inconclusive** (?): not an agreement, not a failure. The baseline's gradient is "
+            "also computed again on parameters and inputs moved by one ulp at random (Monte "
+            "Carlo arithmetic, Parker 1997): the spread of each element is its **noise floor**, "
+            "what rounding alone does to it. Where the floor is small the absolute tolerance "
+            "is tightened to 100 floors, so an error in a small element shows; where it "
+            "exceeds the tolerance, a difference within 3 floors **agrees within noise** (≈): "
+            "the problem, not a backend, limits the agreement, and `digits` says to how many "
+            "significant digits the references are good there. A backend that lacks a "
+            "function the case needs is **unsupported** (–) there and counted apart. Per "
+            "backend pair:"
         ),
     ]
     if rows:
-        header = ("backend pair", "tensors", "agree", "inconclusive", "worst rel_l2_err", "where",
-                  "failed")  # fmt: skip
+        header = ("backend pair", "tensors", "agree", "of them within noise", "inconclusive",
+                  "unsupported", "worst rel_l2_err", "where", "failed")  # fmt: skip
         blocks.append(Table(header, rows))
     failed = facts["failed"]
     if failed:
@@ -181,6 +197,101 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
     )
     blocks += [Heading("Agreement at a glance", 3), _image(heatmap)]
     return blocks
+
+
+def _where(row: pd.Series) -> str:
+    return f"{row['case']}: {row['kind']} {row['tensor']}"
+
+
+def detection_section(comparison: Comparison) -> list[Block]:
+    """What this run could and could not have caught, from ``detects_rel`` (the smallest
+    relative error of one element that the comparison flags there) and the verdicts."""
+    table = comparison.agreement
+    judged = table[table["verdict"].isin(["agree", "agree within noise", "disagree",
+                                          "inconclusive"]) & table["detects_rel_median"].notna()]  # fmt: skip
+    if judged.empty:
+        return []
+    kinds = {(r.case, r.backend): kind_of(r) for r in comparison.results}
+    directional = judged["worst_index"].astype(str).str.startswith("direction")
+    by_kind = judged.assign(kind_=[kinds.get((c, b), "autodiff") for c, b in
+                                   zip(judged["case"], judged["backend"], strict=True)])  # fmt: skip
+    rows = []
+    for backend, g in by_kind.groupby("backend", sort=False):
+        seen = g[np.isfinite(g["detects_rel_median"])]  # inf: nothing there could be flagged
+        blind = len(g) - len(seen)
+        if seen.empty:
+            rows.append((lit(f"{backend} vs {g['baseline'].iloc[0]}"), str(len(g)), "—", "—",
+                         f"none resolved ({blind} tensors)", "—"))  # fmt: skip
+            continue
+        worst = seen.loc[seen["detects_rel_median"].idxmax()]
+        where = _where(worst) + (f"; {blind} tensors unresolved" if blind else "")
+        worst_element = seen["detects_rel_worst"][np.isfinite(seen["detects_rel_worst"])]
+        rows.append((lit(f"{backend} vs {g['baseline'].iloc[0]}"), str(len(g)),
+                     _err(float(seen["detects_rel_median"].median())),
+                     _err(float(worst["detects_rel_median"])), lit(where),
+                     _err(float(worst_element.max()) if len(worst_element) else math.nan)))  # fmt: skip
+    could, could_not = [], []
+    auto = by_kind[(by_kind["kind_"] == "autodiff") & ~directional]
+    auto = auto[np.isfinite(auto["detects_rel_median"])]
+    if len(auto):
+        worst = auto.loc[auto["detects_rel_median"].idxmax()]
+        could.append(
+            f"Between autodiff backends: in every one of {len(auto)} tensors, an error of "
+            f"{_err(float(worst['detects_rel_median']))} relative in one element of typical size "
+            f"(the median element; the coarsest tensor is {lit(_where(worst))}), and "
+            f"{_err(float(auto['detects_rel_median'].median()))} in the median tensor."
+        )
+    noisy = judged[judged["verdict"] == "agree within noise"]
+    for case, g in noisy.groupby("case", sort=False):
+        could_not.append(
+            f"{lit(case)}: an error below {WITHIN_NOISE:g}× the noise floor (up to "
+            f"{_err(float(g['noise_floor'].max()))} of the scale) — the problem's own rounding "
+            f"noise, {float(g['digits'].min()):.1f} digits: no backend can be checked beyond it."
+        )
+    unresolved = judged[judged["n_unresolved"].fillna(0) > 0]
+    if len(unresolved):
+        could_not.append(
+            f"The {int(unresolved['n_unresolved'].sum())} elements or directions finite "
+            f"differences could not resolve, in {len(unresolved)} tensors (first: "
+            f"{lit(_where(unresolved.iloc[0]))}): there, only the autodiff backends check each other."
+        )
+    if directional.any():
+        n_dir = len(dict.fromkeys(judged.loc[directional, "case"]))
+        could_not.append(
+            f"Finite differences on the {n_dir} larger cases see each tensor along a few random "
+            "directions only: an error confined to one element shows there only as its share "
+            "of a projection (the autodiff backends still compare every element)."
+        )
+    small = judged[(judged["detects_rel_worst"] > 1e-2) & np.isfinite(judged["detects_rel_worst"])]
+    if len(small):
+        could_not.append(
+            f"A relative error in the smallest elements of {len(small)} tensors: an element "
+            "far below its tensor's scale is judged by the tensor's absolute tolerance, so "
+            "only an error of more than 1e-2 of the element itself is flagged there (worst: "
+            f"{_err(float(small['detects_rel_worst'].max()))}, {lit(_where(small.loc[small['detects_rel_worst'].idxmax()]))})."
+        )
+    missing = table[table["verdict"].isin(["unsupported", "failed"])]
+    for verdict, g in missing.groupby("verdict", sort=False):
+        pairs = list(
+            dict.fromkeys(f"{b} on {c}" for c, b in zip(g["case"], g["backend"], strict=True))
+        )
+        could_not.append(f"Anything at all where a backend was {verdict}: "
+                         f"{lit(', '.join(pairs[:6]))}{' …' if len(pairs) > 6 else ''}.")  # fmt: skip
+    header = ("backend vs baseline", "tensors", "detects_rel, median tensor",
+              "coarsest tensor", "where", "smallest element, worst")  # fmt: skip
+    return [
+        Heading("What this run could and could not have caught", 2),
+        Para("`detects_rel` is the smallest relative error in one element that the comparison "
+             "would flag there: the tolerance of that element (with the noise floor and, for "
+             "finite differences, their error estimate) divided by |b_i|. Per tensor, "
+             "`agreement.csv` gives its median over the elements and its worst (the smallest "
+             "elements); per backend:"),
+        Table(header, tuple(rows)),
+        Para("**Could have caught:**"),
+        Bullets(tuple(could) or ("nothing between autodiff backends (none was compared)",)),
+        Para("**Could not have caught:**"),
+        Bullets(tuple(could_not) or ("nothing beyond the above",)),
+    ]  # fmt: skip
 
 
 def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
@@ -205,12 +316,17 @@ def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
 
 
 def _cell(row: pd.Series) -> str:
-    """✓ and the max relative error; ✗ with what went wrong, or 'failed'."""
+    """✓ and the max relative error (≈ within noise, with its digits); ✗ with what went
+    wrong, or 'failed'; – unsupported."""
+    if row["verdict"] == "unsupported":
+        return "– unsupported"
     error = row["error"] if isinstance(row["error"], str) else ""
     if error:
         return "✗ failed" if " failed: " in error else f"✗ {lit(error)}"
     if row["verdict"] == "inconclusive":
         return f"? {row['max_rel_err']:.1e}: inconclusive, {int(row['n_unresolved'])}/{row['n_elements']} unresolved"
+    if row["verdict"] == "agree within noise":
+        return f"≈ {row['max_rel_err']:.1e}: within noise, {row['digits']:.1f} digits"
     if row["ok"]:
         return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
@@ -300,13 +416,14 @@ def case_section(
         blocks += [
             Para("`max_rel_err` against the baseline, the largest |a − b| relative to the "
                  "tensor's scale max|b| (per step for unroll taps): ✓ within the tolerance (for "
-                 "`numeric`, widened by its own error estimate), ✗ outside it, ? inconclusive."),
+                 "`numeric`, widened by its own error estimate), ≈ within the problem's own "
+                 "rounding noise, ✗ outside both, ? inconclusive, – unsupported."),
             agreement_table(rows),
         ]  # fmt: skip
     notes = [f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}" for _, r in runs.iterrows()
              if r["status"] != "ok"]  # fmt: skip
-    notes += [f"{r['kind']} {code(r['tensor'])}, **{lit(r['backend'])}**: inconclusive — {lit(r['reason'])}"
-              for _, r in rows[rows["verdict"] == "inconclusive"].iterrows()]  # fmt: skip
+    notes += [f"{r['kind']} {code(r['tensor'])}, **{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
+              for _, r in rows[rows["verdict"].isin(["inconclusive", "agree within noise"])].iterrows()]  # fmt: skip
     odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
     notes += [f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
               for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip
@@ -350,6 +467,7 @@ def document(
     """The whole report as blocks; the PNGs it shows are written into ``out`` on the way."""
     theory, theory_note = theory_summaries(comparison, cases)
     blocks = overview(comparison, facts, out)
+    blocks += detection_section(comparison)
     blocks += drift_section(drift, out)
     blocks += init_overlays(comparison, cases, out)
     for case in cases:

@@ -75,13 +75,16 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "backends": int(runs["backend"].nunique()),
             "comparisons": len(agreement),
             "agree": verdicts["agree"],
+            "agree_within_noise": verdicts["agree within noise"],  # the problem limits it
             "disagree": verdicts["disagree"],  # measured, and outside the tolerance
             "inconclusive": verdicts["inconclusive"],  # an oracle that could not resolve it
+            "unsupported": verdicts["unsupported"],  # a backend lacks a function the case needs
             "not_compared": verdicts["failed"],  # a backend failed or a tensor was missing
             "runs": len(runs),
             "runs_ok": int(status.get("ok", 0)),
             "runs_failed": int(status.get("failed", 0)),
             "runs_skipped": int(status.get("skipped", 0)),
+            "runs_unsupported": int(status.get("unsupported", 0)),
         },
         "worst_rel_l2_err": {
             p["pair"]: {"value": _number(p["worst_rel_l2_err"]), "where": p["where"]}

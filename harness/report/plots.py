@@ -181,8 +181,9 @@ def agreement_scores(
             worst = float(rows["rel_l2_err"].max())
             s = SCORE_CAP if worst == 0 else min(SCORE_CAP, max(0.0, -math.log10(worst)))
             score.loc[case, backend] = s
-            mark = "✗ " if (rows["verdict"] == "disagree").any() else (
-                "? " if (rows["verdict"] == "inconclusive").any() else "")  # fmt: skip
+            verdicts = set(rows["verdict"])
+            mark = next((m for v, m in (("disagree", "✗ "), ("inconclusive", "? "),
+                                        ("agree within noise", "≈ ")) if v in verdicts), "")  # fmt: skip
             label.loc[case, backend] = f"{mark}{'exact' if worst == 0 else f'{s:.1f}'}"
     return score, label
 
@@ -213,11 +214,13 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     n_failed = int(label.isin(["failed", "error"]).to_numpy().sum())
     n_bad = int(label.map(lambda s: s.startswith("✗")).to_numpy().sum())
     n_unsure = int(label.map(lambda s: s.startswith("?")).to_numpy().sum())
+    n_noise = int(label.map(lambda s: s.startswith("≈")).to_numpy().sum())
     caption = (
         f"Digits of agreement with the baseline: −log10 of the worst rel_l2_err (‖a − b‖/‖b‖) over each case's "
         f"tensors; an exact match is shown as 'exact' (scored {SCORE_CAP:g}). Grey: baseline, "
-        f"skipped or failed. {n_bad} cells disagree (✗), {n_unsure} are inconclusive (?: an "
-        f"oracle could not resolve a tensor), {n_failed} failed."
+        f"skipped, unsupported or failed. {n_bad} cells disagree (✗), {n_unsure} are "
+        f"inconclusive (?: an oracle could not resolve a tensor), {n_noise} agree only within "
+        f"the problem's own rounding noise (≈), {n_failed} failed."
     )
     return Plot(path, "agreement heatmap (case × backend)", caption)
 

@@ -26,9 +26,13 @@ MAX_OUTPUT = 1_000_000  # characters one call may print before it is an output f
 def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
     """(kind, message, traceback) of a fault the worker (or its death) reported."""
     kind = reply_fault.get("kind", "exception")
-    if reply_fault.get("type") == "MissingOp":
+    message = reply_fault.get("message", "")
+    if reply_fault.get("type") == "MissingOp":  # a function the engine lacks: one line
+        prefix = "MissingOp: "
+        return "unsupported", message[len(prefix) :] if message.startswith(prefix) else message, ""
+    if reply_fault.get("type") == "MissingMethod":
         kind = "missing attribute"
-    return kind, reply_fault.get("message", ""), reply_fault.get("traceback", "")
+    return kind, message, reply_fault.get("traceback", "")
 
 
 def _hint(shape: tuple, expected: tuple) -> str:
@@ -153,7 +157,10 @@ class Judgement:
     # --- pieces
     def _fatal(self, empty: Result, kind: str, message: str, traceback: str) -> Result:
         self.fault(kind, message, "", traceback)
-        empty.error = f"{kind}: {message}"
+        if kind == "unsupported":  # counted apart, not a failure
+            empty.unsupported = message
+        else:
+            empty.error = f"{kind}: {message}"
         return empty
 
     def _tensor_fault(self, label: str):

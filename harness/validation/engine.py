@@ -30,13 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from harness.xp import Namespace
+from harness.xp import Namespace, Unsupported
 
 ENGINE_METHODS = ("tensor", "grad", "numpy")
 
 
-class MissingOp(AttributeError):
-    """The engine lacks a function the case needs."""
+class MissingOp(Unsupported):
+    """The engine lacks an array function the case needs: the case is unsupported there."""
+
+
+class MissingMethod(AttributeError):
+    """The engine lacks a method the form needs (tensor, grad, numpy): it is not an engine."""
 
 
 class EngineNamespace(Namespace):
@@ -86,7 +90,7 @@ def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, 
     engine = instantiate(engine)
     for method in ENGINE_METHODS:
         if not callable(getattr(engine, method, None)):
-            raise MissingOp(f"the engine has no method {method!r} (needs: tensor, grad, numpy)")
+            raise MissingMethod(f"the engine has no method {method!r} (needs: tensor, grad, numpy)")
     start = time.perf_counter()
     P = {k: engine.tensor(v, True) for k, v in params.items()}
     X = {

@@ -31,8 +31,10 @@ KINDS = {
     "output flood": "the call printed more than the output limit",
     "disagrees with own forward": "the stage's backward is not the derivative of its own forward",
     "converted": "a list, a Python number or a framework tensor was converted to numpy",
+    "unsupported": "the engine lacks an array function the case needs (the case is counted "
+    "apart: not held against it)",
 }
-SEVERITY = {"converted": "note"}
+SEVERITY = {"converted": "note", "unsupported": "note"}
 FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
          "returned None", "wrong type"}  # fmt: skip
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.validation.engine import MissingOp
 from harness.xp import Namespace
 
 EXTRAS = ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy")
@@ -42,6 +43,14 @@ class FunctionalNamespace(Namespace):
 
     def _watch(self, name, x, step):
         return x + (self.taps[name] if step is None else self.taps[name][step])
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_"):
+                raise
+            raise MissingOp(f"the engine's xp has no {name!r}") from None
 
 
 def is_functional(obj: Any) -> bool:

@@ -44,13 +44,14 @@ _state: tuple[list[Any], PluginBackend] | BaseException | None = None
 
 def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
             dtype: str, seed: int, progress: Progress | None = None,
-            beside: bool = False) -> list[Result]:  # fmt: skip
+            beside: bool = False, noise: tuple = ((), 0)) -> list[Result]:  # fmt: skip
     """One case through the references and then the plug-in (``names``: theirs, the
     plug-in's last), as ``run_case`` runs backends, and the plug-in's extra Results.
+    ``noise``: (the references that measure the noise floor, K), as ``noise_plan`` gives.
     ``beside``: the plug-in's calls run in a thread while the references run here (its
     Result is the same: ``run_case`` builds the same arrays from ``seed``)."""
     if not beside:
-        return [*run_case(case, [*references, plugin], dtype, seed, progress, names),
+        return [*run_case(case, [*references, plugin], dtype, seed, progress, names, *noise),
                 *plugin.extra.pop(case.label, [])]  # fmt: skip
     mine: list[Result] = []
 
@@ -60,7 +61,7 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     thread = threading.Thread(target=call, name=f"plugin {case.label}", daemon=True)
     thread.start()
     try:
-        results = run_case(case, references, dtype, seed, progress, names[:-1])
+        results = run_case(case, references, dtype, seed, progress, names[:-1], *noise)
     finally:
         thread.join()
     if progress:
@@ -87,13 +88,14 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
         _state = e
 
 
-def _run(case_name: str, cfg: dict, dtype: str, seed: int, names: list[str]) -> list[Result]:
+def _run(case_name: str, cfg: dict, dtype: str, seed: int, names: list[str],
+         noise: tuple = ((), 0)) -> list[Result]:  # fmt: skip
     """One catalog case, in a pool process."""
     if not isinstance(_state, tuple):
         raise RuntimeError(f"the process could not start: {_state!r}")
     references, plugin = _state
     case = CATALOG[case_name](**cfg)
-    return run_one(case, references, names, plugin, dtype, seed, beside=True)
+    return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise)
 
 
 def portable(case: Case) -> bool:
@@ -104,7 +106,7 @@ def portable(case: Case) -> bool:
 def run_cases(
     chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
     dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
-    notes: list[str],
+    notes: list[str], noise: tuple = ((), 0),
 ) -> tuple[list[Result], bool]:  # fmt: skip
     """Every case through the references and the plug-in: the Results in the order of
     ``chosen``, as with ``jobs=1``, and whether the cases were shared among processes.
@@ -116,13 +118,15 @@ def run_cases(
     order = [i for i, case in enumerate(chosen) if portable(case)]
     if jobs <= 1 or len(order) < 2:
         results = [r for case in chosen
-                   for r in run_one(case, references, names, plugin, dtype, seed, progress)]  # fmt: skip
+                   for r in run_one(case, references, names, plugin, dtype, seed, progress,
+                                    noise=noise)]  # fmt: skip
         return results, False
     done: dict[int, list[Result]] = {}
     failed: dict[str, str] = {}
 
     def here(i: int) -> None:
-        done[i] = run_one(chosen[i], references, names, plugin, dtype, seed, beside=True)
+        done[i] = run_one(chosen[i], references, names, plugin, dtype, seed, beside=True,
+                          noise=noise)  # fmt: skip
 
     def why(e: BaseException) -> str:
         return f"{type(e).__name__}: {e}".splitlines()[0][:200]
@@ -134,7 +138,7 @@ def run_cases(
         for i in order:
             try:
                 pending[i] = pool.submit(_run, chosen[i].name, dict(chosen[i].cfg), dtype, seed,
-                                         names)  # fmt: skip
+                                         names, noise)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - the pool cannot take it: it runs here
                 failed[chosen[i].label] = why(e)
         for i in range(len(chosen)):  # what the pool cannot take

@@ -22,10 +22,10 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import Comparison, flagged
+from harness.compare import AGREEING, Comparison, flagged
 from harness.escaping import code, csv_table, lit, terminal
 from harness.result import BUILD
-from harness.runner import resolve_cases
+from harness.runner import noise_plan, resolve_cases
 from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
@@ -101,9 +101,18 @@ class Validation:
         return table[table["backend"].isin(self.plugins)]
 
     @property
+    def unsupported(self) -> dict[str, str]:
+        """case -> the function the plug-in lacks there: the cases it cannot run, counted
+        apart (a partial engine that is right wherever it runs agrees)."""
+        return {r.case: r.unsupported for r in self.comparison.results
+                if r.backend == self.plugin and r.unsupported}  # fmt: skip
+
+    @property
     def ok(self) -> bool:
-        """Every tensor of the plug-in agrees and nothing is wrong with how it behaved."""
-        rows_ok = not flagged(self.mine).any() and not self.mine.empty
+        """Every tensor of the plug-in that ran agrees (at least one did), and nothing is
+        wrong with how it behaved."""
+        mine = self.mine
+        rows_ok = not flagged(mine).any() and bool(mine["verdict"].isin(AGREEING).any())
         return rows_ok and not self.unbuilt and not any(f.severity != "note" for f in self.faults)
 
     @property
@@ -125,7 +134,15 @@ class Validation:
         lines += [
             f.line() for f in self.findings if f.case in flagged_cases or "disagree" in f.text
         ]
-        clean = [c for c in dict.fromkeys(f.case for f in self.findings) if c not in flagged_cases]
+        unsupported = self.unsupported
+        clean = [c for c in dict.fromkeys(f.case for f in self.findings)
+                 if c not in flagged_cases and c not in unsupported]  # fmt: skip
+        noisy = self.mine[self.mine["verdict"] == "agree within noise"]
+        for case, g in noisy.groupby("case", sort=False):
+            lines.append(f"  ≈ {case}: {len(g)} tensor(s) agree within the problem's own rounding "
+                         f"noise (up to {g['noise_floor'].max():.1e} of the scale), beyond the "
+                         "fixed tolerance: the references themselves are good to "
+                         f"{g['digits'].min():.1f} digits there")  # fmt: skip
         if clean:
             runs = self.comparison.runs
             ran = set(runs.loc[runs["status"] == "ok", "backend"])
@@ -135,14 +152,19 @@ class Validation:
             )
             lines.append(f"  · {len(clean)} case(s) agree with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
-        n = len(self.mine)
-        n_ok = int((~flagged(self.mine)).sum()) if n else 0
+        for what in dict.fromkeys(unsupported.values()):  # one line per missing function
+            where = [case for case, w in unsupported.items() if w == what]
+            lines.append(f"  – unsupported, {what}: {len(where)} case(s), {', '.join(where)}")
+        ran = self.mine[self.mine["verdict"] != "unsupported"]
+        n = len(ran)
+        n_ok = int(ran["verdict"].isin(AGREEING).sum())
         n_faults = sum(f.severity != "note" for f in self.faults)
         cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
         verdict = "AGREES" if self.ok else "DISAGREES" if n_faults == 0 else "FAULTS"
+        apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
         lines.append(
-            f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s), "
-            f"{n_faults} fault(s): {verdict}"
+            f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s)"
+            f"{apart}, {n_faults} fault(s): {verdict}"
         )
         return terminal("\n".join(lines))  # a plug-in's control characters shown, not sent
 
@@ -258,6 +280,7 @@ def validate(
     channel: Any = None,
     progress: Callable[[str, str], None] | None = None,
     jobs: int = 1,
+    noise: int | None = None,
 ) -> Validation:
     """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
 
@@ -270,7 +293,9 @@ def validate(
     ``jobs > 1``: this process and ``jobs - 1`` more share the cases, each with a worker
     of its own (``harness.validation.spread``); everything reported is as with ``jobs=1``.
     Where the plug-in runs in this process or in ``channel``, the cases run one by one
-    (and the notes say so).
+    (and the notes say so). ``noise``: where the noise floor is measured, on the
+    references only (``harness.runner.noise_plan``): None, the baseline with K = 4 runs;
+    K > 0, every autodiff reference with K runs; 0, not at all.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number of processes, at least 1, not {jobs!r}")
@@ -293,14 +318,15 @@ def validate(
         jobs = 1
     try:
         return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
-                         max_output, notes, progress, jobs, memory)  # fmt: skip
+                         max_output, notes, progress, jobs, memory, noise)  # fmt: skip
     finally:
         if own is not channel:
             own.close()
 
 
 def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
-              max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY) -> Validation:  # fmt: skip
+              max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
+              noise=None) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
     info = channel.request({"op": "load", "target": spec, "form": form}, timeout)
     faults: list[Fault] = []
@@ -388,8 +414,9 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         baseline = "reference" if "reference" in references else (
             references[0] if references else f"{name}(fd)")  # fmt: skip
     setup = (spec, form, references, timeout, memory, max_output, name)
+    plan = noise_plan(names, [*instances, plugin], baseline, noise)
     results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
-                                setup, notes)  # fmt: skip
+                                setup, notes, plan)  # fmt: skip
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
