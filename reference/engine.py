@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.forward import Dual, push
 from reference.primitives import RULES, Lazy, Rule, Scatter
 
 
@@ -72,8 +73,8 @@ def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
             g.add_into(total)
         else:
             np.add(total, g, out=total)
-    else:
-        grads[node] = total + (g.dense() if type(g) is Scatter else g)
+    else:  # a new array (numpy makes a scalar of two 0-d arrays: asarray keeps an array)
+        grads[node] = np.asarray(total + (g.dense() if type(g) is Scatter else g))
         grads.owned.add(node)
 
 
@@ -280,13 +281,16 @@ def as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def apply(op: str, *inputs: Any, **constants: Any) -> Tensor:
+def apply(op: str, *inputs: Any, **constants: Any) -> Any:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
-    keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest."""
+    keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest. Where an input
+    is a ``Dual`` (forward mode, ``reference.forward``) its tangent is pushed instead."""
     rule = RULES[op]
     values, nodes = [], []
     for x in inputs:
         if not isinstance(x, Tensor):
+            if type(x) is Dual:  # forward mode: the tangent is pushed too
+                return push(op, *inputs, **constants)
             x = Tensor(x)
         values.append(x.value)
         nodes.append(x.node)

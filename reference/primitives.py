@@ -1,10 +1,23 @@
-"""The primitives: each operation's forward and its vector-Jacobian product, side by side.
+"""The primitives: each operation's forward, its vector-Jacobian product and its
+Jacobian-vector product, side by side.
 
-A rule is ``Rule(forward, vjp)``. ``forward(*values, **constants)`` computes the answer
+A rule is ``Rule(forward, vjp, jvp=...)``. ``forward(*values, **constants)`` computes the answer
 from numpy arrays; ``vjp(g, ans, *values, **constants)`` receives the gradient ``g`` of
 the loss with respect to the answer and returns one gradient per input, in order:
 
     vjp_i(g) = g · ∂ans/∂input_i        (a row vector times the local Jacobian)
+
+``jvp(xp, t, ans, *values, **constants)`` receives the tangents ``t`` of the inputs (one
+per input, None where an input has none: data) and returns the tangent of the answer,
+the other end of the same chain rule (``engine`` walks it from the loss back,
+``forward`` from the inputs on):
+
+    jvp(t) = Σ_i ∂ans/∂input_i · t_i     (the local Jacobian times a column vector)
+
+A JVP is written with the array API names of ``xp`` (numpy, or the tape's own namespace
+``reference.xp``), so it runs on arrays and on Tensors alike: on Tensors, the tape
+records it, and its reverse pass differentiates the tangent — a Hessian-vector product
+(``reference.forward.hvp``).
 
 Rules marked ``broadcasts=True`` may return a gradient in the broadcast shape of the
 answer; the engine sums it back to the input's shape in one helper (``unbroadcast``).
@@ -43,6 +56,7 @@ class Rule:
     vjp: Callable[..., tuple[np.ndarray, ...]]
     broadcasts: bool = False
     saves: str = "ans inputs"
+    jvp: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         names = self.saves.split()
@@ -221,29 +235,120 @@ def _inverse(axes):
     return None if axes is None else tuple(np.argsort([a % len(axes) for a in axes]))
 
 
+# --- the JVPs' helpers: written with ``xp``'s names, for arrays and Tensors alike
+
+
+def _plus(*terms: Any) -> Any:
+    """The sum of the tangents present (None is a zero tangent); None if none is."""
+    present = [t for t in terms if t is not None]
+    if not present:
+        return None
+    out = present[0]
+    for t in present[1:]:
+        out = out + t
+    return out
+
+
+def _pow_jvp(xp, t, ans, x, p):
+    """p·x^(p−1)·t; for p = 1 and 0 without the power, whose own derivative at x = 0 would
+    be 0·∞ (the Hessian, through this JVP, is 0 there)."""
+    if p == 1:
+        return t[0] * 1
+    if p == 0:
+        return t[0] * 0
+    return t[0] * p * x ** (p - 1)
+
+
+def _mask(xp: Any, condition: Any, like: Any) -> Any:
+    """A 0/1 array in ``like``'s dtype: where a tangent passes (relu, clip, max)."""
+    return xp.astype(xp.asarray(condition), like.dtype)
+
+
+def _kept(x: Any, axis: Any, keepdims: bool) -> tuple[int, ...]:
+    """The shape a reduction over ``axis`` of ``x`` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(x.shape)
+    axes = {a % len(x.shape) for a in ((axis,) if np.isscalar(axis) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+
+
+def _or_zeros(xp: Any, t: Any, x: Any) -> Any:
+    return xp.zeros_like(x) if t is None else t
+
+
+def _maximum_jvp(xp, t, ans, x, y, smaller=False):
+    """The tangent of the larger input (of the smaller, for minimum); half of each at a tie."""
+    tx, ty = t
+    half = xp.where(xp.equal(x, y), 0.5, 1.0)
+    wins_x = xp.less_equal(x, y) if smaller else xp.greater_equal(x, y)
+    wins_y = xp.greater_equal(x, y) if smaller else xp.less_equal(x, y)
+    return _plus(None if tx is None else tx * _mask(xp, wins_x, ans) * _mask(xp, half, ans),
+                 None if ty is None else ty * _mask(xp, wins_y, ans) * _mask(xp, half, ans))  # fmt: skip
+
+
+def _extremum_jvp(xp, t, ans, x, axis=None, keepdims=False):
+    """max and min: the tangents of the elements that reach the extremum, averaged."""
+    hit = _mask(xp, xp.equal(x, xp.reshape(ans, _kept(x, axis, keepdims))), ans)
+    ties = xp.sum(hit, axis=axis, keepdims=True)
+    return xp.sum(t[0] * hit / ties, axis=axis, keepdims=keepdims)
+
+
+def _softmax_xent_jvp(xp, t, ans, logits, labels):
+    """dL = (1/N) Σ_n Σ_c (softmax(z_n)_c − onehot(y_n)_c) · dz_nc."""
+    n, c = logits.shape
+    e = xp.exp(logits - xp.max(logits, axis=-1, keepdims=True))  # any shift: it cancels
+    p = e / xp.sum(e, axis=-1, keepdims=True)
+    onehot = (np.reshape(labels, (-1, 1)) == np.arange(c)).astype(logits.dtype)
+    return xp.sum((p - onehot) * t[0]) / n
+
+
+def _clip_jvp(xp, t, ans, x, min=None, max=None):  # noqa: A002 - clip's own names
+    inside = xp.ones_like(x) if min is None else _mask(xp, xp.greater_equal(x, min), ans)
+    if max is not None:
+        inside = inside * _mask(xp, xp.less_equal(x, max), ans)
+    return t[0] * inside
+
+
 # One line per primitive: forward, its VJP (g, ans, *inputs, **constants) -> grads, and
-# what that VJP reads (``saves``), which the tape keeps from the forward pass.
+# what that VJP reads (``saves``), which the tape keeps from the forward pass; its JVP
+# (xp, tangents, ans, *inputs, **constants) -> the answer's tangent.
 RULES: dict[str, Rule] = {
-    "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True, saves=""),
-    "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True, saves=""),
-    "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True, saves="x y"),
-    "div": Rule(
-        np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True, saves="ans y"
-    ),
-    "neg": Rule(np.negative, lambda g, ans, x: (-g,), saves=""),
-    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),), saves="x"),
-    "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True, saves="x y"),
-    "exp": Rule(np.exp, lambda g, ans, x: (g * ans,), saves="ans"),
-    "log": Rule(np.log, lambda g, ans, x: (g / x,), saves="x"),
-    "tanh": Rule(np.tanh, lambda g, ans, x: (g * (1 - ans * ans),), saves="ans"),
-    "sigmoid": Rule(_sigmoid, lambda g, ans, x: (g * ans * (1 - ans),), saves="ans"),
-    "relu": Rule(lambda x: np.maximum(x, 0), lambda g, ans, x: (g * (ans > 0),), saves="ans"),
+    "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True, saves="",
+                jvp=lambda xp, t, ans, x, y: _plus(*t)),
+    "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True, saves="",
+                jvp=lambda xp, t, ans, x, y: _plus(t[0], None if t[1] is None else -t[1])),
+    "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True, saves="x y",
+                jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] * y,
+                                                   None if t[1] is None else x * t[1])),
+    "div": Rule(np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True,
+                saves="ans y",
+                jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] / y,
+                                                   None if t[1] is None else -t[1] * ans / y)),
+    "neg": Rule(np.negative, lambda g, ans, x: (-g,), saves="",
+                jvp=lambda xp, t, ans, x: -t[0]),
+    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),), saves="x",
+                jvp=_pow_jvp),
+    "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True, saves="x y",
+                   jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] @ y,
+                                                      None if t[1] is None else x @ t[1])),
+    "exp": Rule(np.exp, lambda g, ans, x: (g * ans,), saves="ans",
+                jvp=lambda xp, t, ans, x: t[0] * ans),
+    "log": Rule(np.log, lambda g, ans, x: (g / x,), saves="x",
+                jvp=lambda xp, t, ans, x: t[0] / x),
+    "tanh": Rule(np.tanh, lambda g, ans, x: (g * (1 - ans * ans),), saves="ans",
+                 jvp=lambda xp, t, ans, x: t[0] * (1 - ans * ans)),
+    "sigmoid": Rule(_sigmoid, lambda g, ans, x: (g * ans * (1 - ans),), saves="ans",
+                    jvp=lambda xp, t, ans, x: t[0] * ans * (1 - ans)),
+    "relu": Rule(lambda x: np.maximum(x, 0), lambda g, ans, x: (g * (ans > 0),), saves="ans",
+                 jvp=lambda xp, t, ans, x: t[0] * _mask(xp, xp.greater(ans, 0), ans)),
     "sum": Rule(
         lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
         lambda g, ans, x, axis=None, keepdims=False: (
             _spread(_keep(g, x, axis, keepdims), x.shape),
         ),
         saves="",
+        jvp=lambda xp, t, ans, x, axis=None, keepdims=False: xp.sum(t[0], axis=axis,
+                                                                    keepdims=keepdims),
     ),
     "mean": Rule(
         lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
@@ -251,23 +356,33 @@ RULES: dict[str, Rule] = {
             np.broadcast_to(_keep(g, x, axis, keepdims) / _count(x, axis), x.shape).copy(),
         ),
         saves="",
+        jvp=lambda xp, t, ans, x, axis=None, keepdims=False: xp.mean(t[0], axis=axis,
+                                                                     keepdims=keepdims),
     ),
-    "reshape": Rule(np.reshape, lambda g, ans, x, shape: (np.reshape(g, x.shape),), saves=""),
+    "reshape": Rule(np.reshape, lambda g, ans, x, shape: (np.reshape(g, x.shape),), saves="",
+                    jvp=lambda xp, t, ans, x, shape: xp.reshape(t[0], shape)),
     "transpose": Rule(
         lambda x, axes=None: np.transpose(x, axes),
         lambda g, ans, x, axes=None: (np.transpose(g, _inverse(axes)),),
         saves="",
+        jvp=lambda xp, t, ans, x, axes=None: xp.permute_dims(
+            t[0], tuple(range(len(x.shape)))[::-1] if axes is None else axes),
     ),
-    "getitem": Rule(lambda x, index: x[index], _getitem_vjp, saves=""),
+    "getitem": Rule(lambda x, index: x[index], _getitem_vjp, saves="",
+                    jvp=lambda xp, t, ans, x, index: t[0][index]),
     "concatenate": Rule(
         lambda *xs, axis=0: np.concatenate(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _split(g, *xs, axis=axis),
         saves="",
+        jvp=lambda xp, t, ans, *xs, axis=0: xp.concat(
+            [_or_zeros(xp, ti, x) for ti, x in zip(t, xs, strict=True)], axis=axis),
     ),
     "stack": Rule(
         lambda *xs, axis=0: np.stack(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _unstack(g, *xs, axis=axis),
         saves="",
+        jvp=lambda xp, t, ans, *xs, axis=0: xp.stack(
+            [_or_zeros(xp, ti, x) for ti, x in zip(t, xs, strict=True)], axis=axis),
     ),
     "logsumexp": Rule(
         _logsumexp,
@@ -275,51 +390,71 @@ RULES: dict[str, Rule] = {
             _keep(g, x, axis, keepdims) * np.exp(x - _keep(ans, x, axis, keepdims)),
         ),
         saves="ans x",
+        jvp=lambda xp, t, ans, x, axis=None, keepdims=False: xp.sum(  # Σ softmax(x)·t
+            t[0] * xp.exp(x - xp.reshape(ans, _kept(x, axis, keepdims))), axis=axis,
+            keepdims=keepdims),
     ),
-    "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp, saves="x"),
+    "softmax_cross_entropy": Rule(_softmax_xent, _softmax_xent_vjp, saves="x",
+                                  jvp=_softmax_xent_jvp),
     # The rest of the array API standard the tape covers (reference/xp.py)
-    "abs": Rule(np.abs, lambda g, ans, x: (g * np.sign(x),), saves="x"),
-    "sqrt": Rule(np.sqrt, lambda g, ans, x: (g / (2 * ans),), saves="ans"),
-    "sin": Rule(np.sin, lambda g, ans, x: (g * np.cos(x),), saves="x"),
-    "cos": Rule(np.cos, lambda g, ans, x: (-g * np.sin(x),), saves="x"),
-    "log1p": Rule(np.log1p, lambda g, ans, x: (g / (1 + x),), saves="x"),
-    "expm1": Rule(np.expm1, lambda g, ans, x: (g * (ans + 1),), saves="ans"),
-    "maximum": Rule(np.maximum, _tie_split, broadcasts=True, saves="x y"),
+    "abs": Rule(np.abs, lambda g, ans, x: (g * np.sign(x),), saves="x",
+                jvp=lambda xp, t, ans, x: t[0] * xp.sign(x)),
+    "sqrt": Rule(np.sqrt, lambda g, ans, x: (g / (2 * ans),), saves="ans",
+                 jvp=lambda xp, t, ans, x: t[0] / (2 * ans)),
+    "sin": Rule(np.sin, lambda g, ans, x: (g * np.cos(x),), saves="x",
+                jvp=lambda xp, t, ans, x: t[0] * xp.cos(x)),
+    "cos": Rule(np.cos, lambda g, ans, x: (-g * np.sin(x),), saves="x",
+                jvp=lambda xp, t, ans, x: -t[0] * xp.sin(x)),
+    "log1p": Rule(np.log1p, lambda g, ans, x: (g / (1 + x),), saves="x",
+                  jvp=lambda xp, t, ans, x: t[0] / (1 + x)),
+    "expm1": Rule(np.expm1, lambda g, ans, x: (g * (ans + 1),), saves="ans",
+                  jvp=lambda xp, t, ans, x: t[0] * (ans + 1)),
+    "maximum": Rule(np.maximum, _tie_split, broadcasts=True, saves="x y", jvp=_maximum_jvp),
     "minimum": Rule(  # the maximum's shares, swapped: g to the smaller input
         np.minimum,
         lambda g, ans, x, y: _tie_split(g, ans, x, y)[::-1],
         broadcasts=True,
         saves="x y",
+        jvp=lambda xp, t, ans, x, y: _maximum_jvp(xp, t, ans, x, y, smaller=True),
     ),
-    "where": Rule(np.where, _where_vjp, broadcasts=True, saves=""),  # the condition is data
+    "where": Rule(np.where, _where_vjp, broadcasts=True, saves="",  # the condition is data
+                  jvp=lambda xp, t, ans, c, x, y: xp.where(c, _or_zeros(xp, t[1], x),
+                                                           _or_zeros(xp, t[2], y))),
     "clip": Rule(
         lambda x, min=None, max=None: np.clip(x, min, max),
         lambda g, ans, x, min=None, max=None: (
             g * ((min is None or x >= min) & (max is None or x <= max)),
         ),
         saves="x",
+        jvp=_clip_jvp,
     ),
     "max": Rule(
         lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
         _extremum_vjp,
         saves="ans x",
-    ),  # fmt: skip
+        jvp=_extremum_jvp,
+    ),
     "min": Rule(
         lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
         _extremum_vjp,
         saves="ans x",
-    ),  # fmt: skip
-    "expand_dims": Rule(
-        np.expand_dims, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves=""
+        jvp=_extremum_jvp,
     ),
-    "squeeze": Rule(np.squeeze, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves=""),
+    "expand_dims": Rule(
+        np.expand_dims, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves="",
+        jvp=lambda xp, t, ans, x, axis: xp.expand_dims(t[0], axis=axis),
+    ),
+    "squeeze": Rule(np.squeeze, lambda g, ans, x, axis: (np.reshape(g, x.shape),), saves="",
+                    jvp=lambda xp, t, ans, x, axis: xp.squeeze(t[0], axis=axis)),
     "broadcast_to": Rule(
         lambda x, shape: np.array(np.broadcast_to(x, shape)),
         lambda g, ans, x, shape: (g,),
         broadcasts=True,
         saves="",
-    ),  # fmt: skip
+        jvp=lambda xp, t, ans, x, shape: xp.broadcast_to(t[0], shape),
+    ),
     "astype": Rule(
-        lambda x, dtype: x.astype(dtype), lambda g, ans, x, dtype: (g.astype(x.dtype),), saves=""
-    ),  # fmt: skip
-}
+        lambda x, dtype: x.astype(dtype), lambda g, ans, x, dtype: (g.astype(x.dtype),), saves="",
+        jvp=lambda xp, t, ans, x, dtype: xp.astype(t[0], dtype),
+    ),
+}  # fmt: skip

@@ -15,7 +15,9 @@ Python's operators on Tensors are too. What it covers:
 - dtypes and constants: float32 float64 int32 int64 bool, finfo iinfo, e pi inf nan newaxis
 
 Any other name of the standard is an ``AttributeError`` that names the function and says
-the tape does not implement it (``NotInTape``). This module imports numpy alone.
+the tape does not implement it (``NotInTape``). Given forward-mode Duals
+(``reference.forward``) instead of Tensors, every function here pushes their tangents.
+This module imports numpy alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from reference.engine import Tensor, apply
+from reference.forward import Dual, plain
 
 __array_api_version__ = "2023.12"
 
@@ -34,7 +37,8 @@ class NotInTape(AttributeError):
 
 
 def _value(x: Any) -> Any:
-    return x.value if isinstance(x, Tensor) else x
+    """The numpy value (of a Tensor, of a forward-mode Dual, or of an array itself)."""
+    return plain(x) if isinstance(x, (Tensor, Dual)) else x
 
 
 def _constant(x: Any) -> Tensor:
@@ -224,7 +228,7 @@ def _as(x: Tensor, dtype: Any) -> Tensor:
 def asarray(
     obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None
 ) -> Tensor:
-    if isinstance(obj, Tensor):
+    if isinstance(obj, (Tensor, Dual)):
         return _as(obj, dtype)
     return Tensor(np.asarray(obj, dtype=dtype))
 

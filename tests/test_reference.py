@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import reference as R
 import reference.xp as X
 from reference.engine import RuleError, Tensor, topological_order, unbroadcast
+from reference.forward import Dual, hvp, jvp, plain
 from reference.primitives import RULES
 
 # The tape and torch autograd both compute exact derivatives in float64; they differ only by
@@ -94,6 +95,13 @@ def test_fan_out_adds_every_path():
     dL_dx = t + dL_du * (1 - t**2) + np.exp(x0) * (1 + x0) + 1
     assert_close(u.grad, dL_du, CLOSED_FORM_RTOL, "dL/du (three uses plus x·u)")
     assert_close(x.grad, dL_dx, CLOSED_FORM_RTOL, "dL/dx (five paths)")
+
+
+def test_a_scalar_used_three_times_gets_every_contribution():
+    """numpy turns a sum of two 0-d arrays into a scalar; the third path must still add."""
+    x = Tensor(np.array(2.0), requires_grad=True)
+    (x * x + x).backward()  # d/dx (x² + x) = 2x + 1
+    assert x.grad == 5.0 and isinstance(x.grad, np.ndarray)
 
 
 def test_a_value_used_as_both_operands_gets_both_contributions():
@@ -714,3 +722,201 @@ def test_a_function_outside_the_tape_is_a_clear_error_naming_it():
         X.fft  # noqa: B018
     with pytest.raises(AttributeError, match="'linalg'"):
         X.linalg  # noqa: B018
+
+
+# --- forward mode and second order, primitive by primitive ---------------------------------
+
+
+def pushforward(example: Example, directions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The value and tangent of the primitive's answer along ``directions`` (forward mode)."""
+    out = example.ref(*[Dual(a, u) for a, u in zip(example.arrays, directions)])
+    if type(out) is not Dual:
+        return np.asarray(plain(out)), np.zeros(np.shape(plain(out)))
+    return np.asarray(out.value), np.asarray(out.tangent)
+
+
+@pytest.mark.parametrize("op", list(PRIMITIVES))
+@PROPERTY
+@given(data=st.data())
+def test_jvp_agrees_with_torch_forward_mode(op, data):
+    example = data.draw(PRIMITIVES[op], label="example")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    directions = [rng.standard_normal(a.shape) for a in example.arrays]
+    out, tangent = pushforward(example, directions)
+    torch_out, torch_tangent = torch.func.jvp(
+        example.torch,
+        tuple(torch.tensor(a) for a in example.arrays),
+        tuple(torch.tensor(u) for u in directions),
+    )
+    size = max(1.0, *(np.max(np.abs(a), initial=0.0) for a in example.arrays))
+    atol = CANCELLATION * size * max(1.0, *(np.max(np.abs(u), initial=0.0) for u in directions))
+    assert_close(out, torch_out.numpy(), RTOL, f"{op} forward, {example.what}", CANCELLATION * size)
+    assert_close(tangent, torch_tangent.numpy(), RTOL, f"{op} JVP, {example.what}", atol)
+
+
+@pytest.mark.parametrize("op", list(PRIMITIVES))
+@PROPERTY
+@given(data=st.data())
+def test_jvp_and_vjp_obey_the_transpose_identity(op, data):
+    """<v, J u> by the primitive's JVP = <Jᵀ v, u> by its VJP: two independent derivations
+    of the same local Jacobian, equal to rounding."""
+    example = data.draw(PRIMITIVES[op], label="example")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    directions = [rng.standard_normal(a.shape) for a in example.arrays]
+    out, tangent = pushforward(example, directions)
+    v = rng.standard_normal(out.shape)
+    _, grads = backprop(example, v)
+    v_J_u = float(np.sum(v * tangent))
+    JT_v_u = float(sum(np.sum(g * u) for g, u in zip(grads, directions)))
+    scale = float(np.sum(np.abs(v * tangent))) + float(
+        sum(np.sum(np.abs(g * u)) for g, u in zip(grads, directions))
+    )
+    assert abs(v_J_u - JT_v_u) <= 1e-12 * scale + 1e-300, (
+        f"{op}, {example.what}: <v, J u> = {v_J_u!r} by the JVP, <Jᵀ v, u> = {JT_v_u!r} by the VJP"
+    )
+
+
+@pytest.mark.parametrize("op", list(PRIMITIVES))
+@PROPERTY
+@given(data=st.data())
+def test_hvp_by_the_tape_over_forward_mode_agrees_with_torch(op, data):
+    """H·u of L = Σ v ⊙ op(x): the tape's reverse pass over the forward pass (JVP rules on
+    Tensors) against torch's double backward."""
+    example = data.draw(PRIMITIVES[op], label="example")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    v = rng.standard_normal(np.shape(forward(example, example.arrays)))
+    directions = [rng.standard_normal(a.shape) for a in example.arrays]
+    names = [f"x{i}" for i in range(len(example.arrays))]
+
+    def loss(p):
+        return R.sum(example.ref(*[p[n] for n in names]) * v)
+
+    _, hv = hvp(loss, dict(zip(names, example.arrays)), dict(zip(names, directions)))
+    inputs = [torch.tensor(a, requires_grad=True) for a in example.arrays]
+    torch_loss = (example.torch(*inputs) * torch.as_tensor(v)).sum()
+    grads = torch.autograd.grad(torch_loss, inputs, create_graph=True)
+    gu = sum((g * torch.as_tensor(u)).sum() for g, u in zip(grads, directions) if g.requires_grad)
+    if isinstance(gu, torch.Tensor) and gu.requires_grad:
+        torch_hv = torch.autograd.grad(gu, inputs, allow_unused=True)
+    else:  # a linear primitive: its Hessian is zero
+        torch_hv = [None] * len(inputs)
+    size = max(1.0, *(np.max(np.abs(a), initial=0.0) for a in example.arrays))
+    atol = (
+        CANCELLATION
+        * size
+        * max(1.0, np.max(np.abs(v), initial=0.0))
+        * max(1.0, *(np.max(np.abs(u), initial=0.0) for u in directions))
+    )
+    for name, a, th in zip(names, example.arrays, torch_hv):
+        zero = th is None or th._is_zerotensor()  # torch's symbolic zero (abs'' = 0)
+        expected = np.zeros_like(a) if zero else th.numpy()
+        assert_close(hv[name], expected, RTOL, f"{op} HVP for {name}, {example.what}", atol)
+
+
+JAX_EXAMPLES = {  # op -> (the computation for the tape's xp and for jax.numpy, its inputs)
+    "add": (lambda xp, a, b: a + b, [(2, 3), (3,)]),
+    "sub": (lambda xp, a, b: a - b, [(2, 3), (2, 1)]),
+    "mul": (lambda xp, a, b: a * b, [(2, 3), (3,)]),
+    "div": (lambda xp, a, b: a / (b * b + 1), [(2, 3), (3,)]),
+    "neg": (lambda xp, a: -a, [(4,)]),
+    "pow": (lambda xp, a: (a * a + 1) ** 1.5, [(2, 2)]),
+    "matmul": (lambda xp, a, b: a @ b, [(2, 3), (3, 4)]),
+    "exp": (lambda xp, a: xp.exp(a), [(3,)]),
+    "log": (lambda xp, a: xp.log(a * a + 1), [(3,)]),
+    "tanh": (lambda xp, a: xp.tanh(a), [(2, 3)]),
+    "sigmoid": (lambda xp, a: sigmoid_of(xp)(a), [(2, 3)]),
+    "relu": (lambda xp, a: relu_of(xp)(a + 0.05), [(2, 3)]),
+    "sum": (lambda xp, a: xp.sum(a, axis=1), [(2, 3)]),
+    "mean": (lambda xp, a: xp.mean(a, axis=0, keepdims=True), [(2, 3)]),
+    "reshape": (lambda xp, a: xp.reshape(a, (3, 2)), [(2, 3)]),
+    "transpose": (lambda xp, a: xp.permute_dims(a, (1, 0)), [(2, 3)]),
+    "getitem": (lambda xp, a: a[1:, ::-1], [(3, 3)]),
+    "concatenate": (lambda xp, a, b: xp.concat([a, b], axis=1), [(2, 3), (2, 1)]),
+    "stack": (lambda xp, a, b: xp.stack([a, b], axis=1), [(2, 3), (2, 3)]),
+    "logsumexp": (lambda xp, a: logsumexp_of(xp)(a, axis=-1), [(2, 4)]),
+    "softmax_cross_entropy": (lambda xp, a: xent_of(xp)(a, np.array([0, 2])), [(2, 3)]),
+    "abs": (lambda xp, a: xp.abs(a + 0.05), [(4,)]),
+    "sqrt": (lambda xp, a: xp.sqrt(a * a + 1), [(4,)]),
+    "sin": (lambda xp, a: xp.sin(a), [(4,)]),
+    "cos": (lambda xp, a: xp.cos(a), [(4,)]),
+    "log1p": (lambda xp, a: xp.log1p(a * a), [(4,)]),
+    "expm1": (lambda xp, a: xp.expm1(a), [(4,)]),
+    "maximum": (lambda xp, a, b: xp.maximum(a, b + 0.05), [(2, 3), (3,)]),
+    "minimum": (lambda xp, a, b: xp.minimum(a, b + 0.05), [(2, 3), (3,)]),
+    "where": (lambda xp, a, b: xp.where(np.array([True, False, True]), a, b), [(2, 3), (3,)]),
+    "clip": (lambda xp, a: xp.clip(a, min=-0.5, max=0.55), [(3, 3)]),
+    "max": (lambda xp, a: xp.max(a, axis=1), [(3, 4)]),
+    "min": (lambda xp, a: xp.min(a, axis=0), [(3, 4)]),
+    "expand_dims": (lambda xp, a: xp.expand_dims(a, axis=1), [(3,)]),
+    "squeeze": (lambda xp, a: xp.squeeze(a, axis=0), [(1, 3)]),
+    "broadcast_to": (lambda xp, a: xp.broadcast_to(a, (2, 3)), [(3,)]),
+    "astype": (lambda xp, a: xp.astype(a, xp.float32), [(3,)]),
+}  # fmt: skip
+
+
+def sigmoid_of(xp):
+    import jax
+
+    return R.sigmoid if xp is X else jax.nn.sigmoid
+
+
+def relu_of(xp):
+    import jax
+
+    return R.relu if xp is X else jax.nn.relu
+
+
+def logsumexp_of(xp):
+    import jax
+
+    return R.logsumexp if xp is X else jax.scipy.special.logsumexp
+
+
+def xent_of(xp):
+    import jax
+
+    if xp is X:
+        return R.softmax_cross_entropy
+
+    def xent(z, labels):
+        return -xp.mean(xp.take_along_axis(jax.nn.log_softmax(z), labels[:, None], axis=-1))
+
+    return xent
+
+
+def test_every_primitive_has_a_jax_example():
+    assert set(RULES) - set(JAX_EXAMPLES) == set()
+
+
+@pytest.mark.parametrize("op", list(JAX_EXAMPLES))
+def test_jvp_and_hvp_agree_with_jax(op):
+    """The same computation through the tape's namespace (forward mode; the tape over
+    forward mode for H·u) and through jax.numpy (jax.jvp; jax.jvp of jax.grad)."""
+    import jax
+    import jax.numpy as jnp
+
+    fn, shapes = JAX_EXAMPLES[op]
+    rng = np.random.default_rng(len(op))
+    xs = [rng.uniform(-1, 1, s) for s in shapes]
+    us = [rng.standard_normal(s) for s in shapes]
+    names = [f"x{i}" for i in range(len(xs))]
+    value, tangent = jvp(lambda p: fn(X, *[p[n] for n in names]), dict(zip(names, xs)),
+                         dict(zip(names, us)))  # fmt: skip
+    with jax.enable_x64(True):
+        j_value, j_tangent = jax.jvp(lambda *a: fn(jnp, *a), tuple(map(jnp.asarray, xs)),
+                                     tuple(map(jnp.asarray, us)))  # fmt: skip
+        w = rng.standard_normal(np.shape(j_value))
+
+        def scalar(*a):
+            return jnp.sum(fn(jnp, *a).astype(jnp.float64) * w)
+
+        grad = jax.grad(scalar, argnums=tuple(range(len(xs))))
+        _, j_hv = jax.jvp(grad, tuple(map(jnp.asarray, xs)), tuple(map(jnp.asarray, us)))
+    assert_close(value, np.asarray(j_value), 1e-6 if op == "astype" else RTOL, f"{op} value")
+    assert_close(tangent, np.asarray(j_tangent), 1e-6 if op == "astype" else RTOL, f"{op} JVP",
+                 CANCELLATION)  # fmt: skip
+    _, hv = hvp(lambda p: R.sum(X.astype(fn(X, *[p[n] for n in names]), np.float64) * w),
+                dict(zip(names, xs)), dict(zip(names, us)))  # fmt: skip
+    for name, expected in zip(names, j_hv):
+        assert_close(hv[name], np.asarray(expected), 1e-6 if op == "astype" else RTOL,
+                     f"{op} HVP {name}", CANCELLATION)  # fmt: skip

@@ -1,0 +1,142 @@
+"""Forward mode: the chain rule from the inputs on, on the same primitives as the tape.
+
+Move the inputs along a direction u, θ(ε) = θ + ε·u. Every value x of the computation
+moves too, x(ε) = x + ε·ẋ + O(ε²), and its *tangent* ẋ = dx/dε is what forward mode
+carries beside it: a ``Dual(value, tangent)``. Each primitive pushes the tangents of its
+inputs through its local Jacobian, the ``jvp`` of its rule in ``reference.primitives``,
+beside the ``vjp`` the tape uses:
+
+    ẏ = Σ_i ∂y/∂x_i · ẋ_i                 (the chain rule, multiplied from the input side)
+
+One pass gives the derivative of every value along one u — the loss's is ⟨∇L, u⟩, a
+tap's the change of the tapped value — where one reverse pass gives ∇L along every u at
+once. The two are held together by the transpose identity ⟨v, J u⟩ = ⟨Jᵀ v, u⟩.
+
+A computation written against ``reference.xp`` runs in forward mode unchanged: give it
+Duals, and every function of that namespace (and every Python operator) pushes them
+(``engine.apply`` hands a Dual to ``push``).
+
+Second order, ``hvp``: the JVP rules are written with array API names, so they run on the
+tape's Tensors too. Make the Duals' values Tensors that require a gradient, and the tape
+records the tangent's computation as well; the tangent of the loss is ⟨∇L, v⟩, and its
+reverse pass gives ∇_θ⟨∇L, v⟩ = H·v (Pearlmutter 1994, reverse-over-forward). The other
+order, forward over the tape's reverse pass, would need the VJPs to run on Duals; they are
+written on raw numpy arrays (``Lazy`` products, ``Scatter`` adds in place, ``np.add.at``)
+for the tape's speed, so they cannot, and this is the same H·v from the other side.
+
+This module imports numpy alone (the tape's modules lazily, where they are needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reference.primitives import RULES
+
+
+class Dual:
+    """A value and its tangent (``None`` only where a caller makes one without: zero)."""
+
+    __array_ufunc__ = None  # numpy hands `ndarray <op> Dual` to the reflected operators
+    __slots__ = ("value", "tangent")
+
+    def __init__(self, value: Any, tangent: Any) -> None:
+        self.value, self.tangent = value, tangent
+
+    shape = property(lambda self: tuple(self.value.shape))
+    ndim = property(lambda self: len(self.value.shape))
+    dtype = property(lambda self: self.value.dtype)
+    T = property(lambda self: push("transpose", self))
+
+    def __repr__(self) -> str:
+        return f"Dual({self.value!r}, tangent={self.tangent!r})"
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    # Python's operators: each one a primitive, pushed forward
+    __add__ = lambda a, b: push("add", a, b)  # noqa: E731
+    __radd__ = lambda a, b: push("add", b, a)  # noqa: E731
+    __sub__ = lambda a, b: push("sub", a, b)  # noqa: E731
+    __rsub__ = lambda a, b: push("sub", b, a)  # noqa: E731
+    __mul__ = lambda a, b: push("mul", a, b)  # noqa: E731
+    __rmul__ = lambda a, b: push("mul", b, a)  # noqa: E731
+    __truediv__ = lambda a, b: push("div", a, b)  # noqa: E731
+    __rtruediv__ = lambda a, b: push("div", b, a)  # noqa: E731
+    __matmul__ = lambda a, b: push("matmul", a, b)  # noqa: E731
+    __rmatmul__ = lambda a, b: push("matmul", b, a)  # noqa: E731
+    __neg__ = lambda a: push("neg", a)  # noqa: E731
+    __getitem__ = lambda a, index: push("getitem", a, index=index)  # noqa: E731
+
+    def __pow__(self, p: float) -> Dual:
+        return push("pow", self, p=p)
+
+    # comparisons have no tangent: they compare the values
+    __gt__ = lambda a, b: np.greater(plain(a), plain(b))  # noqa: E731
+    __ge__ = lambda a, b: np.greater_equal(plain(a), plain(b))  # noqa: E731
+    __lt__ = lambda a, b: np.less(plain(a), plain(b))  # noqa: E731
+    __le__ = lambda a, b: np.less_equal(plain(a), plain(b))  # noqa: E731
+
+
+def plain(x: Any) -> Any:
+    """The numpy value under Duals and Tensors."""
+    while hasattr(x, "value") and not isinstance(x, np.ndarray):
+        x = x.value
+    return x
+
+
+def push(op: str, *inputs: Any, **constants: Any) -> Any:
+    """Primitive ``op`` on ``inputs``, some of them Duals: the answer, and its tangent by
+    the rule's JVP. On numpy values the answer is the rule's forward; on Tensors (``hvp``)
+    it is the tape's ``apply``, and the JVP runs on the tape's namespace, so that the tape
+    records both. The answer is a Dual where some input has a tangent."""
+    from reference import engine  # lazily: the tape imports this module
+
+    rule = RULES[op]
+    values = [x.value if type(x) is Dual else x for x in inputs]
+    tangents = [x.tangent if type(x) is Dual else None for x in inputs]
+    on_tape = any(isinstance(v, engine.Tensor) and v.requires_grad for v in values)
+    if on_tape:
+        import reference.xp as xp
+
+        ans = engine.apply(op, *values, **constants)
+    else:
+        xp = np
+        values = [plain(v) for v in values]
+        ans = rule.forward(*values, **constants)
+    tangent = rule.jvp(xp, tangents, ans, *values, **constants)
+    if tangent is None:
+        return ans
+    if tuple(tangent.shape) != tuple(np.shape(plain(ans))):  # a broadcast input's tangent
+        tangent = xp.broadcast_to(tangent, tuple(np.shape(plain(ans))))
+    return Dual(ans, tangent)
+
+
+def jvp(fn: Any, primals: dict[str, Any], tangents: dict[str, Any]) -> tuple[Any, Any]:
+    """(fn(θ), d/dε fn(θ + ε·u)) for ``primals`` θ and ``tangents`` u (dicts by name):
+    ``fn`` takes the dict of inputs and computes with ``reference.xp`` (or operators)."""
+    out = fn({k: Dual(np.asarray(v), np.asarray(tangents[k])) for k, v in primals.items()})
+    if type(out) is not Dual:
+        return out, np.zeros_like(out)
+    return out.value, out.tangent
+
+
+def hvp(fn: Any, primals: dict[str, Any], v: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """(L(θ), H·v) for the scalar ``fn`` at ``primals`` θ along ``v``: the tape's reverse
+    pass over this module's forward pass, H·v = ∇_θ ⟨∇L(θ), v⟩."""
+    from reference.engine import Tensor
+
+    leaves = {k: Tensor(np.asarray(x), requires_grad=True) for k, x in primals.items()}
+    out = fn({k: Dual(leaf, np.asarray(v[k])) for k, leaf in leaves.items()})
+    if type(out) is not Dual or not isinstance(out.tangent, Tensor):
+        return float(plain(out)), {k: np.zeros_like(plain(x)) for k, x in leaves.items()}
+    out.tangent.backward()  # the tangent is ⟨∇L, v⟩; its gradient, H·v
+    return float(plain(out)), {
+        k: np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
+        for k, leaf in leaves.items()
+    }
+
+
+__all__ = ["Dual", "hvp", "jvp", "plain", "push"]
