@@ -1,10 +1,16 @@
 """Comparison: Results in, tidy tables out. Nothing here runs a backend; it reads Results
 (and, for the theory beside the magnitudes, the cases' options).
 
-- ``agreement``: one row per case × tensor × backend, against a baseline backend, each
-  with exactly one verdict (``VERDICTS``);
-- ``runs``: one row per case × backend (status, timings, mode, error);
+- ``agreement``: one row per case × mode × tensor × backend, against a baseline backend,
+  each with exactly one verdict (``VERDICTS``);
+- ``identities``: one row per case × mode × autodiff backend: its forward mode against its
+  reverse mode, its H·v against its H·w (``harness.modes``);
+- ``runs``: one row per case × mode × backend (status, timings, method, error);
 - ``magnitudes``: one row per case × backend × tap × step (the gradient norm).
+
+The mode says which derivative a row's tensor is (``harness.modes``): "rev", the gradient
+dL/d(tensor); "fwd", the tangent of the tensor along the case's direction u (the loss's:
+J_L·u; a tap's: the change of the tapped value); "hvp", (H·v) for that parameter.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import modes as M
 from harness import theory
 from harness.result import BUILD, Directional, Result
 from harness.tolerances import Tolerance, tolerance_for
 
 AGREEMENT_COLUMNS = [
-    "case", "kind", "tensor", "backend", "baseline", "dtype", "shape",
+    "case", "mode", "kind", "tensor", "backend", "baseline", "dtype", "shape",
     "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
     "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "factor",
     "factor_residual", "noise_floor", "digits", "detects_rel_median", "detects_rel_worst",
@@ -78,7 +85,7 @@ def flagged(table: pd.DataFrame) -> pd.Series:
 
 
 def kind_of(result: Result) -> str:
-    return "autodiff" if result.mode == "autodiff" else "numeric"
+    return "autodiff" if result.method == "autodiff" else "numeric"
 
 
 def l2_norm(x: Any, axis: int | None = None) -> Any:
@@ -178,6 +185,7 @@ def compare_arrays(
         u = np.broadcast_to(np.asarray(uncertainty, dtype=np.float64), b.shape)
         with np.errstate(invalid="ignore"):
             unresolved = ~(u <= RESOLVE * scale)  # NaN (no estimate) is unresolved too
+        unresolved &= ~((a == 0) & (b == 0))  # exact zeros on both sides: nothing to resolve
         bad &= ~unresolved
         within &= ~unresolved
     judged = np.where(unresolved, -np.inf, ratio) if unresolved.any() and bad.any() else ratio
@@ -415,7 +423,7 @@ def _pair(x: Result, y: Result, key, tolerances, noise: dict | None = None) -> d
     unc = x.uncertainty.get(key)
     if unc is None:
         unc = y.uncertainty.get(key)
-    stepped = key[0] == "tap" and y.tap_steps.get(key[1]) is not None
+    stepped = key[0] == "tap" and (y.tap_steps or x.tap_steps).get(key[1]) is not None
     out = compare_arrays(got, expected, tol, y.dtype, unc, stepped, spread)
     out.update(rtol=tol.rtol, atol=tol.atol)
     return out
@@ -442,10 +450,14 @@ def _odd_one_out(results: list[Result], key, tolerances, noise: dict | None = No
 def agreement(
     results: list[Result], baseline: str = "torch", tolerances: dict | None = None
 ) -> pd.DataFrame:
-    """One row per case × tensor × backend (other than the baseline), in a stable order."""
+    """One row per case × mode × tensor × backend (other than the baseline), in a stable
+    order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second
+    derivative does not exist at them, so the rows say so, and are not failed when the
+    backends part there."""
     rows = []
-    for case in dict.fromkeys(r.case for r in results):
-        group = [r for r in results if r.case == case and r.skipped is None]
+    for case, mode in dict.fromkeys((r.case, r.mode) for r in results):
+        group = [r for r in results if r.case == case and r.mode == mode and r.skipped is None]
+        kinked = mode == "hvp" and not all(r.smooth for r in group)
         base = _pick_baseline(group, baseline)
         if base is None:
             for r in group:
@@ -454,7 +466,8 @@ def agreement(
                     if r.backend == BUILD
                     else f"no backend succeeded; {r.backend}: {r.error}"
                 )
-                rows.append({"case": case, "kind": "loss", "tensor": "loss", "backend": r.backend,
+                rows.append({"case": case, "mode": mode, "kind": "loss", "tensor": "loss",
+                             "backend": r.backend,
                              "baseline": baseline, "dtype": r.dtype, "verdict": "failed",
                              "ok": False, "error": error})  # fmt: skip
             continue
@@ -466,7 +479,8 @@ def agreement(
                 continue
             extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
             for key in keys + extra:
-                row = {"case": case, "kind": key[0], "tensor": key[1], "backend": r.backend,
+                row = {"case": case, "mode": mode, "kind": key[0], "tensor": key[1],
+                       "backend": r.backend,
                        "baseline": base.backend, "dtype": base.dtype,
                        "shape": str(tuple(np.shape(base.tensors().get(key, r.tensors().get(key))))),
                        "odd_one_out": odd.get(key, "")}  # fmt: skip
@@ -480,16 +494,54 @@ def agreement(
                                error=f"{r.backend} returned an extra {key[0]} {key[1]!r}")  # fmt: skip
                 else:
                     row.update(_pair(r, base, key, tolerances, noise))
+                    if kinked:
+                        row.update(_kinked(row))
                 rows.append(row)
     return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
+def _kinked(row: dict) -> dict:
+    """A row of H·v on a loss with kinks: compared where the second derivative exists (the
+    autodiff backends all take relu'' = 0), marked, and not failed where they part."""
+    note = f"marked: {M.NO_SECOND}"
+    if row["verdict"] == "disagree":
+        return {"verdict": "inconclusive", "ok": False,
+                "reason": f"{note}; the backends part here ({row.get('reason') or 'see the metrics'})"}  # fmt: skip
+    return {"reason": "; ".join(filter(None, [row.get("reason", ""), note]))}
+
+
+IDENTITY_COLUMNS = ["case", "mode", "backend", "dtype", "identity", "lhs", "rhs", "scale",
+                    "rel_err", "rtol", "verdict", "ok", "reason"]  # fmt: skip
+
+
+def identities(results: list[Result], tolerances: dict | None = None) -> pd.DataFrame:
+    """One row per case × mode × backend whose Result holds an identity (``harness.modes``):
+    "agree" when its two sides are equal to the dtype's rounding, else "disagree" — that
+    backend's forward and reverse modes (or its H·v and H·w) cannot both be right. A
+    backend without the other side (a plug-in that supplies a JVP alone) has no row."""
+    rows = []
+    for r in results:
+        if r.mode == "rev" or not r.ok or r.identity is None:
+            continue
+        row = {"case": r.case, "mode": r.mode, "backend": r.backend, "dtype": r.dtype}
+        row.update(M.judge(r.identity, r.dtype, tolerances), reason="")
+        if not row["ok"]:
+            sides = (
+                ("J_L·u (fwd)", "⟨∇L, u⟩ (rev)") if r.mode == "fwd" else ("⟨w, H·v⟩", "⟨v, H·w⟩")
+            )
+            row["reason"] = (f"{r.backend}'s {sides[0]} = {r.identity.lhs:.17g} but "
+                             f"{sides[1]} = {r.identity.rhs:.17g}: its two sides cannot both be right")  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows, columns=IDENTITY_COLUMNS)
+
+
 RUN_COLUMNS = [
     "case",
+    "mode",
     "backend",
     "dtype",
     "status",
-    "mode",
+    "method",
     "loss",
     "seconds",
     "compile_seconds",
@@ -498,10 +550,11 @@ RUN_COLUMNS = [
 
 
 def runs(results: list[Result]) -> pd.DataFrame:
-    """One row per case × backend: did it run, how long it took, and why it failed."""
+    """One row per case × mode × backend: did it run, how long it took, why it failed."""
     rows = [
         {
             "case": r.case,
+            "mode": r.mode,
             "backend": r.backend,
             "dtype": r.dtype,
             "status": "failed"
@@ -511,7 +564,7 @@ def runs(results: list[Result]) -> pd.DataFrame:
             else "unsupported"
             if r.unsupported
             else "ok",
-            "mode": r.mode,
+            "method": r.method,
             "loss": r.loss,
             "seconds": r.seconds,
             "compile_seconds": r.compile_seconds,
@@ -535,7 +588,7 @@ def magnitudes(results: list[Result]) -> pd.DataFrame:
     """
     rows = []
     for r in results:
-        if not r.ok:
+        if not r.ok or r.mode != "rev":
             continue
         for name, g in r.taps.items():
             if r.tap_steps.get(name) is not None:
@@ -559,17 +612,20 @@ class Comparison:
     runs: pd.DataFrame = field(init=False)
     magnitudes: pd.DataFrame = field(init=False)
     summaries: pd.DataFrame = field(init=False)
+    identities: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
         self.agreement = agreement(self.results, self.baseline)
+        self.identities = identities(self.results)
         self.runs = runs(self.results)
         self.magnitudes = magnitudes(self.results)
         self.summaries = theory.summaries(self.magnitudes, self.cases)
 
     @property
     def all_agree(self) -> bool:
-        """True when every comparison agreed and no backend failed."""
-        return bool(self.agreement["ok"].all()) and not (self.runs["status"] == "failed").any()
+        """True when every comparison agreed, every identity held and no backend failed."""
+        return (bool(self.agreement["ok"].all()) and bool(self.identities["ok"].all())
+                and not (self.runs["status"] == "failed").any())  # fmt: skip
 
     @property
     def verdicts(self) -> dict[str, int]:
@@ -579,7 +635,8 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """1 when a tensor disagrees or a backend failed, else 0 — an oracle that could
-        not resolve a tensor (inconclusive) alone does not fail the run."""
-        failed = bool(flagged(self.agreement).any())
+        """1 when a tensor disagrees, an identity is broken or a backend failed, else 0 —
+        an oracle that could not resolve a tensor (inconclusive) alone does not fail the
+        run."""
+        failed = bool(flagged(self.agreement).any()) or bool(flagged(self.identities).any())
         return 1 if failed or (self.runs["status"] == "failed").any() else 0

@@ -35,8 +35,9 @@ def format_agreement(table: pd.DataFrame) -> str:
         return f"{MARKS.get(row['verdict'], '✗')} {row['max_rel_err']:.1e}"
 
     shown = table.assign(cell=table.apply(cell, axis=1), name=table["kind"] + ":" + table["tensor"])
+    index = ["case", "name"] if set(table["mode"]) <= {"rev"} else ["case", "mode", "name"]
     grid = shown.pivot_table(
-        index=["case", "name"], columns="backend", values="cell", aggfunc="first", sort=False
+        index=index, columns="backend", values="cell", aggfunc="first", sort=False
     )
     grid.columns.name = f"vs {table['baseline'].iloc[0]}"
     legend = (
@@ -44,7 +45,9 @@ def format_agreement(table: pd.DataFrame) -> str:
         "✓ within the tolerance (for numeric, widened by its own error estimate), ≈ beyond it "
         "but within the problem's own rounding noise, ✗ outside both, ? finite differences "
         "cannot resolve it, – the backend lacks a function the case needs"
-    )
+        + ("" if index == ["case", "name"] else "; mode fwd: the tangent along the case's "
+           "direction u, hvp: H·v along v")
+    )  # fmt: skip
     return legend + "\n" + grid.fillna("").to_string()
 
 
@@ -55,9 +58,17 @@ def findings(comparison: Any) -> list[str]:
     table, runs = comparison.agreement, comparison.runs
     lines = []
     for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
-        where = (
-            f"{row['case']}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
-        )
+        case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
+        where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
+        if row["mode"] != "rev" and row["verdict"] == "disagree":
+            what = "tangent" if row["mode"] == "fwd" else "H·v"
+            lines.append(terminal(
+                f"  ✗ {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
+                f"elements; worst at {row['worst_index']}: "
+                f"{parted(row['worst_got'], row['worst_expected'])}; max_rel_err "
+                f"{row['max_rel_err']:.2e}{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
+            ))  # fmt: skip
+            continue
         if row["verdict"] == "failed":
             lines.append(terminal(f"  ✗ {where}: {row['error']}"))
         elif row["verdict"] == "inconclusive":
@@ -89,12 +100,33 @@ def findings(comparison: Any) -> list[str]:
         lines.append(
             terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
         )
+    lines += identity_findings(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
         lines.append(terminal(f"  – {backend} unsupported, {what}: {len(g)} case(s), "
                               f"{', '.join(g['case'])}"))  # fmt: skip
-    for _, r in runs[runs["status"] == "skipped"].iterrows():
-        lines.append(terminal(f"  - {r['case']}: {r['backend']} skipped ({r['error']})"))
+    skipped = runs[runs["status"] == "skipped"]
+    for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
+        where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
+        mode = "" if mode == "rev" else f" ({mode})"
+        lines.append(terminal(f"  - {backend}{mode} skipped on {where}: {why}"))
+    return lines
+
+
+def identity_findings(identities: pd.DataFrame | None) -> list[str]:
+    """Each broken identity, by backend; then one line of how many held."""
+    if identities is None or identities.empty:
+        return []
+    lines = [terminal(f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity broken — "
+                      f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
+                      f"allowed {r['rtol']:.0e})" if r["verdict"] == "disagree" else
+                      f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
+             for _, r in identities[~identities["ok"]].iterrows()]  # fmt: skip
+    held = identities[identities["ok"]]
+    if len(held):
+        kinds = ", ".join(f"{n} {k}" for k, n in held["identity"].value_counts(sort=False).items())
+        lines.append(f"  identities: {kinds} held (each autodiff backend's modes against each "
+                     f"other; worst {held['rel_err'].max():.1e} of the scale)")  # fmt: skip
     return lines
 
 
@@ -106,7 +138,7 @@ def _digits(digits: pd.Series) -> str:
 def summaries(comparison: Any) -> list[str]:
     """Modes of the finite-difference checks, and the magnitude summaries beside theory."""
     lines = []
-    directional = comparison.runs.query("mode == 'directional'")["case"].tolist()
+    directional = comparison.runs.query("method == 'directional'")["case"].tolist()
     if directional:
         lines.append(
             f"  numeric: directional check (random directions per tensor) on {', '.join(directional)}"
@@ -139,8 +171,12 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     failed_runs = int((comparison.runs["status"] == "failed").sum())
     if failed_runs:
         parts.append(f"{failed_runs} failed runs")
+    ids = getattr(comparison, "identities", None)
+    broken = 0 if ids is None else int((~ids["ok"]).sum())
+    if broken:
+        parts.append(f"{broken} broken identities")
     if comparison.exit_code:
-        verdict = "DISAGREEMENT" if counts["disagree"] else "FAILED"
+        verdict = "DISAGREEMENT" if counts["disagree"] or broken else "FAILED"
     elif counts["agree"] == n:
         verdict = "all agree"
     else:

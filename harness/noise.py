@@ -41,17 +41,20 @@ def perturbed(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[s
 
 def spread(
     backend: Any, case: Any, params: dict, inputs: dict, dtype: str, first: Any, seed: int = 0,
-    runs: int = DEFAULT_RUNS,
+    runs: int = DEFAULT_RUNS, call: Any = None,
 ) -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
     """Per tensor of ``first`` (the backend's Result on the unperturbed arrays): the spread
-    of each element over it and ``runs`` perturbed runs (a run that fails is left out)."""
+    of each element over it and ``runs`` perturbed runs (a run that fails is left out).
+    ``call(case, params, inputs, dtype)`` makes a run (default ``backend.run``; the
+    runner passes the backend's ``jvp`` or ``hvp`` along the case's direction)."""
+    call = call or backend.run
     rng = np.random.default_rng(
         [seed, zlib.crc32(case.label.encode()), zlib.crc32(backend.name.encode())]
     )
     seen = {key: [np.asarray(v, dtype=np.float64)] for key, v in first.tensors().items()}
     for _ in range(runs):
         try:
-            result = backend.run(case, perturbed(params, rng), perturbed(inputs, rng), dtype)
+            result = call(case, perturbed(params, rng), perturbed(inputs, rng), dtype)
         except Exception:  # noqa: BLE001 - a run that fails tells nothing about the noise
             continue
         for key, v in result.tensors().items():

@@ -22,8 +22,20 @@ class Directional:
 
 
 @dataclass
+class Identity:
+    """One backend's two modes held against each other (``harness.modes``): ``lhs`` and
+    ``rhs`` are equal in exact arithmetic; ``scale`` is the sum of the magnitudes of the
+    terms that make them, the size their rounding is relative to."""
+
+    name: str  # "transpose" (fwd against rev) or "symmetry" (H·v against H·w)
+    lhs: float
+    rhs: float
+    scale: float
+
+
+@dataclass
 class Result:
-    """One backend's answer for one case.
+    """One backend's answer for one case, in one mode (``harness.modes``).
 
     ``grads`` holds dL/dθ per parameter; ``taps`` holds dL/dv per tapped value, stacked
     along a leading step axis for taps made inside a scan (``tap_steps[name]`` = T,
@@ -32,6 +44,12 @@ class Result:
     failed on the case; ``skipped`` when the backend does not apply to it. In ``mode``
     "directional" (finite differences on a large case) ``grads`` and ``taps`` are empty
     and ``directional`` holds, per tensor, derivatives along random directions.
+
+    ``mode`` says which derivative the tensors are: "rev", the gradient (above); "fwd",
+    the tangents along the case's direction u — ``tangent`` = J_L·u = ⟨∇L, u⟩ and
+    ``taps[name]`` = J_name·u, the change of the tapped value; "hvp", ``grads[name]`` =
+    (H·v)_name, the loss's Hessian times the case's direction v. ``loss`` is the loss
+    itself in every mode; ``identity``, the backend's own modes held together.
     """
 
     case: str
@@ -46,7 +64,11 @@ class Result:
     noise: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # see harness.noise
     seconds: float = math.nan
     compile_seconds: float = math.nan
-    mode: str = "autodiff"
+    method: str = "autodiff"  # or the finite differences': "elementwise", "directional"
+    mode: str = "rev"  # "rev", "fwd" or "hvp": which derivative (harness.modes)
+    tangent: float = math.nan  # mode "fwd": J_L·u
+    identity: Identity | None = None
+    smooth: bool = True  # the case's loss has no kinks (``Case.smooth``): H·v exists everywhere
     error: str | None = None
     skipped: str | None = None
     unsupported: str | None = None  # the function the backend or engine lacks, named
@@ -56,8 +78,12 @@ class Result:
         return self.error is None and self.skipped is None and self.unsupported is None
 
     def tensors(self) -> dict[tuple[str, str], np.ndarray]:
-        """Every compared tensor keyed by (kind, name): the loss, each grad, each tap."""
-        out: dict[tuple[str, str], np.ndarray] = {("loss", "loss"): np.asarray(self.loss)}
+        """Every compared tensor keyed by (kind, name): the loss, each grad, each tap — in
+        mode "fwd" the loss's tangent and each tap's, in mode "hvp" each (H·v)_param."""
+        if self.mode == "hvp":
+            return {("param", k): v for k, v in self.grads.items()}
+        loss = self.tangent if self.mode == "fwd" else self.loss
+        out: dict[tuple[str, str], np.ndarray] = {("loss", "loss"): np.asarray(loss)}
         out.update({("param", k): v for k, v in self.grads.items()})
         out.update({("tap", k): v for k, v in self.taps.items()})
         return out

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
 from multiprocessing import get_context
 
+from harness import modes as M
 from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
@@ -33,48 +34,92 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _attempt(case: Case, name: str, dtype: str, mode: str, fn: Callable[[], Result]) -> Result:
+    """``fn()``, its Result named and moded; what it raises becomes a Result too: skipped
+    (NotApplicable), unsupported (a function it lacks) or failed (anything else)."""
+    try:
+        result = fn()
+    except NotApplicable as e:
+        result = Result(case.label, name, dtype, skipped=str(e) or "not applicable")
+    except (Unsupported, NotInTape) as e:
+        result = Result(case.label, name, dtype, unsupported=str(e))
+    except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
+        result = Result(case.label, name, dtype, error=_describe_error(e))
+    result.mode, result.smooth = mode, bool(getattr(case, "smooth", True))
+    return result
+
+
+def _fresh(arrays: dict) -> dict:
+    return {k: v.copy() for k, v in arrays.items()}
+
+
 def run_case(
     case: Case, backends: list[Backend | Exception], dtype: str = "float64", seed: int = 0,
     progress: Progress | None = None, names: list[str] | None = None,
     noise_on: tuple[str, ...] = (), noise_runs: int = DEFAULT_RUNS,
+    modes: tuple[str, ...] = M.DEFAULT_MODES,
 ) -> list[Result]:  # fmt: skip
-    """Every backend on one case. Each gets its own copy of the parameters and inputs,
-    so a backend that writes into its arrays cannot change what the next one sees. A case
+    """Every backend on one case, in each of ``modes`` (``harness.modes``: "rev", "fwd",
+    "hvp"), mode by mode. Each call gets its own copy of the parameters and inputs, so a
+    backend that writes into its arrays cannot change what the next one sees. A case
     that cannot be built (its data is missing, its options contradict each other) is one
     failed Result, under the backend name ``BUILD``, and no backend runs on it. A backend
-    that lacks a function the case needs is ``unsupported`` there, not failed. The backends
-    named in ``noise_on`` also measure the noise floor (``harness.noise``)."""
+    that lacks a function the case needs is ``unsupported`` there, not failed; one
+    without a mode is skipped in it. The backends named in ``noise_on`` also measure the
+    noise floor (``harness.noise``), in every mode. An autodiff backend's forward mode is
+    held against its reverse mode (the transpose identity), its H·v against its H·w (the
+    symmetry); the Result carries the pair (``Result.identity``)."""
     try:
         params, inputs = case.build(seed, dtype)
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the run
         why = str(e) if isinstance(e, CaseError) else _describe_error(e)
         return [Result(case.label, BUILD, dtype, error=f"the case could not be built: {why}")]
-    results = []
-    for i, backend in enumerate(backends):
-        name = names[i] if names else backend.name
-        if progress:
-            progress(case.label, name)
-        if isinstance(backend, Exception):  # the backend could not even be created
-            results.append(Result(case.label, name, dtype, error=_describe_error(backend)))
-            continue
-        p = {k: v.copy() for k, v in params.items()}
-        x = {k: v.copy() for k, v in inputs.items()}
-        try:
-            result = backend.run(case, p, x, dtype)
-        except NotApplicable as e:
-            results.append(Result(case.label, name, dtype, skipped=str(e) or "not applicable"))
-            continue
-        except (Unsupported, NotInTape) as e:
-            results.append(Result(case.label, name, dtype, unsupported=str(e)))
-            continue
-        except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
-            results.append(Result(case.label, name, dtype, error=_describe_error(e)))
-            continue
-        if name in noise_on and result.ok and noise_runs > 0:
-            result.noise = noise.spread(backend, case, params, inputs, dtype, result, seed,
-                                        noise_runs)  # fmt: skip
-        results.append(result)
+    u = M.direction(case.label, seed, params, "u")
+    v, w = M.direction(case.label, seed, params, "v"), M.direction(case.label, seed, params, "w")
+    calls = {
+        "rev": lambda b: b.run,
+        "fwd": lambda b: lambda c, p, x, d: b.jvp(c, p, x, d, u),
+        "hvp": lambda b: lambda c, p, x, d: b.hvp(c, p, x, d, v),
+    }
+    results: list[Result] = []
+    reverse: dict[str, Result] = {}  # each backend's gradient, for the transpose identity
+    for mode in modes:
+        for i, backend in enumerate(backends):
+            name = names[i] if names else backend.name
+            if progress:
+                progress(case.label, name if mode == "rev" else f"{name} ({mode})")
+            if isinstance(backend, Exception):  # the backend could not even be created
+                results.append(Result(case.label, name, dtype, mode=mode,
+                                      error=_describe_error(backend)))  # fmt: skip
+                continue
+            call = calls[mode](backend)
+            result = _attempt(case, name, dtype, mode,
+                              lambda call=call: call(case, _fresh(params), _fresh(inputs), dtype))  # fmt: skip
+            if mode == "rev":
+                reverse[name] = result
+            if result.ok and getattr(backend, "kind", "autodiff") == "autodiff":
+                result.identity = _identity(case, backend, name, dtype, mode, result, reverse,
+                                            params, inputs, u, v, w)  # fmt: skip
+            if name in noise_on and result.ok and noise_runs > 0:
+                result.noise = noise.spread(backend, case, params, inputs, dtype, result, seed,
+                                            noise_runs, call)  # fmt: skip
+            results.append(result)
     return results
+
+
+def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs, u, v, w):
+    """The backend's own modes held together (``harness.modes``): None in mode "rev", or
+    where the other side could not be computed (the row then says so)."""
+    if mode == "fwd":
+        rev = reverse.get(name) or _attempt(case, name, dtype, "rev",
+                                            lambda: backend.run(case, _fresh(params), _fresh(inputs), dtype))  # fmt: skip
+        reverse[name] = rev
+        return M.transpose(result.tangent, rev.grads, u) if rev.ok and rev.grads else None
+    if mode == "hvp":
+        other = _attempt(case, name, dtype, "hvp",
+                         lambda: backend.hvp(case, _fresh(params), _fresh(inputs), dtype, w))  # fmt: skip
+        return M.symmetry(result.grads, other.grads, v, w) if other.ok else None
+    return None
 
 
 def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Backend | Exception]]:
@@ -99,12 +144,12 @@ def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Back
 
 def _run_in_worker(
     name: str, cfg: dict, backends: list[str], dtype: str, seed: int, noise_on: tuple,
-    noise_runs: int,
+    noise_runs: int, modes: tuple[str, ...] = M.DEFAULT_MODES,
 ) -> list[Result]:  # fmt: skip
     """One catalog case in a worker process (``jobs > 1``)."""
     names, instances = instantiate(backends)
     return run_case(CATALOG[name](**cfg), instances, dtype, seed, None, names, noise_on,
-                    noise_runs)  # fmt: skip
+                    noise_runs, modes)  # fmt: skip
 
 
 def noise_plan(names: list[str], instances: list, baseline: str, runs: int | None) -> tuple:
@@ -131,6 +176,7 @@ def compare_backends(
     progress: Progress | None = None,
     jobs: int = 1,
     noise: int | None = None,
+    modes: tuple[str, ...] | list[str] | None = None,
 ) -> Comparison:
     """Run ``cases`` (Case instances or name patterns; default: the catalog) through
     ``backends`` (names or Backend instances; default: reference, manual, torch, jax,
@@ -141,6 +187,7 @@ def compare_backends(
     backends that only exist in this process (not in the catalog or registry) run here.
     ``noise``: how the noise floor is measured (``noise_plan``): None, the baseline with
     K = 4 runs; K > 0, every autodiff reference with K runs; 0, not at all.
+    ``modes``: which derivatives (``harness.modes``: "rev", "fwd", "hvp"; default rev).
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
@@ -148,6 +195,7 @@ def compare_backends(
     if baseline not in [b if isinstance(b, str) else b.name for b in backends]:
         backends.insert(0, baseline)  # the baseline always runs: everything is compared with it
     names, instances = instantiate(backends)
+    modes = M.parse_modes(modes)
     noise_on, noise_runs = noise_plan(names, instances, baseline, noise)
     chosen = resolve_cases(cases)
     portable = jobs > 1 and all(isinstance(b, str) for b in backends)
@@ -169,11 +217,12 @@ def compare_backends(
                         seed,
                         noise_on,
                         noise_runs,
+                        modes,
                     )  # fmt: skip
                 )
             else:
                 per_case.append(run_case(case, instances, dtype, seed, progress, names,
-                                         noise_on, noise_runs))  # fmt: skip
+                                         noise_on, noise_runs, modes))  # fmt: skip
         results: list[Result] = []
         for case, done in zip(chosen, per_case, strict=True):
             if isinstance(done, Future):

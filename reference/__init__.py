@@ -1,7 +1,8 @@
-"""A minimal reverse-mode backprop in numpy, readable end to end.
+"""A minimal backprop in numpy, readable end to end: reverse mode, forward mode, and H·v.
 
-- ``primitives``: each operation's forward and VJP, one line each, in one table;
+- ``primitives``: each operation's forward, VJP and JVP, in one table;
 - ``engine``: the Tensor, the tape and ``backward`` (the chain rule, summed over paths);
+- ``forward``: dual numbers, the chain rule from the inputs on; ``hvp``, the tape over it;
 - ``manual``: textbook backward passes derived by hand (layers, BPTT), no tape at all.
 
 This package imports numpy and nothing else.

@@ -247,6 +247,61 @@ def elman_backward(cache: Cache) -> tuple[Arrays, np.ndarray]:
     return {**unroll_grads(X, hs, da), "W_y": dW_y}, dL_dh
 
 
+# --- forward mode, by hand: tangents pushed from the parameters on ---------------------------
+#
+# Move every parameter along its tangent: θ(ε) = θ + ε·θ̇. Each value moves by its tangent
+# ẋ = dx/dε, pushed forward step by step; the product rule gives (h W)˙ = ḣ W + h Ẇ, and an
+# activation's tangent is its derivative times its input's, read from its output exactly
+# as its backward does (the same function: both multiply by φ' elementwise). A scalar
+# loss's tangent is its gradient dotted with its input's tangent.
+
+
+def mlp_jvp(
+    params: Arrays, tangents: Arrays, X: np.ndarray, target: np.ndarray,
+    act: str = "tanh", objective: str = "mse",
+) -> tuple[float, float, list[np.ndarray]]:  # fmt: skip
+    """ż_l = ḣ_{l−1} W_l + h_{l−1} Ẇ_l + ḃ_l;  ḣ_l = φ'(z_l) ⊙ ż_l (l < L);  ḣ_0 = 0;
+    L̇ = ⟨∂L/∂z_L, ż_L⟩. Returns (L, L̇, [ḣ_0 … ḣ_{L−1}]): the tangents of the layers'
+    inputs, where the tape taps them."""
+    depth = sum(1 for k in params if k.startswith("W"))
+    phi, dphi = ACTIVATIONS[act]
+    h, dh, dhs = X, np.zeros_like(X, dtype=params["W1"].dtype), []
+    for layer in range(1, depth + 1):
+        dhs.append(dh)
+        W, b = params[f"W{layer}"], params[f"b{layer}"]
+        z = linear_forward(h, W, b)
+        dz = dh @ W + h @ tangents[f"W{layer}"] + tangents[f"b{layer}"]
+        h, dh = (phi(z), None) if layer < depth else (z, dz)
+        if layer < depth:
+            dh = dphi(dz, h)
+    forward, backward = LOSSES[objective]
+    loss, cache = forward(h, target)
+    return loss, float(np.sum(backward(cache) * dh)), dhs
+
+
+def elman_jvp(
+    params: Arrays, tangents: Arrays, X: np.ndarray, Y: np.ndarray, h0: np.ndarray,
+    act: str = "tanh", objective: str = "last",
+) -> tuple[float, float, np.ndarray]:  # fmt: skip
+    """ȧ_t = x_t Ẇ_x + ḃ + ḣ_{t−1} W_h + h_{t−1} Ẇ_h;  ḣ_t = φ'(a_t) ⊙ ȧ_t;  ḣ_0 = 0;
+    L̇ = (1/B) Σ_t ⟨r_t, ḣ_t W_y + h_t Ẇ_y⟩ over the read steps (r_t = h_t W_y − y_t).
+    Returns (L, L̇, ḣ: T × B × H)."""
+    phi, dphi = ACTIVATIONS[act]
+    W_h, dW_h = params["W_h"], tangents["W_h"]
+    a_in = X @ params["W_x"] + params["b"]
+    da_in = X @ tangents["W_x"] + tangents["b"]
+    hs = np.empty((len(X) + 1, *h0.shape), dtype=a_in.dtype)
+    dhs = np.zeros_like(hs)
+    hs[0] = h0
+    for t in range(len(X)):
+        hs[t + 1] = phi(a_in[t] + hs[t] @ W_h)
+        dhs[t + 1] = dphi(da_in[t] + dhs[t] @ W_h + hs[t] @ dW_h, hs[t + 1])
+    loss, readout = readout_forward(hs, params["W_y"], Y, objective)
+    steps, residual = readout["steps"], readout["residual"]
+    moved = dhs[1:][steps] @ params["W_y"] + hs[1:][steps] @ tangents["W_y"]
+    return loss, float(np.sum(residual * moved)) / hs.shape[1], dhs[1:]
+
+
 # --- LSTM --------------------------------------------------------------------------------
 
 

@@ -29,6 +29,18 @@ def test_exact_zeros_on_both_sides_agree():
     assert result["ok"] and result["max_abs_err"] == 0.0
 
 
+def test_exact_zeros_agree_even_where_the_oracle_is_unsure():
+    # A tapped value that does not depend on the parameters has tangent 0 (forward
+    # mode): both sides give exactly 0, and no error estimate can make that inconclusive.
+    zeros, unc = np.zeros((3, 4)), np.full((3, 4), 1e-12)
+    assert compare_arrays(zeros, zeros, AUTODIFF, uncertainty=unc)["verdict"] == "agree"
+    nonzero = np.ones((3, 4))
+    assert (
+        compare_arrays(nonzero, nonzero, AUTODIFF, uncertainty=unc * 1e12)["verdict"]
+        == "inconclusive"
+    )
+
+
 def test_1e_30_where_zero_was_expected_disagrees():
     result = compare_arrays(np.array([0.0, 1e-30]), np.zeros(2), AUTODIFF)
     assert not result["ok"]
@@ -141,9 +153,9 @@ def test_a_pair_of_backends_uses_the_looser_row():
 W = np.array([0.5, -1.5, 2.0])
 
 
-def result(backend: str, w: np.ndarray, mode: str = "autodiff") -> Result:
+def result(backend: str, w: np.ndarray, method: str = "autodiff") -> Result:
     return Result(
-        case="hand", backend=backend, dtype="float64", loss=1.25, grads={"w": w}, mode=mode
+        case="hand", backend=backend, dtype="float64", loss=1.25, grads={"w": w}, method=method
     )
 
 
@@ -152,7 +164,7 @@ def test_the_single_dissenting_backend_is_the_odd_one_out():
         result("reference", W * 1.01),
         result("torch", W.copy()),
         result("jax", W + 1e-15),
-        result("numeric", W + 1e-10, mode="elementwise"),
+        result("numeric", W + 1e-10, method="elementwise"),
     ]
     assert _odd_one_out(results, ("param", "w"), None) == "reference"
     assert _odd_one_out(results, ("loss", "loss"), None) == ""

@@ -93,7 +93,7 @@ class Big(torch.autograd.Function):
 """)
     v = validate(f"{tmp_path / 'big.py'}:Big", form="torch-function")
     runs = v.comparison.runs.set_index("backend")
-    assert runs.loc["plugin:Big(fd)", "mode"] == "directional"
+    assert runs.loc["plugin:Big(fd)", "method"] == "directional"
     assert not v.ok
     faults = v.fault_table
     assert list(faults.loc[faults["fault"] == "disagrees with own forward", "tensor"]) == ["W"]

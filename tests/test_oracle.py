@@ -88,7 +88,7 @@ def test_an_inconclusive_oracle_does_not_hide_a_real_disagreement(wiggle, monkey
 
 def test_directions_that_cannot_be_resolved_are_inconclusive(wiggle):
     comparison = compare_backends([wiggle(n=700)], ["torch", "numeric"])
-    assert comparison.runs.set_index("backend").loc["numeric", "mode"] == "directional"
+    assert comparison.runs.set_index("backend").loc["numeric", "method"] == "directional"
     x = comparison.agreement.set_index("tensor").loc["x"]
     assert x["verdict"] == "inconclusive" and "directions" in x["reason"]
     assert comparison.exit_code == 0
@@ -113,6 +113,18 @@ def test_the_step_search_stops_where_rounding_dominates():
     calls.clear()
     d, err = numeric._stencil(count(lambda t: 1.0), True, 7.4e-4, 4e-16)
     assert d == 0 and len(calls) <= 12
+
+
+@pytest.mark.parametrize("value", [1.3767253803593051, 0.1, -2.718281828459045, 1e-300])
+def test_a_constant_has_a_derivative_of_exactly_zero(value):
+    """Forward mode taps values that do not depend on the parameters (an MLP's input):
+    the stencil sees the same number at every point and must say 0, not the rounding of
+    f(−2h) − 8 f(−h) + 8 f(h) − f(2h) summed left to right (2.5e-14 at 1.3767)."""
+    from harness.backends import numeric
+
+    for smooth in (True, False):
+        d, _ = numeric._stencil_once(lambda t: value, smooth, 7.4e-4)
+        assert d == 0.0
 
 
 def test_a_zero_derivative_is_settled_at_the_rounding_level_not_widened():

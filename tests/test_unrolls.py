@@ -97,7 +97,7 @@ def test_jax_unroll_is_one_lax_scan():
 def test_large_cases_use_directional_finite_differences_and_say_so():
     comparison = compare_backends(["mlp_deep_glorot"], ["torch", "numeric"])
     runs = comparison.runs.set_index("backend")
-    assert runs.loc["numeric", "mode"] == "directional"
+    assert runs.loc["numeric", "method"] == "directional"
     rows = comparison.agreement[comparison.agreement.backend == "numeric"]
     assert rows["ok"].all()
     params = rows[rows.kind == "param"]
@@ -126,7 +126,7 @@ def test_small_unrolls_keep_the_per_element_check():
     first steps (0.4 per step back over 30 steps: ~1e-12 of the last) is below their
     error estimate, so tap h is inconclusive there, not passed, and the run still passes."""
     comparison = compare_backends(["elman"], ["torch", "numeric"])
-    assert comparison.runs.set_index("backend").loc["numeric", "mode"] == "elementwise"
+    assert comparison.runs.set_index("backend").loc["numeric", "method"] == "elementwise"
     verdicts = comparison.agreement.set_index("tensor")["verdict"]
     assert verdicts.drop("h").eq("agree").all() and verdicts["h"] == "inconclusive"
     row = comparison.agreement.set_index("tensor").loc["h"]
@@ -186,7 +186,7 @@ def test_lstm_T1000_H64_agrees_on_every_backend():
     case = CATALOG["lstm"](T=1000, H=64)
     comparison = compare_backends([case], ["reference", "torch", "jax", "numeric"])
     assert comparison.all_agree, comparison.agreement.query("not ok").to_string()
-    assert comparison.runs.set_index("backend").loc["numeric", "mode"] == "directional"
+    assert comparison.runs.set_index("backend").loc["numeric", "method"] == "directional"
 
 
 @pytest.mark.slow

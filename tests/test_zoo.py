@@ -73,6 +73,7 @@ def test_selftest_command_prints_the_detection_table(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     header = out.splitlines()[0].split()
-    assert header == ["implementation", "form", "dtype", "expected", "detected", "how", "verdict"]
+    assert header == ["implementation", "form", "mode", "dtype", "expected", "detected", "how",
+                      "verdict"]  # fmt: skip
     assert "relu mask at 0" in out and "tiny engine" in out and "float32" in out
     assert "every broken one flagged, every correct one passed" in out

@@ -6,6 +6,11 @@ context manager; the user's global JAX configuration is left as it was.
 A tap adds a zero perturbation ε to the tapped value and differentiates with respect
 to ε: dL/dε = dL/dv at ε = 0. Inside ``scan`` the per-step perturbations ride along
 with the scanned inputs, so one ``lax.scan`` serves any T (compile time flat in T).
+
+Forward mode is ``jax.jvp`` of the loss and the tapped values together: a namespace in
+``record`` mode returns what each tap saw (inside ``scan``, as part of the scanned
+outputs), so their tangents come out beside the loss's. H·v is ``jax.jvp`` of
+``jax.grad`` (forward over reverse).
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ class JaxNamespace(Namespace):
     name = "jax"
 
     def __init__(
-        self, perturb: dict[str, Any] | None = None, scan_taps: list[list[str]] | None = None
-    ) -> None:
+        self, perturb: dict[str, Any] | None = None, scan_taps: list[list[str]] | None = None,
+        record: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.scan_taps = scan_taps or []  # from the probe: which taps each scan makes
         self.jax, self.jnp = _jax()
@@ -49,9 +55,15 @@ class JaxNamespace(Namespace):
         self.shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
         self.scans: list[list[str]] = []  # the taps made inside each scan, in order
         self._eps_t: dict[str, Any] = {}
+        self.record = record  # keep what each tap sees, in ``recorded`` (stacked over steps)
+        self.recorded: dict[str, Any] = {}
+        self._seen_t: dict[str, Any] = {}
 
     def _watch(self, name, x, step):
         x = self.jnp.asarray(x)
+        if self.record:
+            (self.recorded if step is None else self._seen_t)[name] = x
+            return x
         if self.perturb is None:
             self.shapes[name] = (x.shape, x.dtype)
             return x
@@ -72,14 +84,16 @@ class JaxNamespace(Namespace):
             for name in self._scan_taps:  # lax.scan may trace the body more than once
                 self.tap_steps.pop(name, None)
             self._scan_taps = set()
+            self._seen_t = {}
             x_t, self._eps_t = x_and_eps
             carry, y = step(carry, x_t)
-            return carry, y
+            return carry, (y, dict(self._seen_t))
 
         self._scan_taps = set()
         self._step = 0
         try:
-            carry, ys = self.jax.lax.scan(body, init, (xs, eps), length=length)
+            carry, (ys, seen) = self.jax.lax.scan(body, init, (xs, eps), length=length)
+            self.recorded.update(seen)
         finally:
             self._step = None
         self.scans[index] = sorted(self._scan_taps)
@@ -139,3 +153,55 @@ class JaxBackend(Backend):
                 seconds=seconds,
                 compile_seconds=compile_seconds,
             )
+
+    def _timed(self, fn, *args):
+        """(fn(*args), compile seconds, run seconds) of ``fn`` under ``jit``."""
+        jax, _ = _jax()
+        start = time.perf_counter()
+        compiled = jax.jit(fn).lower(*args).compile()
+        compile_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        return out, compile_seconds, time.perf_counter() - start
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        jax, jnp = _jax()
+        with jax.enable_x64(True):
+            P = {k: jnp.asarray(v) for k, v in params.items()}
+            U = {k: jnp.asarray(tangent[k]) for k in params}
+            X = {k: jnp.asarray(v) for k, v in inputs.items()}
+            steps: dict[str, int | None] = {}
+
+            def loss_and_taps(p):
+                ops = JaxNamespace(record=True)
+                loss = case.loss(ops, p, X)
+                steps.update(ops.tap_steps)
+                return loss, ops.recorded
+
+            def pushed(p, u):
+                return jax.jvp(loss_and_taps, (p,), (u,))
+
+            ((loss, _), (dloss, dtaps)), compile_s, run_s = self._timed(pushed, P, U)
+            return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd",
+                          loss=float(loss), tangent=float(dloss),
+                          taps={k: np.asarray(v) for k, v in dtaps.items()}, tap_steps=steps,
+                          seconds=run_s, compile_seconds=compile_s)  # fmt: skip
+
+    def hvp(self, case, params, inputs, dtype, vector):
+        jax, jnp = _jax()
+        with jax.enable_x64(True):
+            P = {k: jnp.asarray(v) for k, v in params.items()}
+            V = {k: jnp.asarray(vector[k]) for k in params}
+            X = {k: jnp.asarray(v) for k, v in inputs.items()}
+
+            def loss(p):
+                return case.loss(JaxNamespace(record=True), p, X)
+
+            def hv(p, v):
+                (value, _), (_, out) = jax.jvp(jax.value_and_grad(loss), (p,), (v,))
+                return value, out
+
+            (value, out), compile_s, run_s = self._timed(hv, P, V)
+            return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
+                          loss=float(value), grads={k: np.asarray(v) for k, v in out.items()},
+                          seconds=run_s, compile_seconds=compile_s)  # fmt: skip

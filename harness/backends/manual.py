@@ -3,6 +3,8 @@
 No tape and no ``ops``: each case family has its forward and backward derived by hand,
 and this module only unpacks a case's options and arrays into them and packs the answer
 into a Result. A case without a hand-derived backward is skipped (``NotApplicable``).
+Forward mode is derived by hand for the MLP and the Elman unroll (``M.mlp_jvp``,
+``M.elman_jvp``); there is no hand-derived H·v.
 """
 
 from __future__ import annotations
@@ -68,6 +70,25 @@ BY_NAME: dict[str, tuple[type[Case], Callable[..., Answer]]] = {
 }
 
 
+# Forward mode, by hand: (loss, its tangent, tap tangents, tap steps)
+def jvp_mlp(case: Case, p: Arrays, u: Arrays, x: Arrays) -> tuple:
+    target = x["Y"] if case.objective == "mse" else x["y"]
+    loss, dloss, dhs = M.mlp_jvp(p, u, x["X"], target, case.act, case.objective)
+    taps = {f"h[{l}]": d for l, d in enumerate(dhs)}  # noqa: E741
+    return loss, dloss, taps, dict.fromkeys(taps)
+
+
+def jvp_elman(case: Case, p: Arrays, u: Arrays, x: Arrays) -> tuple:
+    loss, dloss, dh = M.elman_jvp(p, u, x["X"], x["Y"], x["h0"], case.act, case.objective)
+    return loss, dloss, {"h": dh}, {"h": case.T}
+
+
+JVP_BY_FAMILY: dict[str, tuple[type[Case], Callable[..., tuple]]] = {
+    "mlp": (MLP, jvp_mlp),
+    "elman": (Elman, jvp_elman),
+}
+
+
 def runner_for(case: Case) -> Callable[..., Answer]:
     """The hand-derived forward/backward for ``case``: by name (adbench_lstm), else by
     family. A case of that family written with other math (not a subclass of the class
@@ -102,3 +123,14 @@ class ManualBackend(Backend):
             tap_steps=tap_steps,
             seconds=seconds,
         )
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        cls, run = JVP_BY_FAMILY.get(case.family, (None, None))
+        if run is None or not isinstance(case, cls) or case.name in BY_NAME:
+            raise NotApplicable(f"no hand-derived forward mode for case {case.name!r} "
+                                f"(derived for {', '.join(JVP_BY_FAMILY)} cases)")  # fmt: skip
+        start = time.perf_counter()
+        loss, dloss, taps, tap_steps = run(case, params, tangent, inputs)
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd",
+                      loss=float(loss), tangent=dloss, taps=taps, tap_steps=tap_steps,
+                      seconds=time.perf_counter() - start)  # fmt: skip

@@ -20,6 +20,14 @@ A case with more than MAX_ELEMENTWISE parameter and tap elements is checked alon
 DIRECTIONS random unit directions v per tensor instead ("directional" mode): the same
 stencil on t ↦ L(θ + t·v) gives ⟨dL/dθ, v⟩, compared with the other backends'
 gradients projected on v — 6·DIRECTIONS evaluations per tensor, whatever its size.
+
+Forward mode (``jvp``) is the same stencil along the case's direction u, applied to the
+loss and to every tapped value at once: t ↦ L(θ + t·u) gives J_L·u, t ↦ v(θ + t·u) gives
+J_v·u, each element with its own step search and error estimate (the evaluations are
+shared: the loss and the taps come out of the same forward). H·v (``hvp``) is the
+stencil on t ↦ ∇L(θ + t·v), the gradient taken by the reference tape, the only oracle of
+second order that needs no second derivative of its own; a loss with kinks has no H·v
+to approximate there (``harness.modes.NO_SECOND``), and is skipped.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from typing import Any
 import array_api_compat.numpy as np_xp
 import numpy as np
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, NotApplicable
+from harness.modes import NO_SECOND
 from harness.result import Directional, Result
 from harness.xp import Namespace
 
@@ -85,10 +94,12 @@ class NumpyNamespace(Namespace):
 
 def _stencil_once(f: Any, smooth: bool, h: float) -> tuple[float, float]:
     """(D(h), |D(h) − D(2h)|) for the directional function f(t) around t = 0."""
+    # Differences of values at ±t first: nearby values subtract exactly (Sterbenz), and a
+    # value that does not move gives exactly 0, as it must.
     if smooth:
         fp1, fm1, fp2, fm2, fp4, fm4 = (f(s * h) for s in (1, -1, 2, -2, 4, -4))
-        d_h = (fm2 - 8 * fm1 + 8 * fp1 - fp2) / (12 * h)
-        d_2h = (fm4 - 8 * fm2 + 8 * fp2 - fp4) / (24 * h)
+        d_h = (8 * (fp1 - fm1) - (fp2 - fm2)) / (12 * h)
+        d_2h = (8 * (fp2 - fm2) - (fp4 - fm4)) / (24 * h)
     else:
         fp1, fm1, fp2, fm2 = (f(s * h) for s in (1, -1, 2, -2))
         d_h = (fp1 - fm1) / (2 * h)
@@ -142,6 +153,50 @@ def _stencil(f: Any, smooth: bool, h: float, rounding: float) -> tuple[float, fl
     if any(abs(d_j - d) > err + err_j for d_j, err_j in found[best + 1 :]):
         return d, math.inf  # a smaller step contradicts it: it was a coincidence of its step
     return d, err
+
+
+def _stencil_each(
+    evaluate: Any, smooth: bool, h: float, rounding: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_stencil`` for every element of the vector function ``evaluate(t)`` (a float64
+    array): one step search per element, the evaluations at each t computed once."""
+    cache: dict[float, np.ndarray] = {}
+
+    def at(t: float) -> np.ndarray:
+        if t not in cache:
+            cache[t] = np.asarray(evaluate(t), dtype=np.float64).ravel()
+        return cache[t]
+
+    found = [_stencil(lambda t, i=i: float(at(t)[i]), smooth, h, float(rounding[i]))
+             for i in range(len(rounding))]  # fmt: skip
+    return (np.array(column, dtype=np.float64) for column in zip(*found, strict=True))
+
+
+def _rounding(values: dict[str, np.ndarray], steps: dict[str, int | None]) -> np.ndarray:
+    """4ε times each element's scale (its tensor's max |value|, per step for an unroll's
+    tap), flattened in the order of ``values``: what rounding alone moves a value by."""
+    out = []
+    for name, v in values.items():
+        a = np.abs(np.asarray(v, dtype=np.float64))
+        if steps.get(name) is not None and a.ndim:
+            scale = np.max(a.reshape(len(a), -1), axis=1, initial=0.0).reshape(
+                -1, *[1] * (a.ndim - 1)
+            )
+        else:
+            scale = np.max(a, initial=0.0)
+        out.append(
+            np.broadcast_to(4 * EPS * np.maximum(scale, np.finfo(np.float64).tiny), a.shape).ravel()
+        )
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _unflatten(flat: np.ndarray, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out, start = {}, 0
+    for name, v in like.items():
+        size = int(np.size(v))
+        out[name] = flat[start : start + size].reshape(np.shape(v))
+        start += size
+    return out
 
 
 class NumericBackend(Backend):
@@ -219,5 +274,64 @@ class NumericBackend(Backend):
             uncertainty=unc,
             seconds=time.perf_counter() - start,
             directional=directional,
-            mode="directional" if directional else "elementwise",
+            method="directional" if directional else "elementwise",
         )
+
+    def _setup(self, case, params, inputs, direction):
+        P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        X = {
+            k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v
+            for k, v in inputs.items()
+        }
+        D = {k: np.asarray(direction[k], dtype=np.float64) for k in P}
+        scale = max([1.0, *(float(np.max(np.abs(v), initial=0.0)) for v in P.values())])
+        step = (SMOOTH_STEP if case.smooth else KINK_STEP) * scale
+        return P, X, D, step
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        """J_L·u and J_v·u per tap: the stencil along u on the loss and the taps."""
+        P, X, U, h = self._setup(case, params, inputs, tangent)
+        start = time.perf_counter()
+        probe = NumpyNamespace()
+        loss = float(case.loss(probe, P, X))
+        steps = dict(probe.tap_steps)
+        values = {"": np.asarray(loss)}
+        values.update({n: seen[0] if steps[n] is None else np.stack(seen)
+                       for n, seen in probe.values.items()})  # fmt: skip
+
+        def evaluate(t):
+            ops = NumpyNamespace()
+            out = case.loss(ops, {k: P[k] + t * U[k] for k in P}, X)
+            parts = [np.asarray(out, dtype=np.float64).ravel()]
+            for n, seen in ops.values.items():
+                parts.append((seen[0] if steps[n] is None else np.stack(seen)).ravel())
+            return np.concatenate(parts)
+
+        d, err = _stencil_each(evaluate, case.smooth, h, _rounding(values, steps))
+        d, err = _unflatten(d, values), _unflatten(err, values)
+        unc = {("loss", "loss"): err.pop("")}
+        unc.update({("tap", n): e for n, e in err.items()})
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd", loss=loss,
+                      tangent=float(d.pop("")), taps=d, tap_steps=steps, uncertainty=unc,
+                      seconds=time.perf_counter() - start, method="elementwise")  # fmt: skip
+
+    def hvp(self, case, params, inputs, dtype, vector):
+        """H·v: the stencil along v on the reference tape's gradient."""
+        if not case.smooth:
+            raise NotApplicable(NO_SECOND)
+        from harness.backends.reference_tape import ReferenceBackend
+
+        P, X, V, h = self._setup(case, params, inputs, vector)
+        tape = ReferenceBackend()
+        start = time.perf_counter()
+        first = tape.run(case, P, X, "float64")
+
+        def evaluate(t):
+            moved = tape.run(case, {k: P[k] + t * V[k] for k in P}, X, "float64")
+            return np.concatenate([np.ravel(moved.grads[k]) for k in P])
+
+        d, err = _stencil_each(evaluate, True, h, _rounding(first.grads, {}))
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
+                      loss=first.loss, grads=_unflatten(d, first.grads),
+                      uncertainty={("param", k): e for k, e in _unflatten(err, first.grads).items()},
+                      seconds=time.perf_counter() - start, method="elementwise")  # fmt: skip

@@ -7,10 +7,12 @@ import time
 import numpy as np
 
 import reference as R
+import reference.forward as F
 import reference.xp as tape_xp
 from harness.backends.base import Backend
 from harness.result import Result
 from harness.xp import Namespace
+from reference.forward import Dual
 
 
 class ReferenceNamespace(Namespace):
@@ -34,6 +36,24 @@ class ReferenceNamespace(Namespace):
     relu = staticmethod(R.relu)
     logsumexp = staticmethod(R.logsumexp)
     softmax_cross_entropy = staticmethod(R.softmax_cross_entropy)
+
+
+class ForwardNamespace(ReferenceNamespace):
+    """``xp`` for forward mode on the tape's primitives: the values are Duals (or, for
+    ``hvp``, Duals of Tensors); a tap keeps the value it sees, and with it its tangent."""
+
+    name = "reference (fwd)"
+
+    def _watch(self, name, x, step):
+        self.watched.setdefault(name, []).append(x)
+        return x
+
+
+def tangent_of(x, dtype) -> np.ndarray:
+    """The tangent a Dual carries (0 for a value that does not depend on θ)."""
+    if type(x) is Dual:
+        return np.asarray(F.plain(x.tangent), dtype=dtype)
+    return np.zeros(np.shape(F.plain(x)), dtype)
 
 
 def collect_taps(ops: Namespace, watched: dict[str, list], grad_of) -> dict[str, np.ndarray]:
@@ -70,3 +90,28 @@ class ReferenceBackend(Backend):
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
         )
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        """Dual numbers through the case: ``reference.forward`` on the same primitives."""
+        ops = ForwardNamespace()
+        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        loss, dloss = F.jvp(lambda P: case.loss(ops, P, X), params, tangent)
+        seconds = time.perf_counter() - start
+        return Result(
+            case=case.label, backend=self.name, dtype=dtype, mode="fwd",
+            loss=float(F.plain(loss)), tangent=float(F.plain(dloss)),
+            taps=collect_taps(ops, ops.watched, lambda x: tangent_of(x, dtype)),
+            tap_steps=dict(ops.tap_steps), seconds=seconds,
+        )  # fmt: skip
+
+    def hvp(self, case, params, inputs, dtype, vector):
+        """The tape's reverse pass over forward mode (``reference.forward.hvp``)."""
+        ops = ForwardNamespace()
+        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        loss, hv = F.hvp(lambda P: case.loss(ops, P, X), params, vector)
+        seconds = time.perf_counter() - start
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp", loss=loss,
+                      grads={k: np.asarray(hv[k], dtype=dtype) for k in params},
+                      seconds=seconds)  # fmt: skip

@@ -1,4 +1,6 @@
-"""The ``torch`` backend: PyTorch autograd (``torch.autograd.grad``), imported lazily."""
+"""The ``torch`` backend: PyTorch autograd, imported lazily — ``torch.autograd.grad``
+(reverse), ``torch.autograd.forward_ad`` dual tensors (forward), and double backward
+(H·v = ∇⟨∇L, v⟩, the graph of the first gradient kept with ``create_graph``)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,17 @@ class TorchNamespace(Namespace):
     def sigmoid(self, x):
         return self.torch.sigmoid(x)
 
+    def unwatched(self) -> TorchNamespace:
+        """This namespace with taps that only record the value they see (forward mode,
+        H·v): no clone, no detach, so the value keeps its tangent and its graph."""
+
+        def record(name, x, step):
+            self.watched.setdefault(name, []).append(x)
+            return x
+
+        self._watch = record
+        return self
+
     def relu(self, x):
         return self.torch.relu(x)
 
@@ -90,3 +103,44 @@ class TorchBackend(Backend):
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
         )
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        ops = TorchNamespace().unwatched()
+        torch = ops.torch
+        fwAD = torch.autograd.forward_ad
+        X = {k: torch.tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        with fwAD.dual_level():
+            P = {k: fwAD.make_dual(torch.tensor(v), torch.tensor(tangent[k]))
+                 for k, v in params.items()}  # fmt: skip
+            loss = case.loss(ops, P, X)
+
+            def tangent_of(x) -> np.ndarray:
+                t = fwAD.unpack_dual(x).tangent if isinstance(x, torch.Tensor) else None
+                shape = tuple(np.shape(x))
+                return np.zeros(shape, dtype) if t is None else t.detach().numpy().copy()
+
+            dloss = tangent_of(loss)
+            taps = collect_taps(ops, ops.watched, tangent_of)
+            value = float(fwAD.unpack_dual(loss).primal.detach())
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd", loss=value,
+                      tangent=float(dloss), taps=taps, tap_steps=dict(ops.tap_steps),
+                      seconds=time.perf_counter() - start)  # fmt: skip
+
+    def hvp(self, case, params, inputs, dtype, vector):
+        ops = TorchNamespace().unwatched()
+        torch = ops.torch
+        P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+        X = {k: torch.tensor(v) for k, v in inputs.items()}
+        start = time.perf_counter()
+        loss = case.loss(ops, P, X)
+        grads = torch.autograd.grad(loss, list(P.values()), create_graph=True, allow_unused=True)
+        pairs = [(g, torch.tensor(vector[k])) for k, g in zip(P, grads, strict=True)
+                 if g is not None and g.requires_grad]  # fmt: skip
+        hv = (torch.autograd.grad(sum((g * v).sum() for g, v in pairs), list(P.values()),
+                                  allow_unused=True) if pairs else [None] * len(P))  # fmt: skip
+        seconds = time.perf_counter() - start
+        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
+                      loss=float(loss.detach()), seconds=seconds,
+                      grads={k: np.zeros(tuple(p.shape), dtype) if h is None else
+                             h.detach().numpy() for (k, p), h in zip(P.items(), hv, strict=True)})  # fmt: skip

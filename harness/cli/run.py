@@ -24,6 +24,25 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="spread the cases over N processes (default 1)")  # fmt: skip
     add_noise(p)
+    add_modes(p)
+
+
+def mode_list(text: str) -> str:
+    """--mode rev|fwd|hvp, or several with commas: checked here, so a typo is exit 2."""
+    from harness.modes import UnknownMode, parse_modes
+
+    try:
+        parse_modes([text])
+    except UnknownMode as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def add_modes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", action="append", type=mode_list, metavar="MODE",
+                   help="which derivative: rev (the gradient, default), fwd (forward mode: "
+                   "tangents along a seeded direction), hvp (Hessian-vector products); "
+                   "repeatable or comma-separated (--mode rev,fwd,hvp)")  # fmt: skip
 
 
 def noise_runs(text: str) -> int:
@@ -70,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                  jobs=jobs, noise=args.noise)  # fmt: skip
+                                  jobs=jobs, noise=args.noise, modes=args.mode)  # fmt: skip
     print(console.format_agreement(comparison.agreement))
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)
@@ -85,6 +104,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """select → run (the cases, then float32 drift on one unroll) → compare → write."""
     from harness.console import verdict_line
     from harness.drift import drift_runs, dtype_drift
+    from harness.modes import parse_modes
     from harness.progress import Progress
     from harness.report import write_report  # matplotlib loads only here
     from harness.runner import compare_backends
@@ -95,9 +115,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
-    with Progress(len(cases) * len(backends) + extra, "report", args.quiet) as bar:
+    modes = parse_modes(args.mode)
+    with Progress(len(cases) * len(backends) * len(modes) + extra, "report", args.quiet) as bar:
         comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                      bar, jobs=args.jobs, noise=args.noise)  # fmt: skip
+                                      bar, jobs=args.jobs, noise=args.noise, modes=modes)  # fmt: skip
         drift = dtype_drift(cases, args.seed, bar) if extra else None
     report = write_report(out, comparison, cases, drift, args.dtype, args.seed)
     print(verdict_line(comparison, len(cases), args.dtype))

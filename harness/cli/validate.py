@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.run import add_noise
+from harness.cli.run import add_modes, add_noise
 
 GiB = 1024**3
 
@@ -29,7 +29,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "validate", help="check YOUR backprop (a stage, a model or an engine) against the references",
         description="Run your implementation beside the references and say, tensor by tensor "
         "and step by step, where it leaves them. Exit 0: it agrees; 1: a disagreement or a "
-        "fault; 2: bad usage.",
+        "fault; 2: bad usage. A model may supply forward mode and H·v too (--mode fwd, hvp): "
+        "jvp(params, inputs, tangent[, case]) -> {'loss': J_L·u, 'taps': {...}} and "
+        "hvp(params, inputs, vector[, case]) -> {param: H·v}, as the target itself (one mode) "
+        "or as its attributes grads, jvp and hvp.",
     )  # fmt: skip
     p.add_argument("target", metavar="TARGET", help="package.module:attr or path/to/file.py:attr")
     p.add_argument("--as", dest="form",
@@ -58,6 +61,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="share the cases among N processes, each with a worker of its own "
                    "(default 1; the same tables)")  # fmt: skip
     add_noise(p)
+    add_modes(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_validate)
 
@@ -96,7 +100,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 args.target, form=args.form, cases=cases, dtype=args.dtype,
                 references=args.reference, baseline=args.baseline, seed=args.seed,
                 timeout=args.timeout, memory=args.memory, isolate=not args.no_isolation,
-                jobs=args.jobs, progress=bar, noise=args.noise,
+                jobs=args.jobs, progress=bar, noise=args.noise, modes=args.mode,
             )  # fmt: skip
     except (BadTarget, NeedCases) as e:
         raise UsageError(str(e)) from None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import modes as M
 from harness.cases import Case
 from harness.compare import WITHIN_NOISE, Comparison, kind_of, parted
 from harness.escaping import code, lit
@@ -99,11 +100,13 @@ def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
     many only within the problem's noise), are inconclusive, unsupported or failed, the
     worst rel_l2_err (‖a − b‖/‖b‖) and where it is."""
     rows = []
-    for (backend, baseline), group in agreement.groupby(["backend", "baseline"], sort=False):
+    groups = agreement.groupby(["mode", "backend", "baseline"], sort=False)
+    for (mode, backend, baseline), group in groups:
         measured = group[group["error"].fillna("") == ""]
         worst = measured.loc[measured["rel_l2_err"].idxmax()] if len(measured) else None
         rows.append({
-            "pair": f"{backend} vs {baseline}", "compared": len(group),
+            "pair": f"{backend} vs {baseline}" + ("" if mode == "rev" else f" ({mode})"),
+            "compared": len(group),
             "agree": int(group["ok"].astype(bool).sum()),
             "within_noise": int((group["verdict"] == "agree within noise").sum()),
             "inconclusive": int((group["verdict"] == "inconclusive").sum()),
@@ -142,6 +145,9 @@ def verdict(facts: dict[str, Any]) -> str:
             parts.append(f"{n[key]} {key}")
     if n["runs_failed"]:
         parts.append(f"{n['runs_failed']} backend runs failed")
+    if n.get("identities_broken"):
+        parts.append(f"{n['identities_broken']} of {n['identities']} identities broken (a "
+                     "backend's forward and reverse modes, or its H·v and H·w, disagree)")  # fmt: skip
     return f"**{'; '.join(parts)}** — {scope}."
 
 
@@ -193,9 +199,68 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
             ),  # fmt: skip
         ]
     heatmap = plots.agreement_heatmap(
-        comparison.agreement, comparison.runs, out / "agreement_heatmap.png"
+        *by_mode(comparison.agreement, comparison.runs), out / "agreement_heatmap.png"
     )
     blocks += [Heading("Agreement at a glance", 3), _image(heatmap)]
+    return blocks
+
+
+def by_mode(agreement: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables with each case of a mode other than rev relabelled ``case (mode)``, so
+    that the heatmap gives each case and mode a row of its own."""
+
+    def relabel(table: pd.DataFrame) -> pd.DataFrame:
+        suffix = table["mode"].map(lambda m: "" if m == "rev" else f" ({m})")
+        return table.assign(case=table["case"] + suffix)
+
+    return relabel(agreement), relabel(runs)
+
+
+MODE_TITLES = {
+    "rev": "reverse mode: the gradient",
+    "fwd": "forward mode: the tangents J·u along the case's direction u",
+    "hvp": "second order: H·v along the case's direction v",
+}
+
+
+def modes_section(comparison: Comparison) -> list[Block]:
+    """Forward mode and H·v, where they were run: what the rows mean, and each autodiff
+    backend's modes held against each other (``harness.modes``)."""
+    ids = comparison.identities
+    modes = [m for m in dict.fromkeys(comparison.agreement["mode"]) if m != "rev"]
+    if not modes:
+        return []
+    blocks: list[Block] = [
+        Heading("Forward mode and second order", 2),
+        Para("Beside the gradient (reverse mode, `rev`), each backend computed "
+             + " and ".join(f"{MODE_TITLES[m]} (`{m}`)" for m in modes)
+             + ". The directions are random, unit-norm over all the parameters, seeded by the "
+             "case and the seed, the same for every backend. In mode `fwd` the row `loss` is "
+             "J_L·u = ⟨∇L, u⟩ and a tap's row the change of the tapped value along u; in mode "
+             "`hvp` a parameter's row is its part of H·v. They are compared with the same "
+             "metrics, per-step scale, noise floor and verdicts as the gradients. Finite "
+             "differences take the stencil along u of the loss and the taps, and along v of "
+             "the reference tape's gradient; a loss with kinks (relu) has no second "
+             "derivative at them: its H·v rows are marked, not failed."),
+    ]  # fmt: skip
+    if len(ids):
+        body = []
+        for (mode, backend), g in ids.groupby(["mode", "backend"], sort=False):
+            broken = g[~g["ok"]]
+            body.append((code(mode), lit(backend), lit(g["identity"].iloc[0]),
+                         f"{'✓' if broken.empty else '✗'} {int(g['ok'].sum())}/{len(g)}",
+                         _err(float(g["rel_err"].max())),
+                         lit(", ".join(broken["case"])) or "—"))  # fmt: skip
+        blocks += [
+            Para("Each autodiff backend held against itself: its forward mode against its own "
+                 "gradient, the transpose identity ⟨1, J_L·u⟩ = ⟨∇L, u⟩, and its H·v against "
+                 "its H·w, the symmetry ⟨w, H·v⟩ = ⟨v, H·w⟩. Both sides are sums whose "
+                 "rounding is relative to the sum of their terms' magnitudes; an identity "
+                 "holds within 1e-10 of that in float64 (1e-4 in float32). A backend that "
+                 "breaks one has two modes that cannot both be right."),
+            Table(("mode", "backend", "identity", "held", "worst |lhs − rhs| / scale",
+                   "broken on"), tuple(body)),
+        ]  # fmt: skip
     return blocks
 
 
@@ -413,17 +478,29 @@ def case_section(
     if options:
         blocks.append(Para(f"Options: {code(options)}."))
     if len(rows):
-        blocks += [
+        blocks.append(
             Para("`max_rel_err` against the baseline, the largest |a − b| relative to the "
                  "tensor's scale max|b| (per step for unroll taps): ✓ within the tolerance (for "
                  "`numeric`, widened by its own error estimate), ≈ within the problem's own "
-                 "rounding noise, ✗ outside both, ? inconclusive, – unsupported."),
-            agreement_table(rows),
-        ]  # fmt: skip
+                 "rounding noise, ✗ outside both, ? inconclusive, – unsupported.")
+        )  # fmt: skip
+        modes = list(dict.fromkeys(rows["mode"]))
+        for mode in modes:
+            if modes != ["rev"]:
+                blocks.append(
+                    Para(f"**{MODE_TITLES[mode][0].upper()}{MODE_TITLES[mode][1:]}** (`{mode}`):")
+                )
+            blocks.append(agreement_table(rows[rows["mode"] == mode]))
     notes = [f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}" for _, r in runs.iterrows()
              if r["status"] != "ok"]  # fmt: skip
-    notes += [f"{r['kind']} {code(r['tensor'])}, **{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
+    notes += [f"{'' if r['mode'] == 'rev' else '(' + r['mode'] + ') '}{r['kind']} {code(r['tensor'])}, "
+              f"**{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
               for _, r in rows[rows["verdict"].isin(["inconclusive", "agree within noise"])].iterrows()]  # fmt: skip
+    marked = rows[rows["reason"].fillna("").str.contains("marked: ")]
+    if len(marked):
+        notes.append(f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
+                     "(relu'' = 0 where it exists) are compared with each other there, and not "
+                     "failed where they part")  # fmt: skip
     odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
     notes += [f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
               for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip
@@ -467,6 +544,7 @@ def document(
     """The whole report as blocks; the PNGs it shows are written into ``out`` on the way."""
     theory, theory_note = theory_summaries(comparison, cases)
     blocks = overview(comparison, facts, out)
+    blocks += modes_section(comparison)
     blocks += detection_section(comparison)
     blocks += drift_section(drift, out)
     blocks += init_overlays(comparison, cases, out)
@@ -479,7 +557,7 @@ def document(
                 f"seed {facts['seed']}, dtype {facts['dtype']}, baseline {code(facts['baseline'])}",
                 "versions: " + ", ".join(lit(f"{k} {v}") for k, v in facts["versions"].items()),
                 "machine: " + ", ".join(lit(f"{k} {v}") for k, v in facts["machine"].items()),
-                "tables: `agreement.csv`, `magnitudes.csv`, `runs.csv` (timings)"
+                "tables: `agreement.csv`, `identities.csv`, `magnitudes.csv`, `runs.csv` (timings)"
                 + (", `drift.csv`" if not drift.empty else "")
                 + ", `summary.json`",
                 *([lit(theory_note)] if theory_note else []),

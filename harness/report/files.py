@@ -1,5 +1,6 @@
 """The report's files: a Comparison (and a drift table) it is given, written into one
-folder — the tidy tables (agreement.csv, magnitudes.csv, runs.csv, drift.csv), a
+folder — the tidy tables (agreement.csv, identities.csv, magnitudes.csv, runs.csv,
+drift.csv), a
 summary.json, report.md (for GitHub, PNGs beside it) and report.html (one self-contained
 file). Everything written is read from the tables; nothing here runs a backend, imports a
 framework or computes a gradient.
@@ -25,7 +26,7 @@ from harness.escaping import csv_table
 from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
 
-CSV_FILES = ("agreement.csv", "magnitudes.csv", "runs.csv", "drift.csv")
+CSV_FILES = ("agreement.csv", "identities.csv", "magnitudes.csv", "runs.csv", "drift.csv")
 GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift)_.*\.png$")
 
 
@@ -85,7 +86,10 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "runs_failed": int(status.get("failed", 0)),
             "runs_skipped": int(status.get("skipped", 0)),
             "runs_unsupported": int(status.get("unsupported", 0)),
+            "identities": len(comparison.identities),
+            "identities_broken": int((~comparison.identities["ok"].astype(bool)).sum()),
         },
+        "modes": list(dict.fromkeys(runs["mode"])),
         "worst_rel_l2_err": {
             p["pair"]: {"value": _number(p["worst_rel_l2_err"]), "where": p["where"]}
             for _, p in pairs.iterrows()
@@ -137,6 +141,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     drift = pd.DataFrame() if drift is None else drift
     _write_csv(comparison.agreement, out / "agreement.csv")
+    _write_csv(comparison.identities, out / "identities.csv")
     _write_csv(comparison.magnitudes, out / "magnitudes.csv")
     _write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), out / "runs.csv")
     if not drift.empty:

@@ -3,12 +3,13 @@ a Result like any other backend, with the faults found on the way attached."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, NotApplicable
 from harness.cases.base import CATALOG, Arrays, Case
 from harness.result import Result
 from harness.target import Target
@@ -42,18 +43,47 @@ def expected_taps(case: Case, params: Arrays, inputs: Arrays) -> tuple[dict, dic
 
 
 class PluginBackend(Backend):
-    """The user's implementation, in one of three forms (see ``harness.validation``)."""
+    """The user's implementation, in one of its forms (see ``harness.validation``).
+
+    In the model form it may also supply forward mode and H·v (``harness.modes``):
+
+        jvp(params, inputs, tangent[, case]) -> {"loss": J_L·u, "taps": {name: J_v·u}}
+        hvp(params, inputs, vector[, case])  -> {param: (H·v)_param}
+
+    ``tangent`` and ``vector`` are dicts of arrays shaped like ``params``. The functions
+    are the target's attributes ``grads``, ``jvp`` and ``hvp`` (an object, a class or a
+    module with them), or, where one mode alone is asked for, the target itself.
+    """
 
     kind = "autodiff"
 
     def __init__(self, target: Target, form: str, channel: Any, timeout: float = DEFAULT_TIMEOUT,
-                 max_output: int = MAX_OUTPUT, calls: int = 2, name: str | None = None):  # fmt: skip
+                 max_output: int = MAX_OUTPUT, calls: int = 2, name: str | None = None,
+                 modes: tuple[str, ...] = ("rev",)):  # fmt: skip
         self.target, self.form, self.channel = target, form, channel
         self.timeout, self.max_output, self.calls = timeout, max_output, calls
         self.name = name or f"plugin:{target.name}"  # type: ignore[misc]
+        self.modes = tuple(modes)
         self.extra: dict[str, list[Result]] = {}
 
     def run(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
+        return self._ask(case, params, inputs, dtype, "rev", None)
+
+    def jvp(self, case, params, inputs, dtype, tangent):
+        self._can("fwd")
+        return self._ask(case, params, inputs, dtype, "fwd", tangent)
+
+    def hvp(self, case, params, inputs, dtype, vector):
+        self._can("hvp")
+        return self._ask(case, params, inputs, dtype, "hvp", vector)
+
+    def _can(self, mode: str) -> None:
+        if self.form != "model":
+            what = "forward mode" if mode == "fwd" else "H·v"
+            raise NotApplicable(f"the {self.form} form has no {what} (a model plug-in may "
+                                "supply one: see `gradparity validate --help`)")  # fmt: skip
+
+    def _ask(self, case, params, inputs, dtype, mode, direction) -> Result:
         taps, tap_steps = expected_taps(case, params, inputs)
         # A catalog case travels by name and options (its class may not pickle by reference).
         registered = CATALOG.get(getattr(case, "name", None)) is type(case)
@@ -65,10 +95,23 @@ class PluginBackend(Backend):
             sent = case
         request = {"op": "run", "target": self.target, "form": self.form, "case": sent,
                    "params": params, "inputs": inputs, "dtype": dtype, "calls": self.calls,
-                   "fd": self.form in ("stage", "torch-function", "jax-custom-vjp")}  # fmt: skip
+                   "fd": self.form in ("stage", "torch-function", "jax-custom-vjp"),
+                   "mode": mode, "modes": self.modes, "direction": direction}  # fmt: skip
         reply = self.channel.request(request, self.timeout)
-        judged = Judgement(case, self.name, dtype, params, taps, tap_steps, self.max_output)
+        if reply.get("skip"):
+            raise NotApplicable(reply["skip"])
+        expected = {} if mode == "fwd" else params
+        judged = Judgement(case, self.name, dtype, expected, taps, tap_steps, self.max_output,
+                           mode)  # fmt: skip
         result = judged.result(reply)
-        self.extra[case.label] = judged.extra_results
+        if mode == "rev":
+            self.extra[case.label] = judged.extra_results
+        result.mode = mode
+        if mode == "fwd":
+            result.tangent, result.loss = result.loss, math.nan
+            if result.ok and math.isnan(result.tangent):
+                judged.fault("missing tensor", "no \"loss\": a JVP returns {\"loss\": J_L·u, "
+                             "\"taps\": {...}}", "loss")  # fmt: skip
+                result.error = "missing tensor: no loss tangent"
         return PluginResult(**{f: getattr(result, f) for f in result.__dataclass_fields__},
                             faults=judged.faults)  # fmt: skip

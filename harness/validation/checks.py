@@ -98,8 +98,8 @@ class Judgement:
     """The faults and the Result for one case, built from the worker's reply."""
 
     def __init__(self, case, backend: str, dtype: str, params: dict, expected_taps: dict,
-                 tap_steps: dict, max_output: int = MAX_OUTPUT):  # fmt: skip
-        self.case, self.backend, self.dtype = case, backend, dtype
+                 tap_steps: dict, max_output: int = MAX_OUTPUT, mode: str = "rev"):  # fmt: skip
+        self.case, self.backend, self.dtype, self.mode = case, backend, dtype, mode
         self.params, self.expected_taps, self.tap_steps = params, expected_taps, tap_steps
         self.max_output = max_output
         self.faults: list[Fault] = []
@@ -182,7 +182,8 @@ class Judgement:
             for name in expected:
                 if name not in tree:
                     got = ", ".join(tree) or "nothing"
-                    self.fault("missing tensor", f"no gradient for parameter {name!r} (shape "
+                    what = "H·v" if self.mode == "hvp" else "gradient"
+                    self.fault("missing tensor", f"no {what} for parameter {name!r} (shape "
                                f"{tuple(expected[name])}); it returned: {got}", name)  # fmt: skip
         return out
 
@@ -239,7 +240,7 @@ class Judgement:
         if "directional" in fd["value"]:  # a large stage: along random directions
             probes = {("param", k): Directional(*v) for k, v in fd["value"]["directional"].items()}
             self.extra_results.append(Result(
-                self.case.label, name, self.dtype, loss=result.loss, mode="directional",
+                self.case.label, name, self.dtype, loss=result.loss, method="directional",
                 directional=probes, seconds=fd["seconds"],
             ))  # fmt: skip
             for (_, tensor), probe in probes.items():
@@ -257,7 +258,7 @@ class Judgement:
             return
         grads, errors = fd["value"]["grads"], fd["value"]["errors"]
         self.extra_results.append(Result(
-            self.case.label, name, self.dtype, loss=result.loss, grads=grads, mode="elementwise",
+            self.case.label, name, self.dtype, loss=result.loss, grads=grads, method="elementwise",
             uncertainty={("param", k): v for k, v in errors.items()}, seconds=fd["seconds"],
         ))  # fmt: skip
         for tensor, expected in grads.items():

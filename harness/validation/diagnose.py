@@ -94,9 +94,14 @@ def pattern(rows: pd.DataFrame, dtype: str) -> str:
     return ""
 
 
-def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False) -> list[str]:
+def localise(
+    rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False, mode: str = "rev"
+) -> list[str]:
     """Walking back from the loss, where the plug-in's tap gradients first diverge (where
-    the forward differs, a divergence from the last step on is what that predicts)."""
+    the forward differs, a divergence from the last step on is what that predicts). In
+    forward mode the tangents flow the other way: walking on from the first step."""
+    if mode == "fwd":
+        return localise_forward(rows, tap_steps)
     texts = []
     taps = rows[rows["kind"] == "tap"]
     stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
@@ -151,6 +156,45 @@ def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False)
     return texts
 
 
+def localise_forward(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
+    """Forward mode: where the plug-in's tangents of the taps first diverge, walking on from
+    the first step or stage (the tangent at step t is made from the one at t − 1)."""
+    texts = []
+    taps = rows[rows["kind"] == "tap"]
+    stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
+    for name, T in stepped.items():
+        row = taps[taps["tensor"] == name].iloc[0]
+        if row["verdict"] not in FLAGGED:
+            texts.append(
+                f"the tangent of {name}_t agrees with the references at every step t = 0..{T - 1}"
+            )
+            continue
+        if row["error"] and not row["bad_steps"]:
+            continue
+        first = min(steps_of(row["bad_steps"]))
+        if first == 0:
+            texts.append(f"the tangent of {name}_t diverges already at the first step t = 0: look "
+                         f"at how the parameters' tangents enter the first step")  # fmt: skip
+        else:
+            texts.append(f"the tangent of {name}_t agrees for t ≤ {first - 1} and diverges from "
+                         f"t = {first} on: look at the step forward — how the tangent of "
+                         f"{name}_{first} is formed from that of {name}_{first - 1}")  # fmt: skip
+    groups: dict[str, dict[int, bool]] = {}
+    for row in taps.itertuples():
+        m = _INDEXED.match(row.tensor)
+        if m and row.tensor not in stepped:
+            groups.setdefault(m[1], {})[int(m[2])] = row.verdict not in FLAGGED
+    for base, oks in groups.items():
+        bad = [k for k, ok in oks.items() if not ok]
+        if len(oks) < 2 or not bad:
+            continue
+        k = min(bad)
+        texts.append(f"the tangent of {base}[k] agrees for k ≤ {k - 1} and diverges at k = {k}: "
+                     f"look at the forward mode of the stage from {base}[{k - 1}] to {base}[{k}]"
+                     if k > 0 else f"the tangent of {base}[k] diverges already at {base}[0]")  # fmt: skip
+    return texts
+
+
 def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
              tap_steps: dict[str, dict], reported_taps: dict[str, set],
              references: list[str], dtype: str = "float64") -> list[Finding]:  # fmt: skip
@@ -158,33 +202,50 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
     findings: list[Finding] = []
     cases = list(dict.fromkeys([*agreement["case"], *(f.case for f in faults)]))
     for case in cases:
-        table = agreement[agreement["case"] == case]
+        whole = agreement[agreement["case"] == case]
+        for i, mode in enumerate(list(dict.fromkeys(whole["mode"])) or ["rev"]):
+            findings += _diagnose_mode(
+                case, mode, whole[whole["mode"] == mode] if len(whole) else whole,
+                [f for f in faults if f.case == case] if i == 0 else [], plugins, tap_steps,
+                reported_taps, references, dtype,
+            )  # fmt: skip
+    return findings
+
+
+def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_taps,
+                   references, dtype) -> list[Finding]:  # fmt: skip
+    """The findings of one case in one mode (``harness.modes``); the faults come with
+    the case's first mode. In modes fwd and hvp the loss row is a derivative too (J_L·u),
+    not the forward, and a tap's tangent flows from the first step on, not back from the
+    last."""
+    findings: list[Finding] = []
+    label = case if mode == "rev" else f"{case} ({mode})"
+    if True:
         mine = table[table["backend"].isin(plugins)]
         refs = table[~table["backend"].isin(plugins)]
-        case_faults = [f for f in faults if f.case == case]
         order = {"fatal": 0, "fault": 1, "note": 2}
         for f in sorted(case_faults, key=lambda f: order[f.severity]):
             text = f"{f.backend}: {f.fault}: {f.message}"
             if f.traceback:
                 tail = f.traceback.strip().splitlines()[-12:]
                 text += "\n" + "\n".join(f"      | {line}" for line in tail)
-            findings.append(Finding(case, f.fault, f.tensor, text, f.severity != "note"))
+            findings.append(Finding(label, f.fault, f.tensor, text, f.severity != "note"))
         if any(f.severity == "fatal" for f in case_faults):
-            continue
+            return findings
         faulted = {f.tensor for f in case_faults if f.severity == "fault"}
         loss = mine[(mine["kind"] == "loss") & (mine["verdict"] == "disagree")]
-        forward_differs = not loss.empty
+        forward_differs = not loss.empty and mode == "rev"
         if forward_differs:
             row = loss.iloc[0]
             got, expected = float(row["worst_got"]), float(row["worst_expected"])
             p = parting_digits(got, expected)
-            findings.append(Finding(case, "forward", "loss", (
+            findings.append(Finding(label, "forward", "loss", (
                 f"{row['backend']}: the forward differs: its loss is {got:.{p}g} where "
                 f"{row['baseline']}'s is {expected:.{p}g} (off by {got - expected:.2g}); the "
                 "gradients below are computed from different values, so compare the forward first"),
                 True))  # fmt: skip
         for _, row in mine[mine["verdict"] == "inconclusive"].iterrows():
-            findings.append(Finding(case, "inconclusive", row["tensor"],
+            findings.append(Finding(label, "inconclusive", row["tensor"],
                                     f"{row['backend']}: {row['kind']} {row['tensor']!r} is "
                                     f"inconclusive: {row['reason']}", False))  # fmt: skip
         for _, row in mine[flagged(mine)].iterrows():
@@ -192,56 +253,56 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
                 row["kind"] == "loss" and forward_differs
             ):
                 continue
-            findings.append(Finding(case, "disagrees", row["tensor"],
+            findings.append(Finding(label, "disagrees", row["tensor"],
                                     f"{row['backend']}: {_disagreement(row)}", True))  # fmt: skip
         common = pattern(mine[mine["backend"] == plugins[0]], dtype) if not forward_differs else ""
         if common:
-            findings.append(Finding(case, "pattern", "", common, True))
+            findings.append(Finding(label, "pattern", "", common, True))
         present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
         odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
         if odd:
-            findings.append(Finding(case, "odd one out", "", (
+            findings.append(Finding(label, "odd one out", "", (
                 f"yours is the odd one out on {', '.join(odd)}: the other backends "
                 f"({', '.join(present)}) agree among themselves there"), True))  # fmt: skip
         bad_refs = refs[flagged(refs)]
         if len(present) < 2:
-            findings.append(Finding(case, "references", "",
+            findings.append(Finding(label, "references", "",
                                     f"one reference ({', '.join(present) or 'none'}): nothing to "
                                     "cross-check it with", False))  # fmt: skip
         elif bad_refs.empty:
-            findings.append(Finding(case, "references", "",
+            findings.append(Finding(label, "references", "",
                                     f"the references agree with each other on every tensor: "
                                     f"{', '.join(present)}", False))  # fmt: skip
         else:
             which = "; ".join(f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
                               for r in bad_refs.head(4).itertuples())  # fmt: skip
-            findings.append(Finding(case, "references", "", f"the references disagree among "
+            findings.append(Finding(label, "references", "", f"the references disagree among "
                                     f"themselves ({which}): judge those tensors with care", False))  # fmt: skip
         main = [p for p in plugins if p in set(mine["backend"])][:1]
         if not main:
-            continue
+            return findings
         rows = mine[mine["backend"] == main[0]]
         has_taps = bool(tap_steps.get(case))
         reported = reported_taps.get(case, set())
         if reported:
-            for text in localise(rows, tap_steps.get(case, {}), forward_differs):
+            for text in localise(rows, tap_steps.get(case, {}), forward_differs, mode):
                 bad = "diverges" in text
-                findings.append(Finding(case, "localised", "", text, bad))
+                findings.append(Finding(label, "localised", "", text, bad))
             params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
             taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
-            if taps_ok and not params_bad.empty and not forward_differs:
+            if taps_ok and not params_bad.empty and not forward_differs and mode == "rev":
                 names = ", ".join(params_bad["tensor"])
                 where = (
                     "; the factor above says how"
                     if common
                     else " (a transpose, a sum over the batch or the steps, which h or x is used)"
                 )
-                findings.append(Finding(case, "localised", "", (
+                findings.append(Finding(label, "localised", "", (
                     f"every reported dL/d(tap) agrees, so the gradient flowing back is right; "
                     f"the parameter gradients {names} are wrong: look at how they are formed from "
                     f"it{where}"), True))  # fmt: skip
-        elif has_taps and flagged(rows).any():
-            findings.append(Finding(case, "localised", "", (
+        elif has_taps and flagged(rows).any() and mode == "rev":
+            findings.append(Finding(label, "localised", "", (
                 "report tap gradients too ({'grads': ..., 'taps': {...}}, the taps `gradparity "
                 "describe` lists) to see at which step or stage the error starts"), False))  # fmt: skip
     return findings
@@ -277,7 +338,8 @@ def how(findings: list[Finding]) -> str:
     where = next((f.text for f in bad if f.what == "localised"), "")
     m = re.search(r"(agrees for [^(:]*?(?= and)|diverges already at [^,]*)", where)
     if m:
-        short += f"; {where.split(' ')[0]} {m[1]}"
+        subject = re.split(r" (?:agrees|diverges)", where)[0].removeprefix("the ")
+        short += f"; {subject} {m[1]}"
     elif where.startswith("every reported"):
         short += "; every dL/d(tap) agrees"
     return short

@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from harness.cases import CATALOG, Case
+from harness.modes import DEFAULT_MODES
 from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
 from harness.target import Target
@@ -44,24 +45,26 @@ _state: tuple[list[Any], PluginBackend] | BaseException | None = None
 
 def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
             dtype: str, seed: int, progress: Progress | None = None,
-            beside: bool = False, noise: tuple = ((), 0)) -> list[Result]:  # fmt: skip
+            beside: bool = False, noise: tuple = ((), 0),
+            modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
     """One case through the references and then the plug-in (``names``: theirs, the
     plug-in's last), as ``run_case`` runs backends, and the plug-in's extra Results.
     ``noise``: (the references that measure the noise floor, K), as ``noise_plan`` gives.
     ``beside``: the plug-in's calls run in a thread while the references run here (its
     Result is the same: ``run_case`` builds the same arrays from ``seed``)."""
     if not beside:
-        return [*run_case(case, [*references, plugin], dtype, seed, progress, names, *noise),
-                *plugin.extra.pop(case.label, [])]  # fmt: skip
+        return [*run_case(case, [*references, plugin], dtype, seed, progress, names, *noise,
+                          modes=modes), *plugin.extra.pop(case.label, [])]  # fmt: skip
     mine: list[Result] = []
 
     def call() -> None:
-        mine.extend(run_case(case, [plugin], dtype, seed, None, names[-1:]))
+        mine.extend(run_case(case, [plugin], dtype, seed, None, names[-1:], modes=modes))
 
     thread = threading.Thread(target=call, name=f"plugin {case.label}", daemon=True)
     thread.start()
     try:
-        results = run_case(case, references, dtype, seed, progress, names[:-1], *noise)
+        results = run_case(case, references, dtype, seed, progress, names[:-1], *noise,
+                           modes=modes)  # fmt: skip
     finally:
         thread.join()
     if progress:
@@ -69,12 +72,12 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     if any(r.backend == BUILD for r in results):  # the case itself could not be built
         return results
     if not mine:  # the thread died before run_case could catch it: run it here
-        mine = run_case(case, [plugin], dtype, seed, None, names[-1:])
+        mine = run_case(case, [plugin], dtype, seed, None, names[-1:], modes=modes)
     return [*results, *mine, *plugin.extra.pop(case.label, [])]
 
 
 def _start(spec: Target, form: str, references: list[str], timeout: float, memory: int,
-           max_output: int, name: str) -> None:  # fmt: skip
+           max_output: int, name: str, modes: tuple[str, ...] = DEFAULT_MODES) -> None:  # fmt: skip
     """A pool process's set-up: its worker (the plug-in loaded, as in the parent) and
     its references. A failure is kept and raised by each case, which then runs here."""
     global _state
@@ -83,19 +86,21 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
         atexit.register(channel.close)
         channel.request({"op": "load", "target": spec, "form": form}, timeout)
         _, instances = instantiate(references)
-        _state = (instances, PluginBackend(spec, form, channel, timeout, max_output, name=name))
+        _state = (instances, PluginBackend(spec, form, channel, timeout, max_output, name=name,
+                                           modes=modes))  # fmt: skip
     except Exception as e:  # noqa: BLE001 - reported when a case asks for it
         _state = e
 
 
 def _run(case_name: str, cfg: dict, dtype: str, seed: int, names: list[str],
-         noise: tuple = ((), 0)) -> list[Result]:  # fmt: skip
+         noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
     """One catalog case, in a pool process."""
     if not isinstance(_state, tuple):
         raise RuntimeError(f"the process could not start: {_state!r}")
     references, plugin = _state
     case = CATALOG[case_name](**cfg)
-    return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise)
+    return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise,
+                   modes=modes)  # fmt: skip
 
 
 def portable(case: Case) -> bool:
@@ -106,7 +111,7 @@ def portable(case: Case) -> bool:
 def run_cases(
     chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
     dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
-    notes: list[str], noise: tuple = ((), 0),
+    notes: list[str], noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES,
 ) -> tuple[list[Result], bool]:  # fmt: skip
     """Every case through the references and the plug-in: the Results in the order of
     ``chosen``, as with ``jobs=1``, and whether the cases were shared among processes.
@@ -119,14 +124,14 @@ def run_cases(
     if jobs <= 1 or len(order) < 2:
         results = [r for case in chosen
                    for r in run_one(case, references, names, plugin, dtype, seed, progress,
-                                    noise=noise)]  # fmt: skip
+                                    noise=noise, modes=modes)]  # fmt: skip
         return results, False
     done: dict[int, list[Result]] = {}
     failed: dict[str, str] = {}
 
     def here(i: int) -> None:
         done[i] = run_one(chosen[i], references, names, plugin, dtype, seed, beside=True,
-                          noise=noise)  # fmt: skip
+                          noise=noise, modes=modes)  # fmt: skip
 
     def why(e: BaseException) -> str:
         return f"{type(e).__name__}: {e}".splitlines()[0][:200]
@@ -138,7 +143,7 @@ def run_cases(
         for i in order:
             try:
                 pending[i] = pool.submit(_run, chosen[i].name, dict(chosen[i].cfg), dtype, seed,
-                                         names, noise)  # fmt: skip
+                                         names, noise, modes)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - the pool cannot take it: it runs here
                 failed[chosen[i].label] = why(e)
         for i in range(len(chosen)):  # what the pool cannot take
@@ -153,8 +158,9 @@ def run_cases(
         results: list[Result] = []
         for i, case in enumerate(chosen):
             if progress:
-                for name in names:
-                    progress(case.label, name)
+                for _mode in modes:
+                    for name in names:
+                        progress(case.label, name)
             if i not in done:
                 try:
                     done[i] = pending[i].result()

@@ -24,6 +24,7 @@ from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
 from harness.compare import AGREEING, Comparison, flagged
 from harness.escaping import code, csv_table, lit, terminal
+from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
 from harness.target import Target, parse_target, target_of
@@ -69,12 +70,22 @@ class Validation:
     def __post_init__(self) -> None:
         results = self.comparison.results
         mine = [r for r in results if r.backend.startswith(self.plugin)]
-        tap_steps = {r.case: r.tap_steps for r in results if r.backend == self.comparison.baseline}
-        reported = {r.case: set(r.taps) for r in mine if r.backend == self.plugin}
+        tap_steps: dict[str, dict] = {}
+        reported: dict[str, set] = {}
+        for r in results:  # over the modes: a mode without taps (hvp) adds none
+            if r.backend == self.comparison.baseline:
+                tap_steps.setdefault(r.case, {}).update(r.tap_steps)
+        for r in mine:
+            if r.backend == self.plugin:
+                reported.setdefault(r.case, set()).update(r.taps)
         self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
                                  reported, self.references, self.dtype)  # fmt: skip
         self.findings += [Finding(r.case, "case failed", "", r.error or "", True)
                           for r in results if r.backend == BUILD]  # fmt: skip
+        ids = self.comparison.identities
+        self.findings += [Finding(f"{r['case']} ({r['mode']})", "identity", "",
+                                  f"{r['identity']} identity broken: {r['reason']}", True)
+                          for _, r in ids[ids["backend"].isin(self.plugins) & ~ids["ok"]].iterrows()]  # fmt: skip
 
     @property
     def unbuilt(self) -> list[str]:
@@ -113,7 +124,10 @@ class Validation:
         wrong with how it behaved."""
         mine = self.mine
         rows_ok = not flagged(mine).any() and bool(mine["verdict"].isin(AGREEING).any())
-        return rows_ok and not self.unbuilt and not any(f.severity != "note" for f in self.faults)
+        ids = self.comparison.identities
+        held = not (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
+        return (rows_ok and held and not self.unbuilt
+                and not any(f.severity != "note" for f in self.faults))  # fmt: skip
 
     @property
     def references_agree(self) -> bool:
@@ -150,7 +164,8 @@ class Validation:
                 ", ".join(r for r in self.references if r in ran)
                 or "finite differences of its own forward"
             )
-            lines.append(f"  · {len(clean)} case(s) agree with the references ({refs}) on every "
+            what = "case(s)" if all(" (" not in c for c in clean) else "case(s) and mode(s)"
+            lines.append(f"  · {len(clean)} {what} agree with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
         for what in dict.fromkeys(unsupported.values()):  # one line per missing function
             where = [case for case, w in unsupported.items() if w == what]
@@ -281,6 +296,7 @@ def validate(
     progress: Callable[[str, str], None] | None = None,
     jobs: int = 1,
     noise: int | None = None,
+    modes: Iterable[str] | None = None,
 ) -> Validation:
     """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
 
@@ -295,8 +311,11 @@ def validate(
     Where the plug-in runs in this process or in ``channel``, the cases run one by one
     (and the notes say so). ``noise``: where the noise floor is measured, on the
     references only (``harness.runner.noise_plan``): None, the baseline with K = 4 runs;
-    K > 0, every autodiff reference with K runs; 0, not at all.
+    K > 0, every autodiff reference with K runs; 0, not at all. ``modes``: which
+    derivatives (``harness.modes``): a model plug-in supplies a JVP for "fwd" and an H·v
+    for "hvp" (``harness.validation.backend.PluginBackend``); default "rev".
     """
+    modes = parse_modes(modes)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number of processes, at least 1, not {jobs!r}")
     if form is not None and form not in FORMS:
@@ -318,7 +337,7 @@ def validate(
         jobs = 1
     try:
         return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
-                         max_output, notes, progress, jobs, memory, noise)  # fmt: skip
+                         max_output, notes, progress, jobs, memory, noise, modes)  # fmt: skip
     finally:
         if own is not channel:
             own.close()
@@ -326,7 +345,7 @@ def validate(
 
 def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
               max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
-              noise=None) -> Validation:  # fmt: skip
+              noise=None, modes=DEFAULT_MODES) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
     info = channel.request({"op": "load", "target": spec, "form": form}, timeout)
     faults: list[Fault] = []
@@ -408,15 +427,15 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
             raise
         except Exception as e:  # noqa: BLE001 - a reference that cannot start is a failed cell
             instances.append(e)
-    plugin = PluginBackend(spec, form, channel, timeout, max_output, name=name)
+    plugin = PluginBackend(spec, form, channel, timeout, max_output, name=name, modes=modes)
     names = [*references, name]
     if baseline is None:
         baseline = "reference" if "reference" in references else (
             references[0] if references else f"{name}(fd)")  # fmt: skip
-    setup = (spec, form, references, timeout, memory, max_output, name)
+    setup = (spec, form, references, timeout, memory, max_output, name, modes)
     plan = noise_plan(names, [*instances, plugin], baseline, noise)
     results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
-                                setup, notes, plan)  # fmt: skip
+                                setup, notes, plan, modes)  # fmt: skip
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
@@ -436,14 +455,14 @@ def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: lis
     tensor with a raw-output fault carries that fault as its error."""
     table = comparison.agreement
     keep = pd.Series(True, index=table.index)
-    by_key = {(r.case, r.backend): r for r in results}
+    by_key = {(r.case, r.mode, r.backend): r for r in results}
     for i, row in table.iterrows():
-        r = by_key.get((row["case"], row["backend"]))
+        r = by_key.get((row["case"], row["mode"], row["backend"]))
         if row["backend"] not in plugins or r is None or not r.ok:
             continue
         if row["kind"] == "tap" and row["tensor"] not in r.taps:
             keep[i] = False
-        if row["kind"] == "loss" and math.isnan(r.loss):
+        if row["kind"] == "loss" and math.isnan(r.tangent if r.mode == "fwd" else r.loss):
             keep[i] = False
     table = table[keep].copy()
     for f in faults:

@@ -155,7 +155,7 @@ def detect_form(obj: Any) -> str:
     """torch-function: a ``torch.autograd.Function`` subclass; jax-custom-vjp: a
     ``jax.custom_vjp`` function; stage: has ``stage``, ``forward`` and ``backward``;
     engine: has ``tensor`` and ``grad`` (or is a class with them); model: any other
-    callable."""
+    callable, or an object with ``grads``, ``jvp`` or ``hvp``."""
     from harness.validation.frameworks import is_jax_custom_vjp, is_torch_function
 
     if is_torch_function(obj):
@@ -170,8 +170,8 @@ def detect_form(obj: Any) -> str:
         return "stage"
     if hasattr(obj, "tensor") and hasattr(obj, "grad"):
         return "engine"
-    if callable(obj):
-        return "model"
+    if callable(obj) or any(callable(getattr(obj, a, None)) for a in MODE_FUNCTIONS.values()):
+        return "model"  # a function, or an object with grads / jvp / hvp
     return "unknown"
 
 
@@ -290,10 +290,17 @@ class Worker:
         elif isinstance(case, tuple) and case[0] == "target":
             case = load(case[1])(**case[2])
         params, inputs = request["params"], request["inputs"]
+        mode, direction = request.get("mode", "rev"), request.get("direction")
+        call = CALLS[form]
+        if form == "model":
+            fn, why = model_function(obj, mode, request.get("modes") or (mode,))
+            if fn is None:
+                return {"skip": why}
+            obj, call = fn, (_model_call if mode == "rev" else _model_mode_call(mode, direction))
         calls = []
         for _ in range(request.get("calls", 2)):
             p, x = _copy(params), _copy(inputs)
-            record = self._call(CALLS[form], obj, case, p, x)
+            record = self._call(call, obj, case, p, x)
             record["mutated"] = _mutated(p, params, "params") + _mutated(x, inputs, "inputs")
             value, record["value"] = record["value"], None
             if record["error"] is None:
@@ -328,6 +335,53 @@ def _error(kind: str, e: BaseException) -> dict[str, str]:
 
 def _model_call(fn, case, params, inputs):
     return fn(params, inputs, case) if wants_case(fn) else fn(params, inputs)
+
+
+MODE_FUNCTIONS = {"rev": "grads", "fwd": "jvp", "hvp": "hvp"}
+
+
+def model_function(obj: Any, mode: str, modes: tuple[str, ...]) -> tuple[Any, str]:
+    """(the model plug-in's function for ``mode``, or None and why): its attribute
+    ``grads``, ``jvp`` or ``hvp``; else the target itself, where it is callable and the
+    one mode asked for (or "rev" without any of those attributes)."""
+    attr = MODE_FUNCTIONS[mode]
+    fn = getattr(obj, attr, None)
+    if callable(fn):
+        return fn, ""
+    has_any = any(callable(getattr(obj, a, None)) for a in MODE_FUNCTIONS.values())
+    alone = len(modes) == 1 and mode in modes  # the one mode asked for
+    if callable(obj) and (alone or (mode == "rev" and "rev" in modes and not has_any)):
+        return obj, ""
+    what = {"rev": "gradients", "fwd": "forward mode", "hvp": "H·v"}[mode]
+    return None, (f"the plug-in supplies no {what}: give it a `{attr}` attribute "
+                  f"({attr}(params, inputs{'' if mode == 'rev' else ', direction'}[, case])), "
+                  "or ask for that mode alone")  # fmt: skip
+
+
+def _model_mode_call(mode: str, direction: dict):
+    """The call of a model's ``jvp`` or ``hvp``: (params, inputs, direction[, case]). A
+    JVP's {"loss", "taps"} is passed on as {"grads": {}, "loss", "taps"}."""
+
+    def call(fn, case, params, inputs):
+        d = _copy(direction)
+        out = fn(params, inputs, d, case) if _wants_fourth(fn) else fn(params, inputs, d)
+        if mode == "fwd" and isinstance(out, Mapping):
+            return {"grads": {}, "loss": out.get("loss"), "taps": out.get("taps")}
+        return out
+
+    return call
+
+
+def _wants_fourth(fn: Any) -> bool:
+    """Does a jvp/hvp take a fourth argument (the Case)?"""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or "case" in sig.parameters:
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 4
 
 
 def _functional_call(engine, case, params, inputs):

@@ -35,6 +35,7 @@ class Entry:
     form: str
     bug: str = ""  # "" for a correct implementation
     cases: tuple[Callable[[], Case], ...] = field(default=())
+    modes: tuple[str, ...] = ("rev",)  # which derivatives it supplies (harness.modes)
 
     @property
     def broken(self) -> bool:
@@ -50,6 +51,11 @@ def _stage(name: str, cls: str, bug: str = "") -> Entry:
 
 def _model(name: str, attr: str, bug: str, *cases) -> Entry:
     return Entry(name, f"harness.validation.zoo.models:{attr}", "model", bug, cases)
+
+
+def _second(name: str, attr: str, mode: str, bug: str, *cases) -> Entry:
+    """A forward-mode (``jvp``) or second-order (``hvp``) implementation."""
+    return Entry(name, f"harness.validation.zoo.second:{attr}", "model", bug, cases, (mode,))
 
 
 def _framework(name: str, attr: str, form: str, bug: str = "") -> Entry:
@@ -88,6 +94,9 @@ ZOO: list[Entry] = [
             ("custom swish", "Swish"),
         ]
     ),  # fmt: skip
+    _second("MLP forward mode", "forward_mlp", "fwd", "", MLP, MLP_SIGMOID, MLP_RELU),
+    _second("Elman forward mode", "forward_elman", "fwd", "", ELMAN),
+    _second("MLP Hessian-vector product", "hessian_mlp", "hvp", "", MLP),
     _framework("torch Function", "TorchTanh", "torch-function"),
     _framework("jax custom_vjp", "jax_tanh", "jax-custom-vjp"),
     # --- broken: stages
@@ -187,6 +196,28 @@ ZOO: list[Entry] = [
         LSTM,
     ),
     _model("GRU: update gate sign", "gru_update_sign_swapped", "dz = dh (n − h_prev)", GRU),
+    # --- broken: forward mode and second order
+    _second(
+        "MLP JVP: tanh from the pre-activation",
+        "tanh_jvp_from_preactivation",
+        "fwd",
+        "ḣ = (1 − z²) ż, not (1 − tanh(z)²) ż",
+        MLP,
+    ),  # fmt: skip
+    _second(
+        "Elman JVP: fan-out path dropped",
+        "elman_jvp_missing_fan_out",
+        "fwd",
+        "ḣ_{t−1} W_h left out: h_{t−1}'s tangent reaches its readout only",
+        ELMAN,
+    ),  # fmt: skip
+    _second(
+        "MLP H·v: Gauss–Newton",
+        "gauss_newton_mlp",
+        "hvp",
+        "tanh's curvature −2 h ḣ dropped: a Gauss–Newton product, not H·v",
+        MLP,
+    ),  # fmt: skip
     # --- broken: engines
     _engine(
         "engine: overwrite, not add",

@@ -15,7 +15,7 @@ from harness.validation.validator import Validation, validate
 from harness.validation.zoo import ZOO, Entry
 
 SELFTEST_REFERENCES = ["reference", "torch"]
-COLUMNS = ["implementation", "form", "dtype", "expected", "detected", "how", "verdict"]
+COLUMNS = ["implementation", "form", "mode", "dtype", "expected", "detected", "how", "verdict"]
 
 
 def check(
@@ -23,14 +23,15 @@ def check(
 ) -> Validation:
     return validate(entry.target, form=entry.form, cases=entry.make_cases() or None, dtype=dtype,
                     references=references or SELFTEST_REFERENCES, timeout=timeout,
-                    channel=channel)  # fmt: skip
+                    channel=channel, modes=entry.modes)  # fmt: skip
 
 
 def row(entry: Entry, dtype: str, v: Validation) -> dict:
     detected = not v.ok
     expected = "broken" if entry.broken else "correct"
     how = v.how() if detected else ("" if entry.broken else "agrees")
-    return {"implementation": entry.name, "form": entry.form, "dtype": dtype,
+    return {"implementation": entry.name, "form": entry.form, "mode": ",".join(entry.modes),
+            "dtype": dtype,
             "expected": expected, "detected": "yes" if detected else "no", "how": how,
             "verdict": "ok" if detected == entry.broken else "MISSED" if entry.broken else "FALSE ALARM"}  # fmt: skip
 
