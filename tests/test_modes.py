@@ -370,3 +370,16 @@ def test_the_forward_localisation_walks_on_from_the_first_step():
     text = v.text()
     assert not v.ok
     assert "the tangent of h_t agrees for t ≤ 0 and diverges from t = 1 on" in text
+
+
+@pytest.mark.slow
+def test_finite_differences_cry_no_wolf_on_a_chaotic_unroll_in_either_mode():
+    """At σ = 1.3, T = 1000 the forward is chaotic: each gradient the stencil differences
+    is noise amplified ~1e13 over its rounding (the noise floor is 2e-2 of the scale).
+    The oracle must say it cannot tell there, not flag the libraries (before: H·v "off by
+    3e+32" on b and W_y, its bound computed from 4ε·scale, the rounding of a tame value)."""
+    case = CATALOG["elman_exploding"](T=1000, H=64)
+    comparison = compare_backends([case], ["torch", "numeric"], modes=["fwd", "hvp"])
+    mine = comparison.agreement[comparison.agreement["backend"] == "numeric"]
+    assert not (mine["verdict"] == "disagree").any(), mine[["mode", "tensor", "verdict"]]
+    assert (mine["verdict"] == "inconclusive").any()
