@@ -245,7 +245,10 @@ def modes_section(comparison: Comparison) -> list[Block]:
     ]  # fmt: skip
     if len(ids):
         body = []
-        for (mode, backend), g in ids.groupby(["mode", "backend"], sort=False):
+        ordered = ids.assign(order=ids["mode"].map(M.MODES.index)).sort_values(
+            "order", kind="stable"
+        )
+        for (mode, backend), g in ordered.groupby(["mode", "backend"], sort=False):
             broken = g[~g["ok"]]
             body.append((code(mode), lit(backend), lit(g["identity"].iloc[0]),
                          f"{'✓' if broken.empty else '✗'} {int(g['ok'].sum())}/{len(g)}",
