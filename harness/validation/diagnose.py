@@ -94,6 +94,19 @@ def pattern(rows: pd.DataFrame, dtype: str) -> str:
     return ""
 
 
+def _tap_groups(rows: pd.DataFrame, tap_steps: dict) -> tuple[pd.DataFrame, dict, dict]:
+    """(the tap rows, the taps stacked over an unroll's steps with their T, and the other
+    taps named ``name[k]`` grouped by name: {name: {k: agrees}})."""
+    taps = rows[rows["kind"] == "tap"]
+    stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
+    groups: dict[str, dict[int, bool]] = {}
+    for row in taps.itertuples():
+        m = _INDEXED.match(row.tensor)
+        if m and row.tensor not in stepped:
+            groups.setdefault(m[1], {})[int(m[2])] = row.verdict not in FLAGGED
+    return taps, stepped, groups
+
+
 def localise(
     rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False, mode: str = "rev"
 ) -> list[str]:
@@ -103,8 +116,7 @@ def localise(
     if mode == "fwd":
         return localise_forward(rows, tap_steps)
     texts = []
-    taps = rows[rows["kind"] == "tap"]
-    stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
+    taps, stepped, groups = _tap_groups(rows, tap_steps)
     for name, T in stepped.items():
         row = taps[taps["tensor"] == name].iloc[0]
         if row["verdict"] not in FLAGGED:
@@ -130,11 +142,6 @@ def localise(
                 f"down, {len(bad)} of {T} steps): look at the step backward — how "
                 f"dL/d{name}_{last} is formed from dL/d{name}_{last + 1}"
             )
-    groups: dict[str, dict[int, bool]] = {}
-    for row in taps.itertuples():
-        m = _INDEXED.match(row.tensor)
-        if m and row.tensor not in stepped:
-            groups.setdefault(m[1], {})[int(m[2])] = row.verdict not in FLAGGED
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
@@ -160,8 +167,7 @@ def localise_forward(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
     """Forward mode: where the plug-in's tangents of the taps first diverge, walking on from
     the first step or stage (the tangent at step t is made from the one at t − 1)."""
     texts = []
-    taps = rows[rows["kind"] == "tap"]
-    stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
+    taps, stepped, groups = _tap_groups(rows, tap_steps)
     for name, T in stepped.items():
         row = taps[taps["tensor"] == name].iloc[0]
         if row["verdict"] not in FLAGGED:
@@ -179,11 +185,6 @@ def localise_forward(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
             texts.append(f"the tangent of {name}_t agrees for t ≤ {first - 1} and diverges from "
                          f"t = {first} on: look at the step forward — how the tangent of "
                          f"{name}_{first} is formed from that of {name}_{first - 1}")  # fmt: skip
-    groups: dict[str, dict[int, bool]] = {}
-    for row in taps.itertuples():
-        m = _INDEXED.match(row.tensor)
-        if m and row.tensor not in stepped:
-            groups.setdefault(m[1], {})[int(m[2])] = row.verdict not in FLAGGED
     for base, oks in groups.items():
         bad = [k for k, ok in oks.items() if not ok]
         if len(oks) < 2 or not bad:

@@ -138,8 +138,9 @@ def normalise(out: Any, dtype: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def wants_case(fn: Any) -> bool:
-    """Does a model function take a third argument (the Case)?"""
+def wants_case(fn: Any, position: int = 3) -> bool:
+    """Does a model function take the Case, as its ``position``-th argument (3 for
+    ``grads(params, inputs, case)``, 4 for ``jvp(params, inputs, tangent, case)``)?"""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -148,7 +149,7 @@ def wants_case(fn: Any) -> bool:
     if any(p.kind is p.VAR_POSITIONAL for p in params) or "case" in sig.parameters:
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 3
+    return len(positional) >= position
 
 
 def detect_form(obj: Any) -> str:
@@ -364,24 +365,12 @@ def _model_mode_call(mode: str, direction: dict):
 
     def call(fn, case, params, inputs):
         d = _copy(direction)
-        out = fn(params, inputs, d, case) if _wants_fourth(fn) else fn(params, inputs, d)
+        out = fn(params, inputs, d, case) if wants_case(fn, 4) else fn(params, inputs, d)
         if mode == "fwd" and isinstance(out, Mapping):
             return {"grads": {}, "loss": out.get("loss"), "taps": out.get("taps")}
         return out
 
     return call
-
-
-def _wants_fourth(fn: Any) -> bool:
-    """Does a jvp/hvp take a fourth argument (the Case)?"""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    params = list(sig.parameters.values())
-    if any(p.kind is p.VAR_POSITIONAL for p in params) or "case" in sig.parameters:
-        return True
-    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 4
 
 
 def _functional_call(engine, case, params, inputs):
