@@ -1,0 +1,66 @@
+"""The peers' adapter (``harness.validation.peers``): one Pair per implementation, wrapped for
+torch's gradcheck and jax's check_grads — each peer's verdict on one correct and one
+broken implementation per form is what it should be."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.validation.peers import check_grads, gradcheck, pair_of
+from harness.cases import CATALOG
+
+STAGES = "harness.validation.zoo.stages"
+MODELS = "harness.validation.zoo.models"
+MLP = dict(depth=3, width=5, D=4, C=3, N=6)
+PEERS = [lambda p: gradcheck(p), lambda p: gradcheck(p, fast_mode=True), check_grads]
+
+
+def mlp():
+    return [CATALOG["mlp"](**MLP)]
+
+
+@pytest.mark.parametrize("target, form, cases", [
+    (f"{STAGES}:Sigmoid", "stage", None),
+    (f"{MODELS}:mlp", "model", mlp()),
+])  # fmt: skip
+def test_every_peer_passes_a_correct_implementation_in_float64(target, form, cases):
+    pair = pair_of(target, form, cases, "float64")
+    for peer in PEERS:
+        v = peer(pair)
+        assert v.verdict == "pass", (v.checker, v.message[:300])
+
+
+@pytest.mark.parametrize("target, form, cases", [
+    (f"{STAGES}:SigmoidFromPreactivation", "stage", None),
+    (f"{MODELS}:bias_mean", "model", mlp()),
+])  # fmt: skip
+def test_every_peer_fails_a_wrong_derivative(target, form, cases):
+    pair = pair_of(target, form, cases, "float64")
+    for peer in PEERS:
+        v = peer(pair)
+        assert v.verdict == "fail" and v.message, (v.checker, v.verdict, v.message[:300])
+
+
+def test_the_adapter_never_fixes_a_shape_so_a_wrong_one_is_the_peers_to_catch():
+    # dW transposed (3×4 for 4×3): torch refuses the gradient, jax's callback the shape
+    pair = pair_of(f"{STAGES}:LinearWeightTransposed", "stage", None, "float64")
+    verdicts = {v.checker: v for v in (gradcheck(pair), check_grads(pair))}
+    assert verdicts["gradcheck"].verdict == "error"
+    assert "invalid gradient at index 1" in verdicts["gradcheck"].message
+    assert verdicts["check_grads"].verdict == "error"
+
+
+def test_a_bias_not_summed_passes_gradcheck_where_autograd_sums_it_silently():
+    # db of shape (5, 3) for b of shape (3,): torch reduces a broadcastable gradient to the
+    # input's shape, so gradcheck sees the right numbers; gradparity's raw-output check
+    # does not (tests/test_zoo.py: "linear: bias not summed" is flagged, wrong shape)
+    pair = pair_of(f"{STAGES}:LinearBiasNotSummed", "stage", None, "float64")
+    assert gradcheck(pair).verdict == "pass"
+    assert check_grads(pair).verdict == "error"  # jax checks the VJP's shapes
+
+
+def test_gradcheck_in_float32_cries_wolf_on_a_correct_stage_at_its_default_tolerances():
+    pair = pair_of(f"{STAGES}:Sigmoid", "stage", None, "float32")
+    v = gradcheck(pair)
+    assert v.verdict == "fail" and "Jacobian mismatch" in v.message
+    assert check_grads(pair).verdict == "pass"  # check_grads scales its tolerance to float32
