@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.validation.peers import check_grads, gradcheck, pair_of
 from harness.cases import CATALOG
+from harness.validation.peers import check_grads, gradcheck, pair_of
 
 STAGES = "harness.validation.zoo.stages"
 MODELS = "harness.validation.zoo.models"
@@ -64,3 +64,30 @@ def test_gradcheck_in_float32_cries_wolf_on_a_correct_stage_at_its_default_toler
     v = gradcheck(pair)
     assert v.verdict == "fail" and "Jacobian mismatch" in v.message
     assert check_grads(pair).verdict == "pass"  # check_grads scales its tolerance to float32
+
+
+def test_the_side_by_side_table_counts_what_each_checker_caught(tmp_path):
+    from harness.validation.peers import peers_table, summary, write
+
+    table = peers_table(dtypes=("float64",), only=["sigmoid", "bias not summed", "tiny engine"])
+    assert set(table["checker"]) == {"gradparity validate", "gradcheck",
+                                     "gradcheck (fast_mode)", "check_grads"}  # fmt: skip
+    mine = table[table["checker"] == "gradparity validate"]
+    assert mine["caught"].tolist() == (mine["expected"] == "broken").tolist()
+    gc = table[(table["checker"] == "gradcheck")].set_index("implementation")
+    assert gc.loc["linear: bias not summed", "verdict"] == "pass"  # the blind spot, measured
+    assert gc.loc["tiny engine", "verdict"] == "cannot take"
+    rows = summary(table).set_index("checker")
+    n_broken = int((mine["expected"] == "broken").sum())
+    assert rows.loc["gradparity validate", "caught"] == f"{n_broken}/{n_broken}"
+    csv, md = write(tmp_path, table, {"machine": "test"}, "gradparity bench --peers")
+    text = md.read_text()
+    assert "## Summary" in text and "✗ missed" in text and "tiny engine" in text
+    assert csv.read_text().splitlines()[0].startswith("implementation,form,dtype,expected,checker")
+
+
+def test_peers_takes_no_case_or_quick_plan(capsys):
+    from harness.cli import main
+
+    assert main(["bench", "--peers", "--quick"]) == 2
+    assert "--peers runs the bug zoo on the CPU" in capsys.readouterr().err

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="threads for every backend: BLAS, torch, XLA (default 1)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--peers", action="store_true",
+                   help="instead: the bug zoo through gradparity validate, torch's gradcheck "
+                   "and jax's check_grads, float64 and float32; writes peers.csv and peers.md")  # fmt: skip
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="time these cases alone (a catalog name or pattern, or your own: "
                    "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip
@@ -84,7 +87,7 @@ def check_out(args: argparse.Namespace) -> str:
     full plan's figures overwritten by the quick plan."""
     from harness.selection import output_folder
 
-    partial = args.quick or bool(args.case)
+    partial = (args.quick or bool(args.case)) and not getattr(args, "peers", False)
     default = CASES_OUT if args.case else QUICK_OUT if args.quick else FULL_OUT
     out = args.out or default
     if partial and full_plan_figures(Path(out)):
@@ -99,6 +102,9 @@ def check_out(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.peers and (args.quick or args.case or args.set or args.device != "cpu"):
+        raise UsageError("--peers runs the bug zoo on the CPU: it takes no --quick, --case, "
+                         "--set or --device (only --out, --threads and --quiet)")  # fmt: skip
     if args.threads < 1:
         raise UsageError(f"--threads takes a positive count, not {args.threads}")
     if args.device == "cuda" and (problem := cuda_problem()):
@@ -116,12 +122,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else [])]
+        flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else []),
+                 *(["--peers"] if args.peers else [])]  # fmt: skip
         return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
                                env=env)  # fmt: skip
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
-    from harness.bench.run import FULL, QUICK, cases_plan, run_bench
     from harness.progress import Progress
+
+    if args.peers:
+        from harness.report.files import machine
+        from harness.validation.peers import peers_table, write
+        from harness.validation.zoo.selftest import entries
+
+        with Progress(2 * len(entries()), "peers", args.quiet) as bar:
+            table = peers_table(progress=bar)
+        written = write(args.out, table, {**machine(), "threads": args.threads},
+                        "gradparity bench --peers")  # fmt: skip
+        print(f"wrote {' and '.join(str(p) for p in written)}")
+        return 0
+    from harness.bench.run import FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
     command = None

@@ -21,7 +21,9 @@ missing name), with its message kept as the user would read it.
 from __future__ import annotations
 
 import logging
+import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -154,8 +156,13 @@ def gradcheck(pair: Pair, fast_mode: bool = False) -> Verdict:
 
     xs = tuple(torch.tensor(a, requires_grad=True) for a in pair.primals)
     name = "gradcheck (fast_mode)" if fast_mode else "gradcheck"
-    return _timed(name, lambda: torch.autograd.gradcheck(Wrapped.apply, xs, fast_mode=fast_mode),
-                  (GradcheckError,))  # fmt: skip
+
+    def run():
+        with warnings.catch_warnings():  # float32: "not a double precision" per input
+            warnings.simplefilter("ignore", UserWarning)
+            torch.autograd.gradcheck(Wrapped.apply, xs, fast_mode=fast_mode)
+
+    return _timed(name, run, (GradcheckError,))
 
 
 def check_grads(pair: Pair) -> Verdict:
@@ -204,3 +211,161 @@ def check_grads(pair: Pair) -> Verdict:
 
 
 __all__ = ["Pair", "Verdict", "check_grads", "gradcheck", "model_pair", "pair_of", "stage_pair"]
+
+
+# --- the side-by-side table: every zoo entry, every checker, both dtypes ------------------
+
+CHECKERS = ("gradparity validate", "gradcheck", "gradcheck (fast_mode)", "check_grads")
+PEER_COLUMNS = ["implementation", "form", "dtype", "expected", "checker", "verdict", "caught",
+                "seconds", "message"]  # fmt: skip
+CANNOT = {
+    "engine": "an engine is a whole autodiff system, not one function and its VJP: a peer "
+    "takes what it computes for one case only, through a wrapper not written yet",
+    "torch-function": "a torch.autograd.Function is gradcheck's own form; its side of "
+    "this table is not written yet",
+    "jax-custom-vjp": "a jax.custom_vjp function is check_grads' own form; its side of "
+    "this table is not written yet",
+}
+
+
+def why_not(entry: Any) -> str:
+    """Why the peers cannot take a zoo entry ("" where they can)."""
+    if entry.modes != ("rev",):
+        return ("a forward-mode or second-order implementation: gradcheck's check_forward_ad "
+                "and check_grads' modes=['fwd'] are not in this table yet")  # fmt: skip
+    return CANNOT.get(entry.form, "")
+
+
+def _message(v: Any) -> str:
+    """What ``gradparity validate`` tells the user when it flags: its findings that count."""
+    return "\n".join(f.line().strip() for f in v.findings if f.bad)
+
+
+def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
+                progress: Callable[[str, str], None] | None = None) -> Any:  # fmt: skip
+    """One row per zoo entry × dtype × checker: the verdict ("pass", "fail", "error" or
+    "cannot take"), whether the entry was caught (flagged, by a fail or an error), the
+    wall time and the checker's message."""
+    import pandas as pd
+
+    from harness.validation.isolation import Isolated
+    from harness.validation.zoo.selftest import check, entries
+
+    rows = []
+    channel = Isolated()
+    try:
+        for entry in entries(only):
+            for dtype in dtypes:
+                if progress:
+                    progress(entry.name, dtype)
+                base = {"implementation": entry.name, "form": entry.form, "dtype": dtype,
+                        "expected": "broken" if entry.broken else "correct"}  # fmt: skip
+                start = time.perf_counter()
+                v = check(entry, dtype, channel)
+                rows.append({**base, "checker": CHECKERS[0],
+                             "verdict": "pass" if v.ok else "fail", "caught": not v.ok,
+                             "seconds": time.perf_counter() - start, "message": _message(v)})  # fmt: skip
+                reason = why_not(entry)
+                if reason:
+                    rows += [{**base, "checker": c, "verdict": "cannot take", "caught": False,
+                              "seconds": math.nan, "message": reason} for c in CHECKERS[1:]]  # fmt: skip
+                    continue
+                pair = pair_of(entry.target, entry.form, entry.make_cases(), dtype)
+                for peer in (gradcheck(pair), gradcheck(pair, fast_mode=True), check_grads(pair)):
+                    rows.append({**base, "checker": peer.checker, "verdict": peer.verdict,
+                                 "caught": peer.verdict != "pass", "seconds": peer.seconds,
+                                 "message": peer.message})  # fmt: skip
+    finally:
+        channel.close()
+    return pd.DataFrame(rows, columns=PEER_COLUMNS)
+
+
+def summary(table: Any) -> Any:
+    """Per checker × dtype, over the entries it could take: broken ones caught, correct
+    ones flagged (false alarms), median and total wall time."""
+    import pandas as pd
+
+    rows = []
+    taken = table[table["verdict"] != "cannot take"]
+    for (checker, dtype), g in taken.groupby(["checker", "dtype"], sort=False):
+        broken, correct = g[g["expected"] == "broken"], g[g["expected"] == "correct"]
+        rows.append({"checker": checker, "dtype": dtype,
+                     "caught": f"{int(broken['caught'].sum())}/{len(broken)}",
+                     "false alarms": f"{int(correct['caught'].sum())}/{len(correct)}",
+                     "median_s": float(g["seconds"].median()), "total_s": float(g["seconds"].sum())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+EXAMPLE = "MLP: bias mean"  # the broken entry whose messages are quoted, in float64
+
+
+def render(table: Any, machine: dict[str, Any], command: str) -> str:
+    """peers.md: the summary, the verdicts per implementation, one message per checker,
+    what the peers could not take, from ``table`` alone."""
+    from harness.escaping import lit
+
+    marks = {("broken", True): "✓ caught", ("broken", False): "✗ missed",
+             ("correct", True): "! false alarm", ("correct", False): "✓ passed"}  # fmt: skip
+    out = ["# gradparity and its peers, side by side", "",
+           f"Written by `{command}` on {lit(', '.join(f'{k} {v}' for k, v in machine.items()))}. "
+           "Every implementation of the bug zoo that a peer can take, through `gradparity "
+           "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
+           "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
+           "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
+           "peers get one adapter for all (`harness.validation.peers`): the implementation's "
+           "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`.",
+           "", "## Summary", "",
+           "| checker | dtype | broken caught | false alarms | median s | total s |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in summary(table).iterrows():
+        out.append(f"| {r['checker']} | {r['dtype']} | {r['caught']} | {r['false alarms']} | "
+                   f"{r['median_s']:.3f} | {r['total_s']:.1f} |")  # fmt: skip
+    out += ["", "gradparity's counts run over every entry; a peer's over those it could take "
+            "(below). A peer's verdict \"error\" (it raised something else than its own "
+            "failure: a shape torch refuses, a name the VJP lacks) counts as caught.", "",
+            "## Per implementation", ""]  # fmt: skip
+    cells = table.assign(cell=[("– cannot take" if v == "cannot take" else marks[(e, bool(c))])
+                               + (" (error)" if v == "error" else "")
+                               for v, e, c in zip(table["verdict"], table["expected"],
+                                                  table["caught"], strict=True)])  # fmt: skip
+    grid = cells.pivot_table(index=["implementation", "expected"], columns=["checker", "dtype"],
+                             values="cell", aggfunc="first", sort=False)  # fmt: skip
+    header = [f"{c} {d}" for c, d in grid.columns]
+    out += ["| implementation | expected | " + " | ".join(header) + " |",
+            "|---|---|" + "---|" * len(header)]  # fmt: skip
+    for (name, expected), row in grid.iterrows():
+        out.append(f"| {lit(name)} | {expected} | " + " | ".join(str(v) for v in row) + " |")
+    out += ["", f"## What each tells the user: {lit(EXAMPLE)}, float64", ""]
+    example = table[(table["implementation"] == EXAMPLE) & (table["dtype"] == "float64")]
+    for _, r in example.iterrows():
+        lines = r["message"].splitlines()
+        shown = "\n".join(lines[:14] + (["[…]"] if len(lines) > 14 else []))
+        out += [f"**{r['checker']}** ({r['verdict']}):", "", "```", shown or "(nothing)", "```", ""]
+    out += ["Point by point: gradparity names the tensor (`b1`), the element and, for an "
+            "unroll, the step where the error starts; gradcheck names the input by its "
+            "position and prints both Jacobians whole; check_grads prints the mismatched "
+            "elements of a flattened directional derivative, with no name or index of its "
+            "own.", "", "## What the peers could not take", ""]  # fmt: skip
+    cannot = table[table["verdict"] == "cannot take"].drop_duplicates(["implementation"])
+    for reason, g in cannot.groupby("message", sort=False):
+        out.append(f"- {', '.join(lit(n) for n in g['implementation'])}: {lit(reason)}")
+    out += ["", "## Not measured yet", "",
+            "The wall time of each checker on the ~1M-parameter MLP of the cost-of-checking "
+            "section of `bench.md`: not measured in this table yet (`bench.md` extrapolates "
+            "per-element gradcheck there).", ""]  # fmt: skip
+    return "\n".join(out)
+
+
+def write(out: Any, table: Any, machine: dict[str, Any], command: str) -> list[Any]:
+    """peers.csv and peers.md under ``out``."""
+    from pathlib import Path
+
+    from harness.escaping import csv_table
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_table(table.round({"seconds": 4})).to_csv(
+        out / "peers.csv", index=False, lineterminator="\n"
+    )
+    (out / "peers.md").write_text(render(table, machine, command), encoding="utf-8")
+    return [out / "peers.csv", out / "peers.md"]
