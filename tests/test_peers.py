@@ -91,3 +91,25 @@ def test_peers_takes_no_case_or_quick_plan(capsys):
 
     assert main(["bench", "--peers", "--quick"]) == 2
     assert "--peers runs the bug zoo on the CPU" in capsys.readouterr().err
+
+
+FRAMEWORKS = "harness.validation.zoo.frameworks"
+
+
+@pytest.mark.parametrize("correct, broken, form", [
+    ("TorchTanh", "TorchTanhMissingDerivative", "torch-function"),
+    ("jax_tanh", "jax_tanh_sign", "jax-custom-vjp"),
+])  # fmt: skip
+def test_custom_vjps_of_either_framework_go_through_the_same_adapter(correct, broken, form):
+    good = pair_of(f"{FRAMEWORKS}:{correct}", form, None, "float64")
+    bad = pair_of(f"{FRAMEWORKS}:{broken}", form, None, "float64")
+    assert good.names == bad.names == ("x", "W", "b")
+    for peer in PEERS:
+        assert peer(good).verdict == "pass"
+        assert peer(bad).verdict == "fail"
+
+
+def test_a_gradient_left_out_is_zero_to_both_peers_as_their_frameworks_take_it():
+    pair = pair_of(f"{FRAMEWORKS}:TorchTanhNoWeightGradient", "torch-function", None, "float64")
+    assert gradcheck(pair).verdict == "fail" and "input 1" in gradcheck(pair).message
+    assert check_grads(pair).verdict == "fail"

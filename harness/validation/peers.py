@@ -60,7 +60,9 @@ def stage_pair(obj: Any, dtype: str, seed: int = 0) -> Pair:
     rng = np.random.default_rng(seed)
     if obj.stage == "custom":  # its own inputs(rng), its forward's argument names
         arrays = [np.asarray(a) for a in obj.inputs(rng)]
-        names: tuple[str, ...] = tuple(inspect.signature(obj.forward).parameters)
+        names: tuple[str, ...] = tuple(
+            getattr(obj, "names", None) or inspect.signature(obj.forward).parameters
+        )
         labels: set[int] = set()
     else:
         spec = STAGES[obj.stage]
@@ -73,7 +75,7 @@ def stage_pair(obj: Any, dtype: str, seed: int = 0) -> Pair:
     def full(xs):
         out = list(arrays)
         for i, x in zip(moving, xs, strict=True):
-            out[i] = np.asarray(x)
+            out[i] = np.array(x)  # a copy: jax's callbacks hand read-only arrays
         return out
 
     def f(*xs):
@@ -115,15 +117,21 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
 
 
 def pair_of(target: str, form: str, cases: list | None, dtype: str) -> Pair:
-    """The Pair of a zoo entry (or any TARGET) in the stage or model form."""
+    """The Pair of a zoo entry (or any TARGET): a stage, a model on its case, or a torch
+    Function or jax custom VJP as the custom stage ``gradparity validate`` makes of it (so
+    that every peer gets the one adapter, its own framework's form included)."""
     obj = load(parse_target(target))
+    if form in ("torch-function", "jax-custom-vjp"):  # a custom stage of the framework's
+        from harness.validation.frameworks import adapt
+
+        return stage_pair(adapt(obj, form), dtype)
     if form == "stage":
         return stage_pair(obj() if isinstance(obj, type) else obj, dtype)
     if form == "model":
         if not cases:
             raise ValueError("a model needs a case")
         return model_pair(obj() if isinstance(obj, type) else obj, cases[0], dtype)
-    raise ValueError(f"the peers take stages and models, not the {form} form")
+    raise ValueError(f"the peers take stages, models and custom VJPs, not the {form} form")
 
 
 def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> Verdict:
@@ -151,8 +159,8 @@ def gradcheck(pair: Pair, fast_mode: bool = False) -> Verdict:
 
         @staticmethod
         def backward(ctx, ct):
-            grads = pair.vjp(ctx.arrays, ct.detach().numpy())
-            return tuple(torch.as_tensor(np.asarray(g)) for g in grads)
+            grads = pair.vjp(ctx.arrays, ct.detach().numpy())  # None: no gradient (zero)
+            return tuple(None if g is None else torch.as_tensor(np.asarray(g)) for g in grads)
 
     xs = tuple(torch.tensor(a, requires_grad=True) for a in pair.primals)
     name = "gradcheck (fast_mode)" if fast_mode else "gradcheck"
@@ -197,9 +205,10 @@ def check_grads(pair: Pair) -> Verdict:
 
             def bwd(xs, ct):
                 def grads(*a):
-                    got = pair.vjp(a[:-1], a[-1])
+                    got = pair.vjp(a[:-1], a[-1])  # None: no gradient (zero), as jax takes it
                     return tuple(
-                        np.asarray(g, dtype=s.dtype) for g, s in zip(got, in_shapes, strict=True)
+                        np.zeros(s.shape, s.dtype) if g is None else np.asarray(g, s.dtype)
+                        for g, s in zip(got, in_shapes, strict=True)
                     )
 
                 return jax.pure_callback(grads, in_shapes, *xs, ct)
@@ -221,10 +230,6 @@ PEER_COLUMNS = ["implementation", "form", "dtype", "expected", "checker", "verdi
 CANNOT = {
     "engine": "an engine is a whole autodiff system, not one function and its VJP: a peer "
     "takes what it computes for one case only, through a wrapper not written yet",
-    "torch-function": "a torch.autograd.Function is gradcheck's own form; its side of "
-    "this table is not written yet",
-    "jax-custom-vjp": "a jax.custom_vjp function is check_grads' own form; its side of "
-    "this table is not written yet",
 }
 
 
