@@ -76,7 +76,7 @@ def test_the_side_by_side_table_counts_what_each_checker_caught(tmp_path):
     assert mine["caught"].tolist() == (mine["expected"] == "broken").tolist()
     gc = table[(table["checker"] == "gradcheck")].set_index("implementation")
     assert gc.loc["linear: bias not summed", "verdict"] == "pass"  # the blind spot, measured
-    assert gc.loc["tiny engine", "verdict"] == "cannot take"
+    assert gc.loc["tiny engine", "verdict"] == "pass"  # on each of its four cases
     rows = summary(table).set_index("checker")
     n_broken = int((mine["expected"] == "broken").sum())
     assert rows.loc["gradparity validate", "caught"] == f"{n_broken}/{n_broken}"
@@ -113,3 +113,19 @@ def test_a_gradient_left_out_is_zero_to_both_peers_as_their_frameworks_take_it()
     pair = pair_of(f"{FRAMEWORKS}:TorchTanhNoWeightGradient", "torch-function", None, "float64")
     assert gradcheck(pair).verdict == "fail" and "input 1" in gradcheck(pair).message
     assert check_grads(pair).verdict == "fail"
+
+
+def test_an_engine_is_checked_through_its_own_forward_and_backward():
+    cases = [CATALOG["fan_out_fan_in"]()]
+    good = pair_of("harness.validation.zoo.tiny_engine:TinyEngine", "engine", cases, "float64")
+    bad = pair_of("harness.validation.zoo.engines:OverwriteNotAdd", "engine", cases, "float64")
+    for peer in PEERS:
+        assert peer(good).verdict == "pass"
+        assert peer(bad).verdict == "fail"
+
+
+def test_one_verdict_over_many_cases_is_the_worst_of_them():
+    from harness.validation.peers import Verdict, worst
+
+    got = worst([Verdict("gradcheck", "pass", "", 1.0), Verdict("gradcheck", "fail", "off", 2.0)])
+    assert (got.verdict, got.message, got.seconds) == ("fail", "off", 3.0)

@@ -116,10 +116,32 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
     return Pair(f, vjp, tuple(params[k] for k in names), names)
 
 
+def engine_pair(engine: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
+    """An engine on ``case``: f = the loss by the engine's own forward, the VJP ct times the
+    gradients its backward gives (``harness.validation.engine.run_engine``)."""
+    from harness.validation.engine import run_engine
+
+    params, inputs = case.build(seed, dtype)
+    names = tuple(params)
+
+    def run(xs):
+        p = {k: np.array(x) for k, x in zip(names, xs, strict=True)}
+        return run_engine(engine, case, p, dict(inputs))
+
+    def f(*xs):
+        return np.asarray(run(xs)["loss"], dtype=dtype)
+
+    def vjp(xs, ct):
+        grads = run(xs)["grads"]
+        return tuple(np.asarray(ct) * np.asarray(grads[k]) for k in names)
+
+    return Pair(f, vjp, tuple(params[k] for k in names), names)
+
+
 def pair_of(target: str, form: str, cases: list | None, dtype: str) -> Pair:
-    """The Pair of a zoo entry (or any TARGET): a stage, a model on its case, or a torch
-    Function or jax custom VJP as the custom stage ``gradparity validate`` makes of it (so
-    that every peer gets the one adapter, its own framework's form included)."""
+    """The Pair of a zoo entry (or any TARGET): a stage, a model or an engine on its first
+    case, or a torch Function or jax custom VJP as the custom stage ``gradparity validate``
+    makes of it (so that every peer gets the one adapter, its own framework's form too)."""
     obj = load(parse_target(target))
     if form in ("torch-function", "jax-custom-vjp"):  # a custom stage of the framework's
         from harness.validation.frameworks import adapt
@@ -127,10 +149,11 @@ def pair_of(target: str, form: str, cases: list | None, dtype: str) -> Pair:
         return stage_pair(adapt(obj, form), dtype)
     if form == "stage":
         return stage_pair(obj() if isinstance(obj, type) else obj, dtype)
-    if form == "model":
+    if form in ("model", "engine"):
         if not cases:
-            raise ValueError("a model needs a case")
-        return model_pair(obj() if isinstance(obj, type) else obj, cases[0], dtype)
+            raise ValueError(f"a {form} needs a case")
+        make = model_pair if form == "model" else engine_pair
+        return make(obj() if isinstance(obj, type) else obj, cases[0], dtype)
     raise ValueError(f"the peers take stages, models and custom VJPs, not the {form} form")
 
 
@@ -227,10 +250,7 @@ __all__ = ["Pair", "Verdict", "check_grads", "gradcheck", "model_pair", "pair_of
 CHECKERS = ("gradparity validate", "gradcheck", "gradcheck (fast_mode)", "check_grads")
 PEER_COLUMNS = ["implementation", "form", "dtype", "expected", "checker", "verdict", "caught",
                 "seconds", "message"]  # fmt: skip
-CANNOT = {
-    "engine": "an engine is a whole autodiff system, not one function and its VJP: a peer "
-    "takes what it computes for one case only, through a wrapper not written yet",
-}
+CANNOT: dict[str, str] = {}  # form -> why the peers cannot take it (none left)
 
 
 def why_not(entry: Any) -> str:
@@ -244,6 +264,14 @@ def why_not(entry: Any) -> str:
 def _message(v: Any) -> str:
     """What ``gradparity validate`` tells the user when it flags: its findings that count."""
     return "\n".join(f.line().strip() for f in v.findings if f.bad)
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    """One verdict over an implementation's cases: the first error, else the first
+    failure, else a pass; the seconds summed."""
+    rank = {"error": 0, "fail": 1, "pass": 2}
+    first = min(verdicts, key=lambda v: rank[v.verdict])
+    return Verdict(first.checker, first.verdict, first.message, sum(v.seconds for v in verdicts))
 
 
 def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
@@ -275,8 +303,11 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
                     rows += [{**base, "checker": c, "verdict": "cannot take", "caught": False,
                               "seconds": math.nan, "message": reason} for c in CHECKERS[1:]]  # fmt: skip
                     continue
-                pair = pair_of(entry.target, entry.form, entry.make_cases(), dtype)
-                for peer in (gradcheck(pair), gradcheck(pair, fast_mode=True), check_grads(pair)):
+                cases = entry.make_cases()
+                pairs = [pair_of(entry.target, entry.form, [c], dtype) for c in cases] or [
+                    pair_of(entry.target, entry.form, None, dtype)]  # fmt: skip
+                for run in (gradcheck, lambda p: gradcheck(p, fast_mode=True), check_grads):
+                    peer = worst([run(p) for p in pairs])  # over every case, as validate runs
                     rows.append({**base, "checker": peer.checker, "verdict": peer.verdict,
                                  "caught": peer.verdict != "pass", "seconds": peer.seconds,
                                  "message": peer.message})  # fmt: skip
