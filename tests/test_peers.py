@@ -129,3 +129,17 @@ def test_one_verdict_over_many_cases_is_the_worst_of_them():
 
     got = worst([Verdict("gradcheck", "pass", "", 1.0), Verdict("gradcheck", "fail", "off", 2.0)])
     assert (got.verdict, got.message, got.seconds) == ("fail", "off", 3.0)
+
+
+def test_what_each_message_names_is_read_from_the_messages():
+    from harness.validation.peers import peers_table, render
+
+    table = peers_table(dtypes=("float64",), only=["MLP: bias mean", "Elman: BPTT truncated"])
+    md = render(table, {"machine": "test"}, "gradparity bench --peers")
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines()
+            if line.startswith("| gradparity validate |") or line.startswith("| gradcheck")
+            or line.startswith("| check_grads |")}  # fmt: skip
+    assert "by name | its index and both values | yes" in rows["gradparity validate"]
+    assert "by position (input k) | whole Jacobians printed | no" in rows["gradcheck"]
+    assert "one projected number" in rows["gradcheck (fast_mode)"]
+    assert "| no | a count of mismatched elements | no" in rows["check_grads"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -333,6 +334,21 @@ def summary(table: Any) -> Any:
 
 
 EXAMPLE = "MLP: bias mean"  # the broken entry whose messages are quoted, in float64
+UNROLL = "Elman: BPTT truncated"  # and the one whose messages say (or not) which step
+
+
+def points(message: str, unroll_message: str) -> dict[str, str]:
+    """What a checker's message tells the user, found in its text: the tensor (by name, or
+    only by its position among the inputs), the element (its index, or only a count of the
+    mismatched ones, or whole Jacobians printed), and the step of an unroll."""
+    tensor = ("by name" if re.search(r"param '\w+'", message) else
+              "by position (input k)" if re.search(r"input \d+", message) else "no")  # fmt: skip
+    element = ("its index and both values" if "worst at (" in message else
+               "no: one projected number each side" if "fast mode" in message else
+               "whole Jacobians printed" if "numerical:" in message else
+               "a count of mismatched elements" if "Mismatched elements" in message else "no")  # fmt: skip
+    step = "yes" if re.search(r"\bt = \d+|\bsteps? \d", unroll_message) else "no"
+    return {"tensor": tensor, "element": element, "step": step}
 
 
 def render(table: Any, machine: dict[str, Any], command: str) -> str:
@@ -377,11 +393,18 @@ def render(table: Any, machine: dict[str, Any], command: str) -> str:
         lines = r["message"].splitlines()
         shown = "\n".join(lines[:14] + (["[…]"] if len(lines) > 14 else []))
         out += [f"**{r['checker']}** ({r['verdict']}):", "", "```", shown or "(nothing)", "```", ""]
-    out += ["Point by point: gradparity names the tensor (`b1`), the element and, for an "
-            "unroll, the step where the error starts; gradcheck names the input by its "
-            "position and prints both Jacobians whole; check_grads prints the mismatched "
-            "elements of a flattened directional derivative, with no name or index of its "
-            "own.", "", "## What the peers could not take", ""]  # fmt: skip
+    out += ["Point by point, read from the messages themselves (on this entry, and for the "
+            f"step on {lit(UNROLL)}, float64):", "",
+            "| checker | which tensor | which element | which step |", "|---|---|---|---|"]  # fmt: skip
+    unroll = table[(table["implementation"] == UNROLL) & (table["dtype"] == "float64")]
+    for checker in CHECKERS:
+        here = example.loc[example["checker"] == checker, "message"]
+        steps = unroll.loc[unroll["checker"] == checker, "message"]
+        if here.empty:
+            continue
+        named = points(str(here.iloc[0]), str(steps.iloc[0]) if len(steps) else "")
+        out.append(f"| {checker} | {named['tensor']} | {named['element']} | {named['step']} |")
+    out += ["", "## What the peers could not take", ""]
     cannot = table[table["verdict"] == "cannot take"].drop_duplicates(["implementation"])
     for reason, g in cannot.groupby("message", sort=False):
         out.append(f"- {', '.join(lit(n) for n in g['implementation'])}: {lit(reason)}")
