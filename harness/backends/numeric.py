@@ -207,19 +207,21 @@ def _rounding(values: dict[str, np.ndarray], steps: dict[str, int | None]) -> np
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _ulp_response(evaluate_at, P: dict[str, np.ndarray], label: str) -> tuple[np.ndarray, float]:
-    """(how much each value changes when every parameter moves by one ulp at random, the
-    size η of that move): ``harness.noise.perturbed``, seeded by the case."""
+def _ulp_response(
+    evaluate_at, P: dict[str, np.ndarray], base: np.ndarray, label: str
+) -> tuple[np.ndarray, float]:
+    """(how much each value — ``base`` at P, flattened — changes when every parameter moves
+    by one ulp at random, the size η of that move): ``harness.noise.perturbed``, seeded by
+    the case."""
     rng = np.random.default_rng(zlib.crc32(label.encode()))
     moved = noise.perturbed(P, rng)
     eta = float(np.sqrt(sum(float(np.sum((moved[k] - P[k]) ** 2)) for k in P)))
-    base = np.asarray(evaluate_at(P), dtype=np.float64).ravel()
     with np.errstate(invalid="ignore"):
         change = np.abs(np.asarray(evaluate_at(moved), dtype=np.float64).ravel() - base)
     return np.nan_to_num(change, nan=np.inf), eta
 
 
-def _settle(evaluate, evaluate_at, P, smooth, h, rounding, label, groups, confirm=False):
+def _settle(evaluate, evaluate_at, P, base, smooth, h, rounding, label, groups, confirm=False):
     """The stencil of every value along the direction, honest about two things the
     values' own rounding (4ε of their scale) does not show.
 
@@ -236,7 +238,7 @@ def _settle(evaluate, evaluate_at, P, smooth, h, rounding, label, groups, confir
     step, not to one element: one rough element makes its group (a tensor; a step of an
     unroll's tap) unresolved, since its neighbours' secants are no better, only luckier
     under this one move."""
-    change, eta = _ulp_response(evaluate_at, P, label)
+    change, eta = _ulp_response(evaluate_at, P, base, label)
     cuts = np.cumsum(groups)[:-1]
 
     def per_group(values: np.ndarray, reduce) -> np.ndarray:
@@ -381,7 +383,8 @@ class NumericBackend(Backend):
         def evaluate(t):
             return evaluate_at({k: P[k] + t * U[k] for k in P})
 
-        d, err = _settle(evaluate, evaluate_at, P, case.smooth, h, _rounding(values, steps),
+        base = np.concatenate([np.ravel(v) for v in values.values()])  # the values at P
+        d, err = _settle(evaluate, evaluate_at, P, base, case.smooth, h, _rounding(values, steps),
                          case.label, _groups(values, steps), confirm=True)  # fmt: skip
         d, err = _unflatten(d, values), _unflatten(err, values)
         unc = {("loss", "loss"): err.pop("")}
@@ -407,7 +410,8 @@ class NumericBackend(Backend):
         def evaluate(t):
             return evaluate_at({k: P[k] + t * V[k] for k in P})
 
-        d, err = _settle(evaluate, evaluate_at, P, True, h, _rounding(first.grads, {}),
+        base = np.concatenate([np.ravel(first.grads[k]) for k in P])  # the gradient at P
+        d, err = _settle(evaluate, evaluate_at, P, base, True, h, _rounding(first.grads, {}),
                          case.label, _groups(first.grads, {}))  # fmt: skip
         return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
                       loss=first.loss, grads=_unflatten(d, first.grads),
