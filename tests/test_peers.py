@@ -143,3 +143,46 @@ def test_what_each_message_names_is_read_from_the_messages():
     assert "by position (input k) | whole Jacobians printed | no" in rows["gradcheck"]
     assert "one projected number" in rows["gradcheck (fast_mode)"]
     assert "| no | a count of mismatched elements | no" in rows["check_grads"]
+
+
+SECOND = "harness.validation.zoo.second"
+
+
+@pytest.mark.parametrize("correct, broken, mode, case", [
+    ("forward_mlp", "tanh_jvp_from_preactivation", "fwd", "mlp"),
+    ("forward_elman", "elman_jvp_missing_fan_out", "fwd", "elman"),
+    ("hessian_mlp", "gauss_newton_mlp", "hvp", "mlp"),
+])  # fmt: skip
+def test_forward_mode_and_second_order_go_through_the_same_adapter(correct, broken, mode, case):
+    cases = [CATALOG[case]()]
+    good = pair_of(f"{SECOND}:{correct}", "model", cases, "float64", mode)
+    bad = pair_of(f"{SECOND}:{broken}", "model", cases, "float64", mode)
+    assert (good.jvp is not None) == (mode == "fwd")  # a JVP, or (hvp) the gradient's VJP
+    for peer in PEERS:
+        assert peer(good).verdict == "pass", (peer(good).checker, peer(good).message[:300])
+        assert peer(bad).verdict == "fail"
+
+
+def test_a_jvp_is_checked_as_a_jvp_not_by_a_backward_it_does_not_have():
+    pair = pair_of(f"{SECOND}:tanh_jvp_from_preactivation", "model", [CATALOG["mlp"]()],
+                   "float64", "fwd")  # fmt: skip
+    assert "forward mode" in gradcheck(pair).message  # "Jacobian computed with forward mode"
+    assert "JVP" in check_grads(pair).message
+
+
+@pytest.mark.slow
+def test_a_checker_past_its_limit_is_stopped_and_said_so_with_how_far_it_got(tmp_path):
+    from harness.validation.peers import CHECKERS, big_model, peers_table, render
+
+    options = dict(depth=4, width=64, D=64, C=10, N=64)  # 13k parameters: 26k forwards
+    big = big_model(options, limit_s=6.0).set_index("checker")
+    assert list(big.index) == list(CHECKERS)
+    late = big.loc["gradcheck"]
+    assert late["verdict"] == "did not finish" and not late["finished"]
+    assert 0 < late["forward_calls"] < 2 * late["parameters"]
+    for checker in ("gradparity validate", "gradcheck (fast_mode)", "check_grads"):
+        assert big.loc[checker, "verdict"] == "pass" and big.loc[checker, "finished"]
+    assert big.loc["check_grads", "forward_calls"] < 20  # directional: a handful
+    table = peers_table(dtypes=("float64",), only=["sigmoid stage"])
+    md = render(table, {"machine": "test"}, "gradparity bench --peers", big.reset_index())
+    assert "gradcheck did not finish within 6 s" in md

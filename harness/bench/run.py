@@ -24,6 +24,7 @@ import pandas as pd
 from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
+from harness.cases.networks import MILLION
 
 COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
@@ -80,7 +81,7 @@ FULL = Plan(
         ("large", "lstm", {"T": 50, "H": 512, "D": 256, "B": 64}),
         ("adbench", "adbench_lstm", {}),
     ],
-    checking=({"depth": 4, "width": 576, "D": 576, "C": 10, "N": 64}, SMALL_MLP),
+    checking=(MILLION, SMALL_MLP),
     long_T_backends=("reference", "manual", "torch", "jax"),  # 4 points for every exponent
     repeats=15,
     budget_s=8.0,

@@ -8,6 +8,9 @@ from harness.cases.base import Allowed, Case, CaseError, at_least, one_of, regis
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 INITS = ("standard", "glorot")
+# The MLP of about a million parameters (1,002,826) on which `gradparity bench` measures the
+# cost of checking and `gradparity bench --peers` times each checker.
+MILLION = {"depth": 4, "width": 576, "D": 576, "C": 10, "N": 64}
 
 
 def init_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> np.ndarray:

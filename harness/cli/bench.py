@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peers", action="store_true",
                    help="instead: the bug zoo through gradparity validate, torch's gradcheck "
                    "and jax's check_grads, float64 and float32; writes peers.csv and peers.md")  # fmt: skip
+    p.add_argument("--peer-limit", type=float, default=600.0, metavar="SECONDS",
+                   help="with --peers: how long each checker may run on the ~1M-parameter "
+                   "MLP before it is stopped (default 600; 0 skips that measurement)")  # fmt: skip
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="time these cases alone (a catalog name or pattern, or your own: "
                    "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip
@@ -105,6 +108,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.peers and (args.quick or args.case or args.set or args.device != "cpu"):
         raise UsageError("--peers runs the bug zoo on the CPU: it takes no --quick, --case, "
                          "--set or --device (only --out, --threads and --quiet)")  # fmt: skip
+    if args.peer_limit != 600.0 and not args.peers:
+        raise UsageError("--peer-limit belongs to --peers")
+    if not args.peer_limit >= 0:
+        raise UsageError(f"--peer-limit takes seconds ≥ 0, not {args.peer_limit}")
     if args.threads < 1:
         raise UsageError(f"--threads takes a positive count, not {args.threads}")
     if args.device == "cuda" and (problem := cuda_problem()):
@@ -123,7 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else []),
-                 *(["--peers"] if args.peers else [])]  # fmt: skip
+                 *(["--peers", "--peer-limit", str(args.peer_limit)] if args.peers else [])]  # fmt: skip
         return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
                                env=env)  # fmt: skip
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
@@ -131,13 +138,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.peers:
         from harness.report.files import machine
-        from harness.validation.peers import peers_table, write
+        from harness.validation.peers import CHECKERS, big_model, peers_table, write
         from harness.validation.zoo.selftest import entries
 
-        with Progress(2 * len(entries()), "peers", args.quiet) as bar:
+        big_steps = len(CHECKERS) if args.peer_limit else 0
+        with Progress(2 * len(entries()) + big_steps, "peers", args.quiet) as bar:
             table = peers_table(progress=bar)
-        written = write(args.out, table, {**machine(), "threads": args.threads},
-                        "gradparity bench --peers")  # fmt: skip
+            big = big_model(limit_s=args.peer_limit, progress=bar) if big_steps else None
+        command = "gradparity bench --peers" + (
+            "" if args.peer_limit == 600.0 else f" --peer-limit {args.peer_limit:g}"
+        )
+        written = write(args.out, table, {**machine(), "threads": args.threads}, command, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
     from harness.bench.run import FULL, QUICK, cases_plan, run_bench

@@ -3,15 +3,22 @@ implementations that ``gradparity validate`` judges.
 
 One adapter serves every implementation and both peers, so no checker gets a better one:
 an implementation becomes a ``Pair`` — a function of its differentiated arrays, f(*x),
-and that function's VJP as the implementation computes it, vjp(x, ct) -> one gradient per
-array. For a stage, f is the stage's own forward and the VJP its backward; for a model
-plug-in, f is the case's loss (the textbook forward of ``reference.manual``, in the run's
-dtype) and the VJP ct·(the implementation's gradients). The Pair is then wrapped
+and that function's derivative as the implementation computes it: its VJP,
+vjp(x, ct) -> one gradient per array, or for a forward-mode implementation its JVP,
+jvp(x, u) -> J·u. For a stage, f is the stage's own forward and the VJP its backward; for a
+model plug-in, f is the case's loss (the textbook forward of ``reference.manual``, in the
+run's dtype) and the VJP ct·(the implementation's gradients), or the JVP its J_L·u. An
+H·v implementation is the derivative of the gradient map g(θ) = ∇L(θ): its Jacobian is the
+Hessian, symmetric, so the VJP of g with cotangent c is Hᵀc = H·c — f is then the
+gradient (``reference.manual``'s backward) and the VJP the implementation's H·c. The Pair is
+then wrapped
 
-- as a ``torch.autograd.Function`` whose forward is f and whose backward is the VJP, for
-  gradcheck (which compares that backward with finite differences of that forward);
-- as a ``jax.custom_vjp`` function whose primal and VJP call f and the VJP through
-  ``jax.pure_callback``, for check_grads (order 1, reverse mode: directional checks).
+- as a ``torch.autograd.Function`` whose forward is f and whose backward (or ``jvp``) is the
+  implementation's, for gradcheck (which compares it with finite differences of that
+  forward; ``check_forward_ad=True, check_backward_ad=False`` for a JVP);
+- as a ``jax.custom_vjp`` (``jax.custom_jvp``) function whose primal and derivative call f and
+  the implementation through ``jax.pure_callback``, for check_grads (order 1, modes
+  ``["rev"]`` or ``["fwd"]``: directional checks).
 
 A peer's verdict is "pass", "fail" (its own error: gradcheck's GradcheckError,
 check_grads' AssertionError) or "error" (anything else it raised: a wrong shape, a
@@ -36,12 +43,15 @@ from harness.target import load, parse_target
 
 @dataclass
 class Pair:
-    """An implementation as f(*arrays) -> output and vjp(arrays, cotangent) -> grads."""
+    """An implementation as f(*arrays) -> output (an array, or a tuple of them) and its
+    derivative: vjp(arrays, cotangent) -> grads, or (forward mode) jvp(arrays, tangents) ->
+    J·u, the other None."""
 
     f: Callable[..., Any]
-    vjp: Callable[[tuple, Any], tuple]
+    vjp: Callable[[tuple, Any], tuple] | None
     primals: tuple[np.ndarray, ...]
     names: tuple[str, ...]
+    jvp: Callable[[tuple, tuple], Any] | None = None
 
 
 @dataclass
@@ -92,9 +102,11 @@ def stage_pair(obj: Any, dtype: str, seed: int = 0) -> Pair:
     return Pair(f, vjp, tuple(arrays[i] for i in moving), tuple(names[i] for i in moving))
 
 
-def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
-    """A model plug-in on ``case``: f = the case's loss (``reference.manual``'s forward),
-    the VJP ct times the plug-in's gradients."""
+def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0, mode: str = "rev") -> Pair:
+    """A model plug-in on ``case``, its function for ``mode``: f = the case's loss
+    (``reference.manual``'s forward) and the VJP ct times the plug-in's gradients (rev), or
+    its JVP J_L·u (fwd); f = the case's gradient (``reference.manual``'s backward) and the
+    VJP the plug-in's H·ct (hvp: the Hessian is the Jacobian of the gradient, symmetric)."""
     from harness.backends.manual import runner_for
     from harness.validation.worker import wants_case
 
@@ -103,18 +115,38 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
     forward = runner_for(case)
 
     def as_params(xs):
-        return {k: np.asarray(x) for k, x in zip(names, xs, strict=True)}
+        return {k: np.array(x) for k, x in zip(names, xs, strict=True)}  # jax's are read-only
 
-    def f(*xs):
+    def call(xs, *direction):
+        args = (as_params(xs), dict(inputs), *direction)
+        return fn(*args, case) if wants_case(fn, 3 + len(direction)) else fn(*args)
+
+    def loss(*xs):
         return np.asarray(forward(case, as_params(xs), inputs)[0], dtype=dtype)
 
+    def gradient(*xs):
+        grads = forward(case, as_params(xs), inputs)[1]
+        return tuple(np.asarray(grads[k], dtype=dtype) for k in names)
+
     def vjp(xs, ct):
-        p = as_params(xs)
-        out = fn(p, dict(inputs), case) if wants_case(fn) else fn(p, dict(inputs))
+        out = call(xs)
         grads = out["grads"] if isinstance(out.get("grads"), dict) else out
         return tuple(np.asarray(ct) * np.asarray(grads[k]) for k in names)
 
-    return Pair(f, vjp, tuple(params[k] for k in names), names)
+    def jvp(xs, us):
+        out = call(xs, dict(zip(names, (np.array(u) for u in us), strict=True)))
+        return np.asarray(out["loss"] if isinstance(out, dict) else out, dtype=dtype)
+
+    def hvp(xs, cts):
+        out = call(xs, dict(zip(names, (np.array(c) for c in cts), strict=True)))
+        return tuple(np.asarray(out[k]) for k in names)
+
+    primals = tuple(params[k] for k in names)
+    if mode == "fwd":
+        return Pair(loss, None, primals, names, jvp=jvp)
+    if mode == "hvp":
+        return Pair(gradient, hvp, primals, names)
+    return Pair(loss, vjp, primals, names)
 
 
 def engine_pair(engine: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
@@ -139,10 +171,11 @@ def engine_pair(engine: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
     return Pair(f, vjp, tuple(params[k] for k in names), names)
 
 
-def pair_of(target: str, form: str, cases: list | None, dtype: str) -> Pair:
-    """The Pair of a zoo entry (or any TARGET): a stage, a model or an engine on its first
-    case, or a torch Function or jax custom VJP as the custom stage ``gradparity validate``
-    makes of it (so that every peer gets the one adapter, its own framework's form too)."""
+def pair_of(target: str, form: str, cases: list | None, dtype: str, mode: str = "rev") -> Pair:
+    """The Pair of a zoo entry (or any TARGET): a stage, a model (its function for
+    ``mode``) or an engine on its first case, or a torch Function or jax custom VJP as the
+    custom stage ``gradparity validate`` makes of it (so that every peer gets the one
+    adapter, its own framework's form too)."""
     obj = load(parse_target(target))
     if form in ("torch-function", "jax-custom-vjp"):  # a custom stage of the framework's
         from harness.validation.frameworks import adapt
@@ -153,8 +186,15 @@ def pair_of(target: str, form: str, cases: list | None, dtype: str) -> Pair:
     if form in ("model", "engine"):
         if not cases:
             raise ValueError(f"a {form} needs a case")
-        make = model_pair if form == "model" else engine_pair
-        return make(obj() if isinstance(obj, type) else obj, cases[0], dtype)
+        obj = obj() if isinstance(obj, type) else obj
+        if form == "engine":
+            return engine_pair(obj, cases[0], dtype)
+        from harness.validation.worker import model_function
+
+        fn, why = model_function(obj, mode, (mode,))
+        if fn is None:
+            raise ValueError(why)
+        return model_pair(fn, cases[0], dtype, mode=mode)
     raise ValueError(f"the peers take stages, models and custom VJPs, not the {form} form")
 
 
@@ -170,8 +210,18 @@ def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> V
     return Verdict(checker, verdict, message, time.perf_counter() - start)
 
 
+def _tensors(out: Any) -> Any:
+    import torch
+
+    if isinstance(out, tuple | list):
+        return tuple(torch.as_tensor(np.asarray(o)) for o in out)
+    return torch.as_tensor(np.asarray(out))
+
+
 def gradcheck(pair: Pair, fast_mode: bool = False) -> Verdict:
-    """``torch.autograd.gradcheck`` with its default tolerances on the Pair as a Function."""
+    """``torch.autograd.gradcheck`` with its default tolerances on the Pair as a Function:
+    its backward the Pair's VJP, or (forward mode) its ``jvp`` the Pair's JVP, checked with
+    ``check_forward_ad=True, check_backward_ad=False``."""
     import torch
     from torch.autograd.gradcheck import GradcheckError
 
@@ -179,27 +229,35 @@ def gradcheck(pair: Pair, fast_mode: bool = False) -> Verdict:
         @staticmethod
         def forward(ctx, *xs):
             ctx.arrays = tuple(x.detach().numpy() for x in xs)
-            return torch.as_tensor(np.asarray(pair.f(*ctx.arrays)))
+            return _tensors(pair.f(*ctx.arrays))
 
         @staticmethod
-        def backward(ctx, ct):
-            grads = pair.vjp(ctx.arrays, ct.detach().numpy())  # None: no gradient (zero)
+        def backward(ctx, *cts):
+            ct = tuple(c.detach().numpy() for c in cts)
+            grads = pair.vjp(ctx.arrays, ct if len(ct) > 1 else ct[0])  # None: zero
             return tuple(None if g is None else torch.as_tensor(np.asarray(g)) for g in grads)
+
+        @staticmethod
+        def jvp(ctx, *us):
+            return _tensors(pair.jvp(ctx.arrays, tuple(u.detach().numpy() for u in us)))
 
     xs = tuple(torch.tensor(a, requires_grad=True) for a in pair.primals)
     name = "gradcheck (fast_mode)" if fast_mode else "gradcheck"
+    forward = {} if pair.jvp is None else {
+        "check_forward_ad": True, "check_backward_ad": False, "check_undefined_grad": False}  # fmt: skip
 
     def run():
         with warnings.catch_warnings():  # float32: "not a double precision" per input
             warnings.simplefilter("ignore", UserWarning)
-            torch.autograd.gradcheck(Wrapped.apply, xs, fast_mode=fast_mode)
+            torch.autograd.gradcheck(Wrapped.apply, xs, fast_mode=fast_mode, **forward)
 
     return _timed(name, run, (GradcheckError,))
 
 
 def check_grads(pair: Pair) -> Verdict:
-    """``jax.test_util.check_grads(order=1, modes=["rev"])`` with its default tolerances on
-    the Pair as a ``jax.custom_vjp`` function (float64 switched on inside the call)."""
+    """``jax.test_util.check_grads(order=1)`` with its default tolerances on the Pair as a
+    ``jax.custom_vjp`` function, ``modes=["rev"]`` (or, forward mode, as a ``jax.custom_jvp``
+    one, ``modes=["fwd"]``); float64 switched on inside the call only."""
     import jax
     from jax.test_util import check_grads as peer
 
@@ -211,33 +269,53 @@ def check_grads(pair: Pair) -> Verdict:
         finally:
             quiet.setLevel(level)
 
+    def shapes(out):
+        if isinstance(out, tuple | list):
+            return tuple(jax.ShapeDtypeStruct(np.shape(o), np.asarray(o).dtype) for o in out)
+        return jax.ShapeDtypeStruct(np.shape(out), np.asarray(out).dtype)
+
+    def cast(values, like):  # what the callback returns, in the dtypes it declared
+        if isinstance(like, tuple):
+            return tuple(
+                np.zeros(s.shape, s.dtype) if v is None else np.asarray(v, s.dtype)  # None: zero
+                for v, s in zip(values, like, strict=True)
+            )
+        return np.asarray(values, like.dtype)
+
     def checked():
         with jax.enable_x64(True):
             primals = tuple(jax.numpy.asarray(a) for a in pair.primals)
-            out = np.asarray(pair.f(*pair.primals))
-            out_shape = jax.ShapeDtypeStruct(out.shape, out.dtype)
-            in_shapes = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in pair.primals)
+            out_shape = shapes(pair.f(*pair.primals))
+            in_shapes = shapes(pair.primals)
 
-            @jax.custom_vjp
-            def f(*xs):
-                return jax.pure_callback(
-                    lambda *a: np.asarray(pair.f(*a), out.dtype), out_shape, *xs
-                )
+            def primal(*xs):
+                return jax.pure_callback(lambda *a: cast(pair.f(*a), out_shape), out_shape, *xs)
 
-            def fwd(*xs):
-                return f(*xs), xs
+            if pair.jvp is not None:
+                f = jax.custom_jvp(primal)
+
+                @f.defjvp
+                def _(xs, us):
+                    n = len(xs)
+                    tangent = jax.pure_callback(
+                        lambda *a: cast(pair.jvp(a[:n], a[n:]), out_shape), out_shape, *xs, *us
+                    )
+                    return primal(*xs), tangent
+
+                peer(f, primals, order=1, modes=["fwd"])
+                return
+            f = jax.custom_vjp(primal)
 
             def bwd(xs, ct):
                 def grads(*a):
-                    got = pair.vjp(a[:-1], a[-1])  # None: no gradient (zero), as jax takes it
-                    return tuple(
-                        np.zeros(s.shape, s.dtype) if g is None else np.asarray(g, s.dtype)
-                        for g, s in zip(got, in_shapes, strict=True)
-                    )
+                    n = len(xs)
+                    ct = a[n:] if isinstance(out_shape, tuple) else a[n]
+                    return cast(pair.vjp(a[:n], ct), in_shapes)
 
-                return jax.pure_callback(grads, in_shapes, *xs, ct)
+                cts = ct if isinstance(ct, tuple) else (ct,)
+                return jax.pure_callback(grads, in_shapes, *xs, *cts)
 
-            f.defvjp(fwd, bwd)
+            f.defvjp(lambda *xs: (f(*xs), xs), bwd)
             peer(f, primals, order=1, modes=["rev"])
 
     return _timed("check_grads", run, (AssertionError,))
@@ -256,9 +334,6 @@ CANNOT: dict[str, str] = {}  # form -> why the peers cannot take it (none left)
 
 def why_not(entry: Any) -> str:
     """Why the peers cannot take a zoo entry ("" where they can)."""
-    if entry.modes != ("rev",):
-        return ("a forward-mode or second-order implementation: gradcheck's check_forward_ad "
-                "and check_grads' modes=['fwd'] are not in this table yet")  # fmt: skip
     return CANNOT.get(entry.form, "")
 
 
@@ -305,7 +380,8 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
                               "seconds": math.nan, "message": reason} for c in CHECKERS[1:]]  # fmt: skip
                     continue
                 cases = entry.make_cases()
-                pairs = [pair_of(entry.target, entry.form, [c], dtype) for c in cases] or [
+                mode = entry.modes[0]
+                pairs = [pair_of(entry.target, entry.form, [c], dtype, mode) for c in cases] or [
                     pair_of(entry.target, entry.form, None, dtype)]  # fmt: skip
                 for run in (gradcheck, lambda p: gradcheck(p, fast_mode=True), check_grads):
                     peer = worst([run(p) for p in pairs])  # over every case, as validate runs
@@ -351,9 +427,10 @@ def points(message: str, unroll_message: str) -> dict[str, str]:
     return {"tensor": tensor, "element": element, "step": step}
 
 
-def render(table: Any, machine: dict[str, Any], command: str) -> str:
+def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -> str:
     """peers.md: the summary, the verdicts per implementation, one message per checker,
-    what the peers could not take, from ``table`` alone."""
+    what the peers could not take (from ``table``), and each checker's wall time on the
+    large MLP (from ``big``, the ``big_model`` table, where it was measured)."""
     from harness.escaping import lit
 
     marks = {("broken", True): "✓ caught", ("broken", False): "✗ missed",
@@ -365,7 +442,13 @@ def render(table: Any, machine: dict[str, Any], command: str) -> str:
            "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
            "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
            "peers get one adapter for all (`harness.validation.peers`): the implementation's "
-           "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`.",
+           "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
+           "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
+           "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
+           "`jax.custom_jvp` with `check_grads(modes=['fwd'])`. An H·v implementation is "
+           "the VJP of the gradient map θ ↦ ∇L(θ), whose Jacobian is the (symmetric) Hessian: "
+           "the peers check it against finite differences of the gradient. The peers see "
+           "the loss (or the gradient) only; a tap is gradparity's.",
            "", "## Summary", "",
            "| checker | dtype | broken caught | false alarms | median s | total s |",
            "|---|---|---|---|---|---|"]  # fmt: skip
@@ -408,15 +491,132 @@ def render(table: Any, machine: dict[str, Any], command: str) -> str:
     cannot = table[table["verdict"] == "cannot take"].drop_duplicates(["implementation"])
     for reason, g in cannot.groupby("message", sort=False):
         out.append(f"- {', '.join(lit(n) for n in g['implementation'])}: {lit(reason)}")
-    out += ["", "## Not measured yet", "",
-            "The wall time of each checker on the ~1M-parameter MLP of the cost-of-checking "
-            "section of `bench.md`: not measured in this table yet (`bench.md` extrapolates "
-            "per-element gradcheck there).", ""]  # fmt: skip
+    out += big_section(big)
     return "\n".join(out)
 
 
-def write(out: Any, table: Any, machine: dict[str, Any], command: str) -> list[Any]:
-    """peers.csv and peers.md under ``out``."""
+# --- each checker on the ~1M-parameter MLP, in a process of its own, within a limit -------
+
+BIG = "MLP backprop"  # the correct zoo entry timed on the large MLP
+BIG_COLUMNS = ["implementation", "case", "parameters", "dtype", "checker", "verdict",
+               "seconds", "finished", "forward_calls", "message"]  # fmt: skip
+
+
+def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: Any) -> None:
+    """In a fresh process: one checker on the zoo entry ``BIG`` on an MLP of ``options``;
+    ``calls`` counts its forward evaluations (f), ``answer`` gets the Verdict."""
+    from harness.cases import CATALOG
+    from harness.validation.validator import validate
+    from harness.validation.zoo.selftest import SELFTEST_REFERENCES, entries
+
+    case = CATALOG["mlp"](**options)
+    entry = next(e for e in entries([BIG]) if e.name == BIG)
+    answer.put("started")
+    if checker == CHECKERS[0]:
+        start = time.perf_counter()
+        v = validate(entry.target, form=entry.form, cases=[case], dtype="float64",
+                     references=SELFTEST_REFERENCES, timeout=limit_s)  # fmt: skip
+        seconds = time.perf_counter() - start
+        verdict = Verdict(checker, "pass" if v.ok else "fail", _message(v), seconds)
+    else:
+        pair = pair_of(entry.target, entry.form, [case], "float64")
+        f = pair.f
+
+        def counted(*xs):
+            with calls.get_lock():
+                calls.value += 1
+            return f(*xs)
+
+        pair.f = counted
+        run = {CHECKERS[1]: gradcheck, CHECKERS[2]: lambda p: gradcheck(p, fast_mode=True),
+               CHECKERS[3]: check_grads}[checker]  # fmt: skip
+        verdict = run(pair)
+    answer.put((verdict.verdict, verdict.message, verdict.seconds))
+
+
+def big_model(options: dict | None = None, limit_s: float = 600.0,
+              progress: Callable[[str, str], None] | None = None) -> Any:  # fmt: skip
+    """One row per checker: its wall time on the zoo's correct ``BIG`` model on the MLP of
+    ``options`` (default ``MILLION``, about 1M parameters) in float64, each checker in a
+    fresh process of its own (spawned: no thread pool or compiled cache shared), stopped
+    after ``limit_s`` seconds — then the row says it did not finish, and how many forward
+    evaluations it had made by then. The seconds are the checker's own (its process's
+    start is not counted)."""
+    import multiprocessing as mp
+
+    import pandas as pd
+
+    from harness.cases import CATALOG
+    from harness.cases.networks import MILLION
+
+    options = dict(MILLION if options is None else options)
+    case = CATALOG["mlp"](**options)
+    params, _ = case.build(0)
+    n = int(sum(v.size for v in params.values()))
+    ctx = mp.get_context("spawn")
+    rows = []
+    for checker in CHECKERS:
+        if progress:
+            progress(f"{checker} on {case.label}", "float64")
+        calls, answer = ctx.Value("q", 0), ctx.Queue()
+        child = ctx.Process(target=_big_child, args=(checker, options, limit_s, calls, answer))
+        child.start()
+        try:
+            answer.get(timeout=120)  # its imports and the case's arrays: not counted
+            start = time.perf_counter()
+            verdict, message, seconds = answer.get(timeout=limit_s)
+            finished = True
+        except Exception:  # noqa: BLE001 - queue.Empty: it ran past the limit (or died)
+            finished, seconds = False, time.perf_counter() - start
+            verdict = "did not finish" if child.is_alive() else "error"
+            message = (f"stopped after {limit_s:.0f} s, {calls.value:,} forward evaluations "
+                       "made" if child.is_alive() else f"its process died (exit {child.exitcode})")  # fmt: skip
+        finally:
+            if child.is_alive():
+                child.kill()
+            child.join()
+        rows.append({"implementation": BIG, "case": case.label, "parameters": n,
+                     "dtype": "float64", "checker": checker, "verdict": verdict,
+                     "seconds": seconds, "finished": finished,
+                     "forward_calls": calls.value if checker != CHECKERS[0] else math.nan,
+                     "message": message})  # fmt: skip
+    return pd.DataFrame(rows, columns=BIG_COLUMNS)
+
+
+def big_section(big: Any) -> list[str]:
+    """The Markdown lines of each checker's wall time on the large MLP."""
+    from harness.escaping import lit
+
+    out = ["", "## What each costs on the ~1M-parameter MLP", ""]
+    if big is None or big.empty:
+        return [*out, "Not measured in this run (`gradparity bench --peers --peer-limit 0`).", ""]
+    first = big.iloc[0]
+    out += [f"The correct zoo entry {lit(first['implementation'])} on {lit(first['case'])} "
+            f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
+            "section of `bench.md`), float64, each checker in a fresh process of its own, "
+            "its own wall time measured (the process's start is not counted) and stopped "
+            "where it runs past the limit.", "",
+            "| checker | verdict | wall time | forward evaluations | note |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for _, r in big.iterrows():
+        calls = "–" if math.isnan(r["forward_calls"]) else f"{int(r['forward_calls']):,}"
+        time_ = f"{r['seconds']:.2f} s" if r["finished"] else f"> {r['seconds']:.0f} s"
+        out.append(f"| {r['checker']} | {r['verdict']} | {time_} | {calls} | "
+                   f"{lit(r['message'].splitlines()[0] if r['message'] else '')} |")  # fmt: skip
+    late = big[~big["finished"]]
+    for _, r in late.iterrows():
+        done = r["forward_calls"]
+        needed = 2 * int(first["parameters"])  # a central difference per element: 2 forwards
+        out += ["", f"{r['checker']} did not finish within {r['seconds']:.0f} s: it had made "
+                f"{int(done):,} forward evaluations of the {needed:,} its per-element "
+                "Jacobian needs (two per parameter), so it was about "
+                f"{100 * done / needed:.1f}% of the way."]  # fmt: skip
+    return [*out, ""]
+
+
+def write(out: Any, table: Any, machine: dict[str, Any], command: str,
+          big: Any = None) -> list[Any]:  # fmt: skip
+    """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``."""
     from pathlib import Path
 
     from harness.escaping import csv_table
@@ -426,5 +626,11 @@ def write(out: Any, table: Any, machine: dict[str, Any], command: str) -> list[A
     csv_table(table.round({"seconds": 4})).to_csv(
         out / "peers.csv", index=False, lineterminator="\n"
     )
-    (out / "peers.md").write_text(render(table, machine, command), encoding="utf-8")
-    return [out / "peers.csv", out / "peers.md"]
+    written = [out / "peers.csv"]
+    if big is not None and not big.empty:
+        csv_table(big.round({"seconds": 4})).to_csv(
+            out / "peers_1m.csv", index=False, lineterminator="\n"
+        )
+        written.append(out / "peers_1m.csv")
+    (out / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
+    return [*written, out / "peers.md"]
