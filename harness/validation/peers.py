@@ -264,9 +264,14 @@ def check_grads(pair: Pair) -> Verdict:
     def run():
         quiet = logging.getLogger("jax._src.callback")  # it logs what it then raises
         level, quiet.level = quiet.level, logging.CRITICAL
+        # float64 for every thread while the check runs (the callbacks run on XLA's
+        # threads, where the thread-local ``jax.enable_x64`` does not reach), then as it was
+        x64 = jax.config.jax_enable_x64
+        jax.config.update("jax_enable_x64", True)
         try:
             checked()
         finally:
+            jax.config.update("jax_enable_x64", x64)
             quiet.setLevel(level)
 
     def shapes(out):
@@ -283,40 +288,40 @@ def check_grads(pair: Pair) -> Verdict:
         return np.asarray(values, like.dtype)
 
     def checked():
-        with jax.enable_x64(True):
-            primals = tuple(jax.numpy.asarray(a) for a in pair.primals)
-            out_shape = shapes(pair.f(*pair.primals))
-            in_shapes = shapes(pair.primals)
+        primals = tuple(jax.numpy.asarray(a) for a in pair.primals)
+        out_shape = shapes(pair.f(*pair.primals))
+        in_shapes = shapes(pair.primals)
 
-            def primal(*xs):
-                return jax.pure_callback(lambda *a: cast(pair.f(*a), out_shape), out_shape, *xs)
+        def primal(*xs):
+            return jax.pure_callback(lambda *a: cast(pair.f(*a), out_shape), out_shape, *xs)
 
-            if pair.jvp is not None:
-                f = jax.custom_jvp(primal)
+        if pair.jvp is not None:
+            f = jax.custom_jvp(primal)
 
-                @f.defjvp
-                def _(xs, us):
-                    n = len(xs)
-                    tangent = jax.pure_callback(
-                        lambda *a: cast(pair.jvp(a[:n], a[n:]), out_shape), out_shape, *xs, *us
-                    )
-                    return primal(*xs), tangent
+            @f.defjvp
+            def _(xs, us):
+                n = len(xs)
+                tangent = jax.pure_callback(
+                    lambda *a: cast(pair.jvp(a[:n], a[n:]), out_shape), out_shape, *xs, *us
+                )
+                return primal(*xs), tangent
 
-                peer(f, primals, order=1, modes=["fwd"])
-                return
-            f = jax.custom_vjp(primal)
+            peer(f, primals, order=1, modes=["fwd"])
+            return
+        f = jax.custom_vjp(primal)
 
-            def bwd(xs, ct):
-                def grads(*a):
-                    n = len(xs)
-                    ct = a[n:] if isinstance(out_shape, tuple) else a[n]
-                    return cast(pair.vjp(a[:n], ct), in_shapes)
+        def bwd(xs, ct):
+            def grads(*a):
+                a = tuple(np.array(x) for x in a)  # jax hands read-only arrays
+                n = len(xs)
+                ct = a[n:] if isinstance(out_shape, tuple) else a[n]
+                return cast(pair.vjp(a[:n], ct), in_shapes)
 
-                cts = ct if isinstance(ct, tuple) else (ct,)
-                return jax.pure_callback(grads, in_shapes, *xs, *cts)
+            cts = ct if isinstance(ct, tuple) else (ct,)
+            return jax.pure_callback(grads, in_shapes, *xs, *cts)
 
-            f.defvjp(lambda *xs: (f(*xs), xs), bwd)
-            peer(f, primals, order=1, modes=["rev"])
+        f.defvjp(lambda *xs: (f(*xs), xs), bwd)
+        peer(f, primals, order=1, modes=["rev"])
 
     return _timed("check_grads", run, (AssertionError,))
 
@@ -509,6 +514,10 @@ def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: 
     from harness.validation.validator import validate
     from harness.validation.zoo.selftest import SELFTEST_REFERENCES, entries
 
+    import os
+
+    if hasattr(os, "sched_setaffinity"):  # every CPU in its affinity: see ``big_model``
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
     case = CATALOG["mlp"](**options)
     entry = next(e for e in entries([BIG]) if e.name == BIG)
     answer.put("started")
@@ -541,7 +550,9 @@ def big_model(options: dict | None = None, limit_s: float = 600.0,
     fresh process of its own (spawned: no thread pool or compiled cache shared), stopped
     after ``limit_s`` seconds — then the row says it did not finish, and how many forward
     evaluations it had made by then. The seconds are the checker's own (its process's
-    start is not counted)."""
+    start is not counted). Each process may use every CPU, its thread counts held by the
+    environment (``gradparity bench --threads``): pinned to one CPU, jax's
+    ``pure_callback`` stalls on arrays this size (jax 0.10.2: 4 evaluations in 30 s)."""
     import multiprocessing as mp
 
     import pandas as pd
@@ -595,7 +606,8 @@ def big_section(big: Any) -> list[str]:
             f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
             "section of `bench.md`), float64, each checker in a fresh process of its own, "
             "its own wall time measured (the process's start is not counted) and stopped "
-            "where it runs past the limit.", "",
+            "where it runs past the limit. Thread counts as above; the processes may use "
+            "every CPU (pinned to one, jax's `pure_callback` stalls on arrays this size).", "",
             "| checker | verdict | wall time | forward evaluations | note |",
             "|---|---|---|---|---|"]  # fmt: skip
     for _, r in big.iterrows():
