@@ -19,7 +19,7 @@ class Progress:
     ``total`` may be None (a count without an end: the bench's steps)."""
 
     def __init__(self, total: int | None, what: str, quiet: bool = False,
-                 stream: TextIO | None = None) -> None:  # fmt: skip
+                 stream: TextIO | None = None, unit: str = "run") -> None:  # fmt: skip
         stream = stream or sys.stderr
         self.shown = not quiet and bool(getattr(stream, "isatty", lambda: False)())
         self.bar = (
@@ -29,7 +29,7 @@ class Progress:
                 file=stream,
                 leave=False,
                 dynamic_ncols=True,
-                unit="run",
+                unit=unit,
                 smoothing=0.1,
             )  # fmt: skip
             if self.shown

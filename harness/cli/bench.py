@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peers", action="store_true",
                    help="instead: the bug zoo through gradparity validate, torch's gradcheck "
                    "and jax's check_grads, float64 and float32; writes peers.csv and peers.md")  # fmt: skip
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: a 60-point Elman sweep (sigma × T × 3 seeds) one by one, on "
+                   "--jobs local processes and on a Dask LocalCluster; writes sweep_bench.csv "
+                   "and sweep_bench.md")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="with --sweep: processes and Dask workers (default 2)")  # fmt: skip
     p.add_argument("--peer-limit", type=float, default=600.0, metavar="SECONDS",
                    help="with --peers: how long each checker may run on the ~1M-parameter "
                    "MLP before it is stopped (default 600; 0 skips that measurement)")  # fmt: skip
@@ -108,6 +114,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.peers and (args.quick or args.case or args.set or args.device != "cpu"):
         raise UsageError("--peers runs the bug zoo on the CPU: it takes no --quick, --case, "
                          "--set or --device (only --out, --threads and --quiet)")  # fmt: skip
+    if args.sweep and (args.peers or args.quick or args.case or args.set
+                       or args.device != "cpu"):  # fmt: skip
+        raise UsageError("--sweep runs its own grid on the CPU: it takes no --peers, --quick, "
+                         "--case, --set or --device (only --out, --jobs, --threads, --quiet)")  # fmt: skip
+    if args.jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {args.jobs}")
     if args.peer_limit != 600.0 and not args.peers:
         raise UsageError("--peer-limit belongs to --peers")
     if not args.peer_limit >= 0:
@@ -130,11 +142,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else []),
+                 *(["--sweep", "--jobs", str(args.jobs)] if args.sweep else []),
                  *(["--peers", "--peer-limit", str(args.peer_limit)] if args.peers else [])]  # fmt: skip
         return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
                                env=env)  # fmt: skip
-    pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
     from harness.progress import Progress
+
+    if args.sweep:  # its processes share the CPUs: no pinning, one thread each
+        return bench_sweep(args)
+    pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
 
     if args.peers:
         from harness.report.files import machine
@@ -164,4 +180,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick,
                   command=command)  # fmt: skip
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
+    return 0
+
+
+def bench_sweep(args: argparse.Namespace) -> int:
+    """``gradparity bench --sweep``: ``harness.sweep.bench_executors`` on the issue's grid."""
+    from harness import sweep as S
+    from harness.backends import DEFAULT_BACKENDS
+    from harness.escaping import csv_table
+    from harness.progress import Progress
+    from harness.report.files import machine
+
+    fixed, swept = S.parse_grid(S.BENCH_GRID)
+    points = S.grid(swept, S.parse_seeds(S.BENCH_SEEDS) or [0])
+    job = S.Job(("elman",), tuple(fixed.items()), tuple(DEFAULT_BACKENDS))
+    with Progress(3 * len(points), "sweep bench", args.quiet) as bar:
+        rows = S.bench_executors(job, points, list(swept), args.jobs, bar)
+    out = Path(args.out)
+    csv_table(rows.round({"wall_s": 2, "points_s": 2})).to_csv(
+        out / "sweep_bench.csv", index=False, lineterminator="\n"
+    )
+    what = (f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
+            f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}")  # fmt: skip
+    command = "gradparity bench --sweep" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
+    text = S.bench_markdown(rows, {**machine(), "threads": args.threads}, command, what)
+    (out / "sweep_bench.md").write_text(text, encoding="utf-8")
+    print(f"wrote {out / 'sweep_bench.csv'} and {out / 'sweep_bench.md'}")
     return 0

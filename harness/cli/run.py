@@ -5,6 +5,7 @@ in that order and does nothing else."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY
 
@@ -20,11 +21,56 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline", default="torch", help="backend the others are compared against")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a case option, e.g. T=1000")
+    add_set(p)
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="spread the cases over N processes (default 1)")  # fmt: skip
+                   help="spread the cases over N processes (default 1); in a sweep, the "
+                   "points over N workers")  # fmt: skip
     add_noise(p)
     add_modes(p)
+    add_sweep(p)
+
+
+def add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a case option, e.g. T=1000; several values (sigma=0.5,0.9) or an "
+                   "integer range (T=10-50:20, both ends) sweep it: every combination is "
+                   "a point")  # fmt: skip
+
+
+def add_sweep(p: argparse.ArgumentParser) -> None:
+    """--seeds, --executor, --scheduler: a grid of points (``harness.sweep``)."""
+    p.add_argument("--seeds", metavar="SEEDS",
+                   help="sweep the seed: 0-9, 0,3,7 or 0-2,10 (instead of --seed)")  # fmt: skip
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="where a sweep's points run: local (this process, or --jobs N "
+                   "processes) or dask (a LocalCluster of --jobs workers, or --scheduler)")  # fmt: skip
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="with --executor dask: an existing Dask cluster's scheduler")  # fmt: skip
+
+
+def sweep_plan(args: argparse.Namespace, seed_default: int) -> tuple | None:
+    """(fixed options, swept options, points) when the options make a sweep (a swept
+    --set, --seeds or --executor dask), else None — checked before any work."""
+    from harness.selection import UsageError
+    from harness.sweep import grid, parse_grid, parse_seeds
+
+    fixed, swept = parse_grid(args.set)
+    seeds = parse_seeds(args.seeds)
+    if seeds is not None and args.seed != seed_default:
+        raise UsageError("give --seed or --seeds, not both")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler names a Dask cluster: it needs --executor dask")
+    if not swept and seeds is None and args.executor == "local":
+        return None
+    return fixed, swept, grid(swept, seeds if seeds is not None else [args.seed])
+
+
+def check_points(patterns, fixed: dict, swept: dict, points: list) -> None:
+    """Every point's cases built here first, so that a bad value is exit 2 before work."""
+    from harness.selection import build_cases
+
+    for p in points if swept else points[:1]:
+        build_cases(patterns, {**fixed, **dict(p.options)})
 
 
 def mode_list(text: str) -> str:
@@ -71,7 +117,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="write the agreement report: Markdown, HTML, CSV, plots")
     add_selection(p)
-    p.add_argument("--out", default="reports", metavar="DIR", help="folder to write into (default: reports/)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR",
+                   help="folder to write into (default: reports/; a sweep: reports/sweep/)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_report)
 
@@ -84,6 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, check_jobs, output_file, parse_sets
 
     jobs = check_jobs(args.jobs)
+    plan = sweep_plan(args, 0)
+    if plan is not None:
+        return run_sweep(args, plan, "run")
     cases = build_cases(args.case, parse_sets(args.set))
     if args.csv:
         output_file(args.csv, "--csv")
@@ -111,8 +161,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, check_jobs, output_folder, parse_sets
 
     check_jobs(args.jobs)
+    plan = sweep_plan(args, 0)
+    if plan is not None:
+        return run_sweep(args, plan, "report")
     cases = build_cases(args.case, parse_sets(args.set))
-    out = output_folder(args.out)
+    out = output_folder(args.out or "reports")
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
@@ -124,3 +177,90 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(verdict_line(comparison, len(cases), args.dtype))
     print(f"wrote {report.out / 'report.md'}, {report.out / 'report.html'} and the CSVs")
     return report.exit_code
+
+
+def run_sweep(
+    args: argparse.Namespace, plan: tuple, command: str, validate: dict | None = None
+) -> int:
+    """A sweep for run, report or validate: every point through ``harness.sweep`` on the
+    chosen executor, then the points' verdicts printed (run, validate) and their labelled
+    tables written (report; run --csv; validate --out)."""
+    import time
+
+    from harness import sweep as S
+    from harness.escaping import csv_table
+    from harness.modes import parse_modes
+    from harness.progress import Progress
+    from harness.selection import output_file, output_folder
+
+    fixed, swept, points = plan
+    check_points(args.case, fixed, swept, points)
+    keys = list(swept)
+    out = getattr(args, "out", None)
+    if command == "report":
+        out = output_folder(out or os.path.join("reports", "sweep"))
+    elif command == "validate" and out:
+        out = output_folder(out)
+    if getattr(args, "csv", None):
+        output_file(args.csv, "--csv")
+    backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
+    job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
+                args.dtype, getattr(args, "baseline", None) or "torch", args.noise,
+                tuple(parse_modes(args.mode)), validate)  # fmt: skip
+    start = time.perf_counter()
+    quiet = getattr(args, "quiet", False)
+    with Progress(len(points), f"sweep ({args.executor})", quiet, unit="point") as bar:
+        outcomes = S.sweep(job, points, args.executor, args.jobs, args.scheduler, bar)
+    wall = time.perf_counter() - start
+    tables = S.tables(outcomes, keys)
+    lines = S.summary_lines(outcomes, keys)
+    if command != "report":
+        shown = (
+            tables["points"]
+            .drop(columns=["point", "exit_code"])
+            .assign(seconds=tables["points"]["seconds"].round(2))
+        )
+        print(shown.to_string(index=False))
+        print()
+    for line in lines:
+        print(line)
+    if command == "report":
+        from harness.report.sweep import write_sweep_report
+
+        argv = " ".join(_argv_of(args))
+        facts = {"command": f"gradparity report {argv}".strip(), "executor": args.executor
+                 + (f" ({args.scheduler})" if args.scheduler else f", {args.jobs} job(s)"),
+                 "wall_s": wall, "points_s": float(tables["points"]["seconds"].sum()),
+                 "baseline": job.baseline, "dtype": args.dtype, "points": len(points),
+                 "failed": int((tables["points"]["status"] != "ok").sum())}  # fmt: skip
+        write_sweep_report(out, tables, keys, facts)
+        print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
+    elif out is not None and command == "validate":
+        for name, table in tables.items():
+            csv_table(table).to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+        print(f"wrote the labelled tables into {out}")
+    if getattr(args, "csv", None) and "agreement" in tables:
+        csv_table(tables["agreement"]).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 1 if any(o.status != "ok" for o in outcomes) else 0
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    """The sweep's own options, as the user gave them (for the report's command line)."""
+    out = [a for c in args.case or [] for a in ("--case", c)]
+    out += [a for kv in args.set or [] for a in ("--set", kv)]
+    out += [a for b in args.backend or [] for a in ("--backend", b)]
+    out += [a for m in args.mode or [] for a in ("--mode", m)]
+    if args.dtype != "float64":
+        out += ["--dtype", args.dtype]
+    if args.baseline != "torch":
+        out += ["--baseline", args.baseline]
+    if args.noise is not None:
+        out += ["--noise", str(args.noise)]
+    if args.seeds:
+        out += ["--seeds", args.seeds]
+    if args.executor != "local":
+        out += ["--executor", args.executor]
+    if args.jobs != 1:
+        out += ["--jobs", str(args.jobs)]
+    return out

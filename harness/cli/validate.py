@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.run import add_modes, add_noise
+from harness.cli.run import add_modes, add_noise, add_set, add_sweep, run_sweep, sweep_plan
 
 GiB = 1024**3
 
@@ -42,7 +42,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="case name, glob, family or substring; repeatable (a model needs one; "
                    "an engine defaults to the catalog)")  # fmt: skip
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a case option, e.g. T=8")
+    add_set(p)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference", action="append", metavar="NAME",
@@ -62,6 +62,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "(default 1; the same tables)")  # fmt: skip
     add_noise(p)
     add_modes(p)
+    add_sweep(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_validate)
 
@@ -87,9 +88,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     check_jobs(args.jobs)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
-    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
     if args.timeout <= 0:
         raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
+    plan = sweep_plan(args, 0)
+    if plan is not None:
+        if not args.case:
+            raise UsageError("a sweep needs --case (its points are options of a case)")
+        from harness.target import parse_target
+
+        try:
+            parse_target(args.target)
+        except BadTarget as e:
+            raise UsageError(str(e)) from None
+        opts = {"target": args.target, "form": args.form, "references": args.reference,
+                "baseline": args.baseline, "timeout": args.timeout, "memory": args.memory,
+                "isolate": not args.no_isolation}  # fmt: skip
+        return run_sweep(args, plan, "validate", opts)
+    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
     if args.out:
         output_folder(args.out)
     from harness.progress import Progress

@@ -496,6 +496,12 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
     cannot = table[table["verdict"] == "cannot take"].drop_duplicates(["implementation"])
     for reason, g in cannot.groupby("message", sort=False):
         out.append(f"- {', '.join(lit(n) for n in g['implementation'])}: {lit(reason)}")
+    if cannot.empty:
+        out.append("Every entry was taken, the forward-mode and H·v ones too. What the "
+                   "peers see is the function's output only — the loss, or the gradient for "
+                   "an H·v — so a bug that shows only in a tap (an intermediate's gradient "
+                   "or tangent, step by step) is gradparity's alone to see; in this zoo "
+                   "every such bug also moves the loss's derivative.")  # fmt: skip
     out += big_section(big)
     return "\n".join(out)
 
@@ -510,11 +516,11 @@ BIG_COLUMNS = ["implementation", "case", "parameters", "dtype", "checker", "verd
 def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: Any) -> None:
     """In a fresh process: one checker on the zoo entry ``BIG`` on an MLP of ``options``;
     ``calls`` counts its forward evaluations (f), ``answer`` gets the Verdict."""
+    import os
+
     from harness.cases import CATALOG
     from harness.validation.validator import validate
     from harness.validation.zoo.selftest import SELFTEST_REFERENCES, entries
-
-    import os
 
     if hasattr(os, "sched_setaffinity"):  # every CPU in its affinity: see ``big_model``
         os.sched_setaffinity(0, range(os.cpu_count() or 1))

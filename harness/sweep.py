@@ -1,0 +1,436 @@
+"""Sweeps: one check over a grid of case options and seeds, each point a task for an
+executor — this process, local processes, or a Dask cluster.
+
+A grid is the cartesian product of the values of each swept option (``--set KEY=V1,V2``,
+in the order the keys were given) and of the seeds (``--seeds 0-9``), the seeds varying
+fastest. Every point is checked exactly as one ``gradparity run`` (or ``validate``) of
+those options and that seed would check it, in a process of its own or not, and its tidy
+tables come back labelled: one column per swept option, and ``seed``. The points are put
+back in grid order, so the same grid and seeds give the same tables however they were
+spread (timings aside).
+
+Executors are ``concurrent.futures`` executors, the one code path for all:
+
+- ``local`` with one job: this process (``Inline``, a future per point run at submit);
+- ``local`` with N > 1 jobs: a ``ProcessPoolExecutor`` of N spawned processes;
+- ``dask``: ``Client.get_executor()`` of a ``LocalCluster`` on this machine (N worker
+  processes, one thread each, bound to 127.0.0.1) or of the cluster at ``--scheduler``.
+
+A point that raises is one failed row; a worker that dies is one failed row too (a Dask
+worker's task is retried once, then failed; a broken process pool is rebuilt and the
+points in flight are rerun one by one, so the one that kills its worker is found and
+the others finish).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import math
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.selection import UsageError
+
+EXECUTORS = ("local", "dask")
+_RANGE = re.compile(r"^(-?\d+)-(-?\d+)(?::(\d+))?$")
+
+
+# --- the grid -----------------------------------------------------------------------------
+
+
+def _values(option: str, text: str) -> list[str]:
+    """``"0.5,0.7"`` -> ["0.5", "0.7"]; an integer range ``A-B`` or ``A-B:STEP`` is
+    expanded (both ends included); an empty item is an error that names ``option``."""
+    out: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            raise UsageError(f"{option}: an empty value in {text!r} (values are comma-separated)")
+        m = _RANGE.match(item)
+        if m and not item.startswith("-"):
+            lo, hi, step = int(m[1]), int(m[2]), int(m[3] or 1)
+            if hi < lo or step < 1:
+                raise UsageError(f"{option}: the range {item!r} is empty (A-B:STEP needs A ≤ B, "
+                                 "STEP ≥ 1)")  # fmt: skip
+            out += [str(v) for v in range(lo, hi + 1, step)]
+        else:
+            out.append(item)
+    if len(set(out)) < len(out):
+        raise UsageError(f"{option}: a value given twice in {text!r}")
+    return out
+
+
+def parse_grid(pairs: Sequence[str] | None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """``--set`` pairs -> (the options with one value, the swept ones with their values).
+
+    ``T=1000`` is fixed; ``sigma=0.5,0.9`` and ``T=10-50:20`` (10, 30, 50) are swept. A
+    key given twice is an error: a grid names each option once."""
+    fixed: dict[str, str] = {}
+    swept: dict[str, list[str]] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set takes KEY=VALUE or KEY=V1,V2,… (for example --set T=100 or "
+                             f"--set sigma=0.5,0.9), not {pair!r}")  # fmt: skip
+        if key in fixed or key in swept:
+            raise UsageError(f"--set {key} is given twice; give its values once: "
+                             f"--set {key}=V1,V2,…")  # fmt: skip
+        values = _values(f"--set {key}", text.strip())
+        if len(values) == 1:
+            fixed[key] = values[0]
+        else:
+            swept[key] = values
+    return fixed, swept
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0-9`` (both ends), ``0,3,7`` or ``0-2,10`` -> the seeds; None without it."""
+    if text is None:
+        return None
+    seeds = []
+    for v in _values("--seeds", text):
+        try:
+            seeds.append(int(v))
+        except ValueError:
+            raise UsageError(f"--seeds takes whole numbers and ranges (0-9, 0,3,7), "
+                             f"not {v!r}") from None  # fmt: skip
+        if seeds[-1] < 0:
+            raise UsageError(f"--seeds: a seed is a whole number ≥ 0, not {v}")
+    return seeds
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a grid: its place in grid order, its swept options and its seed."""
+
+    index: int
+    options: tuple[tuple[str, str], ...]
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return " ".join([*(f"{k}={v}" for k, v in self.options), f"seed={self.seed}"])
+
+
+def grid(swept: dict[str, list[str]], seeds: Sequence[int]) -> list[Point]:
+    """The cartesian product of the swept values and the seeds, seeds fastest."""
+    keys = list(swept)
+    combos = itertools.product(*(swept[k] for k in keys), seeds)
+    return [Point(i, tuple(zip(keys, c[:-1], strict=True)), int(c[-1]))
+            for i, c in enumerate(combos)]  # fmt: skip
+
+
+# --- one point ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every point of a sweep shares: the command and its options. ``validate`` holds
+    the plug-in's options (target, form, references, baseline, timeout, memory, isolate)
+    for a validate sweep, else None."""
+
+    patterns: tuple[str, ...] | None
+    fixed: tuple[tuple[str, str], ...]
+    backends: tuple[str, ...] = ()
+    dtype: str = "float64"
+    baseline: str = "torch"
+    noise: int | None = None
+    modes: tuple[str, ...] | None = None
+    validate: dict | None = None
+
+    def cases(self, point: Point) -> list:
+        from harness.selection import build_cases
+
+        return build_cases(self.patterns, {**dict(self.fixed), **dict(point.options)})
+
+
+TABLES = ("agreement", "runs", "magnitudes", "identities", "summaries", "faults")
+
+
+@dataclass
+class Outcome:
+    """What one point gave: ok (exit 0), failed (exit 1: a disagreement, a fault) or error
+    (it raised, or its worker died: no tables), with its tables and what to name."""
+
+    point: Point
+    status: str
+    exit_code: int
+    seconds: float = 0.0
+    error: str = ""
+    findings: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    cases: list[dict] = field(default_factory=list)  # label, family, cfg of each case
+
+
+def _describe(case: Any) -> dict:
+    cfg = {k: (v if isinstance(v, int | float | str | bool) else str(v))
+           for k, v in getattr(case, "cfg", {}).items()}  # fmt: skip
+    return {"label": case.label, "family": case.family, "cfg": cfg}
+
+
+def run_point(job: Job, point: Point) -> Outcome:
+    """Check one point (in whatever process the executor chose); whatever it raises is
+    its failed row, never the sweep's end."""
+    start = time.perf_counter()
+    try:
+        cases = job.cases(point)
+        if job.validate is not None:
+            return _validate_point(job, point, cases, start)
+        from harness.runner import compare_backends
+        from harness.theory import summaries
+
+        c = compare_backends(cases, list(job.backends), job.dtype, point.seed, job.baseline,
+                             noise=job.noise, modes=job.modes)  # fmt: skip
+        code = c.exit_code
+        tables = {"agreement": c.agreement, "runs": c.runs, "magnitudes": c.magnitudes,
+                  "identities": c.identities, "summaries": summaries(c.magnitudes, cases)}  # fmt: skip
+        from harness import console
+
+        findings = console.findings(c) if code else []
+    except Exception as e:  # noqa: BLE001 - one point's failure is one row
+        last = traceback.format_exception_only(type(e), e)[-1].strip()
+        return Outcome(point, "error", 1, time.perf_counter() - start, last)
+    status = "ok" if code == 0 else "failed"
+    return Outcome(point, status, code, time.perf_counter() - start, "", findings, tables,
+                   [_describe(k) for k in cases])  # fmt: skip
+
+
+def _validate_point(job: Job, point: Point, cases: list, start: float) -> Outcome:
+    from harness.theory import summaries
+    from harness.validation.validator import validate
+
+    opts = dict(job.validate or {})
+    v = validate(opts.pop("target"), cases=cases, dtype=job.dtype, seed=point.seed,
+                 noise=job.noise, modes=job.modes, **opts)  # fmt: skip
+    c = v.comparison
+    tables = {"agreement": v.agreement, "runs": c.runs, "magnitudes": c.magnitudes,
+              "identities": c.identities, "summaries": summaries(c.magnitudes, cases),
+              "faults": v.fault_table}  # fmt: skip
+    findings = [f.line().strip() for f in v.findings if f.bad]
+    return Outcome(point, "ok" if v.ok else "failed", 0 if v.ok else 1,
+                   time.perf_counter() - start, "", findings, tables,
+                   [_describe(k) for k in cases])  # fmt: skip
+
+
+# --- executors ----------------------------------------------------------------------------
+
+
+class Inline(cf.Executor):
+    """A ``concurrent.futures`` executor that runs each call in this process, at submit."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the future, as a pool does
+            future.set_exception(e)
+        return future
+
+
+def _pool(jobs: int) -> cf.Executor:
+    import multiprocessing as mp
+
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+
+
+@contextmanager
+def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator[cf.Executor]:
+    """The executor of a sweep (see the module doc); closed on the way out."""
+    if kind == "local":
+        ex = Inline() if jobs == 1 else _pool(jobs)
+        try:
+            yield ex
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+        return
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.worker.daemon": False}):  # fmt: skip
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except OSError as e:
+                raise UsageError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
+                                 f"({e})") from None  # fmt: skip
+            cluster = None
+        else:
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)  # fmt: skip
+            client = Client(cluster)
+        try:
+            yield client.get_executor(pure=False)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _died(e: BaseException) -> str:
+    return f"its worker died ({type(e).__name__}: {e})".strip()
+
+
+def sweep(job: Job, points: list[Point], kind: str = "local", jobs: int = 1,
+          scheduler: str | None = None,
+          progress: Callable[[str], None] | None = None) -> list[Outcome]:  # fmt: skip
+    """Every point through ``run_point`` on the executor ``kind``; the outcomes in grid
+    order. At most ``jobs`` points are in flight at once (or, on a cluster, as many as it
+    takes), so that when a local worker dies the points it may have held are known."""
+    done: dict[int, Outcome] = {}
+
+    def finish(p: Point, outcome: Outcome) -> None:
+        done[p.index] = outcome
+        if progress:
+            progress(p.label)
+
+    todo = list(points)
+    width = max(jobs, 1) if kind == "local" else len(points)
+    suspects: list[Point] = []
+    while todo:
+        with executor(kind, jobs, scheduler) as ex:
+            flying: dict[cf.Future, Point] = {}
+            while todo or flying:
+                while todo and len(flying) < width:
+                    p = todo.pop(0)
+                    flying[ex.submit(run_point, job, p)] = p
+                ready, _ = cf.wait(flying, return_when=cf.FIRST_COMPLETED)
+                broken = False
+                for f in ready:
+                    p = flying.pop(f)
+                    try:
+                        finish(p, f.result())
+                    except cf.process.BrokenProcessPool:
+                        suspects.append(p)
+                        broken = True
+                    except Exception as e:  # noqa: BLE001 - a dead Dask worker, a lost task
+                        finish(p, Outcome(p, "error", 1, error=_died(e)))
+                if broken:  # the pool is gone: what else was in flight is suspect too
+                    suspects += flying.values()
+                    break
+        for p in sorted(suspects, key=lambda p: p.index):  # one at a time: the culprit is found
+            alone = _pool(1)
+            try:
+                finish(p, alone.submit(run_point, job, p).result())
+            except Exception as e:  # noqa: BLE001 - it killed its worker again
+                finish(p, Outcome(p, "error", 1, error=_died(e)))
+            finally:
+                alone.shutdown(wait=True)
+        suspects = []
+    return [done[p.index] for p in points]
+
+
+# --- the tables ---------------------------------------------------------------------------
+
+POINT_COLUMNS = ["point", "seed", "status", "exit_code", "seconds", "why"]
+
+
+def _labelled(table: pd.DataFrame, point: Point, keys: list[str]) -> pd.DataFrame:
+    front = {"point": point.label, **{k: dict(point.options)[k] for k in keys},
+             "seed": point.seed}  # fmt: skip
+    return pd.concat([pd.DataFrame({k: [v] * len(table) for k, v in front.items()},
+                                   index=table.index), table], axis=1)  # fmt: skip
+
+
+def tables(outcomes: list[Outcome], keys: list[str]) -> dict[str, pd.DataFrame]:
+    """Each tidy table of every point, one after the other in grid order, with the point's
+    label, one column per swept option and ``seed`` first; and ``points``: one row per
+    point, its status, exit code, seconds and error (a point without tables is there)."""
+    out: dict[str, pd.DataFrame] = {}
+    for name in TABLES:
+        parts = [_labelled(o.tables[name], o.point, keys) for o in outcomes if name in o.tables]
+        if parts:
+            out[name] = pd.concat(parts, ignore_index=True)
+    rows = [{"point": o.point.label, **dict(o.point.options), "seed": o.point.seed,
+             "status": o.status, "exit_code": o.exit_code, "seconds": o.seconds,
+             "why": _why(o)} for o in outcomes]  # fmt: skip
+    cols = ["point", *keys, *POINT_COLUMNS[1:]]
+    out["points"] = pd.DataFrame(rows, columns=cols)
+    return out
+
+
+def _why(o: Outcome) -> str:
+    """Why a point failed: what it raised, else its first finding ("" where it agrees)."""
+    if o.status == "ok":
+        return ""
+    return o.error or (o.findings[0].strip() if o.findings else "a disagreement")
+
+
+def summary_lines(outcomes: list[Outcome], keys: list[str]) -> list[str]:
+    """The sweep's verdict: how many points, how many failed, and which (each named)."""
+    bad = [o for o in outcomes if o.status != "ok"]
+    shape = " × ".join([*keys, "seed"])
+    lines = [f"sweep: {len(outcomes)} points ({shape}); {len(outcomes) - len(bad)} agree, "
+             f"{len(bad)} fail"]  # fmt: skip
+    lines += [f"  FAILED {o.point.label}: {_why(o)}" for o in bad]
+    return lines
+
+
+# --- what a sweep costs, per executor (``gradparity bench --sweep``) ----------------------
+
+BENCH_GRID = ["sigma=0.5,0.7,0.9,1.1,1.3", "T=10,30,100,300"]
+BENCH_SEEDS = "0-2"
+BENCH_COLUMNS = ["executor", "jobs", "points", "failed", "wall_s", "points_s", "same_tables"]
+
+
+def comparable(t: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Each labelled table as CSV text without its timing columns: what must be equal
+    however the points were spread."""
+    timing = ("seconds", "compile_seconds")
+    return {k: v.drop(columns=[c for c in timing if c in v.columns]).to_csv(index=False)
+            for k, v in t.items()}  # fmt: skip
+
+
+def bench_executors(job: Job, points: list[Point], keys: list[str], jobs: int = 2,
+                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
+    """The same sweep three ways — one by one in this process, ``jobs`` local processes, a
+    Dask LocalCluster of ``jobs`` workers — with each one's wall time, the sum of its
+    points' own seconds, and whether its tables equal the first's (timings aside)."""
+    rows, first = [], None
+    for kind, n in (("local", 1), ("local", jobs), ("dask", jobs)):
+        start = time.perf_counter()
+        outcomes = sweep(job, points, kind, n, None, progress)
+        wall = time.perf_counter() - start
+        t = tables(outcomes, keys)
+        text = comparable(t)
+        first = text if first is None else first
+        rows.append({"executor": kind, "jobs": n, "points": len(points),
+                     "failed": int((t["points"]["status"] != "ok").sum()), "wall_s": wall,
+                     "points_s": float(t["points"]["seconds"].sum()),
+                     "same_tables": text == first})  # fmt: skip
+    return pd.DataFrame(rows, columns=BENCH_COLUMNS)
+
+
+def bench_markdown(rows: pd.DataFrame, machine: dict, command: str, what: str) -> str:
+    """sweep_bench.md: each executor's wall time against the sum of the points run one by
+    one (the first row's points' own seconds), and the goal: at most 2× that sum."""
+    one_by_one = float(rows.iloc[0]["points_s"])
+    out = ["# What a sweep costs, per executor", "",
+           f"Written by `{command}` on {', '.join(f'{k} {v}' for k, v in machine.items())}. "
+           f"The sweep: {what}. Run three ways: one point after another in one process "
+           "(`--executor local --jobs 1`), on local processes and on a Dask LocalCluster "
+           "(one thread per process, BLAS and XLA held to one thread by the environment). "
+           f"The sum of the points run one by one: {one_by_one:.1f} s (each point's own "
+           "seconds in the first run: imports and the process's start not counted).", "",
+           "| executor | jobs | points | failed | wall s | points' seconds summed | wall / one-by-one sum | goal ≤ 2× | tables equal to the first |",
+           "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in rows.iterrows():
+        ratio = r["wall_s"] / one_by_one if one_by_one else math.nan
+        out.append(f"| {r['executor']} | {r['jobs']} | {r['points']} | {r['failed']} | "
+                   f"{r['wall_s']:.1f} | {r['points_s']:.1f} | {ratio:.2f} | "
+                   f"{'**met**' if ratio <= 2 else '**missed**'} | "
+                   f"{'yes' if r['same_tables'] else '**no**'} |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["BENCH_GRID", "BENCH_SEEDS", "EXECUTORS", "Inline", "bench_executors", "bench_markdown",
+           "comparable", "Job", "Outcome", "Point", "executor", "grid",
+           "parse_grid", "parse_seeds", "run_point", "summary_lines", "sweep", "tables"]  # fmt: skip
