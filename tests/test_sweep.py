@@ -283,3 +283,32 @@ def test_the_sweep_bench_times_each_executor_and_checks_their_tables_agree():
     assert (rows["wall_s"] > 0).all() and (rows["points_s"] > 0).all()
     md = bench_markdown(rows, {"machine": "test"}, "gradparity bench --sweep", "a test grid")
     assert md.count("| local |") == 2 and "| dask | 2 |" in md
+
+
+ESCAPING_PLUGIN = """
+def grads(params, inputs, case):
+    raise ValueError("\\x1b[2J\\x1b[31mgone")  # a terminal control sequence in its message
+"""
+
+
+def test_what_a_plug_in_says_is_shown_not_sent_to_the_terminal_in_a_sweep(tmp_path, capsys):
+    plugin = tmp_path / "esc.py"
+    plugin.write_text(ESCAPING_PLUGIN)
+    code = main(["validate", f"{plugin}:grads", "--case", "mlp", "--set", "width=3,4",
+                 "--noise", "0"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "\x1b" not in out
+    assert "\\x1b[31mgone" in out  # shown, escaped, on each failed point's line
+
+
+def test_every_mode_stays_per_point_identities_too(tmp_path):
+    from harness.sweep import Job
+
+    points = grid(parse_grid(["T=3,4"])[1], [0])
+    job = Job(("elman",), (), ("reference", "torch"), noise=0, modes=("rev", "fwd", "hvp"))
+    t = tables(sweep(job, points), ["T"])
+    assert set(t["agreement"]["mode"]) == {"rev", "fwd", "hvp"}
+    ids = t["identities"]
+    assert set(zip(ids["T"], ids["identity"], strict=True)) == {
+        (T, i) for T in ("3", "4") for i in ("transpose", "symmetry")}  # fmt: skip
+    assert ids["ok"].all()
