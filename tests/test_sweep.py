@@ -268,6 +268,8 @@ def test_a_plug_ins_isolation_holds_on_a_dask_worker(tmp_path, capsys):
 def test_the_sweep_bench_takes_no_other_plan(capsys):
     assert main(["bench", "--sweep", "--peers"]) == 2
     assert "--sweep runs its own grid" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--jobs", "4"]) == 2
+    assert "--jobs belongs to --sweep" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -120,6 +120,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          "--case, --set or --device (only --out, --jobs, --threads, --quiet)")  # fmt: skip
     if args.jobs < 1:
         raise UsageError(f"--jobs takes a number of processes, 1 or more, not {args.jobs}")
+    if args.jobs != 2 and not args.sweep:
+        raise UsageError("--jobs belongs to --sweep (the bench times one process at a time)")
     if args.peer_limit != 600.0 and not args.peers:
         raise UsageError("--peer-limit belongs to --peers")
     if not args.peer_limit >= 0:
