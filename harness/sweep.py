@@ -16,10 +16,11 @@ Executors are ``concurrent.futures`` executors, the one code path for all:
 - ``dask``: ``Client.get_executor()`` of a ``LocalCluster`` on this machine (N worker
   processes, one thread each, bound to 127.0.0.1) or of the cluster at ``--scheduler``.
 
-A point that raises is one failed row; a worker that dies is one failed row too (a Dask
-worker's task is retried once, then failed; a broken process pool is rebuilt and the
-points in flight are rerun one by one, so the one that kills its worker is found and
-the others finish).
+A point that raises is one failed row; a worker that dies is one failed row too. A point
+whose worker was lost (a broken process pool takes every point in flight with it; a Dask
+task is failed after its worker died twice, or lost with the worker that held its result)
+is rerun by itself on one fresh worker: the one that kills its worker again is the failed
+row, the others finish as if nothing had happened.
 """
 
 from __future__ import annotations
@@ -275,6 +276,21 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator
                 cluster.close()
 
 
+@contextmanager
+def _alone(kind: str, scheduler: str | None) -> Iterator[cf.Executor]:
+    """An executor of one fresh worker, for a point rerun by itself: a process pool of one
+    (never this process: the point may kill its worker), or one Dask worker."""
+    if kind == "local":
+        pool = _pool(1)
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True)
+    else:
+        with executor(kind, 1, scheduler) as ex:
+            yield ex
+
+
 def _died(e: BaseException) -> str:
     return f"its worker died ({type(e).__name__}: {e})".strip()
 
@@ -308,22 +324,18 @@ def sweep(job: Job, points: list[Point], kind: str = "local", jobs: int = 1,
                     p = flying.pop(f)
                     try:
                         finish(p, f.result())
-                    except cf.process.BrokenProcessPool:
-                        suspects.append(p)
-                        broken = True
-                    except Exception as e:  # noqa: BLE001 - a dead Dask worker, a lost task
-                        finish(p, Outcome(p, "error", 1, error=_died(e)))
+                    except Exception as e:  # noqa: BLE001 - run_point raises nothing: its worker died
+                        suspects.append(p)  # (or held the task when another's worker died)
+                        broken = broken or isinstance(e, cf.process.BrokenProcessPool)
                 if broken:  # the pool is gone: what else was in flight is suspect too
                     suspects += flying.values()
                     break
         for p in sorted(suspects, key=lambda p: p.index):  # one at a time: the culprit is found
-            alone = _pool(1)
-            try:
-                finish(p, alone.submit(run_point, job, p).result())
-            except Exception as e:  # noqa: BLE001 - it killed its worker again
-                finish(p, Outcome(p, "error", 1, error=_died(e)))
-            finally:
-                alone.shutdown(wait=True)
+            with _alone(kind, scheduler) as alone:
+                try:
+                    finish(p, alone.submit(run_point, job, p).result())
+                except Exception as e:  # noqa: BLE001 - it killed its worker again
+                    finish(p, Outcome(p, "error", 1, error=_died(e)))
         suspects = []
     return [done[p.index] for p in points]
 

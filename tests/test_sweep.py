@@ -156,9 +156,11 @@ def test_the_same_grid_gives_the_same_tables_on_every_executor(point_case):
 
 @pytest.mark.slow
 def test_a_dead_dask_worker_is_one_failed_row_too(point_case):
-    points = grid(parse_grid(["what=ok,die"])[1], [0])
+    # one worker holds all three: the points lost with it are rerun alone, and only the
+    # one that kills its worker again is the failed row
+    points = grid(parse_grid(["what=ok,die,also"])[1], [0])
     outcomes = sweep(_job(point_case), points, "dask", jobs=1)
-    assert [o.status for o in outcomes] == ["ok", "error"]
+    assert [o.status for o in outcomes] == ["ok", "error", "ok"]
     assert "its worker died" in outcomes[1].error
 
 
@@ -195,6 +197,7 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
     assert code == 0
     md = (out / "report.md").read_text()
     assert "sweep_phase.png" in md and "sweep_digits.png" in md and "σ_max·γ" in md
+    assert "(γ = 1, σ_max = 1): dashed" in md  # 1.0 lies in the grid: the boundary is drawn
     assert (out / "sweep_phase.png").stat().st_size > 0
     assert "data:image/png;base64," in (out / "report.html").read_text()
     mags = pd.read_csv(out / "magnitudes.csv")
@@ -240,6 +243,7 @@ def test_a_phase_diagram_draws_an_underflowed_gradient_as_its_own_colour(tmp_pat
                          "theory_rate": [0.5, 0.9, 0.5, 0.9]})  # fmt: skip
     plot = phase_plot(rows, tmp_path / "p.png")
     assert "1 of 4 runs had ‖dL/dh_0‖ exactly 0" in plot.caption  # drawn black, not dropped
+    assert "σ_max = 1): outside this grid" in plot.caption  # no line drawn where it is not
     assert plot.path.stat().st_size > 0
 
 
