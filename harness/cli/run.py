@@ -48,7 +48,7 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                    help="with --executor dask: an existing Dask cluster's scheduler")  # fmt: skip
 
 
-def sweep_plan(args: argparse.Namespace, seed_default: int) -> tuple | None:
+def sweep_plan(args: argparse.Namespace) -> tuple | None:
     """(fixed options, swept options, points) when the options make a sweep (a swept
     --set, --seeds or --executor dask), else None — checked before any work."""
     from harness.selection import UsageError
@@ -56,7 +56,7 @@ def sweep_plan(args: argparse.Namespace, seed_default: int) -> tuple | None:
 
     fixed, swept = parse_grid(args.set)
     seeds = parse_seeds(args.seeds)
-    if seeds is not None and args.seed != seed_default:
+    if seeds is not None and args.seed != 0:  # --seed given beside --seeds
         raise UsageError("give --seed or --seeds, not both")
     if args.scheduler and args.executor != "dask":
         raise UsageError("--scheduler names a Dask cluster: it needs --executor dask")
@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, check_jobs, output_file, parse_sets
 
     jobs = check_jobs(args.jobs)
-    plan = sweep_plan(args, 0)
+    plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
     cases = build_cases(args.case, parse_sets(args.set))
@@ -161,7 +161,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, check_jobs, output_folder, parse_sets
 
     check_jobs(args.jobs)
-    plan = sweep_plan(args, 0)
+    plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")
     cases = build_cases(args.case, parse_sets(args.set))

@@ -90,7 +90,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise UsageError("--set needs --case (the options belong to a case)")
     if args.timeout <= 0:
         raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
-    plan = sweep_plan(args, 0)
+    plan = sweep_plan(args)
     if plan is not None:
         if not args.case:
             raise UsageError("a sweep needs --case (its points are options of a case)")

@@ -26,7 +26,8 @@ import pandas as pd
 
 from harness.escaping import code, csv_table, lit
 from harness.report import plots
-from harness.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
+from harness.report.document import _image
+from harness.report.render import Block, Heading, Para, Table, to_html, to_markdown
 
 plt = plots.plt
 SWEEP_PNG = ("sweep_digits.png", "sweep_phase.png", "sweep_mlp_variance.png")
@@ -128,8 +129,7 @@ def phase_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     fig, ax = plt.subplots(figsize=(1.1 * len(sigmas) + 2.8, 0.6 * len(Ts) + 2.2),
                            layout="constrained")  # fmt: skip
     cmap = plt.get_cmap("RdBu_r").with_extremes(under="black", bad="0.8")  # under: −∞
-    shown = np.where(np.isneginf(grid), -np.inf, grid)
-    im = ax.imshow(np.ma.masked_invalid(np.where(np.isneginf(shown), -2 * bound, shown)),
+    im = ax.imshow(np.ma.masked_invalid(np.where(np.isneginf(grid), -2 * bound, grid)),
                    origin="lower", cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")  # fmt: skip
     for (i, j), v in np.ndenumerate(grid):
         text = "0 (underflow)" if np.isneginf(v) else "n/a" if math.isnan(v) else f"{v:.1f}"
@@ -138,7 +138,8 @@ def phase_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     gamma = float((rows["theory_rate"] / rows["sigma"].map(_number)).median())
     edge = 1.0 / gamma
     xs = [_number(s) for s in sigmas]
-    if xs[0] <= edge <= xs[-1]:
+    inside = xs[0] <= edge <= xs[-1]
+    if inside:
         where = float(np.interp(edge, xs, range(len(xs))))
         ax.axvline(where, color="k", linestyle="--", linewidth=1.5)
         ax.text(where, len(Ts) - 0.45, " σ_max·γ = 1", ha="left", va="bottom", fontsize=8)
@@ -151,8 +152,9 @@ def phase_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     zeros = int(np.isneginf(rows["log_ratio"]).sum())
     return plots.Plot(path, "phase diagram of log10 ‖dL/dh_0‖/‖dL/dh_{T−1}‖ over σ_max and T",
                       f"Median over seeds. Blue: the gradient vanishes back through time; red: "
-                      f"it grows. Dashed: Pascanu et al.'s boundary σ_max·γ = 1 (γ = "
-                      f"{gamma:.3g}). {zeros} of {len(rows)} runs had ‖dL/dh_0‖ exactly 0 "
+                      f"it grows. Pascanu et al.'s boundary σ_max·γ = 1 (γ = {gamma:.3g}, "
+                      f"σ_max = {edge:.3g}): " + ("dashed. " if inside else "outside this grid. ")
+                      + f"{zeros} of {len(rows)} runs had ‖dL/dh_0‖ exactly 0 "
                       "(underflow), drawn black.")  # fmt: skip
 
 
@@ -201,10 +203,6 @@ def mlp_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
                       "Markers: the mean ratio over the hidden layers, measured (median over "
                       "seeds); dashed: the mean-field prediction (wide layers, zero biases). "
                       "Below 1 the gradient's variance shrinks back through the layers.")  # fmt: skip
-
-
-def _image(p: plots.Plot) -> Image:
-    return Image(p.path, p.alt, p.caption)
 
 
 def _cell(x: Any, fmt: str = ".3g") -> str:

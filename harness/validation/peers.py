@@ -334,12 +334,6 @@ __all__ = ["Pair", "Verdict", "check_grads", "gradcheck", "model_pair", "pair_of
 CHECKERS = ("gradparity validate", "gradcheck", "gradcheck (fast_mode)", "check_grads")
 PEER_COLUMNS = ["implementation", "form", "dtype", "expected", "checker", "verdict", "caught",
                 "seconds", "message"]  # fmt: skip
-CANNOT: dict[str, str] = {}  # form -> why the peers cannot take it (none left)
-
-
-def why_not(entry: Any) -> str:
-    """Why the peers cannot take a zoo entry ("" where they can)."""
-    return CANNOT.get(entry.form, "")
 
 
 def _message(v: Any) -> str:
@@ -357,8 +351,8 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 
 def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
                 progress: Callable[[str, str], None] | None = None) -> Any:  # fmt: skip
-    """One row per zoo entry × dtype × checker: the verdict ("pass", "fail", "error" or
-    "cannot take"), whether the entry was caught (flagged, by a fail or an error), the
+    """One row per zoo entry × dtype × checker: the verdict ("pass", "fail" or "error"),
+    whether the entry was caught (flagged, by a fail or an error), the
     wall time and the checker's message."""
     import pandas as pd
 
@@ -379,11 +373,6 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
                 rows.append({**base, "checker": CHECKERS[0],
                              "verdict": "pass" if v.ok else "fail", "caught": not v.ok,
                              "seconds": time.perf_counter() - start, "message": _message(v)})  # fmt: skip
-                reason = why_not(entry)
-                if reason:
-                    rows += [{**base, "checker": c, "verdict": "cannot take", "caught": False,
-                              "seconds": math.nan, "message": reason} for c in CHECKERS[1:]]  # fmt: skip
-                    continue
                 cases = entry.make_cases()
                 mode = entry.modes[0]
                 pairs = [pair_of(entry.target, entry.form, [c], dtype, mode) for c in cases] or [
@@ -399,13 +388,12 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
 
 
 def summary(table: Any) -> Any:
-    """Per checker × dtype, over the entries it could take: broken ones caught, correct
-    ones flagged (false alarms), median and total wall time."""
+    """Per checker × dtype: broken entries caught, correct ones flagged (false alarms),
+    median and total wall time."""
     import pandas as pd
 
     rows = []
-    taken = table[table["verdict"] != "cannot take"]
-    for (checker, dtype), g in taken.groupby(["checker", "dtype"], sort=False):
+    for (checker, dtype), g in table.groupby(["checker", "dtype"], sort=False):
         broken, correct = g[g["expected"] == "broken"], g[g["expected"] == "correct"]
         rows.append({"checker": checker, "dtype": dtype,
                      "caught": f"{int(broken['caught'].sum())}/{len(broken)}",
@@ -460,12 +448,10 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
     for _, r in summary(table).iterrows():
         out.append(f"| {r['checker']} | {r['dtype']} | {r['caught']} | {r['false alarms']} | "
                    f"{r['median_s']:.3f} | {r['total_s']:.1f} |")  # fmt: skip
-    out += ["", "gradparity's counts run over every entry; a peer's over those it could take "
-            "(below). A peer's verdict \"error\" (it raised something else than its own "
+    out += ["", "Every checker's counts run over every entry of the zoo. A peer's verdict \"error\" (it raised something else than its own "
             "failure: a shape torch refuses, a name the VJP lacks) counts as caught.", "",
             "## Per implementation", ""]  # fmt: skip
-    cells = table.assign(cell=[("– cannot take" if v == "cannot take" else marks[(e, bool(c))])
-                               + (" (error)" if v == "error" else "")
+    cells = table.assign(cell=[marks[(e, bool(c))] + (" (error)" if v == "error" else "")
                                for v, e, c in zip(table["verdict"], table["expected"],
                                                   table["caught"], strict=True)])  # fmt: skip
     grid = cells.pivot_table(index=["implementation", "expected"], columns=["checker", "dtype"],
@@ -492,16 +478,12 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
             continue
         named = points(str(here.iloc[0]), str(steps.iloc[0]) if len(steps) else "")
         out.append(f"| {checker} | {named['tensor']} | {named['element']} | {named['step']} |")
-    out += ["", "## What the peers could not take", ""]
-    cannot = table[table["verdict"] == "cannot take"].drop_duplicates(["implementation"])
-    for reason, g in cannot.groupby("message", sort=False):
-        out.append(f"- {', '.join(lit(n) for n in g['implementation'])}: {lit(reason)}")
-    if cannot.empty:
-        out.append("Every entry was taken, the forward-mode and H·v ones too. What the "
-                   "peers see is the function's output only — the loss, or the gradient for "
-                   "an H·v — so a bug that shows only in a tap (an intermediate's gradient "
-                   "or tangent, step by step) is gradparity's alone to see; in this zoo "
-                   "every such bug also moves the loss's derivative.")  # fmt: skip
+    out += ["", "## What the peers could not take", "",
+            "Every entry was taken, the forward-mode and H·v ones too. What the peers see is "
+            "the function's output only — the loss, or the gradient for an H·v — so a bug "
+            "that shows only in a tap (an intermediate's gradient or tangent, step by step) "
+            "is gradparity's alone to see; in this zoo every such bug also moves the loss's "
+            "derivative."]  # fmt: skip
     out += big_section(big)
     return "\n".join(out)
 
