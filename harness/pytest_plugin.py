@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def _gradparity_worker():
     """One worker process for the session's checks (restarted after a crash or timeout)."""
-    from harness.validation.isolation import Isolated
+    from harness.sandbox.channel import Isolated
 
     worker = Isolated()
     yield worker

@@ -6,21 +6,28 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
+from dataclasses import asdict
 from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
 
 from harness import modes as M
 from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
+    REGISTRY,
     Backend,
     NotApplicable,
     UnknownBackend,
     get_backend,
 )
 from harness.cases import CATALOG, Case, CaseError
+from harness.cases.base import rebuild
 from harness.compare import Comparison
 from harness.noise import DEFAULT_RUNS
-from harness.result import BUILD, Result
+from harness.result import BUILD, Directional, Identity, Result
+from harness.sandbox.wire import Mapping, Tuple, conforms
 from harness.xp import Unsupported
 from reference.xp import NotInTape
 
@@ -68,12 +75,33 @@ def run_case(
     without a mode is skipped in it. The backends named in ``noise_on`` also measure the
     noise floor (``harness.noise``), in every mode. An autodiff backend's forward mode is
     held against its reverse mode (the transpose identity), its H·v against its H·w (the
-    symmetry); the Result carries the pair (``Result.identity``)."""
+    symmetry); the Result carries the pair (``Result.identity``).
+
+    A case of the user's (``Case.isolated``) runs in its worker process
+    (``harness.sandbox.case``): every backend that process can make by name runs there,
+    on arrays drawn there; the others (a plug-in, which has a worker of its own) run here
+    on those arrays. Whatever the case does to its worker (exit, crash, hang, eat memory)
+    is one failed Result under ``BUILD``, naming the fault."""
+    names = names or [b if isinstance(b, Exception) else b.name for b in backends]
+    if getattr(case, "isolated", False):
+        return _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs,
+                         modes)  # fmt: skip
     try:
         params, inputs = case.build(seed, dtype)
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the run
-        why = str(e) if isinstance(e, CaseError) else _describe_error(e)
-        return [Result(case.label, BUILD, dtype, error=f"the case could not be built: {why}")]
+        return [_unbuilt(case, dtype, e)]
+    return _run_built(case, params, inputs, backends, dtype, seed, progress, names, noise_on,
+                      noise_runs, modes)  # fmt: skip
+
+
+def _unbuilt(case: Case, dtype: str, e: BaseException) -> Result:
+    why = str(e) if isinstance(e, CaseError) else _describe_error(e)
+    return Result(case.label, BUILD, dtype, error=f"the case could not be built: {why}")
+
+
+def _run_built(case, params, inputs, backends, dtype, seed, progress, names, noise_on,
+               noise_runs, modes) -> list[Result]:  # fmt: skip
+    """``run_case`` on arrays already drawn."""
     u = M.direction(case.label, seed, params, "u")
     v, w = M.direction(case.label, seed, params, "v"), M.direction(case.label, seed, params, "w")
     calls = {
@@ -84,8 +112,7 @@ def run_case(
     results: list[Result] = []
     reverse: dict[str, Result] = {}  # each backend's gradient, for the transpose identity
     for mode in modes:
-        for i, backend in enumerate(backends):
-            name = names[i] if names else backend.name
+        for name, backend in zip(names, backends, strict=True):
             if progress:
                 progress(case.label, name if mode == "rev" else f"{name} ({mode})")
             if isinstance(backend, Exception):  # the backend could not even be created
@@ -105,6 +132,93 @@ def run_case(
                                             noise_runs, call)  # fmt: skip
             results.append(result)
     return results
+
+
+# --- a case of the user's, in its worker ------------------------------------------------------
+
+RUN_ISOLATED = "harness.runner:run_isolated"
+_ARRAY = (np.ndarray, np.generic)  # a 0-d value may come back as a numpy scalar
+_ARRAYS = Mapping(str, _ARRAY)
+_RESULT = {
+    "case": str, "backend": str, "dtype": str, "loss": float, "grads": _ARRAYS, "taps": _ARRAYS,
+    "tap_steps": Mapping(str, (int, None)), "uncertainty": Mapping(Tuple(str, str), _ARRAY),
+    "directional": Mapping(Tuple(str, str), {"directions": _ARRAY, "values": _ARRAY,
+                                             "errors": _ARRAY}),
+    "noise": Mapping(Tuple(str, str), _ARRAY), "seconds": float, "compile_seconds": float,
+    "method": str, "mode": str, "tangent": float, "smooth": bool,
+    "identity": (None, {"name": str, "lhs": float, "rhs": float, "scale": float}),
+    "error": (str, None), "skipped": (str, None), "unsupported": (str, None),
+}  # fmt: skip
+_RUN_REPLY = ({"results": [_RESULT], "params": _ARRAYS, "inputs": _ARRAYS}, {"case_error": str})
+
+
+def _by_name(name: str, backend: Backend | Exception) -> bool:
+    """Can a worker make this backend by its name (a registered one, or one that failed)?"""
+    where = (type(backend).__module__, type(backend).__name__)
+    return isinstance(backend, Exception) or REGISTRY.get(name) == where
+
+
+def _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs,
+              modes) -> list[Result]:  # fmt: skip
+    from harness.sandbox.case import CaseFault, ask, release
+
+    there = [n for n, b in zip(names, backends, strict=True) if _by_name(n, b)]
+    here = [(n, b) for n, b in zip(names, backends, strict=True) if not _by_name(n, b)]
+    try:
+        reply = ask(case, {"op": RUN_ISOLATED, "backends": there, "dtype": dtype, "seed": seed,
+                           "noise_on": list(noise_on), "noise_runs": noise_runs,
+                           "modes": list(modes)})  # fmt: skip
+        miss = conforms(reply, _RUN_REPLY)
+        if miss:
+            raise CaseFault({"kind": "malformed reply", "message": miss})
+        if "case_error" in reply:
+            return [_unbuilt(case, dtype, CaseError(reply["case_error"]))]
+        results = [_result(r, case.label) for r in reply["results"]]
+        if progress:
+            for mode in modes:
+                for name in there:
+                    progress(case.label, name if mode == "rev" else f"{name} ({mode})")
+        if here:
+            results += _run_built(case, reply["params"], reply["inputs"], [b for _, b in here],
+                                  dtype, seed, progress, [n for n, _ in here], noise_on,
+                                  noise_runs, modes)  # fmt: skip
+        return results
+    except CaseFault as e:
+        return [Result(case.label, BUILD, dtype, error=f"the case's worker: {e.summary()}")]
+    finally:
+        release(case)
+
+
+def _result(data: dict, label: str) -> Result:
+    """A Result from a worker's data (its shape checked by ``_RUN_REPLY``), under the label
+    this process gave the case."""
+    fields = dict(data, case=label)
+    fields["directional"] = {k: Directional(**v) for k, v in data["directional"].items()}
+    fields["identity"] = Identity(**data["identity"]) if data["identity"] else None
+    return Result(**fields)
+
+
+def run_isolated(worker: Any, request: dict) -> dict:
+    """The worker's side of ``_isolated``: the case made from its spec, its arrays drawn,
+    the named backends run on them; the Results and the arrays as data."""
+    from harness.sandbox import call
+    from harness.sandbox.case import failed
+
+    made = call(rebuild, request["case"])
+    if made["error"] is not None:
+        return failed(made)
+    case, dtype = made["value"], request["dtype"]
+    built = call(case.build, request["seed"], dtype)
+    if built["error"] is not None:
+        return failed(built)
+    params, inputs = built["value"]
+    names, instances = instantiate(request["backends"])
+    ran = call(_run_built, case, params, inputs, instances, dtype, request["seed"], None, names,
+               tuple(request["noise_on"]), request["noise_runs"], tuple(request["modes"]))  # fmt: skip
+    if ran["error"] is not None:
+        return {"fault": ran["error"]}
+    return {"results": [asdict(r) for r in ran["value"]], "params": dict(params),
+            "inputs": dict(inputs)}  # fmt: skip
 
 
 def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs, u, v, w):

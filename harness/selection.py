@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cases import Case, select
-from harness.target import BadTarget, LoadFault, load, parse_target
+from harness.sandbox.case import Limits, LoadError, load
 
 
 class UsageError(Exception):
@@ -41,47 +41,32 @@ def is_target(pattern: str) -> bool:
     return ":" in pattern
 
 
-def load_case(spec: str) -> type[Case]:
-    """The Case subclass that ``spec`` names (a file or a module, and the name in it),
-    ready to configure; bad syntax, a file that does not import, a missing name or an
-    object that is not a case are usage errors that say which."""
+def load_case(spec: str, limits: Limits | None = None) -> type[Case]:
+    """The case that ``spec`` names (a file or a module, and the name in it), ready to
+    configure. It is loaded in a worker process, never here (``harness.sandbox.case``):
+    what comes back is what the case is, and its code runs only in workers, within
+    ``limits``. Bad syntax, a file that does not import (or exits, crashes, hangs while
+    importing), a missing name or an object that is not a case are usage errors that say
+    which."""
     try:
-        target = parse_target(spec)
-        found = load(target)
-    except BadTarget as e:
+        return load(spec, limits or Limits())
+    except LoadError as e:
         raise UsageError(f"--case {spec!r}: {e}") from None
-    except LoadFault as e:
-        detail = e.traceback.strip().splitlines()[-1] if e.traceback else ""
-        raise UsageError(f"--case {spec!r}: {e.message}" + (f" ({detail})" if detail and
-                         detail not in e.message else "")) from None  # fmt: skip
-    if not (isinstance(found, type) and issubclass(found, Case)):
-        raise UsageError(
-            f"--case {spec!r} is not a case (it is of type {type(found).__name__}): write a Case subclass "
-            "(setup(self, rng) and loss(self, xp, params, inputs)) or decorate a loss "
-            "function with @harness.cases.case"
-        )
-    if not hasattr(found, "name"):
-        found.name = found.__name__
-    if not hasattr(found, "family"):
-        found.family = "user"
-    clashes = [k for k in found.options if k in vars(Case) or callable(getattr(found, k, None))]
-    if clashes:
-        raise UsageError(f"--case {spec!r}: options {clashes} hide attributes of the class")
-    found.loaded_from = target  # a worker process loads it again from here
-    return found
 
 
-def build_cases(patterns: Sequence[str] | None, sets: dict[str, str]) -> list[Case]:
+def build_cases(
+    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None
+) -> list[Case]:
     """The selected cases, each configured with the ``--set`` options it has.
 
-    A pattern with a colon is a case of the user's (``load_case``); any other selects from
-    the catalog. An option no selected case has is an error that lists the options they do
+    A pattern with a colon is a case of the user's (``load_case``, run within ``limits``);
+    any other selects from the catalog. An option no selected case has is an error that lists the options they do
     have; a value of the wrong type or out of its range names the case, the option and the
     range.
     """
     classes: list[type[Case]] = [] if patterns else select(None)
     for pattern in patterns or []:
-        found = [load_case(pattern)] if is_target(pattern) else select([pattern])
+        found = [load_case(pattern, limits)] if is_target(pattern) else select([pattern])
         classes += [c for c in found if c not in classes]
     unused = set(sets) - {k for cls in classes for k in cls.options}
     if unused:

@@ -136,7 +136,8 @@ def grid(swept: dict[str, list[str]], seeds: Sequence[int]) -> list[Point]:
 class Job:
     """What every point of a sweep shares: the command and its options. ``validate`` holds
     the plug-in's options (target, form, references, baseline, timeout, memory, isolate)
-    for a validate sweep, else None."""
+    for a validate sweep, else None; ``limits``, those of the workers that run a case of
+    the user's."""
 
     patterns: tuple[str, ...] | None
     fixed: tuple[tuple[str, str], ...]
@@ -146,11 +147,13 @@ class Job:
     noise: int | None = None
     modes: tuple[str, ...] | None = None
     validate: dict | None = None
+    limits: Any = None  # harness.sandbox.case.Limits: the workers of the user's cases
 
     def cases(self, point: Point) -> list:
         from harness.selection import build_cases
 
-        return build_cases(self.patterns, {**dict(self.fixed), **dict(point.options)})
+        return build_cases(self.patterns, {**dict(self.fixed), **dict(point.options)},
+                           self.limits)  # fmt: skip
 
 
 TABLES = ("agreement", "runs", "magnitudes", "identities", "summaries", "faults")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+FILE_MODULE = "gradparity_plugin_"  # the prefix of a module ``load`` made from a file
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _ATTR = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -47,6 +48,16 @@ class Target:
     def name(self) -> str:
         """A short name for tables: the attribute's last part."""
         return self.attr.rsplit(".", 1)[-1]
+
+    def data(self) -> dict[str, Any]:
+        """The target as plain data, to send to a worker (``from_data`` reads it back)."""
+        return {"text": self.text, "attr": self.attr, "module": self.module, "path": self.path,
+                "sys_path": list(self.sys_path)}  # fmt: skip
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Target:
+        return cls(data["text"], data["attr"], data.get("module"), data.get("path"),
+                   tuple(data.get("sys_path") or ()))  # fmt: skip
 
 
 def parse_target(text: str) -> Target:
@@ -83,7 +94,7 @@ def target_of(obj: Any) -> Target | None:
         return None
     if found is not obj:
         return None
-    if module == "__main__":
+    if module == "__main__" or module.startswith(FILE_MODULE):  # a file: found by its path
         path = getattr(mod, "__file__", None)
         if not path:
             return None
@@ -110,7 +121,7 @@ def load(target: Target) -> Any:
             path = Path(target.path)
             if not path.is_file():
                 raise LoadFault("import error", f"no file {target.path}")
-            name = f"gradparity_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            name = f"{FILE_MODULE}{path.stem}_{abs(hash(str(path))) % 10**8}"
             module = sys.modules.get(name)
             if module is None:
                 sys.path.insert(0, str(path.parent))

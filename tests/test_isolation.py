@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from harness.cases import CATALOG
+from harness.sandbox.channel import GiB, Isolated
 from harness.validation.checks import check_leaf
-from harness.validation.isolation import GiB, Isolated
 from harness.validation.validator import validate
 from harness.validation.worker import plain
 

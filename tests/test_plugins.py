@@ -10,7 +10,7 @@ import pytest
 
 from harness import validate
 from harness.cases import CATALOG
-from harness.validation.isolation import Isolated
+from harness.sandbox.channel import Isolated
 from harness.validation.stages import STAGES, StageCase
 from harness.validation.worker import detect_form
 

@@ -133,13 +133,42 @@ def _job(pattern, **fixed):
     return Job((pattern,), tuple(fixed.items()), ("reference", "torch"), noise=0)
 
 
-def test_a_worker_that_dies_is_one_failed_row_on_local_processes(point_case):
+def test_a_case_that_kills_its_process_is_one_failed_row_naming_it(point_case):
+    """A case of the user's runs in a worker of its own: its os._exit ends that worker,
+    and the point is a failed row that says so, never the sweep's process."""
     fixed, swept = parse_grid(["what=ok,die,also"])
     points = grid(swept, [0])
     outcomes = sweep(_job(point_case), points, "local", jobs=2)
+    assert [o.status for o in outcomes] == ["ok", "failed", "ok"]
+    assert "crash" in outcomes[1].findings[0] and "status 3" in outcomes[1].findings[0]
+    assert tables(outcomes, ["what"])["points"]["status"].tolist() == ["ok", "failed", "ok"]
+
+
+KILLER = """
+import os
+
+
+def grads(p, x, case):
+    if case.n == 4:
+        os._exit(3)  # run in the point's own process (no isolation asked for): it dies
+    return {"x": 2 * (3 * p["x"] + 1) * 3}
+"""
+
+
+def _killer_job(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    plugin = {"target": f"{tmp_path / 'killer.py'}:grads", "form": "model",
+              "references": ["reference"], "baseline": None, "timeout": 30.0,
+              "memory": 0, "isolate": False}  # fmt: skip
+    return Job(("card_affine_square",), (), (), noise=0, validate=plugin)
+
+
+def test_a_point_whose_process_dies_is_one_failed_row_on_local_processes(tmp_path):
+    points = grid(parse_grid(["n=3,4,5"])[1], [0])
+    outcomes = sweep(_killer_job(tmp_path), points, "local", jobs=2)
     assert [o.status for o in outcomes] == ["ok", "error", "ok"]
     assert "its worker died" in outcomes[1].error
-    assert tables(outcomes, ["what"])["points"]["status"].tolist() == ["ok", "error", "ok"]
+    assert tables(outcomes, ["n"])["points"]["status"].tolist() == ["ok", "error", "ok"]
 
 
 @pytest.mark.slow
@@ -155,11 +184,11 @@ def test_the_same_grid_gives_the_same_tables_on_every_executor(point_case):
 
 
 @pytest.mark.slow
-def test_a_dead_dask_worker_is_one_failed_row_too(point_case):
+def test_a_dead_dask_worker_is_one_failed_row_too(tmp_path):
     # one worker holds all three: the points lost with it are rerun alone, and only the
     # one that kills its worker again is the failed row
-    points = grid(parse_grid(["what=ok,die,also"])[1], [0])
-    outcomes = sweep(_job(point_case), points, "dask", jobs=1)
+    points = grid(parse_grid(["n=3,4,5"])[1], [0])
+    outcomes = sweep(_killer_job(tmp_path), points, "dask", jobs=1)
     assert [o.status for o in outcomes] == ["ok", "error", "ok"]
     assert "its worker died" in outcomes[1].error
 

@@ -14,7 +14,7 @@ from harness.backends import REGISTRY
 from harness.backends.reference_tape import ReferenceBackend
 from harness.cases import CATALOG
 from harness.cli import main
-from harness.validation.isolation import Isolated
+from harness.sandbox.channel import Isolated
 from harness.validation.validator import NeedCases
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import main
-from harness.validation.isolation import Isolated
+from harness.sandbox.channel import Isolated
 from harness.validation.zoo import ZOO
 from harness.validation.zoo.selftest import check, row
 

@@ -96,6 +96,55 @@ class NumpyNamespace(Namespace):
         return -np.mean(z[np.arange(len(labels)), labels])
 
 
+TAPS_ISOLATED = "harness.backends.numeric:taps_isolated"
+
+
+def taps_of(case: Any, params: dict, inputs: dict) -> tuple[dict[str, tuple], dict[str, Any]]:
+    """The case's taps, from a forward-only float64 run: {name: shape} (stacked over the
+    steps of a scan: (T, *shape)) and {name: T, or None for a tap outside any scan}. A
+    case of the user's runs that forward in its worker (``harness.sandbox.case``)."""
+    if getattr(case, "definition", True) is None:  # a custom stage: no taps
+        return {}, {}
+    if getattr(case, "isolated", False):
+        from harness.sandbox.case import CaseFault, ask
+        from harness.sandbox.wire import Mapping, conforms
+
+        reply = ask(case, {"op": TAPS_ISOLATED, "params": params, "inputs": inputs})
+        shapes, steps = Mapping(str, [int]), Mapping(str, (int, None))
+        miss = conforms(reply, {"shapes": shapes, "steps": steps})
+        if miss:
+            raise CaseFault({"kind": "malformed reply", "message": miss})
+        return {k: tuple(v) for k, v in reply["shapes"].items()}, dict(reply["steps"])
+    probe = NumpyNamespace()
+    case.loss(probe, {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}, inputs)
+    shapes = {
+        n: (v[0].shape if probe.tap_steps[n] is None else (len(v), *v[0].shape))
+        for n, v in probe.values.items()
+    }
+    return shapes, dict(probe.tap_steps)
+
+
+def _built_taps(case: Any, params: dict, inputs: dict) -> tuple[dict, dict]:
+    case.build(0)  # a case made afresh is built once first, as before any run (a stage of
+    return taps_of(case, params, inputs)  # a case learns there which arrays are which)
+
+
+def taps_isolated(worker: Any, request: dict) -> dict:
+    """``taps_of`` in a case's worker."""
+    from harness.cases.base import rebuild
+    from harness.sandbox import call
+    from harness.sandbox.case import failed
+
+    made = call(rebuild, request["case"])
+    if made["error"] is not None:
+        return failed(made)
+    found = call(_built_taps, made["value"], request["params"], request["inputs"])
+    if found["error"] is not None:
+        return failed(found)
+    shapes, steps = found["value"]
+    return {"shapes": {k: list(v) for k, v in shapes.items()}, "steps": steps}
+
+
 def _stencil_once(f: Any, smooth: bool, h: float) -> tuple[float, float]:
     """(D(h), |D(h) − D(2h)|) for the directional function f(t) around t = 0."""
     # Differences of values at ±t first: nearby values subtract exactly (Sterbenz), and a

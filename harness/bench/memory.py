@@ -33,7 +33,8 @@ import tracemalloc
 from dataclasses import dataclass
 
 from harness.bench.runners import Prepared, prepare
-from harness.cases import CATALOG, Case
+from harness.cases import Case
+from harness.cases.base import rebuild
 
 MEMORY_METHOD = {
     "reference": "tracemalloc",
@@ -133,8 +134,12 @@ def peak_memory(
         peak = torch.cuda.max_memory_allocated() - before
         del result
         return float(peak), "cuda-max-allocated"
-    spec = {"case": case.name, "options": case.cfg, "backend": backend, "device": device,
-            "dtype": dtype, "seed": seed}  # fmt: skip
+    from harness.sandbox.case import spec_of
+
+    made = spec_of(case)
+    if made is None:
+        return math.nan, "not measured: the case cannot be made in a fresh process"
+    spec = {"case": made, "backend": backend, "device": device, "dtype": dtype, "seed": seed}
     done = subprocess.run(
         [sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
         capture_output=True, text=True, timeout=600, check=False,
@@ -157,7 +162,7 @@ def _status_kib() -> dict[str, int]:
 
 def measure_in_this_process(spec: dict) -> dict:
     """The subprocess's side: build, warm up with the objective, reset, one gradient."""
-    case = CATALOG[spec["case"]](**spec["options"])
+    case = rebuild(spec["case"])
     params, inputs = case.build(spec["seed"], spec["dtype"])
     prepared = prepare(spec["backend"], case, params, inputs, spec["device"])
     prepared.objective()

@@ -74,7 +74,9 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     out, facts = [], {}
     grid = []
     for (_, sz, label), group in rows.groupby(["case", "size", "label"], sort=False):
-        cells = {"case": label, "size": sz, "parameters": f"{int(group['params'].iloc[0]):,}",
+        params = group["params"].dropna()  # none where the case itself failed
+        cells = {"case": label, "size": sz,
+                 "parameters": f"{int(params.iloc[0]):,}" if len(params) else "?",
                  "products alone": number(group["products_ratio"].iloc[0])}  # fmt: skip
         for _, r in group.iterrows():
             cells[r["backend"]] = (
@@ -134,6 +136,7 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
 
 def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
     rows = t[(t["experiment"] == "ratio") & t["backend"].isin(["reference", "torch"])]
+    rows = rows.dropna(subset=["gradient_s"])  # a backend that failed was not timed
     out, facts = [], {}
     if {"reference", "torch"} <= set(rows["backend"]):
         g = rows.pivot_table(

@@ -153,7 +153,10 @@ def measure_case(
     experiment: str, size: str, name: str | Case, options: dict, backends: list[str], device: str,
     plan: Plan, threads: int, progress: Progress,
 ) -> list[dict]:  # fmt: skip
-    """One row per backend: timings, compile times, peak memory."""
+    """One row per backend: timings, compile times, peak memory. A case of the user's is
+    measured in its worker (``harness.sandbox.case``), every backend there, as here."""
+    if getattr(name, "isolated", False):
+        return _measure_isolated(experiment, size, name, backends, device, plan, threads, progress)
     case, params, inputs, note = _build(name, options)
     rows = []
     for backend in backends:
@@ -185,6 +188,50 @@ def measure_case(
             "page_faults": faults,
         })  # fmt: skip
     return rows
+
+
+MEASURE_ISOLATED = "harness.bench.run:measure_isolated"
+CASE_FAILED = "failed: the case's worker"  # the note of a row whose case itself failed
+PLAN_FIELDS = ("repeats", "min_repeats", "budget_s", "subprocess_memory")
+
+
+def _measure_isolated(experiment, size, case, backends, device, plan, threads, progress):
+    from harness.sandbox.case import CaseFault, ask, release
+    from harness.sandbox.wire import Mapping, conforms
+
+    for backend in backends:
+        progress(f"{experiment} {case.label} {backend} (in its worker)")
+    base = {"experiment": experiment, "case": case.name, "size": size, "label": case.label,
+            "device": device, "dtype": "float64", "threads": threads}  # fmt: skip
+    try:
+        reply = ask(case, {"op": MEASURE_ISOLATED, "experiment": experiment, "size": size,
+                           "backends": list(backends), "device": device, "threads": threads,
+                           "plan": {f: getattr(plan, f) for f in PLAN_FIELDS}})  # fmt: skip
+        miss = conforms(reply, {"rows": [Mapping(str, (float, str, bool, None))]})
+        if miss:
+            raise CaseFault({"kind": "malformed reply", "message": miss})
+    except CaseFault as e:
+        return [{**base, "backend": b, "note": f"{CASE_FAILED}: {e}"} for b in backends]
+    finally:
+        release(case)
+    return [{**row, "label": case.label} for row in reply["rows"]]
+
+
+def measure_isolated(worker, request: dict) -> dict:
+    """``measure_case`` in a case's worker, with the bench's threads."""
+    from harness.cases.base import rebuild
+    from harness.sandbox import call
+    from harness.sandbox.case import failed
+
+    made = call(rebuild, request["case"])
+    if made["error"] is not None:
+        return failed(made)
+    pin_threads(request["threads"])
+    plan = Plan(ratio_cases=[], **request["plan"])
+    done = call(measure_case, request["experiment"], request["size"], made["value"], {},
+                request["backends"], request["device"], plan, request["threads"],
+                lambda message: None)  # fmt: skip
+    return failed(done) if done["error"] is not None else {"rows": done["value"]}
 
 
 def pin_threads(threads: int) -> dict[str, str]:

@@ -94,9 +94,9 @@ class Case:
         True  # False where the loss has kinks (relu): finite differences take a smaller step
     )
     slow: ClassVar[bool] = False  # left out of the default catalog run
-    loaded_from: ClassVar[Any] = (
-        None  # where a user's case was loaded from (a harness.target.Target)
-    )
+    # True where the case's code is the user's, loaded by gradparity: it runs in a worker
+    # process only (``harness.sandbox.case``), never in this one
+    isolated: ClassVar[bool] = False
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.options)
@@ -149,6 +149,15 @@ class Case:
         raise NotImplementedError
 
     # --- what the harness calls
+    def spec(self) -> dict[str, Any] | None:
+        """How a worker process makes this very case again, as data (``rebuild``): a
+        catalog case by its name and options. None where this class cannot say (see
+        ``harness.sandbox.case.spec_of`` for a case of the user's)."""
+        if CATALOG.get(getattr(self, "name", None)) is type(self):
+            return {"rebuild": "harness.cases.base:from_catalog", "name": self.name,
+                    "cfg": dict(self.cfg)}  # fmt: skip
+        return None
+
     def build(self, seed: int = 0, dtype: str = "float64") -> tuple[Arrays, Arrays]:
         """Parameters and inputs for this seed, drawn in float64 and then cast to ``dtype``
         (so float32 and float64 runs start from the same numbers, rounded)."""
@@ -197,6 +206,20 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     if isinstance(default, float):
         return float(value)
     return value
+
+
+def from_catalog(spec: dict[str, Any]) -> Case:
+    """The catalog case a ``Case.spec`` names."""
+    return CATALOG[spec["name"]](**spec["cfg"])
+
+
+def rebuild(spec: dict[str, Any]) -> Case:
+    """The case a spec describes: its ``rebuild`` function ("package.module:function",
+    written by this process's own code, never by a plug-in) applied to it."""
+    import importlib
+
+    module, _, name = spec["rebuild"].partition(":")
+    return getattr(importlib.import_module(module), name)(spec)
 
 
 def register(cls: type[Case]) -> type[Case]:

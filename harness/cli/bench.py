@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from harness.bench.threads import PINNED, pin_cpus, thread_environment
+from harness.cli.run import DEFAULT_CASE_TIMEOUT, add_limits, limits
 from harness.selection import UsageError
 
 FULL_OUT = "reports"
@@ -52,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="a case option (with --case)"
     )
+    add_limits(p, DEFAULT_CASE_TIMEOUT, "a case of your own, every backend's timing together,")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +90,7 @@ def full_plan_figures(folder: Path) -> bool:
         return False
     head = md.read_text(encoding="utf-8", errors="replace")[:2000]
     written = re.search(r"Written by `(gradparity bench[^`]*)`", head)
-    return bool(written) and "--quick" not in written[1]
+    return bool(written) and not re.search(r"--quick|--case", written[1])
 
 
 def check_out(args: argparse.Namespace) -> str:
@@ -134,12 +136,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--set needs --case (the options belong to a case)")
     from harness.selection import build_cases, parse_sets
 
-    cases = build_cases(args.case, parse_sets(args.set)) if args.case else []
+    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else []
     args.out = check_out(args)
     if os.environ.get(PINNED) != str(args.threads):
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
         argv += [a for c in args.case or [] for a in ("--case", c)]
         argv += [a for kv in args.set or [] for a in ("--set", kv)]
+        argv += ["--timeout", repr(args.timeout), "--memory", str(args.memory)]
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -169,7 +172,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         written = write(args.out, table, {**machine(), "threads": args.threads}, command, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
-    from harness.bench.run import FULL, QUICK, cases_plan, run_bench
+    from harness.bench.run import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
     command = None
@@ -179,10 +182,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         command = f"gradparity bench {chosen}"
     with Progress(None, "bench", args.quiet) as bar:
-        run_bench(args.out, plan, args.device, args.threads, progress=bar, quick=args.quick,
-                  command=command)  # fmt: skip
+        table = run_bench(args.out, plan, args.device, args.threads, progress=bar,
+                          quick=args.quick, command=command)  # fmt: skip
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
-    return 0
+    lost = table[table["note"].fillna("").str.startswith(CASE_FAILED)]
+    for case in dict.fromkeys(lost["label"]):  # measured nothing there: not a success
+        print(f"  ✗ {case}: {lost[lost['label'] == case]['note'].iloc[0]}")
+    return 1 if len(lost) else 0
 
 
 def bench_sweep(args: argparse.Namespace) -> int:

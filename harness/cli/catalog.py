@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cases import CATALOG, CaseError, select
+from harness.cli.run import DEFAULT_CASE_TIMEOUT, add_limits, limits
 from harness.selection import build_cases, is_target, parse_sets
 
 
@@ -18,6 +19,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("describe", help="a case's math, options, parameters, inputs and taps")
     p.add_argument("case", help="a catalog name, or your own: path/to/file.py:NAME or module:NAME")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    add_limits(p, DEFAULT_CASE_TIMEOUT, "a case of your own (its loading, drawing and forward)")
     p.set_defaults(func=cmd_describe)
 
 
@@ -26,7 +28,9 @@ def _shape_line(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _why(e: Exception) -> str:
-    return str(e) if isinstance(e, CaseError) else f"{type(e).__name__}: {e}"
+    from harness.sandbox.case import CaseFault  # a case of the user's, failed in its worker
+
+    return str(e) if isinstance(e, (CaseError, CaseFault)) else f"{type(e).__name__}: {e}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -56,7 +60,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         raise CaseError(
             f"no case {args.case!r}; cases: {', '.join(CATALOG)} (or path/to/file.py:NAME)"
         )
-    case = build_cases([args.case], parse_sets(args.set))[0]
+    case = build_cases([args.case], parse_sets(args.set), limits(args))[0]
     print(f"{case.label}  (family: {case.family})\n")
     print(case.doc() + "\n")
     print("options:")
@@ -72,13 +76,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
         return 1
     print(f"parameters: {_shape_line(params)}")
     print(f"inputs:     {_shape_line(inputs)}")
-    from harness.backends.numeric import NumpyNamespace
+    from harness.backends.numeric import taps_of
 
-    probe = NumpyNamespace()
-    case.loss(probe, {k: v.astype(float) for k, v in params.items()}, inputs)
-    taps = [
-        f"{n}{list(v[0].shape)}" + (f" × {probe.tap_steps[n]} steps" if probe.tap_steps[n] else "")
-        for n, v in probe.values.items()
-    ]
+    try:
+        shapes, steps = taps_of(case, params, inputs)
+    except Exception as e:  # noqa: BLE001 - said in one line, with exit 1
+        print(f"\n✗ the case's forward failed: {_why(e)}")
+        return 1
+    taps = [f"{n}{list(shape[1:] if steps[n] else shape)}"
+            + (f" × {steps[n]} steps" if steps[n] else "") for n, shape in shapes.items()]  # fmt: skip
     print(f"taps:       {', '.join(taps) or 'none'}")
     return 0

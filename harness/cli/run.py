@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY
+
+DEFAULT_CASE_TIMEOUT = 600.0  # harness.sandbox.case.DEFAULT_TIMEOUT, without importing it here
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
@@ -28,6 +31,74 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     add_noise(p)
     add_modes(p)
     add_sweep(p)
+    add_limits(p, DEFAULT_CASE_TIMEOUT, CASE_LIMITS)
+
+
+GiB = 1024**3
+MIN_MEMORY = 256 * 1024**2  # a worker with numpy, torch and jax loaded uses about as much
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+def seconds(text: str) -> float:
+    """--timeout S: a number of seconds, above 0 and at most a week (nan and inf are not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= MAX_TIMEOUT):  # false for nan too
+        raise argparse.ArgumentTypeError(
+            f"--timeout takes a number of seconds above 0 and at most {MAX_TIMEOUT:.0f} (a "
+            f"week), not {text!r}"
+        )
+    return value
+
+
+def machine_memory() -> int:
+    """This machine's physical memory, in bytes (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def size(text: str) -> int:
+    """--memory SIZE: '4G', '512M', '65536K', a number of bytes, or 0 (no limit); at least
+    256M (a worker's own libraries) and at most this machine's memory."""
+    clean = text.strip().upper()
+    scale = {"K": 1024, "M": 1024**2, "G": GiB, "T": 1024 * GiB}.get(clean[-1:], 1)
+    try:
+        number = float(clean[:-1] if scale != 1 else clean)
+    except ValueError:
+        number = float("nan")
+    value = number * scale
+    total = machine_memory()
+    if value == 0:
+        return 0
+    if not (MIN_MEMORY <= value <= (total or value)):  # false for nan too
+        most = f" and at most this machine's {total / GiB:.0f}G" if total else ""
+        raise argparse.ArgumentTypeError(
+            f"--memory takes a size like 4G or 512M, at least 256M{most} (0: no limit), "
+            f"not {text!r}"
+        )
+    return int(value)
+
+
+def add_limits(p: argparse.ArgumentParser, timeout: float, what: str) -> None:
+    """--timeout and --memory: what a worker running user code may take."""
+    p.add_argument("--timeout", type=seconds, default=timeout, metavar="S",
+                   help=f"seconds {what} may take in its worker process (default {timeout:g})")  # fmt: skip
+    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE",
+                   help="data-segment limit of that worker process (default 4G; 0: none)")  # fmt: skip
+
+
+def limits(args: argparse.Namespace) -> Any:
+    """The limits of the workers that run the cases of the user's (``harness.sandbox.case``)."""
+    from harness.sandbox.case import Limits
+
+    return Limits(args.timeout, args.memory)
+
+
+CASE_LIMITS = "a case of your own (file.py:NAME), every backend together,"
 
 
 def add_set(p: argparse.ArgumentParser) -> None:
@@ -65,12 +136,12 @@ def sweep_plan(args: argparse.Namespace) -> tuple | None:
     return fixed, swept, grid(swept, seeds if seeds is not None else [args.seed])
 
 
-def check_points(patterns, fixed: dict, swept: dict, points: list) -> None:
+def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None) -> None:
     """Every point's cases built here first, so that a bad value is exit 2 before work."""
     from harness.selection import build_cases
 
     for p in points if swept else points[:1]:
-        build_cases(patterns, {**fixed, **dict(p.options)})
+        build_cases(patterns, {**fixed, **dict(p.options)}, bounds)
 
 
 def mode_list(text: str) -> str:
@@ -134,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
-    cases = build_cases(args.case, parse_sets(args.set))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args))
     if args.csv:
         output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
@@ -164,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")
-    cases = build_cases(args.case, parse_sets(args.set))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args))
     out = output_folder(args.out or "reports")
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
@@ -194,7 +265,7 @@ def run_sweep(
     from harness.selection import output_file, output_folder
 
     fixed, swept, points = plan
-    check_points(args.case, fixed, swept, points)
+    check_points(args.case, fixed, swept, points, limits(args))
     keys = list(swept)
     out = getattr(args, "out", None)
     if command == "report":
@@ -206,7 +277,7 @@ def run_sweep(
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
                 args.dtype, getattr(args, "baseline", None) or "torch", args.noise,
-                tuple(parse_modes(args.mode)), validate)  # fmt: skip
+                tuple(parse_modes(args.mode)), validate, limits(args))  # fmt: skip
     start = time.perf_counter()
     quiet = getattr(args, "quiet", False)
     with Progress(len(points), f"sweep ({args.executor})", quiet, unit="point") as bar:

@@ -6,21 +6,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.run import add_modes, add_noise, add_set, add_sweep, run_sweep, sweep_plan
-
-GiB = 1024**3
-
-
-def _memory(text: str) -> int:
-    """'4G', '512M', '0' (no limit) -> bytes."""
-    text = text.strip().upper()
-    scale = {"K": 1024, "M": 1024**2, "G": GiB}.get(text[-1:], 1)
-    try:
-        return int(float(text.rstrip("KMG") if scale != 1 else text) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--memory takes a size like 4G or 512M, not {text!r}"
-        ) from None
+from harness.cli.run import (
+    add_limits,
+    add_modes,
+    add_noise,
+    add_set,
+    add_sweep,
+    limits,
+    run_sweep,
+    seconds,
+    sweep_plan,
+)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -50,10 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--baseline", help="the reference the plug-in is compared with (default: reference)"
     )
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds one case may take in the plug-in (default 60)")  # fmt: skip
-    p.add_argument("--memory", type=_memory, default=4 * GiB, metavar="SIZE",
-                   help="address-space limit of the plug-in's process (default 4G; 0: none)")  # fmt: skip
+    add_limits(p, 60.0, "one case (in the plug-in; for a case of your own, also in the references)")
     p.add_argument("--no-isolation", action="store_true",
                    help="run the plug-in in this process (no time or memory limit)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write the tables, diagnostics and report here")
@@ -73,7 +66,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", action="append", metavar="NAME", help="zoo entries (substring)")
     p.add_argument("--reference", action="append", metavar="NAME",
                    help="reference backends (default: reference torch)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
                    help="seconds one case may take in an implementation (default 60)")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the detection table")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
@@ -88,8 +81,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     check_jobs(args.jobs)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
     plan = sweep_plan(args)
     if plan is not None:
         if not args.case:
@@ -104,7 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 "baseline": args.baseline, "timeout": args.timeout, "memory": args.memory,
                 "isolate": not args.no_isolation}  # fmt: skip
         return run_sweep(args, plan, "validate", opts)
-    cases = build_cases(args.case, parse_sets(args.set)) if args.case else None
+    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else None
     if args.out:
         output_folder(args.out)
     from harness.progress import Progress
@@ -133,8 +124,6 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.selection import UsageError, output_file
     from harness.validation.zoo.selftest import entries, format_table, selftest
 
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout takes a number of seconds above 0, not {args.timeout:g}")
     if args.csv:
         output_file(args.csv, "--csv")
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]

@@ -1,6 +1,6 @@
 """Validation: your own backprop, checked against the references (``gradparity validate``).
 
-Three forms, each a small protocol (details in the module named):
+Six forms, each a small protocol (details in the module named; README: "Six forms"):
 
 - **model** (``harness.validation.worker``): a function ``grads(params, inputs[, case])`` for
   one named case, returning ``{name: dL/dθ}`` for every parameter, or
@@ -13,9 +13,10 @@ Three forms, each a small protocol (details in the module named):
   softmax_xent, elman_step, lstm_step, gru_step, custom), ``forward(*inputs) -> (out,
   cache)`` and ``backward(d_out, cache) -> grads``.
 
-Each call runs in a worker process with a time and memory limit
-(``harness.validation.isolation``; every process it starts, in ``processes``); what it
-returned is checked raw (``checks``); its Result is compared like any backend's
+plus **functional** (``functional``), **torch-function** and **jax-custom-vjp**
+(``frameworks``). Each call runs in a worker process with a time and memory limit
+(``harness.sandbox``; the calls themselves, in ``worker``); what it returned is checked raw
+(``checks``); its Result is compared like any backend's
 (``validator``, ``spread`` for ``--jobs``), and ``diagnose`` says where it goes wrong.
 ``zoo``: the bug zoo, broken and correct implementations ``gradparity selftest`` runs.
 """

@@ -7,15 +7,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from harness.backends.base import Backend, NotApplicable
-from harness.cases.base import CATALOG, Arrays, Case
+from harness.backends.numeric import taps_of
+from harness.cases.base import Arrays, Case
 from harness.result import Result
+from harness.sandbox.case import spec_of
+from harness.sandbox.channel import DEFAULT_TIMEOUT, fault
+from harness.sandbox.wire import conforms
 from harness.target import Target
 from harness.validation.checks import MAX_OUTPUT, Judgement
 from harness.validation.faults import Fault
-from harness.validation.isolation import DEFAULT_TIMEOUT
+from harness.validation.worker import RUN, RUN_REPLY
 
 
 @dataclass
@@ -23,23 +25,6 @@ class PluginResult(Result):
     """A Result with the plug-in's faults (raw-output checks, isolation, repeat calls)."""
 
     faults: list[Fault] = field(default_factory=list)
-
-
-def expected_taps(case: Case, params: Arrays, inputs: Arrays) -> tuple[dict, dict]:
-    """The case's taps and their shapes (stacked over steps inside a scan), from a
-    forward-only float64 run: what a plug-in may report, and under which names."""
-    from harness.backends.numeric import NumpyNamespace
-
-    if getattr(case, "definition", True) is None:  # a custom stage: no taps
-        return {}, {}
-    probe = NumpyNamespace()
-    floats = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    case.loss(probe, floats, inputs)
-    shapes = {
-        n: (v[0].shape if probe.tap_steps[n] is None else (len(v), *v[0].shape))
-        for n, v in probe.values.items()
-    }
-    return shapes, dict(probe.tap_steps)
 
 
 class PluginBackend(Backend):
@@ -84,25 +69,21 @@ class PluginBackend(Backend):
                                 "supply one: see `gradparity validate --help`)")  # fmt: skip
 
     def _ask(self, case, params, inputs, dtype, mode, direction) -> Result:
-        taps, tap_steps = expected_taps(case, params, inputs)
-        # A catalog case travels by name and options (its class may not pickle by reference).
-        registered = CATALOG.get(getattr(case, "name", None)) is type(case)
-        if registered:  # a catalog case travels by name and options
-            sent: Any = ("catalog", case.name, dict(case.cfg))
-        elif getattr(type(case), "loaded_from", None) is not None:  # a user's, by where it lives
-            sent = ("target", type(case).loaded_from, dict(case.cfg))
-        else:
-            sent = case
-        request = {"op": "run", "target": self.target, "form": self.form, "case": sent,
-                   "params": params, "inputs": inputs, "dtype": dtype, "calls": self.calls,
-                   "fd": self.form in ("stage", "torch-function", "jax-custom-vjp"),
-                   "mode": mode, "modes": self.modes, "direction": direction}  # fmt: skip
+        taps, tap_steps = taps_of(case, params, inputs)
+        request = {"op": RUN, "target": self.target.data(), "form": self.form,
+                   "case": spec_of(case), "params": params, "inputs": inputs, "dtype": dtype,
+                   "calls": self.calls, "fd": self.form in ("stage", "torch-function",
+                                                            "jax-custom-vjp"),
+                   "mode": mode, "modes": list(self.modes), "direction": direction}  # fmt: skip
         reply = self.channel.request(request, self.timeout)
+        miss = conforms(reply, RUN_REPLY)
+        if miss:
+            reply = fault("malformed reply", f"the plug-in's worker broke the protocol: {miss}")
         if reply.get("skip"):
             raise NotApplicable(reply["skip"])
         expected = {} if mode == "fwd" else params
         judged = Judgement(case, self.name, dtype, expected, taps, tap_steps, self.max_output,
-                           mode)  # fmt: skip
+                           mode, (params, inputs))  # fmt: skip
         result = judged.result(reply)
         if mode == "rev":
             self.extra[case.label] = judged.extra_results

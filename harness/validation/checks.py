@@ -98,8 +98,10 @@ class Judgement:
     """The faults and the Result for one case, built from the worker's reply."""
 
     def __init__(self, case, backend: str, dtype: str, params: dict, expected_taps: dict,
-                 tap_steps: dict, max_output: int = MAX_OUTPUT, mode: str = "rev"):  # fmt: skip
+                 tap_steps: dict, max_output: int = MAX_OUTPUT, mode: str = "rev",
+                 sent: tuple[dict, dict] = ({}, {})):  # fmt: skip
         self.case, self.backend, self.dtype, self.mode = case, backend, dtype, mode
+        self.sent = sent  # the parameters and inputs as they were sent, untouched here
         self.params, self.expected_taps, self.tap_steps = params, expected_taps, tap_steps
         self.max_output = max_output
         self.faults: list[Fault] = []
@@ -141,7 +143,7 @@ class Judgement:
                 self.fault(
                     "wrong shape", f"the loss has shape {array.shape}; expected a scalar", "loss"
                 )
-        for name, count, first_at in first.get("mutated", []):
+        for name, count, first_at in self._mutated(first.get("after")):
             n = "" if count < 0 else f" ({count} element{'s' * (count != 1)}, first at {first_at})"
             self.fault("mutated inputs", f"the call wrote into {name}{n}; every later call "
                        "and every other backend got clean copies", name)  # fmt: skip
@@ -155,6 +157,38 @@ class Judgement:
         return result
 
     # --- pieces
+    def _mutated(self, after: dict[str, Any] | None) -> list[tuple[str, int, str]]:
+        """What the call wrote into its arrays, found here (never by the worker, whose numpy
+        the plug-in may have replaced): [(name, elements changed, first index)]; -1
+        elements where an array was replaced by another shape or type."""
+        if after is None:
+            return []
+        sent_params, sent_inputs = self.sent
+        pairs = [(f"params[{k!r}]", after["params"].get(k), v) for k, v in sent_params.items()]
+        pairs += [(f"inputs[{k!r}]", after["inputs"].get(k), v) for k, v in sent_inputs.items()]
+        if "d_out" in after:
+            given = self.case.d_out(sent_inputs)
+            label = (lambda k: "d_out") if len(given) == 1 else (lambda k: f"d_out{k}")
+            pairs += [
+                (label(k), a, b)
+                for k, (a, b) in enumerate(zip(after["d_out"], given, strict=False))
+            ]
+        found = []
+        for name, got, before in pairs:
+            before = np.asarray(before)
+            if not isinstance(got, np.ndarray | np.generic) or np.shape(got) != before.shape:
+                found.append((name, -1, "replaced"))
+                continue
+            got = np.asarray(got)
+            if before.dtype.kind in "fc":
+                changed = ~((got == before) | (np.isnan(got) & np.isnan(before)))
+            else:
+                changed = got != before
+            if changed.any():
+                first = tuple(int(i) for i in np.argwhere(changed)[0]) if changed.ndim else ()
+                found.append((name, int(changed.sum()), str(first)))
+        return found
+
     def _fatal(self, empty: Result, kind: str, message: str, traceback: str) -> Result:
         self.fault(kind, message, "", traceback)
         if kind == "unsupported":  # counted apart, not a failure

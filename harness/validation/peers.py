@@ -356,7 +356,7 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
     wall time and the checker's message."""
     import pandas as pd
 
-    from harness.validation.isolation import Isolated
+    from harness.sandbox.channel import Isolated
     from harness.validation.zoo.selftest import check, entries
 
     rows = []

@@ -33,9 +33,10 @@ from harness.cases import CATALOG, Case
 from harness.modes import DEFAULT_MODES
 from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
+from harness.sandbox.channel import Isolated
 from harness.target import Target
 from harness.validation.backend import PluginBackend
-from harness.validation.isolation import Isolated
+from harness.validation.worker import LOAD
 
 Progress = Callable[[str, str], None]
 
@@ -84,7 +85,7 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
     try:
         channel = Isolated(memory)
         atexit.register(channel.close)
-        channel.request({"op": "load", "target": spec, "form": form}, timeout)
+        channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
         _, instances = instantiate(references)
         _state = (instances, PluginBackend(spec, form, channel, timeout, max_output, name=name,
                                            modes=modes))  # fmt: skip

@@ -165,6 +165,13 @@ class StageCase(Case):
 
         return self.definition(NumpyNamespace(), *(np.asarray(a) for a in arrays))
 
+    def spec(self) -> dict[str, Any]:
+        arrays = None if self._arrays is None else [np.asarray(a) for a in self._arrays]
+        shapes = None if self._out_shapes is None else [list(s) for s in self._out_shapes]
+        return {"rebuild": "harness.validation.stages:stage_case", "stage": self.stage,
+                "arrays": arrays, "names": list(self.names), "smooth": bool(self.smooth),
+                "out_shapes": shapes}  # fmt: skip
+
     def arguments(self, params: dict, inputs: dict) -> list[Any]:
         """forward's arguments in order."""
         return [params[n] if n in params else inputs[n] for n in self.names]
@@ -224,22 +231,37 @@ class CaseStage(StageCase):
         self._arrays = tuple(np.asarray(arrays[n]) for n in self.names)
         return super().setup(rng)
 
-    def __reduce__(self):
-        """Sent to a worker as where the case comes from, not as the objects themselves."""
-        case = self.case
-        if getattr(type(case), "loaded_from", None) is not None:
-            sent: Any = ("target", type(case).loaded_from, dict(case.cfg))
-        else:
-            sent = case
-        return (_rebuild, (sent, self.names, self.smooth))
+    @property
+    def isolated(self) -> bool:  # type: ignore[override]
+        """Where the case is the user's, loaded in a worker, so is this stage of it."""
+        return bool(getattr(self.case, "isolated", False))
+
+    @property
+    def limits(self) -> Any:
+        return self.case.limits
+
+    def spec(self) -> dict[str, Any] | None:
+        from harness.sandbox.case import spec_of
+
+        inner = spec_of(self.case)
+        if inner is None:
+            return None
+        return {"rebuild": "harness.validation.stages:case_stage", "case": inner,
+                "names": list(self.names), "smooth": bool(self.smooth)}  # fmt: skip
 
 
-def _rebuild(sent: Any, names: tuple[str, ...], smooth: bool) -> CaseStage:
-    if isinstance(sent, tuple) and sent[0] == "target":
-        from harness.target import load
+def case_stage(spec: dict[str, Any]) -> CaseStage:
+    """The CaseStage a spec describes (in a worker)."""
+    from harness.cases.base import rebuild
 
-        sent = load(sent[1])(**sent[2])
-    return CaseStage(sent, names, smooth)
+    return CaseStage(rebuild(spec["case"]), tuple(spec["names"]), spec["smooth"])
+
+
+def stage_case(spec: dict[str, Any]) -> StageCase:
+    """The StageCase a spec describes (in a worker)."""
+    arrays = spec["arrays"]
+    return StageCase(spec["stage"], None if arrays is None else tuple(arrays),
+                     tuple(spec["names"]), spec["smooth"], spec["out_shapes"])  # fmt: skip
 
 
 def weighted_loss(out: Any, d_out: list[np.ndarray]) -> float:

@@ -27,14 +27,16 @@ from harness.escaping import code, csv_table, lit, terminal
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
+from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
+from harness.sandbox.wire import conforms
 from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import Finding, diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
-from harness.validation.isolation import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated
 from harness.validation.spread import run_cases
 from harness.validation.stages import STAGES, CaseStage, StageCase
+from harness.validation.worker import LOAD, LOAD_REPLY
 
 FORMS = ("stage", "model", "engine", "functional", "torch-function", "jax-custom-vjp")
 FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")  # custom stages of the framework's
@@ -347,7 +349,10 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
               max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
               noise=None, modes=DEFAULT_MODES) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
-    info = channel.request({"op": "load", "target": spec, "form": form}, timeout)
+    info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
+    miss = conforms(info, LOAD_REPLY)
+    if miss:
+        info = fault("malformed reply", f"the plug-in's worker broke the protocol: {miss}")
     faults: list[Fault] = []
     form = form or info.get("form") or "model"
     problem = info.get("fault")

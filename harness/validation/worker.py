@@ -1,66 +1,57 @@
-"""The worker: runs a plug-in's calls, in a process of its own (``python -m
-harness.validation.worker``) or, for a callable no fresh process can import, in this one.
+"""A plug-in's calls, as a worker process (``harness.sandbox``) answers them.
 
-It imports numpy, ``harness.xp`` and the cases, never pandas or a framework, so that it
-starts fast. Per request it loads the target (once), makes each call on fresh copies of
-the arrays, catches what the call does (an exception with its traceback, ``sys.exit``,
-a MemoryError under the address-space limit), records what it printed (capped), which of
-its inputs it wrote into, and turns what it returned into numpy arrays with a note of
-their original type. Judging all that is the parent's job (``checks.py``).
+The requests ``load`` (import the target, say what it is) and ``run`` (one case, the plug-in
+called twice on fresh copies of its arrays) run the plug-in's code under
+``harness.sandbox.call``: what it returned, printed and raised, as data. Values come back
+as numpy arrays with a note of their original type; the arrays it was given come back too,
+as they were after each call, so that this process — not the worker, whose numpy the
+plug-in may have replaced — finds what it wrote into them. Judging all that is the
+parent's job (``checks.py``). ``LOAD_REPLY`` and ``RUN_REPLY`` are the shapes of the
+replies, which the parent checks before it reads them.
+
+It imports numpy, ``harness.xp`` and the cases, never pandas or a framework (unless the
+plug-in is a framework's function), so that it starts fast.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
-import os
-import pickle
-import struct
-import sys
-import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from harness.target import LoadFault, Target, load
+from harness.cases.base import rebuild
+from harness.sandbox.wire import Mapping as MapOf
+from harness.sandbox.wire import Tuple
+from harness.sandbox.worker import Worker, call
+from harness.target import Target
+from harness.target import load as load_target
 
-HEAD, TAIL = 4000, 1000
-ATTRIBUTES = (
-    "stage",
-    "forward",
-    "backward",
-    "tensor",
-    "grad",
-    "numpy",
-)  # characters of printed output kept from each end
+LOAD = "harness.validation.worker:load"
+RUN = "harness.validation.worker:run"
+ATTRIBUTES = ("stage", "forward", "backward", "tensor", "grad", "numpy")
 
-
-class Capture(io.TextIOBase):
-    """A stand-in for sys.stdout/stderr that counts everything and keeps the ends."""
-
-    def __init__(self) -> None:
-        self.head, self.tail, self.size = [], "", 0
-        self._kept = 0
-
-    def write(self, s: str) -> int:
-        s = str(s)
-        if self._kept < HEAD:
-            self.head.append(s[: HEAD - self._kept])
-            self._kept += len(self.head[-1])
-        self.tail = (self.tail + s[-TAIL:])[-TAIL:]
-        self.size += len(s)
-        return len(s)
-
-    def writable(self) -> bool:
-        return True
-
-    def text(self) -> str:
-        head = "".join(self.head)
-        if self.size <= HEAD:
-            return head
-        return f"{head}\n[... {self.size - HEAD - TAIL} characters left out ...]\n{self.tail}"
+# --- the shapes of the replies (``harness.sandbox.wire.conforms``)
+ARRAY = (np.ndarray, np.generic)
+FAULT = {"kind": str, "type": str, "message": str, "traceback": str}
+PRINTED = {"stdout": str, "stdout_chars": int, "stderr": str, "stderr_chars": int}
+LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
+OUTPUT = {"top": str, "repr?": str, "bad_taps?": str, "grads?": (None, MapOf(str, LEAF)),
+          "taps?": MapOf(str, LEAF), "loss?": (None, LEAF)}  # fmt: skip
+CALL = {**PRINTED, "error": (None, FAULT), "seconds": float, "output?": OUTPUT,
+        "after?": {"params": MapOf(str, ARRAY), "inputs": MapOf(str, ARRAY),
+                   "d_out?": [ARRAY]}}  # fmt: skip
+FD = {**PRINTED, "error": (None, FAULT), "seconds": float,
+      "value": (None, {"grads": MapOf(str, ARRAY), "errors": MapOf(str, ARRAY)},
+                {"directional": MapOf(str, Tuple(ARRAY, ARRAY, ARRAY))})}  # fmt: skip
+RUN_REPLY = ({"calls": [CALL], "fd?": FD}, {"skip": str}, {"fault": FAULT})
+LOAD_REPLY = (
+    {**PRINTED, "fault": FAULT},
+    {**PRINTED, "form": str, "stage": (None, str), "cases": (None, [str]),
+     "attributes": [str], "names?": [str], "smooth?": bool, "arrays?": [ARRAY],
+     "out_shapes?": [[int]], "fault?": FAULT},
+)  # fmt: skip
 
 
 def type_name(x: Any) -> str:
@@ -180,155 +171,92 @@ def _copy(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.array(v, copy=True) for k, v in arrays.items()}
 
 
-def _mutated(given: Mapping[str, Any], pristine: Mapping[str, np.ndarray], where: str) -> list:
-    """The arrays the call wrote into: [(name, elements changed, first index)]."""
-    found = []
-    for name, before in pristine.items():
-        after = given.get(name)
-        if not isinstance(after, np.ndarray) or after.shape != before.shape:
-            found.append((f"{where}[{name!r}]", -1, "replaced"))
-            continue
-        changed = ~((after == before) | (np.isnan(after) & np.isnan(before)))
-        if before.dtype.kind not in "fc":
-            changed = after != before
-        if changed.any():
-            first = tuple(int(i) for i in np.argwhere(changed)[0])
-            found.append((f"{where}[{name!r}]", int(changed.sum()), str(first)))
-    return found
+def _obj(worker: Worker, target: Target) -> Any:
+    if target.text not in worker.loaded:
+        worker.loaded[target.text] = load_target(target)
+    return worker.loaded[target.text]
 
 
-class Worker:
-    """Loads targets once and answers requests (the same code in- and out-of-process)."""
+def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
+    """Import the target and say what it is: its form, stage, cases and attributes; a
+    custom stage's example inputs and output shapes."""
+    target = Target.from_data(request["target"])
+    record = call(_obj, worker, target)
+    info: dict[str, Any] = {k: record[k] for k in ("stdout", "stdout_chars", "stderr",
+                                                   "stderr_chars")}  # fmt: skip
+    if record["error"] is not None:
+        return {**info, "fault": record["error"]}
+    obj = record["value"]
+    form = request.get("form") or detect_form(obj)
+    if form in FRAMEWORK_FORMS:  # from here on it is a custom stage of the framework's
+        from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage, adapt
 
-    def __init__(self, objects: dict[str, Any] | None = None) -> None:
-        self.loaded: dict[str, Any] = dict(objects or {})
-
-    def obj(self, target: Target) -> Any:
-        if target.text not in self.loaded:
-            self.loaded[target.text] = load(target)
-        return self.loaded[target.text]
-
-    def _load(self, target: Target) -> Any:
-        try:
-            return self.obj(target)
-        except LoadFault as e:
-            return e
-
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        return getattr(self, f"do_{request['op']}")(request)
-
-    # --- calls, with what they print and raise captured
-    def _call(self, fn, *args) -> dict[str, Any]:
-        saved = sys.stdout, sys.stderr
-        out, err = Capture(), Capture()
-        record: dict[str, Any] = {"error": None, "value": None}
-        start = time.perf_counter()
-        sys.stdout, sys.stderr = out, err
-        try:
-            record["value"] = fn(*args)
-        except MemoryError as e:
-            record["error"] = _error("memory", e)
-        except SystemExit as e:
-            record["error"] = {"kind": "exit", "type": "SystemExit", "message": f"sys.exit({e.code!r})",
-                               "traceback": traceback.format_exc()}  # fmt: skip
-        except BaseException as e:  # noqa: BLE001 - everything a plug-in raises is reported
-            record["error"] = _error("exception", e)
-        finally:
-            sys.stdout, sys.stderr = saved
-        record.update(seconds=time.perf_counter() - start, stdout=out.text(),
-                      stdout_chars=out.size, stderr=err.text(), stderr_chars=err.size)  # fmt: skip
-        return record
-
-    def do_load(self, request):
-        target: Target = request["target"]
-        record = self._call(self._load, target)
-        info: dict[str, Any] = {
-            k: record[k] for k in ("stdout", "stdout_chars", "stderr", "stderr_chars")
-        }
-        if record["error"] is not None:
-            return {**info, "fault": record["error"]}
-        obj = record["value"]
-        if isinstance(obj, LoadFault):
-            return {**info, "fault": {"kind": obj.kind, "type": "", "message": obj.message,
-                                      "traceback": obj.traceback}}  # fmt: skip
-        form = request.get("form") or detect_form(obj)
-        if form in FRAMEWORK_FORMS:  # from here on it is a custom stage of the framework's
-            from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage, adapt
-
-            if not isinstance(obj, (TorchFunctionStage, JaxCustomVJPStage)):  # not yet adapted
-                made = self._call(adapt, obj, form)
-                if made["error"] is not None:
-                    return {**info, "fault": {**made["error"], "kind": "wrong type"}}
-                obj = self.loaded[target.text] = made["value"]
-            info.update(names=obj.names, smooth=obj.smooth)
-        info.update(form=form, stage=getattr(obj, "stage", None), cases=getattr(obj, "cases", None),
-                    attributes=[a for a in ATTRIBUTES if hasattr(obj, a)])  # fmt: skip
-        if getattr(obj, "stage", None) == "custom" and (form == "stage" or hasattr_inputs(obj)):
-            made = self._call(_custom_inputs, obj)
+        if not isinstance(obj, (TorchFunctionStage, JaxCustomVJPStage)):  # not yet adapted
+            made = call(adapt, obj, form)
             if made["error"] is not None:
-                return {**info, "fault": made["error"]}
-            info.update(made["value"])
-        return info
-
-    def do_run(self, request):
-        target: Target = request["target"]
-        try:
-            obj = self.obj(target)
-        except LoadFault as e:
-            return {
-                "fault": {
-                    "kind": e.kind,
-                    "type": "",
-                    "message": e.message,
-                    "traceback": e.traceback,
-                }
-            }
-        form, case, dtype = request["form"], request["case"], request["dtype"]
-        if isinstance(case, tuple) and case[0] == "catalog":
-            from harness.cases import CATALOG
-
-            case = CATALOG[case[1]](**case[2])
-        elif isinstance(case, tuple) and case[0] == "target":
-            case = load(case[1])(**case[2])
-        params, inputs = request["params"], request["inputs"]
-        mode, direction = request.get("mode", "rev"), request.get("direction")
-        call = CALLS[form]
-        if form == "model":
-            fn, why = model_function(obj, mode, request.get("modes") or (mode,))
-            if fn is None:
-                return {"skip": why}
-            obj, call = fn, (_model_call if mode == "rev" else _model_mode_call(mode, direction))
-        calls = []
-        for _ in range(request.get("calls", 2)):
-            p, x = _copy(params), _copy(inputs)
-            record = self._call(call, obj, case, p, x)
-            record["mutated"] = _mutated(p, params, "params") + _mutated(x, inputs, "inputs")
-            value, record["value"] = record["value"], None
-            if record["error"] is None:
-                if isinstance(value, dict) and "_mutated" in value:
-                    record["mutated"] += value.pop("_mutated")
-                record["output"] = normalise(value, dtype)
-            calls.append(record)
-            if record["error"] is not None:
-                break
-        reply: dict[str, Any] = {"calls": calls}
-        if CALLS[form] is _stage_call and request.get("fd") and calls[0]["error"] is None:
-            fd = self._call(_stage_fd, obj, case, params, inputs)
-            reply["fd"] = {k: v for k, v in fd.items() if k != "value"}
-            reply["fd"]["value"] = fd["value"]
-        return reply
+                return {**info, "fault": {**made["error"], "kind": "wrong type"}}
+            obj = worker.loaded[target.text] = made["value"]
+        info.update(names=list(obj.names), smooth=bool(obj.smooth))
+    cases = getattr(obj, "cases", None)
+    if cases is not None and not (isinstance(cases, (list, tuple))
+                                  and all(isinstance(c, str) for c in cases)):  # fmt: skip
+        return {**info, "fault": {"kind": "wrong type", "type": "", "traceback": "",
+                                  "message": "its `cases` attribute is not a list of case names"}}  # fmt: skip
+    stage = getattr(obj, "stage", None)
+    info.update(form=form, stage=stage if isinstance(stage, str) else None,
+                cases=None if cases is None else list(cases),
+                attributes=[a for a in ATTRIBUTES if hasattr(obj, a)])  # fmt: skip
+    if stage == "custom" and (form == "stage" or hasattr_inputs(obj)):
+        made = call(_custom_inputs, obj)
+        if made["error"] is not None:
+            return {**info, "fault": made["error"]}
+        info.update(made["value"])
+    return info
 
 
-def _error(kind: str, e: BaseException) -> dict[str, str]:
-    tb = traceback.format_exc()
-    if len(tb) > 6000:
-        tb = tb[:1500] + "\n[...]\n" + tb[-4000:]
-    return {
-        "kind": kind,
-        "type": type(e).__name__,
-        "message": f"{type(e).__name__}: {e}",
-        "traceback": tb,
-    }
+def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
+    """One case through the plug-in: ``calls`` calls (2 by default) on fresh copies of the
+    arrays, each with what it returned, printed and raised and the arrays as the call left
+    them; for a stage, finite differences of its own forward (``fd``)."""
+    target = Target.from_data(request["target"])
+    found = call(_obj, worker, target)
+    if found["error"] is not None:
+        return {"fault": found["error"]}
+    obj = found["value"]
+    form, dtype = request["form"], request["dtype"]
+    if request.get("case") is None:
+        return {"fault": {"kind": "exception", "type": "", "traceback": "", "message":
+                          "the case cannot be sent to the plug-in's worker: define its class "
+                          "at the top level of a module or file"}}  # fmt: skip
+    made = call(rebuild, request["case"])
+    if made["error"] is not None:
+        return {"fault": made["error"]}
+    case = made["value"]
+    params, inputs = request["params"], request["inputs"]
+    mode, direction = request.get("mode", "rev"), request.get("direction")
+    fn = CALLS[form]
+    if form == "model":
+        obj, why = model_function(obj, mode, tuple(request.get("modes") or (mode,)))
+        if obj is None:
+            return {"skip": why}
+        fn = _model_call if mode == "rev" else _model_mode_call(mode, direction)
+    calls = []
+    for _ in range(request.get("calls", 2)):
+        p, x = _copy(params), _copy(inputs)
+        record = call(fn, obj, case, p, x)
+        value, record["value"] = record["value"], None
+        record["after"] = {"params": p, "inputs": x}
+        if record["error"] is None:
+            if isinstance(value, dict) and "_d_out_after" in value:
+                record["after"]["d_out"] = value.pop("_d_out_after")
+            record["output"] = normalise(value, dtype)
+        calls.append(record)
+        if record["error"] is not None:
+            break
+    reply: dict[str, Any] = {"calls": calls}
+    if CALLS[form] is _stage_call and request.get("fd") and calls[0]["error"] is None:
+        reply["fd"] = call(_stage_fd, obj, case, params, inputs)
+    return reply
 
 
 # --- one call per form ----------------------------------------------------------------------
@@ -412,12 +340,6 @@ def _stage_call(obj, case, params, inputs):
     if np.ndim(d_arg) == 0 and not isinstance(d_arg, tuple):
         d_arg = float(d_arg)
     grads = stage.backward(d_arg, cache)
-    mutated = []
-    for k, (before, after) in enumerate(zip(d_out, given, strict=True)):
-        if not np.array_equal(before, after):
-            changed = np.argwhere(np.asarray(before != after).reshape(np.shape(before)))
-            mutated.append((f"d_out{'' if len(d_out) == 1 else k}", int(len(changed)),
-                            str(tuple(int(i) for i in changed[0])) if len(changed) else "()"))  # fmt: skip
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
     floats = [n for n in case.names if n not in case.labels]
@@ -430,7 +352,7 @@ def _stage_call(obj, case, params, inputs):
             f"backward returned {len(grads)} gradients for the inputs ({', '.join(case.names)})"
         )
     loss = np.asarray(loss, dtype=d_out[0].dtype)  # computed here, in the run's dtype
-    return {"grads": named, "loss": loss, "_mutated": mutated}
+    return {"grads": named, "loss": loss, "_d_out_after": given}
 
 
 def _stage_fd(obj, case, params, inputs):
@@ -480,8 +402,9 @@ def _custom_inputs(obj):
     names = tuple(getattr(stage, "names", None) or _parameter_names(stage.forward, len(arrays)))
     out = stage.forward(*arrays)[0]
     outs = out if isinstance(out, tuple) else (out,)
-    return {"arrays": arrays, "names": names, "smooth": bool(getattr(stage, "smooth", True)),
-            "out_shapes": [np.shape(o) for o in outs]}  # fmt: skip
+    return {"arrays": list(arrays), "names": list(names),
+            "smooth": bool(getattr(stage, "smooth", True)),
+            "out_shapes": [[int(n) for n in np.shape(o)] for o in outs]}  # fmt: skip
 
 
 def hasattr_inputs(stage: Any) -> bool:
@@ -496,65 +419,3 @@ FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")
 CALLS = {"model": _model_call, "engine": _engine_call, "stage": _stage_call,
          "torch-function": _stage_call, "jax-custom-vjp": _stage_call,
          "functional": _functional_call}  # fmt: skip
-
-
-# --- the process ----------------------------------------------------------------------------
-
-
-def read_message(stream) -> Any:
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    (size,) = struct.unpack("<Q", header)
-    return pickle.loads(stream.read(size))
-
-
-def write_message(stream, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack("<Q", len(data)) + data)
-    stream.flush()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Requests on stdin, replies on stdout; the plug-in's own file descriptors 0 and 1
-    are /dev/null and stderr, so what it prints cannot corrupt a reply."""
-    import faulthandler
-
-    args = argv if argv is not None else sys.argv[1:]
-    memory = int(args[0]) if args else 0
-    if memory > 0:
-        try:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        except (ImportError, ValueError, OSError):  # no address-space limit on this system
-            pass
-    requests = os.fdopen(os.dup(0), "rb")
-    replies = os.fdopen(os.dup(1), "wb")
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    faulthandler.enable(file=sys.__stderr__)
-    import harness.cases  # noqa: F401  (the catalog, before the first timed request)
-    from harness.validation.processes import become_subreaper, reap_children
-
-    become_subreaper()  # the plug-in's orphans stay in this tree, where the parent finds them
-    worker = Worker()
-    write_message(replies, {"ready": os.getpid()})
-    while True:
-        request = read_message(requests)
-        if request is None:
-            return
-        reap_children()  # the zombies of processes the parent killed after the last case
-        try:
-            reply = worker.handle(request)
-            write_message(replies, reply)
-        except MemoryError as e:
-            write_message(replies, {"fault": _error("memory", e)})
-        except Exception as e:  # noqa: BLE001 - e.g. a reply that does not pickle
-            write_message(replies, {"fault": _error("exception", e)})
-
-
-if __name__ == "__main__":
-    main()

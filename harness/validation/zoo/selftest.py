@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from harness.validation.isolation import Isolated
+from harness.sandbox.channel import Isolated
 from harness.validation.validator import Validation, validate
 from harness.validation.zoo import ZOO, Entry
 

@@ -1,0 +1,167 @@
+"""No false success: cases and plug-ins that misbehave (tests/hostile/), run the way a user
+runs them — the command in a process of its own — end as failed rows that name what they
+did, with every other case still compared and written, exit 1, and nothing left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+CASES = HOSTILE / "cases.py"
+PLUGINS = HOSTILE / "plugins.py"
+FAST = ["--backend", "reference", "--backend", "torch", "--noise", "0"]
+
+
+def gradparity(*args: str, cwd: Path, tag: str = "", env: dict | None = None, timeout=180):
+    """The command as a user runs it, from ``cwd``; $GP_TAG names what it may leave."""
+    environ = {**os.environ, "GP_TAG": tag or new_tag(), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def new_tag() -> str:
+    """A `sleep` argument no other test uses: `sleep 4711.123` lasts long enough."""
+    return f"{random.randrange(10**6, 10**7)}.{random.randrange(10**3)}"
+
+
+def left_running(tag: str) -> list[str]:
+    shown = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
+    return [line for line in shown.splitlines()
+            if f"sleep {tag}" in line and " Z" not in line[:14]]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, fault", [
+    ("exits_0", "sys.exit(0)"),
+    ("exits_3", "sys.exit(3)"),
+    ("os_exit_7", "exited with status 7"),
+    ("segfaults", "SIGSEGV"),
+])  # fmt: skip
+def test_a_case_that_ends_its_process_is_one_failed_row_and_the_rest_is_compared(
+    tmp_path, name, fault
+):
+    done = gradparity("run", "--case", f"{CASES}:{name}", "--case", "card_affine_square",
+                      *FAST, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    failed = [line for line in done.stdout.splitlines() if line.startswith(f"  ✗ {name}")]
+    assert failed and fault in failed[0], done.stdout
+    assert "card_affine_square" in done.stdout and "FAILED" in done.stdout
+
+
+def test_a_report_with_a_case_that_calls_sys_exit_0_is_written_and_fails(tmp_path):
+    """The reproduction: today this exits 0 with nothing written."""
+    out = tmp_path / "R"
+    done = gradparity("report", "--case", f"{CASES}:exits_0", "--case", "card_affine_square",
+                      *FAST, "--out", str(out), "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["exit_code"] == 1 and not summary["all_agree"]
+    agreement = pd.read_csv(out / "agreement.csv")
+    theirs = agreement[agreement["case"] == "card_affine_square"]
+    assert len(theirs) > 0 and theirs["ok"].all()
+    mine = agreement[agreement["case"] == "exits_0"]
+    assert (mine["verdict"] == "failed").all() and mine["error"].str.contains("sys.exit").all()
+    assert "exits_0" in (out / "report.md").read_text()
+
+
+def test_an_endless_loop_ends_at_the_timeout(tmp_path):
+    done = gradparity("run", "--case", f"{CASES}:loops", "--case", "card_affine_square", *FAST,
+                      "--timeout", "5", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert "timeout" in done.stdout and "no answer within 5 s" in done.stdout
+
+
+def test_an_endless_loop_in_a_sweep_on_two_processes_ends_each_point(tmp_path):
+    done = gradparity("run", "--case", f"{CASES}:loops", "--set", "n=2,3", "--jobs", "2",
+                      "--timeout", "5", *FAST, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "2 points (n × seed); 0 agree, 2 fail" in done.stdout
+    assert done.stdout.count("no answer within 5 s") >= 2
+
+
+@pytest.mark.parametrize("namespace", ["1", "0"])
+def test_no_process_a_case_started_outlives_the_command(tmp_path, namespace):
+    """Whether the worker has a PID namespace of its own or subreapers alone keep its
+    processes in view: a child left running, and one with no environment in a session of
+    its own whose parent then ended, are both gone when the command ends."""
+    env = {"GRADPARITY_PID_NAMESPACE": namespace}
+    tag = new_tag()
+    done = gradparity("run", "--case", f"{CASES}:spawns", *FAST, cwd=tmp_path, tag=tag, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tag2 = new_tag()
+    done = gradparity("run", "--case", f"{CASES}:escapes", *FAST, cwd=tmp_path, tag=tag2, env=env)
+    assert done.returncode == 1 and "exited with status 0" in done.stdout
+    assert left_running(tag) == [] and left_running(tag2) == []
+
+
+@pytest.mark.parametrize("command", ["describe", "run"])
+@pytest.mark.parametrize("file", ["exits_at_import.py", "os_exit_at_import.py"])
+def test_a_case_file_that_exits_while_loading_is_bad_usage_not_success(tmp_path, command, file):
+    done = gradparity(command, *(["--case"] if command == "run" else []), f"{HOSTILE / file}:X",
+                      cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "loading it failed in its worker" in done.stderr
+
+
+def test_describe_runs_a_case_of_the_user_s_in_a_worker(tmp_path):
+    done = gradparity("describe", f"{CASES}:clean", cwd=tmp_path)
+    assert done.returncode == 0 and "parameters: W[3, 3]" in done.stdout
+    done = gradparity("describe", f"{CASES}:exits_0", cwd=tmp_path)  # its forward exits
+    assert done.returncode == 1 and "parameters: W[3, 3]" in done.stdout
+    assert "✗ the case's forward failed: exit: sys.exit(0)" in done.stdout
+
+
+# --- plug-ins that attack the process that judges them
+
+
+def validate(plugin: str, tmp_path: Path, tag: str, env: dict | None = None):
+    return gradparity("validate", f"{PLUGINS}:{plugin}", "--as", "model", "--case",
+                      "card_affine_square", "--reference", "reference", "--timeout", "20",
+                      cwd=tmp_path, tag=tag, env=env)  # fmt: skip
+
+
+def test_a_pickle_written_into_the_reply_pipe_runs_nothing_here(tmp_path):
+    tag, marker = new_tag(), tmp_path / "pwned"
+    done = validate("pickles_into_the_reply", tmp_path, tag, {"GP_MARKER": str(marker)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "malformed reply" in done.stdout
+    assert not marker.exists() and left_running(tag) == []
+
+
+@pytest.mark.parametrize("namespace", ["1", "0"])
+def test_a_plugin_s_escaped_child_dies_with_its_worker(tmp_path, namespace):
+    tag = new_tag()
+    done = validate("escapes_and_exits", tmp_path, tag, {"GRADPARITY_PID_NAMESPACE": namespace})
+    assert done.returncode == 1 and "crash" in done.stdout, done.stdout + done.stderr
+    assert left_running(tag) == []
+
+
+@pytest.mark.parametrize("namespace", ["1", "0"])
+def test_a_plugin_that_signals_its_parent_does_not_end_the_command(tmp_path, namespace):
+    done = validate("signals_its_parent", tmp_path, new_tag(),
+                    {"GRADPARITY_PID_NAMESPACE": namespace})  # fmt: skip
+    assert done.returncode == 0 and "AGREES" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_write_into_the_inputs_is_found_here_whatever_the_plugin_did_to_numpy(tmp_path):
+    done = validate("hides_a_write", tmp_path, new_tag())
+    assert done.returncode == 1
+    assert "mutated inputs" in done.stdout and "params['x']" in done.stdout
+
+
+def test_bench_measures_a_case_of_the_user_s_in_its_worker_and_fails_when_it_dies(tmp_path):
+    done = gradparity("bench", "--case", f"{CASES}:os_exit_7", "--out", str(tmp_path / "b"),
+                      "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "exited with status 7" in done.stdout
+    notes = pd.read_csv(tmp_path / "b" / "bench.csv")["note"]
+    assert notes.str.contains("exited with status 7").all()
