@@ -7,11 +7,12 @@ from __future__ import annotations
 import csv
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
 from harness.cli import main
-from harness.escaping import code, csv_cell, fence, lit, terminal
+from harness.escaping import code, csv_cell, fence, lit, terminal, write_csv
 from harness.report.render import Bullets, Code, Heading, Para, Table, to_html, to_markdown
 
 SCRIPT = "<script>alert(1)</script>"
@@ -162,3 +163,64 @@ def test_csv_cell_and_terminal():
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("-x") == "'-x" and csv_cell("ok") == "ok"
     assert csv_cell(-1.5) == -1.5
     assert terminal("red \x1b[31m\r") == "red \\x1b[31m\\x0d"
+
+
+# --- control characters: shown as escapes, never sent, in every output a user case reaches
+
+CLEAR, BEL = "\x1b[2J", "\x07"
+LINK = "\x1b]8;;http://127.0.0.1/\x1b\\here\x1b]8;;\x1b\\"  # an OSC-8 hyperlink
+SUM, CMD = "\r=2+3", "\r=cmd|' /C calc'!A0"  # a row split by a bare CR, then a formula
+
+ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+def raw_controls(text: str) -> list[str]:
+    """The C0/C1 control characters and DELs in ``text`` other than line break and tab."""
+    return sorted({c for c in text if (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)
+                   and c not in ALLOWED_CONTROLS})  # fmt: skip
+
+
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def assert_csv_safe(path) -> int:
+    """Every row as wide as the header, and no cell (nor any line inside one) that a
+    spreadsheet would start as a formula, unless it is a number; returns the row count."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows, path
+    for row in rows:
+        assert len(row) == len(rows[0]), (path.name, row)
+        for cell in row:
+            for line in cell.split("\n"):
+                if line.startswith(FORMULA_CHARS):
+                    float(line)  # only a number may start so
+    return len(rows)
+
+
+CELLS = {  # a cell as a table holds it, and as it must parse back from the CSV
+    "x\r=2+3": "x\\x0d=2+3",
+    "x\r=cmd|' /C calc'!A0": "x\\x0d=cmd|' /C calc'!A0",
+    "=1+1": "'=1+1",
+    "a\n=1+1": "a\n'=1+1",
+    "a\n\t=1\n@b\nok": "a\n'\t=1\n'@b\nok",
+    "-x\n+y": "'-x\n'+y",
+    'a "quote", a comma': 'a "quote", a comma',
+    "\tlead": "'\tlead",
+    f"clear{CLEAR}": "clear\\x1b[2J",
+    "plain": "plain",
+}
+
+
+def test_write_csv_parses_back_whole_with_every_formula_neutralised(tmp_path):
+    table = pd.DataFrame({"text": list(CELLS), "number": [-1.5] * len(CELLS),
+                          "=name\r": ["-"] * len(CELLS)})  # fmt: skip
+    path = tmp_path / "t.csv"
+    write_csv(table, path)
+    assert raw_controls(path.read_bytes().decode("utf-8")) == []
+    assert assert_csv_safe(path) == len(CELLS) + 1
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", "number", "'=name\\x0d"]
+    assert [r[0] for r in rows[1:]] == list(CELLS.values())
+    assert {r[1] for r in rows[1:]} == {"-1.5"} and {r[2] for r in rows[1:]} == {"'-"}
