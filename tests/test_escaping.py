@@ -224,3 +224,18 @@ def test_write_csv_parses_back_whole_with_every_formula_neutralised(tmp_path):
     assert rows[0] == ["text", "number", "'=name\\x0d"]
     assert [r[0] for r in rows[1:]] == list(CELLS.values())
     assert {r[1] for r in rows[1:]} == {"-1.5"} and {r[2] for r in rows[1:]} == {"'-"}
+
+
+def test_both_renderings_show_a_control_character_in_every_kind_of_block():
+    blocks = [
+        Heading(f"heading{CLEAR}"),
+        Para(lit(f"para{BEL}") + " " + code(f"span{LINK}")),
+        Bullets((lit(f"item\x7f{SUM}"),)),
+        Table((lit("head\x9b"),), ((code(f"cell{CMD}"),),)),
+        Code(f"block{CLEAR}{SUM}\nnext line\tand a tab"),
+    ]
+    for text in (to_markdown(blocks), to_html(blocks, f"title{BEL}")):
+        assert raw_controls(text) == []
+        for shown in ("heading\\x1b", "para\\x07", "span\\x1b]8;;", "item\\x7f", "head\\x9b",
+                      "block\\x1b[2J\\x0d=2+3", "next line\tand a tab"):  # fmt: skip
+            assert shown in text
