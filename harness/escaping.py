@@ -16,14 +16,20 @@ printed output) made inert in every format it is shown in.
   a line break, a quote or a comma is quoted.
 - Control characters: ``terminal`` shows every C0 and C1 control character and DEL except
   line break and tab (ANSI escapes, OSC-8 hyperlinks, a bell, a carriage return) as its
-  ``\\x..`` escape instead of sending it.
+  ``\\x..`` escape instead of sending it. ``console`` applies it to everything the command
+  line prints (``Shown`` streams in place of ``sys.stdout`` and ``sys.stderr``); the
+  report's renderers apply it to the whole .md and .html they produce.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 # ``_`` between two letters or digits (``W_x``, ``dL/dh_t``) never delimits emphasis: left as is
 _MARKUP = re.compile(r"([\\`*\[\]<>&#|~!]|(?<![^\W_])_|_(?![^\W_]))")
@@ -102,8 +108,59 @@ def terminal(text: Any) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+class Shown(io.TextIOBase):
+    """A text stream that writes everything on to ``unescaped`` through ``terminal``: what
+    a command prints is shown, its control characters never sent. ``unescaped`` stays at
+    hand for the one writer that must send its own (a progress bar's carriage returns)."""
+
+    def __init__(self, unescaped: TextIO) -> None:
+        self.unescaped = unescaped
+
+    def write(self, text: str) -> int:
+        self.unescaped.write(terminal(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.unescaped.flush()
+
+    def close(self) -> None:
+        """Leaves ``unescaped`` open: it is the process's own stream."""
+
+    def fileno(self) -> int:
+        return self.unescaped.fileno()
+
+    def isatty(self) -> bool:
+        return self.unescaped.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.unescaped, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.unescaped, "errors", None)
+
+
+@contextmanager
+def console() -> Iterator[None]:
+    """For the duration, ``sys.stdout`` and ``sys.stderr`` are ``Shown`` streams over the
+    ones in place (not wrapped twice), so nothing printed (a case's name, a plug-in's
+    output or error, an error message) can send a control character."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (s if isinstance(s, Shown) else Shown(s) for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 __all__ = [
+    "Shown",
     "code",
+    "console",
     "csv_cell",
     "csv_table",
     "fence",

@@ -5,6 +5,8 @@ spreadsheet would read them."""
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -12,7 +14,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from harness.cli import main
-from harness.escaping import code, csv_cell, fence, lit, terminal, write_csv
+from harness.escaping import code, console, csv_cell, fence, lit, terminal, write_csv
+from harness.progress import Progress
 from harness.report.render import Bullets, Code, Heading, Para, Table, to_html, to_markdown
 
 SCRIPT = "<script>alert(1)</script>"
@@ -239,3 +242,161 @@ def test_both_renderings_show_a_control_character_in_every_kind_of_block():
         for shown in ("heading\\x1b", "para\\x07", "span\\x1b]8;;", "item\\x7f", "head\\x9b",
                       "block\\x1b[2J\\x0d=2+3", "next line\tand a tab"):  # fmt: skip
             assert shown in text
+
+
+def test_terminal_shows_every_control_character_but_line_break_and_tab():
+    for point in [*range(0x20), 0x7F, *range(0x80, 0xA0)]:
+        c = chr(point)
+        expected = f"a{c}b" if c in "\n\t" else f"a\\x{point:02x}b"
+        assert terminal(f"a{c}b") == expected
+    assert terminal(terminal("\x1b[2J")) == "\\x1b[2J"  # once shown, nothing more to show
+
+
+def test_an_error_message_on_stderr_is_shown_not_sent(tmp_path, capsys):
+    before = sys.stdout, sys.stderr
+    path = tmp_path / "fails.py"
+    path.write_text(f"raise RuntimeError({'cannot import' + CLEAR + LINK + BEL!r})\n")
+    assert main(["run", "--case", f"{path}:X"]) == 2
+    out, err = capsys.readouterr()
+    assert raw_controls(out) == [] and raw_controls(err) == []
+    assert err.startswith("gradparity: error:") and "cannot import\\x1b[2J\\x1b]8;;" in err
+    assert (sys.stdout, sys.stderr) == before  # the streams are given back
+
+
+def test_the_progress_bar_keeps_its_carriage_returns_and_shows_what_a_case_is_called(
+    monkeypatch,
+):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    with console(), Progress(2, "report") as bar:
+        bar(f"hostile{CLEAR}{LINK}", "torch")
+    drawn = screen.getvalue()
+    assert "\r" in drawn  # tqdm redraws its line in place
+    assert "hostile\\x1b[2J\\x1b]8;;" in drawn and CLEAR not in drawn and "\x1b]8" not in drawn
+
+
+# Every case name, tensor name, tap name, docstring, printed line and error message below
+# carries the payloads; `grads` is a plug-in that prints them and raises with them.
+CONTROLS = f'''
+import numpy as np
+
+from harness.cases import Case
+
+CLEAR, BEL, LINK, SUM, CMD = {CLEAR!r}, {BEL!r}, {LINK!r}, {SUM!r}, {CMD!r}
+
+
+class Hostile(Case):
+    """L = Σ u², u = 3x + 1. {CLEAR!r} {BEL!r} {LINK!r} in its docstring"""
+
+    name, family = "hostile" + CLEAR + BEL, "mine" + LINK
+    options = {{"n": 3}}
+
+    def setup(self, rng):
+        return {{"x" + SUM: rng.standard_normal(self.n)}}, {{}}
+
+    def loss(self, xp, p, inputs):
+        print("the loss prints" + CLEAR + LINK + BEL + CMD)
+        u = xp.tap("u" + CMD + CLEAR, 3 * p["x" + SUM] + 1)
+        return xp.sum(u**2)
+
+
+class Failing(Case):
+    """A loss that raises with the payloads in its message."""
+
+    name, family = "failing" + LINK, "mine"
+
+    def setup(self, rng):
+        return {{"w" + CMD: np.ones(2)}}, {{}}
+
+    def loss(self, xp, p, inputs):
+        raise ValueError("boom" + CLEAR + LINK + BEL + SUM + CMD)
+
+
+def grads(params, inputs, case=None):
+    print("the plug-in prints" + CLEAR + LINK + BEL + CMD)
+    if "x" + SUM in params:  # the hostile case: twice its gradient, and a stray tensor
+        u = 3 * params["x" + SUM] + 1
+        return {{"x" + SUM: 12 * u, "extra" + CMD + CLEAR: np.ones(2)}}
+    raise ValueError("plug-in boom" + CLEAR + LINK + BEL + SUM + CMD)
+'''
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory):
+    """`run`, `describe`, `report --out` and `validate --out` on the hostile file, each in a
+    process of its own, as a user runs them: what they print and what they write."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("controls")
+    path = folder / "controls.py"
+    path.write_text(CONTROLS, encoding="utf-8")
+    cases = ["--case", f"{path}:Hostile", "--case", f"{path}:Failing"]
+    commands = {
+        "run": ["run", *cases, "--backend", "reference", "--backend", "torch",
+                "--csv", str(folder / "run.csv")],
+        "describe": ["describe", f"{path}:Hostile"],
+        "report": ["report", *cases, "--backend", "reference", "--backend", "torch",
+                   "--out", str(folder / "report"), "--quiet"],
+        "validate": ["validate", f"{path}:grads", "--case", f"{path}:Hostile", "--case",
+                     "card_affine_square", "--reference", "reference", "--out",
+                     str(folder / "validate"), "--quiet"],
+    }  # fmt: skip
+    done = {}
+    for name, argv in commands.items():
+        done[name] = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=folder,
+                                    capture_output=True, timeout=300)  # fmt: skip
+    return folder, done
+
+
+# What each command prints of the hostile file (report prints its verdict line alone).
+NAME = "hostile\\x1b[2J\\x07"
+SHOWN = {
+    "run": [NAME, "tap:u\\r=cmd", "boom\\x1b[2J\\x1b]8;;http://127.0.0.1/\\x1b\\here",
+            "\\x07\\x0d=2+3\\x0d=cmd|' /C calc'!A0"],
+    "describe": [NAME, "family: mine\\x1b]8;;http://127.0.0.1/", "u\\x0d=cmd|' /C calc'!A0"],
+    "report": [],
+    "validate": [NAME, "plug-in boom\\x1b[2J\\x1b]8;;http://127.0.0.1/\\x1b\\here"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(SHOWN))
+def test_a_user_case_sends_no_control_character_to_the_terminal(hostile_runs, command):
+    _, done = hostile_runs
+    proc = done[command]
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode in (0, 1), err
+    assert "Traceback" not in err
+    assert raw_controls(out) == [] and raw_controls(err) == []
+    for shown in SHOWN[command]:  # as visible escapes
+        assert shown in out
+
+
+def written(folder):
+    return [p for p in folder.rglob("*") if p.suffix in (".md", ".html", ".csv")]
+
+
+def test_the_files_of_a_hostile_run_hold_no_control_character(hostile_runs):
+    folder, _ = hostile_runs
+    files = written(folder)
+    assert {"run.csv", "report.md", "report.html", "agreement.csv", "magnitudes.csv",
+            "faults.csv", "diagnostics.md"} <= {p.name for p in files}  # fmt: skip
+    for path in files:  # as bytes: read_text would turn a bare CR into a line break
+        assert raw_controls(path.read_bytes().decode("utf-8")) == [], path
+    report = (folder / "report" / "report.md").read_text(encoding="utf-8")
+    assert "\\x1b" in report and "\\x07" in report  # shown
+
+
+def test_every_csv_of_a_hostile_run_parses_back_whole_and_starts_no_formula(hostile_runs):
+    folder, _ = hostile_runs
+    csvs = [p for p in written(folder) if p.suffix == ".csv"]
+    for path in csvs:
+        assert_csv_safe(path)
+    agreement = (folder / "report" / "agreement.csv").read_text(encoding="utf-8")
+    assert "=2+3" in agreement and "=cmd|' /C calc'!A0" in agreement  # there, as text
+    faults = (folder / "validate" / "faults.csv").read_text(encoding="utf-8")
+    assert "=cmd|' /C calc'!A0" in faults

@@ -188,7 +188,7 @@ def run_sweep(
     import time
 
     from harness import sweep as S
-    from harness.escaping import terminal, write_csv
+    from harness.escaping import write_csv
     from harness.modes import parse_modes
     from harness.progress import Progress
     from harness.selection import output_file, output_folder
@@ -220,10 +220,10 @@ def run_sweep(
             .drop(columns=["point", "exit_code"])
             .assign(seconds=tables["points"]["seconds"].round(2))
         )
-        print(terminal(shown.to_string(index=False)))
+        print(shown.to_string(index=False))
         print()
     for line in lines:
-        print(terminal(line))  # a plug-in's or a case's words shown, their control codes not sent
+        print(line)
     if command == "report":
         from harness.report.sweep import write_sweep_report
 

@@ -246,7 +246,7 @@ class Validation:
                                              encoding="utf-8")  # fmt: skip
         except Exception as e:  # noqa: BLE001 - the tables and diagnostics are written already
             (out / "report-error.txt").write_text(
-                f"report.md not written: {type(e).__name__}: {e}\n"
+                terminal(f"report.md not written: {type(e).__name__}: {e}\n")
             )
             return [out / "report-error.txt"]
         return [
