@@ -400,3 +400,29 @@ def test_every_csv_of_a_hostile_run_parses_back_whole_and_starts_no_formula(host
     assert "=2+3" in agreement and "=cmd|' /C calc'!A0" in agreement  # there, as text
     faults = (folder / "validate" / "faults.csv").read_text(encoding="utf-8")
     assert "=cmd|' /C calc'!A0" in faults
+
+
+def test_a_dollar_in_a_case_name_is_drawn_as_text_not_parsed_as_math(tmp_path, capsys):
+    """matplotlib reads $…$ in a label as TeX; a case's name is shown as it is."""
+    path = tmp_path / "dollar.py"
+    path.write_text('''
+from harness.cases import Case
+
+
+class Dollar(Case):
+    """L = Σ u², u = 3x + 1."""
+
+    name, family = "cost $\\\\frac{1}{$ in", "mine"
+    options = {"n": 3}
+
+    def setup(self, rng):
+        return {"x": rng.standard_normal(self.n)}, {}
+
+    def loss(self, xp, p, inputs):
+        return xp.sum(xp.tap("u$^", 3 * p["x"] + 1) ** 2)
+''')
+    out = tmp_path / "report"
+    code_ = main(["report", "--case", f"{path}:Dollar", "--backend", "reference", "--backend",
+                  "torch", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code_ == 0, capsys.readouterr().err
+    assert "cost $\\\\frac{1}{$ in" in (out / "report.md").read_text(encoding="utf-8")
