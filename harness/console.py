@@ -1,7 +1,8 @@
 """What the commands print about a Comparison: the agreement grid under the line that
 names its metric, the findings (what disagrees, to the digits where the values part; what
 an oracle could not resolve; the odd one out), the magnitude summaries, the verdict line.
-Text only: everything shown that came from outside goes through ``escaping.terminal``."""
+Text only, for the command line, whose streams show every control character a case's or a
+plug-in's words carry (``escaping.console``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from harness.compare import parted
-from harness.escaping import terminal
 
 MARKS = {
     "agree": "✓",
@@ -62,54 +62,52 @@ def findings(comparison: Any) -> list[str]:
         where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         if row["mode"] != "rev" and row["verdict"] == "disagree":
             what = "tangent" if row["mode"] == "fwd" else "H·v"
-            lines.append(terminal(
+            lines.append(
                 f"  ✗ {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
                 f"elements; worst at {row['worst_index']}: "
                 f"{parted(row['worst_got'], row['worst_expected'])}; max_rel_err "
                 f"{row['max_rel_err']:.2e}{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
-            ))  # fmt: skip
+            )  # fmt: skip
             continue
         if row["verdict"] == "failed":
-            lines.append(terminal(f"  ✗ {where}: {row['error']}"))
+            lines.append(f"  ✗ {where}: {row['error']}")
         elif row["verdict"] == "inconclusive":
-            lines.append(terminal(f"  ? {where}: inconclusive — {row['reason']}"))
+            lines.append(f"  ? {where}: inconclusive — {row['reason']}")
         elif row["kind"] == "loss":
-            lines.append(terminal(
+            lines.append(
                 f"  ✗ {row['case']}: the forward differs, {row['backend']} vs {row['baseline']}: "
                 f"loss {parted(row['worst_got'], row['worst_expected'])}, beyond the tolerance "
                 f"and the problem's own noise; the gradients below are computed from different "
                 "values"
-            ))  # fmt: skip
+            )  # fmt: skip
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
-            lines.append(terminal(
+            lines.append(
                 f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; worst at "
                 f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
                 f"max_rel_err {row['max_rel_err']:.2e}{steps}"
-            ))  # fmt: skip
+            )  # fmt: skip
     noisy = table[table["verdict"] == "agree within noise"]
     for case, g in noisy.groupby("case", sort=False):
-        lines.append(terminal(
+        lines.append(
             f"  ≈ {case}: {len(g)} tensors agree within the problem's own rounding noise "
             f"(up to {g['noise_floor'].max():.1e} of the scale, {g['max_rel_err'].max():.1e} "
             f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
-        ))  # fmt: skip
+        )  # fmt: skip
     odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
-        lines.append(
-            terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
-        )
+        lines.append(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
     lines += identity_findings(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
-        lines.append(terminal(f"  – {backend} unsupported, {what}: {len(g)} case(s), "
-                              f"{', '.join(g['case'])}"))  # fmt: skip
+        lines.append(f"  – {backend} unsupported, {what}: {len(g)} case(s), "
+                     f"{', '.join(g['case'])}")  # fmt: skip
     skipped = runs[runs["status"] == "skipped"]
     for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
         where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
         mode = "" if mode == "rev" else f" ({mode})"
-        lines.append(terminal(f"  - {backend}{mode} skipped on {where}: {why}"))
+        lines.append(f"  - {backend}{mode} skipped on {where}: {why}")
     return lines
 
 
@@ -117,10 +115,10 @@ def identity_findings(identities: pd.DataFrame | None) -> list[str]:
     """Each broken identity, by backend; then one line of how many held."""
     if identities is None or identities.empty:
         return []
-    lines = [terminal(f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity broken — "
-                      f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
-                      f"allowed {r['rtol']:.0e})" if r["verdict"] == "disagree" else
-                      f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
+    lines = [(f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity broken — "
+              f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
+              f"allowed {r['rtol']:.0e})" if r["verdict"] == "disagree" else
+              f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
              for _, r in identities[~identities["ok"]].iterrows()]  # fmt: skip
     held = identities[identities["ok"]]
     if len(held):

@@ -2,7 +2,9 @@
 
 A bar is shown on stderr only when stderr is a terminal and the user did not ask for
 ``--quiet``; anywhere else (a pipe, a CI log, a file) nothing is written, so logs hold
-the results, not a line per step.
+the results, not a line per step. The bar draws itself with carriage returns, so it
+writes to the stream under the command line's escaping one (``escaping.Shown``), and
+shows the control characters of what it names (a user case's name) itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from typing import TextIO
 
 from tqdm import tqdm
+
+from harness.escaping import Shown, terminal
 
 
 class Progress:
@@ -21,6 +25,8 @@ class Progress:
     def __init__(self, total: int | None, what: str, quiet: bool = False,
                  stream: TextIO | None = None, unit: str = "run") -> None:  # fmt: skip
         stream = stream or sys.stderr
+        if isinstance(stream, Shown):  # the bar's own carriage returns must reach the terminal
+            stream = stream.unescaped
         self.shown = not quiet and bool(getattr(stream, "isatty", lambda: False)())
         self.bar = (
             tqdm(
@@ -39,7 +45,7 @@ class Progress:
     def __call__(self, *doing: str) -> None:
         if self.bar is not None:  # a redraw per step: steps are runs, never more than a few a ms
             self.bar.update(1)
-            self.bar.set_postfix_str(" · ".join(doing)[:60], refresh=True)
+            self.bar.set_postfix_str(terminal(" · ".join(doing))[:60], refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:

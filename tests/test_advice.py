@@ -27,6 +27,11 @@ def clipped(p, x, case):  # every gradient halved, as a clip to half the norm wo
     return {"grads": {k: v * 0.5 for k, v in out["grads"].items()}}
 
 
+def zeroed(p, x, case):  # every gradient 0, as one never accumulated would be
+    out = manual(p, x, case)
+    return {"grads": {k: np.zeros_like(v) for k, v in out["grads"].items()}}
+
+
 def in_float32(p, x, case):  # the arithmetic in float32, the answer cast back to float64
     p32 = {k: v.astype(np.float32) for k, v in p.items()}
     x32 = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in x.items()}
@@ -68,6 +73,12 @@ def test_a_constant_factor_is_named_as_such(plugins, attr, factor):
     assert not v.ok
     assert "constant factor" in text and f"× {factor}" in text
     assert "transpose" not in text and "sum over the batch" not in text
+
+
+def test_a_gradient_of_zeros_is_named_as_such(plugins):
+    v, text = findings(plugins, "zeroed", MLP)  # a factor of 0 has no 1/n to show
+    assert not v.ok
+    assert "zero where the references are not" in text and "constant factor" not in text
 
 
 def test_float32_arithmetic_in_a_float64_run_is_named_as_such(plugins):

@@ -5,13 +5,17 @@ spreadsheet would read them."""
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
 from harness.cli import main
-from harness.escaping import code, csv_cell, fence, lit, terminal
+from harness.escaping import code, console, csv_cell, fence, lit, terminal, write_csv
+from harness.progress import Progress
 from harness.report.render import Bullets, Code, Heading, Para, Table, to_html, to_markdown
 
 SCRIPT = "<script>alert(1)</script>"
@@ -162,3 +166,263 @@ def test_csv_cell_and_terminal():
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("-x") == "'-x" and csv_cell("ok") == "ok"
     assert csv_cell(-1.5) == -1.5
     assert terminal("red \x1b[31m\r") == "red \\x1b[31m\\x0d"
+
+
+# --- control characters: shown as escapes, never sent, in every output a user case reaches
+
+CLEAR, BEL = "\x1b[2J", "\x07"
+LINK = "\x1b]8;;http://127.0.0.1/\x1b\\here\x1b]8;;\x1b\\"  # an OSC-8 hyperlink
+SUM, CMD = "\r=2+3", "\r=cmd|' /C calc'!A0"  # a row split by a bare CR, then a formula
+
+ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+def raw_controls(text: str) -> list[str]:
+    """The C0/C1 control characters and DELs in ``text`` other than line break and tab."""
+    return sorted({c for c in text if (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)
+                   and c not in ALLOWED_CONTROLS})  # fmt: skip
+
+
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def assert_csv_safe(path) -> int:
+    """Every row as wide as the header, and no cell (nor any line inside one) that a
+    spreadsheet would start as a formula, unless it is a number; returns the row count."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows, path
+    for row in rows:
+        assert len(row) == len(rows[0]), (path.name, row)
+        for cell in row:
+            for line in cell.split("\n"):
+                if line.startswith(FORMULA_CHARS):
+                    float(line)  # only a number may start so
+    return len(rows)
+
+
+CELLS = {  # a cell as a table holds it, and as it must parse back from the CSV
+    "x\r=2+3": "x\\x0d=2+3",
+    "x\r=cmd|' /C calc'!A0": "x\\x0d=cmd|' /C calc'!A0",
+    "=1+1": "'=1+1",
+    "a\n=1+1": "a\n'=1+1",
+    "a\n\t=1\n@b\nok": "a\n'\t=1\n'@b\nok",
+    "-x\n+y": "'-x\n'+y",
+    'a "quote", a comma': 'a "quote", a comma',
+    "\tlead": "'\tlead",
+    f"clear{CLEAR}": "clear\\x1b[2J",
+    "plain": "plain",
+}
+
+
+def test_write_csv_parses_back_whole_with_every_formula_neutralised(tmp_path):
+    table = pd.DataFrame({"text": list(CELLS), "number": [-1.5] * len(CELLS),
+                          "=name\r": ["-"] * len(CELLS)})  # fmt: skip
+    path = tmp_path / "t.csv"
+    write_csv(table, path)
+    assert raw_controls(path.read_bytes().decode("utf-8")) == []
+    assert assert_csv_safe(path) == len(CELLS) + 1
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", "number", "'=name\\x0d"]
+    assert [r[0] for r in rows[1:]] == list(CELLS.values())
+    assert {r[1] for r in rows[1:]} == {"-1.5"} and {r[2] for r in rows[1:]} == {"'-"}
+
+
+def test_both_renderings_show_a_control_character_in_every_kind_of_block():
+    blocks = [
+        Heading(f"heading{CLEAR}"),
+        Para(lit(f"para{BEL}") + " " + code(f"span{LINK}")),
+        Bullets((lit(f"item\x7f{SUM}"),)),
+        Table((lit("head\x9b"),), ((code(f"cell{CMD}"),),)),
+        Code(f"block{CLEAR}{SUM}\nnext line\tand a tab"),
+    ]
+    for text in (to_markdown(blocks), to_html(blocks, f"title{BEL}")):
+        assert raw_controls(text) == []
+        for shown in ("heading\\x1b", "para\\x07", "span\\x1b]8;;", "item\\x7f", "head\\x9b",
+                      "block\\x1b[2J\\x0d=2+3", "next line\tand a tab"):  # fmt: skip
+            assert shown in text
+
+
+def test_terminal_shows_every_control_character_but_line_break_and_tab():
+    for point in [*range(0x20), 0x7F, *range(0x80, 0xA0)]:
+        c = chr(point)
+        expected = f"a{c}b" if c in "\n\t" else f"a\\x{point:02x}b"
+        assert terminal(f"a{c}b") == expected
+    assert terminal(terminal("\x1b[2J")) == "\\x1b[2J"  # once shown, nothing more to show
+
+
+def test_an_error_message_on_stderr_is_shown_not_sent(tmp_path, capsys):
+    before = sys.stdout, sys.stderr
+    path = tmp_path / "fails.py"
+    path.write_text(f"raise RuntimeError({'cannot import' + CLEAR + LINK + BEL!r})\n")
+    assert main(["run", "--case", f"{path}:X"]) == 2
+    out, err = capsys.readouterr()
+    assert raw_controls(out) == [] and raw_controls(err) == []
+    assert err.startswith("gradparity: error:") and "cannot import\\x1b[2J\\x1b]8;;" in err
+    assert (sys.stdout, sys.stderr) == before  # the streams are given back
+
+
+def test_the_progress_bar_keeps_its_carriage_returns_and_shows_what_a_case_is_called(
+    monkeypatch,
+):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    with console(), Progress(2, "report") as bar:
+        bar(f"hostile{CLEAR}{LINK}", "torch")
+    drawn = screen.getvalue()
+    assert "\r" in drawn  # tqdm redraws its line in place
+    assert "hostile\\x1b[2J\\x1b]8;;" in drawn and CLEAR not in drawn and "\x1b]8" not in drawn
+
+
+# Every case name, tensor name, tap name, docstring, printed line and error message below
+# carries the payloads; `grads` is a plug-in that prints them and raises with them.
+CONTROLS = f'''
+import numpy as np
+
+from harness.cases import Case
+
+CLEAR, BEL, LINK, SUM, CMD = {CLEAR!r}, {BEL!r}, {LINK!r}, {SUM!r}, {CMD!r}
+
+
+class Hostile(Case):
+    """L = Σ u², u = 3x + 1. {CLEAR!r} {BEL!r} {LINK!r} in its docstring"""
+
+    name, family = "hostile" + CLEAR + BEL, "mine" + LINK
+    options = {{"n": 3}}
+
+    def setup(self, rng):
+        return {{"x" + SUM: rng.standard_normal(self.n)}}, {{}}
+
+    def loss(self, xp, p, inputs):
+        print("the loss prints" + CLEAR + LINK + BEL + CMD)
+        u = xp.tap("u" + CMD + CLEAR, 3 * p["x" + SUM] + 1)
+        return xp.sum(u**2)
+
+
+class Failing(Case):
+    """A loss that raises with the payloads in its message."""
+
+    name, family = "failing" + LINK, "mine"
+
+    def setup(self, rng):
+        return {{"w" + CMD: np.ones(2)}}, {{}}
+
+    def loss(self, xp, p, inputs):
+        raise ValueError("boom" + CLEAR + LINK + BEL + SUM + CMD)
+
+
+def grads(params, inputs, case=None):
+    print("the plug-in prints" + CLEAR + LINK + BEL + CMD)
+    if "x" + SUM in params:  # the hostile case: twice its gradient, and a stray tensor
+        u = 3 * params["x" + SUM] + 1
+        return {{"x" + SUM: 12 * u, "extra" + CMD + CLEAR: np.ones(2)}}
+    raise ValueError("plug-in boom" + CLEAR + LINK + BEL + SUM + CMD)
+'''
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory):
+    """`run`, `describe`, `report --out` and `validate --out` on the hostile file, each in a
+    process of its own, as a user runs them: what they print and what they write."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("controls")
+    path = folder / "controls.py"
+    path.write_text(CONTROLS, encoding="utf-8")
+    cases = ["--case", f"{path}:Hostile", "--case", f"{path}:Failing"]
+    commands = {
+        "run": ["run", *cases, "--backend", "reference", "--backend", "torch",
+                "--csv", str(folder / "run.csv")],
+        "describe": ["describe", f"{path}:Hostile"],
+        "report": ["report", *cases, "--backend", "reference", "--backend", "torch",
+                   "--out", str(folder / "report"), "--quiet"],
+        "validate": ["validate", f"{path}:grads", "--case", f"{path}:Hostile", "--case",
+                     "card_affine_square", "--reference", "reference", "--out",
+                     str(folder / "validate"), "--quiet"],
+    }  # fmt: skip
+    done = {}
+    for name, argv in commands.items():
+        done[name] = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=folder,
+                                    capture_output=True, timeout=300)  # fmt: skip
+    return folder, done
+
+
+# What each command prints of the hostile file (report prints its verdict line alone).
+NAME = "hostile\\x1b[2J\\x07"
+SHOWN = {
+    "run": [NAME, "tap:u\\r=cmd", "boom\\x1b[2J\\x1b]8;;http://127.0.0.1/\\x1b\\here",
+            "\\x07\\x0d=2+3\\x0d=cmd|' /C calc'!A0"],
+    "describe": [NAME, "family: mine\\x1b]8;;http://127.0.0.1/", "u\\x0d=cmd|' /C calc'!A0"],
+    "report": [],
+    "validate": [NAME, "plug-in boom\\x1b[2J\\x1b]8;;http://127.0.0.1/\\x1b\\here"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(SHOWN))
+def test_a_user_case_sends_no_control_character_to_the_terminal(hostile_runs, command):
+    _, done = hostile_runs
+    proc = done[command]
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode in (0, 1), err
+    assert "Traceback" not in err
+    assert raw_controls(out) == [] and raw_controls(err) == []
+    for shown in SHOWN[command]:  # as visible escapes
+        assert shown in out
+
+
+def written(folder):
+    return [p for p in folder.rglob("*") if p.suffix in (".md", ".html", ".csv")]
+
+
+def test_the_files_of_a_hostile_run_hold_no_control_character(hostile_runs):
+    folder, _ = hostile_runs
+    files = written(folder)
+    assert {"run.csv", "report.md", "report.html", "agreement.csv", "magnitudes.csv",
+            "faults.csv", "diagnostics.md"} <= {p.name for p in files}  # fmt: skip
+    for path in files:  # as bytes: read_text would turn a bare CR into a line break
+        assert raw_controls(path.read_bytes().decode("utf-8")) == [], path
+    report = (folder / "report" / "report.md").read_text(encoding="utf-8")
+    assert "\\x1b" in report and "\\x07" in report  # shown
+
+
+def test_every_csv_of_a_hostile_run_parses_back_whole_and_starts_no_formula(hostile_runs):
+    folder, _ = hostile_runs
+    csvs = [p for p in written(folder) if p.suffix == ".csv"]
+    for path in csvs:
+        assert_csv_safe(path)
+    agreement = (folder / "report" / "agreement.csv").read_text(encoding="utf-8")
+    assert "=2+3" in agreement and "=cmd|' /C calc'!A0" in agreement  # there, as text
+    faults = (folder / "validate" / "faults.csv").read_text(encoding="utf-8")
+    assert "=cmd|' /C calc'!A0" in faults
+
+
+def test_a_dollar_in_a_case_name_is_drawn_as_text_not_parsed_as_math(tmp_path, capsys):
+    """matplotlib reads $…$ in a label as TeX; a case's name is shown as it is."""
+    path = tmp_path / "dollar.py"
+    path.write_text('''
+from harness.cases import Case
+
+
+class Dollar(Case):
+    """L = Σ u², u = 3x + 1."""
+
+    name, family = "cost $\\\\frac{1}{$ in", "mine"
+    options = {"n": 3}
+
+    def setup(self, rng):
+        return {"x": rng.standard_normal(self.n)}, {}
+
+    def loss(self, xp, p, inputs):
+        return xp.sum(xp.tap("u$^", 3 * p["x"] + 1) ** 2)
+''')
+    out = tmp_path / "report"
+    code_ = main(["report", "--case", f"{path}:Dollar", "--backend", "reference", "--backend",
+                  "torch", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code_ == 0, capsys.readouterr().err
+    assert "cost $\\\\frac{1}{$ in" in (out / "report.md").read_text(encoding="utf-8")

@@ -25,6 +25,7 @@ from harness.bench.memory import page_faults, peak_memory, stored_memory, time_p
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
 from harness.cases.networks import MILLION
+from harness.escaping import write_csv
 
 COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
@@ -321,7 +322,7 @@ def run_bench(
         f" --threads {threads}" if threads != 1 else "")  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "bench.csv", index=False)
+    write_csv(table, out / "bench.csv")
     (out / "bench.md").write_text(render(table, env, plan, device))
     return table
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from harness.backends import UnknownBackend
 from harness.cases import CaseError
 from harness.cli import bench, catalog, run, validate
+from harness.escaping import console
 from harness.selection import UsageError
 
 
@@ -39,9 +40,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run the command; bad input is exit 2 with one sentence, never a traceback.
 
+    Everything printed on stdout and stderr is shown, never sent, as far as control
+    characters go (``escaping.console``): a case's or a plug-in's words cannot move the
+    cursor, clear the screen or plant a link.
+
     Output piped into a program that stops reading (``gradparity run | head``) ends the
     command quietly, with the shell's status for SIGPIPE (141), after the work in flight
     has been cleaned up (plug-in workers included)."""
+    with console():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         code = args.func(args)

@@ -195,7 +195,7 @@ def bench_sweep(args: argparse.Namespace) -> int:
     """``gradparity bench --sweep``: ``harness.sweep.bench_executors`` on the issue's grid."""
     from harness import sweep as S
     from harness.backends import DEFAULT_BACKENDS
-    from harness.escaping import csv_table
+    from harness.escaping import write_csv
     from harness.progress import Progress
     from harness.report.files import machine
 
@@ -205,9 +205,7 @@ def bench_sweep(args: argparse.Namespace) -> int:
     with Progress(3 * len(points), "sweep bench", args.quiet) as bar:
         rows = S.bench_executors(job, points, list(swept), args.jobs, bar)
     out = Path(args.out)
-    csv_table(rows.round({"wall_s": 2, "points_s": 2})).to_csv(
-        out / "sweep_bench.csv", index=False, lineterminator="\n"
-    )
+    write_csv(rows.round({"wall_s": 2, "points_s": 2}), out / "sweep_bench.csv")
     what = (f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
             f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}")  # fmt: skip
     command = "gradparity bench --sweep" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")

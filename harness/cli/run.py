@@ -197,7 +197,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """select → run → compare → print (and the agreement table as CSV)."""
     from harness import console
-    from harness.escaping import csv_table
+    from harness.escaping import write_csv
     from harness.runner import compare_backends
     from harness.selection import build_cases, check_jobs, output_file, parse_sets
 
@@ -216,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(line)
     print("\n" + console.verdict_line(comparison, len(cases), args.dtype))
     if args.csv:
-        csv_table(comparison.agreement).to_csv(args.csv, index=False)
+        write_csv(comparison.agreement, args.csv)
         print(f"wrote {args.csv}")
     return comparison.exit_code
 
@@ -259,7 +259,7 @@ def run_sweep(
     import time
 
     from harness import sweep as S
-    from harness.escaping import csv_table, terminal
+    from harness.escaping import write_csv
     from harness.modes import parse_modes
     from harness.progress import Progress
     from harness.selection import output_file, output_folder
@@ -291,10 +291,10 @@ def run_sweep(
             .drop(columns=["point", "exit_code"])
             .assign(seconds=tables["points"]["seconds"].round(2))
         )
-        print(terminal(shown.to_string(index=False)))
+        print(shown.to_string(index=False))
         print()
     for line in lines:
-        print(terminal(line))  # a plug-in's or a case's words shown, their control codes not sent
+        print(line)
     if command == "report":
         from harness.report.sweep import write_sweep_report
 
@@ -308,10 +308,10 @@ def run_sweep(
         print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
     elif out is not None and command == "validate":
         for name, table in tables.items():
-            csv_table(table).to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+            write_csv(table, out / f"{name}.csv")
         print(f"wrote the labelled tables into {out}")
     if getattr(args, "csv", None) and "agreement" in tables:
-        csv_table(tables["agreement"]).to_csv(args.csv, index=False)
+        write_csv(tables["agreement"], args.csv)
         print(f"wrote {args.csv}")
     return 1 if any(o.status != "ok" for o in outcomes) else 0
 

@@ -119,7 +119,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from harness.escaping import csv_table
+    from harness.escaping import write_csv
     from harness.progress import Progress
     from harness.selection import UsageError, output_file
     from harness.validation.zoo.selftest import entries, format_table, selftest
@@ -135,7 +135,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                          timeout=args.timeout, progress=bar)  # fmt: skip
     print(format_table(table))
     if args.csv:
-        csv_table(table).to_csv(args.csv, index=False)
+        write_csv(table, args.csv)
     passed = bool(table["verdict"].eq("ok").all())
     n_broken = int((table["expected"] == "broken").sum())
     n_correct = len(table) - n_broken

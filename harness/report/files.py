@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.cases import Case
 from harness.compare import Comparison
-from harness.escaping import csv_table
+from harness.escaping import write_csv
 from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
 
@@ -111,10 +111,6 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
 # --- writing
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    csv_table(table).to_csv(path, index=False, lineterminator="\n")
-
-
 def clear_generated(out: Path) -> None:
     """Remove the PNGs an earlier report wrote here (and nothing else)."""
     for path in out.glob("*.png"):
@@ -140,12 +136,12 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     drift = pd.DataFrame() if drift is None else drift
-    _write_csv(comparison.agreement, out / "agreement.csv")
-    _write_csv(comparison.identities, out / "identities.csv")
-    _write_csv(comparison.magnitudes, out / "magnitudes.csv")
-    _write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), out / "runs.csv")
+    write_csv(comparison.agreement, out / "agreement.csv")
+    write_csv(comparison.identities, out / "identities.csv")
+    write_csv(comparison.magnitudes, out / "magnitudes.csv")
+    write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), out / "runs.csv")
     if not drift.empty:
-        _write_csv(drift, out / "drift.csv")
+        write_csv(drift, out / "drift.csv")
     facts = summary(comparison, cases, dtype, seed)
     (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
     clear_generated(out)

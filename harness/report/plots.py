@@ -18,7 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-matplotlib.rcParams.update({"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9})
+# text.parse_math off: a label is shown as written; a case's name with $…$ is no TeX to parse
+matplotlib.rcParams.update({"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9,
+                            "text.parse_math": False})  # fmt: skip
 
 SCORE_CAP = 17.0  # −log10 of an exact 0 error: a digit beyond float64's ~16
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]

@@ -8,7 +8,9 @@ Paragraphs, list items and table cells are *markup*: the Markdown subset both re
 understand — ``code`` spans (any fence length), **bold** and backslash escapes. Anything
 that came from data (a name, an error, a plug-in's message) is put into markup through
 ``harness.escaping.lit`` or ``code``, never as it is. Headings, image alt text and captions
-are plain text, and code blocks verbatim: the renderers escape those themselves.
+are plain text, and code blocks verbatim: the renderers escape those themselves. Both
+renderings show every control character (an ANSI escape, a bell, a carriage return) as its
+``\\x1b``-style escape (``harness.escaping.terminal``), whichever block it came in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.escaping import fence, lit
+from harness.escaping import fence, lit, terminal
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _md(block: Block) -> str:
 
 def to_markdown(blocks: list[Block]) -> str:
     """GitHub-flavoured Markdown; images are linked by file name (they sit beside it)."""
-    return "\n\n".join(_md(b) for b in blocks) + "\n"
+    return terminal("\n\n".join(_md(b) for b in blocks) + "\n")
 
 
 # --- HTML
@@ -194,7 +196,7 @@ def _html(block: Block) -> str:
 def to_html(blocks: list[Block], title: str) -> str:
     """One self-contained HTML page: inline CSS, images as data URIs, no external request."""
     body = "\n".join(_html(b) for b in blocks)
-    return (
+    return terminal(
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
         f"<style>{CSS}</style>\n<script>{LOAD_CHECK}</script></head>\n"

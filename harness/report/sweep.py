@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.escaping import code, csv_table, lit
+from harness.escaping import code, lit, write_csv
 from harness.report import plots
 from harness.report.document import _image
 from harness.report.render import Block, Heading, Para, Table, to_html, to_markdown
@@ -269,7 +269,7 @@ def write_sweep_report(out: str | Path, t: dict[str, pd.DataFrame], keys: list[s
     written = []
     for name, table in t.items():
         path = out / f"{name}.csv"
-        csv_table(table).to_csv(path, index=False, lineterminator="\n")
+        write_csv(table, path)
         written.append(path)
     (out / "sweep.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")

@@ -73,7 +73,7 @@ def _shown(c: float) -> str:
 def pattern(rows: pd.DataFrame, dtype: str) -> str:
     """What the plug-in's disagreeing gradients have in common, where the numbers show it:
     each one its reference times one constant factor (residual under 1% of the factor's
-    distance from 1), or errors no larger than float32's rounding in a float64 run."""
+    distance from 1; a factor of 0 is said as zeros), or errors no larger than float32's rounding in a float64 run."""
     bad = rows[(rows["verdict"] == "disagree") & (rows["kind"] != "loss")]
     if bad.empty:
         return ""
@@ -84,6 +84,9 @@ def pattern(rows: pd.DataFrame, dtype: str) -> str:
         c = float(np.mean(factors))
         if np.all(np.abs(factors - c) <= 1e-3 * np.abs(c - 1)):
             verb = "is" if len(bad) == 1 else "are each"
+            if c == 0:
+                return (f"{names} {verb} zero where the references are not: a gradient never "
+                        "accumulated, or a path cut off from the loss?")  # fmt: skip
             return (f"{names} {verb} the references' × {_shown(c)}, a constant factor: a "
                     "rescaled loss, a silent gradient clip, or a missing or extra 1/N?")  # fmt: skip
     worst = float(bad["max_rel_err"].max())

@@ -619,18 +619,14 @@ def write(out: Any, table: Any, machine: dict[str, Any], command: str,
     """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``."""
     from pathlib import Path
 
-    from harness.escaping import csv_table
+    from harness.escaping import write_csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    csv_table(table.round({"seconds": 4})).to_csv(
-        out / "peers.csv", index=False, lineterminator="\n"
-    )
+    write_csv(table.round({"seconds": 4}), out / "peers.csv")
     written = [out / "peers.csv"]
     if big is not None and not big.empty:
-        csv_table(big.round({"seconds": 4})).to_csv(
-            out / "peers_1m.csv", index=False, lineterminator="\n"
-        )
+        write_csv(big.round({"seconds": 4}), out / "peers_1m.csv")
         written.append(out / "peers_1m.csv")
     (out / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
     return [*written, out / "peers.md"]

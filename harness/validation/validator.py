@@ -23,7 +23,7 @@ import pandas as pd
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
 from harness.compare import AGREEING, Comparison, flagged
-from harness.escaping import code, csv_table, lit, terminal
+from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
@@ -220,7 +220,7 @@ class Validation:
         written = []
         for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
                             ("faults", self.fault_table)):  # fmt: skip
-            csv_table(table).to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+            write_csv(table, out / f"{name}.csv")
             written.append(out / f"{name}.csv")
         (out / "diagnostics.md").write_text(to_markdown(self.blocks()), encoding="utf-8")
         written.append(out / "diagnostics.md")
@@ -240,7 +240,7 @@ class Validation:
 
             c = self.comparison
             facts = summary(c, c.cases, self.dtype, self.seed)
-            csv_table(c.magnitudes).to_csv(out / "magnitudes.csv", index=False, lineterminator="\n")
+            write_csv(c.magnitudes, out / "magnitudes.csv")
             (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
             blocks = self.blocks() + document(c, c.cases, facts, pd.DataFrame(), out)
             (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
@@ -248,7 +248,7 @@ class Validation:
                                              encoding="utf-8")  # fmt: skip
         except Exception as e:  # noqa: BLE001 - the tables and diagnostics are written already
             (out / "report-error.txt").write_text(
-                f"report.md not written: {type(e).__name__}: {e}\n"
+                terminal(f"report.md not written: {type(e).__name__}: {e}\n")
             )
             return [out / "report-error.txt"]
         return [
