@@ -160,7 +160,7 @@ def test_traced_peak_sees_a_numpy_allocation():
 
 
 def test_torch_memory_in_a_fresh_process_reports_bytes():
-    spec = {"case": "mlp", "options": TINY_MLP, "backend": "torch", "device": "cpu",
+    spec = {"case": CATALOG["mlp"](**TINY_MLP).spec(), "backend": "torch", "device": "cpu",
             "dtype": "float64", "seed": 0}  # fmt: skip
     answer = measure_in_this_process(spec)
     assert answer["bytes"] >= 0 and answer["method"].startswith("rss-subprocess")
