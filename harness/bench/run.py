@@ -25,7 +25,9 @@ from harness.bench.memory import page_faults, peak_memory, stored_memory, time_p
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
 from harness.cases.networks import MILLION
+from harness.output import staged
 
+BENCH_FILES = ("bench.csv", "bench.md")
 COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
     "objective_s", "gradient_s", "ratio", "objective_cpu_s", "gradient_cpu_s", "ratio_cpu",
@@ -272,10 +274,10 @@ def run_bench(
     env["command"] = command or "gradparity bench" + (" --quick" if quick else "") + (
         f" --device {device}" if device != "cpu" else "") + (
         f" --threads {threads}" if threads != 1 else "")  # fmt: skip
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "bench.csv", index=False)
-    (out / "bench.md").write_text(render(table, env, plan, device))
+    text = render(table, env, plan, device)
+    with staged(out_dir, "bench", BENCH_FILES) as stage:  # both files, or neither
+        table.to_csv(stage / "bench.csv", index=False)
+        (stage / "bench.md").write_text(text)
     return table
 
 

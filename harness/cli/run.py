@@ -127,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """select → run → compare → print (and the agreement table as CSV)."""
     from harness import console
     from harness.escaping import csv_table
+    from harness.output import write_file
     from harness.runner import compare_backends
     from harness.selection import build_cases, check_jobs, output_file, parse_sets
 
@@ -134,9 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
+    csv = output_file(args.csv, "--csv") if args.csv is not None else None  # before a case's code
     cases = build_cases(args.case, parse_sets(args.set))
-    if args.csv:
-        output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
                                   jobs=jobs, noise=args.noise, modes=args.mode)  # fmt: skip
@@ -144,8 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)
     print("\n" + console.verdict_line(comparison, len(cases), args.dtype))
-    if args.csv:
-        csv_table(comparison.agreement).to_csv(args.csv, index=False)
+    if csv is not None:
+        write_file(csv, lambda path: csv_table(comparison.agreement).to_csv(path, index=False))
         print(f"wrote {args.csv}")
     return comparison.exit_code
 
@@ -164,8 +164,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")
+    out = output_folder("reports" if args.out is None else args.out)  # before a case's code
     cases = build_cases(args.case, parse_sets(args.set))
-    out = output_folder(args.out or "reports")
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
@@ -190,19 +190,20 @@ def run_sweep(
     from harness import sweep as S
     from harness.escaping import csv_table, terminal
     from harness.modes import parse_modes
+    from harness.output import write_file
     from harness.progress import Progress
     from harness.selection import output_file, output_folder
 
     fixed, swept, points = plan
+    out = getattr(args, "out", None)  # resolved before a case's code runs (check_points)
+    if command == "report":
+        out = output_folder(os.path.join("reports", "sweep") if out is None else out)
+    elif command == "validate" and out is not None:
+        out = output_folder(out)
+    csv = getattr(args, "csv", None)
+    csv = output_file(csv, "--csv") if csv is not None else None
     check_points(args.case, fixed, swept, points)
     keys = list(swept)
-    out = getattr(args, "out", None)
-    if command == "report":
-        out = output_folder(out or os.path.join("reports", "sweep"))
-    elif command == "validate" and out:
-        out = output_folder(out)
-    if getattr(args, "csv", None):
-        output_file(args.csv, "--csv")
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
                 args.dtype, getattr(args, "baseline", None) or "torch", args.noise,
@@ -236,11 +237,14 @@ def run_sweep(
         write_sweep_report(out, tables, keys, facts)
         print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
     elif out is not None and command == "validate":
-        for name, table in tables.items():
-            csv_table(table).to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+        from harness.report.files import staged_report
+
+        with staged_report(out) as stage:
+            for name, table in tables.items():
+                csv_table(table).to_csv(stage / f"{name}.csv", index=False, lineterminator="\n")
         print(f"wrote the labelled tables into {out}")
-    if getattr(args, "csv", None) and "agreement" in tables:
-        csv_table(tables["agreement"]).to_csv(args.csv, index=False)
+    if csv is not None and "agreement" in tables:
+        write_file(csv, lambda path: csv_table(tables["agreement"]).to_csv(path, index=False))
         print(f"wrote {args.csv}")
     return 1 if any(o.status != "ok" for o in outcomes) else 0
 

@@ -40,6 +40,8 @@ import numpy as np
 
 from harness.target import load, parse_target
 
+PEERS_FILES = ("peers.csv", "peers_1m.csv", "peers.md")
+
 
 @dataclass
 class Pair:
@@ -616,21 +618,25 @@ def big_section(big: Any) -> list[str]:
 
 def write(out: Any, table: Any, machine: dict[str, Any], command: str,
           big: Any = None) -> list[Any]:  # fmt: skip
-    """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``."""
+    """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``:
+    all or none (``harness.output.staged``), and no peers_1m.csv of an earlier run beside
+    a run that did not measure it."""
+    import os
     from pathlib import Path
 
     from harness.escaping import csv_table
+    from harness.output import staged
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_table(table.round({"seconds": 4})).to_csv(
-        out / "peers.csv", index=False, lineterminator="\n"
-    )
-    written = [out / "peers.csv"]
-    if big is not None and not big.empty:
-        csv_table(big.round({"seconds": 4})).to_csv(
-            out / "peers_1m.csv", index=False, lineterminator="\n"
+    out = Path(os.path.abspath(out))
+    names = ["peers.csv"]
+    with staged(out, "peers", PEERS_FILES) as stage:
+        csv_table(table.round({"seconds": 4})).to_csv(
+            stage / "peers.csv", index=False, lineterminator="\n"
         )
-        written.append(out / "peers_1m.csv")
-    (out / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
-    return [*written, out / "peers.md"]
+        if big is not None and not big.empty:
+            csv_table(big.round({"seconds": 4})).to_csv(
+                stage / "peers_1m.csv", index=False, lineterminator="\n"
+            )
+            names.append("peers_1m.csv")
+        (stage / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
+    return [out / name for name in [*names, "peers.md"]]
