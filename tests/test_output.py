@@ -359,6 +359,17 @@ def test_a_sweep_whose_points_all_die_leaves_no_table_of_the_previous_sweep(tmp_
     assert done.returncode == 1 and "worker died" in done.stdout
     assert (out / "points.csv").is_file() and not (out / "agreement.csv").exists()
     assert not leftovers(out)
+    csv = tmp_path / "agreement.csv"
+    assert (
+        main(["run", "--case", f"{ok}:Sq", *CHEAP[:-1], "--set", "k=1,2", "--csv", str(csv)]) == 0
+    )
+    first = csv.read_text().splitlines()
+    assert len(first) > 1  # the header and rows
+    done = subprocess.run([*CLI, "run", "--case", f"{dies}:Sq", *CHEAP[:-1], "--set", "k=1,2",
+                           "--jobs", "2", "--csv", str(csv)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 1 and "worker died" in done.stdout
+    assert csv.read_text().splitlines() == first[:1]  # no row of the earlier run
 
 
 VALIDATE = ["validate", str(ROOT / "examples" / "model_mlp.py") + ":grads", "--case", "mlp",

@@ -243,8 +243,15 @@ def run_sweep(
             for name, table in tables.items():
                 csv_table(table).to_csv(stage / f"{name}.csv", index=False, lineterminator="\n")
         print(f"wrote the labelled tables into {out}")
-    if csv is not None and "agreement" in tables:
-        write_file(csv, lambda path: csv_table(tables["agreement"]).to_csv(path, index=False))
+    if csv is not None:  # every point dead: the header alone, not an earlier run's rows
+        import pandas as pd
+
+        from harness.compare import AGREEMENT_COLUMNS
+
+        agreement = tables.get("agreement")
+        if agreement is None:
+            agreement = pd.DataFrame(columns=["point", *keys, "seed", *AGREEMENT_COLUMNS])
+        write_file(csv, lambda path: csv_table(agreement).to_csv(path, index=False))
         print(f"wrote {args.csv}")
     return 1 if any(o.status != "ok" for o in outcomes) else 0
 
