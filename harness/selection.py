@@ -5,11 +5,13 @@ before anything is computed.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import output
 from harness.cases import Case, select
 from harness.sandbox.case import Limits, LoadError, load
 
@@ -83,6 +85,15 @@ def build_cases(
 # --- output paths, checked before any work starts
 
 
+def _given(path: str | os.PathLike, option: str, what: str) -> Path:
+    """The path as an absolute one, fixed now: code that runs later (a case's file, an
+    in-process plug-in) may change the working directory."""
+    text = os.fspath(path)
+    if not text or "\0" in text:
+        raise UsageError(f"{option} takes {what}, not {text!r}")
+    return Path(os.path.abspath(text))
+
+
 def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -96,19 +107,30 @@ def _probe(folder: Path) -> None:
 
 
 def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
-    """A folder the command can write into: it exists and takes a new file, or it can be
-    made. Made here (empty) when missing, so a later failure cannot be a surprise."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{option} {str(path)!r} is a file; {option} takes a folder to write into")
-    blocker = _nearest_existing(folder.parent if not folder.exists() else folder)
-    if not blocker.is_dir():
-        raise UsageError(
-            f"{option} {str(path)!r}: the folder cannot be made, {str(blocker)!r} is a file"
-        )
+    """The absolute path of a folder the command can write into: it exists and takes a
+    new file, or it can be made (made here, empty, so a later failure cannot be a
+    surprise); and no other gradparity run is writing it — it is claimed for this one
+    (``harness.output.claim``) until the command ends."""
+    folder = _given(path, option, "a folder to write into")
     try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(
+                f"{option} {str(path)!r} is a file; {option} takes a folder to write into"
+            )
+        blocker = _nearest_existing(folder.parent if not folder.exists() else folder)
+        if not blocker.is_dir():
+            raise UsageError(
+                f"{option} {str(path)!r}: the folder cannot be made, {str(blocker)!r} is a file"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         _probe(folder)
+        output.claim(folder)
+    except output.FolderBusy as e:
+        who = f" (pid {e.pid})" if e.pid else ""
+        raise UsageError(
+            f"{option} {str(path)!r} is being written by another gradparity run{who}: wait "
+            "for it to end or choose another folder"
+        ) from None
     except OSError as e:
         raise UsageError(
             f"{option} {str(path)!r}: cannot write into that folder ({e.strerror or e})"
@@ -117,19 +139,26 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
 
 
 def output_file(path: str | os.PathLike, option: str) -> Path:
-    """A file the command can write: its folder exists and takes it, and it is not a folder."""
-    file = Path(path)
-    if file.is_dir():
-        raise UsageError(f"{option} {str(path)!r} is a folder; {option} takes a file name")
-    folder = file.parent
-    if not folder.is_dir():
-        raise UsageError(f"{option} {str(path)!r}: the folder {str(folder)!r} does not exist")
+    """The absolute path of a file the command can write: a regular file or none yet (it
+    is replaced whole, ``harness.output.write_file``), in a folder that exists and takes
+    a new file."""
+    file = _given(path, option, "the name of a file to write")
     try:
-        if file.exists():
-            with open(file, "a", encoding="utf-8"):
-                pass
-        else:
-            _probe(folder)
+        if file.is_dir():
+            raise UsageError(f"{option} {str(path)!r} is a folder; {option} takes a file name")
+        if file.exists() and not file.is_file():
+            raise UsageError(
+                f"{option} {str(path)!r} is not a regular file (a device, a pipe or a "
+                f"socket); {option} takes the name of a file to write"
+            )
+        target = Path(os.path.realpath(file))
+        if not target.parent.is_dir():
+            raise UsageError(
+                f"{option} {str(path)!r}: the folder {str(file.parent)!r} does not exist"
+            )
+        if len(os.fsencode(target.name)) > os.pathconf(target.parent, "PC_NAME_MAX"):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        _probe(target.parent)
     except OSError as e:
         raise UsageError(
             f"{option} {str(path)!r}: cannot write that file ({e.strerror or e})"

@@ -26,7 +26,9 @@ from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
 from harness.cases.networks import MILLION
 from harness.escaping import write_csv
+from harness.output import staged
 
+BENCH_FILES = ("bench.csv", "bench.md")
 COLUMNS = [
     "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
     "objective_s", "gradient_s", "ratio", "objective_cpu_s", "gradient_cpu_s", "ratio_cpu",
@@ -320,10 +322,10 @@ def run_bench(
     env["command"] = command or "gradparity bench" + (" --quick" if quick else "") + (
         f" --device {device}" if device != "cpu" else "") + (
         f" --threads {threads}" if threads != 1 else "")  # fmt: skip
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(table, out / "bench.csv")
-    (out / "bench.md").write_text(render(table, env, plan, device))
+    text = render(table, env, plan, device)
+    with staged(out_dir, "bench", BENCH_FILES) as stage:  # both files, or neither
+        write_csv(table, stage / "bench.csv")
+        (stage / "bench.md").write_text(text)
     return table
 
 

@@ -20,6 +20,7 @@ from harness.backends import UnknownBackend
 from harness.cases import CaseError
 from harness.cli import bench, catalog, run, validate
 from harness.escaping import console
+from harness.output import OutputError, release_all
 from harness.selection import UsageError
 
 
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run the command; bad input is exit 2 with one sentence, never a traceback.
+    """Parse, run the command; bad input is exit 2 with one sentence, never a traceback;
+    so is a write error, with exit 1 (the folder keeps its earlier files).
 
     Everything printed on stdout and stderr is shown, never sent, as far as control
     characters go (``escaping.console``): a case's or a plug-in's words cannot move the
@@ -60,12 +62,17 @@ def _main(argv: Sequence[str] | None) -> int:
     except (UsageError, CaseError, UnknownBackend) as e:
         print(f"gradparity: error: {e}", file=sys.stderr)
         return 2
+    except OutputError as e:  # the work was done, writing it failed; nothing half-written
+        print(f"gradparity: error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Python's advice (docs: "Note on SIGPIPE"): point stdout at devnull, so that the
         # interpreter's last flush at exit finds nothing to write into the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    finally:
+        release_all()  # the output folders this command claimed
 
 
 __all__ = ["main", "parser"]

@@ -23,6 +23,7 @@ from harness.selection import UsageError
 FULL_OUT = "reports"
 QUICK_OUT = os.path.join("reports", "quick")
 CASES_OUT = os.path.join("reports", "cases")
+SWEEP_BENCH_FILES = ("sweep_bench.csv", "sweep_bench.md")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,22 +95,22 @@ def full_plan_figures(folder: Path) -> bool:
 
 
 def check_out(args: argparse.Namespace) -> str:
-    """The output folder, checked before anything is measured: writable, and never the
-    full plan's figures overwritten by the quick plan."""
+    """The output folder as an absolute path, checked before anything is measured (and
+    before a case's code runs): writable, free (``output_folder`` claims it), and never
+    the full plan's figures overwritten by the quick plan."""
     from harness.selection import output_folder
 
     partial = (args.quick or bool(args.case)) and not getattr(args, "peers", False)
     default = CASES_OUT if args.case else QUICK_OUT if args.quick else FULL_OUT
-    out = args.out or default
-    if partial and full_plan_figures(Path(out)):
+    out = default if args.out is None else args.out
+    if out and partial and full_plan_figures(Path(out)):
         which = "--case" if args.case else "--quick"
         raise UsageError(
             f"--out {out!r} holds the full plan's figures (bench.md by `gradparity bench`); "
             f"{which} would overwrite them: leave out --out (default {default}) or name "
             "another folder"
         )
-    output_folder(out)
-    return out
+    return str(output_folder(out))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -134,11 +135,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(problem)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
+    from harness.output import release
     from harness.selection import build_cases, parse_sets
 
-    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else []
     args.out = check_out(args)
+    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else []
     if os.environ.get(PINNED) != str(args.threads):
+        release(args.out)  # the run below claims it: it writes there, this process does not
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
         argv += [a for c in args.case or [] for a in ("--case", c)]
         argv += [a for kv in args.set or [] for a in ("--set", kv)]
@@ -196,6 +199,7 @@ def bench_sweep(args: argparse.Namespace) -> int:
     from harness import sweep as S
     from harness.backends import DEFAULT_BACKENDS
     from harness.escaping import write_csv
+    from harness.output import staged
     from harness.progress import Progress
     from harness.report.files import machine
 
@@ -205,11 +209,12 @@ def bench_sweep(args: argparse.Namespace) -> int:
     with Progress(3 * len(points), "sweep bench", args.quiet) as bar:
         rows = S.bench_executors(job, points, list(swept), args.jobs, bar)
     out = Path(args.out)
-    write_csv(rows.round({"wall_s": 2, "points_s": 2}), out / "sweep_bench.csv")
     what = (f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
             f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}")  # fmt: skip
     command = "gradparity bench --sweep" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
     text = S.bench_markdown(rows, {**machine(), "threads": args.threads}, command, what)
-    (out / "sweep_bench.md").write_text(text, encoding="utf-8")
+    with staged(out, "sweep_bench", SWEEP_BENCH_FILES) as stage:
+        write_csv(rows.round({"wall_s": 2, "points_s": 2}), stage / "sweep_bench.csv")
+        (stage / "sweep_bench.md").write_text(text, encoding="utf-8")
     print(f"wrote {out / 'sweep_bench.csv'} and {out / 'sweep_bench.md'}")
     return 0

@@ -198,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """select → run → compare → print (and the agreement table as CSV)."""
     from harness import console
     from harness.escaping import write_csv
+    from harness.output import write_file
     from harness.runner import compare_backends
     from harness.selection import build_cases, check_jobs, output_file, parse_sets
 
@@ -205,9 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
+    csv = output_file(args.csv, "--csv") if args.csv is not None else None  # before a case's code
     cases = build_cases(args.case, parse_sets(args.set), limits(args))
-    if args.csv:
-        output_file(args.csv, "--csv")
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
                                   jobs=jobs, noise=args.noise, modes=args.mode)  # fmt: skip
@@ -215,8 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)
     print("\n" + console.verdict_line(comparison, len(cases), args.dtype))
-    if args.csv:
-        write_csv(comparison.agreement, args.csv)
+    if csv is not None:
+        write_file(csv, lambda path: write_csv(comparison.agreement, path))
         print(f"wrote {args.csv}")
     return comparison.exit_code
 
@@ -235,8 +235,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")
+    out = output_folder("reports" if args.out is None else args.out)  # before a case's code
     cases = build_cases(args.case, parse_sets(args.set), limits(args))
-    out = output_folder(args.out or "reports")
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
@@ -261,19 +261,20 @@ def run_sweep(
     from harness import sweep as S
     from harness.escaping import write_csv
     from harness.modes import parse_modes
+    from harness.output import write_file
     from harness.progress import Progress
     from harness.selection import output_file, output_folder
 
     fixed, swept, points = plan
+    out = getattr(args, "out", None)  # resolved before a case's code runs (check_points)
+    if command == "report":
+        out = output_folder(os.path.join("reports", "sweep") if out is None else out)
+    elif command == "validate" and out is not None:
+        out = output_folder(out)
+    csv = getattr(args, "csv", None)
+    csv = output_file(csv, "--csv") if csv is not None else None
     check_points(args.case, fixed, swept, points, limits(args))
     keys = list(swept)
-    out = getattr(args, "out", None)
-    if command == "report":
-        out = output_folder(out or os.path.join("reports", "sweep"))
-    elif command == "validate" and out:
-        out = output_folder(out)
-    if getattr(args, "csv", None):
-        output_file(args.csv, "--csv")
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
                 args.dtype, getattr(args, "baseline", None) or "torch", args.noise,
@@ -307,11 +308,21 @@ def run_sweep(
         write_sweep_report(out, tables, keys, facts)
         print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
     elif out is not None and command == "validate":
-        for name, table in tables.items():
-            write_csv(table, out / f"{name}.csv")
+        from harness.report.files import staged_report
+
+        with staged_report(out) as stage:
+            for name, table in tables.items():
+                write_csv(table, stage / f"{name}.csv")
         print(f"wrote the labelled tables into {out}")
-    if getattr(args, "csv", None) and "agreement" in tables:
-        write_csv(tables["agreement"], args.csv)
+    if csv is not None:  # every point dead: the header alone, not an earlier run's rows
+        import pandas as pd
+
+        from harness.compare import AGREEMENT_COLUMNS
+
+        agreement = tables.get("agreement")
+        if agreement is None:
+            agreement = pd.DataFrame(columns=["point", *keys, "seed", *AGREEMENT_COLUMNS])
+        write_file(csv, lambda path: write_csv(agreement, path))
         print(f"wrote {args.csv}")
     return 1 if any(o.status != "ok" for o in outcomes) else 0
 

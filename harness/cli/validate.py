@@ -95,9 +95,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 "baseline": args.baseline, "timeout": args.timeout, "memory": args.memory,
                 "isolate": not args.no_isolation}  # fmt: skip
         return run_sweep(args, plan, "validate", opts)
+    # resolved before the plug-in or a case's code runs: either may change directory
+    out = output_folder(args.out) if args.out is not None else None
     cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else None
-    if args.out:
-        output_folder(args.out)
     from harness.progress import Progress
 
     try:
@@ -111,8 +111,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (BadTarget, NeedCases) as e:
         raise UsageError(str(e)) from None
     print(v.text())
-    if args.out:
-        written = v.write(args.out)
+    if out is not None:
+        written = v.write(out)
         print(f"wrote {', '.join(str(p) for p in written[:4])}{' …' if len(written) > 4 else ''}")
     sys.stdout.flush()
     return 0 if v.ok else 1
@@ -120,12 +120,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.escaping import write_csv
+    from harness.output import write_file
     from harness.progress import Progress
     from harness.selection import UsageError, output_file
     from harness.validation.zoo.selftest import entries, format_table, selftest
 
-    if args.csv:
-        output_file(args.csv, "--csv")
+    csv = output_file(args.csv, "--csv") if args.csv is not None else None
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     chosen = entries(args.only)
     if not chosen:
@@ -134,8 +134,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         table = selftest(dtypes, only=args.only, references=args.reference,
                          timeout=args.timeout, progress=bar)  # fmt: skip
     print(format_table(table))
-    if args.csv:
-        write_csv(table, args.csv)
+    if csv is not None:
+        write_file(csv, lambda path: write_csv(table, path))
     passed = bool(table["verdict"].eq("ok").all())
     n_broken = int((table["expected"] == "broken").sum())
     n_correct = len(table) - n_broken

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import output
 from harness.cases import Case
 from harness.compare import Comparison
 from harness.escaping import write_csv
@@ -27,7 +29,16 @@ from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
 
 CSV_FILES = ("agreement.csv", "identities.csv", "magnitudes.csv", "runs.csv", "drift.csv")
-GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift)_.*\.png$")
+GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift|sweep)_.*\.png$")
+# Every file a report writes — ``gradparity report``, a sweep's report and
+# ``validate --out`` alike, so that one of them written over another leaves none of its
+# files behind. The names are needed only for a folder an older version wrote (without a
+# manifest: ``harness.output``).
+REPORT_FILES = frozenset({
+    *CSV_FILES, "faults.csv", "points.csv", "summaries.csv", "decay.csv",
+    "summary.json", "sweep.json", "report.md", "report.html", "diagnostics.md",
+    "report-error.txt",
+})  # fmt: skip
 
 
 # --- what is not in the tables: versions and machine
@@ -111,11 +122,15 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
 # --- writing
 
 
-def clear_generated(out: Path) -> None:
-    """Remove the PNGs an earlier report wrote here (and nothing else)."""
-    for path in out.glob("*.png"):
-        if GENERATED_PNG.match(path.name):
-            path.unlink()
+def report_file(name: str) -> bool:
+    """Is ``name`` one of the files a report writes (``REPORT_FILES``, a generated plot)?"""
+    return name in REPORT_FILES or bool(GENERATED_PNG.match(name))
+
+
+def staged_report(out: str | Path) -> AbstractContextManager[Path]:
+    """A staging folder for a report into ``out`` (``harness.output.staged``): written
+    whole or not at all, and replacing every file an earlier report wrote there."""
+    return output.staged(out, "report", report_file)
 
 
 @dataclass
@@ -132,23 +147,23 @@ def write_report(
     dtype: str = "float64", seed: int = 0,
 ) -> Report:  # fmt: skip
     """Write every report file of ``comparison`` (and of the float32 ``drift`` table, if
-    given) into ``out``, created if missing."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    given) into ``out``, created if missing: all of them or, on a write error
+    (``harness.output.OutputError``) or an interrupt, none (``staged_report``)."""
+    out = Path(os.path.abspath(out))
     drift = pd.DataFrame() if drift is None else drift
-    write_csv(comparison.agreement, out / "agreement.csv")
-    write_csv(comparison.identities, out / "identities.csv")
-    write_csv(comparison.magnitudes, out / "magnitudes.csv")
-    write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), out / "runs.csv")
-    if not drift.empty:
-        write_csv(drift, out / "drift.csv")
-    facts = summary(comparison, cases, dtype, seed)
-    (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
-    clear_generated(out)
-    blocks = document(comparison, cases, facts, drift, out)
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(to_html(blocks, "gradparity report"), encoding="utf-8")
+    with staged_report(out) as stage:
+        write_csv(comparison.agreement, stage / "agreement.csv")
+        write_csv(comparison.identities, stage / "identities.csv")
+        write_csv(comparison.magnitudes, stage / "magnitudes.csv")
+        write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), stage / "runs.csv")
+        if not drift.empty:
+            write_csv(drift, stage / "drift.csv")
+        facts = summary(comparison, cases, dtype, seed)
+        (stage / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
+        blocks = document(comparison, cases, facts, drift, stage)
+        (stage / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        (stage / "report.html").write_text(to_html(blocks, "gradparity report"), encoding="utf-8")
     return Report(comparison, out, facts["exit_code"])
 
 
-__all__ = ["Report", "summary", "write_report"]
+__all__ = ["REPORT_FILES", "Report", "report_file", "staged_report", "summary", "write_report"]

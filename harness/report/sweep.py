@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import pandas as pd
 from harness.escaping import code, lit, write_csv
 from harness.report import plots
 from harness.report.document import _image
+from harness.report.files import staged_report
 from harness.report.render import Block, Heading, Para, Table, to_html, to_markdown
 
 plt = plots.plt
@@ -260,20 +262,17 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
 def write_sweep_report(out: str | Path, t: dict[str, pd.DataFrame], keys: list[str],
                        facts: dict) -> list[Path]:  # fmt: skip
     """The sweep's CSVs (each table with its point columns; points.csv one row per point),
-    report.md and report.html (figures embedded), and sweep.json (the facts)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SWEEP_PNG:
-        (out / name).unlink(missing_ok=True)
-    blocks = document(t, keys, facts, out)
-    written = []
-    for name, table in t.items():
-        path = out / f"{name}.csv"
-        write_csv(table, path)
-        written.append(path)
-    (out / "sweep.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(to_html(blocks, "gradparity sweep"), encoding="utf-8")
+    report.md and report.html (figures embedded), and sweep.json (the facts): all of them
+    or none (``staged_report``), and no file of an earlier report beside them."""
+    out = Path(os.path.abspath(out))
+    with staged_report(out) as stage:
+        blocks = document(t, keys, facts, stage)
+        for name, table in t.items():
+            write_csv(table, stage / f"{name}.csv")
+        (stage / "sweep.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+        (stage / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        (stage / "report.html").write_text(to_html(blocks, "gradparity sweep"), encoding="utf-8")
+    written = [out / f"{name}.csv" for name in t]
     return [*written, out / "sweep.json", out / "report.md", out / "report.html"]
 
 

@@ -40,6 +40,8 @@ import numpy as np
 
 from harness.target import load, parse_target
 
+PEERS_FILES = ("peers.csv", "peers_1m.csv", "peers.md")
+
 
 @dataclass
 class Pair:
@@ -616,17 +618,21 @@ def big_section(big: Any) -> list[str]:
 
 def write(out: Any, table: Any, machine: dict[str, Any], command: str,
           big: Any = None) -> list[Any]:  # fmt: skip
-    """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``."""
+    """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``:
+    all or none (``harness.output.staged``), and no peers_1m.csv of an earlier run beside
+    a run that did not measure it."""
+    import os
     from pathlib import Path
 
     from harness.escaping import write_csv
+    from harness.output import staged
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(table.round({"seconds": 4}), out / "peers.csv")
-    written = [out / "peers.csv"]
-    if big is not None and not big.empty:
-        write_csv(big.round({"seconds": 4}), out / "peers_1m.csv")
-        written.append(out / "peers_1m.csv")
-    (out / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
-    return [*written, out / "peers.md"]
+    out = Path(os.path.abspath(out))
+    names = ["peers.csv"]
+    with staged(out, "peers", PEERS_FILES) as stage:
+        write_csv(table.round({"seconds": 4}), stage / "peers.csv")
+        if big is not None and not big.empty:
+            write_csv(big.round({"seconds": 4}), stage / "peers_1m.csv")
+            names.append("peers_1m.csv")
+        (stage / "peers.md").write_text(render(table, machine, command, big), encoding="utf-8")
+    return [out / name for name in [*names, "peers.md"]]

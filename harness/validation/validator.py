@@ -13,6 +13,7 @@ references' (``harness.compare``), and the diagnostics read the tables that come
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,25 +213,30 @@ class Validation:
 
     def write(self, out: str | Path) -> list[Path]:
         """agreement.csv, runs.csv, faults.csv and diagnostics.md under ``out`` (and the
-        full report, where ``harness.report`` can write one from a Comparison)."""
+        full report, where ``harness.report`` can write one from a Comparison): all of
+        them or, on a write error or an interrupt, none (``staged_report``)."""
+        from harness.report.files import staged_report
         from harness.report.render import to_markdown
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
-                            ("faults", self.fault_table)):  # fmt: skip
-            write_csv(table, out / f"{name}.csv")
-            written.append(out / f"{name}.csv")
-        (out / "diagnostics.md").write_text(to_markdown(self.blocks()), encoding="utf-8")
-        written.append(out / "diagnostics.md")
-        written += self._full_report(out)
-        return written
+        out = Path(os.path.abspath(out))
+        names = []
+        with staged_report(out) as stage:
+            for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
+                                ("faults", self.fault_table)):  # fmt: skip
+                write_csv(table, stage / f"{name}.csv")
+                names.append(f"{name}.csv")
+            (stage / "diagnostics.md").write_text(to_markdown(self.blocks()), encoding="utf-8")
+            names.append("diagnostics.md")
+            names += self._full_report(stage)
+        return [out / name for name in names]
 
-    def _full_report(self, out: Path) -> list[Path]:
+    def _full_report(self, out: Path) -> list[str]:
         """report.md and report.html as ``gradparity report`` lays them out, with the
-        validation's verdict and diagnostics first. Best effort: where that module cannot
-        render this comparison, the CSVs and diagnostics.md above stand alone."""
+        validation's verdict and diagnostics first; the names written. Best effort: where
+        that module cannot render this comparison, what it wrote is taken back and the
+        CSVs and diagnostics.md above stand alone, beside report-error.txt. A write error
+        is no rendering problem: it goes up, and nothing is written."""
+        before = set(os.listdir(out))
         try:
             import json
 
@@ -246,17 +252,16 @@ class Validation:
             (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
             (out / "report.html").write_text(to_html(blocks, f"gradparity: {self.plugin}"),
                                              encoding="utf-8")  # fmt: skip
+        except OSError:
+            raise
         except Exception as e:  # noqa: BLE001 - the tables and diagnostics are written already
+            for name in set(os.listdir(out)) - before:
+                (out / name).unlink()
             (out / "report-error.txt").write_text(
                 terminal(f"report.md not written: {type(e).__name__}: {e}\n")
             )
-            return [out / "report-error.txt"]
-        return [
-            out / "report.md",
-            out / "report.html",
-            out / "magnitudes.csv",
-            out / "summary.json",
-        ]
+            return ["report-error.txt"]
+        return ["report.md", "report.html", "magnitudes.csv", "summary.json"]
 
 
 def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
