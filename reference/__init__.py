@@ -2,6 +2,8 @@
 
 - ``primitives``: each operation's forward, VJP and JVP, in one table;
 - ``engine``: the Tensor, the tape and ``backward`` (the chain rule, summed over paths);
+- ``array_object``: Python's operators on the tape's values, as the array API standard
+  defines them (``xp``: its namespace of functions);
 - ``forward``: dual numbers, the chain rule from the inputs on; ``hvp``, the tape over it;
 - ``manual``: textbook backward passes derived by hand (layers, BPTT), no tape at all.
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from reference.array_object import ArrayObject, NotInTape, plain
 from reference.forward import Dual, push
-from reference.primitives import RULES, Lazy, Rule, Scatter
+from reference.primitives import CONSTANTS, RULES, Lazy, Rule, Scatter
 
 
 def backward(root: Tensor, grad: np.ndarray | None = None) -> None:
@@ -213,79 +214,15 @@ class Node:
     __array__ = __array_ufunc__ = __array_function__ = _unsaved
 
 
-class Tensor:
-    """A numpy value, and the node that records how it was made (None: a constant).
-
-    ``requires_grad`` marks a value the loss is differentiated with respect to (or one
-    that depends on such a value); ``grad`` is filled by ``backward`` for leaves that
-    require a gradient and for values marked with ``retain_grad()``.
-    """
-
-    __array_ufunc__ = None  # make numpy hand `ndarray <op> Tensor` to our reflected operators
-    __slots__ = ("value", "node", "grad", "__weakref__")  # no per-object __dict__ (memory)
-
-    def __init__(self, value: Any, requires_grad: bool = False):
-        # A Python number stays one, so that 2.0 * x keeps x's dtype (numpy's weak scalars).
-        self.value = value if isinstance(value, (int, float)) else np.asarray(value)
-        self.grad: np.ndarray | None = None
-        self.node: Node | None = None
-        if requires_grad:
-            self.node = Node("leaf", (), (None, ()), NO_CONSTANTS, self.value)
-            self.node.tensor = weakref.ref(self)
-
-    # --- what a value is
-    requires_grad = property(lambda self: self.node is not None)
-    op = property(lambda self: "const" if self.node is None else self.node.op)
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    dtype = property(lambda self: self.value.dtype)
-    T = property(lambda self: apply("transpose", self))
-
-    def __repr__(self) -> str:
-        return f"Tensor({self.value!r}, op={self.op})"
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    def retain_grad(self) -> Tensor:
-        """Keep dL/d(self) after backward (an intermediate value we want to watch)."""
-        if self.node is not None:
-            self.node.tensor = weakref.ref(self)
-        return self
-
-    def backward(self, grad: np.ndarray | None = None) -> None:
-        """Fill ``.grad`` of every leaf (and retained value) with dL/d(value), L = self."""
-        backward(self, grad)
-
-    # --- Python operators: each one a primitive
-    __add__ = lambda a, b: apply("add", a, b)  # noqa: E731
-    __radd__ = lambda a, b: apply("add", b, a)  # noqa: E731
-    __sub__ = lambda a, b: apply("sub", a, b)  # noqa: E731
-    __rsub__ = lambda a, b: apply("sub", b, a)  # noqa: E731
-    __mul__ = lambda a, b: apply("mul", a, b)  # noqa: E731
-    __rmul__ = lambda a, b: apply("mul", b, a)  # noqa: E731
-    __truediv__ = lambda a, b: apply("div", a, b)  # noqa: E731
-    __rtruediv__ = lambda a, b: apply("div", b, a)  # noqa: E731
-    __matmul__ = lambda a, b: apply("matmul", a, b)  # noqa: E731
-    __rmatmul__ = lambda a, b: apply("matmul", b, a)  # noqa: E731
-    __neg__ = lambda a: apply("neg", a)  # noqa: E731
-    __getitem__ = lambda a, index: apply("getitem", a, index=index)  # noqa: E731
-
-    def __pow__(self, p: float) -> Tensor:
-        if isinstance(p, Tensor):
-            raise TypeError("pow takes a constant exponent, not a Tensor")
-        return apply("pow", self, p=p)
-
-
-def as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def apply(op: str, *inputs: Any, **constants: Any) -> Any:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
     keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest. Where an input
-    is a ``Dual`` (forward mode, ``reference.forward``) its tangent is pushed instead."""
-    rule = RULES[op]
+    is a ``Dual`` (forward mode, ``reference.forward``) its tangent is pushed instead. A
+    function without a derivative (``CONSTANTS``: a comparison, logic) records nothing:
+    its answer is a constant, whatever its inputs."""
+    rule = RULES.get(op)
+    if rule is None:
+        return Tensor(CONSTANTS[op](*(plain(x) for x in inputs), **constants))
     values, nodes = [], []
     for x in inputs:
         if not isinstance(x, Tensor):
@@ -300,3 +237,60 @@ def apply(op: str, *inputs: Any, **constants: Any) -> Any:
         kept = rule.keep(out.value, values, parents)
         out.node = Node(op, parents, kept, constants or NO_CONSTANTS, out.value)
     return out
+
+
+class Tensor(ArrayObject):
+    """A numpy value, and the node that records how it was made (None: a constant).
+
+    ``requires_grad`` marks a value the loss is differentiated with respect to (or one
+    that depends on such a value); ``grad`` is filled by ``backward`` for leaves that
+    require a gradient and for values marked with ``retain_grad()``. Python's operators
+    are the array API standard's (``ArrayObject``, reference/array_object.py), each one a
+    primitive run by ``apply``.
+    """
+
+    __slots__ = ("value", "node", "grad", "__weakref__")  # no per-object __dict__ (memory)
+    _apply = staticmethod(apply)
+
+    def __init__(self, value: Any, requires_grad: bool = False):
+        # A Python number stays one, so that 2.0 * x keeps x's dtype (numpy's weak scalars).
+        self.value = value if isinstance(value, (int, float)) else np.asarray(value)
+        self.grad: np.ndarray | None = None
+        self.node: Node | None = None
+        if requires_grad:
+            self.node = Node("leaf", (), (None, ()), NO_CONSTANTS, self.value)
+            self.node.tensor = weakref.ref(self)
+
+    # --- what a value is
+    requires_grad = property(lambda self: self.node is not None)
+    op = property(lambda self: "const" if self.node is None else self.node.op)
+    shape = property(lambda self: np.shape(self.value))
+    ndim = property(lambda self: np.ndim(self.value))
+    dtype = property(lambda self: np.result_type(self.value))
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.value!r}, op={self.op})"
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The value, for numpy; refused for a Tensor that requires a gradient, whose
+        gradient numpy would silently drop (torch refuses there too)."""
+        if self.node is not None:
+            raise NotInTape(
+                "numpy cannot take a Tensor that requires a gradient (it would drop the "
+                "gradient): compute with the tape's namespace, reference.xp"
+            )
+        return np.asarray(self.value, dtype=dtype)
+
+    def retain_grad(self) -> Tensor:
+        """Keep dL/d(self) after backward (an intermediate value we want to watch)."""
+        if self.node is not None:
+            self.node.tensor = weakref.ref(self)
+        return self
+
+    def backward(self, grad: np.ndarray | None = None) -> None:
+        """Fill ``.grad`` of every leaf (and retained value) with dL/d(value), L = self."""
+        backward(self, grad)
+
+
+def as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)

@@ -33,68 +33,22 @@ from typing import Any
 
 import numpy as np
 
+from reference.array_object import ArrayObject, NotInTape, plain
 from reference.primitives import RULES
-
-
-class Dual:
-    """A value and its tangent (``None`` only where a caller makes one without: zero)."""
-
-    __array_ufunc__ = None  # numpy hands `ndarray <op> Dual` to the reflected operators
-    __slots__ = ("value", "tangent")
-
-    def __init__(self, value: Any, tangent: Any) -> None:
-        self.value, self.tangent = value, tangent
-
-    shape = property(lambda self: tuple(self.value.shape))
-    ndim = property(lambda self: len(self.value.shape))
-    dtype = property(lambda self: self.value.dtype)
-    T = property(lambda self: push("transpose", self))
-
-    def __repr__(self) -> str:
-        return f"Dual({self.value!r}, tangent={self.tangent!r})"
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    # Python's operators: each one a primitive, pushed forward
-    __add__ = lambda a, b: push("add", a, b)  # noqa: E731
-    __radd__ = lambda a, b: push("add", b, a)  # noqa: E731
-    __sub__ = lambda a, b: push("sub", a, b)  # noqa: E731
-    __rsub__ = lambda a, b: push("sub", b, a)  # noqa: E731
-    __mul__ = lambda a, b: push("mul", a, b)  # noqa: E731
-    __rmul__ = lambda a, b: push("mul", b, a)  # noqa: E731
-    __truediv__ = lambda a, b: push("div", a, b)  # noqa: E731
-    __rtruediv__ = lambda a, b: push("div", b, a)  # noqa: E731
-    __matmul__ = lambda a, b: push("matmul", a, b)  # noqa: E731
-    __rmatmul__ = lambda a, b: push("matmul", b, a)  # noqa: E731
-    __neg__ = lambda a: push("neg", a)  # noqa: E731
-    __getitem__ = lambda a, index: push("getitem", a, index=index)  # noqa: E731
-
-    def __pow__(self, p: float) -> Dual:
-        return push("pow", self, p=p)
-
-    # comparisons have no tangent: they compare the values
-    __gt__ = lambda a, b: np.greater(plain(a), plain(b))  # noqa: E731
-    __ge__ = lambda a, b: np.greater_equal(plain(a), plain(b))  # noqa: E731
-    __lt__ = lambda a, b: np.less(plain(a), plain(b))  # noqa: E731
-    __le__ = lambda a, b: np.less_equal(plain(a), plain(b))  # noqa: E731
-
-
-def plain(x: Any) -> Any:
-    """The numpy value under Duals and Tensors."""
-    while hasattr(x, "value") and not isinstance(x, np.ndarray):
-        x = x.value
-    return x
 
 
 def push(op: str, *inputs: Any, **constants: Any) -> Any:
     """Primitive ``op`` on ``inputs``, some of them Duals: the answer, and its tangent by
     the rule's JVP. On numpy values the answer is the rule's forward; on Tensors (``hvp``)
     it is the tape's ``apply``, and the JVP runs on the tape's namespace, so that the tape
-    records both. The answer is a Dual where some input has a tangent."""
+    records both. The answer is a Dual where some input has a tangent. A function without
+    a derivative (``CONSTANTS``: a comparison, logic) has none: its answer is the tape's
+    constant."""
     from reference import engine  # lazily: the tape imports this module
 
-    rule = RULES[op]
+    rule = RULES.get(op)
+    if rule is None:
+        return engine.apply(op, *inputs, **constants)
     values = [x.value if type(x) is Dual else x for x in inputs]
     tangents = [x.tangent if type(x) is Dual else None for x in inputs]
     on_tape = any(isinstance(v, engine.Tensor) and v.requires_grad for v in values)
@@ -112,6 +66,31 @@ def push(op: str, *inputs: Any, **constants: Any) -> Any:
     if tuple(tangent.shape) != tuple(np.shape(plain(ans))):  # a broadcast input's tangent
         tangent = xp.broadcast_to(tangent, tuple(np.shape(plain(ans))))
     return Dual(ans, tangent)
+
+
+class Dual(ArrayObject):
+    """A value and its tangent (``None`` only where a caller makes one without: zero).
+    Python's operators are the array API standard's (``ArrayObject``,
+    reference/array_object.py), each one a primitive pushed forward by ``push``."""
+
+    __slots__ = ("value", "tangent")
+    _apply = staticmethod(push)
+
+    def __init__(self, value: Any, tangent: Any) -> None:
+        self.value, self.tangent = value, tangent
+
+    shape = property(lambda self: tuple(np.shape(plain(self.value))))
+    ndim = property(lambda self: np.ndim(plain(self.value)))
+    dtype = property(lambda self: np.result_type(plain(self.value)))
+
+    def __repr__(self) -> str:
+        return f"Dual({self.value!r}, tangent={self.tangent!r})"
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        raise NotInTape(
+            "numpy cannot take a Dual (it would drop its tangent): compute with the "
+            "tape's namespace, reference.xp"
+        )
 
 
 def jvp(fn: Any, primals: dict[str, Any], tangents: dict[str, Any]) -> tuple[Any, Any]:

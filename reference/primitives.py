@@ -25,6 +25,9 @@ Every other rule must return exactly its input's shape, and the engine checks th
 A VJP may return ``Lazy(f, *args)`` instead of an array: ``f(*args)``, computed only if
 that input needs a gradient (matmul's ``x`` in ``x @ W`` is often data, not a parameter).
 
+Functions without a derivative — comparisons, logic, bits, ``sign``, floor division, whose
+answer is a constant — are not rules: ``CONSTANTS``, at the end, has their forward alone.
+
 ``saves`` names what the VJP reads, so the tape keeps those values for the backward and
 no others: ``ans`` (the answer), ``x`` and ``y`` (the first and second inputs), ``inputs``
 (all of them). tanh's VJP reads only its answer, a product reads both factors, a sum reads
@@ -231,6 +234,36 @@ def _where_vjp(g, ans, condition, x, y):
     return None, np.where(condition, g, zero), np.where(condition, zero, g)
 
 
+def _power_vjp(g, ans, x, y):
+    """ans = x^y, the exponent an array too: ∂/∂x and ∂/∂y (``_power_partials``), each
+    computed only for an input that needs it (2^t needs the second alone)."""
+    return (Lazy(lambda: g * _power_partials(np, ans, x, y, 0)),
+            Lazy(lambda: g * _power_partials(np, ans, x, y, 1)))  # fmt: skip
+
+
+def _power_partials(xp, ans, x, y, i):
+    """∂(x^y)/∂x = y·x^(y−1) (i = 0), ∂(x^y)/∂y = x^y·log x (i = 1), in ``xp``'s names.
+    Where y = 0, ∂/∂x is held at 0 (x⁰ = 1 is constant), as torch and JAX hold it — and
+    so is its own derivative in y, which their second derivatives take; the exponent
+    y − 1 is 1 there, so that 0^(−1) = ∞ is never formed. Where x = 0, ∂/∂y is 0 (the
+    limit of x^y·log x for y > 0)."""
+    if i == 0:
+        held = xp.equal(y, 0)
+        return xp.where(held, 0, y * x ** xp.where(held, 1, y - 1))
+    log_x = xp.log(xp.where(xp.equal(x, 0), 1, x))
+    return ans * xp.astype(log_x, ans.dtype)  # 2.0^t in float32: the log in float32 too
+
+
+def _remainder_vjp(g, ans, x, y):
+    """ans = x mod y = x − ⌊x/y⌋·y: ∂/∂x = 1, ∂/∂y = −⌊x/y⌋ (away from the jumps, where
+    ⌊x/y⌋ changes)."""
+    return g, Lazy(_remainder_divisor_vjp, g, x, y)
+
+
+def _remainder_divisor_vjp(g, x, y):
+    return -g * np.floor_divide(x, y)
+
+
 def _inverse(axes):
     return None if axes is None else tuple(np.argsort([a % len(axes) for a in axes]))
 
@@ -293,6 +326,12 @@ def _extremum_jvp(xp, t, ans, x, axis=None, keepdims=False):
     return xp.sum(t[0] * hit / ties, axis=axis, keepdims=keepdims)
 
 
+def _power_jvp(xp, t, ans, x, y):
+    tx, ty = t
+    return _plus(None if tx is None else tx * _power_partials(xp, ans, x, y, 0),
+                 None if ty is None else ty * _power_partials(xp, ans, x, y, 1))  # fmt: skip
+
+
 def _softmax_xent_jvp(xp, t, ans, logits, labels):
     """dL = (1/N) Σ_n Σ_c (softmax(z_n)_c − onehot(y_n)_c) · dz_nc."""
     n, c = logits.shape
@@ -328,6 +367,10 @@ RULES: dict[str, Rule] = {
                 jvp=lambda xp, t, ans, x: -t[0]),
     "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),), saves="x",
                 jvp=_pow_jvp),
+    "power": Rule(np.power, _power_vjp, broadcasts=True, saves="ans x y", jvp=_power_jvp),
+    "remainder": Rule(np.remainder, _remainder_vjp, broadcasts=True, saves="x y",
+                      jvp=lambda xp, t, ans, x, y: _plus(
+                          t[0], None if t[1] is None else -t[1] * xp.floor_divide(x, y))),
     "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True, saves="x y",
                    jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] @ y,
                                                       None if t[1] is None else x @ t[1])),
@@ -457,4 +500,24 @@ RULES: dict[str, Rule] = {
         lambda x, dtype: x.astype(dtype), lambda g, ans, x, dtype: (g.astype(x.dtype),), saves="",
         jvp=lambda xp, t, ans, x, dtype: xp.astype(t[0], dtype),
     ),
+}  # fmt: skip
+
+
+# The functions without a derivative: comparisons, logic, bits, sign and floor division.
+# Their answer is a boolean or an integer, or a step function's value (sign, ⌊x/y⌋): it
+# does not move when the inputs move a little, so every derivative through it is zero
+# where it exists (JAX gives sign and floor_divide a zero gradient, torch gives sign one
+# and floor_divide none). The tape computes the answer and records nothing; forward mode
+# gives it no tangent.
+CONSTANTS: dict[str, Callable[..., Any]] = {
+    "equal": np.equal, "not_equal": np.not_equal,
+    "less": np.less, "less_equal": np.less_equal,
+    "greater": np.greater, "greater_equal": np.greater_equal,
+    "logical_and": np.logical_and, "logical_or": np.logical_or,
+    "logical_xor": np.logical_xor, "logical_not": np.logical_not,
+    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
+    "bitwise_xor": np.bitwise_xor, "bitwise_invert": np.invert,
+    "bitwise_left_shift": np.left_shift, "bitwise_right_shift": np.right_shift,
+    "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite,
+    "sign": np.sign, "floor_divide": np.floor_divide,
 }  # fmt: skip

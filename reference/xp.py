@@ -3,21 +3,24 @@
 A computation written against the array API standard (``xp.tanh(x @ W + b)``,
 ``xp.sum(x, axis=1)``, ``xp.concat([a, b])``) runs on the tape when ``xp`` is this
 module: every differentiable function is a primitive of ``reference.primitives``, and
-Python's operators on Tensors are too. What it covers:
+Python's operators on Tensors are too (``reference.array_object``). What it covers:
 
 - elementwise: abs exp expm1 log log1p sqrt square sin cos tanh negative positive,
-  add subtract multiply divide pow maximum minimum, where clip
-- comparisons and logic (no gradient): equal not_equal greater greater_equal less
-  less_equal logical_and logical_or logical_not isnan isinf isfinite sign
+  add subtract multiply divide pow remainder maximum minimum, where clip
+- no derivative (a constant answer): equal not_equal greater greater_equal less
+  less_equal, logical_and logical_or logical_xor logical_not, bitwise_and bitwise_or
+  bitwise_xor bitwise_invert bitwise_left_shift bitwise_right_shift, floor_divide sign
+  isnan isinf isfinite
 - reductions: sum mean max min; linear algebra: matmul matrix_transpose vecdot
 - shapes: reshape permute_dims concat stack expand_dims squeeze broadcast_to astype
 - creation: asarray zeros ones empty full zeros_like ones_like full_like arange linspace eye
 - dtypes and constants: float32 float64 int32 int64 bool, finfo iinfo, e pi inf nan newaxis
 
 Any other name of the standard is an ``AttributeError`` that names the function and says
-the tape does not implement it (``NotInTape``). Given forward-mode Duals
-(``reference.forward``) instead of Tensors, every function here pushes their tangents.
-This module imports numpy alone.
+the tape does not implement it (``NotInTape``), and so is an argument the tape cannot
+differentiate through (an array as ``clip``'s bound, or as a creation function's value,
+that requires a gradient). Given forward-mode Duals (``reference.forward``) instead of
+Tensors, every function here pushes their tangents. This module imports numpy alone.
 """
 
 from __future__ import annotations
@@ -26,24 +29,21 @@ from typing import Any
 
 import numpy as np
 
+from reference.array_object import ArrayObject, NotInTape, matrix_axes, plain
 from reference.engine import Tensor, apply
-from reference.forward import Dual, plain
+from reference.forward import Dual
 
 __array_api_version__ = "2023.12"
 
 
-class NotInTape(AttributeError):
-    """A function of the array API standard that the tape does not implement."""
+def _carries_derivative(x: Any) -> bool:
+    """A Dual, or a Tensor that requires a gradient: a value a derivative flows through."""
+    return type(x) is Dual or (isinstance(x, Tensor) and x.requires_grad)
 
 
-def _value(x: Any) -> Any:
-    """The numpy value (of a Tensor, of a forward-mode Dual, or of an array itself)."""
-    return plain(x) if isinstance(x, (Tensor, Dual)) else x
-
-
-def _constant(x: Any) -> Tensor:
-    """A value with no gradient (a comparison's answer, a new array)."""
-    return Tensor(np.asarray(_value(x)))
+def _array(x: Any) -> ArrayObject:
+    """x as one of the tape's arrays (a Tensor or a Dual), so that its operators apply."""
+    return x if isinstance(x, ArrayObject) else Tensor(x)
 
 
 # --- elementwise, with gradients
@@ -92,7 +92,7 @@ def negative(x: Any) -> Tensor:
 
 
 def positive(x: Any) -> Tensor:
-    return apply("add", x, 0)
+    return +_array(x)
 
 
 def add(x1: Any, x2: Any) -> Tensor:
@@ -112,11 +112,11 @@ def divide(x1: Any, x2: Any) -> Tensor:
 
 
 def pow(x1: Any, x2: Any) -> Tensor:  # noqa: A001 - the standard's name
-    if isinstance(x2, Tensor):
-        raise NotInTape(
-            "the tape's pow takes a constant exponent, not an array that needs a gradient"
-        )
-    return apply("pow", x1, p=x2)
+    return _array(x1) ** x2
+
+
+def remainder(x1: Any, x2: Any) -> Tensor:
+    return apply("remainder", x1, x2)
 
 
 def maximum(x1: Any, x2: Any) -> Tensor:
@@ -128,35 +128,41 @@ def minimum(x1: Any, x2: Any) -> Tensor:
 
 
 def where(condition: Any, x1: Any, x2: Any) -> Tensor:
-    return apply("where", _value(condition), x1, x2)
+    return apply("where", plain(condition), x1, x2)
 
 
 def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        raise NotInTape("the tape's clip takes constant bounds, not arrays")
-    return apply("clip", x, min=min, max=max)
+    if _carries_derivative(min) or _carries_derivative(max):
+        raise NotInTape("the tape's clip takes bounds without a gradient, not arrays that need one")
+    return apply("clip", x, min=plain(min), max=plain(max))
 
 
-# --- comparisons and logic: no gradient
-def _predicate(fn):
-    def predicate(*xs: Any) -> Tensor:
-        return _constant(fn(*(_value(x) for x in xs)))
+# --- no derivative: the answer is a constant (``CONSTANTS`` in reference/primitives.py)
+def _constant(op: str) -> Any:
+    def function(*xs: Any) -> Tensor:
+        return apply(op, *xs)
 
-    predicate.__name__ = fn.__name__
-    return predicate
+    function.__name__ = op
+    return function
 
 
-equal, not_equal = _predicate(np.equal), _predicate(np.not_equal)
-greater, greater_equal = _predicate(np.greater), _predicate(np.greater_equal)
-less, less_equal = _predicate(np.less), _predicate(np.less_equal)
-logical_and, logical_or = _predicate(np.logical_and), _predicate(np.logical_or)
-logical_not, sign = _predicate(np.logical_not), _predicate(np.sign)
-isnan, isinf, isfinite = _predicate(np.isnan), _predicate(np.isinf), _predicate(np.isfinite)
+equal, not_equal = _constant("equal"), _constant("not_equal")
+greater, greater_equal = _constant("greater"), _constant("greater_equal")
+less, less_equal = _constant("less"), _constant("less_equal")
+logical_and, logical_or = _constant("logical_and"), _constant("logical_or")
+logical_xor, logical_not = _constant("logical_xor"), _constant("logical_not")
+bitwise_and, bitwise_or = _constant("bitwise_and"), _constant("bitwise_or")
+bitwise_xor, bitwise_invert = _constant("bitwise_xor"), _constant("bitwise_invert")
+bitwise_left_shift = _constant("bitwise_left_shift")
+bitwise_right_shift = _constant("bitwise_right_shift")
+floor_divide, sign = _constant("floor_divide"), _constant("sign")
+isnan, isinf, isfinite = _constant("isnan"), _constant("isinf"), _constant("isfinite")
 
 
 # --- reductions
 def sum(x: Any, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
-    return _as(apply("sum", x, axis=axis, keepdims=keepdims), dtype)
+    """Σ x over ``axis``; with ``dtype``, x is cast first and summed in that dtype."""
+    return apply("sum", x if dtype is None else astype(x, dtype), axis=axis, keepdims=keepdims)
 
 
 def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -177,8 +183,7 @@ def matmul(x1: Any, x2: Any) -> Tensor:
 
 
 def matrix_transpose(x: Any) -> Tensor:
-    axes = tuple(range(np.ndim(_value(x))))
-    return apply("transpose", x, axes=(*axes[:-2], axes[-1], axes[-2]))
+    return apply("transpose", x, axes=matrix_axes(np.ndim(plain(x))))
 
 
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
@@ -204,7 +209,7 @@ def stack(arrays: Any, /, *, axis: int = 0) -> Tensor:
     return apply("stack", *arrays, axis=axis)
 
 
-def expand_dims(x: Any, /, *, axis: int = 0) -> Tensor:
+def expand_dims(x: Any, /, axis: int = 0) -> Tensor:
     return apply("expand_dims", x, axis=axis)
 
 
@@ -216,8 +221,14 @@ def broadcast_to(x: Any, /, shape: tuple[int, ...]) -> Tensor:
     return apply("broadcast_to", x, shape=tuple(shape))
 
 
-def astype(x: Any, dtype: Any, /, *, copy: bool = True) -> Tensor:
-    return apply("astype", x, dtype=np.dtype(dtype))
+def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Tensor:
+    """x in ``dtype``: to a floating dtype, with its derivative; to an integer or boolean
+    one, a constant (rounding to a whole number is a step: no derivative, as in torch and
+    JAX, where an integer array has no gradient)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return Tensor(np.asarray(plain(x)).astype(dtype))
+    return apply("astype", x, dtype=dtype)
 
 
 def _as(x: Tensor, dtype: Any) -> Tensor:
@@ -228,14 +239,27 @@ def _as(x: Tensor, dtype: Any) -> Tensor:
 def asarray(
     obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None
 ) -> Tensor:
-    if isinstance(obj, (Tensor, Dual)):
+    """``obj`` as a Tensor; a Tensor or Dual is kept (with its derivative). A sequence of
+    them goes through numpy (``Tensor.__array__``), which refuses one that requires a
+    gradient: stack those with ``stack``."""
+    if isinstance(obj, ArrayObject):
         return _as(obj, dtype)
     return Tensor(np.asarray(obj, dtype=dtype))
 
 
-def _creator(fn):
+def _creator(fn: Any, like: bool = False) -> Any:
+    """A creation function: its answer is a constant, so a value given to it that carries
+    a derivative (a fill value, a bound) is refused rather than dropped; the array a
+    ``*_like`` function copies the shape and dtype of may carry one."""
+
     def create(*args: Any, device: Any = None, **kwargs: Any) -> Tensor:
-        return Tensor(fn(*(_value(a) for a in args), **kwargs))
+        given = [*(args[1:] if like else args), *kwargs.values()]
+        if any(_carries_derivative(a) for a in given):
+            raise NotInTape(
+                f"the tape's {fn.__name__} makes a constant: it takes no value that "
+                "requires a gradient (make the array by arithmetic instead, e.g. x * ones)"
+            )
+        return Tensor(fn(*(plain(a) for a in args), **{k: plain(v) for k, v in kwargs.items()}))
 
     create.__name__ = fn.__name__
     return create
@@ -247,13 +271,24 @@ zeros, ones, empty, full = (
     _creator(np.empty),
     _creator(np.full),
 )
-zeros_like, ones_like = _creator(np.zeros_like), _creator(np.ones_like)
-full_like, arange = _creator(np.full_like), _creator(np.arange)
-linspace, eye = _creator(np.linspace), _creator(np.eye)
+zeros_like, ones_like = _creator(np.zeros_like, like=True), _creator(np.ones_like, like=True)
+full_like, empty_like = _creator(np.full_like, like=True), _creator(np.empty_like, like=True)
+arange, linspace, eye = _creator(np.arange), _creator(np.linspace), _creator(np.eye)
 
 # --- dtypes and constants
 float32, float64, int32, int64, bool = np.float32, np.float64, np.int32, np.int64, np.bool_  # noqa: A001
-finfo, iinfo = np.finfo, np.iinfo
+
+
+def finfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+    """Machine limits of a floating-point dtype, or of an array's dtype."""
+    return np.finfo(np.result_type(plain(type)))
+
+
+def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+    """Machine limits of an integer dtype, or of an array's dtype."""
+    return np.iinfo(np.result_type(plain(type)))
+
+
 e, pi, inf, nan, newaxis = np.e, np.pi, np.inf, np.nan, None
 
 

@@ -352,6 +352,42 @@ def power(draw):
     return Example(f"x ** {p}", [x], lambda a: a**p, lambda a: a**p)
 
 
+@st.composite
+def array_power(draw):
+    """x ** y with an array exponent: both arrays (x > 0, where x^y is real and smooth in
+    both), or a number raised to an array (2 ** t: the exponent's derivative alone)."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    x_shape, y_shape = shapes.input_shapes
+    y = draw(arrays(y_shape))
+    if draw(st.booleans()):
+        base = draw(st.sampled_from([0.5, 2.0, 3.0]))
+        return Example(f"{base} ** {y_shape}", [y], lambda b: base**b, lambda b: base**b)
+    x = draw(arrays(x_shape, 0.5, 2.0))
+    return Example(f"{x_shape} ** {y_shape}", [x, y], lambda a, b: a**b, torch.pow)
+
+
+@st.composite
+def remainder(draw):
+    """x mod y away from its jumps: x on the grid k/2 + 1/4, y in ±{0.6, 1.2}, so that
+    x/y = 5(2k+1)/12 or /24 is never within 1/24 of a whole number; or one side a number
+    on the same grids."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    x_shape, y_shape = shapes.input_shapes
+    grid = st.integers(-4, 4).map(lambda k: k / 2 + 0.25)
+    divisors = st.sampled_from([-1.2, -0.6, 0.6, 1.2])
+    x = draw(hnp.arrays(np.float64, x_shape, elements=grid))
+    y = draw(hnp.arrays(np.float64, y_shape, elements=divisors))
+    constant = draw(st.sampled_from(["none", "left", "right"]))
+    if constant == "left":
+        c = draw(grid)
+        return Example(f"{c} % {y_shape}", [y], lambda b: c % b,
+                       lambda b: torch.remainder(torch.tensor(c, dtype=b.dtype), b))  # fmt: skip
+    if constant == "right":
+        c = draw(divisors)
+        return Example(f"{x_shape} % {c}", [x], lambda a: a % c, lambda a: torch.remainder(a, c))
+    return Example(f"{x_shape} % {y_shape}", [x, y], lambda a, b: a % b, torch.remainder)
+
+
 MATMUL_SHAPES = {  # name -> shapes of x and y, from sizes b, m, n, k
     "vec @ vec": lambda b, m, n, k: ((n,), (n,)),
     "vec @ mat": lambda b, m, n, k: ((n,), (n, k)),
@@ -581,6 +617,8 @@ PRIMITIVES: dict[str, st.SearchStrategy[Example]] = {  # one line per primitive 
     "div": binary(lambda a, b: a / b, divisor=True),
     "neg": elementwise(lambda a: -a, lambda a: -a),
     "pow": power(),
+    "power": array_power(),
+    "remainder": remainder(),
     "matmul": matmul(),
     "exp": elementwise(R.exp, torch.exp, -3.0, 3.0),
     "log": elementwise(R.log, torch.log, 0.2, 3.0),
@@ -709,6 +747,19 @@ def test_ties_and_bounds_share_the_gradient_as_torch_does():
         np.testing.assert_array_equal(b.grad, tb.grad.numpy())
 
 
+def test_an_array_power_takes_torchs_values_where_base_or_exponent_is_zero():
+    """x ** y at 0⁰, 0², 1.5⁰ and 0^0.5: ∂/∂x held at 0 where y = 0, ∂/∂y at 0 where x = 0
+    (the limits), as torch takes them — no 0·∞ = NaN from the formulas y·x^(y−1) and
+    x^y·log x."""
+    x, y = np.array([0.0, 0.0, 1.5, 0.0]), np.array([0.0, 2.0, 0.0, 0.5])
+    a, b = Tensor(x, requires_grad=True), Tensor(y, requires_grad=True)
+    R.sum(a**b).backward()
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (x, y))
+    (ta**tb).sum().backward()
+    np.testing.assert_array_equal(a.grad, ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad, tb.grad.numpy())
+
+
 def test_astype_carries_the_gradient_back_in_the_input_dtype():
     x = Tensor(np.array([0.5, 1.5], dtype=np.float64), requires_grad=True)
     y = X.astype(x, np.float32)
@@ -833,6 +884,8 @@ JAX_EXAMPLES = {  # op -> (the computation for the tape's xp and for jax.numpy, 
     "div": (lambda xp, a, b: a / (b * b + 1), [(2, 3), (3,)]),
     "neg": (lambda xp, a: -a, [(4,)]),
     "pow": (lambda xp, a: (a * a + 1) ** 1.5, [(2, 2)]),
+    "power": (lambda xp, a, b: (a * a + 1) ** b + 2.0**a, [(2, 3), (3,)]),
+    "remainder": (lambda xp, a, b: xp.remainder(a, b * b + 0.5), [(2, 3), (3,)]),
     "matmul": (lambda xp, a, b: a @ b, [(2, 3), (3, 4)]),
     "exp": (lambda xp, a: xp.exp(a), [(3,)]),
     "log": (lambda xp, a: xp.log(a * a + 1), [(3,)]),
