@@ -344,31 +344,47 @@ def test_writers_of_other_files_in_one_folder_keep_each_others(tmp_path):
     assert output.manifest(out) == {"report.md": "report", "bench.md": "bench"}
 
 
+KILLER = """
+import os
+
+
+def grads(p, x, case):
+    if case.n > 3:
+        os._exit(3)  # run in the point's own process (no isolation asked for): it dies
+    return {"x": 2 * (3 * p["x"] + 1) * 3}
+"""
+
+
 def test_a_sweep_whose_points_all_die_leaves_no_table_of_the_previous_sweep(tmp_path):
-    """Every point's worker dies: the new sweep has no agreement table, and the previous
+    """Every point's process dies: the new sweep has no agreement table, and the previous
     sweep's agreement.csv must not stand beside the new points.csv."""
-    ok, dies = tmp_path / "ok.py", tmp_path / "dies.py"
-    ok.write_text(SQ.replace("BODY", 'return xp.sum((self.k * p["x"]) ** 2)'))
-    dies.write_text(SQ.replace("BODY", "import os; os._exit(3)"))
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
     out = tmp_path / "sweep"
-    sweep = [*CHEAP, "--set", "k=1,2", "--out", str(out)]
-    assert main(["report", "--case", f"{ok}:Sq", *sweep]) == 0
+    sweep = ["validate", f"{killer}:grads", "--as", "model", "--case", "card_affine_square",
+             "--reference", "reference", "--noise", "0", "--no-isolation", "--out", str(out)]  # fmt: skip
+    assert main([*sweep, "--set", "n=2,3"]) == 0
     assert (out / "agreement.csv").is_file()
-    done = subprocess.run([*CLI, "report", "--case", f"{dies}:Sq", *sweep, "--jobs", "2"],
+    done = subprocess.run([*CLI, *sweep, "--set", "n=4,5", "--jobs", "2"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
     assert done.returncode == 1 and "worker died" in done.stdout
     assert (out / "points.csv").is_file() and not (out / "agreement.csv").exists()
     assert not leftovers(out)
+
+
+def test_a_csv_of_a_sweep_whose_points_all_died_holds_the_header_alone(tmp_path, monkeypatch):
+    """``run --csv`` after a sweep in which no point came back: the header alone replaces
+    the earlier file, never leaving an earlier run's rows under the new run's name."""
+    from harness import sweep as S
+
     csv = tmp_path / "agreement.csv"
-    assert (
-        main(["run", "--case", f"{ok}:Sq", *CHEAP[:-1], "--set", "k=1,2", "--csv", str(csv)]) == 0
-    )
+    args = ["run", "--case", "card_affine_square", *CHEAP[:-1], "--set", "n=2,3", "--csv", str(csv)]
+    assert main(args) == 0
     first = csv.read_text().splitlines()
     assert len(first) > 1  # the header and rows
-    done = subprocess.run([*CLI, "run", "--case", f"{dies}:Sq", *CHEAP[:-1], "--set", "k=1,2",
-                           "--jobs", "2", "--csv", str(csv)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
-    assert done.returncode == 1 and "worker died" in done.stdout
+    monkeypatch.setattr(S, "sweep", lambda job, points, *a, **k: [
+        S.Outcome(p, "error", 1, error="its worker died") for p in points])  # fmt: skip
+    assert main(args) == 1
     assert csv.read_text().splitlines() == first[:1]  # no row of the earlier run
 
 
