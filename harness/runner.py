@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import asdict
-from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from harness.cases import CATALOG, Case, CaseError
 from harness.cases.base import rebuild
 from harness.compare import Comparison
 from harness.noise import DEFAULT_RUNS
+from harness.parallel import process_pool
 from harness.result import BUILD, Directional, Identity, Result
 from harness.sandbox.wire import Mapping, Tuple, conforms
 from harness.xp import Unsupported
@@ -314,11 +314,7 @@ def compare_backends(
     chosen = resolve_cases(cases)
     portable = jobs > 1 and all(isinstance(b, str) for b in backends)
     per_case: list[list[Result] | Future] = []
-    with (
-        ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
-        if portable
-        else nullcontext() as pool
-    ):
+    with process_pool(jobs) if portable else nullcontext() as pool:
         for case in chosen:
             if pool is not None and CATALOG.get(case.name) is type(case):
                 per_case.append(

@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.interrupts import Interrupted
+from harness.parallel import process_pool
 from harness.selection import UsageError
 
 EXECUTORS = ("local", "dask")
@@ -234,26 +236,23 @@ class Inline(cf.Executor):
         future: cf.Future = cf.Future()
         try:
             future.set_result(fn(*args, **kwargs))
+        except Interrupted:  # the command's, not the call's
+            raise
         except BaseException as e:  # noqa: BLE001 - handed to the future, as a pool does
             future.set_exception(e)
         return future
 
 
-def _pool(jobs: int) -> cf.Executor:
-    import multiprocessing as mp
-
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
-
-
 @contextmanager
 def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator[cf.Executor]:
-    """The executor of a sweep (see the module doc); closed on the way out."""
+    """The executor of a sweep (see the module doc); closed on the way out (a local pool
+    killed, not waited for, when the way out is an exception: ``harness.parallel``)."""
     if kind == "local":
-        ex = Inline() if jobs == 1 else _pool(jobs)
-        try:
-            yield ex
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
+        if jobs == 1:
+            yield Inline()
+        else:
+            with process_pool(jobs) as pool:
+                yield pool
         return
     import dask
     from dask.distributed import Client, LocalCluster
@@ -284,11 +283,8 @@ def _alone(kind: str, scheduler: str | None) -> Iterator[cf.Executor]:
     """An executor of one fresh worker, for a point rerun by itself: a process pool of one
     (never this process: the point may kill its worker), or one Dask worker."""
     if kind == "local":
-        pool = _pool(1)
-        try:
+        with process_pool(1) as pool:
             yield pool
-        finally:
-            pool.shutdown(wait=True)
     else:
         with executor(kind, 1, scheduler) as ex:
             yield ex

@@ -16,17 +16,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from harness.backends import UnknownBackend
-from harness.cases import CaseError
-from harness.cli import bench, catalog, run, validate
-from harness.escaping import console
-from harness.output import OutputError, release_all
-from harness.selection import UsageError
+from harness.interrupts import Interrupted, handled
 
 
 def parser() -> argparse.ArgumentParser:
     """Every command's options (argparse only: each command imports its work when it runs,
     so ``gradparity list`` stays instant)."""
+    from harness.cli import bench, catalog, run, validate
+
     ap = argparse.ArgumentParser(
         prog="gradparity",
         description="Run one computation through several implementations of the chain rule "
@@ -48,12 +45,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Output piped into a program that stops reading (``gradparity run | head``) ends the
     command quietly, with the shell's status for SIGPIPE (141), after the work in flight
-    has been cleaned up (plug-in workers included)."""
-    with console():
-        return _main(argv)
+    has been cleaned up (plug-in workers included). SIGINT and SIGTERM end it with one
+    line and 130 or 143 (``harness.interrupts``), every process it started killed."""
+    with handled(last_resort=_kill_children):
+        try:
+            from harness.escaping import console  # the imports, too, may meet an interrupt
+
+            with console():
+                return _main(argv)
+        except Interrupted as e:  # the finally blocks on its way here have run
+            _kill_children()
+            print(f"gradparity: interrupted by {e}", file=sys.stderr)
+            return e.code
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from harness.backends import UnknownBackend
+    from harness.cases import CaseError
+    from harness.output import OutputError, release_all
+    from harness.selection import UsageError
+
     args = parser().parse_args(argv)
     try:
         code = args.func(args)
@@ -72,7 +83,29 @@ def _main(argv: Sequence[str] | None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     finally:
+        _close_workers()
         release_all()  # the output folders this command claimed
+
+
+def _close_workers() -> None:
+    """Every sandbox worker this command started, closed (if the sandbox was used)."""
+    channel = sys.modules.get("harness.sandbox.channel")
+    if channel is not None:
+        channel.close_all()
+
+
+def _kill_children() -> None:
+    """After an interrupt: every process this one started and that is still there (a
+    pool's, a Dask cluster's, a worker's and all below them), killed — all but
+    multiprocessing's resource tracker, which ends by itself once this process has."""
+    from harness.sandbox import processes
+
+    _close_workers()
+    tracker = getattr(
+        sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker", None
+    )
+    spare = frozenset({getattr(tracker, "_pid", None)} - {None})
+    processes.kill_descendants(os.getpid(), patience=2.0, spare=spare)
 
 
 __all__ = ["main", "parser"]

@@ -132,9 +132,9 @@ def descendants(root: int) -> set[int]:
     return found - {root, os.getpid()}
 
 
-def kill_descendants(root: int, patience: float = 2.0) -> int:
-    """SIGKILL every descendant of ``root`` until none is left or ``patience`` seconds have
-    passed. Returns how many were killed.
+def kill_descendants(root: int, patience: float = 2.0, spare: frozenset[int] = frozenset()) -> int:
+    """SIGKILL every descendant of ``root`` (but those in ``spare``) until none is left or
+    ``patience`` seconds have passed. Returns how many were killed.
 
     In rounds: a process killed while its own children live hands them to the nearest
     subreaper, still below ``root``, so the next round finds them. Each round stops every
@@ -142,7 +142,7 @@ def kill_descendants(root: int, patience: float = 2.0) -> int:
     killed: set[int] = set()
     deadline = time.monotonic() + patience
     while True:
-        alive = descendants(root)
+        alive = descendants(root) - spare
         if not alive or time.monotonic() > deadline:
             return len(killed)
         for how in (signal.SIGSTOP, signal.SIGKILL):

@@ -36,6 +36,7 @@ import time
 import traceback
 from typing import Any
 
+from harness.interrupts import Interrupted
 from harness.sandbox import processes
 from harness.target import LoadFault
 
@@ -90,6 +91,8 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
     sys.stdout, sys.stderr = out, err
     try:
         record["value"] = fn(*args)
+    except Interrupted:  # this command was interrupted (code run in its own process)
+        raise
     except LoadFault as e:  # a file that would not import: its own traceback, not ours
         record["error"] = {"kind": e.kind, "type": "", "message": e.message,
                            "traceback": e.traceback}  # fmt: skip

@@ -25,12 +25,12 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import Future
 from typing import Any
 
 from harness.cases import CATALOG, Case
 from harness.modes import DEFAULT_MODES
+from harness.parallel import process_pool
 from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
 from harness.sandbox.channel import Isolated
@@ -137,9 +137,7 @@ def run_cases(
     def why(e: BaseException) -> str:
         return f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
-    pool = ProcessPoolExecutor(min(jobs - 1, len(order) - 1), mp_context=get_context("spawn"),
-                               initializer=_start, initargs=setup)  # fmt: skip
-    try:
+    with process_pool(min(jobs - 1, len(order) - 1), _start, setup) as pool:
         pending: dict[int, Future] = {}
         for i in order:
             try:
@@ -169,8 +167,6 @@ def run_cases(
                     failed[case.label] = why(e)
                     here(i)
             results += done.pop(i)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     if failed:
         labels = list(failed)
         notes.append(f"  · {len(labels)} case(s) ran in this process, not in the pool "

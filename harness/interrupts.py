@@ -1,0 +1,60 @@
+"""SIGINT and SIGTERM: the command ends, and cleans up on its way out.
+
+``handled()`` (around a command, on the main thread) turns both signals into
+``Interrupted``, an exception that is not an ``Exception``: no ``except Exception`` of
+the work in between swallows it, each ``finally`` and ``with`` on the way out runs (pools
+killed, workers closed, a half-staged output folder removed), and the command ends with
+one line and the shell's status for the signal (130, 143). A second signal while that
+cleanup runs ends the process at once, after ``last_resort`` has run.
+
+Only the standard library: the lowest layer, so that the sandbox's own ``call`` can let
+an interrupt through instead of reporting it as the plug-in's fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """The command was sent ``signum``; ``code`` is the status to end with (128 + it)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.code = 128 + signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Within: SIGINT and SIGTERM raise ``Interrupted`` (once; a second one runs
+    ``last_resort`` and ends the process with the first one's status). The previous
+    handlers are put back on the way out. Off the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    first: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if first:  # the cleanup itself is taking too long for the user
+            with contextlib.suppress(BaseException):
+                last_resort()
+            os._exit(128 + first[0])
+        first.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+__all__ = ["Interrupted", "handled"]

@@ -1,0 +1,114 @@
+"""SIGINT and SIGTERM end every command cleanly: one line, 130 or 143, no traceback, and no
+process it started left running — pool workers, sandbox workers and what a plug-in or a
+case started below them — whatever it was doing when the signal came."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.sandbox.processes import descendants
+
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+LOOPS = """
+import subprocess
+
+
+def grads(p, x):
+    subprocess.Popen(["sleep", "TAG"])
+    while True:
+        pass
+"""
+
+
+def alive(pid: int) -> bool:
+    """Is ``pid`` a live process (a zombie has ended: its parent has not read its status)?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def interrupt(args: list[str], after: float, how: signal.Signals, cwd: Path):
+    """Start ``gradparity ARGS``, send ``how`` after ``after`` seconds; return the finished
+    process, whether it was still running when signalled, and every process below it then."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(after)
+    below = descendants(proc.pid)
+    running = proc.poll() is None
+    proc.send_signal(how)
+    out, err = proc.communicate(timeout=120)
+    time.sleep(0.3)  # what the kernel kills last (a namespace) is gone a moment later
+    return proc.returncode, out, err, running, below
+
+
+def check(code, err, running, below, how, left=()):
+    if running:
+        assert code == 128 + how, err
+        assert err.strip().splitlines() == [f"gradparity: interrupted by {how.name}"], err
+    assert "Traceback" not in err
+    assert [p for p in below if alive(p)] == [], "left running"
+    assert list(left) == []
+
+
+def whole_or_absent(out: Path) -> None:
+    """The output folder holds no report, or a whole one: every file its manifest names."""
+    manifest = out / ".gradparity.json"
+    if manifest.exists():
+        for name in json.loads(manifest.read_text())["files"]:
+            assert (out / name).exists(), name
+    assert not any(p.name.startswith(".gradparity-stage-") for p in out.glob(".*"))
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("after", [1.5, 5.0, 10.0])  # selecting, computing in the pool, later
+def test_a_report_on_two_processes(tmp_path, how, after):
+    out = tmp_path / "r"
+    code, _, err, running, below = interrupt(
+        ["report", "--jobs", "2", "--case", "elman*", "--case", "mlp*", "--out", str(out),
+         "--quiet"], after, how, tmp_path)  # fmt: skip
+    check(code, err, running, below, how)
+    whole_or_absent(out)
+
+
+def sleeps(tag: str) -> list[str]:
+    shown = subprocess.run(["ps", "-eo", "stat,args"], capture_output=True, text=True).stdout
+    return [line for line in shown.splitlines() if f"sleep {tag}" in line and line[0] != "Z"]
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_validate_with_a_plugin_looping_beside_a_child_it_started(tmp_path, how):
+    tag = f"{os.getpid()}.{int(how)}7"
+    (tmp_path / "loops.py").write_text(LOOPS.replace("TAG", tag))
+    code, _, err, running, below = interrupt(
+        ["validate", f"{tmp_path / 'loops.py'}:grads", "--as", "model", "--case",
+         "card_affine_square", "--timeout", "100", "--out", str(tmp_path / "v")],
+        6.0, how, tmp_path)  # fmt: skip
+    assert running
+    check(code, err, running, below, how, sleeps(tag))
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_a_sweep_on_two_processes(tmp_path, how):
+    code, _, err, running, below = interrupt(
+        ["run", "--case", "elman", "--set", "T=10,20,30,40,50,60", "--jobs", "2"], 6.0, how,
+        tmp_path)  # fmt: skip
+    check(code, err, running, below, how)
+
+
+def test_a_report_on_a_case_of_the_user_s_in_its_worker(tmp_path):
+    code, _, err, running, below = interrupt(
+        ["report", "--case", f"{HOSTILE / 'cases.py'}:loops", "--out", str(tmp_path / "r")],
+        6.0, signal.SIGTERM, tmp_path)  # fmt: skip
+    assert running
+    check(code, err, running, below, signal.SIGTERM)
