@@ -32,9 +32,9 @@ from harness.tolerances import Tolerance, tolerance_for
 AGREEMENT_COLUMNS = [
     "case", "mode", "kind", "tensor", "backend", "baseline", "dtype", "shape",
     "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
-    "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "factor",
-    "factor_residual", "noise_floor", "digits", "detects_rel_median", "detects_rel_worst",
-    "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
+    "worst_expected", "worst_scale", "worst_rel_err", "n_bad", "n_unresolved", "n_elements",
+    "bad_steps", "factor", "factor_residual", "noise_floor", "digits", "detects_rel_median",
+    "detects_rel_worst", "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
 ]  # fmt: skip
 
 # Every row ends in one of these. "inconclusive": an oracle (finite differences) whose
@@ -77,6 +77,15 @@ def parted(got: float, expected: float) -> str:
         return f"got {got:.6g}, expected {expected:.6g}"
     p = parting_digits(got, expected)
     return f"got {got:.{p}g}, expected {expected:.{p}g} (off by {got - expected:.2g})"
+
+
+def worst_at(row: Any) -> str:
+    """ "worst at (4, 1): got …, expected … (off by …), 1.17e+00 of the scale 0.394": the
+    element a row names as its worst (``compare_arrays``), its values to the digits where
+    they part, and its own error relative to its scale, |got − expected| / scale — the
+    numbers on the line give one another."""
+    return (f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}, "
+            f"{row['worst_rel_err']:.2e} of the scale {row['worst_scale']:.3g}")  # fmt: skip
 
 
 def flagged(table: pd.DataFrame) -> pd.Series:
@@ -188,8 +197,8 @@ def compare_arrays(
         unresolved &= ~((a == 0) & (b == 0))  # exact zeros on both sides: nothing to resolve
         bad &= ~unresolved
         within &= ~unresolved
-    judged = np.where(unresolved, -np.inf, ratio) if unresolved.any() and bad.any() else ratio
-    worst = np.unravel_index(int(np.argmax(judged)), ratio.shape) if ratio.size else ()
+    worst = _worst(rel, bad, unresolved, np.isfinite(a) & np.isfinite(b))
+    worst_scale = float(np.broadcast_to(scale, b.shape)[worst]) if b.size else math.nan
     norm_a, norm_b = l2_norm(a), l2_norm(b)
     if norm_b > 0:
         rel_l2 = l2_norm(a - b) / norm_b
@@ -227,6 +236,8 @@ def compare_arrays(
         "worst_index": str(tuple(int(i) for i in worst)),
         "worst_got": float(a[worst]) if a.size else math.nan,
         "worst_expected": float(b[worst]) if b.size else math.nan,
+        "worst_scale": worst_scale,
+        "worst_rel_err": float(rel[worst]) if b.size else math.nan,
         "n_bad": int(bad.sum()),
         "n_unresolved": int(unresolved.sum()),
         "n_elements": int(b.size),
@@ -241,6 +252,20 @@ def compare_arrays(
         "reason": reason,
         "error": "",
     }
+
+
+def _worst(rel: np.ndarray, bad: np.ndarray, unresolved: np.ndarray, finite: np.ndarray) -> tuple:
+    """The index of the element a row names as its worst: the largest error relative to
+    its scale, |a_i − b_i| / s_i, among the elements that disagree; where none does, among
+    those judged (an oracle resolved them), else among all. A non-finite value is the
+    largest error. So the worst element is the one whose error the row reports beside it
+    (``worst_rel_err``), and a disagreement never names an element that agrees."""
+    if not rel.size:
+        return ()
+    pool = bad if bad.any() else ~unresolved if not unresolved.all() else np.ones(rel.shape, bool)
+    with np.errstate(invalid="ignore"):
+        size = np.where(finite, np.nan_to_num(rel, nan=np.inf), np.inf)
+    return np.unravel_index(int(np.argmax(np.where(pool, size, -np.inf))), rel.shape)
 
 
 def _noise_terms(diff, fixed, extra, tol, floor, scale, abs_b) -> tuple:
@@ -339,7 +364,9 @@ def compare_directional(
         unresolved = ~(probe.errors <= RESOLVE * scale)
     bad = (ratio > 1) & ~unresolved & ~within
     within &= ~unresolved
-    worst = int(np.argmax(np.where(unresolved, -np.inf, ratio) if bad.any() else ratio))
+    with np.errstate(invalid="ignore"):
+        rel = diff / scale
+    worst = int(_worst(rel, bad, unresolved, np.isfinite(probe.values) & np.isfinite(expected))[0])
     verdict = _verdict(bad, unresolved, within)
     reason = ""
     if verdict == "inconclusive":
@@ -359,6 +386,8 @@ def compare_directional(
         "worst_index": f"direction {worst}",
         "worst_got": float(probe.values[worst]),
         "worst_expected": float(expected[worst]),
+        "worst_scale": scale,  # ‖b‖: every direction is unit, so one scale for all
+        "worst_rel_err": float(rel[worst]),
         "n_bad": int(bad.sum()),
         "n_unresolved": int(unresolved.sum()),
         "n_elements": len(probe.values),

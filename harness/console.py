@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.compare import parted
+from harness.compare import parted, worst_at
 from harness.escaping import terminal
 
 MARKS = {
@@ -64,9 +64,8 @@ def findings(comparison: Any) -> list[str]:
             what = "tangent" if row["mode"] == "fwd" else "H·v"
             lines.append(terminal(
                 f"  ✗ {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
-                f"elements; worst at {row['worst_index']}: "
-                f"{parted(row['worst_got'], row['worst_expected'])}; max_rel_err "
-                f"{row['max_rel_err']:.2e}{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
+                f"elements; {worst_at(row)}"
+                f"{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
             ))  # fmt: skip
             continue
         if row["verdict"] == "failed":
@@ -83,9 +82,8 @@ def findings(comparison: Any) -> list[str]:
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
             lines.append(terminal(
-                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; worst at "
-                f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
-                f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
+                f"{worst_at(row)}{steps}"
             ))  # fmt: skip
     noisy = table[table["verdict"] == "agree within noise"]
     for case, g in noisy.groupby("case", sort=False):

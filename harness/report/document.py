@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness import modes as M
 from harness.cases import Case
-from harness.compare import WITHIN_NOISE, Comparison, kind_of, parted
+from harness.compare import WITHIN_NOISE, Comparison, kind_of, worst_at
 from harness.escaping import code, lit
 from harness.report import plots
 from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
@@ -399,8 +399,8 @@ def _cell(row: pd.Series) -> str:
         return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
-        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; at "
-        f"{lit(row['worst_index'])} {lit(parted(row['worst_got'], row['worst_expected']))}"
+        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; "
+        f"{lit(worst_at(row))}"
     )
 
 

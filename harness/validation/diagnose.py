@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.compare import FLAGGED, flagged, parted, parting_digits
+from harness.compare import FLAGGED, flagged, parting_digits, worst_at
 from harness.validation.faults import Fault
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
@@ -55,8 +55,7 @@ def _disagreement(row) -> str:
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
         f"{what}: {int(row['n_bad'])}/{int(row['n_elements'])} elements disagree with {row['baseline']}; "
-        f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
-        f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+        f"{worst_at(row)}{steps}"
     )
 
 
