@@ -43,6 +43,7 @@ AGREEMENT_COLUMNS = [
 VERDICTS = ("agree", "agree within noise", "disagree", "inconclusive", "unsupported", "failed")
 FLAGGED = ("disagree", "failed")  # what makes a run fail (exit 1); inconclusive alone does not
 AGREEING = ("agree", "agree within noise")
+COMPARED = (*AGREEING, "disagree", "inconclusive")  # the rows where numbers were compared
 
 # The noise floor (harness.noise) against the table. TIGHTEN: where the floor is measured,
 # the absolute term of the tolerance is at most 100 floors. Over the default catalog two
@@ -91,6 +92,12 @@ def worst_at(row: Any) -> str:
 def flagged(table: pd.DataFrame) -> pd.Series:
     """The rows that fail a run: a disagreement or a failure."""
     return table["verdict"].isin(FLAGGED)
+
+
+def compared(table: pd.DataFrame) -> pd.Series:
+    """The rows whose numbers were compared (agree, within noise, disagree, inconclusive);
+    a skipped, unsupported or failed backend compared nothing."""
+    return table["verdict"].isin(COMPARED)
 
 
 def kind_of(result: Result) -> str:
@@ -651,9 +658,17 @@ class Comparison:
         self.summaries = theory.summaries(self.magnitudes, self.cases)
 
     @property
+    def compared(self) -> int:
+        """How many tensors were compared at all (``COMPARED``): 0 when every backend but
+        the baseline was skipped or unsupported, or none ran beside it."""
+        return int(compared(self.agreement).sum())
+
+    @property
     def all_agree(self) -> bool:
-        """True when every comparison agreed, every identity held and no backend failed."""
-        return (bool(self.agreement["ok"].all()) and bool(self.identities["ok"].all())
+        """True when something was compared, every comparison agreed, every identity held
+        and no backend failed."""
+        return (self.compared > 0 and bool(self.agreement["ok"].all())
+                and bool(self.identities["ok"].all())
                 and not (self.runs["status"] == "failed").any())  # fmt: skip
 
     @property
@@ -664,8 +679,9 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """1 when a tensor disagrees, an identity is broken or a backend failed, else 0 —
-        an oracle that could not resolve a tensor (inconclusive) alone does not fail the
-        run."""
+        """1 when a tensor disagrees, an identity is broken, a backend failed or nothing
+        was compared (a success not earned), else 0 — an oracle that could not resolve a
+        tensor (inconclusive) alone does not fail the run."""
         failed = bool(flagged(self.agreement).any()) or bool(flagged(self.identities).any())
-        return 1 if failed or (self.runs["status"] == "failed").any() else 0
+        failed = failed or bool((self.runs["status"] == "failed").any())
+        return 1 if failed or self.compared == 0 else 0

@@ -163,7 +163,7 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     """ "96 of 100 tensors agree, 2 agree within noise, 2 inconclusive … over 19 cases
     (float64): no disagreement (some agree within noise, inconclusive)"."""
     counts, n = comparison.verdicts, len(comparison.agreement)
-    parts = [f"{counts['agree']} of {n} tensors agree"]
+    parts = [f"{counts['agree']} of {n} tensors agree" if n else "no tensor compared"]
     others = ("agree within noise", "disagree", "inconclusive", "unsupported", "failed")
     parts += [f"{counts[v]} {v}" for v in others if counts[v]]
     failed_runs = int((comparison.runs["status"] == "failed").sum())
@@ -173,8 +173,14 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     broken = 0 if ids is None else int((~ids["ok"]).sum())
     if broken:
         parts.append(f"{broken} broken identities")
-    if comparison.exit_code:
-        verdict = "DISAGREEMENT" if counts["disagree"] or broken else "FAILED"
+    if counts["disagree"] or broken:
+        verdict = "DISAGREEMENT"
+    elif comparison.exit_code and (counts["failed"] or failed_runs):
+        verdict = "FAILED"
+    elif comparison.compared == 0:
+        verdict = (f"NOTHING COMPARED — no backend beside the baseline {comparison.baseline} "
+                   "gave a result to compare (skipped or unsupported: see above); add a backend "
+                   "that runs on these cases")  # fmt: skip
     elif counts["agree"] == n:
         verdict = "all agree"
     else:

@@ -1,7 +1,9 @@
-"""Verdicts a CI job can trust: the worst element named on a line is the one whose error
-the line reports."""
+"""Verdicts a CI job can trust: a run that compares nothing is no success, and the worst
+element named on a line is the one whose error the line reports."""
 
 from __future__ import annotations
+
+import json
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
@@ -9,13 +11,131 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import validate
+from harness import console, validate
 from harness.cases import CATALOG
-from harness.compare import compare_arrays
+from harness.cli import main
+from harness.compare import Comparison, compare_arrays
+from harness.result import Result
 from harness.tolerances import TOLERANCES
+from harness.validation.zoo.tiny_engine import TinyEngine
 
 AUTODIFF = TOLERANCES[("autodiff", "float64")]
 MLP = dict(depth=3, width=5, D=4, C=3, N=6)  # the zoo's small MLP
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refuse_work(monkeypatch) -> None:
+    """Any comparison or validation fails loudly: the command must stop before one starts.
+    Every module that binds compare_backends at import is imported here first, so that the
+    patch is undone everywhere it reached."""
+    import harness.drift
+    import harness.runner
+    import harness.validation.validator
+
+    def no(*args, **kwargs):
+        raise AssertionError("the work started before the selection was checked")
+
+    for module in (harness.runner, harness.drift):
+        monkeypatch.setattr(module, "compare_backends", no)
+    monkeypatch.setattr(harness.validation.validator, "validate", no)
+
+
+# --- 1. a run that compares nothing is not a success ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--case", "elman", "--backend", "torch"],
+        ["run", "--case", "elman", "--backend", "jax", "--baseline", "jax"],
+        ["run", "--case", "elman", "--backend", "torch", "--backend", "torch"],
+        ["report", "--case", "elman", "--backend", "torch"],
+        ["run", "--case", "elman", "--backend", "torch", "--set", "T=2,3"],  # a sweep
+    ],
+    ids=["run", "baseline-jax", "twice", "report", "sweep"],
+)
+def test_only_the_baseline_chosen_is_exit_2_before_any_work(argv, capsys, monkeypatch, tmp_path):
+    refuse_work(monkeypatch)
+    if argv[0] == "report":
+        argv = [*argv, "--out", str(tmp_path / "r"), "--quiet"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    baseline = argv[argv.index("--baseline") + 1] if "--baseline" in argv else "torch"
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"baseline {baseline!r}" in err and "nothing to compare" in err
+    assert "--backend" in err  # what to add
+
+
+def test_a_validate_baseline_outside_the_references_is_exit_2_before_any_work(capsys, monkeypatch):
+    refuse_work(monkeypatch)
+    code, out, err = run_cli(capsys, "validate", "harness.validation.zoo.models:mlp", "--case",
+                             "mlp", "--reference", "reference", "--reference", "torch",
+                             "--baseline", "jax")  # fmt: skip
+    assert code == 2 and out == ""
+    assert "--baseline 'jax'" in err and "--reference jax" in err and "Traceback" not in err
+
+
+def test_every_comparison_skipped_is_not_all_agree_and_not_exit_0(capsys):
+    # manual has no hand-derived backward for a staged case: it is skipped there, and
+    # torch, the baseline, has nothing to be compared with.
+    code, out, _ = run_cli(capsys, "run", "--case", "card_affine_square", "--backend", "manual")
+    verdict = out.strip().splitlines()[-1]
+    assert code == 1, out
+    assert "all agree" not in out and "NOTHING COMPARED" in verdict
+    assert "manual skipped on card_affine_square" in out
+
+
+def hand(backend: str, **kw) -> Result:
+    return Result(case="hand", backend=backend, dtype="float64", **kw)
+
+
+@pytest.mark.parametrize(
+    "others",
+    [
+        [hand("manual", skipped="no hand-derived backward")],
+        [hand("partial", unsupported="the engine has no array function 'tanh'")],
+        [],
+    ],
+    ids=["skipped", "unsupported", "alone"],
+)
+def test_a_comparison_of_nothing_does_not_pass(others):
+    c = Comparison([hand("torch", loss=1.0, grads={"w": np.ones(3)}), *others], "torch")
+    assert not c.all_agree and c.exit_code == 1 and c.compared == 0
+    line = console.verdict_line(c, 1, "float64")
+    assert "all agree" not in line and "NOTHING COMPARED" in line
+
+
+def test_summary_json_says_nothing_was_compared(tmp_path, capsys):
+    out = tmp_path / "r"
+    code, _, _ = run_cli(capsys, "report", "--case", "card_affine_square", "--backend", "manual",
+                         "--out", str(out), "--quiet")  # fmt: skip
+    facts = json.loads((out / "summary.json").read_text())
+    assert code == 1
+    assert facts["all_agree"] is False and facts["exit_code"] == 1
+    assert facts["counts"]["compared"] == 0
+    assert "Nothing was compared" in (out / "report.md").read_text()
+
+
+class NoTanh(TinyEngine):
+    """A partial engine: no tanh (micrograd has none)."""
+
+    def __getattribute__(self, name):
+        if name == "tanh":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_an_engine_unsupported_everywhere_says_nothing_was_compared():
+    v = validate(NoTanh, form="engine", cases=["mlp"], references=["reference"], isolate=False)
+    verdict = v.text().strip().splitlines()[-1]
+    assert not v.ok
+    assert "NOTHING COMPARED" in verdict and "AGREES" not in verdict
+    assert "DISAGREES" not in verdict
 
 
 # --- 2. the worst element and the metric beside it ----------------------------------------------

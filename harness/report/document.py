@@ -122,8 +122,10 @@ def verdict(facts: dict[str, Any]) -> str:
     n = facts["counts"]
     cases, backends = _count(n["cases"], "case"), _count(n["backends"], "backend")
     scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline {code(facts['baseline'])}"
-    if n["comparisons"] == 0 and not n["runs_failed"]:
-        return f"**Nothing was compared** (fewer than two backends ran) — {scope}."
+    if n["compared"] == 0 and not n["runs_failed"] and not n["not_compared"]:
+        return (f"**Nothing was compared**: no backend beside the baseline gave a result to "
+                f"compare (fewer than two ran, or the others were skipped or unsupported) — "
+                f"{scope}.")  # fmt: skip
     noisy = n.get("agree_within_noise", 0)
     within = f", {noisy} of them only within the problem's own rounding noise" if noisy else ""
     if facts["all_agree"]:

@@ -75,6 +75,7 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "cases": len(cases),
             "backends": int(runs["backend"].nunique()),
             "comparisons": len(agreement),
+            "compared": comparison.compared,  # rows whose numbers were compared: 0 is no success
             "agree": verdicts["agree"],
             "agree_within_noise": verdicts["agree within noise"],  # the problem limits it
             "disagree": verdicts["disagree"],  # measured, and outside the tolerance

@@ -22,11 +22,12 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, flagged
+from harness.compare import AGREEING, Comparison, compared, flagged
 from harness.escaping import code, csv_table, lit, terminal
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
+from harness.selection import check_comparable
 from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
@@ -130,6 +131,32 @@ class Validation:
                 and not any(f.severity != "note" for f in self.faults))  # fmt: skip
 
     @property
+    def verdict(self) -> str:
+        """The run in a few words, what the text and the report say: "agrees" (``ok``);
+        "faults" (the plug-in misbehaved); "disagrees"; "nothing compared" (no tensor of
+        the plug-in was compared: it was unsupported or skipped on every case);
+        "inconclusive" (the oracle could not judge what was compared). Only "agrees" is a
+        success."""
+        if self.ok:
+            return "agrees"
+        if any(f.severity != "note" for f in self.faults):
+            return "faults"
+        table = self.agreement
+        mine = table["backend"].isin(self.plugins)
+        ids = self.comparison.identities
+        broken = (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
+        if (flagged(table) & mine).any() or broken or self.unbuilt:
+            return "disagrees"
+        return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
+
+    @property
+    def headline(self) -> str:
+        """The verdict as the predicate of a sentence about the plug-in."""
+        return {"agrees": "agrees with the references", "nothing compared": "was compared with nothing (unsupported "
+                "or skipped on every case)", "inconclusive": "could not be judged (inconclusive)",
+                }.get(self.verdict, "does not agree with the references")  # fmt: skip
+
+    @property
     def references_agree(self) -> bool:
         refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
         return not flagged(refs).any()
@@ -175,7 +202,10 @@ class Validation:
         n_ok = int(ran["verdict"].isin(AGREEING).sum())
         n_faults = sum(f.severity != "note" for f in self.faults)
         cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
-        verdict = "AGREES" if self.ok else "DISAGREES" if n_faults == 0 else "FAULTS"
+        verdict = self.verdict.upper()
+        if self.verdict == "nothing compared":
+            verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
+                        "skipped on every case")  # fmt: skip
         apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
         lines.append(
             f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s)"
@@ -190,7 +220,7 @@ class Validation:
         blocks: every string the plug-in supplied goes in as literal text or verbatim code."""
         from harness.report.render import Bullets, Code, Heading, Para
 
-        verdict = "agrees with the references" if self.ok else "does not agree"
+        verdict = self.headline
         refs = ", ".join(code(r) for r in self.references) or "none"
         blocks = [
             Heading(f"Validation of {self.plugin} ({self.form})", 1),
@@ -322,6 +352,7 @@ def validate(
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    check_comparable(references, baseline, references=True)
     notes: list[str] = []
     spec, own = _channel(target, isolate, memory, notes)
     if channel is not None and not isinstance(own, InProcess):
