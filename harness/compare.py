@@ -80,6 +80,11 @@ def parted(got: float, expected: float) -> str:
     return f"got {got:.{p}g}, expected {expected:.{p}g} (off by {got - expected:.2g})"
 
 
+def listing(names: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
+
+
 def worst_at(row: Any) -> str:
     """ "worst at (4, 1): got …, expected … (off by …), 1.17e+00 of the scale 0.394": the
     element a row names as its worst (``compare_arrays``), its values to the digits where
@@ -92,6 +97,13 @@ def worst_at(row: Any) -> str:
 def flagged(table: pd.DataFrame) -> pd.Series:
     """The rows that fail a run: a disagreement or a failure."""
     return table["verdict"].isin(FLAGGED)
+
+
+def baseline_odd(table: pd.DataFrame) -> pd.Series:
+    """The disagreeing rows where the baseline itself is the odd one out (``_odd_one_out``): it
+    disagrees with every other backend while they agree among themselves, so the fault is
+    the baseline's, not the backend's compared with it."""
+    return (table["verdict"] == "disagree") & (table["odd_one_out"] == table["baseline"])
 
 
 def compared(table: pd.DataFrame) -> pd.Series:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.compare import parted, worst_at
+from harness.compare import baseline_odd, listing, parted, worst_at
 from harness.escaping import terminal
 
 MARKS = {
@@ -57,7 +57,9 @@ def findings(comparison: Any) -> list[str]:
     oracle could not resolve, the odd one out, what is unsupported and what was skipped."""
     table, runs = comparison.agreement, comparison.runs
     lines = []
-    for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
+    odd_baseline = baseline_odd(table)
+    shown = table["verdict"].isin(["disagree", "failed", "inconclusive"]) & ~odd_baseline
+    for _, row in table[shown].iterrows():
         case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
         where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         if row["mode"] != "rev" and row["verdict"] == "disagree":
@@ -93,7 +95,9 @@ def findings(comparison: Any) -> list[str]:
             f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
         ))  # fmt: skip
-    odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
+    lines += _baseline_odd_lines(table[odd_baseline])
+    named = table["odd_one_out"].astype(bool) & (table["odd_one_out"] != table["baseline"])
+    odd = table.loc[named, ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
         lines.append(
             terminal(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
@@ -108,6 +112,23 @@ def findings(comparison: Any) -> list[str]:
         where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
         mode = "" if mode == "rev" else f" ({mode})"
         lines.append(terminal(f"  - {backend}{mode} skipped on {where}: {why}"))
+    return lines
+
+
+def _baseline_odd_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per tensor on which the baseline is the odd one out: the fault is the
+    baseline's, so the tensor is named once, with the backends that agree among themselves,
+    and not once per backend compared with it."""
+    lines = []
+    for (case, mode, kind, tensor), g in rows.groupby(["case", "mode", "kind", "tensor"],
+                                                      sort=False):  # fmt: skip
+        first = g.iloc[0]
+        label = case if mode == "rev" else f"{case} ({mode})"
+        lines.append(terminal(
+            f"  ✗ {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
+            f"out — it disagrees with {listing(list(g['backend']))}, which agree among "
+            f"themselves; {first['backend']} vs {first['baseline']}: {worst_at(first)}"
+        ))  # fmt: skip
     return lines
 
 
@@ -159,6 +180,20 @@ def summaries(comparison: Any) -> list[str]:
     return lines
 
 
+def _blame(table: pd.DataFrame, n_disagree: int) -> str:
+    """Which side a disagreement is on, where the numbers say: the baseline, when it is
+    the odd one out (``harness.compare.baseline_odd``)."""
+    odd = table[baseline_odd(table)]
+    if odd.empty:
+        return ""
+    who = ", ".join(dict.fromkeys(odd["baseline"]))
+    tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
+    if len(odd) == n_disagree:
+        return (f": the baseline {who} is the odd one out on {tensors} tensor(s) — the others "
+                "agree among themselves, so the fault is the baseline's")  # fmt: skip
+    return f" (the baseline {who} is the odd one out on {tensors} tensor(s))"
+
+
 def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     """ "96 of 100 tensors agree, 2 agree within noise, 2 inconclusive … over 19 cases
     (float64): no disagreement (some agree within noise, inconclusive)"."""
@@ -174,7 +209,7 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     if broken:
         parts.append(f"{broken} broken identities")
     if counts["disagree"] or broken:
-        verdict = "DISAGREEMENT"
+        verdict = "DISAGREEMENT" + _blame(comparison.agreement, counts["disagree"])
     elif comparison.exit_code and (counts["failed"] or failed_runs):
         verdict = "FAILED"
     elif comparison.compared == 0:

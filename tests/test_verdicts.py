@@ -1,5 +1,6 @@
-"""Verdicts a CI job can trust: a run that compares nothing is no success, and the worst
-element named on a line is the one whose error the line reports."""
+"""Verdicts a CI job can trust: a run that compares nothing is no success, the worst element
+named on a line is the one whose error the line reports, and a baseline that is itself the
+odd one out is blamed, not the backends compared with it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import console, validate
+from harness.backends import REGISTRY
+from harness.backends.reference_tape import ReferenceBackend
 from harness.cases import CATALOG
 from harness.cli import main
 from harness.compare import Comparison, compare_arrays
@@ -212,3 +215,78 @@ def test_the_transposed_dw_of_the_zoo_names_its_largest_error_in_both_dtypes():
         line = next(f.text for f in v.findings if f.what == "disagrees" and f.tensor == "W2")
         assert f"worst at {row['worst_index']}" in line
         assert f"{row['worst_rel_err']:.2e} of the scale {row['worst_scale']:.3g}" in line
+
+
+# --- 3. the baseline as the odd one out -----------------------------------------------------
+
+
+class Doubled(ReferenceBackend):
+    """A reference gone wrong: the tape's gradients, doubled."""
+
+    name = "doubled"
+
+    def run(self, case, params, inputs, dtype):
+        result = super().run(case, params, inputs, dtype)
+        result.grads = {k: 2 * g for k, g in result.grads.items()}
+        result.backend = self.name
+        return result
+
+
+def test_a_wrong_baseline_is_blamed_in_validate_not_the_plugin(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
+    v = validate("harness.validation.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
+                 references=["doubled", "reference", "torch"], baseline="doubled",
+                 isolate=False)  # fmt: skip
+    assert not v.ok  # a disagreement is still a failed run
+    odd = [f for f in v.findings if f.what == "baseline odd one out"]
+    assert len(odd) == 1 and odd[0].bad
+    assert "the baseline doubled" in odd[0].text and "reference, torch and yours" in odd[0].text
+    assert not [f for f in v.findings if f.what in ("disagrees", "odd one out")]
+    text = v.text()
+    assert "yours is the odd one out" not in text
+    verdict = text.strip().splitlines()[-1]
+    assert "THE BASELINE DISAGREES" in verdict and "doubled" in verdict
+
+
+W = np.array([0.5, -1.5, 2.0])
+
+
+def test_a_wrong_baseline_is_blamed_in_the_findings_of_a_run():
+    results = [
+        hand("torch", loss=1.0, grads={"w": 2 * W}),  # the baseline, wrong
+        hand("reference", loss=1.0, grads={"w": W.copy()}),
+        hand("jax", loss=1.0, grads={"w": W + 1e-15}),
+        hand("numeric", loss=1.0, grads={"w": W + 1e-10}, method="elementwise"),
+    ]
+    c = Comparison(results, "torch")
+    assert c.exit_code == 1 and not c.all_agree
+    lines = console.findings(c)
+    blamed = [line for line in lines if "'w'" in line]
+    assert len(blamed) == 1, lines  # one line for the tensor, not one per backend against it
+    assert "the baseline torch is the odd one out" in blamed[0]
+    assert "reference, jax and numeric" in blamed[0]
+    verdict = console.verdict_line(c, 1, "float64")
+    assert "DISAGREEMENT" in verdict and "the baseline torch is the odd one out" in verdict
+
+
+def test_a_wrong_baseline_is_blamed_by_gradparity_run(monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
+    code, out, _ = run_cli(capsys, "run", "--case", "card_affine_square", "--backend", "doubled",
+                           "--backend", "reference", "--backend", "torch", "--backend", "jax",
+                           "--baseline", "doubled")  # fmt: skip
+    assert code == 1
+    assert "the baseline doubled is the odd one out" in out
+    assert "the baseline doubled is the odd one out" in out.strip().splitlines()[-1]
+
+
+def test_a_wrong_baseline_is_blamed_in_summary_json_and_the_report(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
+    out = tmp_path / "r"
+    code, _, _ = run_cli(capsys, "report", "--case", "card_affine_square", "--backend", "doubled",
+                         "--backend", "reference", "--backend", "jax", "--baseline", "doubled",
+                         "--out", str(out), "--quiet")  # fmt: skip
+    facts = json.loads((out / "summary.json").read_text())
+    assert code == 1 and facts["exit_code"] == 1 and facts["all_agree"] is False
+    # param x, against reference and against jax: both rows put the fault on the baseline
+    assert facts["counts"]["disagree"] == 2 and facts["counts"]["baseline_odd_one_out"] == 2
+    assert "the baseline `doubled` is the odd one out" in (out / "report.md").read_text()

@@ -140,6 +140,10 @@ def verdict(facts: dict[str, Any]) -> str:
     parts = []
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
+    if n.get("baseline_odd_one_out"):
+        parts.append(f"on {n['baseline_odd_one_out']} of them the baseline "
+                     f"{code(facts['baseline'])} is the odd one out: the others agree among "
+                     "themselves, so the fault is the baseline's")  # fmt: skip
     if n["not_compared"]:
         parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
     for key in ("inconclusive", "unsupported"):

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from harness.cases import Case
-from harness.compare import Comparison
+from harness.compare import Comparison, baseline_odd
 from harness.escaping import csv_table
 from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
@@ -82,6 +82,8 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "inconclusive": verdicts["inconclusive"],  # an oracle that could not resolve it
             "unsupported": verdicts["unsupported"],  # a backend lacks a function the case needs
             "not_compared": verdicts["failed"],  # a backend failed or a tensor was missing
+            # disagreements where the baseline is the odd one out: the fault is the baseline's
+            "baseline_odd_one_out": int(baseline_odd(agreement).sum()),
             "runs": len(runs),
             "runs_ok": int(status.get("ok", 0)),
             "runs_failed": int(status.get("failed", 0)),

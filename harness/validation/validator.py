@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, compared, flagged
+from harness.compare import AGREEING, Comparison, baseline_odd, compared, flagged
 from harness.escaping import code, csv_table, lit, terminal
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
@@ -133,10 +133,11 @@ class Validation:
     @property
     def verdict(self) -> str:
         """The run in a few words, what the text and the report say: "agrees" (``ok``);
-        "faults" (the plug-in misbehaved); "disagrees"; "nothing compared" (no tensor of
-        the plug-in was compared: it was unsupported or skipped on every case);
-        "inconclusive" (the oracle could not judge what was compared). Only "agrees" is a
-        success."""
+        "faults" (the plug-in misbehaved); "disagrees"; "baseline disagrees" (every
+        disagreement is on a tensor where the baseline is the odd one out: the fault is
+        the baseline's); "nothing compared" (no tensor of the plug-in was compared: it was
+        unsupported or skipped on every case); "inconclusive" (the oracle could not judge
+        what was compared). Only "agrees" is a success."""
         if self.ok:
             return "agrees"
         if any(f.severity != "note" for f in self.faults):
@@ -145,14 +146,18 @@ class Validation:
         mine = table["backend"].isin(self.plugins)
         ids = self.comparison.identities
         broken = (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
-        if (flagged(table) & mine).any() or broken or self.unbuilt:
+        if (flagged(table) & mine & ~baseline_odd(table)).any() or broken or self.unbuilt:
             return "disagrees"
+        if (baseline_odd(table) & mine).any():
+            return "baseline disagrees"
         return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
 
     @property
     def headline(self) -> str:
         """The verdict as the predicate of a sentence about the plug-in."""
-        return {"agrees": "agrees with the references", "nothing compared": "was compared with nothing (unsupported "
+        return {"agrees": "agrees with the references",
+                "baseline disagrees": "agrees with the references but the baseline, which is "
+                "the odd one out", "nothing compared": "was compared with nothing (unsupported "
                 "or skipped on every case)", "inconclusive": "could not be judged (inconclusive)",
                 }.get(self.verdict, "does not agree with the references")  # fmt: skip
 
@@ -203,7 +208,12 @@ class Validation:
         n_faults = sum(f.severity != "note" for f in self.faults)
         cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
         verdict = self.verdict.upper()
-        if self.verdict == "nothing compared":
+        odd = self.agreement[baseline_odd(self.agreement)]
+        if self.verdict == "baseline disagrees":
+            tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
+            verdict = (f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
+                       f"on {tensors} tensor(s), where yours agrees with the other references")  # fmt: skip
+        elif self.verdict == "nothing compared":
             verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
                         "skipped on every case")  # fmt: skip
         apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
