@@ -32,9 +32,9 @@ from harness.tolerances import Tolerance, tolerance_for
 AGREEMENT_COLUMNS = [
     "case", "mode", "kind", "tensor", "backend", "baseline", "dtype", "shape",
     "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
-    "worst_expected", "n_bad", "n_unresolved", "n_elements", "bad_steps", "factor",
-    "factor_residual", "noise_floor", "digits", "detects_rel_median", "detects_rel_worst",
-    "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
+    "worst_expected", "worst_scale", "worst_rel_err", "n_bad", "n_unresolved", "n_elements",
+    "bad_steps", "factor", "factor_residual", "noise_floor", "digits", "detects_rel_median",
+    "detects_rel_worst", "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
 ]  # fmt: skip
 
 # Every row ends in one of these. "inconclusive": an oracle (finite differences) whose
@@ -43,6 +43,7 @@ AGREEMENT_COLUMNS = [
 VERDICTS = ("agree", "agree within noise", "disagree", "inconclusive", "unsupported", "failed")
 FLAGGED = ("disagree", "failed")  # what makes a run fail (exit 1); inconclusive alone does not
 AGREEING = ("agree", "agree within noise")
+COMPARED = (*AGREEING, "disagree", "inconclusive")  # the rows where numbers were compared
 
 # The noise floor (harness.noise) against the table. TIGHTEN: where the floor is measured,
 # the absolute term of the tolerance is at most 100 floors. Over the default catalog two
@@ -79,9 +80,36 @@ def parted(got: float, expected: float) -> str:
     return f"got {got:.{p}g}, expected {expected:.{p}g} (off by {got - expected:.2g})"
 
 
+def listing(names: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
+
+
+def worst_at(row: Any) -> str:
+    """ "worst at (4, 1): got …, expected … (off by …), 1.17e+00 of the scale 0.394": the
+    element a row names as its worst (``compare_arrays``), its values to the digits where
+    they part, and its own error relative to its scale, |got − expected| / scale — the
+    numbers on the line give one another."""
+    return (f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}, "
+            f"{row['worst_rel_err']:.2e} of the scale {row['worst_scale']:.3g}")  # fmt: skip
+
+
 def flagged(table: pd.DataFrame) -> pd.Series:
     """The rows that fail a run: a disagreement or a failure."""
     return table["verdict"].isin(FLAGGED)
+
+
+def baseline_odd(table: pd.DataFrame) -> pd.Series:
+    """The disagreeing rows where the baseline itself is the odd one out (``_odd_one_out``): it
+    disagrees with every other backend while they agree among themselves, so the fault is
+    the baseline's, not the backend's compared with it."""
+    return (table["verdict"] == "disagree") & (table["odd_one_out"] == table["baseline"])
+
+
+def compared(table: pd.DataFrame) -> pd.Series:
+    """The rows whose numbers were compared (agree, within noise, disagree, inconclusive);
+    a skipped, unsupported or failed backend compared nothing."""
+    return table["verdict"].isin(COMPARED)
 
 
 def kind_of(result: Result) -> str:
@@ -188,8 +216,8 @@ def compare_arrays(
         unresolved &= ~((a == 0) & (b == 0))  # exact zeros on both sides: nothing to resolve
         bad &= ~unresolved
         within &= ~unresolved
-    judged = np.where(unresolved, -np.inf, ratio) if unresolved.any() and bad.any() else ratio
-    worst = np.unravel_index(int(np.argmax(judged)), ratio.shape) if ratio.size else ()
+    worst = _worst(rel, bad, unresolved, np.isfinite(a) & np.isfinite(b))
+    worst_scale = float(np.broadcast_to(scale, b.shape)[worst]) if b.size else math.nan
     norm_a, norm_b = l2_norm(a), l2_norm(b)
     if norm_b > 0:
         rel_l2 = l2_norm(a - b) / norm_b
@@ -227,6 +255,8 @@ def compare_arrays(
         "worst_index": str(tuple(int(i) for i in worst)),
         "worst_got": float(a[worst]) if a.size else math.nan,
         "worst_expected": float(b[worst]) if b.size else math.nan,
+        "worst_scale": worst_scale,
+        "worst_rel_err": float(rel[worst]) if b.size else math.nan,
         "n_bad": int(bad.sum()),
         "n_unresolved": int(unresolved.sum()),
         "n_elements": int(b.size),
@@ -241,6 +271,20 @@ def compare_arrays(
         "reason": reason,
         "error": "",
     }
+
+
+def _worst(rel: np.ndarray, bad: np.ndarray, unresolved: np.ndarray, finite: np.ndarray) -> tuple:
+    """The index of the element a row names as its worst: the largest error relative to
+    its scale, |a_i − b_i| / s_i, among the elements that disagree; where none does, among
+    those judged (an oracle resolved them), else among all. A non-finite value is the
+    largest error. So the worst element is the one whose error the row reports beside it
+    (``worst_rel_err``), and a disagreement never names an element that agrees."""
+    if not rel.size:
+        return ()
+    pool = bad if bad.any() else ~unresolved if not unresolved.all() else np.ones(rel.shape, bool)
+    with np.errstate(invalid="ignore"):
+        size = np.where(finite, np.nan_to_num(rel, nan=np.inf), np.inf)
+    return np.unravel_index(int(np.argmax(np.where(pool, size, -np.inf))), rel.shape)
 
 
 def _noise_terms(diff, fixed, extra, tol, floor, scale, abs_b) -> tuple:
@@ -284,7 +328,7 @@ def _detects(threshold, abs_b) -> dict[str, float]:
     """The smallest relative error of one element that would be flagged, (the difference
     allowed there) / |b_i|, over the nonzero elements: median and worst."""
     nonzero = abs_b > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # subnormal |b_i|: inf
         detects = np.asarray(threshold)[nonzero] / abs_b[nonzero]
     if not detects.size:
         return {"detects_rel_median": math.nan, "detects_rel_worst": math.nan}
@@ -339,7 +383,9 @@ def compare_directional(
         unresolved = ~(probe.errors <= RESOLVE * scale)
     bad = (ratio > 1) & ~unresolved & ~within
     within &= ~unresolved
-    worst = int(np.argmax(np.where(unresolved, -np.inf, ratio) if bad.any() else ratio))
+    with np.errstate(invalid="ignore"):
+        rel = diff / scale
+    worst = int(_worst(rel, bad, unresolved, np.isfinite(probe.values) & np.isfinite(expected))[0])
     verdict = _verdict(bad, unresolved, within)
     reason = ""
     if verdict == "inconclusive":
@@ -359,6 +405,8 @@ def compare_directional(
         "worst_index": f"direction {worst}",
         "worst_got": float(probe.values[worst]),
         "worst_expected": float(expected[worst]),
+        "worst_scale": scale,  # ‖b‖: every direction is unit, so one scale for all
+        "worst_rel_err": float(rel[worst]),
         "n_bad": int(bad.sum()),
         "n_unresolved": int(unresolved.sum()),
         "n_elements": len(probe.values),
@@ -622,9 +670,17 @@ class Comparison:
         self.summaries = theory.summaries(self.magnitudes, self.cases)
 
     @property
+    def compared(self) -> int:
+        """How many tensors were compared at all (``COMPARED``): 0 when every backend but
+        the baseline was skipped or unsupported, or none ran beside it."""
+        return int(compared(self.agreement).sum())
+
+    @property
     def all_agree(self) -> bool:
-        """True when every comparison agreed, every identity held and no backend failed."""
-        return (bool(self.agreement["ok"].all()) and bool(self.identities["ok"].all())
+        """True when something was compared, every comparison agreed, every identity held
+        and no backend failed."""
+        return (self.compared > 0 and bool(self.agreement["ok"].all())
+                and bool(self.identities["ok"].all())
                 and not (self.runs["status"] == "failed").any())  # fmt: skip
 
     @property
@@ -635,8 +691,9 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """1 when a tensor disagrees, an identity is broken or a backend failed, else 0 —
-        an oracle that could not resolve a tensor (inconclusive) alone does not fail the
-        run."""
+        """1 when a tensor disagrees, an identity is broken, a backend failed or nothing
+        was compared (a success not earned), else 0 — an oracle that could not resolve a
+        tensor (inconclusive) alone does not fail the run."""
         failed = bool(flagged(self.agreement).any()) or bool(flagged(self.identities).any())
-        return 1 if failed or (self.runs["status"] == "failed").any() else 0
+        failed = failed or bool((self.runs["status"] == "failed").any())
+        return 1 if failed or self.compared == 0 else 0

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.compare import parted
+from harness.compare import baseline_odd, listing, parted, worst_at
 
 MARKS = {
     "agree": "✓",
@@ -57,16 +57,17 @@ def findings(comparison: Any) -> list[str]:
     oracle could not resolve, the odd one out, what is unsupported and what was skipped."""
     table, runs = comparison.agreement, comparison.runs
     lines = []
-    for _, row in table[table["verdict"].isin(["disagree", "failed", "inconclusive"])].iterrows():
+    odd_baseline = baseline_odd(table)
+    shown = table["verdict"].isin(["disagree", "failed", "inconclusive"]) & ~odd_baseline
+    for _, row in table[shown].iterrows():
         case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
         where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         if row["mode"] != "rev" and row["verdict"] == "disagree":
             what = "tangent" if row["mode"] == "fwd" else "H·v"
             lines.append(
                 f"  ✗ {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
-                f"elements; worst at {row['worst_index']}: "
-                f"{parted(row['worst_got'], row['worst_expected'])}; max_rel_err "
-                f"{row['max_rel_err']:.2e}{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
+                f"elements; {worst_at(row)}"
+                f"{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
             )  # fmt: skip
             continue
         if row["verdict"] == "failed":
@@ -83,9 +84,8 @@ def findings(comparison: Any) -> list[str]:
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
             lines.append(
-                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; worst at "
-                f"{row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
-                f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
+                f"{worst_at(row)}{steps}"
             )  # fmt: skip
     noisy = table[table["verdict"] == "agree within noise"]
     for case, g in noisy.groupby("case", sort=False):
@@ -95,7 +95,9 @@ def findings(comparison: Any) -> list[str]:
             f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
         )  # fmt: skip
-    odd = table.loc[table["odd_one_out"].astype(bool), ["case", "kind", "tensor", "odd_one_out"]]
+    lines += _baseline_odd_lines(table[odd_baseline])
+    named = table["odd_one_out"].astype(bool) & (table["odd_one_out"] != table["baseline"])
+    odd = table.loc[named, ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
         lines.append(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
     lines += identity_findings(getattr(comparison, "identities", None))
@@ -108,6 +110,23 @@ def findings(comparison: Any) -> list[str]:
         where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
         mode = "" if mode == "rev" else f" ({mode})"
         lines.append(f"  - {backend}{mode} skipped on {where}: {why}")
+    return lines
+
+
+def _baseline_odd_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per tensor on which the baseline is the odd one out: the fault is the
+    baseline's, so the tensor is named once, with the backends that agree among themselves,
+    and not once per backend compared with it."""
+    lines = []
+    for (case, mode, kind, tensor), g in rows.groupby(["case", "mode", "kind", "tensor"],
+                                                      sort=False):  # fmt: skip
+        first = g.iloc[0]
+        label = case if mode == "rev" else f"{case} ({mode})"
+        lines.append(
+            f"  ✗ {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
+            f"out — it disagrees with {listing(list(g['backend']))}, which agree among "
+            f"themselves; {first['backend']} vs {first['baseline']}: {worst_at(first)}"
+        )  # fmt: skip
     return lines
 
 
@@ -159,11 +178,25 @@ def summaries(comparison: Any) -> list[str]:
     return lines
 
 
+def _blame(table: pd.DataFrame, n_disagree: int) -> str:
+    """Which side a disagreement is on, where the numbers say: the baseline, when it is
+    the odd one out (``harness.compare.baseline_odd``)."""
+    odd = table[baseline_odd(table)]
+    if odd.empty:
+        return ""
+    who = ", ".join(dict.fromkeys(odd["baseline"]))
+    tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
+    if len(odd) == n_disagree:
+        return (f": the baseline {who} is the odd one out on {tensors} tensor(s) — the others "
+                "agree among themselves, so the fault is the baseline's")  # fmt: skip
+    return f" (the baseline {who} is the odd one out on {tensors} tensor(s))"
+
+
 def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     """ "96 of 100 tensors agree, 2 agree within noise, 2 inconclusive … over 19 cases
     (float64): no disagreement (some agree within noise, inconclusive)"."""
     counts, n = comparison.verdicts, len(comparison.agreement)
-    parts = [f"{counts['agree']} of {n} tensors agree"]
+    parts = [f"{counts['agree']} of {n} tensors agree" if n else "no tensor compared"]
     others = ("agree within noise", "disagree", "inconclusive", "unsupported", "failed")
     parts += [f"{counts[v]} {v}" for v in others if counts[v]]
     failed_runs = int((comparison.runs["status"] == "failed").sum())
@@ -173,8 +206,14 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     broken = 0 if ids is None else int((~ids["ok"]).sum())
     if broken:
         parts.append(f"{broken} broken identities")
-    if comparison.exit_code:
-        verdict = "DISAGREEMENT" if counts["disagree"] or broken else "FAILED"
+    if counts["disagree"] or broken:
+        verdict = "DISAGREEMENT" + _blame(comparison.agreement, counts["disagree"])
+    elif comparison.exit_code and (counts["failed"] or failed_runs):
+        verdict = "FAILED"
+    elif comparison.compared == 0:
+        verdict = (f"NOTHING COMPARED — no backend beside the baseline {comparison.baseline} "
+                   "gave a result to compare (skipped or unsupported: see above); add a backend "
+                   "that runs on these cases")  # fmt: skip
     elif counts["agree"] == n:
         verdict = "all agree"
     else:

@@ -75,8 +75,8 @@ def gradparity_check(request: pytest.FixtureRequest, _gradparity_worker):
         result = validate(target, form=form or config.getoption("gradparity_as"), cases=cases,
                           dtype=dtype, **options)  # fmt: skip
         if not result.ok:
-            raise AssertionError("gradparity: the implementation does not agree with the "
-                                 "references\n" + result.text())  # fmt: skip
+            raise AssertionError(f"gradparity: the implementation {result.headline}\n"
+                                 + result.text())  # fmt: skip
         return result
 
     return check

@@ -294,7 +294,9 @@ def compare_backends(
 ) -> Comparison:
     """Run ``cases`` (Case instances or name patterns; default: the catalog) through
     ``backends`` (names or Backend instances; default: reference, manual, torch, jax,
-    numeric) and compare against ``baseline`` (added to the backends if missing).
+    numeric) and compare against ``baseline`` (added to the backends if missing). With
+    the baseline alone (its magnitudes are still measured) nothing is compared, and the
+    Comparison says so (``Comparison.compared``, ``exit_code``).
 
     ``jobs > 1`` spreads catalog cases over that many processes (fresh interpreters, so
     no framework state is shared); results keep the order of the cases, and cases or

@@ -82,6 +82,33 @@ def build_cases(
     return [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
 
 
+def check_comparable(
+    backends: Sequence[str] | None, baseline: str | None, references: bool = False
+) -> None:
+    """Refuse, before any work, a selection that leaves nothing to compare: everything is
+    compared with the baseline, so a run needs a backend beside it (``backends`` are
+    those of ``--backend``, None for the default ones; the baseline is added to them).
+    With ``references`` (validate: the plug-in is compared with one of ``backends``, the
+    references), the baseline must be one of them."""
+    from harness.backends import DEFAULT_BACKENDS
+
+    names = list(dict.fromkeys(DEFAULT_BACKENDS if backends is None else backends))
+    if references:
+        if baseline is not None and baseline not in names:
+            raise UsageError(
+                f"--baseline {baseline!r} is not one of the references ({', '.join(names)}): "
+                f"the plug-in is compared with one of them; add --reference {baseline} or "
+                "choose one of those"
+            )
+        return
+    if not [b for b in names if b != baseline]:
+        raise UsageError(
+            f"only the baseline {baseline!r} is chosen (--backend {' --backend '.join(names)}): "
+            "nothing to compare it with; add a backend to compare (--backend reference, "
+            "--backend jax, …) or choose another --baseline"
+        )
+
+
 # --- output paths, checked before any work starts
 
 
@@ -169,6 +196,7 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
 __all__ = [
     "UsageError",
     "build_cases",
+    "check_comparable",
     "is_target",
     "load_case",
     "check_jobs",

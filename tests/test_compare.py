@@ -99,15 +99,16 @@ def test_a_non_finite_value_disagrees(bad_value):
 
 def test_metrics_on_a_hand_made_pair():
     """a = (3, 4), b = (4, 3): |a − b| = (1, 1); relative to the scale max|b| = 4: 1/4;
-    ‖a − b‖/‖b‖ = √2/5; cos = 24/25. Measured against its tolerance, the worst element is
-    where |b| is smaller: index 1."""
+    ‖a − b‖/‖b‖ = √2/5; cos = 24/25. The worst element is the largest error relative to
+    the scale; both are off by 1/4 of it, and the first is named: index 0."""
     result = compare_arrays(np.array([3.0, 4.0]), np.array([4.0, 3.0]), AUTODIFF)
     assert result["max_abs_err"] == 1.0
     assert result["max_rel_err"] == pytest.approx(1 / 4, rel=1e-15)
     assert result["rel_l2_err"] == pytest.approx(math.sqrt(2) / 5, rel=1e-15)
     assert result["cosine"] == pytest.approx(24 / 25, rel=1e-15)
-    assert result["worst_index"] == "(1,)"
-    assert (result["worst_got"], result["worst_expected"]) == (4.0, 3.0)
+    assert result["worst_index"] == "(0,)"
+    assert (result["worst_got"], result["worst_expected"]) == (3.0, 4.0)
+    assert (result["worst_scale"], result["worst_rel_err"]) == (4.0, 1 / 4)
     assert (result["n_bad"], result["n_elements"], result["ok"]) == (2, 2, False)
 
 

@@ -200,9 +200,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.escaping import write_csv
     from harness.output import write_file
     from harness.runner import compare_backends
-    from harness.selection import build_cases, check_jobs, output_file, parse_sets
+    from harness.selection import build_cases, check_comparable, check_jobs, output_file, parse_sets
 
     jobs = check_jobs(args.jobs)
+    check_comparable(args.backend, args.baseline)
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
@@ -229,9 +230,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.progress import Progress
     from harness.report import write_report  # matplotlib loads only here
     from harness.runner import compare_backends
-    from harness.selection import build_cases, check_jobs, output_folder, parse_sets
+    from harness.selection import (
+        build_cases,
+        check_comparable,
+        check_jobs,
+        output_folder,
+        parse_sets,
+    )
 
     check_jobs(args.jobs)
+    check_comparable(args.backend, args.baseline)
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")

@@ -74,11 +74,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.selection import UsageError, build_cases, check_jobs, output_folder, parse_sets
+    from harness.selection import (
+        UsageError,
+        build_cases,
+        check_comparable,
+        check_jobs,
+        output_folder,
+        parse_sets,
+    )
     from harness.target import BadTarget
     from harness.validation.validator import NeedCases, validate
 
     check_jobs(args.jobs)
+    check_comparable(args.reference, args.baseline, references=True)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
     plan = sweep_plan(args)

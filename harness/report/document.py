@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness import modes as M
 from harness.cases import Case
-from harness.compare import WITHIN_NOISE, Comparison, kind_of, parted
+from harness.compare import WITHIN_NOISE, Comparison, kind_of, worst_at
 from harness.escaping import code, lit
 from harness.report import plots
 from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
@@ -122,8 +122,10 @@ def verdict(facts: dict[str, Any]) -> str:
     n = facts["counts"]
     cases, backends = _count(n["cases"], "case"), _count(n["backends"], "backend")
     scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline {code(facts['baseline'])}"
-    if n["comparisons"] == 0 and not n["runs_failed"]:
-        return f"**Nothing was compared** (fewer than two backends ran) — {scope}."
+    if n["compared"] == 0 and not n["runs_failed"] and not n["not_compared"]:
+        return (f"**Nothing was compared**: no backend beside the baseline gave a result to "
+                f"compare (fewer than two ran, or the others were skipped or unsupported) — "
+                f"{scope}.")  # fmt: skip
     noisy = n.get("agree_within_noise", 0)
     within = f", {noisy} of them only within the problem's own rounding noise" if noisy else ""
     if facts["all_agree"]:
@@ -138,6 +140,10 @@ def verdict(facts: dict[str, Any]) -> str:
     parts = []
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
+    if n.get("baseline_odd_one_out"):
+        parts.append(f"on {n['baseline_odd_one_out']} of them the baseline "
+                     f"{code(facts['baseline'])} is the odd one out: the others agree among "
+                     "themselves, so the fault is the baseline's")  # fmt: skip
     if n["not_compared"]:
         parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
     for key in ("inconclusive", "unsupported"):
@@ -399,8 +405,8 @@ def _cell(row: pd.Series) -> str:
         return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
-        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; at "
-        f"{lit(row['worst_index'])} {lit(parted(row['worst_got'], row['worst_expected']))}"
+        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; "
+        f"{lit(worst_at(row))}"
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.compare import FLAGGED, flagged, parted, parting_digits
+from harness.compare import FLAGGED, baseline_odd, flagged, listing, parting_digits, worst_at
 from harness.validation.faults import Fault
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
@@ -29,7 +29,8 @@ _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
 @dataclass
 class Finding:
     case: str
-    what: str  # a fault kind, "disagrees", "localised", "references", "odd one out"
+    what: str  # a fault kind, "disagrees", "localised", "references", "odd one out",
+    # "baseline odd one out"
     tensor: str
     text: str
     bad: bool  # does it count against the plug-in?
@@ -55,8 +56,7 @@ def _disagreement(row) -> str:
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
         f"{what}: {int(row['n_bad'])}/{int(row['n_elements'])} elements disagree with {row['baseline']}; "
-        f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}; "
-        f"max_rel_err {row['max_rel_err']:.2e}{steps}"
+        f"{worst_at(row)}{steps}"
     )
 
 
@@ -225,8 +225,12 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     findings: list[Finding] = []
     label = case if mode == "rev" else f"{case} ({mode})"
     if True:
-        mine = table[table["backend"].isin(plugins)]
-        refs = table[~table["backend"].isin(plugins)]
+        # where the baseline is the odd one out the fault is the baseline's: those rows are
+        # told once, and left out of what is said about the plug-in
+        odd_base = baseline_odd(table)
+        blamed = table[odd_base]
+        mine = table[table["backend"].isin(plugins) & ~odd_base]
+        refs = table[~table["backend"].isin(plugins) & ~odd_base]
         order = {"fatal": 0, "fault": 1, "note": 2}
         for f in sorted(case_faults, key=lambda f: order[f.severity]):
             text = f"{f.backend}: {f.fault}: {f.message}"
@@ -263,6 +267,8 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
         if common:
             findings.append(Finding(label, "pattern", "", common, True))
         present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
+        if not blamed.empty:
+            findings.append(_baseline_finding(label, blamed, plugins))
         odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
         if odd:
             findings.append(Finding(label, "odd one out", "", (
@@ -274,9 +280,11 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
                                     f"one reference ({', '.join(present) or 'none'}): nothing to "
                                     "cross-check it with", False))  # fmt: skip
         elif bad_refs.empty:
+            but = ("" if blamed.empty else " but those where the baseline "
+                   f"{blamed['baseline'].iloc[0]} is the odd one out")  # fmt: skip
             findings.append(Finding(label, "references", "",
-                                    f"the references agree with each other on every tensor: "
-                                    f"{', '.join(present)}", False))  # fmt: skip
+                                    f"the references agree with each other on every tensor"
+                                    f"{but}: {', '.join(present)}", False))  # fmt: skip
         else:
             which = "; ".join(f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
                               for r in bad_refs.head(4).itertuples())  # fmt: skip
@@ -312,6 +320,24 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     return findings
 
 
+def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> Finding:
+    """The baseline is the odd one out on these tensors: it disagrees with every other
+    backend, the plug-in among them, while they agree among themselves. Still a failed
+    run (``bad``): the yardstick is broken there."""
+    base = blamed["baseline"].iloc[0]
+    tensors = list(dict.fromkeys(f"{r.kind} {r.tensor!r}" for r in blamed.itertuples()))
+    others = [b for b in dict.fromkeys(blamed["backend"]) if b not in plugins]
+    yours = blamed[blamed["backend"].isin(plugins)]
+    against = others + (["yours"] if len(yours) else [])
+    text = (f"the baseline {base} is the odd one out on {', '.join(tensors)}: it disagrees with "
+            f"{listing(against)}, which agree among themselves there; the fault is the "
+            "baseline's, not yours")  # fmt: skip
+    if len(yours):
+        row = yours.iloc[0]
+        text += f" ({row['kind']} {row['tensor']!r}, yours vs {base}: {worst_at(row)})"
+    return Finding(label, "baseline odd one out", "", text, True)
+
+
 def how(findings: list[Finding]) -> str:
     """Why a plug-in was flagged, in a few words (for the selftest table): its faults, or
     the tensors that disagree, and where the localisation puts the error."""
@@ -319,7 +345,7 @@ def how(findings: list[Finding]) -> str:
     if not bad:
         return ""
     faults = [f for f in bad if f.what not in ("disagrees", "odd one out", "localised",
-                                               "pattern", "forward")]  # fmt: skip
+                                               "pattern", "forward", "baseline odd one out")]  # fmt: skip
     if faults:
         kinds: dict[str, list[str]] = {}
         for f in faults:
@@ -334,6 +360,9 @@ def how(findings: list[Finding]) -> str:
         tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.what == "disagrees"))
         verb = "disagrees" if len(tensors) == 1 else "disagree"
         short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
+        if any(f.what == "baseline odd one out" for f in bad):
+            short = "; ".join(filter(None, [short if tensors else "",
+                                            "the baseline is the odd one out"]))  # fmt: skip
     if any(f.what == "forward" for f in bad):
         short = f"the forward differs; {short}"
     common = next((f.text for f in bad if f.what == "pattern"), "")

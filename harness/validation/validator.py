@@ -23,13 +23,14 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, flagged
+from harness.compare import AGREEING, Comparison, baseline_odd, compared, flagged
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
+from harness.selection import check_comparable
 from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
@@ -133,6 +134,37 @@ class Validation:
                 and not any(f.severity != "note" for f in self.faults))  # fmt: skip
 
     @property
+    def verdict(self) -> str:
+        """The run in a few words, what the text and the report say: "agrees" (``ok``);
+        "faults" (the plug-in misbehaved); "disagrees"; "baseline disagrees" (every
+        disagreement is on a tensor where the baseline is the odd one out: the fault is
+        the baseline's); "nothing compared" (no tensor of the plug-in was compared: it was
+        unsupported or skipped on every case); "inconclusive" (the oracle could not judge
+        what was compared). Only "agrees" is a success."""
+        if self.ok:
+            return "agrees"
+        if any(f.severity != "note" for f in self.faults):
+            return "faults"
+        table = self.agreement
+        mine = table["backend"].isin(self.plugins)
+        ids = self.comparison.identities
+        broken = (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
+        if (flagged(table) & mine & ~baseline_odd(table)).any() or broken or self.unbuilt:
+            return "disagrees"
+        if (baseline_odd(table) & mine).any():
+            return "baseline disagrees"
+        return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
+
+    @property
+    def headline(self) -> str:
+        """The verdict as the predicate of a sentence about the plug-in."""
+        return {"agrees": "agrees with the references",
+                "baseline disagrees": "agrees with the references but the baseline, which is "
+                "the odd one out", "nothing compared": "was compared with nothing (unsupported "
+                "or skipped on every case)", "inconclusive": "could not be judged (inconclusive)",
+                }.get(self.verdict, "does not agree with the references")  # fmt: skip
+
+    @property
     def references_agree(self) -> bool:
         refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
         return not flagged(refs).any()
@@ -178,7 +210,15 @@ class Validation:
         n_ok = int(ran["verdict"].isin(AGREEING).sum())
         n_faults = sum(f.severity != "note" for f in self.faults)
         cases = len(dict.fromkeys(self.agreement["case"])) or len(self.comparison.cases)
-        verdict = "AGREES" if self.ok else "DISAGREES" if n_faults == 0 else "FAULTS"
+        verdict = self.verdict.upper()
+        odd = self.agreement[baseline_odd(self.agreement)]
+        if self.verdict == "baseline disagrees":
+            tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
+            verdict = (f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
+                       f"on {tensors} tensor(s), where yours agrees with the other references")  # fmt: skip
+        elif self.verdict == "nothing compared":
+            verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
+                        "skipped on every case")  # fmt: skip
         apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
         lines.append(
             f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s)"
@@ -193,7 +233,7 @@ class Validation:
         blocks: every string the plug-in supplied goes in as literal text or verbatim code."""
         from harness.report.render import Bullets, Code, Heading, Para
 
-        verdict = "agrees with the references" if self.ok else "does not agree"
+        verdict = self.headline
         refs = ", ".join(code(r) for r in self.references) or "none"
         blocks = [
             Heading(f"Validation of {self.plugin} ({self.form})", 1),
@@ -329,6 +369,7 @@ def validate(
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    check_comparable(references, baseline, references=True)
     notes: list[str] = []
     spec, own = _channel(target, isolate, memory, notes)
     if channel is not None and not isinstance(own, InProcess):
