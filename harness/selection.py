@@ -20,6 +20,25 @@ class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
 
 
+# The stated limits of the numbers the commands take (in each option's --help too).
+MAX_JOBS = 256
+"""--jobs: each job is a process that loads numpy, torch and jax, about 256 MiB before it
+computes anything, so 256 of them hold 64 GiB, more than the machines gradparity runs on
+have; and more processes than cores only queue for them."""
+SEED_LIMIT = 2**32
+"""A seed is a whole number from 0 to 2**32 − 1. numpy's ``default_rng``, which draws every
+case's arrays, takes any whole number ≥ 0 (negative ones are its error); 2**32 − 1 is where
+``np.random.seed`` and ``RandomState`` stop, so a seed gradparity takes is one every numpy
+seeding function takes."""
+MAX_POINTS = 10_000
+"""A sweep's points, by default (``--max-points`` raises it): each point is a whole check,
+seconds to minutes, so 10,000 are hours to weeks of work; a larger grid is a typo more often
+than a plan (``T=1-1000000000`` for ``T=1,1000000000``)."""
+POINTS_CEILING = 1_000_000
+"""The most ``--max-points`` itself takes: the grid is listed, and every point's cases
+built, before the first point runs."""
+
+
 def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     """``["T=1000", "H=64"]`` -> ``{"T": "1000", "H": "64"}``."""
     out = {}
@@ -29,13 +48,6 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
             raise UsageError(f"--set takes KEY=VALUE (for example --set T=100), not {pair!r}")
         out[key.strip()] = value.strip()
     return out
-
-
-def check_jobs(jobs: int) -> int:
-    """``--jobs`` counts processes: 1 or more."""
-    if jobs < 1:
-        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
-    return jobs
 
 
 def is_target(pattern: str) -> bool:
@@ -167,11 +179,14 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
 
 
 __all__ = [
+    "MAX_JOBS",
+    "MAX_POINTS",
+    "POINTS_CEILING",
+    "SEED_LIMIT",
     "UsageError",
     "build_cases",
     "is_target",
     "load_case",
-    "check_jobs",
     "output_file",
     "output_folder",
     "parse_sets",

@@ -270,7 +270,9 @@ def test_noise_option_takes_a_whole_count_else_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
-    assert "--noise takes a whole number of perturbed runs, at least 0" in capsys.readouterr().err
+    assert (
+        "--noise takes a whole number of perturbed runs from 0 to 1,000" in capsys.readouterr().err
+    )
 
 
 def test_the_noise_floor_holds_two_arrays_per_tensor_however_many_runs():

@@ -250,6 +250,9 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
         return [c for c in ordered if include_slow or not c.slow]
     chosen: list[type[Case]] = []
     for pattern in patterns:
+        if not pattern.strip():  # a substring of every name
+            raise CaseError(f"an empty case pattern ({pattern!r}) would pick every case: name "
+                            f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}")  # fmt: skip
         hits = (
             [CATALOG[pattern]]
             if pattern in CATALOG

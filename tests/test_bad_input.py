@@ -1,0 +1,334 @@
+"""Every number, grid, name and address the commands take is checked before any work: out
+of its stated range it is one sentence naming the option and what it takes, exit 2, never
+a traceback; nothing is expanded, looked up or contacted first."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import tracemalloc
+
+import pytest
+
+from harness import sweep as S
+from harness.backends import REGISTRY
+from harness.cli import main
+from harness.noise import MAX_RUNS
+from harness.selection import MAX_JOBS, MAX_POINTS, POINTS_CEILING, SEED_LIMIT, UsageError
+
+PLUGIN = ["examples/model_mlp.py:grads", "--case", "mlp"]
+
+
+def refuse_work(monkeypatch) -> None:
+    """Make any comparison, sweep or bench fail loudly: the command must stop before."""
+    import harness.bench.run
+    import harness.runner
+    import harness.validation.validator
+
+    def no(*args, **kwargs):
+        raise AssertionError("the work started before the input was checked")
+
+    monkeypatch.setattr(harness.runner, "compare_backends", no)
+    monkeypatch.setattr(harness.validation.validator, "validate", no)
+    monkeypatch.setattr(S, "sweep", no)
+    monkeypatch.setattr(harness.bench.run, "run_bench", no)
+    monkeypatch.setattr("subprocess.call", no)  # bench runs itself again in a fresh process
+
+
+def refused(capsys, argv: list[str]) -> str:
+    """The one line a refused command prints; it must exit 2 with no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2, f"exit {code}: {out}{err}"
+    assert "Traceback" not in err and out == ""
+    return err
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+JOBS = [["run", "--case", "elman"], ["report", "--case", "elman"], ["validate", *PLUGIN],
+        ["bench", "--sweep"], ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", JOBS, ids=lambda c: " ".join(c[:1] + c[-1:]))
+@pytest.mark.parametrize("jobs", ["10000000000", str(MAX_JOBS + 1), "0", "two"])
+def test_jobs_beyond_the_stated_limit_are_refused(capsys, monkeypatch, tmp_path, command, jobs):
+    refuse_work(monkeypatch)
+    err = refused(capsys, [*command, "--out", str(tmp_path), "--jobs", jobs]
+                  if command[0] in ("report", "bench") else [*command, "--jobs", jobs])  # fmt: skip
+    assert f"--jobs takes a whole number of processes from 1 to {MAX_JOBS}" in err
+    assert repr(jobs) in err
+
+
+@pytest.mark.parametrize("command", [["run", "--case", "elman"], ["report", "--case", "elman"],
+                                     ["validate", *PLUGIN]], ids=lambda c: c[0])  # fmt: skip
+@pytest.mark.parametrize("seed", ["-1", str(SEED_LIMIT), "1e3"])
+def test_a_seed_outside_0_to_2_to_the_32_is_refused(capsys, monkeypatch, command, seed):
+    refuse_work(monkeypatch)
+    err = refused(capsys, [*command, "--seed", seed])
+    assert "--seed takes a whole number from 0 to 4,294,967,295" in err and repr(seed) in err
+
+
+def test_the_largest_seed_is_accepted_and_the_seeds_of_a_sweep_share_the_range():
+    from harness.cli import parser
+
+    assert parser().parse_args(["run", "--seed", str(SEED_LIMIT - 1)]).seed == SEED_LIMIT - 1
+    assert S.parse_seeds(f"0,{SEED_LIMIT - 1}") == [0, SEED_LIMIT - 1]
+    with pytest.raises(UsageError, match="from 0 to 4,294,967,295, not 4294967296"):
+        S.parse_seeds(f"0,{SEED_LIMIT}")
+
+
+@pytest.mark.parametrize("command", [["run", "--case", "elman"], ["validate", *PLUGIN]],
+                         ids=lambda c: c[0])  # fmt: skip
+@pytest.mark.parametrize("runs", ["1000000000", str(MAX_RUNS + 1), "-1"])
+def test_noise_runs_beyond_the_stated_limit_are_refused(capsys, monkeypatch, command, runs):
+    refuse_work(monkeypatch)
+    err = refused(capsys, [*command, "--noise", runs])
+    assert f"--noise takes a whole number of perturbed runs from 0 to {MAX_RUNS:,}" in err
+
+
+@pytest.mark.parametrize("threads", ["1000000000", "0"])
+def test_bench_threads_beyond_this_machines_cpus_are_refused(capsys, monkeypatch, tmp_path,
+                                                              threads):  # fmt: skip
+    from harness.bench.threads import cpus
+
+    refuse_work(monkeypatch)
+    err = refused(capsys, ["bench", "--quick", "--out", str(tmp_path), "--threads", threads])
+    assert f"--threads takes a whole number from 1 to {cpus()}" in err
+
+
+def test_the_limits_are_stated_in_help(capsys):
+    for command in (["run"], ["validate"], ["bench"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"at most {MAX_JOBS}" in text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 to 4,294,967,295" in text and f"at most {MAX_RUNS:,}" in text
+    assert f"default {MAX_POINTS:,}" in text and "tcp://HOST:PORT" in text
+
+
+# --- grids --------------------------------------------------------------------------------
+
+
+def test_a_huge_range_is_counted_not_expanded():
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError) as refusal:
+            S.parse_grid(["T=1-10000000"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # ten million values as strings would take hundreds of MiB
+    assert str(refusal.value) == (
+        f"--set T=1-10000000 makes 10,000,000 values; a sweep takes at most {MAX_POINTS:,} "
+        "points (--max-points N raises the limit)"
+    )
+
+
+def test_a_huge_seed_range_is_counted_not_expanded():
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match="--seeds 0-10000000 makes 10,000,001 values"):
+            S.parse_seeds("0-10000000")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_the_product_of_the_swept_options_is_counted_before_the_grid_is_built():
+    fixed, swept = S.parse_grid(["T=1-100", "H=1-100"])
+    with pytest.raises(UsageError) as refusal:
+        S.grid(swept, list(range(10)))
+    assert str(refusal.value) == (
+        f"the grid T × H × seed has 100 × 100 × 10 = 100,000 points; a sweep takes at most "
+        f"{MAX_POINTS:,} (--max-points N raises the limit)"
+    )
+    assert len(S.grid(swept, list(range(10)), limit=100_000)) == 100_000
+
+
+def test_max_points_reaches_the_check_and_is_itself_bounded(capsys, monkeypatch):
+    refuse_work(monkeypatch)
+    err = refused(capsys, ["run", "--case", "elman", "--set", "T=1-3", "--max-points", "2"])
+    assert "makes 3 values; a sweep takes at most 2 points" in err
+    err = refused(capsys, ["run", "--case", "elman", "--seeds", "0-3", "--max-points", "2"])
+    assert "--seeds 0-3 makes 4 values" in err
+    err = refused(capsys, ["run", "--case", "elman", "--max-points", str(POINTS_CEILING + 1)])
+    assert f"--max-points takes a whole number from 1 to {POINTS_CEILING:,}" in err
+
+
+@pytest.mark.parametrize("grid", [["--set", "T=1-100000"], ["--seeds", "0-100000"],
+                                  ["--set", "T=1-200", "--set", "H=1-200"]])  # fmt: skip
+def test_a_grid_beyond_the_limit_is_exit_2_before_work(capsys, monkeypatch, grid):
+    refuse_work(monkeypatch)
+    err = refused(capsys, ["run", "--case", "elman", *grid])
+    assert f"at most {MAX_POINTS:,}" in err and "--max-points" in err
+
+
+# --- names --------------------------------------------------------------------------------
+
+CASE_COMMANDS = [["run"], ["report"], ["validate", "examples/model_mlp.py:grads"], ["bench"]]
+
+
+@pytest.mark.parametrize("command", CASE_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("pattern", ["", "  "])
+def test_an_empty_case_pattern_is_refused_not_read_as_every_case(capsys, monkeypatch, tmp_path,
+                                                                 command, pattern):  # fmt: skip
+    refuse_work(monkeypatch)
+    out = ["--out", str(tmp_path)] if command[0] in ("report", "bench") else []
+    err = refused(capsys, [*command, *out, "--case", pattern])
+    assert f"an empty case pattern ({pattern!r})" in err and "elman" in err  # the cases listed
+
+
+def test_describe_refuses_an_empty_case_too(capsys):
+    assert "no case ''" in refused(capsys, ["describe", ""])
+
+
+BACKEND_OPTIONS = [
+    (command, option)
+    for command in (["run", "--case", "elman"], ["report", "--case", "elman"],
+                    ["run", "--case", "elman", "--set", "T=3,4"], ["validate", *PLUGIN])
+    for option in ("--baseline", "--reference" if command[0] == "validate" else "--backend")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command, option", BACKEND_OPTIONS,
+                         ids=lambda v: " ".join(v[:1] + v[-1:]) if isinstance(v, list) else v)  # fmt: skip
+def test_an_unknown_backend_names_the_known_ones_before_work(capsys, monkeypatch, tmp_path,
+                                                             command, option):  # fmt: skip
+    refuse_work(monkeypatch)
+    out = ["--out", str(tmp_path)] if command[0] == "report" else []
+    err = refused(capsys, [*command, *out, option, "nosuch"])
+    assert option in err and "'nosuch'" in err
+    assert all(name in err for name in REGISTRY)
+
+
+def test_validate_refuses_a_baseline_that_is_not_among_its_references(capsys, monkeypatch):
+    refuse_work(monkeypatch)
+    err = refused(capsys, ["validate", *PLUGIN, "--reference", "torch", "--baseline", "jax"])
+    assert "--baseline 'jax' is not among the references (torch)" in err
+
+
+def test_selftest_refuses_an_unknown_reference(capsys):
+    err = refused(capsys, ["selftest", "--reference", "nosuch"])
+    assert "'nosuch'" in err and all(name in err for name in REGISTRY)
+
+
+# --- the Dask scheduler's address ---------------------------------------------------------
+
+
+def no_lookup(monkeypatch) -> None:
+    def no(*args, **kwargs):
+        raise AssertionError("the address was looked up before its syntax was checked")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no)
+    monkeypatch.setattr(socket, "create_connection", no)
+
+
+@pytest.mark.parametrize("address, why", [
+    ("tcp://<host>:8786", "'<host>' is not a host name"),
+    ("", "an empty address"),
+    ("tcp://127.0.0.1", "no port"),
+    ("127.0.0.1:8786", "no scheme"),
+    ("tls://127.0.0.1:8786", "scheme 'tls'"),
+    ("http://127.0.0.1:8786", "scheme 'http'"),
+    ("tcp://127.0.0.1:0", "port 0"),
+    ("tcp://127.0.0.1:65536", "port 65536"),
+    ("tcp://127.0.0.1:87a6", "port '87a6'"),
+    ("tcp://:8786", "no host"),
+    ("tcp://-scheduler:8786", "'-scheduler' is not a host name"),
+    ("tcp://[::zz]:8786", "'[::zz]' is not a host name"),
+    ("garbage", "no scheme"),
+])  # fmt: skip
+def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(capsys, monkeypatch, address,
+                                                                    why):  # fmt: skip
+    refuse_work(monkeypatch)
+    no_lookup(monkeypatch)
+    err = refused(capsys, ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask",
+                           "--scheduler", address])  # fmt: skip
+    assert f"--scheduler {address!r}" in err and why in err
+    assert "tcp://HOST:PORT" in err and "1 to 65535" in err
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "tcp://scheduler.example.org:8786",
+                                     "tcp://my-cluster:1", "tcp://[::1]:65535"])  # fmt: skip
+def test_a_well_formed_scheduler_address_passes_the_syntax_check(monkeypatch, address):
+    no_lookup(monkeypatch)
+    assert S.scheduler_address(address) == address
+
+
+@pytest.fixture
+def mute_server():
+    """A TCP server on 127.0.0.1 that accepts connections and says what it is told to (or
+    nothing): no Dask scheduler."""
+    servers = []
+
+    def start(says: bytes = b"") -> str:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        held = []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                held.append(conn)
+                if says:
+                    try:
+                        conn.sendall(says)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        servers.append((srv, held))
+        return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+    yield start
+    for srv, held in servers:
+        srv.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.parametrize("says", [b"", b"HTTP/1.1 200 OK\r\n\r\n" + b"\xff" * 4096],
+                         ids=["silent", "garbage"])  # fmt: skip
+def test_a_server_that_is_no_scheduler_is_exit_2_within_the_stated_timeout(
+    capsys, monkeypatch, mute_server, says
+):
+    refuse_work(monkeypatch)
+    monkeypatch.setattr(S, "SCHEDULER_TIMEOUT", 1.0)
+    address = mute_server(says)
+    argv = ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask", "--scheduler",
+            address]  # fmt: skip
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(refused(capsys, argv)), daemon=True)
+    thread.start()
+    thread.join(60)  # not a timing bound: a hang shows as no answer at all
+    assert not thread.is_alive(), "the connection attempt hung"
+    assert done, "the command did not exit 2 (see the captured output)"
+    assert f"--scheduler {address!r}" in done[0] and "no Dask scheduler answers there" in done[0]
+
+
+def test_a_live_scheduler_passes_the_check():
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+        S.check_scheduler(cluster.scheduler_address)  # raises where it is refused
+
+
+def test_the_readme_names_no_address_a_reader_could_contact():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "tcp://<host>:8786" in text
+    assert not re.search(r"tcp://\d+\.\d+\.\d+\.\d+:", text.replace("tcp://127.0.0.1:", ""))
