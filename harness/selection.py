@@ -50,6 +50,39 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
+def machine_memory() -> int:
+    """This machine's physical memory, in bytes (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def amount(nbytes: float) -> str:
+    """Bytes in words, to two significant digits: ``"45 GiB"``, ``"2.4 TiB"``."""
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    i = 0
+    while nbytes >= 1024 and i < len(units) - 1:
+        nbytes, i = nbytes / 1024, i + 1
+    return f"{nbytes:.2g} {units[i]}" if nbytes < 10 else f"{nbytes:.0f} {units[i]}"
+
+
+def check_memory(cases: Sequence[Case], budget: tuple[int, str]) -> None:
+    """Refuse, before anything is drawn, a case whose estimated need (``Case.footprint``)
+    exceeds ``budget``: (bytes, what they are, in words). A case that cannot say (a case
+    of the user's, bounded by its worker's --memory instead) is not refused."""
+    most, what = budget
+    for case in cases:
+        need = case.footprint()
+        if need is not None and need > most:
+            raise UsageError(
+                f"case {case.label!r} needs about {amount(need)} of memory (gradparity's "
+                f"estimate for its options), more than {what} ({amount(most)}): choose "
+                f"smaller options (gradparity describe {case.name} lists them), or add "
+                "--no-memory-check to run it anyway"
+            )
+
+
 def is_target(pattern: str) -> bool:
     """``path/to/file.py:NAME`` or ``package.module:NAME``: a case of the user's."""
     return ":" in pattern
@@ -69,14 +102,16 @@ def load_case(spec: str, limits: Limits | None = None) -> type[Case]:
 
 
 def build_cases(
-    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None
-) -> list[Case]:
+    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None,
+    memory: tuple[int, str] | None = None,
+) -> list[Case]:  # fmt: skip
     """The selected cases, each configured with the ``--set`` options it has.
 
     A pattern with a colon is a case of the user's (``load_case``, run within ``limits``);
     any other selects from the catalog. An option no selected case has is an error that lists the options they do
     have; a value of the wrong type or out of its range names the case, the option and the
-    range.
+    range. With ``memory`` (bytes, and what they are in words), a case whose options need
+    more is refused with its estimate (``check_memory``).
     """
     classes: list[type[Case]] = [] if patterns else select(None)
     for pattern in patterns or []:
@@ -91,7 +126,10 @@ def build_cases(
             f"no selected case takes option {names}; the options of {which}: "
             f"{', '.join(known) or 'none'} (`gradparity describe CASE` lists them with their ranges)"
         )
-    return [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+    cases = [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+    if memory is not None:
+        check_memory(cases, memory)
+    return cases
 
 
 # --- output paths, checked before any work starts
@@ -184,9 +222,12 @@ __all__ = [
     "POINTS_CEILING",
     "SEED_LIMIT",
     "UsageError",
+    "amount",
     "build_cases",
+    "check_memory",
     "is_target",
     "load_case",
+    "machine_memory",
     "output_file",
     "output_folder",
     "parse_sets",

@@ -1,6 +1,10 @@
-"""Every number, grid, name and address the commands take is checked before any work: out
-of its stated range it is one sentence naming the option and what it takes, exit 2, never
-a traceback; nothing is expanded, looked up or contacted first."""
+"""Every number, size, grid, name and address the commands take is checked before any
+work: out of its stated range it is one sentence naming the option and what it takes, exit
+2, never a traceback; nothing is expanded, drawn, looked up or contacted first.
+
+Sizes: every catalog case says from its options alone what its check needs in memory
+(``Case.footprint``), the estimate is within its stated factor of the measured peak, and
+options whose estimate exceeds this machine's memory (or --memory) are refused with it."""
 
 from __future__ import annotations
 
@@ -12,9 +16,21 @@ import pytest
 
 from harness import sweep as S
 from harness.backends import REGISTRY
+from harness.bench.memory import check_peak
+from harness.cases import CATALOG, Case
+from harness.cases.base import FOOTPRINT_FACTOR
 from harness.cli import main
 from harness.noise import MAX_RUNS
-from harness.selection import MAX_JOBS, MAX_POINTS, POINTS_CEILING, SEED_LIMIT, UsageError
+from harness.selection import (
+    MAX_JOBS,
+    MAX_POINTS,
+    POINTS_CEILING,
+    SEED_LIMIT,
+    UsageError,
+    amount,
+    build_cases,
+    machine_memory,
+)
 
 PLUGIN = ["examples/model_mlp.py:grads", "--case", "mlp"]
 
@@ -111,6 +127,116 @@ def test_the_limits_are_stated_in_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "0 to 4,294,967,295" in text and f"at most {MAX_RUNS:,}" in text
     assert f"default {MAX_POINTS:,}" in text and "tcp://HOST:PORT" in text
+
+
+# --- sizes ---------------------------------------------------------------------------------
+
+GiB = 2**30
+
+# Sizes whose checks peak at 25-100 MiB: the data dwarf what a fresh process's libraries
+# add on the first call of a new shape, and each measurement takes seconds.
+SIZES = [
+    ("elman", {"T": 1000, "H": 64, "B": 16}),
+    ("lstm", {"T": 20, "H": 256, "B": 4}),
+    ("gru", {"T": 100, "H": 64, "B": 16}),
+    ("mlp", {"width": 64, "N": 2048}),
+    ("adbench_lstm", {"source": "random", "l": 1, "c": 1000, "b": 50}),
+    ("card_affine_square", {"n": 200_000}),
+    ("bias_broadcast", {"N": 20_000, "D": 16, "H": 16}),
+]
+MORE_SIZES = [
+    ("elman", {"T": 50, "H": 256, "B": 8}),
+    ("elman", {"T": 5000}),  # many small steps: the graph's per-value cost
+    ("lstm", {"T": 100, "H": 64, "B": 16}),
+    ("gru", {"T": 20, "H": 256, "B": 4}),
+    ("mlp", {"width": 256, "depth": 4, "N": 64}),
+    ("softmax_xent", {"N": 20_000, "D": 16, "C": 16}),
+    ("every_primitive", {"N": 20_000}),
+    ("deep_chain", {"K": 24, "n": 20_000}),
+    ("fan_out_fan_in", {"n": 200_000}),
+]
+
+
+def _within_the_factor(name: str, cfg: dict) -> None:
+    case = CATALOG[name](**cfg)
+    measured, estimate = check_peak(case), case.footprint()
+    assert measured > 16 * 2**20, "too small to measure: the libraries' own buffers dominate"
+    ratio = estimate / measured
+    assert 1 / FOOTPRINT_FACTOR <= ratio <= FOOTPRINT_FACTOR, (
+        f"{case.label}: estimate {amount(estimate)}, measured {amount(measured)}"
+    )
+
+
+@pytest.mark.parametrize(("name", "cfg"), SIZES, ids=[f"{n}{c}" for n, c in SIZES])
+def test_the_estimate_is_within_its_factor_of_the_measured_peak(name, cfg):
+    _within_the_factor(name, cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "cfg"), MORE_SIZES, ids=[f"{n}{c}" for n, c in MORE_SIZES])
+def test_the_estimate_is_within_its_factor_at_more_sizes(name, cfg):
+    _within_the_factor(name, cfg)
+
+
+def test_every_catalog_case_says_what_it_needs_and_a_case_of_yours_need_not():
+    for name, cls in CATALOG.items():
+        assert isinstance(cls().footprint(), int) and cls().footprint() > 0, name
+
+    class Mine(Case):
+        name, family = "mine", "user"
+
+    assert Mine().footprint() is None
+    assert build_cases(["elman"], {"T": "1000000000"}, memory=None)  # unchecked: built
+
+
+def test_a_case_of_the_users_is_never_refused_by_size(tmp_path):
+    from harness.sandbox.case import Limits
+
+    path = tmp_path / "big.py"
+    path.write_text(
+        "from harness.cases import Case\n\n\nclass Big(Case):\n"
+        '    name, family = "big", "user"\n    options = {"n": 10**12}\n'
+    )
+    (case,) = build_cases([f"{path}:Big"], {}, Limits(), memory=(GiB, "1 GiB"))
+    assert case.footprint() is None
+
+
+@pytest.mark.parametrize(("command", "setting", "label", "needs"), [
+    (["describe", "elman"], "T=1000000000", "elman[T=1000000000]", "7.1 TiB"),
+    (["describe", "elman"], "H=1000000", "elman[H=1000000]", "138 TiB"),
+    (["describe", "mlp"], "width=100000", "mlp[width=100000]", "2.8 TiB"),
+    (["run", "--case", "elman"], "T=1000000000", "elman[T=1000000000]", "7.1 TiB"),
+    (["run", "--case", "elman"], "T=10,1000000000", "elman[T=1000000000]", "7.1 TiB"),  # a sweep
+    (["validate", "examples/model_mlp.py:grads", "--case", "mlp"], "width=100000",
+     "mlp[width=100000]", "2.8 TiB"),
+    (["bench", "--case", "mlp"], "width=100000", "mlp[width=100000]", "2.8 TiB"),
+])  # fmt: skip
+def test_a_case_too_big_for_this_machine_is_refused_with_its_estimate(
+    capsys, monkeypatch, tmp_path, command, setting, label, needs
+):
+    refuse_work(monkeypatch)
+    out = ["--out", str(tmp_path)] if command[0] == "bench" else []
+    err = refused(capsys, [*command, *out, "--set", setting])
+    assert f"case '{label}' needs about {needs} of memory" in err
+    assert f"more than this machine's memory ({amount(machine_memory())})" in err
+    assert "--no-memory-check" in err
+
+
+def test_memory_given_is_the_budget_and_no_memory_check_lifts_it(capsys, monkeypatch):
+    refuse_work(monkeypatch)
+    case = CATALOG["elman"](T=100_000)  # about 0.75 GiB
+    assert GiB / 2 < case.footprint() < machine_memory()
+    err = refused(capsys, ["run", "--case", "elman", "--set", "T=100000", "--memory", "512M"])
+    assert f"needs about {amount(case.footprint())}" in err
+    assert "more than --memory 512 MiB (512 MiB)" in err
+    with pytest.raises(AssertionError, match="the work started"):  # past the check
+        main(["run", "--case", "elman", "--set", "T=100000", "--memory", "512M",
+              "--no-memory-check"])  # fmt: skip
+
+
+def test_the_check_is_a_usage_error_from_build_cases():
+    with pytest.raises(UsageError, match=r"case 'gru\[H=100000\]' needs about"):
+        build_cases(["gru"], {"H": "100000"}, memory=(GiB, "1 GiB"))
 
 
 # --- grids --------------------------------------------------------------------------------

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 
 from harness.bench.threads import PINNED, cpus, pin_cpus, thread_environment
-from harness.cli.run import DEFAULT_CASE_TIMEOUT, JOBS_HELP, add_limits, jobs_count, limits, whole
+from harness.cli.run import (
+    DEFAULT_CASE_TIMEOUT,
+    JOBS_HELP,
+    add_limits,
+    jobs_count,
+    limits,
+    memory_budget,
+    whole,
+)
 from harness.selection import UsageError
 
 FULL_OUT = "reports"
@@ -138,13 +146,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, parse_sets
 
     args.out = check_out(args)
-    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else []
+    cases = (
+        build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
+        if args.case
+        else []
+    )
     if os.environ.get(PINNED) != str(args.threads):
         release(args.out)  # the run below claims it: it writes there, this process does not
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
         argv += [a for c in args.case or [] for a in ("--case", c)]
         argv += [a for kv in args.set or [] for a in ("--set", kv)]
-        argv += ["--timeout", repr(args.timeout), "--memory", str(args.memory)]
+        argv += ["--timeout", repr(args.timeout)]
+        argv += ["--memory", str(args.memory)] if args.memory_given else []
+        argv += ["--no-memory-check"] if args.no_memory_check else []
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

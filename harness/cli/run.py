@@ -11,7 +11,14 @@ from typing import Any
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY
 from harness.noise import MAX_RUNS
-from harness.selection import MAX_JOBS, MAX_POINTS, POINTS_CEILING, SEED_LIMIT
+from harness.selection import (
+    MAX_JOBS,
+    MAX_POINTS,
+    POINTS_CEILING,
+    SEED_LIMIT,
+    amount,
+    machine_memory,
+)
 from harness.sweep import SCHEDULER_TIMEOUT
 
 DEFAULT_CASE_TIMEOUT = 600.0  # harness.sandbox.case.DEFAULT_TIMEOUT, without importing it here
@@ -90,14 +97,6 @@ def seconds(text: str) -> float:
     return value
 
 
-def machine_memory() -> int:
-    """This machine's physical memory, in bytes (0 where the system does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 0
-
-
 def size(text: str) -> int:
     """--memory SIZE: '4G', '512M', '65536K', a number of bytes, or 0 (no limit); at least
     256M (a worker's own libraries) and at most this machine's memory."""
@@ -120,12 +119,40 @@ def size(text: str) -> int:
     return int(value)
 
 
+class _Given(argparse.Action):
+    """Store the value, and that the user gave it (``memory_given``): a default is not a
+    choice the user made."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def add_limits(p: argparse.ArgumentParser, timeout: float, what: str) -> None:
-    """--timeout and --memory: what a worker running user code may take."""
+    """--timeout and --memory: what a worker running user code may take; and
+    --no-memory-check: a catalog case is refused when its estimated memory exceeds this
+    machine's (or --memory, when given)."""
     p.add_argument("--timeout", type=seconds, default=timeout, metavar="S",
                    help=f"seconds {what} may take in its worker process (default {timeout:g})")  # fmt: skip
-    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE",
-                   help="data-segment limit of that worker process (default 4G; 0: none)")  # fmt: skip
+    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE", action=_Given,
+                   help="data-segment limit of that worker process (default 4G; 0: none); "
+                   "when given, also the most a catalog case's estimated memory may be "
+                   "(default: this machine's memory)")  # fmt: skip
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="run a case even where its estimated memory exceeds this machine's "
+                   "(or --memory)")  # fmt: skip
+    p.set_defaults(memory_given=False)
+
+
+def memory_budget(args: argparse.Namespace) -> tuple[int, str] | None:
+    """What a case's estimated memory may be (bytes, and what they are in words), or None
+    with --no-memory-check, or where neither --memory nor the system says."""
+    if args.no_memory_check:
+        return None
+    if args.memory_given and args.memory:
+        return args.memory, f"--memory {amount(args.memory)}"
+    total = machine_memory()
+    return (total, "this machine's memory") if total else None
 
 
 def limits(args: argparse.Namespace) -> Any:
@@ -183,12 +210,14 @@ def sweep_plan(args: argparse.Namespace) -> tuple | None:
     return fixed, swept, points
 
 
-def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None) -> None:
-    """Every point's cases built here first, so that a bad value is exit 2 before work."""
+def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None,
+                 memory: tuple[int, str] | None = None) -> None:  # fmt: skip
+    """Every point's cases built here first, so that a bad value, or a point too big for
+    ``memory``, is exit 2 before work."""
     from harness.selection import build_cases
 
     for p in points if swept else points[:1]:
-        build_cases(patterns, {**fixed, **dict(p.options)}, bounds)
+        build_cases(patterns, {**fixed, **dict(p.options)}, bounds, memory)
 
 
 def mode_list(text: str) -> str:
@@ -244,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if plan is not None:
         return run_sweep(args, plan, "run")
     csv = output_file(args.csv, "--csv") if args.csv is not None else None  # before a case's code
-    cases = build_cases(args.case, parse_sets(args.set), limits(args))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
                                   jobs=args.jobs, noise=args.noise, modes=args.mode)  # fmt: skip
@@ -272,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if plan is not None:
         return run_sweep(args, plan, "report")
     out = output_folder("reports" if args.out is None else args.out)  # before a case's code
-    cases = build_cases(args.case, parse_sets(args.set), limits(args))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
@@ -309,7 +338,7 @@ def run_sweep(
         out = output_folder(out)
     csv = getattr(args, "csv", None)
     csv = output_file(csv, "--csv") if csv is not None else None
-    check_points(args.case, fixed, swept, points, limits(args))
+    check_points(args.case, fixed, swept, points, limits(args), memory_budget(args))
     keys = list(swept)
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,

@@ -17,6 +17,7 @@ from harness.cli.run import (
     add_sweep,
     jobs_count,
     limits,
+    memory_budget,
     run_sweep,
     seconds,
     seed_value,
@@ -104,7 +105,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return run_sweep(args, plan, "validate", opts)
     # resolved before the plug-in or a case's code runs: either may change directory
     out = output_folder(args.out) if args.out is not None else None
-    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else None
+    cases = (
+        build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
+        if args.case
+        else None
+    )
     from harness.progress import Progress
 
     try:
