@@ -53,9 +53,11 @@ start, and a server that accepts and never answers is given up on then."""
 # --- the grid -----------------------------------------------------------------------------
 
 
-def _too_many(given: str, count: int, limit: int) -> UsageError:
-    return UsageError(f"{given} makes {count:,} values; a sweep takes at most {limit:,} points "
-                      "(--max-points N raises the limit)")  # fmt: skip
+def _length(values: range | list[str]) -> int:
+    """How many values: ``len``, also for a range longer than ``sys.maxsize``."""
+    if isinstance(values, range):
+        return max(0, (values.stop - values.start + values.step - 1) // values.step)
+    return len(values)
 
 
 def _values(option: str, text: str, given: str, limit: int = MAX_POINTS) -> list[str]:
@@ -63,7 +65,7 @@ def _values(option: str, text: str, given: str, limit: int = MAX_POINTS) -> list
     expanded (both ends included); an empty item is an error that names ``option``. The
     values are counted before any range is expanded: more than ``limit`` is an error that
     quotes the option as the user ``given`` it."""
-    items: list[str | tuple[int, int, int]] = []
+    pieces: list[range | list[str]] = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             raise UsageError(f"{option}: an empty value in {text!r} (values are comma-separated)")
@@ -73,14 +75,14 @@ def _values(option: str, text: str, given: str, limit: int = MAX_POINTS) -> list
             if hi < lo or step < 1:
                 raise UsageError(f"{option}: the range {item!r} is empty (A-B:STEP needs A ≤ B, "
                                  "STEP ≥ 1)")  # fmt: skip
-            items.append((lo, hi, step))
+            pieces.append(range(lo, hi + 1, step))
         else:
-            items.append(item)
-    count = sum((i[1] - i[0]) // i[2] + 1 if isinstance(i, tuple) else 1 for i in items)
+            pieces.append([item])
+    count = sum(_length(piece) for piece in pieces)
     if count > limit:
-        raise _too_many(given, count, limit)
-    out = [v for i in items
-           for v in ([str(n) for n in range(i[0], i[1] + 1, i[2])] if isinstance(i, tuple) else [i])]  # fmt: skip
+        raise UsageError(f"{given} makes {count:,} values; a sweep takes at most {limit:,} "
+                         "points (--max-points N raises the limit)")  # fmt: skip
+    out = [str(v) for piece in pieces for v in piece]
     if len(set(out)) < len(out):
         raise UsageError(f"{option}: a value given twice in {text!r}")
     return out

@@ -16,7 +16,6 @@ from harness.selection import (
     MAX_POINTS,
     POINTS_CEILING,
     SEED_LIMIT,
-    amount,
     machine_memory,
 )
 from harness.sweep import SCHEDULER_TIMEOUT
@@ -123,7 +122,7 @@ class _Given(argparse.Action):
     """Store the value, and that the user gave it (``memory_given``): a default is not a
     choice the user made."""
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
         setattr(namespace, self.dest, values)
         setattr(namespace, f"{self.dest}_given", True)
 
@@ -150,7 +149,7 @@ def memory_budget(args: argparse.Namespace) -> tuple[int, str] | None:
     if args.no_memory_check:
         return None
     if args.memory_given and args.memory:
-        return args.memory, f"--memory {amount(args.memory)}"
+        return args.memory, "--memory"
     total = machine_memory()
     return (total, "this machine's memory") if total else None
 
