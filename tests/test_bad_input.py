@@ -116,6 +116,13 @@ def test_bench_threads_beyond_this_machines_cpus_are_refused(capsys, monkeypatch
     assert f"--threads takes a whole number from 1 to {cpus()}" in err
 
 
+@pytest.mark.parametrize("limit", ["inf", "1e300", "nan", "-1"])
+def test_bench_peer_limit_takes_seconds_up_to_a_week(capsys, monkeypatch, tmp_path, limit):
+    refuse_work(monkeypatch)
+    err = refused(capsys, ["bench", "--peers", "--out", str(tmp_path), "--peer-limit", limit])
+    assert "--peer-limit takes seconds from 0 to 604800 (a week; 0 skips it)" in err
+
+
 def test_the_limits_are_stated_in_help(capsys):
     for command in (["run"], ["validate"], ["bench"]):
         with pytest.raises(SystemExit):

@@ -20,6 +20,7 @@ from harness.bench.threads import PINNED, cpus, pin_cpus, thread_environment
 from harness.cli.run import (
     DEFAULT_CASE_TIMEOUT,
     JOBS_HELP,
+    MAX_TIMEOUT,
     add_limits,
     jobs_count,
     limits,
@@ -136,8 +137,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--jobs belongs to --sweep (the bench times one process at a time)")
     if args.peer_limit != 600.0 and not args.peers:
         raise UsageError("--peer-limit belongs to --peers")
-    if not args.peer_limit >= 0:
-        raise UsageError(f"--peer-limit takes seconds ≥ 0, not {args.peer_limit}")
+    if not 0 <= args.peer_limit <= MAX_TIMEOUT:  # false for nan too
+        raise UsageError(f"--peer-limit takes seconds from 0 to {MAX_TIMEOUT:.0f} (a week; 0 "
+                         f"skips it), not {args.peer_limit:g}")  # fmt: skip
     if args.device == "cuda" and (problem := cuda_problem()):
         raise UsageError(problem)
     if args.set and not args.case:
