@@ -35,22 +35,6 @@ from harness.selection import (
 PLUGIN = ["examples/model_mlp.py:grads", "--case", "mlp"]
 
 
-def refuse_work(monkeypatch) -> None:
-    """Make any comparison, sweep or bench fail loudly: the command must stop before."""
-    import harness.bench.run
-    import harness.runner
-    import harness.validation.validator
-
-    def no(*args, **kwargs):
-        raise AssertionError("the work started before the input was checked")
-
-    monkeypatch.setattr(harness.runner, "compare_backends", no)
-    monkeypatch.setattr(harness.validation.validator, "validate", no)
-    monkeypatch.setattr(S, "sweep", no)
-    monkeypatch.setattr(harness.bench.run, "run_bench", no)
-    monkeypatch.setattr("subprocess.call", no)  # bench runs itself again in a fresh process
-
-
 def refused(capsys, argv: list[str]) -> str:
     """The one line a refused command prints; it must exit 2 with no traceback."""
     try:
@@ -71,8 +55,9 @@ JOBS = [["run", "--case", "elman"], ["report", "--case", "elman"], ["validate", 
 
 @pytest.mark.parametrize("command", JOBS, ids=lambda c: " ".join(c[:1] + c[-1:]))
 @pytest.mark.parametrize("jobs", ["10000000000", str(MAX_JOBS + 1), "0", "two"])
-def test_jobs_beyond_the_stated_limit_are_refused(capsys, monkeypatch, tmp_path, command, jobs):
-    refuse_work(monkeypatch)
+def test_jobs_beyond_the_stated_limit_are_refused(
+    refuse_work, capsys, monkeypatch, tmp_path, command, jobs
+):
     err = refused(capsys, [*command, "--out", str(tmp_path), "--jobs", jobs]
                   if command[0] in ("report", "bench") else [*command, "--jobs", jobs])  # fmt: skip
     assert f"--jobs takes a whole number of processes from 1 to {MAX_JOBS}" in err
@@ -82,8 +67,9 @@ def test_jobs_beyond_the_stated_limit_are_refused(capsys, monkeypatch, tmp_path,
 @pytest.mark.parametrize("command", [["run", "--case", "elman"], ["report", "--case", "elman"],
                                      ["validate", *PLUGIN]], ids=lambda c: c[0])  # fmt: skip
 @pytest.mark.parametrize("seed", ["-1", str(SEED_LIMIT), "1e3"])
-def test_a_seed_outside_0_to_2_to_the_32_is_refused(capsys, monkeypatch, command, seed):
-    refuse_work(monkeypatch)
+def test_a_seed_outside_0_to_2_to_the_32_is_refused(
+    refuse_work, capsys, monkeypatch, command, seed
+):
     err = refused(capsys, [*command, "--seed", seed])
     assert "--seed takes a whole number from 0 to 4,294,967,295" in err and repr(seed) in err
 
@@ -100,25 +86,26 @@ def test_the_largest_seed_is_accepted_and_the_seeds_of_a_sweep_share_the_range()
 @pytest.mark.parametrize("command", [["run", "--case", "elman"], ["validate", *PLUGIN]],
                          ids=lambda c: c[0])  # fmt: skip
 @pytest.mark.parametrize("runs", ["1000000000", str(MAX_RUNS + 1), "-1"])
-def test_noise_runs_beyond_the_stated_limit_are_refused(capsys, monkeypatch, command, runs):
-    refuse_work(monkeypatch)
+def test_noise_runs_beyond_the_stated_limit_are_refused(
+    refuse_work, capsys, monkeypatch, command, runs
+):
     err = refused(capsys, [*command, "--noise", runs])
     assert f"--noise takes a whole number of perturbed runs from 0 to {MAX_RUNS:,}" in err
 
 
 @pytest.mark.parametrize("threads", ["1000000000", "0"])
-def test_bench_threads_beyond_this_machines_cpus_are_refused(capsys, monkeypatch, tmp_path,
+def test_bench_threads_beyond_this_machines_cpus_are_refused(refuse_work, capsys, monkeypatch, tmp_path,
                                                               threads):  # fmt: skip
     from harness.bench.threads import cpus
 
-    refuse_work(monkeypatch)
     err = refused(capsys, ["bench", "--quick", "--out", str(tmp_path), "--threads", threads])
     assert f"--threads takes a whole number from 1 to {cpus()}" in err
 
 
 @pytest.mark.parametrize("limit", ["inf", "1e300", "nan", "-1"])
-def test_bench_peer_limit_takes_seconds_up_to_a_week(capsys, monkeypatch, tmp_path, limit):
-    refuse_work(monkeypatch)
+def test_bench_peer_limit_takes_seconds_up_to_a_week(
+    refuse_work, capsys, monkeypatch, tmp_path, limit
+):
     err = refused(capsys, ["bench", "--peers", "--out", str(tmp_path), "--peer-limit", limit])
     assert "--peer-limit takes seconds from 0 to 604800 (a week; 0 skips it)" in err
 
@@ -219,9 +206,8 @@ def test_a_case_of_the_users_is_never_refused_by_size(tmp_path):
     (["bench", "--case", "mlp"], "width=100000", "mlp[width=100000]", "2.8 TiB"),
 ])  # fmt: skip
 def test_a_case_too_big_for_this_machine_is_refused_with_its_estimate(
-    capsys, monkeypatch, tmp_path, command, setting, label, needs
+    refuse_work, capsys, monkeypatch, tmp_path, command, setting, label, needs
 ):
-    refuse_work(monkeypatch)
     out = ["--out", str(tmp_path)] if command[0] == "bench" else []
     err = refused(capsys, [*command, *out, "--set", setting])
     assert f"case '{label}' needs about {needs} of memory" in err
@@ -229,8 +215,7 @@ def test_a_case_too_big_for_this_machine_is_refused_with_its_estimate(
     assert "--no-memory-check" in err
 
 
-def test_memory_given_is_the_budget_and_no_memory_check_lifts_it(capsys, monkeypatch):
-    refuse_work(monkeypatch)
+def test_memory_given_is_the_budget_and_no_memory_check_lifts_it(refuse_work, capsys, monkeypatch):
     case = CATALOG["elman"](T=100_000)  # about 0.75 GiB
     assert GiB / 2 < case.footprint() < machine_memory()
     err = refused(capsys, ["run", "--case", "elman", "--set", "T=100000", "--memory", "512M"])
@@ -286,8 +271,7 @@ def test_the_product_of_the_swept_options_is_counted_before_the_grid_is_built():
     assert len(S.grid(swept, list(range(10)), limit=100_000)) == 100_000
 
 
-def test_max_points_reaches_the_check_and_is_itself_bounded(capsys, monkeypatch):
-    refuse_work(monkeypatch)
+def test_max_points_reaches_the_check_and_is_itself_bounded(refuse_work, capsys, monkeypatch):
     err = refused(capsys, ["run", "--case", "elman", "--set", "T=1-3", "--max-points", "2"])
     assert "makes 3 values; a sweep takes at most 2 points" in err
     err = refused(capsys, ["run", "--case", "elman", "--seeds", "0-3", "--max-points", "2"])
@@ -298,8 +282,7 @@ def test_max_points_reaches_the_check_and_is_itself_bounded(capsys, monkeypatch)
 
 @pytest.mark.parametrize("grid", [["--set", "T=1-100000"], ["--seeds", "0-100000"],
                                   ["--set", "T=1-200", "--set", "H=1-200"]])  # fmt: skip
-def test_a_grid_beyond_the_limit_is_exit_2_before_work(capsys, monkeypatch, grid):
-    refuse_work(monkeypatch)
+def test_a_grid_beyond_the_limit_is_exit_2_before_work(refuse_work, capsys, monkeypatch, grid):
     err = refused(capsys, ["run", "--case", "elman", *grid])
     assert f"at most {MAX_POINTS:,}" in err and "--max-points" in err
 
@@ -311,9 +294,8 @@ CASE_COMMANDS = [["run"], ["report"], ["validate", "examples/model_mlp.py:grads"
 
 @pytest.mark.parametrize("command", CASE_COMMANDS, ids=lambda c: c[0])
 @pytest.mark.parametrize("pattern", ["", "  "])
-def test_an_empty_case_pattern_is_refused_not_read_as_every_case(capsys, monkeypatch, tmp_path,
+def test_an_empty_case_pattern_is_refused_not_read_as_every_case(refuse_work, capsys, monkeypatch, tmp_path,
                                                                  command, pattern):  # fmt: skip
-    refuse_work(monkeypatch)
     out = ["--out", str(tmp_path)] if command[0] in ("report", "bench") else []
     err = refused(capsys, [*command, *out, "--case", pattern])
     assert f"an empty case pattern ({pattern!r})" in err and "elman" in err  # the cases listed
@@ -333,17 +315,17 @@ BACKEND_OPTIONS = [
 
 @pytest.mark.parametrize("command, option", BACKEND_OPTIONS,
                          ids=lambda v: " ".join(v[:1] + v[-1:]) if isinstance(v, list) else v)  # fmt: skip
-def test_an_unknown_backend_names_the_known_ones_before_work(capsys, monkeypatch, tmp_path,
+def test_an_unknown_backend_names_the_known_ones_before_work(refuse_work, capsys, monkeypatch, tmp_path,
                                                              command, option):  # fmt: skip
-    refuse_work(monkeypatch)
     out = ["--out", str(tmp_path)] if command[0] == "report" else []
     err = refused(capsys, [*command, *out, option, "nosuch"])
     assert option in err and "'nosuch'" in err
     assert all(name in err for name in REGISTRY)
 
 
-def test_validate_refuses_a_baseline_that_is_not_among_its_references(capsys, monkeypatch):
-    refuse_work(monkeypatch)
+def test_validate_refuses_a_baseline_that_is_not_among_its_references(
+    refuse_work, capsys, monkeypatch
+):
     err = refused(capsys, ["validate", *PLUGIN, "--reference", "torch", "--baseline", "jax"])
     assert "--baseline 'jax' is not among the references (torch)" in err
 
@@ -379,9 +361,8 @@ def no_lookup(monkeypatch) -> None:
     ("tcp://[::zz]:8786", "'[::zz]' is not a host name"),
     ("garbage", "no scheme"),
 ])  # fmt: skip
-def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(capsys, monkeypatch, address,
+def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(refuse_work, capsys, monkeypatch, address,
                                                                     why):  # fmt: skip
-    refuse_work(monkeypatch)
     no_lookup(monkeypatch)
     err = refused(capsys, ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask",
                            "--scheduler", address])  # fmt: skip
@@ -435,9 +416,8 @@ def mute_server():
 @pytest.mark.parametrize("says", [b"", b"HTTP/1.1 200 OK\r\n\r\n" + b"\xff" * 4096],
                          ids=["silent", "garbage"])  # fmt: skip
 def test_a_server_that_is_no_scheduler_is_exit_2_within_the_stated_timeout(
-    capsys, monkeypatch, mute_server, says
+    refuse_work, capsys, monkeypatch, mute_server, says
 ):
-    refuse_work(monkeypatch)
     monkeypatch.setattr(S, "SCHEDULER_TIMEOUT", 1.0)
     address = mute_server(says)
     argv = ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask", "--scheduler",
