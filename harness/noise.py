@@ -24,6 +24,10 @@ import numpy as np
 
 ULPS = 1.0  # the perturbation: up to this many ulps, relative, on every float element
 DEFAULT_RUNS = 4  # K: the perturbed runs beside the unperturbed one
+MAX_RUNS = 1000
+"""The most K may be (``--noise``): the floor is the range of K + 1 samples, and the expected
+range of n uniform samples covers (n − 1)/(n + 1) of their spread, 99.8% at n = 1001, so
+more runs move the floor by less than 0.2% while each costs one more gradient."""
 
 
 def perturbed(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -51,20 +55,23 @@ def spread(
     rng = np.random.default_rng(
         [seed, zlib.crc32(case.label.encode()), zlib.crc32(backend.name.encode())]
     )
-    seen = {key: [np.asarray(v, dtype=np.float64)] for key, v in first.tensors().items()}
+    # the running least and greatest value of each element: two arrays per tensor however
+    # many runs there are (the range of the values, exactly as if all were kept)
+    low = {key: np.array(v, dtype=np.float64) for key, v in first.tensors().items()}
+    high = {key: v.copy() for key, v in low.items()}
+    counted = set()
     for _ in range(runs):
         try:
             result = call(case, perturbed(params, rng), perturbed(inputs, rng), dtype)
         except Exception:  # noqa: BLE001 - a run that fails tells nothing about the noise
             continue
         for key, v in result.tensors().items():
-            if key in seen and np.shape(v) == seen[key][0].shape:
-                seen[key].append(np.asarray(v, dtype=np.float64))
-    return {
-        key: np.max(values, axis=0) - np.min(values, axis=0)
-        for key, values in seen.items()
-        if len(values) > 1
-    }
+            if key in low and np.shape(v) == low[key].shape:
+                v = np.asarray(v, dtype=np.float64)
+                np.minimum(low[key], v, out=low[key])
+                np.maximum(high[key], v, out=high[key])
+                counted.add(key)
+    return {key: high[key] - low[key] for key in low if key in counted}
 
 
 __all__ = ["DEFAULT_RUNS", "ULPS", "perturbed", "spread"]

@@ -270,8 +270,10 @@ def noise_plan(names: list[str], instances: list, baseline: str, runs: int | Non
     """(the backends that measure the noise floor, K): by default the baseline alone, with
     DEFAULT_RUNS; ``runs`` K > 0: every autodiff reference, K runs each; 0: none. A
     plug-in (a ``plugin:`` name) never measures it: it is not judged by its own noise."""
-    if isinstance(runs, bool) or not (runs is None or (isinstance(runs, int) and runs >= 0)):
-        raise ValueError(f"noise must be None or a whole number of runs, at least 0, not {runs!r}")
+    if isinstance(runs, bool) or not (runs is None or (isinstance(runs, int)
+                                                       and 0 <= runs <= noise.MAX_RUNS)):  # fmt: skip
+        raise ValueError(f"noise must be None or a whole number of runs from 0 to "
+                         f"{noise.MAX_RUNS}, not {runs!r}")  # fmt: skip
     if runs == 0:
         return (), 0
     references = [(n, b) for n, b in zip(names, instances, strict=True)

@@ -20,6 +20,25 @@ class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
 
 
+# The stated limits of the numbers the commands take (in each option's --help too).
+MAX_JOBS = 256
+"""--jobs: each job is a process that loads numpy, torch and jax, about 256 MiB before it
+computes anything, so 256 of them hold 64 GiB, more than the machines gradparity runs on
+have; and more processes than cores only queue for them."""
+SEED_LIMIT = 2**32
+"""A seed is a whole number from 0 to 2**32 − 1. numpy's ``default_rng``, which draws every
+case's arrays, takes any whole number ≥ 0 (negative ones are its error); 2**32 − 1 is where
+``np.random.seed`` and ``RandomState`` stop, so a seed gradparity takes is one every numpy
+seeding function takes."""
+MAX_POINTS = 10_000
+"""A sweep's points, by default (``--max-points`` raises it): each point is a whole check,
+seconds to minutes, so 10,000 are hours to weeks of work; a larger grid is a typo more often
+than a plan (``T=1-1000000000`` for ``T=1,1000000000``)."""
+POINTS_CEILING = 1_000_000
+"""The most ``--max-points`` itself takes: the grid is listed, and every point's cases
+built, before the first point runs."""
+
+
 def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     """``["T=1000", "H=64"]`` -> ``{"T": "1000", "H": "64"}``."""
     out = {}
@@ -31,11 +50,37 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def check_jobs(jobs: int) -> int:
-    """``--jobs`` counts processes: 1 or more."""
-    if jobs < 1:
-        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
-    return jobs
+def machine_memory() -> int:
+    """This machine's physical memory, in bytes (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def amount(nbytes: float) -> str:
+    """Bytes in words, to two significant digits: ``"45 GiB"``, ``"2.4 TiB"``."""
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    i = 0
+    while nbytes >= 1024 and i < len(units) - 1:
+        nbytes, i = nbytes / 1024, i + 1
+    return f"{nbytes:.2g} {units[i]}" if nbytes < 10 else f"{nbytes:.0f} {units[i]}"
+
+
+def check_memory(cases: Sequence[Case], budget: tuple[int, str]) -> None:
+    """Refuse, before anything is drawn, a case whose estimated need (``Case.footprint``)
+    exceeds ``budget``: (bytes, what they are, in words). A case that cannot say (a case
+    of the user's, bounded by its worker's --memory instead) is not refused."""
+    most, what = budget
+    for case in cases:
+        need = case.footprint()
+        if need is not None and need > most:
+            raise UsageError(
+                f"case {case.label!r} needs about {amount(need)} of memory (gradparity's "
+                f"estimate for its options), more than {what} ({amount(most)}): choose "
+                f"smaller options (gradparity describe {case.name} lists them), or add "
+                "--no-memory-check to run it anyway"
+            )
 
 
 def is_target(pattern: str) -> bool:
@@ -57,14 +102,16 @@ def load_case(spec: str, limits: Limits | None = None) -> type[Case]:
 
 
 def build_cases(
-    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None
-) -> list[Case]:
+    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None,
+    memory: tuple[int, str] | None = None,
+) -> list[Case]:  # fmt: skip
     """The selected cases, each configured with the ``--set`` options it has.
 
     A pattern with a colon is a case of the user's (``load_case``, run within ``limits``);
     any other selects from the catalog. An option no selected case has is an error that lists the options they do
     have; a value of the wrong type or out of its range names the case, the option and the
-    range.
+    range. With ``memory`` (bytes, and what they are in words), a case whose options need
+    more is refused with its estimate (``check_memory``).
     """
     classes: list[type[Case]] = [] if patterns else select(None)
     for pattern in patterns or []:
@@ -79,7 +126,10 @@ def build_cases(
             f"no selected case takes option {names}; the options of {which}: "
             f"{', '.join(known) or 'none'} (`gradparity describe CASE` lists them with their ranges)"
         )
-    return [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+    cases = [cls(**{k: v for k, v in sets.items() if k in cls.options}) for cls in classes]
+    if memory is not None:
+        check_memory(cases, memory)
+    return cases
 
 
 def check_comparable(
@@ -194,12 +244,18 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
 
 
 __all__ = [
+    "MAX_JOBS",
+    "MAX_POINTS",
+    "POINTS_CEILING",
+    "SEED_LIMIT",
     "UsageError",
+    "amount",
     "build_cases",
     "check_comparable",
+    "check_memory",
     "is_target",
     "load_case",
-    "check_jobs",
+    "machine_memory",
     "output_file",
     "output_folder",
     "parse_sets",

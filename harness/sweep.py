@@ -26,9 +26,11 @@ row, the others finish as if nothing had happened.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ipaddress
 import itertools
 import math
 import re
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -40,19 +42,32 @@ import pandas as pd
 
 from harness.interrupts import Interrupted
 from harness.parallel import process_pool
-from harness.selection import UsageError
+from harness.selection import MAX_POINTS, SEED_LIMIT, UsageError
 
 EXECUTORS = ("local", "dask")
 _RANGE = re.compile(r"^(-?\d+)-(-?\d+)(?::(\d+))?$")
+SCHEDULER_TIMEOUT = 10.0
+"""Seconds a Dask scheduler has to accept the connection, shake hands and say who it is:
+on a network a live scheduler answers in milliseconds, so 10 s only waits out a slow
+start, and a server that accepts and never answers is given up on then."""
 
 
 # --- the grid -----------------------------------------------------------------------------
 
 
-def _values(option: str, text: str) -> list[str]:
+def _length(values: range | list[str]) -> int:
+    """How many values: ``len``, also for a range longer than ``sys.maxsize``."""
+    if isinstance(values, range):
+        return max(0, (values.stop - values.start + values.step - 1) // values.step)
+    return len(values)
+
+
+def _values(option: str, text: str, given: str, limit: int = MAX_POINTS) -> list[str]:
     """``"0.5,0.7"`` -> ["0.5", "0.7"]; an integer range ``A-B`` or ``A-B:STEP`` is
-    expanded (both ends included); an empty item is an error that names ``option``."""
-    out: list[str] = []
+    expanded (both ends included); an empty item is an error that names ``option``. The
+    values are counted before any range is expanded: more than ``limit`` is an error that
+    quotes the option as the user ``given`` it."""
+    pieces: list[range | list[str]] = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             raise UsageError(f"{option}: an empty value in {text!r} (values are comma-separated)")
@@ -62,19 +77,27 @@ def _values(option: str, text: str) -> list[str]:
             if hi < lo or step < 1:
                 raise UsageError(f"{option}: the range {item!r} is empty (A-B:STEP needs A ≤ B, "
                                  "STEP ≥ 1)")  # fmt: skip
-            out += [str(v) for v in range(lo, hi + 1, step)]
+            pieces.append(range(lo, hi + 1, step))
         else:
-            out.append(item)
+            pieces.append([item])
+    count = sum(_length(piece) for piece in pieces)
+    if count > limit:
+        raise UsageError(f"{given} makes {count:,} values; a sweep takes at most {limit:,} "
+                         "points (--max-points N raises the limit)")  # fmt: skip
+    out = [str(v) for piece in pieces for v in piece]
     if len(set(out)) < len(out):
         raise UsageError(f"{option}: a value given twice in {text!r}")
     return out
 
 
-def parse_grid(pairs: Sequence[str] | None) -> tuple[dict[str, str], dict[str, list[str]]]:
+def parse_grid(
+    pairs: Sequence[str] | None, limit: int = MAX_POINTS
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """``--set`` pairs -> (the options with one value, the swept ones with their values).
 
     ``T=1000`` is fixed; ``sigma=0.5,0.9`` and ``T=10-50:20`` (10, 30, 50) are swept. A
-    key given twice is an error: a grid names each option once."""
+    key given twice is an error: a grid names each option once; so is an option with more
+    than ``limit`` values (counted, never expanded)."""
     fixed: dict[str, str] = {}
     swept: dict[str, list[str]] = {}
     for pair in pairs or []:
@@ -86,7 +109,7 @@ def parse_grid(pairs: Sequence[str] | None) -> tuple[dict[str, str], dict[str, l
         if key in fixed or key in swept:
             raise UsageError(f"--set {key} is given twice; give its values once: "
                              f"--set {key}=V1,V2,…")  # fmt: skip
-        values = _values(f"--set {key}", text.strip())
+        values = _values(f"--set {key}", text.strip(), f"--set {key}={text.strip()}", limit)
         if len(values) == 1:
             fixed[key] = values[0]
         else:
@@ -94,19 +117,21 @@ def parse_grid(pairs: Sequence[str] | None) -> tuple[dict[str, str], dict[str, l
     return fixed, swept
 
 
-def parse_seeds(text: str | None) -> list[int] | None:
-    """``--seeds 0-9`` (both ends), ``0,3,7`` or ``0-2,10`` -> the seeds; None without it."""
+def parse_seeds(text: str | None, limit: int = MAX_POINTS) -> list[int] | None:
+    """``--seeds 0-9`` (both ends), ``0,3,7`` or ``0-2,10`` -> the seeds; None without it.
+    Each is a whole number from 0 to ``SEED_LIMIT`` − 1, and there are at most ``limit``."""
     if text is None:
         return None
     seeds = []
-    for v in _values("--seeds", text):
+    for v in _values("--seeds", text, f"--seeds {text}", limit):
         try:
             seeds.append(int(v))
         except ValueError:
             raise UsageError(f"--seeds takes whole numbers and ranges (0-9, 0,3,7), "
                              f"not {v!r}") from None  # fmt: skip
-        if seeds[-1] < 0:
-            raise UsageError(f"--seeds: a seed is a whole number ≥ 0, not {v}")
+        if not 0 <= seeds[-1] < SEED_LIMIT:
+            raise UsageError(f"--seeds: a seed is a whole number from 0 to "
+                             f"{SEED_LIMIT - 1:,}, not {v}")  # fmt: skip
     return seeds
 
 
@@ -123,9 +148,15 @@ class Point:
         return " ".join([*(f"{k}={v}" for k, v in self.options), f"seed={self.seed}"])
 
 
-def grid(swept: dict[str, list[str]], seeds: Sequence[int]) -> list[Point]:
-    """The cartesian product of the swept values and the seeds, seeds fastest."""
+def grid(swept: dict[str, list[str]], seeds: Sequence[int], limit: int = MAX_POINTS) -> list[Point]:
+    """The cartesian product of the swept values and the seeds, seeds fastest; more than
+    ``limit`` points is an error, raised before any point is made."""
     keys = list(swept)
+    sizes = [len(swept[k]) for k in keys] + [len(seeds)]
+    if math.prod(sizes) > limit:
+        raise UsageError(f"the grid {' × '.join([*keys, 'seed'])} has "
+                         f"{' × '.join(map(str, sizes))} = {math.prod(sizes):,} points; a sweep "
+                         f"takes at most {limit:,} (--max-points N raises the limit)")  # fmt: skip
     combos = itertools.product(*(swept[k] for k in keys), seeds)
     return [Point(i, tuple(zip(keys, c[:-1], strict=True)), int(c[-1]))
             for i, c in enumerate(combos)]  # fmt: skip
@@ -226,6 +257,100 @@ def _validate_point(job: Job, point: Point, cases: list, start: float) -> Outcom
                    [_describe(k) for k in cases])  # fmt: skip
 
 
+# --- the scheduler of a cluster of one's own ----------------------------------------------
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_ADDRESS_TAKES = "tcp://HOST:PORT (a host name or address, and a port from 1 to 65535)"
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``, checked as syntax alone (nothing is looked up or contacted):
+    ``tcp://HOST:PORT`` with HOST a host name (RFC 1123 labels: letters, digits and inner
+    hyphens), an IPv4 address or a bracketed IPv6 one, and PORT from 1 to 65535. Only
+    ``tcp://``: a ``tls://`` cluster needs certificates gradparity does not pass. What is
+    wrong is a ``UsageError`` that says what and what is allowed."""
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"--scheduler {text!r}: {why}; it takes {_ADDRESS_TAKES}")
+
+    if not text.strip():
+        raise bad("an empty address")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise bad("no scheme")
+    if scheme != "tcp":
+        raise bad(f"the scheme {scheme!r} is not accepted, only 'tcp'")
+    host, colon, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
+    if not colon:
+        raise bad("no port")
+    if not host:
+        raise bad("no host")
+    if not port.isdigit() or not port.isascii():
+        raise bad(f"the port {port!r} is not a number")
+    if not 1 <= int(port) <= 65535:
+        raise bad(f"the port {int(port)} is out of range")
+    if not _is_host(host):
+        raise bad(f"{host!r} is not a host name or address")
+    return text
+
+
+def _is_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return bool(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError:
+            return False
+    labels = host.split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+
+
+def check_scheduler(address: str, timeout: float | None = None) -> None:
+    """The scheduler at ``address`` answers, or a ``UsageError`` names the address and why
+    not: bad syntax (``scheduler_address``, before any lookup), nothing listening, or a
+    server that is no Dask scheduler. The whole attempt (name lookup, connection, Dask's
+    handshake, and the scheduler's identity asked for and read) is bounded by ``timeout``
+    (``SCHEDULER_TIMEOUT``): Dask bounds the connection but not the handshake, so a server
+    that accepts and never answers would hold ``Client`` for ever. It runs on a thread of
+    its own that is left behind, idle, if the deadline passes."""
+    import asyncio
+
+    scheduler_address(address)
+    limit = SCHEDULER_TIMEOUT if timeout is None else timeout
+    answer: list = []
+
+    def ask() -> None:
+        try:
+            answer.append(asyncio.run(asyncio.wait_for(_identity(address, limit), limit)))
+        except BaseException as e:  # noqa: BLE001 - said below, in one line
+            answer.append(e)
+
+    thread = threading.Thread(target=ask, name="gradparity-scheduler-check", daemon=True)
+    thread.start()
+    thread.join(limit + 1)  # the lookup is not cancellable; the join bounds it too
+    reply = answer[0] if answer else TimeoutError()
+    if isinstance(reply, (TimeoutError, asyncio.TimeoutError)):
+        why = f"nothing answered within {limit:g} s"
+    elif isinstance(reply, BaseException):
+        why = type(reply).__name__ + "".join(f": {line}" for line in str(reply).splitlines()[:1])
+    elif not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        why = "what answers is not a Dask scheduler"
+    else:
+        return
+    raise UsageError(f"--scheduler {address!r}: no Dask scheduler answers there ({why})")
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """What the server at ``address`` says it is, asked as a Dask client asks."""
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=timeout)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
 # --- executors ----------------------------------------------------------------------------
 
 
@@ -260,8 +385,9 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.worker.daemon": False}):  # fmt: skip
         if scheduler:
+            check_scheduler(scheduler)  # Client alone can wait for ever on a mute server
             try:
-                client = Client(scheduler, timeout="10s")
+                client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
             except OSError as e:
                 raise UsageError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
                                  f"({e})") from None  # fmt: skip
@@ -443,5 +569,6 @@ def bench_markdown(rows: pd.DataFrame, machine: dict, command: str, what: str) -
 
 
 __all__ = ["BENCH_GRID", "BENCH_SEEDS", "EXECUTORS", "Inline", "bench_executors", "bench_markdown",
-           "comparable", "Job", "Outcome", "Point", "executor", "grid",
-           "parse_grid", "parse_seeds", "run_point", "summary_lines", "sweep", "tables"]  # fmt: skip
+           "check_scheduler", "comparable", "Job", "Outcome", "Point", "executor", "grid",
+           "parse_grid", "parse_seeds", "run_point", "scheduler_address", "summary_lines", "sweep",
+           "tables"]  # fmt: skip

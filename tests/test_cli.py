@@ -71,8 +71,10 @@ def test_an_unknown_case_exits_2_listing_the_cases(capsys):
 
 
 def test_an_unknown_backend_exits_2_listing_the_backends(capsys):
-    code, _, err = run_cli(capsys, "run", "--case", "card_affine_square", "--backend", "nosuch")
-    assert code == 2
+    with pytest.raises(SystemExit) as exit_info:  # refused as the options are parsed
+        main(["run", "--case", "card_affine_square", "--backend", "nosuch"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
     assert "nosuch" in err
     assert all(name in err for name in REGISTRY)
 
@@ -149,9 +151,10 @@ def test_the_installed_console_script_runs(tmp_path):
 def test_jobs_below_one_is_bad_usage(capsys, tmp_path, command, jobs):
     """As for validate: --jobs counts processes, 1 or more; anything else exits 2 at once."""
     out_dir = ["--out", str(tmp_path)] if command == "report" else []
-    code, out, err = run_cli(
-        capsys, command, "--case", "card_affine_square", *out_dir, "--jobs", jobs
-    )
-    assert code == 2
-    assert f"--jobs takes a number of processes, 1 or more, not {jobs}" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--case", "card_affine_square", *out_dir, "--jobs", jobs])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert "--jobs takes a whole number of processes from 1 to 256 (each" in err
+    assert f"not {jobs!r}" in err
     assert out == "" and not any(tmp_path.iterdir())

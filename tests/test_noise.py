@@ -270,7 +270,51 @@ def test_noise_option_takes_a_whole_count_else_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
-    assert "--noise takes a whole number of perturbed runs, at least 0" in capsys.readouterr().err
+    assert (
+        "--noise takes a whole number of perturbed runs from 0 to 1,000" in capsys.readouterr().err
+    )
+
+
+def test_the_noise_floor_holds_two_arrays_per_tensor_however_many_runs():
+    """The range of K + 1 runs, kept as a running least and greatest value: the memory it
+    takes does not grow with K (keeping every run took K + 1 copies of every tensor)."""
+    import tracemalloc
+
+    case = CATALOG["card_affine_square"](n=200_000)  # x and u: 1.6 MB each
+    p, x = case.build(0)
+    backend = get_backend("reference")
+    first = backend.run(case, p, x, "float64")
+    peaks = {}
+    for runs in (2, 24):
+        tracemalloc.start()
+        floor = spread(backend, case, p, x, "float64", first, runs=runs)
+        peaks[runs] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert set(floor) == set(first.tensors())
+    assert peaks[24] < 1.25 * peaks[2]  # 25 copies of x and u would be 8 times as many
+
+
+def test_the_floor_is_the_range_of_the_runs():
+    class Drifting(Backend):
+        """Its gradient is the run number: 0, 1, 2, … (a noise floor of K exactly)."""
+
+        name = "drifting"
+        calls = 0
+
+        def run(self, case, params, inputs, dtype):
+            from harness.result import Result
+
+            Drifting.calls += 1
+            return Result(case.label, self.name, dtype, loss=0.0,
+                          grads={"x": np.full(3, float(Drifting.calls % 5))})  # fmt: skip
+
+    case = CATALOG["card_affine_square"](n=3)
+    p, x = case.build(0)
+    backend = Drifting()
+    first = backend.run(case, p, x, "float64")  # 1
+    floor = spread(backend, case, p, x, "float64", first, runs=6)  # 2, 3, 4, 0, 1, 2
+    assert set(floor) == {("loss", "loss"), ("param", "x")}
+    assert floor[("loss", "loss")] == 0 and list(floor[("param", "x")]) == [4.0, 4.0, 4.0]
 
 
 def test_comparison_of_results_without_noise_is_unchanged():

@@ -23,16 +23,6 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def refuse_work(monkeypatch) -> None:
-    """Make any comparison fail loudly: the command must stop before it starts one."""
-    import harness.runner  # the commands import compare_backends from here when they run
-
-    def no(*args, **kwargs):
-        raise AssertionError("the work started before the input was checked")
-
-    monkeypatch.setattr(harness.runner, "compare_backends", no)
-
-
 # --- case options
 
 
@@ -56,9 +46,8 @@ def refuse_work(monkeypatch) -> None:
 )
 @pytest.mark.parametrize("command", ["run", "report", "describe"])
 def test_a_bad_option_value_exits_2_naming_case_option_value_and_range(
-    capsys, monkeypatch, tmp_path, command, case, setting, expected
+    refuse_work, capsys, monkeypatch, tmp_path, command, case, setting, expected
 ):
-    refuse_work(monkeypatch)
     args = [case] if command == "describe" else ["--case", case]
     if command == "report":
         args += ["--out", str(tmp_path / "r")]
@@ -68,8 +57,7 @@ def test_a_bad_option_value_exits_2_naming_case_option_value_and_range(
     assert out == ""
 
 
-def test_an_unknown_option_lists_the_options_that_exist(capsys, monkeypatch):
-    refuse_work(monkeypatch)
+def test_an_unknown_option_lists_the_options_that_exist(refuse_work, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "run", "--case", "elman", "--set", "Tee=4")
     assert code == 2
     assert "'Tee'" in err
@@ -86,8 +74,9 @@ def test_describe_says_what_each_option_takes(capsys):
 # --- output paths, checked before any work
 
 
-def test_report_out_naming_a_file_exits_2_before_any_work(capsys, monkeypatch, tmp_path):
-    refuse_work(monkeypatch)
+def test_report_out_naming_a_file_exits_2_before_any_work(
+    refuse_work, capsys, monkeypatch, tmp_path
+):
     existing = tmp_path / "afile"
     existing.write_text("keep me")
     code, out, err = run_cli(
@@ -97,8 +86,9 @@ def test_report_out_naming_a_file_exits_2_before_any_work(capsys, monkeypatch, t
     assert existing.read_text() == "keep me"
 
 
-def test_report_out_under_a_file_cannot_be_made_and_exits_2(capsys, monkeypatch, tmp_path):
-    refuse_work(monkeypatch)
+def test_report_out_under_a_file_cannot_be_made_and_exits_2(
+    refuse_work, capsys, monkeypatch, tmp_path
+):
     (tmp_path / "afile").write_text("")
     code, _, err = run_cli(
         capsys, "report", "--case", "card_affine_square", "--out", str(tmp_path / "afile" / "sub")
@@ -106,8 +96,9 @@ def test_report_out_under_a_file_cannot_be_made_and_exits_2(capsys, monkeypatch,
     assert code == 2 and "cannot be made" in err and "Traceback" not in err
 
 
-def test_run_csv_to_an_unwritable_place_exits_2_before_running(capsys, monkeypatch, tmp_path):
-    refuse_work(monkeypatch)
+def test_run_csv_to_an_unwritable_place_exits_2_before_running(
+    refuse_work, capsys, monkeypatch, tmp_path
+):
     for target, why in (
         (tmp_path / "nodir" / "a.csv", "does not exist"),
         (tmp_path, "is a folder"),

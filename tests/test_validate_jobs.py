@@ -111,9 +111,11 @@ def test_the_command_exits_as_with_one_job(target, expected, capsys, monkeypatch
 
 @pytest.mark.parametrize("jobs", ["0", "-2"])
 def test_jobs_below_1_is_bad_usage(jobs, capsys):
-    code = main(["validate", "examples/engine_tiny.py:TinyEngine", "--jobs", jobs])
-    assert code == 2
-    assert f"--jobs takes a number of processes, 1 or more, not {jobs}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # as the options are parsed
+        main(["validate", "examples/engine_tiny.py:TinyEngine", "--jobs", jobs])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "--jobs takes a whole number of processes from 1 to 256" in err and repr(jobs) in err
     with pytest.raises(ValueError, match="jobs"):
         validate("examples/engine_tiny.py:TinyEngine", jobs=int(jobs))
 

@@ -18,6 +18,10 @@ tracemalloc. Peak memory of one gradient, the bytes it allocates beyond what exi
   (``/proc/self/clear_refs``), run the gradient once; VmHWM − VmRSS before. Where the
   reset is refused, ``ru_maxrss`` after − before (the high-water mark since start);
 - torch on a GPU: ``torch.cuda.max_memory_allocated()`` − allocated before.
+
+Peak memory of a whole check (``check_peak``: what ``Case.footprint`` estimates): a fresh
+subprocess, as for torch, warmed up by the check of the case with its default options
+(every library loaded, their first-call buffers made), then one check of the case.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -160,26 +165,61 @@ def _status_kib() -> dict[str, int]:
     return fields
 
 
-def measure_in_this_process(spec: dict) -> dict:
-    """The subprocess's side: build, warm up with the objective, reset, one gradient."""
-    case = rebuild(spec["case"])
-    params, inputs = case.build(spec["seed"], spec["dtype"])
-    prepared = prepare(spec["backend"], case, params, inputs, spec["device"])
-    prepared.objective()
+def _high_water(fn) -> dict:
+    """The bytes of resident memory one ``fn()`` adds at its peak to what the process
+    held before: the kernel's high-water mark reset first (``/proc/self/clear_refs``), or
+    where the reset is refused, ``ru_maxrss`` after − before."""
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")  # reset VmHWM to the current RSS
         before = _status_kib()["VmRSS"]
-        result = prepared.gradient()
+        result = fn()
         peak, method = _status_kib()["VmHWM"] - before, "rss-subprocess (VmHWM reset)"
     except OSError:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result = prepared.gradient()
+        result = fn()
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak, method = after - before, "rss-subprocess (ru_maxrss delta)"
     del result
     return {"bytes": max(peak, 0) * 1024, "method": method}
+
+
+def measure_in_this_process(spec: dict) -> dict:
+    """The subprocess's side: build, warm up with the objective, reset, one gradient; or
+    for a check (``check_peak``), one check of the case's defaults, reset, one check."""
+    case = rebuild(spec["case"])
+    if spec.get("check"):
+        from harness.runner import compare_backends
+
+        compare_backends([type(case)()], seed=spec["seed"])
+        return _high_water(lambda: compare_backends([case], seed=spec["seed"]))
+    params, inputs = case.build(spec["seed"], spec["dtype"])
+    prepared = prepare(spec["backend"], case, params, inputs, spec["device"])
+    prepared.objective()
+    return _high_water(prepared.gradient)
+
+
+CHECK_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
+"""glibc's malloc, told to give every freed block of 64 KiB or more back to the system: the
+high-water mark then counts what the check holds, not what the allocator kept from the
+warm-up."""
+
+
+def check_peak(case: Case, seed: int = 0) -> float:
+    """Bytes the default check of a catalog ``case`` (``compare_backends``: the default
+    backends, the noise floor on the baseline) adds to its process's resident memory at
+    its peak, in a fresh process warmed up on the case's defaults (module doc), with one
+    thread for BLAS and XLA; what ``Case.footprint`` estimates."""
+    from harness.bench.threads import thread_environment
+
+    spec = {"case": case.spec(), "check": True, "seed": seed}
+    env = {**os.environ, **thread_environment(1), **CHECK_ENVIRONMENT}
+    done = subprocess.run([sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
+                          capture_output=True, text=True, timeout=600, check=False, env=env)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the check of {case.label} failed: {done.stderr.strip()[-2000:]}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["bytes"])
 
 
 if __name__ == "__main__":  # the fresh process of one torch-on-CPU measurement

@@ -25,14 +25,21 @@ def thread_environment(threads: int) -> dict[str, str]:
     }  # fmt: skip
 
 
+def cpus() -> int:
+    """How many CPUs this process may run on (its affinity, where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
 def pin_cpus(threads: int) -> None:
     """Confine this process to ``threads`` CPUs: libraries that size their thread pools
     from the machine rather than from the variables (XLA's CPU client does) get no more."""
     if not hasattr(os, "sched_setaffinity"):  # pragma: no cover - not Linux
         return
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:threads])
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads < len(allowed):
+        os.sched_setaffinity(0, allowed[:threads])
 
 
-__all__ = ["PINNED", "pin_cpus", "thread_environment"]
+__all__ = ["PINNED", "cpus", "pin_cpus", "thread_environment"]

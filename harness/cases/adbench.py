@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases.base import Case, CaseError, at_least, one_of, register
+from harness.cases.base import Case, CaseError, at_least, footprint_of, one_of, register
 
 
 def data_file(name: str) -> Traversable:
@@ -69,6 +69,18 @@ class ADBenchLSTM(Case):
     options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
     allowed = {"source": one_of("adbench", "random"), "l": at_least(1), "c": at_least(2),
                "b": at_least(1)}  # fmt: skip
+
+    def footprint(self) -> int:
+        """Counted from the options (``footprint_of``): the arrays are main (2l × 4b),
+        extra (3 × b), state (2l × b) and the sequence (c × b); the tensors compared, a
+        gradient per parameter and the tap h ((c − 1) × b); the graph, per step and
+        layer 21 values of b (the concatenation, × w and + w of 4b each, three σ, two tanh,
+        c ⊙ σ(f), σ(i) ⊙ tanh(g), c, h), and per step 6 of the prediction (x ⊙ e_0,
+        × e_1, + e_2, exp, ŷnorm, s ⊙ ŷnorm)."""
+        l, c, b = self.l, self.c, self.b  # noqa: E741
+        params = 2 * l * 4 * b + 3 * b
+        return footprint_of(params + 2 * l * b + c * b, params + (c - 1) * b,
+                            (c - 1) * (21 * l + 6) * b, (c - 1) * (16 * l + 12))  # fmt: skip
 
     def setup(self, rng):
         if self.source == "adbench":

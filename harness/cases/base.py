@@ -27,6 +27,52 @@ class CaseError(ValueError):
     """An unknown case, an unknown option, or an option of the wrong type or range."""
 
 
+# --- what a case's check needs in memory (``Case.footprint``) ------------------------------
+
+ITEM = 8  # bytes of an element: every case draws in float64
+ARRAY_COPIES = 5
+TENSOR_COPIES = 14
+GRAPH_COPIES = 0.75
+VALUE_BYTES = 1024
+FOOTPRINT_FACTOR = 2  # the estimate is within this factor of the measured peak (see below)
+
+
+def footprint_of(arrays: int, tensors: int, graph: int, values: int) -> int:
+    """Bytes the default check of a case (``gradparity run --case NAME``: the default
+    backends, the noise floor on the baseline, reverse mode) needs at its peak, beyond the
+    libraries themselves, estimated from four counts the case makes from its options:
+
+      ITEM · (ARRAY_COPIES·arrays + TENSOR_COPIES·tensors + GRAPH_COPIES·graph)
+        + VALUE_BYTES·values
+
+    - ``arrays``: the elements of the parameters and inputs ``setup`` draws. The check
+      holds several copies: the drawn ones, a fresh copy for each backend's call, the
+      library's own (torch's tensors, JAX's buffers), a perturbed one per noise run, and
+      what setup itself computes on the way (an SVD for a recurrent matrix);
+    - ``tensors``: the elements compared, a gradient per parameter and every tap. Each
+      default backend's Result keeps them (five), the noise floor keeps its running range
+      and the run in hand, the finite differences their directions and stencil points, and
+      the comparison its differences and scales;
+    - ``graph``: the elements of the values the forward computes that reverse mode reads
+      in the backward (the tape's graph over T steps, torch's saved tensors, JAX's scan
+      residuals): only the backend running holds its graph, and views and values freed
+      as the backward walks back make it less than one copy;
+    - ``values``: how many such values there are: each is a node of the tape's graph and
+      of torch's, a Python object and its bookkeeping whatever the size of its array,
+      which is what an unroll of many small steps spends its memory on.
+
+    The coefficients were fitted to 40 measurements (``harness.bench.memory.check_peak``:
+    a fresh process, warmed up on the case's defaults, the high-water mark of its resident
+    memory over one check) of every catalog family from 20 MiB to 530 MiB, minimising the
+    largest ratio: every estimate is within a factor of 1.82 of its measurement, and the
+    tests hold it to ``FOOTPRINT_FACTOR`` on a size of each family. Another machine (its
+    BLAS, its XLA) moves the measurement by tens of percent, which that factor covers; its
+    purpose is to refuse, before anything is drawn, options that cannot fit (T = 10⁹, a
+    million-wide layer), not to plan memory to the byte."""
+    return int(ITEM * (ARRAY_COPIES * arrays + TENSOR_COPIES * tensors + GRAPH_COPIES * graph)
+               + VALUE_BYTES * values)  # fmt: skip
+
+
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
 
 
@@ -148,6 +194,12 @@ class Case:
         """The scalar loss, computed with Python operators and ``xp``'s functions."""
         raise NotImplementedError
 
+    def footprint(self) -> int | None:
+        """The bytes the default check of this case (``footprint_of``) needs with these
+        options, from the options alone (nothing is drawn); None where the case cannot say
+        (it is not refused then). Each family says, in its docstring, how it counts."""
+        return None
+
     # --- what the harness calls
     def spec(self) -> dict[str, Any] | None:
         """How a worker process makes this very case again, as data (``rebuild``): a
@@ -250,6 +302,9 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
         return [c for c in ordered if include_slow or not c.slow]
     chosen: list[type[Case]] = []
     for pattern in patterns:
+        if not pattern.strip():  # a substring of every name
+            raise CaseError(f"an empty case pattern ({pattern!r}) would pick every case: name "
+                            f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}")  # fmt: skip
         hits = (
             [CATALOG[pattern]]
             if pattern in CATALOG

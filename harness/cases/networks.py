@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Allowed, Case, CaseError, at_least, one_of, register
+from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 INITS = ("standard", "glorot")
@@ -55,6 +55,20 @@ class MLP(Case):
     @property
     def smooth(self) -> bool:  # type: ignore[override]
         return self.act != "relu"
+
+    def footprint(self) -> int:
+        """Counted from the options (``footprint_of``), with the widths n_0 = D,
+        n_1 … n_(L−1) = width, n_L = C: the arrays are the weights and biases
+        (Σ_l n_(l−1)·n_l + n_l) and the inputs X (N × D) and Y (N × C, or y: N); the
+        tensors compared, a gradient per parameter and the taps h[l] (N × n_l, l < L);
+        the graph, 3 values of N × n_l per layer (h W, + b, φ; at the output z, its
+        difference from the targets and its square)."""
+        n = [self.D] + [self.width] * (self.depth - 1) + [self.C]
+        params = sum(a * b + b for a, b in zip(n, n[1:], strict=False))
+        inputs = self.N * self.D + (self.N * self.C if self.objective == "mse" else self.N)
+        taps = sum(self.N * w for w in n[:-1])
+        return footprint_of(params + inputs, params + taps, 3 * self.N * sum(n[1:]),
+                            3 * self.depth)  # fmt: skip
 
     def setup(self, rng):
         widths = [self.D] + [self.width] * (self.depth - 1) + [self.C]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Allowed, Case, CaseError, at_least, one_of, register
+from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 
 def recurrent_matrix(rng: np.random.Generator, rows: int, cols: int, sigma: float, spectrum: str):
@@ -43,6 +43,23 @@ class Unroll(Case):
         "bias_scale": Allowed(), "objective": one_of("last", "sum"),
     }  # fmt: skip
     gates = 1  # how many H-wide blocks the recurrent matrix has (LSTM 4, GRU 3)
+    tapped = 1  # B×H values tapped at each step, and states started from zeros (LSTM: h, c)
+    saved = 5  # B×H values each step computes that its backward reads (see ``footprint``)
+
+    def footprint(self) -> int:
+        """Counted from the options (``footprint_of``): the arrays are W_x (D × GH), W_h
+        (H × GH), b (GH), W_y (H × O), the inputs X and Y (T × B × (D + O)) and the zero
+        states (``tapped`` × B × H); the tensors compared, a gradient per parameter and
+        ``tapped`` taps of T × B × H; the graph, ``saved`` B × H values per step (the
+        class's docstring lists them), and with the loss summed over steps its readout
+        (h W_y, its difference from y and its square: 3 × B × O) at each step."""
+        T, B, H, D, O, G = self.T, self.B, self.H, self.D, self.O, self.gates  # noqa: E741
+        params = D * G * H + H * G * H + G * H + H * O
+        inputs = T * B * (D + O) + self.tapped * B * H
+        readout = 3 * B * O if self.objective == "sum" else 0
+        return footprint_of(params + inputs, params + self.tapped * T * B * H,
+                            T * (self.saved * B * H + readout),
+                            T * (self.saved + (3 if readout else 0)))  # fmt: skip
 
     def setup(self, rng):
         H, G = self.H, self.gates
@@ -91,6 +108,7 @@ class Elman(Unroll):
     σ_max(W_h) = sigma exactly. Taps: h (dL/dh_t, every step).
     Pascanu, Mikolov & Bengio (2013): ‖dL/dh_t‖ ≤ (σ_max·γ)^(T−t) ‖dL/dh_T‖ for the "last"
     objective, with γ = max φ' = 1 (tanh), 1/4 (sigmoid).
+    Memory: each step keeps 5 values of B × H (x_t W_x, h W_h, their sum, + b, φ).
     """
 
     name, family = "elman", "elman"
@@ -150,10 +168,12 @@ class LSTM(Unroll):
     i, f, o = σ(·),  g = tanh(·);   c_t = f ⊙ c_{t−1} + i ⊙ g;   h_t = o ⊙ tanh(c_t);
     h_0 = c_0 = 0. Objectives as for the Elman RNN. The forget-gate bias starts at +1.
     σ_max(W_h) = sigma exactly. Taps: h (dL/dh_t) and c (dL/dc_t), every step.
+    Memory: each step keeps 25 values of B × H: x_t W_x, h W_h, their sum and + b (4 × 4),
+    the four gates' σ and tanh, f ⊙ c, i ⊙ g, c, tanh(c) and h.
     """
 
     name, family = "lstm", "lstm"
-    gates = 4
+    gates, tapped, saved = 4, 2, 25
 
     def bias(self, rng):
         b = super().bias(rng)
@@ -189,10 +209,13 @@ class GRU(Unroll):
     n = tanh(x_t W_x[:, 2H:] + (r ⊙ h_{t−1}) W_h[:, 2H:] + b[2H:]);
     h_t = (1 − z) ⊙ n + z ⊙ h_{t−1};   h_0 = 0.
     Objectives as for the Elman RNN. σ_max(W_h) = sigma exactly (W_h: H×3H). Taps: h.
+    Memory: each step keeps 20 values of B × H: for [z, r] the two products, their sum,
+    + b and σ (5 × 2); for n, r ⊙ h, its two products, their sum, + b and tanh (6); and
+    1 − z, (1 − z) ⊙ n, z ⊙ h and h (4).
     """
 
     name, family = "gru", "gru"
-    gates = 3
+    gates, saved = 3, 20
 
     def setup(self, rng):
         params, inputs = super().setup(rng)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases.base import Case, at_least, register
+from harness.cases.base import Case, at_least, footprint_of, register
 
 
 @register
@@ -18,6 +18,10 @@ class AffineSquare(Case):
     name, family = "card_affine_square", "staged"
     options = {"n": 5}
     allowed = {"n": at_least(1)}
+
+    def footprint(self) -> int:
+        """Arrays x (n); tensors dL/dx and dL/du (2n); graph 3x, + 1, u² (3n)."""
+        return footprint_of(self.n, 2 * self.n, 3 * self.n, 3)
 
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n)}, {}
@@ -38,6 +42,12 @@ class SigmoidUnit(Case):
     name, family = "card_sigmoid_unit", "staged"
     options = {"N": 8, "D": 3}
     allowed = {"N": at_least(1), "D": at_least(1)}
+
+    def footprint(self) -> int:
+        """Arrays w, b, X, t (D + 1 + N·D + N); tensors the gradients and the taps a and z
+        (D + 1 + 2N); graph X w, + b, σ, z − t and its square (5N)."""
+        N, D = self.N, self.D
+        return footprint_of(D + 1 + N * D + N, D + 1 + 2 * N, 5 * N, 5)
 
     def setup(self, rng):
         params = {"w": rng.standard_normal(self.D), "b": rng.standard_normal(())}
@@ -66,6 +76,13 @@ class DeepChain(Case):
     name, family = "deep_chain", "staged"
     options = {"K": 24, "n": 6}
     allowed = {"K": at_least(1), "n": at_least(1)}
+
+    def footprint(self) -> int:
+        """Arrays x, a, c (n + 2K); tensors their gradients and the taps s[0] … s[K]
+        (n + 2K + (K + 1)·n); graph 4 values of n per stage (the widest: s + c, σ, a ⊙ σ
+        and the sum) and s ⊙ s (4K·n + n)."""
+        K, n = self.K, self.n
+        return footprint_of(n + 2 * K, n + 2 * K + (K + 1) * n, 4 * K * n + n, 4 * K + 1)
 
     def setup(self, rng):
         params = {
@@ -104,6 +121,11 @@ class FanOutFanIn(Case):
     options = {"n": 7}
     allowed = {"n": at_least(1)}
 
+    def footprint(self) -> int:
+        """Arrays x, y (2n); tensors their gradients and the taps p1, p2, p3, q (6n);
+        graph p1, p2, p3, p1 ⊙ p2, + p3, q, x/4, exp and q ⊙ exp (9n)."""
+        return footprint_of(2 * self.n, 6 * self.n, 9 * self.n, 9)
+
     def setup(self, rng):
         return {"x": rng.standard_normal(self.n), "y": rng.standard_normal(self.n)}, {}
 
@@ -127,6 +149,12 @@ class BiasBroadcast(Case):
     name, family = "bias_broadcast", "staged"
     options = {"N": 6, "D": 4, "H": 3}
     allowed = {"N": at_least(1), "D": at_least(1), "H": at_least(1)}
+
+    def footprint(self) -> int:
+        """Arrays W, b, s, X (D·H + H + N + N·D); tensors the gradients and the tap a
+        (D·H + H + N + N·H); graph X W, + b, tanh, ⊙ s and y ⊙ y (5 N·H)."""
+        N, D, H = self.N, self.D, self.H
+        return footprint_of(D * H + H + N + N * D, D * H + H + N + N * H, 5 * N * H, 5)
 
     def setup(self, rng):
         params = {
@@ -153,6 +181,13 @@ class SoftmaxXent(Case):
     name, family = "softmax_xent", "staged"
     options = {"N": 8, "D": 5, "C": 4}
     allowed = {"N": at_least(1), "D": at_least(1), "C": at_least(1)}
+
+    def footprint(self) -> int:
+        """Arrays W, b, X, y (D·C + C + N·D + N); tensors the gradients and the tap Z
+        (D·C + C + N·C); graph X W, + b, and the softmax's shifted logits, their exp and
+        the probabilities (5 N·C)."""
+        N, D, C = self.N, self.D, self.C
+        return footprint_of(D * C + C + N * D + N, D * C + C + N * C, 5 * N * C, 5)
 
     def setup(self, rng):
         params = {"W": rng.standard_normal((self.D, self.C)), "b": rng.standard_normal(self.C)}
@@ -182,6 +217,14 @@ class EveryPrimitive(Case):
     options = {"N": 4, "D": 3, "H": 5}
     allowed = {"N": at_least(1), "D": at_least(1), "H": at_least(1)}
     smooth = False  # relu
+
+    def footprint(self) -> int:
+        """Arrays W, b, c, X, y (D·H + 2H + N·D + N); tensors the gradients and the taps
+        A, B (N·H each) and F (2 N·H); graph 26 values of N·H: A's 2, B's 4, E's 5 (B²,
+        −B², exp, 1 + B², the quotient), F's 6 (tanh, 1 + E, log, the concatenation of 2),
+        G and S (3), and the cross-entropy's 3 over G (6)."""
+        N, D, H = self.N, self.D, self.H
+        return footprint_of(D * H + 2 * H + N * D + N, D * H + 2 * H + 4 * N * H, 26 * N * H, 26)
 
     def setup(self, rng):
         params = {

@@ -16,8 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.bench.threads import PINNED, pin_cpus, thread_environment
-from harness.cli.run import DEFAULT_CASE_TIMEOUT, add_limits, limits
+from harness.bench.threads import PINNED, cpus, pin_cpus, thread_environment
+from harness.cli.run import (
+    DEFAULT_CASE_TIMEOUT,
+    JOBS_HELP,
+    MAX_TIMEOUT,
+    add_limits,
+    jobs_count,
+    limits,
+    memory_budget,
+    whole,
+)
 from harness.selection import UsageError
 
 FULL_OUT = "reports"
@@ -33,8 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "plan, reports/quick/ for --quick)")  # fmt: skip
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cuda: torch and jax on the GPU (the numpy backends stay on the CPU)")  # fmt: skip
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="threads for every backend: BLAS, torch, XLA (default 1)")  # fmt: skip
+    p.add_argument("--threads", default=1, metavar="N",
+                   type=whole("--threads", 1, cpus(), why=" (the CPUs this process may run "
+                              "on: more threads than CPUs time their contention)"),
+                   help="threads for every backend: BLAS, torch, XLA (default 1, at most the "
+                   f"{cpus()} CPUs this process may run on)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--peers", action="store_true",
                    help="instead: the bug zoo through gradparity validate, torch's gradcheck "
@@ -43,8 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: a 60-point Elman sweep (sigma × T × 3 seeds) one by one, on "
                    "--jobs local processes and on a Dask LocalCluster; writes sweep_bench.csv "
                    "and sweep_bench.md")  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="with --sweep: processes and Dask workers (default 2)")  # fmt: skip
+    p.add_argument("--jobs", type=jobs_count, default=2, metavar="N",
+                   help=f"with --sweep: processes and Dask workers (default 2, {JOBS_HELP})")  # fmt: skip
     p.add_argument("--peer-limit", type=float, default=600.0, metavar="SECONDS",
                    help="with --peers: how long each checker may run on the ~1M-parameter "
                    "MLP before it is stopped (default 600; 0 skips that measurement)")  # fmt: skip
@@ -121,16 +133,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        or args.device != "cpu"):  # fmt: skip
         raise UsageError("--sweep runs its own grid on the CPU: it takes no --peers, --quick, "
                          "--case, --set or --device (only --out, --jobs, --threads, --quiet)")  # fmt: skip
-    if args.jobs < 1:
-        raise UsageError(f"--jobs takes a number of processes, 1 or more, not {args.jobs}")
     if args.jobs != 2 and not args.sweep:
         raise UsageError("--jobs belongs to --sweep (the bench times one process at a time)")
     if args.peer_limit != 600.0 and not args.peers:
         raise UsageError("--peer-limit belongs to --peers")
-    if not args.peer_limit >= 0:
-        raise UsageError(f"--peer-limit takes seconds ≥ 0, not {args.peer_limit}")
-    if args.threads < 1:
-        raise UsageError(f"--threads takes a positive count, not {args.threads}")
+    if not 0 <= args.peer_limit <= MAX_TIMEOUT:  # false for nan too
+        raise UsageError(f"--peer-limit takes seconds from 0 to {MAX_TIMEOUT:.0f} (a week; 0 "
+                         f"skips it), not {args.peer_limit:g}")  # fmt: skip
     if args.device == "cuda" and (problem := cuda_problem()):
         raise UsageError(problem)
     if args.set and not args.case:
@@ -139,13 +148,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.selection import build_cases, parse_sets
 
     args.out = check_out(args)
-    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else []
+    cases = (
+        build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
+        if args.case
+        else []
+    )
     if os.environ.get(PINNED) != str(args.threads):
         release(args.out)  # the run below claims it: it writes there, this process does not
         argv = ["--out", args.out, "--device", args.device, "--threads", str(args.threads)]
         argv += [a for c in args.case or [] for a in ("--case", c)]
         argv += [a for kv in args.set or [] for a in ("--set", kv)]
-        argv += ["--timeout", repr(args.timeout), "--memory", str(args.memory)]
+        argv += ["--timeout", repr(args.timeout)]
+        argv += ["--memory", str(args.memory)] if args.memory_given else []
+        argv += ["--no-memory-check"] if args.no_memory_check else []
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

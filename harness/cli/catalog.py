@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from harness.cases import CATALOG, CaseError, select
-from harness.cli.run import DEFAULT_CASE_TIMEOUT, add_limits, limits
-from harness.selection import build_cases, is_target, parse_sets
+from harness.cli.run import DEFAULT_CASE_TIMEOUT, add_limits, limits, memory_budget
+from harness.selection import amount, build_cases, is_target, parse_sets
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         raise CaseError(
             f"no case {args.case!r}; cases: {', '.join(CATALOG)} (or path/to/file.py:NAME)"
         )
-    case = build_cases([args.case], parse_sets(args.set), limits(args))[0]
+    case = build_cases([args.case], parse_sets(args.set), limits(args), memory_budget(args))[0]
     print(f"{case.label}  (family: {case.family})\n")
     print(case.doc() + "\n")
     print("options:")
@@ -69,6 +69,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  {key}={value!r}{default}: {case.takes(key)}")
     if not case.cfg:
         print("  none")
+    need = case.footprint()
+    if need is not None:
+        print(f"memory:     about {amount(need)} for the check of gradparity run (an estimate)")
     try:
         params, inputs = case.build(0)
     except Exception as e:  # noqa: BLE001 - said in one line, with exit 1

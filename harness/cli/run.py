@@ -6,11 +6,53 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from harness.backends import DEFAULT_BACKENDS, REGISTRY
+from harness.noise import MAX_RUNS
+from harness.selection import (
+    MAX_JOBS,
+    MAX_POINTS,
+    POINTS_CEILING,
+    SEED_LIMIT,
+    machine_memory,
+)
+from harness.sweep import SCHEDULER_TIMEOUT
 
 DEFAULT_CASE_TIMEOUT = 600.0  # harness.sandbox.case.DEFAULT_TIMEOUT, without importing it here
+
+
+def whole(option: str, low: int, high: int, what: str = "a whole number",
+          why: str = "") -> Callable[[str], int]:  # fmt: skip
+    """An argparse type: a whole number from ``low`` to ``high``; anything else is one
+    sentence naming ``option``, the range (and ``why`` it ends there) and the text given."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{option} takes {what} from {low:,} to {high:,}{why}, not {text!r}"
+            )
+        return value
+
+    return parse
+
+
+jobs_count = whole("--jobs", 1, MAX_JOBS, "a whole number of processes",
+                   " (each loads numpy, torch and jax: about 256 MiB)")  # fmt: skip
+JOBS_HELP = f"at most {MAX_JOBS}"
+seed_value = whole("--seed", 0, SEED_LIMIT - 1)
+SEED_HELP = f"a whole number from 0 to {SEED_LIMIT - 1:,} (default 0)"
+
+
+def add_backend_options(p: argparse.ArgumentParser, option: str, help_text: str, **kw) -> None:
+    """An option that names a backend: one of REGISTRY, checked when it is parsed."""
+    p.add_argument(option, choices=list(REGISTRY), metavar="NAME",
+                   help=f"{help_text}; known: {', '.join(REGISTRY)}", **kw)  # fmt: skip
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
@@ -19,15 +61,16 @@ def add_selection(p: argparse.ArgumentParser) -> None:
                    help="an exact case name (it wins: --case elman is that one case), else a "
                    "glob ('elman*'), a family (lstm) or a substring; repeatable (default: the "
                    "catalog)")  # fmt: skip
-    p.add_argument("--backend", action="append", metavar="NAME",
-                   help=f"repeatable; default: {' '.join(DEFAULT_BACKENDS)}; known: {' '.join(REGISTRY)}")  # fmt: skip
+    add_backend_options(p, "--backend", f"repeatable; default: {' '.join(DEFAULT_BACKENDS)}",
+                        action="append")  # fmt: skip
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--baseline", default="torch", help="backend the others are compared against")
+    p.add_argument("--seed", type=seed_value, default=0, help=SEED_HELP)
+    add_backend_options(p, "--baseline", "the backend the others are compared against "
+                        "(default torch)", default="torch")  # fmt: skip
     add_set(p)
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="spread the cases over N processes (default 1); in a sweep, the "
-                   "points over N workers")  # fmt: skip
+    p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
+                   help=f"spread the cases over N processes (default 1, {JOBS_HELP}); in a "
+                   "sweep, the points over N workers")  # fmt: skip
     add_noise(p)
     add_modes(p)
     add_sweep(p)
@@ -53,14 +96,6 @@ def seconds(text: str) -> float:
     return value
 
 
-def machine_memory() -> int:
-    """This machine's physical memory, in bytes (0 where the system does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 0
-
-
 def size(text: str) -> int:
     """--memory SIZE: '4G', '512M', '65536K', a number of bytes, or 0 (no limit); at least
     256M (a worker's own libraries) and at most this machine's memory."""
@@ -83,12 +118,40 @@ def size(text: str) -> int:
     return int(value)
 
 
+class _Given(argparse.Action):
+    """Store the value, and that the user gave it (``memory_given``): a default is not a
+    choice the user made."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def add_limits(p: argparse.ArgumentParser, timeout: float, what: str) -> None:
-    """--timeout and --memory: what a worker running user code may take."""
+    """--timeout and --memory: what a worker running user code may take; and
+    --no-memory-check: a catalog case is refused when its estimated memory exceeds this
+    machine's (or --memory, when given)."""
     p.add_argument("--timeout", type=seconds, default=timeout, metavar="S",
                    help=f"seconds {what} may take in its worker process (default {timeout:g})")  # fmt: skip
-    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE",
-                   help="data-segment limit of that worker process (default 4G; 0: none)")  # fmt: skip
+    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE", action=_Given,
+                   help="data-segment limit of that worker process (default 4G; 0: none); "
+                   "when given, also the most a catalog case's estimated memory may be "
+                   "(default: this machine's memory)")  # fmt: skip
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="run a case even where its estimated memory exceeds this machine's "
+                   "(or --memory)")  # fmt: skip
+    p.set_defaults(memory_given=False)
+
+
+def memory_budget(args: argparse.Namespace) -> tuple[int, str] | None:
+    """What a case's estimated memory may be (bytes, and what they are in words), or None
+    with --no-memory-check, or where neither --memory nor the system says."""
+    if args.no_memory_check:
+        return None
+    if args.memory_given and args.memory:
+        return args.memory, "--memory"
+    total = machine_memory()
+    return (total, "this machine's memory") if total else None
 
 
 def limits(args: argparse.Namespace) -> Any:
@@ -109,39 +172,51 @@ def add_set(p: argparse.ArgumentParser) -> None:
 
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
-    """--seeds, --executor, --scheduler: a grid of points (``harness.sweep``)."""
+    """--seeds, --executor, --scheduler, --max-points: a grid of points (``harness.sweep``)."""
     p.add_argument("--seeds", metavar="SEEDS",
-                   help="sweep the seed: 0-9, 0,3,7 or 0-2,10 (instead of --seed)")  # fmt: skip
+                   help="sweep the seed: 0-9, 0,3,7 or 0-2,10 (instead of --seed; each from "
+                   f"0 to {SEED_LIMIT - 1:,})")  # fmt: skip
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="where a sweep's points run: local (this process, or --jobs N "
                    "processes) or dask (a LocalCluster of --jobs workers, or --scheduler)")  # fmt: skip
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="with --executor dask: an existing Dask cluster's scheduler")  # fmt: skip
+                   help="with --executor dask: an existing Dask cluster's scheduler (a host "
+                   "name or address and a port from 1 to 65535; it must answer within "
+                   f"{SCHEDULER_TIMEOUT:g} s)")  # fmt: skip
+    p.add_argument("--max-points", type=whole("--max-points", 1, POINTS_CEILING),
+                   default=MAX_POINTS, metavar="N",
+                   help=f"the most points a sweep may have (default {MAX_POINTS:,}, at most "
+                   f"{POINTS_CEILING:,}): a larger grid is refused before it is built")  # fmt: skip
 
 
 def sweep_plan(args: argparse.Namespace) -> tuple | None:
     """(fixed options, swept options, points) when the options make a sweep (a swept
     --set, --seeds or --executor dask), else None — checked before any work."""
     from harness.selection import UsageError
-    from harness.sweep import grid, parse_grid, parse_seeds
+    from harness.sweep import check_scheduler, grid, parse_grid, parse_seeds
 
-    fixed, swept = parse_grid(args.set)
-    seeds = parse_seeds(args.seeds)
+    fixed, swept = parse_grid(args.set, args.max_points)
+    seeds = parse_seeds(args.seeds, args.max_points)
     if seeds is not None and args.seed != 0:  # --seed given beside --seeds
         raise UsageError("give --seed or --seeds, not both")
-    if args.scheduler and args.executor != "dask":
+    if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler names a Dask cluster: it needs --executor dask")
     if not swept and seeds is None and args.executor == "local":
         return None
-    return fixed, swept, grid(swept, seeds if seeds is not None else [args.seed])
+    points = grid(swept, seeds if seeds is not None else [args.seed], args.max_points)
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    return fixed, swept, points
 
 
-def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None) -> None:
-    """Every point's cases built here first, so that a bad value is exit 2 before work."""
+def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None,
+                 memory: tuple[int, str] | None = None) -> None:  # fmt: skip
+    """Every point's cases built here first, so that a bad value, or a point too big for
+    ``memory``, is exit 2 before work."""
     from harness.selection import build_cases
 
     for p in points if swept else points[:1]:
-        build_cases(patterns, {**fixed, **dict(p.options)}, bounds)
+        build_cases(patterns, {**fixed, **dict(p.options)}, bounds, memory)
 
 
 def mode_list(text: str) -> str:
@@ -162,23 +237,14 @@ def add_modes(p: argparse.ArgumentParser) -> None:
                    "repeatable or comma-separated (--mode rev,fwd,hvp)")  # fmt: skip
 
 
-def noise_runs(text: str) -> int:
-    """--noise K: a whole number of runs, at least 0."""
-    try:
-        runs = int(text)
-    except ValueError:
-        runs = -1
-    if runs < 0:
-        raise argparse.ArgumentTypeError(
-            f"--noise takes a whole number of perturbed runs, at least 0, not {text!r}"
-        )
-    return runs
+noise_runs = whole("--noise", 0, MAX_RUNS, "a whole number of perturbed runs")
 
 
 def add_noise(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=noise_runs, default=None, metavar="K",
                    help="measure the noise floor on every autodiff reference with K "
-                   "rounding-perturbed runs (default: on the baseline, K=4; 0: not at all)")  # fmt: skip
+                   "rounding-perturbed runs (default: on the baseline, K=4; 0: not at all; "
+                   f"at most {MAX_RUNS:,}: more move the floor by under 0.2%%)")  # fmt: skip
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -200,18 +266,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.escaping import write_csv
     from harness.output import write_file
     from harness.runner import compare_backends
-    from harness.selection import build_cases, check_comparable, check_jobs, output_file, parse_sets
+    from harness.selection import build_cases, check_comparable, output_file, parse_sets
 
-    jobs = check_jobs(args.jobs)
     check_comparable(args.backend, args.baseline)
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "run")
     csv = output_file(args.csv, "--csv") if args.csv is not None else None  # before a case's code
-    cases = build_cases(args.case, parse_sets(args.set), limits(args))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
     backends = args.backend or DEFAULT_BACKENDS
     comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                  jobs=jobs, noise=args.noise, modes=args.mode)  # fmt: skip
+                                  jobs=args.jobs, noise=args.noise, modes=args.mode)  # fmt: skip
     print(console.format_agreement(comparison.agreement))
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)
@@ -230,21 +295,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.progress import Progress
     from harness.report import write_report  # matplotlib loads only here
     from harness.runner import compare_backends
-    from harness.selection import (
-        build_cases,
-        check_comparable,
-        check_jobs,
-        output_folder,
-        parse_sets,
-    )
+    from harness.selection import build_cases, check_comparable, output_folder, parse_sets
 
-    check_jobs(args.jobs)
     check_comparable(args.backend, args.baseline)
     plan = sweep_plan(args)
     if plan is not None:
         return run_sweep(args, plan, "report")
     out = output_folder("reports" if args.out is None else args.out)  # before a case's code
-    cases = build_cases(args.case, parse_sets(args.set), limits(args))
+    cases = build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
     backends = args.backend or DEFAULT_BACKENDS
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
@@ -281,7 +339,7 @@ def run_sweep(
         out = output_folder(out)
     csv = getattr(args, "csv", None)
     csv = output_file(csv, "--csv") if csv is not None else None
-    check_points(args.case, fixed, swept, points, limits(args))
+    check_points(args.case, fixed, swept, points, limits(args), memory_budget(args))
     keys = list(swept)
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,

@@ -7,14 +7,20 @@ import argparse
 import sys
 
 from harness.cli.run import (
+    JOBS_HELP,
+    SEED_HELP,
+    add_backend_options,
     add_limits,
     add_modes,
     add_noise,
     add_set,
     add_sweep,
+    jobs_count,
     limits,
+    memory_budget,
     run_sweep,
     seconds,
+    seed_value,
     sweep_plan,
 )
 
@@ -40,19 +46,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "an engine defaults to the catalog)")  # fmt: skip
     add_set(p)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference", action="append", metavar="NAME",
-                   help="a reference backend, repeatable (default: those of gradparity run)")  # fmt: skip
-    p.add_argument(
-        "--baseline", help="the reference the plug-in is compared with (default: reference)"
-    )
+    p.add_argument("--seed", type=seed_value, default=0, help=SEED_HELP)
+    add_backend_options(p, "--reference", "a reference backend, repeatable (default: those of "
+                        "gradparity run)", action="append")  # fmt: skip
+    add_backend_options(p, "--baseline", "the reference the plug-in is compared with (default: "
+                        "reference)")  # fmt: skip
     add_limits(p, 60.0, "one case (in the plug-in; for a case of your own, also in the references)")
     p.add_argument("--no-isolation", action="store_true",
                    help="run the plug-in in this process (no time or memory limit)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write the tables, diagnostics and report here")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help="share the cases among N processes, each with a worker of its own "
-                   "(default 1; the same tables)")  # fmt: skip
+                   f"(default 1, {JOBS_HELP}; the same tables)")  # fmt: skip
     add_noise(p)
     add_modes(p)
     add_sweep(p)
@@ -64,8 +69,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     p.add_argument("--only", action="append", metavar="NAME", help="zoo entries (substring)")
-    p.add_argument("--reference", action="append", metavar="NAME",
-                   help="reference backends (default: reference torch)")  # fmt: skip
+    add_backend_options(p, "--reference", "reference backends (default: reference torch)",
+                        action="append")  # fmt: skip
     p.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
                    help="seconds one case may take in an implementation (default 60)")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the detection table")
@@ -78,14 +83,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         UsageError,
         build_cases,
         check_comparable,
-        check_jobs,
         output_folder,
         parse_sets,
     )
     from harness.target import BadTarget
     from harness.validation.validator import NeedCases, validate
 
-    check_jobs(args.jobs)
     check_comparable(args.reference, args.baseline, references=True)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
@@ -105,7 +108,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return run_sweep(args, plan, "validate", opts)
     # resolved before the plug-in or a case's code runs: either may change directory
     out = output_folder(args.out) if args.out is not None else None
-    cases = build_cases(args.case, parse_sets(args.set), limits(args)) if args.case else None
+    cases = (
+        build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
+        if args.case
+        else None
+    )
     from harness.progress import Progress
 
     try:

@@ -1,0 +1,26 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def refuse_work(monkeypatch) -> None:
+    """Make any comparison, validation, sweep or bench fail loudly: a command under test
+    must stop before it starts one."""
+    import harness.bench.run
+    import harness.drift  # binds compare_backends when imported: before the stub, not after
+    import harness.runner
+    import harness.sweep
+    import harness.validation.validator
+
+    def no(*args, **kwargs):
+        raise AssertionError("the work started before the input was checked")
+
+    for module in (harness.runner, harness.drift):
+        monkeypatch.setattr(module, "compare_backends", no)
+    monkeypatch.setattr(harness.validation.validator, "validate", no)
+    monkeypatch.setattr(harness.sweep, "sweep", no)
+    monkeypatch.setattr(harness.bench.run, "run_bench", no)
+    monkeypatch.setattr("subprocess.call", no)  # bench runs itself again in a fresh process
