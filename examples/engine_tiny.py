@@ -3,7 +3,7 @@
     gradparity validate examples/engine_tiny.py:TinyEngine --as engine
     gradparity validate examples/engine_tiny.py:TinyEngine --as engine --case lstm --dtype float32
 
-The engine is ``harness/validation/zoo/tiny_engine.py`` (about 200 lines, micrograd-style: each
+The engine is ``harness/zoo/tiny_engine.py`` (about 200 lines, micrograd-style: each
 operation builds its output and, beside it, the closure that sends the gradient back),
 shipped in the package because the bug zoo breaks it one rule at a time. Read it as the
 template for your own. What the harness asks of an engine (``harness/validation/engine.py``):
@@ -16,6 +16,6 @@ softmax_cross_entropy, on T, which supports + - * / ** @, unary -,
 indexing and len(). ``tap`` and ``scan`` are the harness's: the engine never sees them.
 """
 
-from harness.validation.zoo.tiny_engine import Tensor, TinyEngine
+from harness.zoo.tiny_engine import Tensor, TinyEngine
 
 __all__ = ["Tensor", "TinyEngine"]

@@ -12,7 +12,7 @@ from harness.cli import main
 PLUGINS = """
 import numpy as np
 
-from harness.validation.zoo.models import manual
+from harness.zoo.models import manual
 
 
 def scaled(p, x, case):  # every gradient × (1 + 1e-6), as a silent rescaling would

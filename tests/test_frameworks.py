@@ -37,15 +37,13 @@ def test_the_form_is_guessed_from_the_object(capsys):
 def test_a_bias_gradient_torch_would_have_summed_is_a_wrong_shape():
     """Through torch's autograd the (4, 5) gradient of a (5,) bias is summed back for you;
     called directly, it is what it is."""
-    v = validate("harness.validation.zoo.frameworks:TorchTanhBiasNotSummed", form="torch-function")
+    v = validate("harness.zoo.frameworks:TorchTanhBiasNotSummed", form="torch-function")
     faults = v.fault_table.set_index("tensor")
     assert faults.loc["b", "fault"] == "wrong shape" and "(4, 5)" in faults.loc["b", "message"]
 
 
 def test_a_missing_gradient_for_an_input_that_needs_one_is_named():
-    v = validate(
-        "harness.validation.zoo.frameworks:TorchTanhNoWeightGradient", form="torch-function"
-    )
+    v = validate("harness.zoo.frameworks:TorchTanhNoWeightGradient", form="torch-function")
     faults = v.fault_table.set_index("tensor")
     assert faults.loc["W", "fault"] == "wrong type" and "None" in faults.loc["W", "message"]
 

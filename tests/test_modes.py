@@ -364,7 +364,7 @@ def test_a_plugin_whose_modes_disagree_with_each_other_is_flagged_by_the_identit
 
 
 def test_the_forward_localisation_walks_on_from_the_first_step():
-    v = validate("harness.validation.zoo.second:elman_jvp_missing_fan_out",
+    v = validate("harness.zoo.second:elman_jvp_missing_fan_out",
                  cases=[small("elman")], references=["reference", "torch"], modes=["fwd"],
                  isolate=False)  # fmt: skip
     text = v.text()

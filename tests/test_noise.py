@@ -19,8 +19,8 @@ from harness.noise import perturbed, spread
 from harness.runner import compare_backends, noise_plan
 from harness.selection import build_cases, parse_sets
 from harness.tolerances import TOLERANCES
-from harness.validation.zoo.tiny_engine import TinyEngine
 from harness.xp import Unsupported
+from harness.zoo.tiny_engine import TinyEngine
 
 F64 = TOLERANCES[("autodiff", "float64")]
 CHAOS = ["T=1000", "H=64"]  # elman_exploding, σ = 1.3: the forward is chaotic by T = 1000

@@ -1,4 +1,4 @@
-"""The peers' adapter (``harness.validation.peers``): one Pair per implementation, wrapped for
+"""The peers' adapter (``harness.bench.peers``): one Pair per implementation, wrapped for
 torch's gradcheck and jax's check_grads — each peer's verdict on one correct and one
 broken implementation per form is what it should be."""
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from harness.bench.peers import check_grads, gradcheck, pair_of
 from harness.cases import CATALOG
-from harness.validation.peers import check_grads, gradcheck, pair_of
 
-STAGES = "harness.validation.zoo.stages"
-MODELS = "harness.validation.zoo.models"
+STAGES = "harness.zoo.stages"
+MODELS = "harness.zoo.models"
 MLP = dict(depth=3, width=5, D=4, C=3, N=6)
 PEERS = [lambda p: gradcheck(p), lambda p: gradcheck(p, fast_mode=True), check_grads]
 
@@ -67,7 +67,7 @@ def test_gradcheck_in_float32_cries_wolf_on_a_correct_stage_at_its_default_toler
 
 
 def test_the_side_by_side_table_counts_what_each_checker_caught(tmp_path):
-    from harness.validation.peers import peers_table, summary, write
+    from harness.bench.peers import peers_table, summary, write
 
     table = peers_table(dtypes=("float64",), only=["sigmoid", "bias not summed", "tiny engine"])
     assert set(table["checker"]) == {"gradparity validate", "gradcheck",
@@ -93,7 +93,7 @@ def test_peers_takes_no_case_or_quick_plan(capsys):
     assert "--peers runs the bug zoo on the CPU" in capsys.readouterr().err
 
 
-FRAMEWORKS = "harness.validation.zoo.frameworks"
+FRAMEWORKS = "harness.zoo.frameworks"
 
 
 @pytest.mark.parametrize("correct, broken, form", [
@@ -117,22 +117,22 @@ def test_a_gradient_left_out_is_zero_to_both_peers_as_their_frameworks_take_it()
 
 def test_an_engine_is_checked_through_its_own_forward_and_backward():
     cases = [CATALOG["fan_out_fan_in"]()]
-    good = pair_of("harness.validation.zoo.tiny_engine:TinyEngine", "engine", cases, "float64")
-    bad = pair_of("harness.validation.zoo.engines:OverwriteNotAdd", "engine", cases, "float64")
+    good = pair_of("harness.zoo.tiny_engine:TinyEngine", "engine", cases, "float64")
+    bad = pair_of("harness.zoo.engines:OverwriteNotAdd", "engine", cases, "float64")
     for peer in PEERS:
         assert peer(good).verdict == "pass"
         assert peer(bad).verdict == "fail"
 
 
 def test_one_verdict_over_many_cases_is_the_worst_of_them():
-    from harness.validation.peers import Verdict, worst
+    from harness.bench.peers import Verdict, worst
 
     got = worst([Verdict("gradcheck", "pass", "", 1.0), Verdict("gradcheck", "fail", "off", 2.0)])
     assert (got.verdict, got.message, got.seconds) == ("fail", "off", 3.0)
 
 
 def test_what_each_message_names_is_read_from_the_messages():
-    from harness.validation.peers import peers_table, render
+    from harness.bench.peers import peers_table, render
 
     table = peers_table(dtypes=("float64",), only=["MLP: bias mean", "Elman: BPTT truncated"])
     md = render(table, {"machine": "test"}, "gradparity bench --peers")
@@ -145,7 +145,7 @@ def test_what_each_message_names_is_read_from_the_messages():
     assert "| no | a count of mismatched elements | no" in rows["check_grads"]
 
 
-SECOND = "harness.validation.zoo.second"
+SECOND = "harness.zoo.second"
 
 
 @pytest.mark.parametrize("correct, broken, mode, case", [
@@ -172,7 +172,7 @@ def test_a_jvp_is_checked_as_a_jvp_not_by_a_backward_it_does_not_have():
 
 @pytest.mark.slow
 def test_a_checker_past_its_limit_is_stopped_and_said_so_with_how_far_it_got(tmp_path):
-    from harness.validation.peers import CHECKERS, big_model, peers_table, render
+    from harness.bench.peers import CHECKERS, big_model, peers_table, render
 
     options = dict(depth=4, width=64, D=64, C=10, N=64)  # 13k parameters: 26k forwards
     big = big_model(options, limit_s=6.0).set_index("checker")

@@ -123,7 +123,7 @@ def plugins(tmp_path_factory):
 def test_the_tiny_engine_agrees_on_the_whole_catalog(worker):
     cases = [small(cls) for cls in CATALOG.values() if not cls.slow]
     for dtype in ("float64", "float32"):
-        v = validate("harness.validation.zoo.tiny_engine:TinyEngine", form="engine", cases=cases, dtype=dtype,
+        v = validate("harness.zoo.tiny_engine:TinyEngine", form="engine", cases=cases, dtype=dtype,
                      references=["reference"], channel=worker)  # fmt: skip
         assert v.ok, v.text()
         assert set(v.mine["case"]) == {c.label for c in cases}
@@ -160,7 +160,7 @@ def test_a_custom_stage_is_checked_against_its_own_forward(plugins, worker):
     v = validate(f"{plugins / 'mine.py'}:Cube", channel=worker)
     assert v.ok, v.text()
     assert v.comparison.baseline == "plugin:Cube(fd)" and set(v.mine["tensor"]) >= {"u", "v"}
-    v = validate("harness.validation.zoo.stages:SwishMissingProductRule", channel=worker)
+    v = validate("harness.zoo.stages:SwishMissingProductRule", channel=worker)
     assert [f.fault for f in v.faults] == ["disagrees with own forward"]
     assert "worst at" in v.faults[0].message
 

@@ -73,7 +73,7 @@ def test_the_implementation_can_be_named_on_the_command_line(pytester):
     pytester.makepyfile(test_mine=TESTS)
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "-k", "command_line",
-        "--gradparity-impl", "harness.validation.zoo.models:bias_mean", "--gradparity-as", "model",
+        "--gradparity-impl", "harness.zoo.models:bias_mean", "--gradparity-as", "model",
     )  # fmt: skip
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*plugin:bias_mean: param 'b1': 16/16 elements disagree*"])

@@ -203,13 +203,13 @@ def test_an_unreachable_scheduler_is_exit_2(capsys):
 
 
 def test_validate_sweeps_a_plug_in_and_names_each_point_it_fails(tmp_path, capsys):
-    good = main(["validate", "harness.validation.zoo.models:mlp", "--case", "mlp",
+    good = main(["validate", "harness.zoo.models:mlp", "--case", "mlp",
                  "--set", "width=3,4", "--noise", "0", "--out", str(tmp_path)])  # fmt: skip
     assert good == 0
     table = pd.read_csv(tmp_path / "agreement.csv")
     assert set(table["width"]) == {3, 4} and "tensor" in table.columns
     capsys.readouterr()
-    bad = main(["validate", "harness.validation.zoo.models:bias_mean", "--case", "mlp",
+    bad = main(["validate", "harness.zoo.models:bias_mean", "--case", "mlp",
                 "--set", "width=3,4", "--noise", "0"])  # fmt: skip
     out = capsys.readouterr().out
     assert bad == 1 and "0 agree, 2 fail" in out

@@ -1,4 +1,4 @@
-"""``gradparity validate`` and ``harness.validate``: verdicts, exit codes, diagnostics
+"""``gradparity validate`` and ``harness.validation``: verdicts, exit codes, diagnostics
 (tensor, element, references, localisation) and the report."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_the_examples_agree_exit_0(target, extra, capsys, monkeypatch):
 
 
 def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys):
-    code = main(["validate", "harness.validation.zoo.models:bias_mean", "--case", "mlp", *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
+    code = main(["validate", "harness.zoo.models:bias_mean", "--case", "mlp", *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
                  "--reference", "reference", "--reference", "torch"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
@@ -74,9 +74,9 @@ def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys
 @pytest.mark.parametrize("argv, message", [
     (["validate", "no_colon_here"], "TARGET must be package.module:attr"),
     (["validate", "my module:grads"], "not a module name"),
-    (["validate", "harness.validation.zoo.models:manual", "--as", "model"], "a model plug-in fits one case's parameters"),
-    (["validate", "harness.validation.zoo.models:manual", "--set", "T=3"], "--set needs --case"),
-    (["validate", "harness.validation.zoo.models:manual", "--case", "no_such_case"], "no case matches"),
+    (["validate", "harness.zoo.models:manual", "--as", "model"], "a model plug-in fits one case's parameters"),
+    (["validate", "harness.zoo.models:manual", "--set", "T=3"], "--set needs --case"),
+    (["validate", "harness.zoo.models:manual", "--case", "no_such_case"], "no case matches"),
 ])  # fmt: skip
 def test_bad_usage_exits_2(argv, message, capsys):
     assert main(argv) == 2
@@ -85,7 +85,7 @@ def test_bad_usage_exits_2(argv, message, capsys):
 
 def test_an_unknown_form_is_bad_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["validate", "harness.validation.zoo.models:manual", "--as", "tensor"])
+        main(["validate", "harness.zoo.models:manual", "--as", "tensor"])
     assert exit_info.value.code == 2
 
 
@@ -100,7 +100,7 @@ def test_a_fault_exits_1(tmp_path, capsys):
 
 
 def test_out_writes_the_tables_diagnostics_and_report(tmp_path, capsys):
-    code = main(["validate", "harness.validation.zoo.models:elman_missing_dh_next", "--case", "elman", "--set", "T=5",
+    code = main(["validate", "harness.zoo.models:elman_missing_dh_next", "--case", "elman", "--set", "T=5",
                  "--reference", "reference", "--reference", "torch", "--out", str(tmp_path)])  # fmt: skip
     assert code == 1
     for name in ("agreement.csv", "runs.csv", "faults.csv", "diagnostics.md"):
@@ -115,15 +115,15 @@ def test_out_writes_the_tables_diagnostics_and_report(tmp_path, capsys):
 
 LOCALISED = [
     # (target, form, case, the sentence)
-    ("harness.validation.zoo.models:elman_truncated", "model", CATALOG["elman"](T=9, H=3),
+    ("harness.zoo.models:elman_truncated", "model", CATALOG["elman"](T=9, H=3),
      "dL/dh_t agrees for t ≥ 6 and diverges below (from t = 5 down, 6 of 9 steps): look at the step backward"),
-    ("harness.validation.zoo.models:lstm_missing_cell_path", "model", CATALOG["lstm"](T=6, H=3),
+    ("harness.zoo.models:lstm_missing_cell_path", "model", CATALOG["lstm"](T=6, H=3),
      "dL/dc_t agrees for t ≥ 5 and diverges below"),
-    ("harness.validation.zoo.engines:DivQuotientRule", "engine", CATALOG["deep_chain"](K=8, n=3),
+    ("harness.zoo.engines:DivQuotientRule", "engine", CATALOG["deep_chain"](K=8, n=3),
      "dL/ds[k] agrees for k ≥ 8 and diverges at k = 7: look at the backward of the stage from s[7] to s[8]"),
-    ("harness.validation.zoo.models:xent_missing_mean", "model", CATALOG["mlp_relu_xent"](**MLP),
+    ("harness.zoo.models:xent_missing_mean", "model", CATALOG["mlp_relu_xent"](**MLP),
      "dL/dh[k] diverges already at h[2], the one nearest the loss"),
-    ("harness.validation.zoo.models:elman_off_by_one", "model", CATALOG["elman"](T=5, H=3),
+    ("harness.zoo.models:elman_off_by_one", "model", CATALOG["elman"](T=5, H=3),
      "every reported dL/d(tap) agrees, so the gradient flowing back is right; the parameter gradients W_h are wrong"),
 ]  # fmt: skip
 
@@ -136,7 +136,7 @@ def test_localisation_walks_back_from_the_loss(target, form, case, sentence, wor
 
 
 def test_a_plugin_without_taps_is_told_how_to_localise(worker):
-    v = validate("harness.validation.zoo.models:bias_mean", cases=[CATALOG["mlp"](**MLP)], references=REFS,
+    v = validate("harness.zoo.models:bias_mean", cases=[CATALOG["mlp"](**MLP)], references=REFS,
                  channel=worker)  # fmt: skip
     assert "every reported dL/d(tap) agrees" in v.text()  # it reports taps: no advice
     v = validate(lambda p, x, case: {"W1": p["W1"]}, form="model", cases=[CATALOG["mlp"](**MLP)],
@@ -158,7 +158,7 @@ class Doubled(ReferenceBackend):
 
 def test_references_that_disagree_among_themselves_are_said_to(monkeypatch, worker):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
-    v = validate("harness.validation.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
+    v = validate("harness.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
                  references=["reference", "torch", "doubled"], channel=worker)  # fmt: skip
     assert v.ok and not v.references_agree  # the plug-in agrees with the sound references
     assert (
@@ -167,9 +167,7 @@ def test_references_that_disagree_among_themselves_are_said_to(monkeypatch, work
 
 
 def test_a_kinked_stage_leaves_numeric_out_and_says_why(worker):
-    v = validate(
-        "harness.validation.zoo.stages:Relu", references=["reference", "numeric"], channel=worker
-    )
+    v = validate("harness.zoo.stages:Relu", references=["reference", "numeric"], channel=worker)
     assert v.ok and v.references == ["reference"]
     assert "the numeric reference is left out" in v.text()
 
@@ -194,9 +192,7 @@ def test_api_runs_a_lambda_in_process_and_says_so():
 
 def test_api_needs_cases_for_a_model():
     with pytest.raises(NeedCases, match="gradparity describe"):
-        validate(
-            "harness.validation.zoo.models:manual", form="model", references=REFS, isolate=False
-        )
+        validate("harness.zoo.models:manual", form="model", references=REFS, isolate=False)
 
 
 def test_a_model_plugin_may_declare_its_cases(tmp_path, worker):
@@ -209,7 +205,7 @@ def test_a_model_plugin_may_declare_its_cases(tmp_path, worker):
 
 
 def test_float32_runs_are_judged_with_float32_tolerances(worker):
-    v = validate("harness.validation.zoo.models:manual", cases=[CATALOG["lstm"](T=6)], dtype="float32",
+    v = validate("harness.zoo.models:manual", cases=[CATALOG["lstm"](T=6)], dtype="float32",
                  references=["reference", "torch"], channel=worker)  # fmt: skip
     assert v.ok, v.text()
     assert set(v.mine["rtol"]) == {1e-4}
@@ -217,7 +213,7 @@ def test_float32_runs_are_judged_with_float32_tolerances(worker):
 
 def test_results_are_plain_numpy_in_the_comparison(worker):
     v = validate(
-        "harness.validation.zoo.models:manual",
+        "harness.zoo.models:manual",
         cases=[CATALOG["gru"](T=4)],
         references=REFS,
         channel=worker,
@@ -228,7 +224,7 @@ def test_results_are_plain_numpy_in_the_comparison(worker):
 
 
 def test_no_isolation_runs_a_target_in_this_process(capsys):
-    code = main(["validate", "harness.validation.zoo.models:manual", "--case", "gru", "--set", "T=3",
+    code = main(["validate", "harness.zoo.models:manual", "--case", "gru", "--set", "T=3",
                  "--reference", "reference", "--no-isolation"])  # fmt: skip
     assert code == 0, capsys.readouterr().out
 

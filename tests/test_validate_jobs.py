@@ -36,7 +36,7 @@ def same(one, two) -> None:
 
 @pytest.mark.parametrize("target, broken", [
     ("examples/engine_tiny.py:TinyEngine", False),
-    ("harness.validation.zoo.engines:OverwriteNotAdd", True),  # a value used twice keeps one path's gradient
+    ("harness.zoo.engines:OverwriteNotAdd", True),  # a value used twice keeps one path's gradient
 ])  # fmt: skip
 def test_jobs_2_gives_the_tables_of_jobs_1(target, broken, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -57,7 +57,7 @@ def test_jobs_2_gives_the_tables_of_jobs_1(target, broken, monkeypatch):
 FAULTY = """
 import os, sys, time
 from harness.validation.engine import run_engine
-from harness.validation.zoo.tiny_engine import TinyEngine
+from harness.zoo.tiny_engine import TinyEngine
 
 def grads(params, inputs, case):
     with open(os.environ["GP_JOBS_LOG"], "a") as log:
@@ -95,7 +95,7 @@ def test_a_crash_or_a_hang_in_one_case_leaves_the_other_cases_rows(tmp_path, mon
 
 @pytest.mark.parametrize("target, expected", [
     ("examples/engine_tiny.py:TinyEngine", 0),
-    ("harness.validation.zoo.engines:SigmoidFromInput", 1),  # σ' taken from the input
+    ("harness.zoo.engines:SigmoidFromInput", 1),  # σ' taken from the input
 ])  # fmt: skip
 def test_the_command_exits_as_with_one_job(target, expected, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -121,7 +121,7 @@ def test_jobs_below_1_is_bad_usage(jobs, capsys):
 
 
 def test_where_the_cases_cannot_be_shared_they_run_one_after_another_and_it_says_so():
-    from harness.validation.zoo.tiny_engine import TinyEngine
+    from harness.zoo.tiny_engine import TinyEngine
 
     one = validate(TinyEngine, form="engine", cases=CASES[:2], references=REFS, isolate=False)
     two = validate(TinyEngine, form="engine", cases=CASES[:2], references=REFS, isolate=False,
@@ -129,15 +129,13 @@ def test_where_the_cases_cannot_be_shared_they_run_one_after_another_and_it_says
     pd.testing.assert_frame_equal(one.agreement, two.agreement)
     assert any("jobs=2" in n and "one after another" in n for n in two.notes)
     assert not any("jobs" in n for n in one.notes)
-    stage = validate(
-        "harness.validation.zoo.stages:Linear", references=REFS, jobs=2
-    )  # one case: no pool
+    stage = validate("harness.zoo.stages:Linear", references=REFS, jobs=2)  # one case: no pool
     assert stage.ok and not stage.notes
 
 
 def test_a_plugin_that_keeps_state_between_calls_is_said_to_depend_on_the_sharing():
     cases = ["mlp", "mlp_sigmoid_xent", "mlp_relu_xent"]
-    runs = {j: validate("harness.validation.zoo.models:grads_not_reset", form="model", cases=cases,
+    runs = {j: validate("harness.zoo.models:grads_not_reset", form="model", cases=cases,
                         references=REFS, jobs=j) for j in (1, 2)}  # fmt: skip
     assert not runs[1].ok and not runs[2].ok
     assert not any("state" in n for n in runs[1].notes)

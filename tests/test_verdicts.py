@@ -20,7 +20,7 @@ from harness.cli import main
 from harness.compare import Comparison, compare_arrays
 from harness.result import Result
 from harness.tolerances import TOLERANCES
-from harness.validation.zoo.tiny_engine import TinyEngine
+from harness.zoo.tiny_engine import TinyEngine
 
 AUTODIFF = TOLERANCES[("autodiff", "float64")]
 MLP = dict(depth=3, width=5, D=4, C=3, N=6)  # the zoo's small MLP
@@ -76,7 +76,7 @@ def test_only_the_baseline_chosen_is_exit_2_before_any_work(argv, capsys, monkey
 
 def test_a_validate_baseline_outside_the_references_is_exit_2_before_any_work(capsys, monkeypatch):
     refuse_work(monkeypatch)
-    code, out, err = run_cli(capsys, "validate", "harness.validation.zoo.models:mlp", "--case",
+    code, out, err = run_cli(capsys, "validate", "harness.zoo.models:mlp", "--case",
                              "mlp", "--reference", "reference", "--reference", "torch",
                              "--baseline", "jax")  # fmt: skip
     assert code == 2 and out == ""
@@ -205,7 +205,7 @@ def test_the_transposed_dw_of_the_zoo_names_its_largest_error_in_both_dtypes():
     small), while the largest error lies elsewhere (float32 named that one): the line must
     name the element whose error it prints, in both dtypes."""
     for dtype in ("float64", "float32"):
-        v = validate("harness.validation.zoo.models:weight_transposed",
+        v = validate("harness.zoo.models:weight_transposed",
                      cases=[CATALOG["mlp"](**MLP)], references=["reference", "torch"],
                      dtype=dtype, isolate=False)  # fmt: skip
         row = v.mine[v.mine["tensor"] == "W2"].iloc[0]
@@ -235,7 +235,7 @@ class Doubled(ReferenceBackend):
 
 def test_a_wrong_baseline_is_blamed_in_validate_not_the_plugin(monkeypatch):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
-    v = validate("harness.validation.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
+    v = validate("harness.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
                  references=["doubled", "reference", "torch"], baseline="doubled",
                  isolate=False)  # fmt: skip
     assert not v.ok  # a disagreement is still a failed run

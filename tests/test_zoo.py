@@ -7,8 +7,8 @@ import pytest
 
 from harness.cli import main
 from harness.sandbox.channel import Isolated
-from harness.validation.zoo import ZOO
-from harness.validation.zoo.selftest import check, row
+from harness.zoo import ZOO
+from harness.zoo.selftest import check, row
 
 # What each broken entry must be flagged *for* (a fault kind, a tensor, or a sentence).
 REASONS = {
@@ -51,8 +51,8 @@ def test_the_zoo_has_twenty_bugs_across_the_three_forms_and_correct_implementati
     assert sum(e.form in ("torch-function", "jax-custom-vjp") for e in broken) >= 6
     correct = {e.target for e in ZOO if not e.broken}
     assert {
-        "harness.validation.zoo.models:manual",
-        "harness.validation.zoo.tiny_engine:TinyEngine",
+        "harness.zoo.models:manual",
+        "harness.zoo.tiny_engine:TinyEngine",
     } <= correct
     assert sum(e.form == "stage" for e in ZOO if not e.broken) >= 8
     assert len({e.name for e in ZOO}) == len(ZOO)

@@ -176,9 +176,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     pin_cpus(args.threads)  # before jax or torch load: their thread pools follow it
 
     if args.peers:
+        from harness.bench.peers import CHECKERS, big_model, peers_table, write
         from harness.report.files import machine
-        from harness.validation.peers import CHECKERS, big_model, peers_table, write
-        from harness.validation.zoo.selftest import entries
+        from harness.zoo.selftest import entries
 
         big_steps = len(CHECKERS) if args.peer_limit else 0
         with Progress(2 * len(entries()) + big_steps, "peers", args.quiet) as bar:

@@ -138,7 +138,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.output import write_file
     from harness.progress import Progress
     from harness.selection import UsageError, output_file
-    from harness.validation.zoo.selftest import entries, format_table, selftest
+    from harness.zoo.selftest import entries, format_table, selftest
 
     csv = output_file(args.csv, "--csv") if args.csv is not None else None
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]

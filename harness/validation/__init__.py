@@ -18,7 +18,7 @@ plus **functional** (``functional``), **torch-function** and **jax-custom-vjp**
 (``harness.sandbox``; the calls themselves, in ``worker``); what it returned is checked raw
 (``checks``); its Result is compared like any backend's
 (``validator``, ``spread`` for ``--jobs``), and ``diagnose`` says where it goes wrong.
-``zoo``: the bug zoo, broken and correct implementations ``gradparity selftest`` runs.
+The bug zoo and the selftest are ``harness.zoo``; the peers comparison is ``harness.bench.peers``.
 """
 
 from __future__ import annotations

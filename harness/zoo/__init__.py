@@ -1,7 +1,7 @@
 """The bug zoo: implementations of backprop as people write them, broken and correct.
 
 Each entry names a TARGET, its form, the small cases it runs on and, for a broken one,
-the bug. ``gradparity selftest`` validates every entry (``harness.validation.zoo.selftest``): a
+the bug. ``gradparity selftest`` validates every entry (``harness.zoo.selftest``): a
 broken one must be flagged, a correct one must pass, in float64 and in float32.
 """
 
@@ -46,25 +46,25 @@ class Entry:
 
 
 def _stage(name: str, cls: str, bug: str = "") -> Entry:
-    return Entry(name, f"harness.validation.zoo.stages:{cls}", "stage", bug)
+    return Entry(name, f"harness.zoo.stages:{cls}", "stage", bug)
 
 
 def _model(name: str, attr: str, bug: str, *cases) -> Entry:
-    return Entry(name, f"harness.validation.zoo.models:{attr}", "model", bug, cases)
+    return Entry(name, f"harness.zoo.models:{attr}", "model", bug, cases)
 
 
 def _second(name: str, attr: str, mode: str, bug: str, *cases) -> Entry:
     """A forward-mode (``jvp``) or second-order (``hvp``) implementation."""
-    return Entry(name, f"harness.validation.zoo.second:{attr}", "model", bug, cases, (mode,))
+    return Entry(name, f"harness.zoo.second:{attr}", "model", bug, cases, (mode,))
 
 
 def _framework(name: str, attr: str, form: str, bug: str = "") -> Entry:
-    return Entry(name, f"harness.validation.zoo.frameworks:{attr}", form, bug)
+    return Entry(name, f"harness.zoo.frameworks:{attr}", form, bug)
 
 
 def _engine(name: str, cls: str, bug: str, *cases) -> Entry:
     module = "tiny_engine" if not bug else "engines"
-    return Entry(name, f"harness.validation.zoo.{module}:{cls}", "engine", bug, cases)
+    return Entry(name, f"harness.zoo.{module}:{cls}", "engine", bug, cases)
 
 
 ZOO: list[Entry] = [

@@ -5,9 +5,9 @@ gradient back to its inputs (``back(g) -> one gradient per input``). ``grad`` or
 graph once (iteratively: a 1000-step unroll is fine), walks it from the loss back and
 *adds* every path's contribution, undoing broadcasting in one helper. The engine is the
 zoo's correct engine and the README's engine example; the zoo's broken engines
-(``harness.validation.zoo.engines``) override one rule each.
+(``harness.zoo.engines``) override one rule each.
 
-    gradparity validate harness.validation.zoo.tiny_engine:TinyEngine --as engine
+    gradparity validate harness.zoo.tiny_engine:TinyEngine --as engine
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.validation.zoo.tiny_engine import Tensor, TinyEngine
+from harness.zoo.tiny_engine import Tensor, TinyEngine
 
 
 class OverwriteNotAdd(TinyEngine):

@@ -359,7 +359,7 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
     import pandas as pd
 
     from harness.sandbox.channel import Isolated
-    from harness.validation.zoo.selftest import check, entries
+    from harness.zoo.selftest import check, entries
 
     rows = []
     channel = Isolated()
@@ -436,7 +436,7 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
            "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
            "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
            "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
-           "peers get one adapter for all (`harness.validation.peers`): the implementation's "
+           "peers get one adapter for all (`harness.bench.peers`): the implementation's "
            "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
            "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
            "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
@@ -504,7 +504,7 @@ def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: 
 
     from harness.cases import CATALOG
     from harness.validation.validator import validate
-    from harness.validation.zoo.selftest import SELFTEST_REFERENCES, entries
+    from harness.zoo.selftest import SELFTEST_REFERENCES, entries
 
     if hasattr(os, "sched_setaffinity"):  # every CPU in its affinity: see ``big_model``
         os.sched_setaffinity(0, range(os.cpu_count() or 1))

@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness.sandbox.channel import Isolated
 from harness.validation.validator import Validation, validate
-from harness.validation.zoo import ZOO, Entry
+from harness.zoo import ZOO, Entry
 
 SELFTEST_REFERENCES = ["reference", "torch"]
 COLUMNS = ["implementation", "form", "mode", "dtype", "expected", "detected", "how", "verdict"]
