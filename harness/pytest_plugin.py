@@ -56,7 +56,7 @@ def gradparity_check(request: pytest.FixtureRequest, _gradparity_worker):
     """``gradparity_check(impl=None, case=None, form=None, dtype="float64", **options)``:
     validate ``impl`` (a TARGET string or the function/engine/stage itself; default:
     --gradparity-impl) and raise an AssertionError with the diagnostics unless it agrees
-    with the references. Returns the Validation. Options as ``harness.validation``."""
+    with the references. Returns the Validation. Options as ``harness.validate``."""
     config = request.config
 
     def check(impl: Any = None, case: Any = None, form: str | None = None,

@@ -1,4 +1,4 @@
-"""``gradparity validate`` and ``harness.validation``: verdicts, exit codes, diagnostics
+"""``gradparity validate`` and ``harness.validate``: verdicts, exit codes, diagnostics
 (tensor, element, references, localisation) and the report."""
 
 from __future__ import annotations
