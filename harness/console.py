@@ -11,16 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.compare import baseline_odd, listing, parted, worst_at
-
-MARKS = {
-    "agree": "✓",
-    "agree within noise": "≈",
-    "disagree": "✗",
-    "inconclusive": "?",
-    "unsupported": "–",
-    "failed": "✗",
-}
+from harness.compare import Verdict, baseline_odd, legend, listing, parted, worst_at
 
 
 def format_agreement(table: pd.DataFrame) -> str:
@@ -30,9 +21,10 @@ def format_agreement(table: pd.DataFrame) -> str:
         return "(nothing compared)"
 
     def cell(row) -> str:
-        if row["verdict"] in ("failed", "unsupported"):
-            return f"{MARKS[row['verdict']]} {row['verdict']}"
-        return f"{MARKS.get(row['verdict'], '✗')} {row['max_rel_err']:.1e}"
+        verdict = Verdict.of(row["verdict"])
+        if not verdict.compared:
+            return f"{verdict.mark} {verdict}"
+        return f"{verdict.mark} {row['max_rel_err']:.1e}"
 
     shown = table.assign(cell=table.apply(cell, axis=1), name=table["kind"] + ":" + table["tensor"])
     index = ["case", "name"] if set(table["mode"]) <= {"rev"} else ["case", "mode", "name"]
@@ -40,15 +32,13 @@ def format_agreement(table: pd.DataFrame) -> str:
         index=index, columns="backend", values="cell", aggfunc="first", sort=False
     )
     grid.columns.name = f"vs {table['baseline'].iloc[0]}"
-    legend = (
+    heading = (
         "max_rel_err = max|a − b| / max|b| against the baseline (per step for unroll taps); "
-        "✓ within the tolerance (for numeric, widened by its own error estimate), ≈ beyond it "
-        "but within the problem's own rounding noise, ✗ outside both, ? finite differences "
-        "cannot resolve it, – the backend lacks a function the case needs"
+        + legend()
         + ("" if index == ["case", "name"] else "; mode fwd: the tangent along the case's "
            "direction u, hvp: H·v along v")
     )  # fmt: skip
-    return legend + "\n" + grid.fillna("").to_string()
+    return heading + "\n" + grid.fillna("").to_string()
 
 
 def findings(comparison: Any) -> list[str]:
@@ -58,25 +48,27 @@ def findings(comparison: Any) -> list[str]:
     table, runs = comparison.agreement, comparison.runs
     lines = []
     odd_baseline = baseline_odd(table)
-    shown = table["verdict"].isin(["disagree", "failed", "inconclusive"]) & ~odd_baseline
+    told = [Verdict.DISAGREE, Verdict.FAILED, Verdict.INCONCLUSIVE]
+    shown = table["verdict"].isin(told) & ~odd_baseline
     for _, row in table[shown].iterrows():
         case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
         where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
-        if row["mode"] != "rev" and row["verdict"] == "disagree":
+        verdict = Verdict.of(row["verdict"])
+        if row["mode"] != "rev" and verdict is Verdict.DISAGREE:
             what = "tangent" if row["mode"] == "fwd" else "H·v"
             lines.append(
-                f"  ✗ {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
+                f"  {verdict.mark} {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
                 f"elements; {worst_at(row)}"
                 f"{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
             )  # fmt: skip
             continue
-        if row["verdict"] == "failed":
-            lines.append(f"  ✗ {where}: {row['error']}")
-        elif row["verdict"] == "inconclusive":
-            lines.append(f"  ? {where}: inconclusive — {row['reason']}")
+        if verdict is Verdict.FAILED:
+            lines.append(f"  {verdict.mark} {where}: {row['error']}")
+        elif verdict is Verdict.INCONCLUSIVE:
+            lines.append(f"  {verdict.mark} {where}: {verdict} — {row['reason']}")
         elif row["kind"] == "loss":
             lines.append(
-                f"  ✗ {row['case']}: the forward differs, {row['backend']} vs {row['baseline']}: "
+                f"  {verdict.mark} {row['case']}: the forward differs, {row['backend']} vs {row['baseline']}: "
                 f"loss {parted(row['worst_got'], row['worst_expected'])}, beyond the tolerance "
                 f"and the problem's own noise; the gradients below are computed from different "
                 "values"
@@ -84,13 +76,13 @@ def findings(comparison: Any) -> list[str]:
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
             lines.append(
-                f"  ✗ {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
+                f"  {verdict.mark} {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
                 f"{worst_at(row)}{steps}"
             )  # fmt: skip
-    noisy = table[table["verdict"] == "agree within noise"]
+    noisy = table[table["verdict"] == Verdict.WITHIN_NOISE]
     for case, g in noisy.groupby("case", sort=False):
         lines.append(
-            f"  ≈ {case}: {len(g)} tensors agree within the problem's own rounding noise "
+            f"  {Verdict.WITHIN_NOISE.mark} {case}: {len(g)} tensors agree within the problem's own rounding noise "
             f"(up to {g['noise_floor'].max():.1e} of the scale, {g['max_rel_err'].max():.1e} "
             f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
@@ -103,7 +95,7 @@ def findings(comparison: Any) -> list[str]:
     lines += identity_findings(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
-        lines.append(f"  – {backend} unsupported, {what}: {len(g)} case(s), "
+        lines.append(f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {len(g)} case(s), "
                      f"{', '.join(g['case'])}")  # fmt: skip
     skipped = runs[runs["status"] == "skipped"]
     for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
@@ -123,7 +115,7 @@ def _baseline_odd_lines(rows: pd.DataFrame) -> list[str]:
         first = g.iloc[0]
         label = case if mode == "rev" else f"{case} ({mode})"
         lines.append(
-            f"  ✗ {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
+            f"  {Verdict.DISAGREE.mark} {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
             f"out — it disagrees with {listing(list(g['backend']))}, which agree among "
             f"themselves; {first['backend']} vs {first['baseline']}: {worst_at(first)}"
         )  # fmt: skip
@@ -134,10 +126,11 @@ def identity_findings(identities: pd.DataFrame | None) -> list[str]:
     """Each broken identity, by backend; then one line of how many held."""
     if identities is None or identities.empty:
         return []
-    lines = [(f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity broken — "
+    mark = Verdict.DISAGREE.mark
+    lines = [(f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity broken — "
               f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
-              f"allowed {r['rtol']:.0e})" if r["verdict"] == "disagree" else
-              f"  ✗ {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
+              f"allowed {r['rtol']:.0e})" if r["verdict"] == Verdict.DISAGREE else
+              f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
              for _, r in identities[~identities["ok"]].iterrows()]  # fmt: skip
     held = identities[identities["ok"]]
     if len(held):
@@ -196,9 +189,8 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     """ "96 of 100 tensors agree, 2 agree within noise, 2 inconclusive … over 19 cases
     (float64): no disagreement (some agree within noise, inconclusive)"."""
     counts, n = comparison.verdicts, len(comparison.agreement)
-    parts = [f"{counts['agree']} of {n} tensors agree" if n else "no tensor compared"]
-    others = ("agree within noise", "disagree", "inconclusive", "unsupported", "failed")
-    parts += [f"{counts[v]} {v}" for v in others if counts[v]]
+    parts = [f"{counts[Verdict.AGREE]} of {n} tensors agree" if n else "no tensor compared"]
+    parts += [f"{counts[v]} {v}" for v in Verdict if v is not Verdict.AGREE and counts[v]]
     failed_runs = int((comparison.runs["status"] == "failed").sum())
     if failed_runs:
         parts.append(f"{failed_runs} failed runs")
@@ -206,18 +198,18 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     broken = 0 if ids is None else int((~ids["ok"]).sum())
     if broken:
         parts.append(f"{broken} broken identities")
-    if counts["disagree"] or broken:
-        verdict = "DISAGREEMENT" + _blame(comparison.agreement, counts["disagree"])
-    elif comparison.exit_code and (counts["failed"] or failed_runs):
+    if counts[Verdict.DISAGREE] or broken:
+        verdict = "DISAGREEMENT" + _blame(comparison.agreement, counts[Verdict.DISAGREE])
+    elif comparison.exit_code and (counts[Verdict.FAILED] or failed_runs):
         verdict = "FAILED"
     elif comparison.compared == 0:
         verdict = (f"NOTHING COMPARED — no backend beside the baseline {comparison.baseline} "
                    "gave a result to compare (skipped or unsupported: see above); add a backend "
                    "that runs on these cases")  # fmt: skip
-    elif counts["agree"] == n:
+    elif counts[Verdict.AGREE] == n:
         verdict = "all agree"
     else:
-        some = [v for v in ("agree within noise", "inconclusive", "unsupported") if counts[v]]
+        some = [v for v in Verdict if v is not Verdict.AGREE and not v.fails_run and counts[v]]
         verdict = f"no disagreement (some {', '.join(some)})"
     return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
 

@@ -93,8 +93,8 @@ def symmetry(hv: dict, hw: dict, v: dict, w: dict) -> Identity:
 
 
 def judge(identity: Identity, dtype: str, tolerances: dict | None = None) -> dict:
-    """The identity's row: its relative error |lhs − rhs| / scale, the tolerance, the
-    verdict ("agree" or "disagree")."""
+    """The identity's row: its relative error |lhs − rhs| / scale, the tolerance, and
+    whether it holds (``ok``; the comparison turns that into the row's verdict)."""
     rtol = tolerance_for("autodiff", "autodiff", dtype, tolerances).rtol
     tiny = float(np.finfo(dtype).tiny / np.finfo(dtype).eps)
     diff = abs(identity.lhs - identity.rhs)
@@ -103,7 +103,7 @@ def judge(identity: Identity, dtype: str, tolerances: dict | None = None) -> dic
     rel = diff / identity.scale if identity.scale > 0 else (0.0 if diff == 0 else np.inf)
     return {"identity": identity.name, "lhs": identity.lhs, "rhs": identity.rhs,
             "scale": identity.scale, "rel_err": rel if finite else np.nan, "rtol": rtol,
-            "verdict": "agree" if ok else "disagree", "ok": bool(ok)}  # fmt: skip
+            "ok": bool(ok)}  # fmt: skip
 
 
 __all__ = [

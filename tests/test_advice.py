@@ -72,6 +72,8 @@ def test_a_constant_factor_is_named_as_such(plugins, attr, factor):
     v, text = findings(plugins, attr, MLP)
     assert not v.ok
     assert "constant factor" in text and f"× {factor}" in text
+    common = next(f for f in v.findings if f.kind == "pattern")
+    assert common.factor == pytest.approx(float(factor), rel=1e-6) and common.bad
     assert "transpose" not in text and "sum over the batch" not in text
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.compare import _odd_one_out, agreement, compare_arrays
+from harness.compare import agreement, compare_arrays, odd_one_out
 from harness.result import Result
 from harness.tolerances import TOLERANCES, Tolerance, tolerance_for
 
@@ -160,15 +160,15 @@ def result(backend: str, w: np.ndarray, method: str = "autodiff") -> Result:
     )
 
 
-def test_the_single_dissenting_backend_is_the_odd_one_out():
+def test_the_single_dissenting_backend_is_theodd_one_out():
     results = [
         result("reference", W * 1.01),
         result("torch", W.copy()),
         result("jax", W + 1e-15),
         result("numeric", W + 1e-10, method="elementwise"),
     ]
-    assert _odd_one_out(results, ("param", "w"), None) == "reference"
-    assert _odd_one_out(results, ("loss", "loss"), None) == ""
+    assert odd_one_out(results, ("param", "w"), None) == "reference"
+    assert odd_one_out(results, ("loss", "loss"), None) == ""
     table = agreement(results, baseline="torch").set_index(["backend", "tensor"])
     assert not table.loc[("reference", "w"), "ok"]
     assert table.loc[("jax", "w"), "ok"] and table.loc[("numeric", "w"), "ok"]
@@ -188,7 +188,7 @@ def test_the_single_dissenting_backend_is_the_odd_one_out():
 def test_no_odd_one_out_without_a_single_dissenter_and_an_agreeing_rest(grads):
     names = ["reference", "torch", "jax", "numeric"][: len(grads)]
     results = [result(name, g) for name, g in zip(names, grads)]
-    assert _odd_one_out(results, ("param", "w"), None) == ""
+    assert odd_one_out(results, ("param", "w"), None) == ""
 
 
 def test_a_failed_backend_is_left_out_of_the_vote():
@@ -198,8 +198,8 @@ def test_a_failed_backend_is_left_out_of_the_vote():
         result("jax", W.copy()),
         Result(case="hand", backend="numeric", dtype="float64", error="RuntimeError: boom"),
     ]
-    assert _odd_one_out(results, ("param", "w"), None) == "reference"
-    assert _odd_one_out(results[:2] + results[3:], ("param", "w"), None) == ""
+    assert odd_one_out(results, ("param", "w"), None) == "reference"
+    assert odd_one_out(results[:2] + results[3:], ("param", "w"), None) == ""
 
 
 def test_norms_of_tiny_gradients_do_not_underflow():

@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness import modes as M
 from harness.cases import Case
-from harness.compare import WITHIN_NOISE, Comparison, kind_of, worst_at
+from harness.compare import COMPARED, WITHIN_NOISE, Comparison, Verdict, kind_of, legend, worst_at
 from harness.escaping import code, lit
 from harness.report import plots
 from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
@@ -108,10 +108,10 @@ def worst_per_pair(agreement: pd.DataFrame) -> pd.DataFrame:
             "pair": f"{backend} vs {baseline}" + ("" if mode == "rev" else f" ({mode})"),
             "compared": len(group),
             "agree": int(group["ok"].astype(bool).sum()),
-            "within_noise": int((group["verdict"] == "agree within noise").sum()),
-            "inconclusive": int((group["verdict"] == "inconclusive").sum()),
-            "unsupported": int((group["verdict"] == "unsupported").sum()),
-            "failed": int((group["verdict"] == "failed").sum()),
+            "within_noise": int((group["verdict"] == Verdict.WITHIN_NOISE).sum()),
+            "inconclusive": int((group["verdict"] == Verdict.INCONCLUSIVE).sum()),
+            "unsupported": int((group["verdict"] == Verdict.UNSUPPORTED).sum()),
+            "failed": int((group["verdict"] == Verdict.FAILED).sum()),
             "worst_rel_l2_err": math.nan if worst is None else float(worst["rel_l2_err"]),
             "where": "" if worst is None else f"{worst['case']}: {worst['kind']} {worst['tensor']}",
         })  # fmt: skip
@@ -161,7 +161,7 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
     pairs = worst_per_pair(comparison.agreement)
     rows = tuple(
         (lit(p["pair"]), str(p["compared"]),
-         f"{'✓' if p['agree'] + p['inconclusive'] + p['unsupported'] == p['compared'] else '✗'} "
+         f"{(Verdict.AGREE if p['agree'] + p['inconclusive'] + p['unsupported'] == p['compared'] else Verdict.DISAGREE).mark} "
          f"{p['agree']}", str(p["within_noise"]), str(p["inconclusive"]), str(p["unsupported"]),
          _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
         for _, p in pairs.iterrows()
@@ -281,8 +281,7 @@ def detection_section(comparison: Comparison) -> list[Block]:
     """What this run could and could not have caught, from ``detects_rel`` (the smallest
     relative error of one element that the comparison flags there) and the verdicts."""
     table = comparison.agreement
-    judged = table[table["verdict"].isin(["agree", "agree within noise", "disagree",
-                                          "inconclusive"]) & table["detects_rel_median"].notna()]  # fmt: skip
+    judged = table[table["verdict"].isin(COMPARED) & table["detects_rel_median"].notna()]
     if judged.empty:
         return []
     kinds = {(r.case, r.backend): kind_of(r) for r in comparison.results}
@@ -315,7 +314,7 @@ def detection_section(comparison: Comparison) -> list[Block]:
             f"(the median element; the coarsest tensor is {lit(_where(worst))}), and "
             f"{_err(float(auto['detects_rel_median'].median()))} in the median tensor."
         )
-    noisy = judged[judged["verdict"] == "agree within noise"]
+    noisy = judged[judged["verdict"] == Verdict.WITHIN_NOISE]
     for case, g in noisy.groupby("case", sort=False):
         could_not.append(
             f"{lit(case)}: an error below {WITHIN_NOISE:g}× the noise floor (up to "
@@ -344,7 +343,7 @@ def detection_section(comparison: Comparison) -> list[Block]:
             "only an error of more than 1e-2 of the element itself is flagged there (worst: "
             f"{_err(float(small['detects_rel_worst'].max()))}, {lit(_where(small.loc[small['detects_rel_worst'].idxmax()]))})."
         )
-    missing = table[table["verdict"].isin(["unsupported", "failed"])]
+    missing = table[~table["verdict"].isin(COMPARED)]
     for verdict, g in missing.groupby("verdict", sort=False):
         pairs = list(
             dict.fromkeys(f"{b} on {c}" for c, b in zip(g["case"], g["backend"], strict=True))
@@ -392,20 +391,25 @@ def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
 def _cell(row: pd.Series) -> str:
     """✓ and the max relative error (≈ within noise, with its digits); ✗ with what went
     wrong, or 'failed'; – unsupported."""
-    if row["verdict"] == "unsupported":
-        return "– unsupported"
+    verdict = Verdict.of(row["verdict"])
+    mark = verdict.mark
+    if verdict is Verdict.UNSUPPORTED:
+        return f"{mark} {verdict}"
     error = row["error"] if isinstance(row["error"], str) else ""
-    if error:
-        return "✗ failed" if " failed: " in error else f"✗ {lit(error)}"
-    if row["verdict"] == "inconclusive":
-        return f"? {row['max_rel_err']:.1e}: inconclusive, {int(row['n_unresolved'])}/{row['n_elements']} unresolved"
-    if row["verdict"] == "agree within noise":
-        return f"≈ {row['max_rel_err']:.1e}: within noise, {row['digits']:.1f} digits"
-    if row["ok"]:
-        return "✓ 0 (exact)" if row["max_rel_err"] == 0 else f"✓ {row['max_rel_err']:.1e}"
+    if error:  # a failed row, or a disagreeing one whose error the validation names
+        failed = Verdict.FAILED
+        return f"{failed.mark} {failed}" if " failed: " in error else f"{failed.mark} {lit(error)}"
+    if verdict is Verdict.INCONCLUSIVE:
+        return f"{mark} {row['max_rel_err']:.1e}: {verdict}, {int(row['n_unresolved'])}/{row['n_elements']} unresolved"
+    if verdict is Verdict.WITHIN_NOISE:
+        return f"{mark} {row['max_rel_err']:.1e}: within noise, {row['digits']:.1f} digits"
+    if verdict.agrees:
+        return (
+            f"{mark} 0 (exact)" if row["max_rel_err"] == 0 else f"{mark} {row['max_rel_err']:.1e}"
+        )
     steps = f", steps {row['bad_steps']}" if row["bad_steps"] else ""
     return (
-        f"✗ {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; "
+        f"{mark} {row['max_rel_err']:.1e}: {row['n_bad']}/{row['n_elements']} bad{lit(steps)}; "
         f"{lit(worst_at(row))}"
     )
 
@@ -489,9 +493,7 @@ def case_section(
     if len(rows):
         blocks.append(
             Para("`max_rel_err` against the baseline, the largest |a − b| relative to the "
-                 "tensor's scale max|b| (per step for unroll taps): ✓ within the tolerance (for "
-                 "`numeric`, widened by its own error estimate), ≈ within the problem's own "
-                 "rounding noise, ✗ outside both, ? inconclusive, – unsupported.")
+                 f"tensor's scale max|b| (per step for unroll taps): {lit(legend())}.")
         )  # fmt: skip
         modes = list(dict.fromkeys(rows["mode"]))
         for mode in modes:
@@ -504,7 +506,7 @@ def case_section(
              if r["status"] != "ok"]  # fmt: skip
     notes += [f"{'' if r['mode'] == 'rev' else '(' + r['mode'] + ') '}{r['kind']} {code(r['tensor'])}, "
               f"**{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
-              for _, r in rows[rows["verdict"].isin(["inconclusive", "agree within noise"])].iterrows()]  # fmt: skip
+              for _, r in rows[rows["verdict"].isin([Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE])].iterrows()]  # fmt: skip
     marked = rows[rows["reason"].fillna("").str.contains("marked: ")]
     if len(marked):
         notes.append(f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "

@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness import output
 from harness.cases import Case
-from harness.compare import Comparison, baseline_odd
+from harness.compare import Comparison, Verdict, baseline_odd
 from harness.escaping import write_csv
 from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
@@ -87,12 +87,12 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             "backends": int(runs["backend"].nunique()),
             "comparisons": len(agreement),
             "compared": comparison.compared,  # rows whose numbers were compared: 0 is no success
-            "agree": verdicts["agree"],
-            "agree_within_noise": verdicts["agree within noise"],  # the problem limits it
-            "disagree": verdicts["disagree"],  # measured, and outside the tolerance
-            "inconclusive": verdicts["inconclusive"],  # an oracle that could not resolve it
-            "unsupported": verdicts["unsupported"],  # a backend lacks a function the case needs
-            "not_compared": verdicts["failed"],  # a backend failed or a tensor was missing
+            "agree": verdicts[Verdict.AGREE],
+            "agree_within_noise": verdicts[Verdict.WITHIN_NOISE],  # the problem limits it
+            "disagree": verdicts[Verdict.DISAGREE],  # measured, and outside the tolerance
+            "inconclusive": verdicts[Verdict.INCONCLUSIVE],  # an oracle could not resolve it
+            "unsupported": verdicts[Verdict.UNSUPPORTED],  # a backend lacks a function
+            "not_compared": verdicts[Verdict.FAILED],  # a backend failed or a tensor was missing
             # disagreements where the baseline is the odd one out: the fault is the baseline's
             "baseline_odd_one_out": int(baseline_odd(agreement).sum()),
             "runs": len(runs),

@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.compare.verdicts import Verdict  # noqa: E402
+
 # text.parse_math off: a label is shown as written; a case's name with $…$ is no TeX to parse
 matplotlib.rcParams.update({"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9,
                             "text.parse_math": False})  # fmt: skip
@@ -184,8 +186,12 @@ def agreement_scores(
             s = SCORE_CAP if worst == 0 else min(SCORE_CAP, max(0.0, -math.log10(worst)))
             score.loc[case, backend] = s
             verdicts = set(rows["verdict"])
-            mark = next((m for v, m in (("disagree", "✗ "), ("inconclusive", "? "),
-                                        ("agree within noise", "≈ ")) if v in verdicts), "")  # fmt: skip
+            shown = (
+                Verdict.DISAGREE,
+                Verdict.INCONCLUSIVE,
+                Verdict.WITHIN_NOISE,
+            )  # the first found
+            mark = next((f"{v.mark} " for v in shown if v in verdicts), "")
             label.loc[case, backend] = f"{mark}{'exact' if worst == 0 else f'{s:.1f}'}"
     return score, label
 
@@ -199,7 +205,7 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     image = ax.imshow(np.ma.masked_invalid(score.to_numpy(float)), cmap=cmap, vmin=0,
                       vmax=SCORE_CAP, aspect="auto")  # fmt: skip
     for (i, j), text in np.ndenumerate(label.to_numpy()):
-        if text in ("failed", "error") or text.startswith("✗"):  # boxed in red
+        if text in ("failed", "error") or text.startswith(Verdict.DISAGREE.mark):  # boxed in red
             box = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "red"}
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="red",
                     fontweight="bold", bbox=box)  # fmt: skip
@@ -214,15 +220,15 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     fig.tight_layout()
     _save(fig, path)
     n_failed = int(label.isin(["failed", "error"]).to_numpy().sum())
-    n_bad = int(label.map(lambda s: s.startswith("✗")).to_numpy().sum())
-    n_unsure = int(label.map(lambda s: s.startswith("?")).to_numpy().sum())
-    n_noise = int(label.map(lambda s: s.startswith("≈")).to_numpy().sum())
+    n_bad, n_unsure, n_noise = (int(label.map(lambda s, v=v: s.startswith(v.mark)).to_numpy().sum())
+                                for v in (Verdict.DISAGREE, Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE))  # fmt: skip
     caption = (
         f"Digits of agreement with the baseline: −log10 of the worst rel_l2_err (‖a − b‖/‖b‖) over each case's "
         f"tensors; an exact match is shown as 'exact' (scored {SCORE_CAP:g}). Grey: baseline, "
-        f"skipped, unsupported or failed. {n_bad} cells disagree (✗), {n_unsure} are "
-        f"inconclusive (?: an oracle could not resolve a tensor), {n_noise} agree only within "
-        f"the problem's own rounding noise (≈), {n_failed} failed."
+        f"skipped, unsupported or failed. {n_bad} cells disagree ({Verdict.DISAGREE.mark}), "
+        f"{n_unsure} are inconclusive ({Verdict.INCONCLUSIVE.mark}: an oracle could not resolve "
+        f"a tensor), {n_noise} agree only within the problem's own rounding noise "
+        f"({Verdict.WITHIN_NOISE.mark}), {n_failed} failed."
     )
     return Plot(path, "agreement heatmap (case × backend)", caption)
 

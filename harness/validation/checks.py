@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import compare_arrays, compare_directional
+from harness.compare import Verdict, compare_arrays, compare_directional
 from harness.result import Directional, Result
 from harness.tolerances import TOLERANCES, tolerance_for
 from harness.validation.faults import Fault
@@ -282,7 +282,7 @@ class Judgement:
                 if got is None or np.shape(got) != probe.directions.shape[1:]:
                     continue
                 m = compare_directional(got, probe, tol, self.dtype)
-                if m["verdict"] == "disagree":
+                if m["verdict"] == Verdict.DISAGREE:
                     self.fault("disagrees with own forward",
                                f"the backward's d{tensor} is not the derivative of the stage's "
                                f"own forward along {m['n_bad']}/{m['n_elements']} random "
@@ -300,7 +300,7 @@ class Judgement:
             if got is None or np.shape(got) != expected.shape:
                 continue
             m = compare_arrays(got, expected, tol, self.dtype, errors[tensor])
-            if m["verdict"] == "disagree":
+            if m["verdict"] == Verdict.DISAGREE:
                 self.fault("disagrees with own forward",
                            f"the backward's d{tensor} is not the derivative of the stage's own "
                            f"forward: {m['n_bad']}/{m['n_elements']} elements differ; worst at "

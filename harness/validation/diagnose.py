@@ -15,29 +15,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from harness.compare import FLAGGED, baseline_odd, flagged, listing, parting_digits, worst_at
+from harness.compare import (
+    FLAGGED,
+    Verdict,
+    baseline_odd,
+    flagged,
+    listing,
+    parting_digits,
+    worst_at,
+)
 from harness.validation.faults import Fault
+from harness.validation.findings import FROM_TABLES, Finding, Kind
 
-_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
-
-
-@dataclass
-class Finding:
-    case: str
-    what: str  # a fault kind, "disagrees", "localised", "references", "odd one out",
-    # "baseline odd one out"
-    tensor: str
-    text: str
-    bad: bool  # does it count against the plug-in?
-
-    def line(self) -> str:
-        mark = "✗" if self.bad else ("!" if "disagree" in self.text else "·")
-        return f"  {mark} {self.case}: {self.text}"
+_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")  # a tap named name[k]: a layer or a stage
 
 
 def steps_of(ranges: str) -> set[int]:
@@ -49,15 +43,26 @@ def steps_of(ranges: str) -> set[int]:
     return out
 
 
-def _disagreement(row) -> str:
+def _disagreement(label: str, row) -> Finding:
+    """A tensor of the plug-in's that disagrees: how many elements, the worst one (its
+    index, the values got and expected), the bad steps; or the error that left nothing
+    to compare."""
     what = f"{row['kind']} {row['tensor']!r}" if row["kind"] != "loss" else "the loss"
+    common = {"case": label, "kind": Kind.DISAGREES, "bad": True, "tensor": row["tensor"],
+              "backend": row["backend"], "evidence": "agreement"}  # fmt: skip
     if row["error"]:
-        return f"{what}: {row['error']}"
+        return Finding(**common, template="{backend}: {what}: {error}",
+                       facts={"what": what, "error": row["error"]})  # fmt: skip
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
-    return (
-        f"{what}: {int(row['n_bad'])}/{int(row['n_elements'])} elements disagree with {row['baseline']}; "
-        f"{worst_at(row)}{steps}"
-    )
+    return Finding(
+        **common, template="{backend}: {what}: {n_bad}/{n}{rest}",
+        element=str(row["worst_index"]),
+        values=(float(row["worst_got"]), float(row["worst_expected"])),
+        first_bad=str(row["bad_steps"] or ""),
+        counts=(int(row["n_bad"]), int(row["n_elements"])),
+        facts={"what": what, "n_bad": int(row["n_bad"]), "n": int(row["n_elements"]),
+               "rest": f" elements disagree with {row['baseline']}; {worst_at(row)}{steps}"},
+    )  # fmt: skip
 
 
 def _shown(c: float) -> str:
@@ -70,31 +75,39 @@ def _shown(c: float) -> str:
     return text
 
 
-def pattern(rows: pd.DataFrame, dtype: str) -> str:
+def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
     """What the plug-in's disagreeing gradients have in common, where the numbers show it:
     each one its reference times one constant factor (residual under 1% of the factor's
-    distance from 1; a factor of 0 is said as zeros), or errors no larger than float32's rounding in a float64 run."""
-    bad = rows[(rows["verdict"] == "disagree") & (rows["kind"] != "loss")]
+    distance from 1; a factor of 0 is said as zeros), or errors no larger than float32's
+    rounding in a float64 run."""
+    bad = rows[(rows["verdict"] == Verdict.DISAGREE) & (rows["kind"] != "loss")]
     if bad.empty:
-        return ""
+        return None
     names = ", ".join(bad["tensor"])
+    verb = "is" if len(bad) == 1 else "are each"
+    found = {"case": label, "kind": Kind.PATTERN, "bad": True, "evidence": "agreement",
+             "tensor": names}  # fmt: skip
     factors = bad["factor"].astype(float).to_numpy()
     residuals = bad["factor_residual"].astype(float).to_numpy()
     if np.all(np.isfinite(factors)) and np.all(residuals <= 0.01 * np.abs(factors - 1)):
         c = float(np.mean(factors))
         if np.all(np.abs(factors - c) <= 1e-3 * np.abs(c - 1)):
-            verb = "is" if len(bad) == 1 else "are each"
             if c == 0:
-                return (f"{names} {verb} zero where the references are not: a gradient never "
-                        "accumulated, or a path cut off from the loss?")  # fmt: skip
-            return (f"{names} {verb} the references' × {_shown(c)}, a constant factor: a "
-                    "rescaled loss, a silent gradient clip, or a missing or extra 1/N?")  # fmt: skip
+                return Finding(**found, factor=c, short="zeros", facts={"verb": verb},
+                               template="{tensor} {verb} zero where the references are not: a "
+                               "gradient never accumulated, or a path cut off from the loss?")  # fmt: skip
+            return Finding(**found, factor=c, short="a constant factor",
+                           facts={"verb": verb, "shown": _shown(c)},
+                           template="{tensor} {verb} the references' × {shown}, a constant "
+                           "factor: a rescaled loss, a silent gradient clip, or a missing or "
+                           "extra 1/N?")  # fmt: skip
     worst = float(bad["max_rel_err"].max())
     if dtype == "float64" and worst <= 1e-5:
-        return (f"{names} differ only at the size of float32 rounding (max_rel_err at most "
-                f"{worst:.1e}; float32's ε is 1.2e-7): is part of the computation done in "
-                "float32 (an array, a constant or a cast)?")  # fmt: skip
-    return ""
+        return Finding(**found, short="float32-sized", facts={"worst": worst},
+                       template="{tensor} differ only at the size of float32 rounding "
+                       "(max_rel_err at most {worst:.1e}; float32's ε is 1.2e-7): is part of "
+                       "the computation done in float32 (an array, a constant or a cast)?")  # fmt: skip
+    return None
 
 
 def _tap_groups(rows: pd.DataFrame, tap_steps: dict) -> tuple[pd.DataFrame, dict, dict]:
@@ -110,93 +123,113 @@ def _tap_groups(rows: pd.DataFrame, tap_steps: dict) -> tuple[pd.DataFrame, dict
     return taps, stepped, groups
 
 
-def localise(
-    rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False, mode: str = "rev"
-) -> list[str]:
+def _located(
+    label: str, subject: str, claim: str, advice: str, bad: bool, first_bad: str = ""
+) -> Finding:
+    """A localisation: ``subject`` (whose values along the taps), ``claim`` (where they
+    agree or diverge), ``advice`` (where to look). The selftest's table gives subject and
+    claim alone."""
+    return Finding(label, Kind.LOCALISED, "{subject} {claim}{advice}", bad, first_bad=first_bad,
+                   evidence="agreement", short=f"{subject.removeprefix('the ')} {claim}",
+                   facts={"subject": subject, "claim": claim, "advice": advice})  # fmt: skip
+
+
+def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
+             mode: str = "rev", label: str = "") -> list[Finding]:  # fmt: skip
     """Walking back from the loss, where the plug-in's tap gradients first diverge (where
     the forward differs, a divergence from the last step on is what that predicts). In
     forward mode the tangents flow the other way: walking on from the first step."""
     if mode == "fwd":
-        return localise_forward(rows, tap_steps)
-    texts = []
+        return localise_forward(rows, tap_steps, label)
+    found = []
     taps, stepped, groups = _tap_groups(rows, tap_steps)
     for name, T in stepped.items():
         row = taps[taps["tensor"] == name].iloc[0]
+        subject = f"dL/d{name}_t"
         if row["verdict"] not in FLAGGED:
-            texts.append(f"dL/d{name}_t agrees with the references at every step t = 0..{T - 1}")
+            found.append(_located(label, subject, "agrees with the references at every step "
+                                  f"t = 0..{T - 1}", "", False))  # fmt: skip
             continue
         if row["error"] and not row["bad_steps"]:
             continue
         bad = steps_of(row["bad_steps"])
         last = max(bad)
         if last == T - 1 and forward_differs:
-            texts.append(
-                f"dL/d{name}_t differs already at the last step t = {T - 1}: as it must, with "
-                "the forward different; compare the forward first"
-            )
+            found.append(_located(label, subject, f"differs already at the last step t = {T - 1}",
+                                  ": as it must, with the forward different; compare the "
+                                  "forward first", False, f"t = {T - 1}"))  # fmt: skip
         elif last == T - 1:
-            texts.append(
-                f"dL/d{name}_t diverges already at the last step t = {T - 1}, the one nearest the "
-                f"loss: look at the loss's backward into {name} (the readout), before any step backward"
-            )
+            found.append(_located(label, subject, "diverges already at the last step "
+                                  f"t = {T - 1}", ", the one nearest the loss: look at the "
+                                  f"loss's backward into {name} (the readout), before any step "
+                                  "backward", True, f"t = {T - 1}"))  # fmt: skip
         else:
-            texts.append(
-                f"dL/d{name}_t agrees for t ≥ {last + 1} and diverges below (from t = {last} "
-                f"down, {len(bad)} of {T} steps): look at the step backward — how "
-                f"dL/d{name}_{last} is formed from dL/d{name}_{last + 1}"
-            )
+            found.append(_located(label, subject, f"agrees for t ≥ {last + 1}",
+                                  f" and diverges below (from t = {last} down, {len(bad)} of "
+                                  f"{T} steps): look at the step backward — how "
+                                  f"dL/d{name}_{last} is formed from dL/d{name}_{last + 1}",
+                                  True, f"t = {last}"))  # fmt: skip
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
         bad = [k for k, ok in oks.items() if not ok]
         top = max(oks)
+        subject = f"dL/d{base}[k]"
         if not bad:
-            texts.append(f"dL/d{base}[k] agrees with the references at every k = 0..{top}")
+            found.append(_located(label, subject, "agrees with the references at every "
+                                  f"k = 0..{top}", "", False))  # fmt: skip
         elif max(bad) == top:
-            texts.append(
-                f"dL/d{base}[k] diverges already at {base}[{top}], the one nearest the loss: look "
-                f"at the loss's backward and the stage after {base}[{top}]"
-            )
+            found.append(_located(label, subject, f"diverges already at {base}[{top}]",
+                                  ", the one nearest the loss: look at the loss's backward and "
+                                  f"the stage after {base}[{top}]", True, f"{base}[{top}]"))  # fmt: skip
         else:
             k = max(bad)
-            texts.append(
-                f"dL/d{base}[k] agrees for k ≥ {k + 1} and diverges at k = {k}: look at the "
-                f"backward of the stage from {base}[{k}] to {base}[{k + 1}]"
-            )
-    return texts
+            found.append(_located(label, subject, f"agrees for k ≥ {k + 1}",
+                                  f" and diverges at k = {k}: look at the backward of the "
+                                  f"stage from {base}[{k}] to {base}[{k + 1}]", True,
+                                  f"{base}[{k}]"))  # fmt: skip
+    return found
 
 
-def localise_forward(rows: pd.DataFrame, tap_steps: dict) -> list[str]:
+def localise_forward(rows: pd.DataFrame, tap_steps: dict, label: str = "") -> list[Finding]:
     """Forward mode: where the plug-in's tangents of the taps first diverge, walking on from
     the first step or stage (the tangent at step t is made from the one at t − 1)."""
-    texts = []
+    found = []
     taps, stepped, groups = _tap_groups(rows, tap_steps)
     for name, T in stepped.items():
         row = taps[taps["tensor"] == name].iloc[0]
+        subject = f"the tangent of {name}_t"
         if row["verdict"] not in FLAGGED:
-            texts.append(
-                f"the tangent of {name}_t agrees with the references at every step t = 0..{T - 1}"
-            )
+            found.append(_located(label, subject, "agrees with the references at every step "
+                                  f"t = 0..{T - 1}", "", False))  # fmt: skip
             continue
         if row["error"] and not row["bad_steps"]:
             continue
         first = min(steps_of(row["bad_steps"]))
         if first == 0:
-            texts.append(f"the tangent of {name}_t diverges already at the first step t = 0: look "
-                         f"at how the parameters' tangents enter the first step")  # fmt: skip
+            found.append(_located(label, subject, "diverges already at the first step t = 0",
+                                  ": look at how the parameters' tangents enter the first step",
+                                  True, "t = 0"))  # fmt: skip
         else:
-            texts.append(f"the tangent of {name}_t agrees for t ≤ {first - 1} and diverges from "
-                         f"t = {first} on: look at the step forward — how the tangent of "
-                         f"{name}_{first} is formed from that of {name}_{first - 1}")  # fmt: skip
+            found.append(_located(label, subject, f"agrees for t ≤ {first - 1}",
+                                  f" and diverges from t = {first} on: look at the step forward "
+                                  f"— how the tangent of {name}_{first} is formed from that of "
+                                  f"{name}_{first - 1}", True, f"t = {first}"))  # fmt: skip
     for base, oks in groups.items():
         bad = [k for k, ok in oks.items() if not ok]
         if len(oks) < 2 or not bad:
             continue
         k = min(bad)
-        texts.append(f"the tangent of {base}[k] agrees for k ≤ {k - 1} and diverges at k = {k}: "
-                     f"look at the forward mode of the stage from {base}[{k - 1}] to {base}[{k}]"
-                     if k > 0 else f"the tangent of {base}[k] diverges already at {base}[0]")  # fmt: skip
-    return texts
+        subject = f"the tangent of {base}[k]"
+        if k > 0:
+            found.append(_located(label, subject, f"agrees for k ≤ {k - 1}",
+                                  f" and diverges at k = {k}: look at the forward mode of the "
+                                  f"stage from {base}[{k - 1}] to {base}[{k}]", True,
+                                  f"{base}[{k}]"))  # fmt: skip
+        else:
+            found.append(_located(label, subject, f"diverges already at {base}[0]", "", True,
+                                  f"{base}[0]"))  # fmt: skip
+    return found
 
 
 def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
@@ -224,99 +257,104 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     last."""
     findings: list[Finding] = []
     label = case if mode == "rev" else f"{case} ({mode})"
-    if True:
-        # where the baseline is the odd one out the fault is the baseline's: those rows are
-        # told once, and left out of what is said about the plug-in
-        odd_base = baseline_odd(table)
-        blamed = table[odd_base]
-        mine = table[table["backend"].isin(plugins) & ~odd_base]
-        refs = table[~table["backend"].isin(plugins) & ~odd_base]
-        order = {"fatal": 0, "fault": 1, "note": 2}
-        for f in sorted(case_faults, key=lambda f: order[f.severity]):
-            text = f"{f.backend}: {f.fault}: {f.message}"
-            if f.traceback:
-                tail = f.traceback.strip().splitlines()[-12:]
-                text += "\n" + "\n".join(f"      | {line}" for line in tail)
-            findings.append(Finding(label, f.fault, f.tensor, text, f.severity != "note"))
-        if any(f.severity == "fatal" for f in case_faults):
-            return findings
-        faulted = {f.tensor for f in case_faults if f.severity == "fault"}
-        loss = mine[(mine["kind"] == "loss") & (mine["verdict"] == "disagree")]
-        forward_differs = not loss.empty and mode == "rev"
-        if forward_differs:
-            row = loss.iloc[0]
-            got, expected = float(row["worst_got"]), float(row["worst_expected"])
-            p = parting_digits(got, expected)
-            findings.append(Finding(label, "forward", "loss", (
-                f"{row['backend']}: the forward differs: its loss is {got:.{p}g} where "
-                f"{row['baseline']}'s is {expected:.{p}g} (off by {got - expected:.2g}); the "
-                "gradients below are computed from different values, so compare the forward first"),
-                True))  # fmt: skip
-        for _, row in mine[mine["verdict"] == "inconclusive"].iterrows():
-            findings.append(Finding(label, "inconclusive", row["tensor"],
-                                    f"{row['backend']}: {row['kind']} {row['tensor']!r} is "
-                                    f"inconclusive: {row['reason']}", False))  # fmt: skip
-        for _, row in mine[flagged(mine)].iterrows():
-            if (row["tensor"] in faulted and row["error"]) or (
-                row["kind"] == "loss" and forward_differs
-            ):
-                continue
-            findings.append(Finding(label, "disagrees", row["tensor"],
-                                    f"{row['backend']}: {_disagreement(row)}", True))  # fmt: skip
-        common = pattern(mine[mine["backend"] == plugins[0]], dtype) if not forward_differs else ""
-        if common:
-            findings.append(Finding(label, "pattern", "", common, True))
-        present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
-        if not blamed.empty:
-            findings.append(_baseline_finding(label, blamed, plugins))
-        odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
-        if odd:
-            findings.append(Finding(label, "odd one out", "", (
-                f"yours is the odd one out on {', '.join(odd)}: the other backends "
-                f"({', '.join(present)}) agree among themselves there"), True))  # fmt: skip
-        bad_refs = refs[flagged(refs)]
-        if len(present) < 2:
-            findings.append(Finding(label, "references", "",
-                                    f"one reference ({', '.join(present) or 'none'}): nothing to "
-                                    "cross-check it with", False))  # fmt: skip
-        elif bad_refs.empty:
-            but = ("" if blamed.empty else " but those where the baseline "
-                   f"{blamed['baseline'].iloc[0]} is the odd one out")  # fmt: skip
-            findings.append(Finding(label, "references", "",
-                                    f"the references agree with each other on every tensor"
-                                    f"{but}: {', '.join(present)}", False))  # fmt: skip
-        else:
-            which = "; ".join(f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
-                              for r in bad_refs.head(4).itertuples())  # fmt: skip
-            findings.append(Finding(label, "references", "", f"the references disagree among "
-                                    f"themselves ({which}): judge those tensors with care", False))  # fmt: skip
-        main = [p for p in plugins if p in set(mine["backend"])][:1]
-        if not main:
-            return findings
-        rows = mine[mine["backend"] == main[0]]
-        has_taps = bool(tap_steps.get(case))
-        reported = reported_taps.get(case, set())
-        if reported:
-            for text in localise(rows, tap_steps.get(case, {}), forward_differs, mode):
-                bad = "diverges" in text
-                findings.append(Finding(label, "localised", "", text, bad))
-            params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
-            taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
-            if taps_ok and not params_bad.empty and not forward_differs and mode == "rev":
-                names = ", ".join(params_bad["tensor"])
-                where = (
-                    "; the factor above says how"
-                    if common
-                    else " (a transpose, a sum over the batch or the steps, which h or x is used)"
-                )
-                findings.append(Finding(label, "localised", "", (
-                    f"every reported dL/d(tap) agrees, so the gradient flowing back is right; "
-                    f"the parameter gradients {names} are wrong: look at how they are formed from "
-                    f"it{where}"), True))  # fmt: skip
-        elif has_taps and flagged(rows).any() and mode == "rev":
-            findings.append(Finding(label, "localised", "", (
-                "report tap gradients too ({'grads': ..., 'taps': {...}}, the taps `gradparity "
-                "describe` lists) to see at which step or stage the error starts"), False))  # fmt: skip
+    # where the baseline is the odd one out the fault is the baseline's: those rows are
+    # told once, and left out of what is said about the plug-in
+    odd_base = baseline_odd(table)
+    blamed = table[odd_base]
+    mine = table[table["backend"].isin(plugins) & ~odd_base]
+    refs = table[~table["backend"].isin(plugins) & ~odd_base]
+    order = {"fatal": 0, "fault": 1, "note": 2}
+    for f in sorted(case_faults, key=lambda f: order[f.severity]):
+        tail = ""
+        if f.traceback:
+            lines = f.traceback.strip().splitlines()[-12:]
+            tail = "\n" + "\n".join(f"      | {line}" for line in lines)
+        findings.append(Finding(label, f.fault, "{backend}: {kind}: {message}{tail}",
+                                f.severity != "note", tensor=f.tensor, backend=f.backend,
+                                evidence="faults", facts={"message": f.message, "tail": tail}))  # fmt: skip
+    if any(f.severity == "fatal" for f in case_faults):
+        return findings
+    faulted = {f.tensor for f in case_faults if f.severity == "fault"}
+    loss = mine[(mine["kind"] == "loss") & (mine["verdict"] == Verdict.DISAGREE)]
+    forward_differs = not loss.empty and mode == "rev"
+    if forward_differs:
+        row = loss.iloc[0]
+        got, expected = float(row["worst_got"]), float(row["worst_expected"])
+        p = parting_digits(got, expected)
+        findings.append(Finding(
+            label, Kind.FORWARD, "{backend}: the forward differs: its loss is {got} where "
+            "{baseline}'s is {expected} (off by {off:.2g}); the gradients below are computed "
+            "from different values, so compare the forward first", True, tensor="loss",
+            backend=row["backend"], values=(got, expected), evidence="agreement",
+            facts={"got": f"{got:.{p}g}", "expected": f"{expected:.{p}g}", "off": got - expected,
+                   "baseline": row["baseline"]}))  # fmt: skip
+    for _, row in mine[mine["verdict"] == Verdict.INCONCLUSIVE].iterrows():
+        findings.append(Finding(label, Kind.INCONCLUSIVE, "{backend}: {role} {tensor!r} is "
+                                "inconclusive: {reason}", False, tensor=row["tensor"],
+                                backend=row["backend"], evidence="agreement",
+                                counts=(int(row["n_unresolved"]), int(row["n_elements"])),
+                                facts={"role": row["kind"], "reason": row["reason"]}))  # fmt: skip
+    for _, row in mine[flagged(mine)].iterrows():
+        if (row["tensor"] in faulted and row["error"]) or (
+            row["kind"] == "loss" and forward_differs
+        ):
+            continue
+        findings.append(_disagreement(label, row))
+    common = None if forward_differs else pattern(mine[mine["backend"] == plugins[0]], dtype, label)
+    if common is not None:
+        findings.append(common)
+    present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
+    if not blamed.empty:
+        findings.append(_baseline_finding(label, blamed, plugins))
+    odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
+    if odd:
+        findings.append(Finding(label, Kind.ODD_ONE_OUT, "yours is the odd one out on {tensor}: "
+                                "the other backends ({others}) agree among themselves there",
+                                True, tensor=", ".join(odd), evidence="agreement",
+                                facts={"others": ", ".join(present)}))  # fmt: skip
+    bad_refs = refs[flagged(refs)]
+    if len(present) < 2:
+        findings.append(Finding(label, Kind.REFERENCES, "one reference ({present}): nothing to "
+                                "cross-check it with", False, evidence="agreement",
+                                facts={"present": ", ".join(present) or "none"}))  # fmt: skip
+    elif bad_refs.empty:
+        but = ("" if blamed.empty else " but those where the baseline "
+               f"{blamed['baseline'].iloc[0]} is the odd one out")  # fmt: skip
+        findings.append(Finding(label, Kind.REFERENCES, "the references agree with each other on "
+                                "every tensor{but}: {present}", False, evidence="agreement",
+                                facts={"but": but, "present": ", ".join(present)}))  # fmt: skip
+    else:
+        which = "; ".join(f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
+                          for r in bad_refs.head(4).itertuples())  # fmt: skip
+        findings.append(Finding(label, Kind.REFERENCES, "the references disagree among "
+                                "themselves ({which}): judge those tensors with care", False,
+                                evidence="agreement", caution=True, facts={"which": which}))  # fmt: skip
+    main = [p for p in plugins if p in set(mine["backend"])][:1]
+    if not main:
+        return findings
+    rows = mine[mine["backend"] == main[0]]
+    has_taps = bool(tap_steps.get(case))
+    reported = reported_taps.get(case, set())
+    if reported:
+        findings += localise(rows, tap_steps.get(case, {}), forward_differs, mode, label)
+        params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
+        taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
+        if taps_ok and not params_bad.empty and not forward_differs and mode == "rev":
+            where = (
+                "; the factor above says how"
+                if common is not None
+                else " (a transpose, a sum over the batch or the steps, which h or x is used)"
+            )
+            findings.append(Finding(
+                label, Kind.LOCALISED, "every reported dL/d(tap) agrees, so the gradient "
+                "flowing back is right; the parameter gradients {tensor} are wrong: look at "
+                "how they are formed from it{where}", True, tensor=", ".join(params_bad["tensor"]),
+                evidence="agreement", short="every dL/d(tap) agrees", facts={"where": where}))  # fmt: skip
+    elif has_taps and flagged(rows).any() and mode == "rev":
+        findings.append(Finding(label, Kind.LOCALISED, "report tap gradients too ({{'grads': "
+                                "..., 'taps': {{...}}}}, the taps `gradparity describe` lists) "
+                                "to see at which step or stage the error starts", False,
+                                evidence="agreement"))  # fmt: skip
     return findings
 
 
@@ -329,13 +367,15 @@ def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> F
     others = [b for b in dict.fromkeys(blamed["backend"]) if b not in plugins]
     yours = blamed[blamed["backend"].isin(plugins)]
     against = others + (["yours"] if len(yours) else [])
-    text = (f"the baseline {base} is the odd one out on {', '.join(tensors)}: it disagrees with "
-            f"{listing(against)}, which agree among themselves there; the fault is the "
-            "baseline's, not yours")  # fmt: skip
+    own = ""
     if len(yours):
         row = yours.iloc[0]
-        text += f" ({row['kind']} {row['tensor']!r}, yours vs {base}: {worst_at(row)})"
-    return Finding(label, "baseline odd one out", "", text, True)
+        own = f" ({row['kind']} {row['tensor']!r}, yours vs {base}: {worst_at(row)})"
+    return Finding(label, Kind.BASELINE_ODD, "the baseline {backend} is the odd one out on "
+                   "{tensors}: it disagrees with {against}, which agree among themselves there; "
+                   "the fault is the baseline's, not yours{own}", True, backend=base,
+                   evidence="agreement", facts={"tensors": ", ".join(tensors),
+                                                "against": listing(against), "own": own})  # fmt: skip
 
 
 def how(findings: list[Finding]) -> str:
@@ -344,12 +384,11 @@ def how(findings: list[Finding]) -> str:
     bad = [f for f in findings if f.bad]
     if not bad:
         return ""
-    faults = [f for f in bad if f.what not in ("disagrees", "odd one out", "localised",
-                                               "pattern", "forward", "baseline odd one out")]  # fmt: skip
+    faults = [f for f in bad if f.kind not in FROM_TABLES]
     if faults:
         kinds: dict[str, list[str]] = {}
         for f in faults:
-            kinds.setdefault(f.what, []).extend([f.tensor] if f.tensor else [])
+            kinds.setdefault(str(f.kind), []).extend([f.tensor] if f.tensor else [])
         parts = []
         for kind, tensors in kinds.items():
             names = sorted(set(tensors))
@@ -357,22 +396,18 @@ def how(findings: list[Finding]) -> str:
             parts.append(f"{kind} ({shown})" if names else kind)
         short = "; ".join(parts)
     else:
-        tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.what == "disagrees"))
+        tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.kind == Kind.DISAGREES))
         verb = "disagrees" if len(tensors) == 1 else "disagree"
         short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
-        if any(f.what == "baseline odd one out" for f in bad):
+        if any(f.kind == Kind.BASELINE_ODD for f in bad):
             short = "; ".join(filter(None, [short if tensors else "",
                                             "the baseline is the odd one out"]))  # fmt: skip
-    if any(f.what == "forward" for f in bad):
+    if any(f.kind == Kind.FORWARD for f in bad):
         short = f"the forward differs; {short}"
-    common = next((f.text for f in bad if f.what == "pattern"), "")
-    if common:
-        short += "; " + ("a constant factor" if "constant factor" in common else "float32-sized")
-    where = next((f.text for f in bad if f.what == "localised"), "")
-    m = re.search(r"(agrees for [^(:]*?(?= and)|diverges already at [^,]*)", where)
-    if m:
-        subject = re.split(r" (?:agrees|diverges)", where)[0].removeprefix("the ")
-        short += f"; {subject} {m[1]}"
-    elif where.startswith("every reported"):
-        short += "; every dL/d(tap) agrees"
+    common = next((f for f in bad if f.kind == Kind.PATTERN), None)
+    if common is not None:
+        short += "; " + common.short
+    where = next((f for f in bad if f.kind == Kind.LOCALISED), None)
+    if where is not None:
+        short += "; " + where.short
     return short

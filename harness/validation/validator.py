@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, baseline_odd, compared, flagged
+from harness.compare import AGREEING, Comparison, Verdict, baseline_odd, compared, flagged
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
@@ -34,8 +34,9 @@ from harness.selection import check_comparable
 from harness.target import Target, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
-from harness.validation.diagnose import Finding, diagnose, how
+from harness.validation.diagnose import diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
+from harness.validation.findings import Finding, Kind
 from harness.validation.spread import run_cases
 from harness.validation.stages import STAGES, CaseStage, StageCase
 from harness.validation.worker import LOAD, LOAD_REPLY
@@ -84,11 +85,14 @@ class Validation:
                 reported.setdefault(r.case, set()).update(r.taps)
         self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
                                  reported, self.references, self.dtype)  # fmt: skip
-        self.findings += [Finding(r.case, "case failed", "", r.error or "", True)
+        self.findings += [Finding(r.case, Kind.CASE_FAILED, "{error}", True, evidence="build",
+                                  facts={"error": r.error or ""})
                           for r in results if r.backend == BUILD]  # fmt: skip
         ids = self.comparison.identities
-        self.findings += [Finding(f"{r['case']} ({r['mode']})", "identity", "",
-                                  f"{r['identity']} identity broken: {r['reason']}", True)
+        self.findings += [Finding(f"{r['case']} ({r['mode']})", Kind.IDENTITY,
+                                  "{identity} identity broken: {reason}", True,
+                                  backend=r["backend"], evidence="identities",
+                                  facts={"identity": r["identity"], "reason": r["reason"]})
                           for _, r in ids[ids["backend"].isin(self.plugins) & ~ids["ok"]].iterrows()]  # fmt: skip
 
     @property
@@ -176,19 +180,17 @@ class Validation:
         """The agreement grid, the diagnostics and a verdict line."""
         from harness.console import format_agreement
 
-        compared = self.agreement[self.agreement["verdict"] != "failed"]
+        compared = self.agreement[self.agreement["verdict"] != Verdict.FAILED]
         lines = [format_agreement(self.agreement)] if not compared.empty else []
         lines += self.notes
         flagged_cases = {f.case for f in self.findings if f.bad}
-        lines += [
-            f.line() for f in self.findings if f.case in flagged_cases or "disagree" in f.text
-        ]
+        lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
         unsupported = self.unsupported
         clean = [c for c in dict.fromkeys(f.case for f in self.findings)
                  if c not in flagged_cases and c not in unsupported]  # fmt: skip
-        noisy = self.mine[self.mine["verdict"] == "agree within noise"]
+        noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
-            lines.append(f"  ≈ {case}: {len(g)} tensor(s) agree within the problem's own rounding "
+            lines.append(f"  {Verdict.WITHIN_NOISE.mark} {case}: {len(g)} tensor(s) agree within the problem's own rounding "
                          f"noise (up to {g['noise_floor'].max():.1e} of the scale), beyond the "
                          "fixed tolerance: the references themselves are good to "
                          f"{g['digits'].min():.1f} digits there")  # fmt: skip
@@ -204,8 +206,10 @@ class Validation:
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
         for what in dict.fromkeys(unsupported.values()):  # one line per missing function
             where = [case for case, w in unsupported.items() if w == what]
-            lines.append(f"  – unsupported, {what}: {len(where)} case(s), {', '.join(where)}")
-        ran = self.mine[self.mine["verdict"] != "unsupported"]
+            lines.append(
+                f"  {Verdict.UNSUPPORTED.mark} unsupported, {what}: {len(where)} case(s), {', '.join(where)}"
+            )
+        ran = self.mine[self.mine["verdict"] != Verdict.UNSUPPORTED]
         n = len(ran)
         n_ok = int(ran["verdict"].isin(AGREEING).sum())
         n_faults = sum(f.severity != "note" for f in self.faults)
@@ -525,6 +529,6 @@ def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: lis
             & (table["tensor"] == f.tensor)
         )
         table.loc[hit, "ok"] = False
-        table.loc[hit, "verdict"] = "failed"
+        table.loc[hit, "verdict"] = Verdict.FAILED.value
         table.loc[hit, "error"] = [f"{f.fault}: {f.message}"] * int(hit.sum())
     comparison.agreement = table.reset_index(drop=True)

@@ -1,0 +1,88 @@
+"""Findings are data: what the diagnostics found is in a Finding's fields, its sentence is
+rendered from them, and the selftest's few words (``how``) read the fields, not the
+sentence."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.validation.diagnose import how, localise, pattern
+from harness.validation.findings import Finding, Kind
+
+
+def tap_rows(verdicts: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Agreement rows of a plug-in's taps: tensor -> (verdict, bad steps)."""
+    return pd.DataFrame([{"kind": "tap", "tensor": t, "verdict": v, "bad_steps": s, "error": ""}
+                         for t, (v, s) in verdicts.items()])  # fmt: skip
+
+
+def test_a_step_backward_error_is_located_at_its_first_bad_step():
+    rows = tap_rows({"h": ("disagree", "0-9")})
+    (found,) = localise(rows, {"h": 12}, label="elman")
+    assert (found.kind, found.bad, found.first_bad) == (Kind.LOCALISED, True, "t = 9")
+    assert found.short == "dL/dh_t agrees for t ≥ 10"
+    assert found.text == ("dL/dh_t agrees for t ≥ 10 and diverges below (from t = 9 down, 10 of "
+                          "12 steps): look at the step backward — how dL/dh_9 is formed from "
+                          "dL/dh_10")  # fmt: skip
+
+
+def test_a_readout_error_is_located_at_the_last_step_and_a_differing_forward_is_not_blamed():
+    rows = tap_rows({"h": ("disagree", "11")})
+    (found,) = localise(rows, {"h": 12})
+    assert found.bad and found.first_bad == "t = 11" and found.short.endswith("last step t = 11")
+    (found,) = localise(rows, {"h": 12}, forward_differs=True)
+    assert not found.bad and found.first_bad == "t = 11"
+
+
+def test_stages_are_located_by_name_and_agreeing_taps_are_no_finding_against_the_plugin():
+    rows = tap_rows({"s[0]": ("disagree", ""), "s[1]": ("disagree", ""), "s[2]": ("agree", "")})
+    (found,) = localise(rows, {})
+    assert found.bad and found.first_bad == "s[1]" and found.short == "dL/ds[k] agrees for k ≥ 2"
+    (fine,) = localise(tap_rows({"s[0]": ("agree", ""), "s[1]": ("agree", "")}), {})
+    assert not fine.bad and fine.first_bad == ""
+
+
+def test_forward_mode_walks_on_from_the_first_step():
+    (found,) = localise(tap_rows({"h": ("disagree", "3-5")}), {"h": 6}, mode="fwd")
+    assert found.first_bad == "t = 3" and found.short == "tangent of h_t agrees for t ≤ 2"
+
+
+def test_a_constant_factor_is_a_field():
+    rows = pd.DataFrame([{"kind": "param", "tensor": t, "verdict": "disagree", "factor": 0.5,
+                          "factor_residual": 0.0, "max_rel_err": 0.5} for t in ("W", "b")])  # fmt: skip
+    found = pattern(rows, "float64", "mlp")
+    assert (found.kind, found.factor, found.tensor, found.short) == (
+        Kind.PATTERN,
+        0.5,
+        "W, b",
+        "a constant factor",
+    )
+    assert "× 0.5 (= 1/2), a constant factor" in found.text
+    zeros = pattern(rows.assign(factor=0.0), "float64", "mlp")
+    assert zeros.factor == 0.0 and zeros.short == "zeros"
+
+
+def test_how_reads_the_fields():
+    """The selftest's words come from kinds, tensors and short forms: a sentence that
+    happens to contain "constant factor" or "diverges" changes nothing."""
+    misleading = "a constant factor that diverges already at t = 0, and agrees for t ≥ 1 and"
+    findings = [
+        Finding("c", Kind.DISAGREES, misleading, True, tensor="W"),
+        Finding("c", Kind.DISAGREES, misleading, True, tensor="b"),
+        Finding("c", Kind.PATTERN, misleading, True, factor=None, short="float32-sized"),
+        Finding("c", Kind.LOCALISED, misleading, True, short="dL/dh_t agrees for t ≥ 4"),
+        Finding("c", Kind.REFERENCES, misleading, False, caution=True),
+    ]
+    assert how(findings) == "W, b disagree; float32-sized; dL/dh_t agrees for t ≥ 4"
+    faults = [Finding("c", "wrong dtype", "{message}", True, tensor="W", facts={"message": "x"})]
+    assert how(faults) == "wrong dtype (W)"
+
+
+def test_a_finding_renders_its_template_and_marks_its_line():
+    f = Finding("mlp", Kind.REFERENCES, "the references disagree among themselves ({which})",
+                False, caution=True, facts={"which": "jax vs torch on param 'W'"})  # fmt: skip
+    assert (
+        f.line() == "  ! mlp: the references disagree among themselves (jax vs torch on param 'W')"
+    )
+    assert Finding("mlp", Kind.IDENTITY, "{x}", True, facts={"x": "y"}).line() == "  ✗ mlp: y"
+    assert Finding("mlp", Kind.REFERENCES, "plain", False).line() == "  · mlp: plain"
