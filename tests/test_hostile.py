@@ -165,3 +165,21 @@ def test_bench_measures_a_case_of_the_user_s_in_its_worker_and_fails_when_it_die
     assert "exited with status 7" in done.stdout
     notes = pd.read_csv(tmp_path / "b" / "bench.csv")["note"]
     assert notes.str.contains("exited with status 7").all()
+
+
+@pytest.mark.parametrize("name", ["FakeMLP", "FakeElman", "StrSigma"])
+def test_a_case_claiming_a_catalog_family_without_its_options_gets_no_theory_not_a_crash(
+    tmp_path, name
+):
+    """The theory columns read the catalog family's options (sigma, N, width): a user case
+    that names the family without them, or with a word for sigma, is compared and
+    reported like any other, with no theory row, beside the catalog case."""
+    out = tmp_path / "R"
+    done = gradparity("report", "--case", f"{HOSTILE / 'families.py'}:{name}", "--case",
+                      "card_affine_square", *FAST, "--out", str(out), "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    agreement = pd.read_csv(out / "agreement.csv")
+    assert set(agreement["case"]) >= {"card_affine_square"} and agreement["ok"].all()
+    assert len(agreement) > len(agreement[agreement["case"] == "card_affine_square"])
+    assert "no theory" in (out / "report.md").read_text() or name == "FakeMLP"
