@@ -12,11 +12,17 @@ writes it through ``staged``; ``--csv`` goes through ``write_file``. The guarant
   or the whole new one. (A power cut or SIGKILL during the moves can still leave a mix:
   the moves are not flushed to disk one by one.)
 - **No stale files, and never a user's.** A manifest (``.gradparity.json``) records which
-  command kind wrote each file of the folder. A commit removes the files its own kind
-  wrote last time and did not write again; files of another kind (``bench.md`` beside a
+  command kind wrote each file of the folder, and the SHA-256 of what it wrote. A commit
+  removes the files its own kind wrote last time and did not write again, and only while
+  they still hold exactly what was written: a file changed since, or put in its place (a
+  link, a pipe), is not gradparity's any more and stays, so a manifest someone else wrote
+  cannot make a commit delete a user's file. Files of another kind (``bench.md`` beside a
   report) and files gradparity did not write (the user's notes, subfolders) stay. In a
-  folder without a manifest (an older version's) only the names the writer says it is
-  known to write are removed.
+  folder without a manifest of this version (an older version's, or none) only regular
+  files under the names the writer says it is known to write are removed.
+- **Only regular files are read or locked.** The manifest and the lock are opened without
+  following a link and without waiting on a pipe: a link or a pipe planted under either
+  name is refused (the lock) or ignored (the manifest), never followed or waited on.
 - **One run per folder.** ``claim`` takes an exclusive ``flock`` on ``.gradparity.lock``
   in the folder, held by this process until ``release`` or its exit (the kernel drops an
   flock with its process, so a killed run never leaves the folder locked). A second run
@@ -31,11 +37,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -89,6 +97,27 @@ def _clear_stages(folder: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
+    """A descriptor on ``path`` if it is a regular file (or, with O_CREAT, a new one):
+    never through a link, never blocking on a pipe. OSError(ELOOP) names anything else."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        fd = -1
+    if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    if fd >= 0:
+        os.close(fd)
+    raise OSError(errno.ELOOP, f"{path.name} there is a link or not a regular file; "
+                  "gradparity makes that file itself: remove it")  # fmt: skip
+
+
+def _open_lock(path: Path) -> int:
+    return _open_regular(path, os.O_RDWR | os.O_CREAT)
+
+
 def claim(folder: str | os.PathLike) -> Path:
     """Lock ``folder`` (an existing directory) for this process and return its absolute
     path; claiming a folder this process holds already is a no-op. Raises ``FolderBusy``
@@ -99,7 +128,7 @@ def claim(folder: str | os.PathLike) -> Path:
         return folder
     path = folder / LOCK
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -156,23 +185,54 @@ def _plain(name: object) -> bool:
             and "/" not in name and "\0" not in name and not name.startswith(".gradparity"))  # fmt: skip
 
 
-def _read_manifest(folder: Path) -> dict[str, str] | None:
-    """name -> kind for each file gradparity wrote into ``folder``; None without a
-    (readable) manifest: a folder an older version wrote, or none at all."""
+MANIFEST_VERSION = 2
+MAX_MANIFEST_BYTES = 1 << 24  # far above any folder gradparity writes
+
+
+def _digest(path: Path) -> str | None:
+    """The SHA-256 of the regular file at ``path``; None for anything else (missing, a
+    link, a pipe, a folder), which is never gradparity's to remove."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        fd = _open_regular(path, os.O_RDONLY)
+    except OSError:
+        return None
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict[str, tuple[str, str]] | None:
+    """name -> (kind, sha256) for each file gradparity wrote into ``folder``; None without
+    a manifest of this version (an older version's, none, or one that is not a regular
+    file of JSON)."""
+    try:
+        fd = _open_regular(folder / MANIFEST, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(text) > MAX_MANIFEST_BYTES:
+            return None
+        data = json.loads(text)
+        if data["version"] != MANIFEST_VERSION:
+            return None
         files = data["files"]
     except (OSError, ValueError, TypeError, KeyError):
         return None
     if not isinstance(files, dict):
         return None
-    return {name: kind for name, kind in files.items() if _plain(name) and isinstance(kind, str)}
+    return {
+        name: (entry["kind"], entry["sha256"])
+        for name, entry in files.items()
+        if _plain(name) and isinstance(entry, dict)
+        and isinstance(entry.get("kind"), str) and isinstance(entry.get("sha256"), str)
+    }  # fmt: skip
 
 
 def manifest(folder: str | os.PathLike) -> dict[str, str]:
     """The files gradparity wrote into ``folder`` at the last commit of each kind, with
     their kind (``{"report.md": "report", "bench.md": "bench", ...}``); empty if none."""
-    return _read_manifest(_absolute(folder)) or {}
+    return {name: kind for name, (kind, _) in (_read_manifest(_absolute(folder)) or {}).items()}
 
 
 # --- staging and the commit
@@ -202,10 +262,6 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(sig)
 
 
-def _is_file(path: Path) -> bool:
-    return path.is_symlink() or path.is_file()
-
-
 def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) -> None:
     """Move every file of ``stage`` into ``folder``, remove the files of ``kind`` it held
     before and did not get again, and record the new manifest — all, or (on an OSError)
@@ -218,18 +274,22 @@ def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) 
                               "they were")  # fmt: skip
     before = _read_manifest(folder)
     if before is None:
-        owned = {p.name for p in folder.iterdir() if _plain(p.name) and known(p.name)}
-        others: dict[str, str] = {}
+        owned = {p.name: None for p in folder.iterdir() if _plain(p.name) and known(p.name)}
+        others: dict[str, tuple[str, str]] = {}
     else:
-        owned = {name for name, k in before.items() if k == kind}
-        others = {name: k for name, k in before.items() if k != kind}
-    stale = sorted(n for n in owned - set(new) if _is_file(folder / n))
-    files = {n: k for n, k in others.items() if n not in new and _is_file(folder / n)}
-    files.update(dict.fromkeys(new, kind))
+        owned = {name: sha for name, (k, sha) in before.items() if k == kind}
+        others = {name: entry for name, entry in before.items() if entry[0] != kind}
+    # gradparity's own: a regular file holding what was written (any, for an older version)
+    stale = sorted(n for n, sha in owned.items()
+                   if n not in new and (d := _digest(folder / n)) is not None and sha in (None, d))  # fmt: skip
+    files = {n: e for n, e in others.items() if n not in new and _digest(folder / n) == e[1]}
+    files.update({n: (kind, _digest(stage / n) or "") for n in new})
     (stage / MANIFEST).write_text(
-        json.dumps({"version": 1, "files": dict(sorted(files.items()))}, indent=1) + "\n",
+        json.dumps({"version": MANIFEST_VERSION,
+                    "files": {n: {"kind": k, "sha256": sha} for n, (k, sha) in sorted(files.items())}},
+                   indent=1) + "\n",
         encoding="utf-8",
-    )
+    )  # fmt: skip
     previous = stage / ".previous"
     previous.mkdir()
     moves: list[tuple[Path, Path]] = []  # done so far, to undo in reverse

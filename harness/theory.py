@@ -77,6 +77,21 @@ def fitted_rate(norms: np.ndarray) -> float:
     return float(np.exp(slope))
 
 
+def _numbers(case: Any, *names: str) -> bool:
+    """Whether the case's options hold these names as real numbers: a case of the user's
+    may claim a catalog family without the options that family's theory reads."""
+    cfg = getattr(case, "cfg", None)
+    return isinstance(cfg, dict) and all(
+        isinstance(cfg.get(n), (int, float)) and not isinstance(cfg.get(n), bool)
+        and math.isfinite(cfg[n]) for n in names
+    )  # fmt: skip
+
+
+def _elman_theory(case: Any) -> bool:
+    """The catalog's Elman options that Pascanu et al.'s bound reads are there."""
+    return _numbers(case, "sigma") and isinstance(case.cfg.get("act"), str)
+
+
 def elman_bound(case: Any) -> float:
     """σ_max(W_h)·γ for an Elman case (its option ``sigma`` is σ_max exactly)."""
     return float(case.cfg["sigma"]) * GAMMA[case.cfg["act"]]
@@ -140,7 +155,10 @@ def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
     }
     row["theory"] = "no theory: no bound on ‖dL/dh_t‖ is stated for LSTM and GRU"
     if case is not None and case.family == "elman":
-        if case.cfg.get("objective", "last") != "last" or case.cfg.get("act") not in GAMMA:
+        if not _elman_theory(case):
+            row["theory"] = "no theory: not the catalog's Elman (its options are not known here)"
+            return row
+        if case.cfg.get("objective", "last") != "last" or case.cfg["act"] not in GAMMA:
             row["theory"] = ("no theory: Pascanu et al.'s bound is for the loss on the last "
                              "step, with tanh or sigmoid units")  # fmt: skip
             return row
@@ -186,6 +204,8 @@ def summaries(magnitudes: pd.DataFrame, cases: Any = None) -> pd.DataFrame:
         case = by_label.get(label)
         norms = group.set_index("step")["norm"]
         if case is not None and case.family == "mlp":
+            if not _numbers(case, "N", "D", "width"):
+                continue  # per-element variances need the catalog MLP's sizes
             row = _mlp_row(case, norms)
         elif case is not None and case.family in ("elman", "lstm", "gru"):
             row = _unroll_row(case, norms.to_numpy())
@@ -197,6 +217,11 @@ def summaries(magnitudes: pd.DataFrame, cases: Any = None) -> pd.DataFrame:
 
 def bound_curve(case: Any, last_norm: float, steps: int) -> np.ndarray | None:
     """The Elman bound n_{T−1}·(σ_max·γ)^(T−1−t) for t = 0..T−1 (None for other cases)."""
-    if case is None or case.family != "elman":
+    if (
+        case is None
+        or case.family != "elman"
+        or not _elman_theory(case)
+        or case.cfg["act"] not in GAMMA
+    ):
         return None
     return last_norm * elman_bound(case) ** np.arange(steps)[::-1].astype(float)

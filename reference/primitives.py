@@ -282,6 +282,16 @@ def _plus(*terms: Any) -> Any:
     return out
 
 
+def _pow_vjp(g, ans, x, p):
+    """g·p·x^(p−1); for p = 0 and 1 without the power, which at x = 0 would give 0·∞ = NaN
+    where the derivative is 0 (p = 0) or 1 (p = 1), as torch and jax give it."""
+    if p == 1:
+        return (g,)
+    if p == 0:
+        return (np.zeros_like(g),)
+    return (g * p * x ** (p - 1),)
+
+
 def _pow_jvp(xp, t, ans, x, p):
     """p·x^(p−1)·t; for p = 1 and 0 without the power, whose own derivative at x = 0 would
     be 0·∞ (the Hessian, through this JVP, is 0 there)."""
@@ -365,8 +375,7 @@ RULES: dict[str, Rule] = {
                                                    None if t[1] is None else -t[1] * ans / y)),
     "neg": Rule(np.negative, lambda g, ans, x: (-g,), saves="",
                 jvp=lambda xp, t, ans, x: -t[0]),
-    "pow": Rule(lambda x, p: x**p, lambda g, ans, x, p: (g * p * x ** (p - 1),), saves="x",
-                jvp=_pow_jvp),
+    "pow": Rule(lambda x, p: x**p, _pow_vjp, saves="x", jvp=_pow_jvp),
     "power": Rule(np.power, _power_vjp, broadcasts=True, saves="ans x y", jvp=_power_jvp),
     "remainder": Rule(np.remainder, _remainder_vjp, broadcasts=True, saves="x y",
                       jvp=lambda xp, t, ans, x, y: _plus(

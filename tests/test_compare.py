@@ -94,6 +94,31 @@ def test_a_non_finite_value_disagrees(bad_value):
     assert result["worst_index"] == "(1,)"
 
 
+@pytest.mark.parametrize("bad_value", [math.nan, math.inf])
+def test_a_non_finite_expected_value_flags_itself_not_its_neighbours(bad_value):
+    """A NaN on the expected side (a reference's 0·∞) is one bad element; the scale of the
+    others is the finite elements', so they are judged as usual."""
+    expected = np.array([bad_value, 1.0, -2.0, bad_value, 0.5, 0.0])
+    got = np.array([0.0, 1.0, -2.0, 0.0, 0.5, 0.0])
+    result = compare_arrays(got, expected, AUTODIFF)
+    assert result["n_bad"] == 2 and result["worst_index"] in ("(0,)", "(3,)")
+    assert result["worst_scale"] == 2.0
+
+
+def test_a_tensor_with_no_elements_is_not_counted_as_compared():
+    """Agreement over zero elements is vacuous: the empty parameter's row is not a
+    comparison (the loss's is)."""
+    from harness.compare import Comparison
+    from harness.compare.verdicts import compared
+
+    empty = np.zeros((0, 3))
+    results = [Result(case="c", backend=name, dtype="float64", loss=1.0, grads={"W": empty})
+               for name in ("torch", "reference")]  # fmt: skip
+    table = Comparison(results, baseline="torch").agreement
+    counted = dict(zip(table["tensor"], compared(table), strict=True))
+    assert counted == {"loss": True, "W": False}, counted
+
+
 # --- the metrics, on numbers worked out by hand --------------------------------------------
 
 

@@ -158,6 +158,23 @@ def test_a_write_into_the_inputs_is_found_here_whatever_the_plugin_did_to_numpy(
     assert "mutated inputs" in done.stdout and "params['x']" in done.stdout
 
 
+def test_a_plugin_cannot_write_into_the_judging_process_s_stdout_through_proc(tmp_path):
+    """The command is not dumpable and the worker (root too) is in a user namespace, so
+    /proc/PID/fd/1 of the command is closed to the plug-in; it did find the command."""
+    tag, marker = new_tag(), tmp_path / "found"
+    done = validate("writes_into_the_judges_stdout", tmp_path, tag, {"GP_MARKER": str(marker)})
+    found = marker.read_text().splitlines()
+    assert found and all(" refused " in line for line in found), found
+    assert f"FORGED AGREES {tag}" not in done.stdout + done.stderr
+
+
+def test_a_gradient_with_no_elements_compared_nothing_and_does_not_pass(tmp_path):
+    done = gradparity("validate", f"{PLUGINS}:empty_gradient", "--as", "model", "--case",
+                      f"{CASES}:empty_parameter", "--reference", "reference", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "NOTHING COMPARED" in done.stdout and "AGREES" not in done.stdout
+
+
 def test_bench_measures_a_case_of_the_user_s_in_its_worker_and_fails_when_it_dies(tmp_path):
     done = gradparity("bench", "--case", f"{CASES}:os_exit_7", "--out", str(tmp_path / "b"),
                       "--quiet", cwd=tmp_path)  # fmt: skip
@@ -165,3 +182,21 @@ def test_bench_measures_a_case_of_the_user_s_in_its_worker_and_fails_when_it_die
     assert "exited with status 7" in done.stdout
     notes = pd.read_csv(tmp_path / "b" / "bench.csv")["note"]
     assert notes.str.contains("exited with status 7").all()
+
+
+@pytest.mark.parametrize("name", ["FakeMLP", "FakeElman", "StrSigma"])
+def test_a_case_claiming_a_catalog_family_without_its_options_gets_no_theory_not_a_crash(
+    tmp_path, name
+):
+    """The theory columns read the catalog family's options (sigma, N, width): a user case
+    that names the family without them, or with a word for sigma, is compared and
+    reported like any other, with no theory row, beside the catalog case."""
+    out = tmp_path / "R"
+    done = gradparity("report", "--case", f"{HOSTILE / 'families.py'}:{name}", "--case",
+                      "card_affine_square", *FAST, "--out", str(out), "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    agreement = pd.read_csv(out / "agreement.csv")
+    assert set(agreement["case"]) >= {"card_affine_square"} and agreement["ok"].all()
+    assert len(agreement) > len(agreement[agreement["case"] == "card_affine_square"])
+    assert "no theory" in (out / "report.md").read_text() or name == "FakeMLP"

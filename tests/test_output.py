@@ -603,11 +603,75 @@ def test_manifest_names_are_kept_inside_the_folder(tmp_path):
     out.mkdir()
     (tmp_path / "precious.txt").write_text("keep")
     (out / ".gradparity.json").write_text(json.dumps(
-        {"version": 1, "files": {"../precious.txt": "report", "/etc/hostname": "report"}}))  # fmt: skip
+        {"version": 2, "files": {"../precious.txt": {"kind": "report", "sha256": "0" * 64},
+                                 "/etc/hostname": {"kind": "report", "sha256": "0" * 64}}}))  # fmt: skip
     with output.staged(out, "report") as stage:
         (stage / "report.md").write_text("new")
     assert (tmp_path / "precious.txt").read_text() == "keep"
     assert output.manifest(out) == {"report.md": "report"}
+
+
+def test_a_manifest_someone_else_wrote_removes_no_users_file(tmp_path):
+    """The manifest is a record, not an order: a file it names goes only while it holds
+    what gradparity wrote there. A planted entry (this version's form or an older one's)
+    and a report file the user has edited since both stay."""
+    out = tmp_path / "r"
+    assert report(out, "elman") == 0
+    (out / "drift.csv").write_text("edited by hand")
+    (out / "notes.txt").write_text("notes")
+    entries = json.loads((out / ".gradparity.json").read_text())
+    entries["files"]["notes.txt"] = {"kind": "report", "sha256": "0" * 64}
+    (out / ".gradparity.json").write_text(json.dumps(entries))
+    assert report(out, "card_affine_square") == 0
+    assert (out / "notes.txt").read_text() == "notes"
+    assert (out / "drift.csv").read_text() == "edited by hand"
+    assert not (out / "steps_elman.png").exists()  # unedited: still removed as stale
+    (out / ".gradparity.json").write_text(
+        json.dumps({"version": 1, "files": {"notes.txt": "report"}})
+    )
+    assert report(out, "card_affine_square") == 0
+    assert (out / "notes.txt").read_text() == "notes"
+
+
+@pytest.mark.parametrize("plant", ["link", "fifo"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_and_left_alone(tmp_path, plant, capsys):
+    """A link under the lock's name would have the lock truncate and overwrite whatever it
+    points to (as root: any file); a pipe would be opened as if it were the lock."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "r"
+    out.mkdir()
+    if plant == "link":
+        (out / ".gradparity.lock").symlink_to(victim)
+    else:
+        os.mkfifo(out / ".gradparity.lock")
+    assert report(out, "card_affine_square") == 2
+    err = capsys.readouterr().err
+    assert (
+        ".gradparity.lock there is a link or not a regular file" in err and "Traceback" not in err
+    )
+    assert victim.read_text() == "precious"
+    assert [p.name for p in out.iterdir()] == [".gradparity.lock"]
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link"])
+def test_a_manifest_that_is_not_a_regular_file_is_ignored_not_waited_on(tmp_path, plant):
+    """A pipe under the manifest's name (a plug-in can make one) would block the commit's
+    read forever; a link would be read through. Either is replaced by a real manifest."""
+    out = tmp_path / "r"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"version": 2, "files": {}}))
+    if plant == "fifo":
+        os.mkfifo(out / ".gradparity.json")
+    else:
+        (out / ".gradparity.json").symlink_to(elsewhere)
+    done = subprocess.run([*CLI, "report", "--case", "card_affine_square", "--out", str(out), *CHEAP],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / ".gradparity.json").is_file() and not (out / ".gradparity.json").is_symlink()
+    assert json.loads(elsewhere.read_text()) == {"version": 2, "files": {}}
+    assert_whole(out, ["card_affine_square"])
 
 
 def test_the_lock_is_an_flock_that_a_second_descriptor_cannot_take(tmp_path):

@@ -137,6 +137,20 @@ def test_slices_of_one_value_add_up_in_place_as_torch_does(whole_first, dtype):
     assert_close(x.grad, xt.grad.numpy(), 8 * np.finfo(dtype).eps, "dL/dx")
 
 
+@pytest.mark.parametrize("p", [0, 1, 0.0, 1.0, 2, 3])
+def test_x_to_a_constant_power_at_zero_has_torchs_derivative(p):
+    """d/dx x^p at x = 0: 0 for p = 0 and 1 for p = 1, not p·0^(p−1) = 0·∞ = NaN."""
+    x0 = np.array([0.0, -0.0, 1.5, -2.0])
+    x = Tensor(x0, requires_grad=True)
+    R.sum(x**p).backward()
+    t = torch.tensor(x0, requires_grad=True)
+    torch.sum(t**p).backward()
+    assert np.all(np.isfinite(x.grad))
+    assert_close(x.grad, t.grad.numpy(), 0.0, f"dL/dx of x**{p!r}")  # exact: integer powers
+    tangent = jvp(lambda v: R.sum(v["x"] ** p), {"x": x0}, {"x": np.ones_like(x0)})[1]
+    assert_close(tangent, np.sum(t.grad.numpy()), 0.0, f"J·1 of x**{p!r}")
+
+
 def test_topological_order_lists_each_value_once_after_its_parents():
     x = Tensor(np.ones(2), requires_grad=True)
     a = R.tanh(x)

@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with handled(last_resort=_kill_children):
         try:
             from harness.escaping import console  # the imports, too, may meet an interrupt
+            from harness.sandbox.processes import keep_out_of_proc
+
+            keep_out_of_proc()  # no worker may open this process's stdout through /proc
 
             with console():
                 return _main(argv)

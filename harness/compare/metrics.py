@@ -88,11 +88,14 @@ def compare_arrays(
     tiny = float(np.finfo(dtype).tiny)
     eps = float(np.finfo(dtype).eps)
     abs_b = np.abs(b)
+    # The scale is the finite elements' (a NaN or inf expected is itself flagged below; it
+    # must not turn every other element's tolerance into NaN and flag them too).
+    finite_b = np.where(np.isfinite(abs_b), abs_b, 0.0)
     axes = tuple(range(1, b.ndim)) if stepped and b.ndim > 1 else None
     if stepped and b.ndim >= 1:  # a scalar per step (shape (T,)) is its own scale
-        scale = np.max(abs_b, axis=axes, keepdims=True) if b.ndim > 1 else abs_b
+        scale = np.max(finite_b, axis=axes, keepdims=True) if b.ndim > 1 else finite_b
     else:
-        scale = np.max(abs_b, initial=0.0)
+        scale = np.max(finite_b, initial=0.0)
     scale = np.maximum(scale, tiny)
     diff = np.abs(a - b)
     # Below tiny/ε (≈1e-292 in float64) a value's terms are subnormal: backends that flush

@@ -78,8 +78,12 @@ def flagged(table: Any) -> Any:
 
 def compared(table: Any) -> Any:
     """The rows whose numbers were compared (agree, within noise, disagree, inconclusive);
-    a skipped, unsupported or failed backend compared nothing."""
-    return table["verdict"].isin(COMPARED)
+    a skipped, unsupported or failed backend compared nothing, and neither does a tensor
+    with no elements (its agreement is vacuous)."""
+    numbers = table["verdict"].isin(COMPARED)
+    if "n_elements" in table:
+        numbers &= table["n_elements"] != 0
+    return numbers
 
 
 def baseline_odd(table: Any) -> Any:

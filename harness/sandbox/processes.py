@@ -25,6 +25,7 @@ import os
 import signal
 import time
 
+PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 CLONE_NEWUSER = 0x10000000
@@ -48,6 +49,18 @@ def become_subreaper() -> bool:
         return False
 
 
+def keep_out_of_proc() -> None:
+    """Make this process non-dumpable (Linux; else nothing): its ``/proc/PID/fd`` (and
+    memory) can then be opened only by a process with CAP_SYS_PTRACE over it, not merely by
+    one of the same user — so a plug-in cannot write into the judging process's stdout by
+    opening ``/proc/PID/fd/1``. A worker in a user namespace of its own has no capability
+    outside it, root included. (Core dumps of this process are off too.)"""
+    libc = _libc()
+    with contextlib.suppress(AttributeError):
+        if libc is not None:
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def die_with_parent() -> None:
     """SIGKILL this process when the thread that started it ends (Linux; else nothing)."""
     libc = _libc()
@@ -62,18 +75,22 @@ def _write(path: str, text: str) -> None:
 
 
 def new_pid_namespace() -> bool:
-    """Put this process's next child in a PID namespace of its own (and, for a user other
-    than root, a user namespace mapping this user to itself). False where the kernel says
-    no (no namespaces, or unprivileged user namespaces turned off): nothing has changed."""
+    """Put this process's next child in a PID namespace of its own, and this process in a
+    user namespace mapping this user to itself (root too: inside it, root has no capability
+    over the processes outside, so it cannot open the judging process's ``/proc`` files;
+    where the kernel refuses a user namespace to root, the PID namespace alone). False
+    where the kernel says no to both (no namespaces, or unprivileged user namespaces
+    turned off): nothing has changed."""
     libc = _libc()
     if libc is None or not os.path.isdir(PROC):
         return False
-    flags = CLONE_NEWPID if os.geteuid() == 0 else CLONE_NEWPID | CLONE_NEWUSER
     uid, gid = os.geteuid(), os.getegid()
+    tries = [CLONE_NEWPID | CLONE_NEWUSER] + ([CLONE_NEWPID] if uid == 0 else [])
     try:
-        if libc.unshare(flags) != 0:
-            return False
+        flags = next((f for f in tries if libc.unshare(f) == 0), 0)
     except AttributeError:  # pragma: no cover - no unshare
+        return False
+    if not flags:
         return False
     if flags & CLONE_NEWUSER:
         try:  # this user stays this user inside (files it writes are still its own)
@@ -158,6 +175,7 @@ __all__ = [
     "children",
     "descendants",
     "die_with_parent",
+    "keep_out_of_proc",
     "kill_descendants",
     "new_pid_namespace",
     "reap_children",

@@ -131,7 +131,9 @@ class Validation:
         """Every tensor of the plug-in that ran agrees (at least one did), and nothing is
         wrong with how it behaved."""
         mine = self.mine
-        rows_ok = not flagged(mine).any() and bool(mine["verdict"].isin(AGREEING).any())
+        rows_ok = not flagged(mine).any() and bool(
+            (compared(mine) & mine["verdict"].isin(AGREEING)).any()
+        )
         ids = self.comparison.identities
         held = not (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
         return (rows_ok and held and not self.unbuilt
@@ -222,7 +224,7 @@ class Validation:
                        f"on {tensors} tensor(s), where yours agrees with the other references")  # fmt: skip
         elif self.verdict == "nothing compared":
             verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
-                        "skipped on every case")  # fmt: skip
+                        "skipped on every case, or its tensors have no elements")  # fmt: skip
         apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
         lines.append(
             f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s)"

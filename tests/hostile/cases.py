@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from harness.cases import case
 
 
@@ -68,3 +70,9 @@ def escapes(xp, params, inputs):
     """A process with no environment, in a session of its own; then the worker ends."""
     subprocess.Popen(["sleep", os.environ["GP_TAG"]], env={}, start_new_session=True)
     os._exit(0)
+
+
+@case(setup=lambda rng: ({"W": np.zeros((0, 3))}, {"x": rng.standard_normal(3)}))
+def empty_parameter(xp, params, inputs):
+    """Its one parameter has no elements: a gradient of it compares nothing."""
+    return xp.sum(params["W"] @ inputs["x"]) + xp.sum(inputs["x"])

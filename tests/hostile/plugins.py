@@ -54,3 +54,32 @@ def hides_a_write(params, inputs):
     grads = _grads(params)
     params["x"][0] = 123.0
     return grads
+
+
+def empty_gradient(params, inputs):
+    """The right gradient of ``empty_parameter``: it has no elements to check."""
+    return {"W": np.zeros((0, 3))}
+
+
+def writes_into_the_judges_stdout(params, inputs):
+    """Finds the gradparity command by its command line and writes a forged verdict into
+    its stdout through /proc/PID/fd/1; records in $GP_MARKER what it found and could do."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"harness.cli" in words and any(b"writes_into_the_judges_stdout" in w for w in words):
+            try:
+                with open(f"/proc/{entry}/fd/1", "w") as out:
+                    out.write(f"FORGED AGREES {os.environ['GP_TAG']}\n")
+                found.append(f"{entry} opened")
+            except OSError as e:
+                found.append(f"{entry} refused {e.errno}")
+    with open(os.environ["GP_MARKER"], "w") as f:
+        f.write("\n".join(found))
+    return _grads(params)
