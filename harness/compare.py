@@ -26,7 +26,7 @@ import pandas as pd
 
 from harness import modes as M
 from harness import theory
-from harness.result import BUILD, Directional, Result
+from harness.result import BUILD, DEFAULT_BASELINE, Directional, Result
 from harness.tolerances import Tolerance, tolerance_for
 
 AGREEMENT_COLUMNS = [
@@ -496,7 +496,7 @@ def _odd_one_out(results: list[Result], key, tolerances, noise: dict | None = No
 
 
 def agreement(
-    results: list[Result], baseline: str = "torch", tolerances: dict | None = None
+    results: list[Result], baseline: str = DEFAULT_BASELINE, tolerances: dict | None = None
 ) -> pd.DataFrame:
     """One row per case × mode × tensor × backend (other than the baseline), in a stable
     order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second

@@ -15,6 +15,7 @@ from harness import modes as M
 from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
+    DEFAULT_BASELINE,
     REGISTRY,
     Backend,
     NotApplicable,
@@ -288,7 +289,7 @@ def compare_backends(
     backends: Iterable[str | Backend] | None = None,
     dtype: str = "float64",
     seed: int = 0,
-    baseline: str = "torch",
+    baseline: str = DEFAULT_BASELINE,
     progress: Progress | None = None,
     jobs: int = 1,
     noise: int | None = None,

@@ -42,6 +42,7 @@ import pandas as pd
 
 from harness.interrupts import Interrupted
 from harness.parallel import process_pool
+from harness.result import DEFAULT_BASELINE
 from harness.selection import MAX_POINTS, SEED_LIMIT, UsageError
 
 EXECUTORS = ("local", "dask")
@@ -176,7 +177,7 @@ class Job:
     fixed: tuple[tuple[str, str], ...]
     backends: tuple[str, ...] = ()
     dtype: str = "float64"
-    baseline: str = "torch"
+    baseline: str = DEFAULT_BASELINE
     noise: int | None = None
     modes: tuple[str, ...] | None = None
     validate: dict | None = None
