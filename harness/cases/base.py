@@ -17,10 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.cases.family import FAMILIES, Family, family_of
+
 Arrays = dict[str, np.ndarray]
 
 CATALOG: dict[str, type[Case]] = {}
-FAMILIES = ["staged", "mlp", "elman", "lstm", "gru"]  # the order cases are listed and run in
 
 
 class CaseError(ValueError):
@@ -143,6 +144,8 @@ class Case:
     # True where the case's code is the user's, loaded by gradparity: it runs in a worker
     # process only (``harness.sandbox.case``), never in this one
     isolated: ClassVar[bool] = False
+    # the class's hand-derived backprop (``harness.cases.manual``); None: there is none
+    manual: ClassVar[Any] = None  # a ManualBackprop (that module reads this one)
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.options)
@@ -180,6 +183,11 @@ class Case:
         """The name, with the options that differ from the defaults: ``lstm[T=1000]``."""
         changed = [f"{k}={v}" for k, v in self.cfg.items() if v != self.options[k]]
         return f"{self.name}[{','.join(changed)}]" if changed else self.name
+
+    @property
+    def declaration(self) -> Family:
+        """What its family declares (``harness.cases.family``): unroll, layer index, theory."""
+        return family_of(self.family)
 
     @classmethod
     def doc(cls) -> str:
@@ -297,7 +305,7 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
     if not patterns:
         ordered = sorted(
             CATALOG.values(),
-            key=lambda c: FAMILIES.index(c.family) if c.family in FAMILIES else len(FAMILIES),
+            key=lambda c: list(FAMILIES).index(c.family) if c.family in FAMILIES else len(FAMILIES),
         )
         return [c for c in ordered if include_slow or not c.slow]
     chosen: list[type[Case]] = []
