@@ -213,10 +213,7 @@ class Case:
         """How a worker process makes this very case again, as data (``rebuild``): a
         catalog case by its name and options. None where this class cannot say (see
         ``harness.sandbox.case.spec_of`` for a case of the user's)."""
-        if CATALOG.get(getattr(self, "name", None)) is type(self):
-            return {"rebuild": "harness.cases.base:from_catalog", "name": self.name,
-                    "cfg": dict(self.cfg)}  # fmt: skip
-        return None
+        return catalog_spec(self)
 
     def build(self, seed: int = 0, dtype: str = "float64") -> tuple[Arrays, Arrays]:
         """Parameters and inputs for this seed, drawn in float64 and then cast to ``dtype``
@@ -266,6 +263,15 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     if isinstance(default, float):
         return float(value)
     return value
+
+
+def catalog_spec(case: Any) -> dict[str, Any] | None:
+    """A catalog case (its class is the catalog's under its name) as the data another
+    process makes it again from (``from_catalog``): its name and options. None for any
+    other case, which that process may not be able to import."""
+    if CATALOG.get(getattr(case, "name", None)) is not type(case):
+        return None
+    return {"rebuild": "harness.cases.base:from_catalog", "name": case.name, "cfg": dict(case.cfg)}
 
 
 def from_catalog(spec: dict[str, Any]) -> Case:
