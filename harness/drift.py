@@ -18,16 +18,15 @@ from harness.compare import compare_arrays
 from harness.runner import compare_backends
 from harness.tolerances import tolerance_for
 
-UNROLL_FAMILIES = ("elman", "lstm", "gru", "rnn")
 DRIFT_LENGTHS = (8, 16, 32, 64, 128, 256, 512)
 DRIFT_BACKEND = "torch"
 
 
 def drift_case(cases: list[Case]) -> tuple[Case, str] | None:
-    """The case to grow and its length option: the first unroll with ``T``, else the
-    first case with ``K`` (the deep chain's number of stages)."""
+    """The case to grow and its length option: the first unroll (as its family declares)
+    with ``T``, else the first case with ``K`` (the deep chain's number of stages)."""
     for case in cases:
-        if case.family in UNROLL_FAMILIES and "T" in case.options:
+        if case.declaration.unroll and "T" in case.options:
             return case, "T"
     return next(((c, "K") for c in cases if "K" in c.options), None)
 

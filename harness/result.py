@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+DEFAULT_BASELINE = "torch"  # the backend the others are compared against unless told otherwise
 BUILD = "(case)"  # the backend name of the one failed Result of a case that could not be built
 
 

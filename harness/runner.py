@@ -15,14 +15,15 @@ from harness import modes as M
 from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
+    DEFAULT_BASELINE,
     REGISTRY,
     Backend,
     NotApplicable,
     UnknownBackend,
     get_backend,
 )
-from harness.cases import CATALOG, Case, CaseError
-from harness.cases.base import rebuild
+from harness.cases import Case, CaseError
+from harness.cases.base import catalog_spec, from_catalog, rebuild
 from harness.compare import Comparison
 from harness.noise import DEFAULT_RUNS
 from harness.parallel import process_pool
@@ -257,12 +258,12 @@ def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Back
 
 
 def _run_in_worker(
-    name: str, cfg: dict, backends: list[str], dtype: str, seed: int, noise_on: tuple,
+    spec: dict, backends: list[str], dtype: str, seed: int, noise_on: tuple,
     noise_runs: int, modes: tuple[str, ...] = M.DEFAULT_MODES,
 ) -> list[Result]:  # fmt: skip
     """One catalog case in a worker process (``jobs > 1``)."""
     names, instances = instantiate(backends)
-    return run_case(CATALOG[name](**cfg), instances, dtype, seed, None, names, noise_on,
+    return run_case(from_catalog(spec), instances, dtype, seed, None, names, noise_on,
                     noise_runs, modes)  # fmt: skip
 
 
@@ -288,7 +289,7 @@ def compare_backends(
     backends: Iterable[str | Backend] | None = None,
     dtype: str = "float64",
     seed: int = 0,
-    baseline: str = "torch",
+    baseline: str = DEFAULT_BASELINE,
     progress: Progress | None = None,
     jobs: int = 1,
     noise: int | None = None,
@@ -320,12 +321,12 @@ def compare_backends(
     per_case: list[list[Result] | Future] = []
     with process_pool(jobs) if portable else nullcontext() as pool:
         for case in chosen:
-            if pool is not None and CATALOG.get(case.name) is type(case):
+            spec = catalog_spec(case) if pool is not None else None
+            if spec is not None:
                 per_case.append(
                     pool.submit(
                         _run_in_worker,
-                        case.name,
-                        case.cfg,
+                        spec,
                         names,
                         dtype,
                         seed,

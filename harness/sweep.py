@@ -9,12 +9,9 @@ tables come back labelled: one column per swept option, and ``seed``. The points
 back in grid order, so the same grid and seeds give the same tables however they were
 spread (timings aside).
 
-Executors are ``concurrent.futures`` executors, the one code path for all:
-
-- ``local`` with one job: this process (``Inline``, a future per point run at submit);
-- ``local`` with N > 1 jobs: a ``ProcessPoolExecutor`` of N spawned processes;
-- ``dask``: ``Client.get_executor()`` of a ``LocalCluster`` on this machine (N worker
-  processes, one thread each, bound to 127.0.0.1) or of the cluster at ``--scheduler``.
+Executors are ``concurrent.futures`` executors, the one code path for all, started and
+ended in ``harness.parallel`` (``local``: this process or N spawned processes; ``dask``:
+a ``LocalCluster`` on this machine or the cluster at ``--scheduler``).
 
 A point that raises is one failed row; a worker that dies is one failed row too. A point
 whose worker was lost (a broken process pool takes every point in flight with it; a Dask
@@ -40,11 +37,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.interrupts import Interrupted
-from harness.parallel import process_pool
+from harness import parallel
+from harness.parallel import EXECUTORS, process_pool
+from harness.result import DEFAULT_BASELINE
 from harness.selection import MAX_POINTS, SEED_LIMIT, UsageError
 
-EXECUTORS = ("local", "dask")
 _RANGE = re.compile(r"^(-?\d+)-(-?\d+)(?::(\d+))?$")
 SCHEDULER_TIMEOUT = 10.0
 """Seconds a Dask scheduler has to accept the connection, shake hands and say who it is:
@@ -176,7 +173,7 @@ class Job:
     fixed: tuple[tuple[str, str], ...]
     backends: tuple[str, ...] = ()
     dtype: str = "float64"
-    baseline: str = "torch"
+    baseline: str = DEFAULT_BASELINE
     noise: int | None = None
     modes: tuple[str, ...] | None = None
     validate: dict | None = None
@@ -320,7 +317,7 @@ def check_scheduler(address: str, timeout: float | None = None) -> None:
 
     def ask() -> None:
         try:
-            answer.append(asyncio.run(asyncio.wait_for(_identity(address, limit), limit)))
+            answer.append(asyncio.run(asyncio.wait_for(parallel.identity(address, limit), limit)))
         except BaseException as e:  # noqa: BLE001 - said below, in one line
             answer.append(e)
 
@@ -339,69 +336,22 @@ def check_scheduler(address: str, timeout: float | None = None) -> None:
     raise UsageError(f"--scheduler {address!r}: no Dask scheduler answers there ({why})")
 
 
-async def _identity(address: str, timeout: float) -> Any:
-    """What the server at ``address`` says it is, asked as a Dask client asks."""
-    from distributed.comm import connect
-
-    comm = await connect(address, timeout=timeout)
-    try:
-        await comm.write({"op": "identity", "reply": True})
-        return await comm.read()
-    finally:
-        comm.abort()
-
-
 # --- executors ----------------------------------------------------------------------------
-
-
-class Inline(cf.Executor):
-    """A ``concurrent.futures`` executor that runs each call in this process, at submit."""
-
-    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Interrupted:  # the command's, not the call's
-            raise
-        except BaseException as e:  # noqa: BLE001 - handed to the future, as a pool does
-            future.set_exception(e)
-        return future
 
 
 @contextmanager
 def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator[cf.Executor]:
-    """The executor of a sweep (see the module doc); closed on the way out (a local pool
-    killed, not waited for, when the way out is an exception: ``harness.parallel``)."""
-    if kind == "local":
-        if jobs == 1:
-            yield Inline()
-        else:
-            with process_pool(jobs) as pool:
-                yield pool
-        return
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                          "distributed.worker.daemon": False}):  # fmt: skip
-        if scheduler:
-            check_scheduler(scheduler)  # Client alone can wait for ever on a mute server
-            try:
-                client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
-            except OSError as e:
-                raise UsageError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
-                                 f"({e})") from None  # fmt: skip
-            cluster = None
-        else:
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)  # fmt: skip
-            client = Client(cluster)
-        try:
-            yield client.get_executor(pure=False)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    """The executor of a sweep (``harness.parallel.executor``), a scheduler at an address
+    checked first (Dask's ``Client`` alone can wait for ever on a mute server) and one
+    that cannot be reached said as a usage error."""
+    if kind == "dask" and scheduler:
+        check_scheduler(scheduler)
+    try:
+        with parallel.executor(kind, jobs, scheduler, SCHEDULER_TIMEOUT) as ex:
+            yield ex
+    except parallel.SchedulerUnreachable as e:
+        raise UsageError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
+                         f"({e.__cause__})") from None  # fmt: skip
 
 
 @contextmanager
@@ -568,7 +518,7 @@ def bench_markdown(rows: pd.DataFrame, machine: dict, command: str, what: str) -
     return "\n".join(out) + "\n"
 
 
-__all__ = ["BENCH_GRID", "BENCH_SEEDS", "EXECUTORS", "Inline", "bench_executors", "bench_markdown",
+__all__ = ["BENCH_GRID", "BENCH_SEEDS", "EXECUTORS", "bench_executors", "bench_markdown",
            "check_scheduler", "comparable", "Job", "Outcome", "Point", "executor", "grid",
            "parse_grid", "parse_seeds", "run_point", "scheduler_address", "summary_lines", "sweep",
            "tables"]  # fmt: skip

@@ -33,7 +33,9 @@ for the standard U(±1/√fan_in), 1 for Glorot's; sigmoid multiplies it by abou
 into rectifiers").
 
 Where a case's assumptions do not hold, ``theory_rate`` is NaN and ``theory`` says why,
-in words.
+in words. Which theory applies to a case is its family's declaration
+(``harness.cases.family``: ``theory``, one of ``THEORIES``; ``unroll``), read from the
+case: this module names no family.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
+
+PASCANU = "pascanu"  # the bound σ_max·γ on an Elman unroll's gradient per step
+MEAN_FIELD = "mean-field"  # the variance ratio per layer of a deep MLP
+THEORIES = (PASCANU, MEAN_FIELD)  # what a family may declare as its ``theory``
 
 GAMMA = {"tanh": 1.0, "sigmoid": 0.25}
 MIN_WIDTH = 8  # narrower layers are too far from the mean-field (wide-layer) average
@@ -154,7 +160,7 @@ def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
         "theory": "",
     }
     row["theory"] = "no theory: no bound on ‖dL/dh_t‖ is stated for LSTM and GRU"
-    if case is not None and case.family == "elman":
+    if case is not None and case.declaration.theory == PASCANU:
         if not _elman_theory(case):
             row["theory"] = "no theory: not the catalog's Elman (its options are not known here)"
             return row
@@ -203,11 +209,11 @@ def summaries(magnitudes: pd.DataFrame, cases: Any = None) -> pd.DataFrame:
             continue
         case = by_label.get(label)
         norms = group.set_index("step")["norm"]
-        if case is not None and case.family == "mlp":
+        if case is not None and case.declaration.theory == MEAN_FIELD:
             if not _numbers(case, "N", "D", "width"):
                 continue  # per-element variances need the catalog MLP's sizes
             row = _mlp_row(case, norms)
-        elif case is not None and case.family in ("elman", "lstm", "gru"):
+        elif case is not None and case.declaration.unroll:
             row = _unroll_row(case, norms.to_numpy())
         else:
             continue
@@ -219,7 +225,7 @@ def bound_curve(case: Any, last_norm: float, steps: int) -> np.ndarray | None:
     """The Elman bound n_{T−1}·(σ_max·γ)^(T−1−t) for t = 0..T−1 (None for other cases)."""
     if (
         case is None
-        or case.family != "elman"
+        or case.declaration.theory != PASCANU
         or not _elman_theory(case)
         or case.cfg["act"] not in GAMMA
     ):

@@ -270,3 +270,16 @@ def test_every_catalog_option_declares_what_it_takes_and_its_default_is_admitted
         )
         for key, default in cls.options.items():
             assert cls.allowed[key].admits(default), f"{name}: default {key}={default!r}"
+
+
+def test_a_catalog_case_travels_as_its_name_and_options():
+    from harness.cases.base import catalog_spec, rebuild
+
+    case = CATALOG["lstm"](T=3)
+    again = rebuild(catalog_spec(case))
+    assert (type(again), again.cfg) == (type(case), case.cfg)
+
+    class Mine(type(case)):  # not the catalog's class under that name: it cannot travel
+        pass
+
+    assert catalog_spec(Mine()) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 
 from harness.backends.base import Backend, BackendUnavailable, NotApplicable
+from harness.result import DEFAULT_BASELINE
 
 # name -> (module, class); the order is the order of columns in tables
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -36,6 +37,7 @@ __all__ = [
     "NotApplicable",
     "REGISTRY",
     "DEFAULT_BACKENDS",
+    "DEFAULT_BASELINE",
     "UnknownBackend",
     "get_backend",
 ]

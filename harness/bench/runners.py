@@ -83,39 +83,20 @@ def _reference(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepa
 # --- manual: hand-derived forward and backward ---------------------------------------------
 
 
-def _manual_forward(case: Case) -> Callable[[Arrays, Arrays], Any]:
-    """The forward function of ``reference/manual.py`` that the manual backend's runner for
-    this case calls before its backward (same arguments)."""
-    import reference.manual as M
-
-    if case.name == "adbench_lstm":
-        return lambda p, x: M.adbench_lstm_forward(p["main"], p["extra"], x["state"], x["sequence"])
-    forwards = {
-        "mlp": lambda p, x: M.mlp_forward(
-            p, x["X"], x["Y"] if case.objective == "mse" else x["y"], case.act, case.objective
-        ),
-        "elman": lambda p, x: M.elman_forward(p, x["X"], x["Y"], x["h0"], case.act, case.objective),
-        "lstm": lambda p, x: M.lstm_forward(p, x["X"], x["Y"], x["h0"], x["c0"], case.objective),
-        "gru": lambda p, x: M.gru_forward(p, x["X"], x["Y"], x["h0"], case.objective),
-    }
-    return forwards[case.family]
-
-
 def _manual(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared:
-    from harness.backends.manual import runner_for
+    """The forward that the case's declared hand-derived backprop (``Case.manual``) runs
+    before its backward, and that backprop; where the declaration has a backward of the
+    parameters alone (the MLP: no dL/dX for the h[0] tap), that one, as the other
+    backends' gradients are of the parameters only."""
+    from harness.backends.manual import declared, runner_for
 
     run = runner_for(case)  # raises NotApplicable for a case without a hand-derived backward
-    forward = _manual_forward(case)
+    manual = declared(case)
+    forward = lambda: manual.forward(case, params, inputs)  # noqa: E731
     gradient = lambda: run(case, params, inputs)  # noqa: E731
-    if case.family == "mlp":  # parameters only, as the other backends: no dL/dX for the h[0] tap
-        import reference.manual as M
-
-        gradient = lambda: M.mlp_backward(forward(params, inputs)[1], input_grad=False)  # noqa: E731
-    return Prepared(
-        lambda: forward(params, inputs)[0],
-        gradient,
-        record=lambda: forward(params, inputs),
-    )
+    if manual.parameter_backward is not None:
+        gradient = lambda: manual.parameter_backward(case, forward()[1])  # noqa: E731
+    return Prepared(lambda: forward()[0], gradient, record=forward)
 
 
 # --- torch eager ----------------------------------------------------------------------------

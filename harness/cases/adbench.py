@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.cases import manual
 from harness.cases.base import Case, CaseError, at_least, footprint_of, one_of, register
 
 
@@ -66,6 +67,7 @@ class ADBenchLSTM(Case):
     """
 
     name, family = "adbench_lstm", "lstm"
+    manual = manual.ADBENCH_LSTM
     options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
     allowed = {"source": one_of("adbench", "random"), "l": at_least(1), "c": at_least(2),
                "b": at_least(1)}  # fmt: skip

@@ -17,10 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.cases.family import FAMILIES, Family, family_of
+
 Arrays = dict[str, np.ndarray]
 
 CATALOG: dict[str, type[Case]] = {}
-FAMILIES = ["staged", "mlp", "elman", "lstm", "gru"]  # the order cases are listed and run in
 
 
 class CaseError(ValueError):
@@ -143,6 +144,8 @@ class Case:
     # True where the case's code is the user's, loaded by gradparity: it runs in a worker
     # process only (``harness.sandbox.case``), never in this one
     isolated: ClassVar[bool] = False
+    # the class's hand-derived backprop (``harness.cases.manual``); None: there is none
+    manual: ClassVar[Any] = None  # a ManualBackprop (that module reads this one)
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.options)
@@ -181,6 +184,11 @@ class Case:
         changed = [f"{k}={v}" for k, v in self.cfg.items() if v != self.options[k]]
         return f"{self.name}[{','.join(changed)}]" if changed else self.name
 
+    @property
+    def declaration(self) -> Family:
+        """What its family declares (``harness.cases.family``): unroll, layer index, theory."""
+        return family_of(self.family)
+
     @classmethod
     def doc(cls) -> str:
         return inspect.getdoc(cls) or ""
@@ -205,10 +213,7 @@ class Case:
         """How a worker process makes this very case again, as data (``rebuild``): a
         catalog case by its name and options. None where this class cannot say (see
         ``harness.sandbox.case.spec_of`` for a case of the user's)."""
-        if CATALOG.get(getattr(self, "name", None)) is type(self):
-            return {"rebuild": "harness.cases.base:from_catalog", "name": self.name,
-                    "cfg": dict(self.cfg)}  # fmt: skip
-        return None
+        return catalog_spec(self)
 
     def build(self, seed: int = 0, dtype: str = "float64") -> tuple[Arrays, Arrays]:
         """Parameters and inputs for this seed, drawn in float64 and then cast to ``dtype``
@@ -260,6 +265,15 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     return value
 
 
+def catalog_spec(case: Any) -> dict[str, Any] | None:
+    """A catalog case (its class is the catalog's under its name) as the data another
+    process makes it again from (``from_catalog``): its name and options. None for any
+    other case, which that process may not be able to import."""
+    if CATALOG.get(getattr(case, "name", None)) is not type(case):
+        return None
+    return {"rebuild": "harness.cases.base:from_catalog", "name": case.name, "cfg": dict(case.cfg)}
+
+
 def from_catalog(spec: dict[str, Any]) -> Case:
     """The catalog case a ``Case.spec`` names."""
     return CATALOG[spec["name"]](**spec["cfg"])
@@ -297,7 +311,7 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
     if not patterns:
         ordered = sorted(
             CATALOG.values(),
-            key=lambda c: FAMILIES.index(c.family) if c.family in FAMILIES else len(FAMILIES),
+            key=lambda c: list(FAMILIES).index(c.family) if c.family in FAMILIES else len(FAMILIES),
         )
         return [c for c in ordered if include_slow or not c.slow]
     chosen: list[type[Case]] = []

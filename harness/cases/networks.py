@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.cases import manual
 from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -42,6 +43,7 @@ class MLP(Case):
     """
 
     name, family = "mlp", "mlp"
+    manual = manual.MLP
     options = {
         "depth": 4, "width": 16, "D": 8, "C": 4, "N": 16,
         "act": "tanh", "objective": "mse", "init": "standard", "x_scale": 1.0,

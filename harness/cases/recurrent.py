@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.cases import manual
 from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 
@@ -112,6 +113,7 @@ class Elman(Unroll):
     """
 
     name, family = "elman", "elman"
+    manual = manual.ELMAN
     options = {**Unroll.options, "act": "tanh"}
     allowed = {**Unroll.allowed, "act": one_of("tanh", "sigmoid")}
 
@@ -173,6 +175,7 @@ class LSTM(Unroll):
     """
 
     name, family = "lstm", "lstm"
+    manual = manual.LSTM
     gates, tapped, saved = 4, 2, 25
 
     def bias(self, rng):
@@ -215,6 +218,7 @@ class GRU(Unroll):
     """
 
     name, family = "gru", "gru"
+    manual = manual.GRU
     gates, saved = 3, 20
 
     def setup(self, rng):

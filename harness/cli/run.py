@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from harness.backends import DEFAULT_BACKENDS, REGISTRY
+from harness.backends import DEFAULT_BACKENDS, DEFAULT_BASELINE, REGISTRY
 from harness.noise import MAX_RUNS
 from harness.selection import (
     MAX_JOBS,
@@ -66,7 +66,7 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=seed_value, default=0, help=SEED_HELP)
     add_backend_options(p, "--baseline", "the backend the others are compared against "
-                        "(default torch)", default="torch")  # fmt: skip
+                        f"(default {DEFAULT_BASELINE})", default=DEFAULT_BASELINE)  # fmt: skip
     add_set(p)
     p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                    help=f"spread the cases over N processes (default 1, {JOBS_HELP}); in a "
@@ -343,7 +343,7 @@ def run_sweep(
     keys = list(swept)
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
     job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
-                args.dtype, getattr(args, "baseline", None) or "torch", args.noise,
+                args.dtype, getattr(args, "baseline", None) or DEFAULT_BASELINE, args.noise,
                 tuple(parse_modes(args.mode)), validate, limits(args))  # fmt: skip
     start = time.perf_counter()
     quiet = getattr(args, "quiet", False)
@@ -401,7 +401,7 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
     out += [a for m in args.mode or [] for a in ("--mode", m)]
     if args.dtype != "float64":
         out += ["--dtype", args.dtype]
-    if args.baseline != "torch":
+    if args.baseline != DEFAULT_BASELINE:
         out += ["--baseline", args.baseline]
     if args.noise is not None:
         out += ["--noise", str(args.noise)]

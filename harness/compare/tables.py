@@ -23,7 +23,7 @@ from harness import modes as M
 from harness.compare.metrics import l2_norm
 from harness.compare.pairs import case_noise, odd_one_out, pair, pick_baseline
 from harness.compare.verdicts import Verdict
-from harness.result import BUILD, Result
+from harness.result import BUILD, DEFAULT_BASELINE, Result
 
 AGREEMENT_COLUMNS = [
     "case", "mode", "kind", "tensor", "backend", "baseline", "dtype", "shape",
@@ -35,7 +35,7 @@ AGREEMENT_COLUMNS = [
 
 
 def agreement(
-    results: list[Result], baseline: str = "torch", tolerances: dict | None = None
+    results: list[Result], baseline: str = DEFAULT_BASELINE, tolerances: dict | None = None
 ) -> pd.DataFrame:
     """One row per case × mode × tensor × backend (other than the baseline), in a stable
     order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second

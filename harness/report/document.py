@@ -472,8 +472,9 @@ def magnitude_plots(comparison: Comparison, case: Case, out: Path) -> list[Block
         plot = plots.norms_by_index(mags, case.label, in_scan, path, baseline, "t", bound)
         blocks.append(_image(plot))
     deep = mine[mine["tap"].isin(layered)].groupby("tap")["step"].nunique()
-    if layered and (case.family == "mlp" or deep.max() >= DEEP_TAPS):
-        index = "l" if case.family == "mlp" else "k"
+    by_layer = case.declaration.layer_index
+    if layered and (by_layer is not None or deep.max() >= DEEP_TAPS):
+        index = by_layer or "k"
         path = out / f"layers_{_slug(case.label)}.png"
         blocks.append(
             _image(plots.norms_by_index(mags, case.label, layered, path, baseline, index))
@@ -525,7 +526,7 @@ def init_overlays(comparison: Comparison, cases: list[Case], out: Path) -> list[
     """MLP cases that differ only in their ``init``, overlaid in one per-layer plot."""
     groups: dict[tuple, list[Case]] = {}
     for case in cases:
-        if case.family == "mlp" and "init" in case.cfg:
+        if case.declaration.layer_index is not None and "init" in case.cfg:
             key = tuple(sorted((k, str(v)) for k, v in case.cfg.items() if k != "init"))
             groups.setdefault(key, []).append(case)
     blocks: list[Block] = []

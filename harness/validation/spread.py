@@ -28,7 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from harness.cases import CATALOG, Case
+from harness.cases import Case
+from harness.cases.base import catalog_spec, from_catalog
 from harness.modes import DEFAULT_MODES
 from harness.parallel import process_pool
 from harness.result import BUILD, Result
@@ -93,20 +94,21 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
         _state = e
 
 
-def _run(case_name: str, cfg: dict, dtype: str, seed: int, names: list[str],
+def _run(spec: dict, dtype: str, seed: int, names: list[str],
          noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
     """One catalog case, in a pool process."""
     if not isinstance(_state, tuple):
         raise RuntimeError(f"the process could not start: {_state!r}")
     references, plugin = _state
-    case = CATALOG[case_name](**cfg)
+    case = from_catalog(spec)
     return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise,
                    modes=modes)  # fmt: skip
 
 
 def portable(case: Case) -> bool:
-    """A catalog case travels by name and options; any other runs in this process."""
-    return CATALOG.get(getattr(case, "name", None)) is type(case)
+    """A catalog case travels by name and options (``catalog_spec``); any other runs in
+    this process."""
+    return catalog_spec(case) is not None
 
 
 def run_cases(
@@ -141,7 +143,7 @@ def run_cases(
         pending: dict[int, Future] = {}
         for i in order:
             try:
-                pending[i] = pool.submit(_run, chosen[i].name, dict(chosen[i].cfg), dtype, seed,
+                pending[i] = pool.submit(_run, catalog_spec(chosen[i]), dtype, seed,
                                          names, noise, modes)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - the pool cannot take it: it runs here
                 failed[chosen[i].label] = why(e)
