@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from reference.array_object import ArrayObject, NotInTape, plain
-from reference.forward import Dual, push
 from reference.primitives import CONSTANTS, RULES, Lazy, Rule, Scatter
 
 
@@ -217,17 +216,19 @@ class Node:
 def apply(op: str, *inputs: Any, **constants: Any) -> Any:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
     keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest. Where an input
-    is a ``Dual`` (forward mode, ``reference.forward``) its tangent is pushed instead. A
-    function without a derivative (``CONSTANTS``: a comparison, logic) records nothing:
-    its answer is a constant, whatever its inputs."""
+    is another of the tape's arrays (forward mode's ``Dual``, ``reference.forward``), that
+    array runs the primitive its own way (``_apply``: it pushes its tangent), as Python hands
+    an operator to the operand that knows it. A function without a derivative
+    (``CONSTANTS``: a comparison, logic) records nothing: its answer is a constant,
+    whatever its inputs."""
     rule = RULES.get(op)
     if rule is None:
         return Tensor(CONSTANTS[op](*(plain(x) for x in inputs), **constants))
     values, nodes = [], []
     for x in inputs:
         if not isinstance(x, Tensor):
-            if type(x) is Dual:  # forward mode: the tangent is pushed too
-                return push(op, *inputs, **constants)
+            if isinstance(x, ArrayObject):  # forward mode's Dual: it pushes its tangent
+                return x._apply(op, *inputs, **constants)
             x = Tensor(x)
         values.append(x.value)
         nodes.append(x.node)

@@ -20,25 +20,27 @@ Any other name of the standard is an ``AttributeError`` that names the function 
 the tape does not implement it (``NotInTape``), and so is an argument the tape cannot
 differentiate through (an array as ``clip``'s bound, or as a creation function's value,
 that requires a gradient). Given forward-mode Duals (``reference.forward``) instead of
-Tensors, every function here pushes their tangents. This module imports numpy alone.
+Tensors, every function here pushes their tangents (the tape's ``apply`` hands a Dual
+the primitive). This module imports numpy and the tape below it.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from reference.array_object import ArrayObject, NotInTape, matrix_axes, plain
 from reference.engine import Tensor, apply
-from reference.forward import Dual
 
 __array_api_version__ = "2023.12"
 
 
 def _carries_derivative(x: Any) -> bool:
-    """A Dual, or a Tensor that requires a gradient: a value a derivative flows through."""
-    return type(x) is Dual or (isinstance(x, Tensor) and x.requires_grad)
+    """A value a derivative flows through: a Tensor that requires a gradient, or another of
+    the tape's arrays (forward mode's Dual, which always carries its tangent)."""
+    return x.requires_grad if isinstance(x, Tensor) else isinstance(x, ArrayObject)
 
 
 def _array(x: Any) -> ArrayObject:
@@ -290,6 +292,11 @@ def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
 
 
 e, pi, inf, nan, newaxis = np.e, np.pi, np.inf, np.nan, None
+
+
+# The arrays' ``__array_namespace__()`` hands back this module, which is built above them:
+# it names itself there, so that no module below imports it.
+ArrayObject.namespace = sys.modules[__name__]
 
 
 def __getattr__(name: str) -> Any:
