@@ -18,6 +18,7 @@ from reference import xp  # the namespace: with it, every array knows its namesp
 from reference.engine import Tensor, apply, topological_order, unbroadcast
 
 __all__ = [
+    "xp",
     "Tensor",
     "apply",
     "topological_order",

@@ -12,7 +12,9 @@ import pytest
 
 import reference
 
-MODULES = sorted(p.stem for p in Path(reference.__file__).parent.glob("*.py") if p.stem != "__init__")
+MODULES = sorted(
+    p.stem for p in Path(reference.__file__).parent.glob("*.py") if p.stem != "__init__"
+)
 
 PROBE = """
 import importlib, sys
