@@ -59,12 +59,34 @@ def push(op: str, *inputs: Any, **constants: Any) -> Any:
         xp = np
         values = [plain(v) for v in values]
         ans = rule.forward(*values, **constants)
-    tangent = rule.jvp(xp, tangents, ans, *values, **constants)
-    if tangent is None:
-        return ans
+    if all(t is None for t in tangents):
+        return ans  # no input moves: the answer is a constant
+    tangent = answer_tangent(xp, rule, tangents, ans, values, constants)
     if tuple(tangent.shape) != tuple(np.shape(plain(ans))):  # a broadcast input's tangent
         tangent = xp.broadcast_to(tangent, tuple(np.shape(plain(ans))))
     return Dual(ans, tangent)
+
+
+def answer_tangent(
+    xp: Any, rule: Any, tangents: list, ans: Any, values: list, constants: dict
+) -> Any:
+    """ẏ = Σ_i ∂y/∂x_i · ẋ_i by the rule's JVP, where ``tangents`` has None for an input
+    that does not move: a rule of one term per input gets the terms of the inputs that move
+    added up, a rule of all the tangents gets zeros for the others (``reference.primitives``)."""
+    if callable(rule.jvp):
+        zeros = [
+            xp.zeros_like(v) if t is None else t for t, v in zip(tangents, values, strict=True)
+        ]
+        return rule.jvp(xp, zeros, ans, *values, **constants)
+    terms = [
+        term(xp, t, ans, *values, **constants)
+        for term, t in zip(rule.jvp, tangents, strict=True)
+        if t is not None
+    ]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 class Dual(ArrayObject):
