@@ -15,6 +15,8 @@ Python's operators on Tensors are too (``reference.array_object``). What it cove
 - shapes: reshape permute_dims concat stack expand_dims squeeze broadcast_to astype
 - creation: asarray zeros ones empty full zeros_like ones_like full_like arange linspace eye
 - dtypes and constants: float32 float64 int32 int64 bool, finfo iinfo, e pi inf nan newaxis
+- beyond the standard, the tape's primitives that networks need and the standard lacks:
+  sigmoid relu logsumexp softmax_cross_entropy
 
 Any other name of the standard is an ``AttributeError`` that names the function and says
 the tape does not implement it (``NotInTape``), and so is an argument the tape cannot
@@ -292,6 +294,24 @@ def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
 
 
 e, pi, inf, nan, newaxis = np.e, np.pi, np.inf, np.nan, None
+
+
+# --- beyond the standard: primitives that networks need and the standard lacks
+def sigmoid(x: Any) -> Tensor:
+    return apply("sigmoid", x)
+
+
+def relu(x: Any) -> Tensor:
+    return apply("relu", x)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return apply("logsumexp", x, axis=axis, keepdims=keepdims)
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> Tensor:
+    """Mean over the batch of -log softmax(logits_n)[labels_n]; labels are integers."""
+    return apply("softmax_cross_entropy", logits, labels=plain(labels))
 
 
 # The arrays' ``__array_namespace__()`` hands back this module, which is built above them:
