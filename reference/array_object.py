@@ -203,10 +203,13 @@ class ArrayObject:
             raise NotInTape(f"the tape does not support to_device({device!r}): it runs on the cpu")
         return self
 
+    # the tape's array API namespace, ``reference.xp``: it sets this when it is imported
+    # (with the package), since it is built over this module and so cannot be imported here
+    namespace: Any = None
+
     def __array_namespace__(self, /, *, api_version: str | None = None) -> Any:
         """The tape's array API namespace, ``reference.xp``."""
-        from reference import xp  # lazily: the namespace imports the tape, which imports this
-
+        xp = self.namespace
         if api_version is not None and api_version > xp.__array_api_version__:
             raise ValueError(
                 f"the tape's namespace follows the array API standard of "

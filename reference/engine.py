@@ -9,8 +9,10 @@ input adds up what all of its uses send:
 
     dL/dx = Σ_{u uses x}  vjp_u(dL/du)          (the multivariable chain rule)
 
-``backward`` and ``accumulate`` below are that sentence; the rest of the module is how
-values and nodes are made (``apply``, ``Node``, ``Tensor``).
+``backward`` below is that sentence: for each node, newest first, take its gradient, apply
+its VJP, add each share into the input's gradient. The bookkeeping sits in small helpers
+under it (``store_grad``, ``vjp`` with ``conform``, ``accumulate``); the rest of the module
+is how values and nodes are made (``apply``, ``Node``, ``Tensor``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from reference.array_object import ArrayObject, NotInTape, plain
-from reference.forward import Dual, push
 from reference.primitives import CONSTANTS, RULES, Lazy, Rule, Scatter
 
 
@@ -41,16 +42,16 @@ def backward(root: Tensor, grad: np.ndarray | None = None) -> None:
         g = grads.pop(node, None)  # dL/d(node's value), every path summed
         if g is None:
             continue  # the loss does not depend on this value
-        if node.tensor is not None and (tensor := node.tensor()) is not None:
-            tensor.grad = g if tensor.grad is None else tensor.grad + g
-        if not node.parents:
-            continue  # a leaf
-        for i, (parent, parent_grad) in enumerate(zip(node.parents, vjp(node, g), strict=True)):
-            if parent is None:
-                continue  # a constant: its gradient is never computed (see ``Lazy``)
-            if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.shape:
-                parent_grad = conform(parent_grad, parent, RULES[node.op], node, i)
+        store_grad(node, g)
+        for parent, parent_grad in vjp(node, g):  # the chain rule, one input at a time
             accumulate(grads, parent, parent_grad)  # add this path's contribution
+
+
+def store_grad(node: Node, g: np.ndarray) -> None:
+    """dL/d(value) into ``.grad`` of the Tensor that asked for it (a leaf, or a value marked
+    with ``retain_grad()``), added to what an earlier ``backward`` left there."""
+    if node.tensor is not None and (tensor := node.tensor()) is not None:
+        tensor.grad = g if tensor.grad is None else tensor.grad + g
 
 
 def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
@@ -79,17 +80,28 @@ def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
         grads.owned.add(node)
 
 
-def vjp(node: Node, g: np.ndarray) -> tuple:
-    """The primitive's VJP at ``node``: one gradient per input (``conform`` fits each to its
-    input's shape where the rule returned another form)."""
+def vjp(node: Node, g: np.ndarray) -> list[tuple[Node, np.ndarray | Scatter]]:
+    """The primitive's VJP at ``node``: (input's node, dL/d(input) along this path) for each
+    input that needs a gradient, fitted to that input's shape (``conform``) where the rule
+    returned another form. A leaf has no inputs; a constant input gets nothing (``Lazy``)."""
+    if not node.parents:
+        return []  # a leaf
+    rule = RULES[node.op]
     ans = node if node.ans is None else node.ans  # the node stands in for an unkept answer
-    parent_grads = RULES[node.op].vjp(g, ans, *node.inputs, **node.constants)
+    parent_grads = rule.vjp(g, ans, *node.inputs, **node.constants)
     if len(parent_grads) != len(node.parents):
         raise RuleError(
             f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
             f"for {len(node.parents)} inputs"
         )
-    return parent_grads
+    shares = []
+    for i, (parent, pg) in enumerate(zip(node.parents, parent_grads, strict=True)):
+        if parent is None:
+            continue  # a constant: its gradient is never computed (see ``Lazy``)
+        if type(pg) is not np.ndarray or pg.shape != parent.shape:
+            pg = conform(pg, parent, rule, node, i)
+        shares.append((parent, pg))
+    return shares
 
 
 def topological_order(root: Tensor | Node) -> list[Node]:
@@ -217,17 +229,19 @@ class Node:
 def apply(op: str, *inputs: Any, **constants: Any) -> Any:
     """Run primitive ``op`` forward on ``inputs`` and record how to go back: a node that
     keeps what the rule's VJP reads (``Rule.keep``) and forgets the rest. Where an input
-    is a ``Dual`` (forward mode, ``reference.forward``) its tangent is pushed instead. A
-    function without a derivative (``CONSTANTS``: a comparison, logic) records nothing:
-    its answer is a constant, whatever its inputs."""
+    is another of the tape's arrays (forward mode's ``Dual``, ``reference.forward``), that
+    array runs the primitive its own way (``_apply``: it pushes its tangent), as Python hands
+    an operator to the operand that knows it. A function without a derivative
+    (``CONSTANTS``: a comparison, logic) records nothing: its answer is a constant,
+    whatever its inputs."""
     rule = RULES.get(op)
     if rule is None:
         return Tensor(CONSTANTS[op](*(plain(x) for x in inputs), **constants))
     values, nodes = [], []
     for x in inputs:
         if not isinstance(x, Tensor):
-            if type(x) is Dual:  # forward mode: the tangent is pushed too
-                return push(op, *inputs, **constants)
+            if isinstance(x, ArrayObject):  # forward mode's Dual: it pushes its tangent
+                return x._apply(op, *inputs, **constants)
             x = Tensor(x)
         values.append(x.value)
         nodes.append(x.node)

@@ -24,7 +24,7 @@ order, forward over the tape's reverse pass, would need the VJPs to run on Duals
 written on raw numpy arrays (``Lazy`` products, ``Scatter`` adds in place, ``np.add.at``)
 for the tape's speed, so they cannot, and this is the same H·v from the other side.
 
-This module imports numpy alone (the tape's modules lazily, where they are needed).
+This module imports numpy and the modules below it: the primitives, the tape and its namespace.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+import reference.xp as tape_xp
 from reference.array_object import ArrayObject, NotInTape, plain
+from reference.engine import Tensor, apply
 from reference.primitives import RULES
 
 
@@ -44,28 +46,47 @@ def push(op: str, *inputs: Any, **constants: Any) -> Any:
     records both. The answer is a Dual where some input has a tangent. A function without
     a derivative (``CONSTANTS``: a comparison, logic) has none: its answer is the tape's
     constant."""
-    from reference import engine  # lazily: the tape imports this module
-
     rule = RULES.get(op)
     if rule is None:
-        return engine.apply(op, *inputs, **constants)
+        return apply(op, *inputs, **constants)
     values = [x.value if type(x) is Dual else x for x in inputs]
     tangents = [x.tangent if type(x) is Dual else None for x in inputs]
-    on_tape = any(isinstance(v, engine.Tensor) and v.requires_grad for v in values)
+    on_tape = any(isinstance(v, Tensor) and v.requires_grad for v in values)
     if on_tape:
-        import reference.xp as xp
-
-        ans = engine.apply(op, *values, **constants)
+        xp = tape_xp
+        ans = apply(op, *values, **constants)
     else:
         xp = np
         values = [plain(v) for v in values]
         ans = rule.forward(*values, **constants)
-    tangent = rule.jvp(xp, tangents, ans, *values, **constants)
-    if tangent is None:
-        return ans
+    if all(t is None for t in tangents):
+        return ans  # no input moves: the answer is a constant
+    tangent = answer_tangent(xp, rule, tangents, ans, values, constants)
     if tuple(tangent.shape) != tuple(np.shape(plain(ans))):  # a broadcast input's tangent
         tangent = xp.broadcast_to(tangent, tuple(np.shape(plain(ans))))
     return Dual(ans, tangent)
+
+
+def answer_tangent(
+    xp: Any, rule: Any, tangents: list, ans: Any, values: list, constants: dict
+) -> Any:
+    """ẏ = Σ_i ∂y/∂x_i · ẋ_i by the rule's JVP, where ``tangents`` has None for an input
+    that does not move: a rule of one term per input gets the terms of the inputs that move
+    added up, a rule of all the tangents gets zeros for the others (``reference.primitives``)."""
+    if callable(rule.jvp):
+        zeros = [
+            xp.zeros_like(v) if t is None else t for t, v in zip(tangents, values, strict=True)
+        ]
+        return rule.jvp(xp, zeros, ans, *values, **constants)
+    terms = [
+        term(xp, t, ans, *values, **constants)
+        for term, t in zip(rule.jvp, tangents, strict=True)
+        if t is not None
+    ]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 class Dual(ArrayObject):
@@ -105,8 +126,6 @@ def jvp(fn: Any, primals: dict[str, Any], tangents: dict[str, Any]) -> tuple[Any
 def hvp(fn: Any, primals: dict[str, Any], v: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """(L(θ), H·v) for the scalar ``fn`` at ``primals`` θ along ``v``: the tape's reverse
     pass over this module's forward pass, H·v = ∇_θ ⟨∇L(θ), v⟩."""
-    from reference.engine import Tensor
-
     leaves = {k: Tensor(np.asarray(x), requires_grad=True) for k, x in primals.items()}
     out = fn({k: Dual(leaf, np.asarray(v[k])) for k, leaf in leaves.items()})
     if type(out) is not Dual or not isinstance(out.tangent, Tensor):

@@ -7,12 +7,21 @@ the loss with respect to the answer and returns one gradient per input, in order
 
     vjp_i(g) = g · ∂ans/∂input_i        (a row vector times the local Jacobian)
 
-``jvp(xp, t, ans, *values, **constants)`` receives the tangents ``t`` of the inputs (one
-per input, None where an input has none: data) and returns the tangent of the answer,
-the other end of the same chain rule (``engine`` walks it from the loss back,
-``forward`` from the inputs on):
+The JVP gives the tangent of the answer from the tangents of the inputs, the other end of
+the same chain rule (``engine`` walks it from the loss back, ``forward`` from the inputs on):
 
     jvp(t) = Σ_i ∂ans/∂input_i · t_i     (the local Jacobian times a column vector)
+
+An input that does not move (data, a constant) has a zero tangent, and there are two ways
+to write a rule so that none of them spells that case out:
+
+- one term per input, ``(term_0, term_1, ...)``, each ``term_i(xp, t, ans, *values,
+  **constants) = ∂ans/∂input_i · t`` for that input's tangent ``t``: forward mode computes
+  the terms of the inputs that move and adds them up (a zero term is never formed, nor the
+  partial derivative it would multiply);
+- one function ``jvp(xp, t, ans, *values, **constants)`` of the list ``t`` of every
+  input's tangent, an array of zeros for an input that does not move: for one input, and
+  for an answer that places its inputs whole (concat, stack, where).
 
 A JVP is written with the array API names of ``xp`` (numpy, or the tape's own namespace
 ``reference.xp``), so it runs on arrays and on Tensors alike: on Tensors, the tape
@@ -59,7 +68,7 @@ class Rule:
     vjp: Callable[..., tuple[np.ndarray, ...]]
     broadcasts: bool = False
     saves: str = "ans inputs"
-    jvp: Callable[..., Any] | None = None
+    jvp: Callable[..., Any] | tuple[Callable[..., Any], ...] | None = None
 
     def __post_init__(self) -> None:
         names = self.saves.split()
@@ -271,17 +280,6 @@ def _inverse(axes):
 # --- the JVPs' helpers: written with ``xp``'s names, for arrays and Tensors alike
 
 
-def _plus(*terms: Any) -> Any:
-    """The sum of the tangents present (None is a zero tangent); None if none is."""
-    present = [t for t in terms if t is not None]
-    if not present:
-        return None
-    out = present[0]
-    for t in present[1:]:
-        out = out + t
-    return out
-
-
 def _pow_vjp(g, ans, x, p):
     """g·p·x^(p−1); for p = 0 and 1 without the power, which at x = 0 would give 0·∞ = NaN
     where the derivative is 0 (p = 0) or 1 (p = 1), as torch and jax give it."""
@@ -315,18 +313,11 @@ def _kept(x: Any, axis: Any, keepdims: bool) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(x.shape))
 
 
-def _or_zeros(xp: Any, t: Any, x: Any) -> Any:
-    return xp.zeros_like(x) if t is None else t
-
-
-def _maximum_jvp(xp, t, ans, x, y, smaller=False):
-    """The tangent of the larger input (of the smaller, for minimum); half of each at a tie."""
-    tx, ty = t
+def _tie_share(xp, t, ans, x, y, wins):
+    """maximum's and minimum's term for one input: its tangent where it ``wins`` (is the
+    larger, or the smaller), half of it where the two are equal."""
     half = xp.where(xp.equal(x, y), 0.5, 1.0)
-    wins_x = xp.less_equal(x, y) if smaller else xp.greater_equal(x, y)
-    wins_y = xp.greater_equal(x, y) if smaller else xp.less_equal(x, y)
-    return _plus(None if tx is None else tx * _mask(xp, wins_x, ans) * _mask(xp, half, ans),
-                 None if ty is None else ty * _mask(xp, wins_y, ans) * _mask(xp, half, ans))  # fmt: skip
+    return t * _mask(xp, wins, ans) * _mask(xp, half, ans)
 
 
 def _extremum_jvp(xp, t, ans, x, axis=None, keepdims=False):
@@ -334,12 +325,6 @@ def _extremum_jvp(xp, t, ans, x, axis=None, keepdims=False):
     hit = _mask(xp, xp.equal(x, xp.reshape(ans, _kept(x, axis, keepdims))), ans)
     ties = xp.sum(hit, axis=axis, keepdims=True)
     return xp.sum(t[0] * hit / ties, axis=axis, keepdims=keepdims)
-
-
-def _power_jvp(xp, t, ans, x, y):
-    tx, ty = t
-    return _plus(None if tx is None else tx * _power_partials(xp, ans, x, y, 0),
-                 None if ty is None else ty * _power_partials(xp, ans, x, y, 1))  # fmt: skip
 
 
 def _softmax_xent_jvp(xp, t, ans, logits, labels):
@@ -359,30 +344,30 @@ def _clip_jvp(xp, t, ans, x, min=None, max=None):  # noqa: A002 - clip's own nam
 
 
 # One line per primitive: forward, its VJP (g, ans, *inputs, **constants) -> grads, and
-# what that VJP reads (``saves``), which the tape keeps from the forward pass; its JVP
-# (xp, tangents, ans, *inputs, **constants) -> the answer's tangent.
+# what that VJP reads (``saves``), which the tape keeps from the forward pass; beside it
+# its JVP: one term per input (xp, t, ans, *inputs, **constants) -> ∂ans/∂input · t, or
+# one function of every input's tangent, t[i] (see the module's docstring).
 RULES: dict[str, Rule] = {
     "add": Rule(np.add, lambda g, ans, x, y: (g, g), broadcasts=True, saves="",
-                jvp=lambda xp, t, ans, x, y: _plus(*t)),
+                jvp=(lambda xp, t, ans, x, y: t, lambda xp, t, ans, x, y: t)),
     "sub": Rule(np.subtract, lambda g, ans, x, y: (g, -g), broadcasts=True, saves="",
-                jvp=lambda xp, t, ans, x, y: _plus(t[0], None if t[1] is None else -t[1])),
+                jvp=(lambda xp, t, ans, x, y: t, lambda xp, t, ans, x, y: -t)),
     "mul": Rule(np.multiply, lambda g, ans, x, y: (g * y, g * x), broadcasts=True, saves="x y",
-                jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] * y,
-                                                   None if t[1] is None else x * t[1])),
+                jvp=(lambda xp, t, ans, x, y: t * y, lambda xp, t, ans, x, y: x * t)),
     "div": Rule(np.divide, lambda g, ans, x, y: (g / y, -g * ans / y), broadcasts=True,
                 saves="ans y",
-                jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] / y,
-                                                   None if t[1] is None else -t[1] * ans / y)),
+                jvp=(lambda xp, t, ans, x, y: t / y, lambda xp, t, ans, x, y: -t * ans / y)),
     "neg": Rule(np.negative, lambda g, ans, x: (-g,), saves="",
                 jvp=lambda xp, t, ans, x: -t[0]),
     "pow": Rule(lambda x, p: x**p, _pow_vjp, saves="x", jvp=_pow_jvp),
-    "power": Rule(np.power, _power_vjp, broadcasts=True, saves="ans x y", jvp=_power_jvp),
+    "power": Rule(np.power, _power_vjp, broadcasts=True, saves="ans x y",
+                  jvp=(lambda xp, t, ans, x, y: t * _power_partials(xp, ans, x, y, 0),
+                       lambda xp, t, ans, x, y: t * _power_partials(xp, ans, x, y, 1))),
     "remainder": Rule(np.remainder, _remainder_vjp, broadcasts=True, saves="x y",
-                      jvp=lambda xp, t, ans, x, y: _plus(
-                          t[0], None if t[1] is None else -t[1] * xp.floor_divide(x, y))),
+                      jvp=(lambda xp, t, ans, x, y: t,
+                           lambda xp, t, ans, x, y: -t * xp.floor_divide(x, y))),
     "matmul": Rule(np.matmul, _matmul_vjp, broadcasts=True, saves="x y",
-                   jvp=lambda xp, t, ans, x, y: _plus(None if t[0] is None else t[0] @ y,
-                                                      None if t[1] is None else x @ t[1])),
+                   jvp=(lambda xp, t, ans, x, y: t @ y, lambda xp, t, ans, x, y: x @ t)),
     "exp": Rule(np.exp, lambda g, ans, x: (g * ans,), saves="ans",
                 jvp=lambda xp, t, ans, x: t[0] * ans),
     "log": Rule(np.log, lambda g, ans, x: (g / x,), saves="x",
@@ -426,15 +411,13 @@ RULES: dict[str, Rule] = {
         lambda *xs, axis=0: np.concatenate(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _split(g, *xs, axis=axis),
         saves="",
-        jvp=lambda xp, t, ans, *xs, axis=0: xp.concat(
-            [_or_zeros(xp, ti, x) for ti, x in zip(t, xs, strict=True)], axis=axis),
+        jvp=lambda xp, t, ans, *xs, axis=0: xp.concat(t, axis=axis),
     ),
     "stack": Rule(
         lambda *xs, axis=0: np.stack(xs, axis=axis),
         lambda g, ans, *xs, axis=0: _unstack(g, *xs, axis=axis),
         saves="",
-        jvp=lambda xp, t, ans, *xs, axis=0: xp.stack(
-            [_or_zeros(xp, ti, x) for ti, x in zip(t, xs, strict=True)], axis=axis),
+        jvp=lambda xp, t, ans, *xs, axis=0: xp.stack(t, axis=axis),
     ),
     "logsumexp": Rule(
         _logsumexp,
@@ -461,17 +444,19 @@ RULES: dict[str, Rule] = {
                   jvp=lambda xp, t, ans, x: t[0] / (1 + x)),
     "expm1": Rule(np.expm1, lambda g, ans, x: (g * (ans + 1),), saves="ans",
                   jvp=lambda xp, t, ans, x: t[0] * (ans + 1)),
-    "maximum": Rule(np.maximum, _tie_split, broadcasts=True, saves="x y", jvp=_maximum_jvp),
+    "maximum": Rule(np.maximum, _tie_split, broadcasts=True, saves="x y",
+                    jvp=(lambda xp, t, ans, x, y: _tie_share(xp, t, ans, x, y, xp.greater_equal(x, y)),
+                         lambda xp, t, ans, x, y: _tie_share(xp, t, ans, x, y, xp.less_equal(x, y)))),
     "minimum": Rule(  # the maximum's shares, swapped: g to the smaller input
         np.minimum,
         lambda g, ans, x, y: _tie_split(g, ans, x, y)[::-1],
         broadcasts=True,
         saves="x y",
-        jvp=lambda xp, t, ans, x, y: _maximum_jvp(xp, t, ans, x, y, smaller=True),
+        jvp=(lambda xp, t, ans, x, y: _tie_share(xp, t, ans, x, y, xp.less_equal(x, y)),
+             lambda xp, t, ans, x, y: _tie_share(xp, t, ans, x, y, xp.greater_equal(x, y))),
     ),
     "where": Rule(np.where, _where_vjp, broadcasts=True, saves="",  # the condition is data
-                  jvp=lambda xp, t, ans, c, x, y: xp.where(c, _or_zeros(xp, t[1], x),
-                                                           _or_zeros(xp, t[2], y))),
+                  jvp=lambda xp, t, ans, c, x, y: xp.where(c, t[1], t[2])),
     "clip": Rule(
         lambda x, min=None, max=None: np.clip(x, min, max),
         lambda g, ans, x, min=None, max=None: (

@@ -15,30 +15,34 @@ Python's operators on Tensors are too (``reference.array_object``). What it cove
 - shapes: reshape permute_dims concat stack expand_dims squeeze broadcast_to astype
 - creation: asarray zeros ones empty full zeros_like ones_like full_like arange linspace eye
 - dtypes and constants: float32 float64 int32 int64 bool, finfo iinfo, e pi inf nan newaxis
+- beyond the standard, the tape's primitives that networks need and the standard lacks:
+  sigmoid relu logsumexp softmax_cross_entropy
 
 Any other name of the standard is an ``AttributeError`` that names the function and says
 the tape does not implement it (``NotInTape``), and so is an argument the tape cannot
 differentiate through (an array as ``clip``'s bound, or as a creation function's value,
 that requires a gradient). Given forward-mode Duals (``reference.forward``) instead of
-Tensors, every function here pushes their tangents. This module imports numpy alone.
+Tensors, every function here pushes their tangents (the tape's ``apply`` hands a Dual
+the primitive). This module imports numpy and the tape below it.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from reference.array_object import ArrayObject, NotInTape, matrix_axes, plain
 from reference.engine import Tensor, apply
-from reference.forward import Dual
 
 __array_api_version__ = "2023.12"
 
 
 def _carries_derivative(x: Any) -> bool:
-    """A Dual, or a Tensor that requires a gradient: a value a derivative flows through."""
-    return type(x) is Dual or (isinstance(x, Tensor) and x.requires_grad)
+    """A value a derivative flows through: a Tensor that requires a gradient, or another of
+    the tape's arrays (forward mode's Dual, which always carries its tangent)."""
+    return x.requires_grad if isinstance(x, Tensor) else isinstance(x, ArrayObject)
 
 
 def _array(x: Any) -> ArrayObject:
@@ -290,6 +294,29 @@ def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
 
 
 e, pi, inf, nan, newaxis = np.e, np.pi, np.inf, np.nan, None
+
+
+# --- beyond the standard: primitives that networks need and the standard lacks
+def sigmoid(x: Any) -> Tensor:
+    return apply("sigmoid", x)
+
+
+def relu(x: Any) -> Tensor:
+    return apply("relu", x)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return apply("logsumexp", x, axis=axis, keepdims=keepdims)
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> Tensor:
+    """Mean over the batch of -log softmax(logits_n)[labels_n]; labels are integers."""
+    return apply("softmax_cross_entropy", logits, labels=plain(labels))
+
+
+# The arrays' ``__array_namespace__()`` hands back this module, which is built above them:
+# it names itself there, so that no module below imports it.
+ArrayObject.namespace = sys.modules[__name__]
 
 
 def __getattr__(name: str) -> Any:
