@@ -357,12 +357,12 @@ def _stage_call(obj, case, params, inputs):
 
 def _stage_fd(obj, case, params, inputs):
     """Finite differences of the plug-in's own forward (float64 copies of the inputs)."""
-    from harness.validation.stages import (
+    from harness.finite_differences import (
         MAX_ELEMENTWISE,
-        directional_differences,
-        finite_differences,
-        weighted_loss,
+        arguments_along_directions,
+        arguments_per_element,
     )
+    from harness.validation.stages import weighted_loss
 
     stage = _stage_object(obj)
     d_out = [np.asarray(d, dtype=np.float64) for d in case.d_out(inputs)]
@@ -375,9 +375,9 @@ def _stage_fd(obj, case, params, inputs):
         return weighted_loss(stage.forward(*a)[0], d_out)
 
     if sum(np.size(args[i]) for i in which) > MAX_ELEMENTWISE:  # large: along directions
-        found = directional_differences(loss, args, which, case.smooth)
+        found = arguments_along_directions(loss, args, which, case.smooth)
         return {"directional": dict(zip(names, found, strict=True))}
-    grads, errors = finite_differences(loss, args, which, case.smooth)
+    grads, errors = arguments_per_element(loss, args, which, case.smooth)
     return {"grads": dict(zip(names, grads, strict=True)),
             "errors": dict(zip(names, errors, strict=True))}  # fmt: skip
 
