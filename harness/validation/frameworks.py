@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 
-FORMS = ("torch-function", "jax-custom-vjp")
-
 
 def is_torch_function(obj: Any) -> bool:
     return isinstance(obj, type) and any(
@@ -171,5 +169,5 @@ def adapt(obj: Any, form: str) -> Any:
     return JaxCustomVJPStage(obj)
 
 
-__all__ = ["FORMS", "JaxCustomVJPStage", "TorchFunctionStage", "adapt", "is_jax_custom_vjp",
+__all__ = ["JaxCustomVJPStage", "TorchFunctionStage", "adapt", "is_jax_custom_vjp",
            "is_torch_function"]  # fmt: skip

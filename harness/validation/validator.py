@@ -36,13 +36,11 @@ from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import Finding, diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
+from harness.validation.forms import FORMS, described
 from harness.validation.spread import run_cases
 from harness.validation.stages import STAGES, CaseStage, StageCase
 from harness.validation.worker import LOAD, LOAD_REPLY
 
-FORMS = ("stage", "model", "engine", "functional", "torch-function", "jax-custom-vjp")
-FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")  # custom stages of the framework's
-REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
 RAW = {
     "wrong type",
     "wrong shape",
@@ -403,17 +401,15 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     form = form or info.get("form") or "model"
     problem = info.get("fault")
     if problem is None and info.get("form") == "unknown":
-        problem = {"kind": "wrong type", "message": f"{spec.text} is neither a callable (model), "
-                   "an engine (tensor, grad, numpy), a functional engine (xp and grad or "
-                   "value_and_grad), a stage (stage, forward, backward), a torch.autograd."
-                   "Function nor a jax.custom_vjp function"}  # fmt: skip
-    if problem is None and form in REQUIRED:
-        missing = [a for a in REQUIRED[form] if a not in info.get("attributes", REQUIRED[form])]
+        problem = {"kind": "wrong type", "message": f"{spec.text} is neither {described()}"}
+    needs = FORMS[form].needs if form in FORMS else ()
+    if problem is None and needs:
+        missing = [a for a in needs if a not in info.get("attributes", needs)]
         if missing:
             problem = {"kind": "missing attribute", "message": f"{spec.text} lacks "
                        f"{', '.join(missing)}, which the {form} form needs"}  # fmt: skip
     stage = info.get("stage")
-    framework = form in FRAMEWORK_FORMS
+    framework = form in FORMS and FORMS[form].framework
     user_cases = resolve_cases(cases) if framework and cases and problem is None else []
     if problem is None and framework and not user_cases and "arrays" not in info:
         problem = {"kind": "missing attribute", "message": f"{spec.text} needs inputs to run on: "
