@@ -1,13 +1,13 @@
 """A plug-in's calls, as a worker process (``harness.sandbox``) answers them.
 
 The requests ``load`` (import the target, say what it is) and ``run`` (one case, the plug-in
-called twice on fresh copies of its arrays) run the plug-in's code under
-``harness.sandbox.call``: what it returned, printed and raised, as data. Values come back
-as numpy arrays with a note of their original type; the arrays it was given come back too,
-as they were after each call, so that this process — not the worker, whose numpy the
-plug-in may have replaced — finds what it wrote into them. Judging all that is the
-parent's job (``checks.py``). ``LOAD_REPLY`` and ``RUN_REPLY`` are the shapes of the
-replies, which the parent checks before it reads them.
+called twice on fresh copies of its arrays, as its form calls it: ``harness.validation.forms``)
+run the plug-in's code under ``harness.sandbox.call``: what it returned, printed and
+raised, as data. Values come back as numpy arrays with a note of their original type; the
+arrays it was given come back too, as they were after each call, so that this process —
+not the worker, whose numpy the plug-in may have replaced — finds what it wrote into them.
+Judging all that is the parent's job (``checks.py``). ``LOAD_REPLY`` and ``RUN_REPLY`` are
+the shapes of the replies, which the parent checks before it reads them.
 
 It imports numpy, ``harness.xp`` and the cases, never pandas or a framework (unless the
 plug-in is a framework's function), so that it starts fast.

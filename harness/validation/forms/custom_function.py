@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.validation.forms.stage import Stage
+from harness.validation.forms.stage import Stage, custom_stage_case
 
 
 def has_inputs(stage: Any) -> bool:
@@ -36,3 +36,28 @@ class CustomFunction(Stage):
 
     def for_peer(self, obj: Any, mode: str) -> Any:
         return self.adapt(obj)
+
+    def checked_on(self, info, cases, problem, target, resolve):
+        """The cases named (a plain forward of the same math, by argument name), each as a
+        stage of it; else one custom stage on the function's own ``inputs(rng)``."""
+        from harness.validation.stages import CaseStage, StageCase
+
+        user_cases = resolve(cases) if cases and problem is None else []
+        if problem is None and not user_cases and "arrays" not in info:
+            problem = {"kind": "missing attribute", "message": f"{target} needs inputs to run "
+                       "on: name a case that computes the same math (--case, its parameters "
+                       "and inputs named as the function's arguments) or give the function an "
+                       "inputs(rng) static method"}  # fmt: skip
+        if user_cases:
+            names = tuple(info["names"])
+            return [CaseStage(c, names, info.get("smooth")) for c in user_cases], problem
+        if problem is None:
+            return [custom_stage_case(info)], problem
+        return [StageCase("custom", names=tuple(info.get("names") or ()), smooth=True)], problem
+
+    def references(self, info, references, chosen, notes):
+        """Those asked for on a case of the user's; else none (finite differences of its
+        own forward are the one reference)."""
+        from harness.validation.stages import CaseStage
+
+        return references if any(isinstance(c, CaseStage) for c in chosen) else []

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.validation.forms.base import Form
+from harness.validation.forms.base import Form, NeedCases
 
 MODE_FUNCTIONS = {"rev": "grads", "fwd": "jvp", "hvp": "hvp"}
 
@@ -92,6 +92,14 @@ class Model(Form):
         if fn is None:
             return None, None, why
         return fn, (self.call if mode == "rev" else _mode_call(mode, direction)), ""
+
+    def checked_on(self, info, cases, problem, target, resolve):
+        """The case it names (a model fits one case's parameters; none named is bad usage)."""
+        if problem is None and not (list(cases or []) or list(info.get("cases") or [])):
+            raise NeedCases(f"a model plug-in fits one case's parameters: name the case "
+                            f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
+                            f"shows what {target} must return)")  # fmt: skip
+        return super().checked_on(info, cases, problem, target, resolve)
 
     def for_peer(self, obj: Any, mode: str) -> Any:
         fn, why = model_function(super().for_peer(obj, mode), mode, (mode,))

@@ -132,3 +132,39 @@ class Stage(Form):
 
     def call(self, obj: Any, case: Any, params: dict, inputs: dict) -> Any:
         return stage_call(obj, case, params, inputs)
+
+    def checked_on(self, info, cases, problem, target, resolve):
+        """The stage it names is its one case (a custom stage's on its own example inputs);
+        a name not in the catalog is a problem."""
+        from harness.validation.stages import STAGES, StageCase
+
+        stage = info.get("stage")
+        if problem is None and stage not in STAGES and stage != "custom":
+            problem = {"kind": "missing attribute", "message": f"stage = {stage!r} is not one "
+                       f"of {', '.join(STAGES)} or 'custom'"}  # fmt: skip
+        if stage == "custom" and problem is None:
+            return [custom_stage_case(info)], problem
+        return [StageCase(stage if stage in STAGES else "linear")], problem
+
+    def references(self, info, references, chosen, notes):
+        """None for a custom stage (finite differences of its own forward are the one
+        reference); no numeric one for a stage with a kink."""
+        from harness.validation.stages import STAGES
+
+        stage = info.get("stage")
+        if stage == "custom":
+            return []
+        if stage in STAGES and not STAGES[stage].smooth and "numeric" in references:
+            notes.append(f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 "
+                         "by convention): the numeric reference is left out; your backward is "
+                         "still checked against finite differences of your own forward, which "
+                         "accept any subgradient there")  # fmt: skip
+            return [r for r in references if r != "numeric"]
+        return references
+
+
+def custom_stage_case(info: dict) -> Any:
+    """The case of a custom stage, on the example inputs its worker sent."""
+    from harness.validation.stages import StageCase
+
+    return StageCase("custom", info["arrays"], info["names"], info["smooth"], info["out_shapes"])
