@@ -343,7 +343,8 @@ def validate(
 ) -> Validation:
     """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
 
-    ``form``: "model", "engine" or "stage" (default: guessed from the object). ``cases``:
+    ``form``: a name of ``harness.validation.forms.FORMS`` (default: guessed from the
+    object). ``cases``:
     names, patterns or Case instances (a model plug-in needs them, unless it has a
     ``cases`` attribute; an engine defaults to the catalog; a stage is its own case).
     ``references``: default those of ``gradparity run`` (DEFAULT_BACKENDS). ``timeout`` (s, per case)

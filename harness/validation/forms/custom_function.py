@@ -5,7 +5,7 @@ user's (``--case``) or from its own ``inputs(rng)``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.validation.forms.stage import Stage, custom_stage_case
 
@@ -23,13 +23,21 @@ class CustomFunction(Stage):
 
     needs = ()
     framework = True
+    takes: ClassVar[str]  # what ``--as NAME`` takes, as its error says
+
+    def stage_of(self, obj: Any) -> Any:
+        """The custom stage that stands for the function (``harness.validation.frameworks``)."""
+        raise NotImplementedError
 
     def adapt(self, obj: Any) -> Any:
-        from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage, adapt
+        """The function as a custom stage; a TypeError that says what was expected."""
+        from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage
 
         if isinstance(obj, (TorchFunctionStage, JaxCustomVJPStage)):  # adapted already
             return obj
-        return adapt(obj, self.name)
+        if not self.detects(obj):
+            raise TypeError(f"--as {self.name} takes {self.takes}, not {obj!r}")
+        return self.stage_of(obj)
 
     def has_example_inputs(self, obj: Any) -> bool:
         return getattr(obj, "stage", None) == "custom" and has_inputs(obj)
