@@ -67,5 +67,5 @@ def test_the_import_paths_the_readme_documents_work():
         exec(line, scope)  # noqa: S102 - the README's own import lines
     import harness
 
-    assert callable(harness.validation) and callable(harness.compare_backends)
-    assert harness.validation.__module__ == "harness.validation.validator"
+    assert callable(harness.validate) and callable(harness.compare_backends)
+    assert harness.validate.__module__ == "harness.validation.validator"
