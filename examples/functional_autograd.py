@@ -5,7 +5,7 @@ case of the catalog.
     gradparity validate examples/functional_autograd.py:Autograd --as functional
     gradparity validate examples/functional_autograd.py:Autograd --case lstm --dtype float32
 
-What the harness asks of a functional engine (``harness/validation/functional.py``): ``xp``,
+What the harness asks of a functional engine (``harness/validation/forms/functional.py``): ``xp``,
 the array namespace its traced functions run on, and ``value_and_grad(f)`` (or
 ``grad(f)``) of a function of one dict of arrays. autograd.numpy registers its derivatives
 under numpy's classic names (``concatenate``, ``transpose``); ``numpy_like`` gives the

@@ -24,7 +24,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gradparity-impl", metavar="TARGET", default=None,
                     help="the implementation gradparity_check validates when a test names none: "
                     "package.module:attr or path/to/file.py:attr")  # fmt: skip
-    group.addoption("--gradparity-as", choices=("stage", "model", "engine"), default=None,
+    from harness.validation.forms import form_names
+
+    group.addoption("--gradparity-as", choices=form_names(), default=None,
                     help="its form (default: guessed from the object)")  # fmt: skip
     group.addoption("--gradparity-reference", action="append", default=None, metavar="NAME",
                     help="a reference backend, repeatable (default: those of gradparity run)")  # fmt: skip

@@ -27,7 +27,7 @@ Why these numbers:
   rows only absorb what the estimate misses (it is itself an estimate). Over the catalog
   u_i bounds |FD − autodiff| on 100% of elements and directions, and is 19× it on the
   median one (16× on float32-rounded inputs); an element with no trustworthy step has
-  u_i = ∞ and is unresolved (``harness.backends.numeric._stencil``).
+  u_i = ∞ and is unresolved (``harness.finite_differences.stencil``).
 
 The table is what holds where nothing else is known. Where the problem's own rounding
 noise is measured (``harness.noise``: the spread of each element over runs on inputs

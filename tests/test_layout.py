@@ -33,3 +33,16 @@ def test_no_comment_names_an_issue_number():
         if pattern.search(line)
     ]
     assert found == []
+
+
+def test_the_finite_difference_constants_are_defined_once():
+    """The stencil's steps and limits live in harness/finite_differences.py alone: the
+    numeric backend and the stage form's check of a plug-in's own forward read them there."""
+    names = ("EPS", "SMOOTH_STEP", "KINK_STEP", "MAX_ELEMENTWISE", "DIRECTIONS", "MAX_SHRINKS")
+    pattern = re.compile(rf"^({'|'.join(names)})\s*=", re.MULTILINE)
+    defined = {
+        str(path.relative_to(ROOT)): sorted(set(pattern.findall(path.read_text(encoding="utf-8"))))
+        for path in (ROOT / "harness").rglob("*.py")
+        if pattern.search(path.read_text(encoding="utf-8"))
+    }
+    assert defined == {"harness/finite_differences.py": sorted(names)}

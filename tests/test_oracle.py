@@ -97,7 +97,7 @@ def test_directions_that_cannot_be_resolved_are_inconclusive(wiggle):
 def test_the_step_search_stops_where_rounding_dominates():
     """A smooth, well-scaled derivative is resolved at the first step; a zero one stops
     after at most two tries (rounding/h only grows as h shrinks)."""
-    from harness.backends import numeric
+    from harness import finite_differences
 
     calls = []
 
@@ -108,10 +108,10 @@ def test_the_step_search_stops_where_rounding_dominates():
 
         return g
 
-    d, err = numeric._stencil(count(np.exp), True, 7.4e-4, 4e-16)
+    d, err = finite_differences.stencil(count(np.exp), True, 7.4e-4, 4e-16)
     assert d == pytest.approx(1.0, rel=1e-10) and err < 1e-9 and len(calls) == 6
     calls.clear()
-    d, err = numeric._stencil(count(lambda t: 1.0), True, 7.4e-4, 4e-16)
+    d, err = finite_differences.stencil(count(lambda t: 1.0), True, 7.4e-4, 4e-16)
     assert d == 0 and len(calls) <= 12
 
 
@@ -120,10 +120,10 @@ def test_a_constant_has_a_derivative_of_exactly_zero(value):
     """Forward mode taps values that do not depend on the parameters (an MLP's input):
     the stencil sees the same number at every point and must say 0, not the rounding of
     f(−2h) − 8 f(−h) + 8 f(h) − f(2h) summed left to right (2.5e-14 at 1.3767)."""
-    from harness.backends import numeric
+    from harness import finite_differences
 
     for smooth in (True, False):
-        d, _ = numeric._stencil_once(lambda t: value, smooth, 7.4e-4)
+        d, _ = finite_differences.stencil_once(lambda t: value, smooth, 7.4e-4)
         assert d == 0.0
 
 
@@ -131,10 +131,10 @@ def test_a_zero_derivative_is_settled_at_the_rounding_level_not_widened():
     """Where the derivative is (near) zero the estimate stays at rounding/h: before, the
     search went on shrinking and widened the bound to the spread of the noisy values
     (elman_sigmoid's tap h: bounds of 8e-7 on elements whose error was 1e-16)."""
-    from harness.backends import numeric
+    from harness import finite_differences
 
-    rounding = 4 * numeric.EPS * 5.0
-    d, err = numeric._stencil(lambda t: 5.0 + t * t, True, 7.4e-4, rounding)
+    rounding = 4 * finite_differences.EPS * 5.0
+    d, err = finite_differences.stencil(lambda t: 5.0 + t * t, True, 7.4e-4, rounding)
     assert abs(d) <= err <= 2 * rounding / 7.4e-4
     case = CATALOG["elman_sigmoid"]()
     params, inputs = case.build(0)
@@ -155,9 +155,9 @@ def _logistic(t: float, n: int = 80) -> float:
 def test_a_chaotic_loss_has_no_derivative_finite_differences_can_vouch_for():
     """At every step tried the values grow like 1/h (the features are narrower than any
     step): the estimate is infinite, so the element can neither agree nor disagree."""
-    from harness.backends import numeric
+    from harness import finite_differences
 
-    d, err = numeric._stencil(_logistic, True, 7.4e-4, 4 * numeric.EPS)
+    d, err = finite_differences.stencil(_logistic, True, 7.4e-4, 4 * finite_differences.EPS)
     assert err == np.inf
 
 

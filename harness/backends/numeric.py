@@ -2,14 +2,8 @@
 
 It evaluates the case's loss with its own forward-only numpy functions (sharing no code
 with the tape, torch or jax) and differentiates by central differences, one element at
-a time. For a smooth loss it uses the fourth-order stencil
-
-    D(h) = [f(x−2h) − 8 f(x−h) + 8 f(x+h) − f(x+2h)] / 12h,      error ≈ h⁴ f⁽⁵⁾/30,
-
-with h = ε^(1/5)·max(1, |x|) ≈ 7.4e-4·max(1, |x|) (ε = 2.2e-16 the float64 machine
-epsilon: it balances truncation h⁴ against rounding ε|f|/h). A loss with kinks (relu)
-uses the second-order stencil [f(x+h) − f(x−h)] / 2h with h = ε^(1/3)·max(1, |x|)
-≈ 6.1e-6·max(1, |x|), small enough that a kink is rarely inside [x−2h, x+2h].
+a time, with the stencils of ``harness.finite_differences`` (fourth order for a smooth
+loss, second order where it has kinks; the step searched per element).
 
 Each element also gets an error estimate, |D(h) − D(2h)| + 4ε·|f|/h, which the
 comparison adds to its tolerance: finite differences can only vouch for a gradient
@@ -34,7 +28,6 @@ slope explains, it varies on a scale no step can resolve, and nothing is known t
 
 from __future__ import annotations
 
-import math
 import time
 import zlib
 from typing import Any
@@ -44,17 +37,19 @@ import numpy as np
 
 from harness import noise
 from harness.backends.base import Backend, NotApplicable
+from harness.finite_differences import (
+    EPS,
+    KINK_STEP,
+    MAX_ELEMENTWISE,
+    SMOOTH_STEP,
+    along_directions,
+    per_element,
+    stencil_each,
+)
 from harness.modes import NO_SECOND
 from harness.result import Directional, Result
 from harness.xp import Namespace
 
-EPS = float(np.finfo(np.float64).eps)
-SMOOTH_STEP = EPS ** (1 / 5)
-KINK_STEP = EPS ** (1 / 3)
-MAX_ELEMENTWISE = 600  # more parameter + tap elements than this: check along directions
-DIRECTIONS = 3  # random unit directions per tensor in directional mode
-MAX_SHRINKS = 12  # the step may shrink to h/4^12 ≈ 6e-8·h where the loss is too curved at h
-SOUND = 0.1  # an estimate within this fraction of its value is sound enough to stop on
 ROUGH = 1e3  # forward mode and H·v: how far the ulp response may exceed what the slope explains
 
 
@@ -145,99 +140,6 @@ def taps_isolated(worker: Any, request: dict) -> dict:
     return {"shapes": {k: list(v) for k, v in shapes.items()}, "steps": steps}
 
 
-def _stencil_once(f: Any, smooth: bool, h: float) -> tuple[float, float]:
-    """(D(h), |D(h) − D(2h)|) for the directional function f(t) around t = 0."""
-    # Differences of values at ±t first: nearby values subtract exactly (Sterbenz), and a
-    # value that does not move gives exactly 0, as it must.
-    if smooth:
-        fp1, fm1, fp2, fm2, fp4, fm4 = (f(s * h) for s in (1, -1, 2, -2, 4, -4))
-        d_h = (8 * (fp1 - fm1) - (fp2 - fm2)) / (12 * h)
-        d_2h = (8 * (fp2 - fm2) - (fp4 - fm4)) / (24 * h)
-    else:
-        fp1, fm1, fp2, fm2 = (f(s * h) for s in (1, -1, 2, -2))
-        d_h = (fp1 - fm1) / (2 * h)
-        d_2h = (fp2 - fm2) / (4 * h)
-    return d_h, abs(d_h - d_2h)
-
-
-def _stencil(
-    f: Any, smooth: bool, h: float, rounding: float, confirm: bool = False
-) -> tuple[float, float]:
-    """(derivative, error estimate) of f at 0, shrinking the step where it is too coarse.
-
-    From h, the step is cut by 4 (up to MAX_SHRINKS times) until the estimate's error is
-    at most 1e-8 of its size. A loss that is strongly curved at the scale of h (an
-    exploding unroll amplifies a perturbation by 1.3 per step, so at T = 45 its features
-    are ~1e-5 wide) needs a much smaller step; the truncation estimate may even grow at
-    first, while h is still wider than those features. The search stops early where
-    smaller steps can only be worse: once the truncation estimate is below the rounding
-    term rounding/h (at h/4 the rounding term alone is 4× larger: a derivative that is
-    zero or tiny is settled there, at its rounding level), or once rounding/(h/4) exceeds
-    the bound of a sound estimate (one within SOUND of its value). Kept: the estimate
-    whose bound (truncation plus rounding/h) is smallest *relative to the derivative it
-    found* — a step far wider than the features averages them away, and then both its
-    value and its bound are small, the bound as large as the value; judged by the
-    absolute bound alone, that step would win.
-
-    The derivative is not known at all, and its error estimate is infinite (the
-    comparison can then neither confirm nor contradict anything with it: it is
-    unresolved), where every step is still dominated by truncation and none gives a sound
-    estimate, or where a smaller step's value lies outside the kept one's bound plus its
-    own: the kept one was a coincidence of its step. That is a loss curved at every scale
-    tried — a chaotic forward: at T = 1000, σ = 1.3 its features are ~1.3^-1000 wide, and
-    D(h) grows like 1/h as the step shrinks. ``confirm`` (forward mode, whose values are
-    an unroll's states, with tangents of 2e8 at step 534 of that unroll: features 4e-9
-    wide): where the search stopped at its best step, one smaller step is tried too, and
-    the error is bounded through every smaller step as well, |D(h) − D(h/4)| + err(h/4)
-    by the triangle inequality — out of the asymptotic regime |D(h) − D(2h)| alone can
-    miss most of it (there D(h) ≈ D(2h) by coincidence, 2% off; 61 against 27 at another
-    element), and the bound then says how little is known.
-    """
-    found: list[tuple[float, float]] = []  # (D, its bound) at each step tried
-    best, best_rank, settled = 0, (math.inf, math.inf), False
-    for _ in range(MAX_SHRINKS + 1):
-        d, truncation = _stencil_once(f, smooth, h)
-        err = truncation + rounding / h
-        found.append((d, err))
-        rank = (err / abs(d) if d else math.inf, err)
-        if rank < best_rank:
-            best, best_rank = len(found) - 1, rank
-        if err <= 1e-8 * abs(d) or truncation <= rounding / h:  # converged, or at rounding
-            settled = True
-            break
-        if best_rank[0] < SOUND and rounding / (h / 4) > found[best][1]:  # a sound estimate
-            break  # that a smaller step could only blur with rounding
-        h /= 4
-    d, err = found[best]
-    if not settled and best_rank[0] >= SOUND:  # curved at every step tried
-        return d, math.inf
-    if any(abs(d_j - d) > err + err_j for d_j, err_j in found[best + 1 :]):
-        return d, math.inf  # a smaller step contradicts it: it was a coincidence of its step
-    if confirm and best == len(found) - 1:  # no smaller step was tried: try one
-        d_j, truncation = _stencil_once(f, smooth, h / 4)
-        found.append((d_j, truncation + rounding / (h / 4)))
-    if confirm:  # and bound it through the smaller step: |D(h) − D'| ≤ |D(h) − D(h/4)| + err(h/4)
-        err = max([err, *(abs(d_j - d) + err_j for d_j, err_j in found[best + 1 :])])
-    return d, err
-
-
-def _stencil_each(
-    evaluate: Any, smooth: bool, h: float, rounding: np.ndarray, confirm: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """``_stencil`` for every element of the vector function ``evaluate(t)`` (a float64
-    array): one step search per element, the evaluations at each t computed once."""
-    cache: dict[float, np.ndarray] = {}
-
-    def at(t: float) -> np.ndarray:
-        if t not in cache:
-            cache[t] = np.asarray(evaluate(t), dtype=np.float64).ravel()
-        return cache[t]
-
-    found = [_stencil(lambda t, i=i: float(at(t)[i]), smooth, h, float(rounding[i]), confirm)
-             for i in range(len(rounding))]  # fmt: skip
-    return (np.array(column, dtype=np.float64) for column in zip(*found, strict=True))
-
-
 def _rounding(values: dict[str, np.ndarray], steps: dict[str, int | None]) -> np.ndarray:
     """4ε times each element's scale (its tensor's max |value|, per step for an unroll's
     tap), flattened in the order of ``values``: what rounding alone moves a value by."""
@@ -294,7 +196,7 @@ def _settle(evaluate, evaluate_at, P, base, smooth, h, rounding, label, groups, 
         return np.repeat([reduce(g) for g in np.split(values, cuts)], groups)
 
     noise_level = per_group(change, lambda g: float(np.max(g, initial=0.0)))
-    d, err = _stencil_each(evaluate, smooth, h, np.maximum(rounding, 4 * noise_level), confirm)
+    d, err = stencil_each(evaluate, smooth, h, np.maximum(rounding, 4 * noise_level), confirm)
     with np.errstate(invalid="ignore"):
         rough = ~(change <= ROUGH * (np.abs(d) * eta + rounding))
     return d, np.where(per_group(rough, lambda g: bool(g.any())), np.inf, err)
@@ -338,25 +240,14 @@ class NumericBackend(Backend):
         base_step = SMOOTH_STEP if case.smooth else KINK_STEP
         rounding = 4 * EPS * max(abs(loss), np.finfo(np.float64).tiny)
 
-        def along_directions(key, value: np.ndarray, evaluate) -> Directional:
+        def on_directions(key, value: np.ndarray, evaluate) -> Directional:
             """⟨dL/dθ, v⟩ for DIRECTIONS unit directions v: moving θ by t·v costs one
             evaluation per stencil point, whatever the size of θ."""
             rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
             h = base_step * max(1.0, float(np.max(np.abs(value), initial=0.0)))
-            vs = rng.standard_normal((DIRECTIONS, *value.shape))
-            vs /= np.linalg.norm(vs.reshape(DIRECTIONS, -1), axis=1).reshape(-1, *[1] * value.ndim)
-            found = [
-                _stencil(lambda t, v=v: evaluate(..., t * v), case.smooth, h, rounding) for v in vs
-            ]
-            values, errors = (np.array(column) for column in zip(*found, strict=True))
-            return Directional(vs, values, errors)
-
-        def differentiate(value: np.ndarray, evaluate) -> tuple[np.ndarray, np.ndarray]:
-            grad, err = np.zeros(value.shape), np.zeros(value.shape)
-            for i in np.ndindex(value.shape):
-                h = base_step * max(1.0, abs(float(value[i])))
-                grad[i], err[i] = _stencil(lambda t, i=i: evaluate(i, t), case.smooth, h, rounding)
-            return grad, err
+            found = along_directions(lambda delta: evaluate(..., delta), value.shape,
+                                     case.smooth, h, rounding, rng)  # fmt: skip
+            return Directional(*found)
 
         tensors: dict[tuple[str, str], tuple[np.ndarray, Any]] = {}
         for name, value in P.items():
@@ -381,10 +272,10 @@ class NumericBackend(Backend):
         grads, taps, unc, directional = {}, {}, {}, {}
         for key, (value, evaluate) in tensors.items():
             if total <= MAX_ELEMENTWISE:
-                grad, unc[key] = differentiate(value, evaluate)
+                grad, unc[key] = per_element(evaluate, value, case.smooth, base_step, rounding)
                 (grads if key[0] == "param" else taps)[key[1]] = grad
             else:
-                directional[key] = along_directions(key, value, evaluate)
+                directional[key] = on_directions(key, value, evaluate)
         unc[("loss", "loss")] = np.asarray(rounding)
         return Result(
             case=case.label,

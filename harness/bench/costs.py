@@ -148,10 +148,10 @@ def _count_forward_passes(case):
 def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     """Rows for the cost of checking one MLP of ``big`` options (see the module doc);
     gradcheck is measured on an MLP of ``small`` options and extrapolated."""
-    from harness.backends import numeric
     from harness.backends.torch_autograd import TorchNamespace, _torch
     from harness.bench.runners import prepare
     from harness.cases import CATALOG
+    from harness.finite_differences import DIRECTIONS
     from harness.runner import compare_backends
 
     torch = _torch()
@@ -169,7 +169,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     tensors = [*params, *numeric_result.tap_steps]
     stencil = 6 if case.smooth else 4  # f(±h), f(±2h) (and f(±4h) for the smooth stencil)
     passes = counter["numeric"]
-    expected = 1 + len(tensors) * numeric.DIRECTIONS * stencil
+    expected = 1 + len(tensors) * DIRECTIONS * stencil
     numpy_forward_s = numeric_result.seconds / max(passes, 1)
 
     torch_forward = prepare("torch", case, params, inputs)
@@ -193,7 +193,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     torch.autograd.gradcheck(loss_of, leaves, eps=1e-6, atol=1e-5, rtol=1e-3)
     gradcheck_small_s = time.perf_counter() - start
     elements = n_params + sum(  # a tap's directions have shape (DIRECTIONS, *tap shape)
-        d.directions.size // numeric.DIRECTIONS
+        d.directions.size // DIRECTIONS
         for key, d in numeric_result.directional.items()
         if key[0] == "tap"
     )
@@ -210,7 +210,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
             for name, r in by_backend.items()
         ],
         row("numeric directional", numeric_result.seconds, passes,
-            f"{len(tensors)} tensors × {numeric.DIRECTIONS} directions × {stencil} stencil "
+            f"{len(tensors)} tensors × {DIRECTIONS} directions × {stencil} stencil "
             f"points + 1 = {expected} forward passes at least (a direction whose estimate is "
             f"too coarse is redone with a smaller step, up to 4 times); counted {passes}"),
         row("numeric elementwise", (1 + stencil * elements) * numpy_forward_s,

@@ -110,7 +110,7 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0, mode: str = "rev")
     its JVP J_L·u (fwd); f = the case's gradient (``reference.manual``'s backward) and the
     VJP the plug-in's H·ct (hvp: the Hessian is the Jacobian of the gradient, symmetric)."""
     from harness.backends.manual import runner_for
-    from harness.validation.worker import wants_case
+    from harness.validation.forms.model import wants_case
 
     params, inputs = case.build(seed, dtype)
     names = tuple(params)
@@ -153,8 +153,8 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0, mode: str = "rev")
 
 def engine_pair(engine: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
     """An engine on ``case``: f = the loss by the engine's own forward, the VJP ct times the
-    gradients its backward gives (``harness.validation.engine.run_engine``)."""
-    from harness.validation.engine import run_engine
+    gradients its backward gives (``harness.validation.forms.engine.run_engine``)."""
+    from harness.validation.forms.engine import run_engine
 
     params, inputs = case.build(seed, dtype)
     names = tuple(params)
@@ -178,26 +178,20 @@ def pair_of(target: str, form: str, cases: list | None, dtype: str, mode: str = 
     ``mode``) or an engine on its first case, or a torch Function or jax custom VJP as the
     custom stage ``gradparity validate`` makes of it (so that every peer gets the one
     adapter, its own framework's form too)."""
+    from harness.validation.forms import FORMS
+
+    kind = FORMS.get(form)
+    if kind is None or kind.peer is None:
+        takes = ", ".join(name for name, f in FORMS.items() if f.peer is not None)
+        raise ValueError(f"the peers take the forms {takes}, not the {form} form")
     obj = load(parse_target(target))
-    if form in ("torch-function", "jax-custom-vjp"):  # a custom stage of the framework's
-        from harness.validation.frameworks import adapt
-
-        return stage_pair(adapt(obj, form), dtype)
-    if form == "stage":
-        return stage_pair(obj() if isinstance(obj, type) else obj, dtype)
-    if form in ("model", "engine"):
-        if not cases:
-            raise ValueError(f"a {form} needs a case")
-        obj = obj() if isinstance(obj, type) else obj
-        if form == "engine":
-            return engine_pair(obj, cases[0], dtype)
-        from harness.validation.worker import model_function
-
-        fn, why = model_function(obj, mode, (mode,))
-        if fn is None:
-            raise ValueError(why)
-        return model_pair(fn, cases[0], dtype, mode=mode)
-    raise ValueError(f"the peers take stages, models and custom VJPs, not the {form} form")
+    if kind.peer == "stage":
+        return stage_pair(kind.for_peer(obj, mode), dtype)
+    if not cases:
+        raise ValueError(f"a {form} needs a case")
+    if kind.peer == "engine":
+        return engine_pair(kind.for_peer(obj, mode), cases[0], dtype)
+    return model_pair(kind.for_peer(obj, mode), cases[0], dtype, mode=mode)
 
 
 def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> Verdict:

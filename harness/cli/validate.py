@@ -37,9 +37,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "or as its attributes grads, jvp and hvp.",
     )  # fmt: skip
     p.add_argument("target", metavar="TARGET", help="package.module:attr or path/to/file.py:attr")
-    p.add_argument("--as", dest="form",
-                   choices=["stage", "model", "engine", "functional", "torch-function",
-                            "jax-custom-vjp"],
+    from harness.validation.forms import form_names
+
+    p.add_argument("--as", dest="form", choices=form_names(),
                    help="the plug-in's form (default: guessed from the object)")  # fmt: skip
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="case name, glob, family or substring; repeatable (a model needs one; "

@@ -17,6 +17,7 @@ from harness.sandbox.wire import conforms
 from harness.target import Target
 from harness.validation.checks import MAX_OUTPUT, Judgement
 from harness.validation.faults import Fault
+from harness.validation.forms import FORMS
 from harness.validation.worker import RUN, RUN_REPLY
 
 
@@ -63,7 +64,7 @@ class PluginBackend(Backend):
         return self._ask(case, params, inputs, dtype, "hvp", vector)
 
     def _can(self, mode: str) -> None:
-        if self.form != "model":
+        if mode not in FORMS[self.form].modes:
             what = "forward mode" if mode == "fwd" else "H·v"
             raise NotApplicable(f"the {self.form} form has no {what} (a model plug-in may "
                                 "supply one: see `gradparity validate --help`)")  # fmt: skip
@@ -72,8 +73,7 @@ class PluginBackend(Backend):
         taps, tap_steps = taps_of(case, params, inputs)
         request = {"op": RUN, "target": self.target.data(), "form": self.form,
                    "case": spec_of(case), "params": params, "inputs": inputs, "dtype": dtype,
-                   "calls": self.calls, "fd": self.form in ("stage", "torch-function",
-                                                            "jax-custom-vjp"),
+                   "calls": self.calls, "fd": FORMS[self.form].own_forward,
                    "mode": mode, "modes": list(self.modes), "direction": direction}  # fmt: skip
         reply = self.channel.request(request, self.timeout)
         miss = conforms(reply, RUN_REPLY)

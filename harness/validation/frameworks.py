@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 
-FORMS = ("torch-function", "jax-custom-vjp")
-
 
 def is_torch_function(obj: Any) -> bool:
     return isinstance(obj, type) and any(
@@ -156,20 +154,4 @@ class JaxCustomVJPStage:
             return tuple(None if g is None else np.asarray(g) for g in grads)
 
 
-def adapt(obj: Any, form: str) -> Any:
-    """The stage that stands for ``obj`` in ``form``; a TypeError that says what was expected."""
-    if form == "torch-function":
-        if not is_torch_function(obj):
-            raise TypeError(
-                f"--as torch-function takes a torch.autograd.Function subclass, not {obj!r}"
-            )
-        return TorchFunctionStage(obj)
-    if not is_jax_custom_vjp(obj):
-        raise TypeError(
-            f"--as jax-custom-vjp takes a function decorated with jax.custom_vjp, not {obj!r}"
-        )
-    return JaxCustomVJPStage(obj)
-
-
-__all__ = ["FORMS", "JaxCustomVJPStage", "TorchFunctionStage", "adapt", "is_jax_custom_vjp",
-           "is_torch_function"]  # fmt: skip
+__all__ = ["JaxCustomVJPStage", "TorchFunctionStage", "is_jax_custom_vjp", "is_torch_function"]

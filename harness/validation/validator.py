@@ -37,13 +37,11 @@ from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.findings import Finding, Kind
+from harness.validation.forms import FORMS, described
+from harness.validation.forms.base import NeedCases, named_cases
 from harness.validation.spread import run_cases
-from harness.validation.stages import STAGES, CaseStage, StageCase
 from harness.validation.worker import LOAD, LOAD_REPLY
 
-FORMS = ("stage", "model", "engine", "functional", "torch-function", "jax-custom-vjp")
-FRAMEWORK_FORMS = ("torch-function", "jax-custom-vjp")  # custom stages of the framework's
-REQUIRED = {"stage": ("stage", "forward", "backward"), "engine": ("tensor", "grad", "numpy")}
 RAW = {
     "wrong type",
     "wrong shape",
@@ -53,9 +51,7 @@ RAW = {
 }  # the row's error
 STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
 
-
-class NeedCases(ValueError):
-    """A model plug-in without cases: it fits one case's parameters (bad usage)."""
+__all__ = ["NeedCases", "Validation", "validate"]
 
 
 @dataclass
@@ -353,7 +349,8 @@ def validate(
 ) -> Validation:
     """Validate ``target`` (a TARGET string, or the function/engine/stage object itself).
 
-    ``form``: "model", "engine" or "stage" (default: guessed from the object). ``cases``:
+    ``form``: a name of ``harness.validation.forms.FORMS`` (default: guessed from the
+    object). ``cases``:
     names, patterns or Case instances (a model plug-in needs them, unless it has a
     ``cases`` attribute; an engine defaults to the catalog; a stage is its own case).
     ``references``: default those of ``gradparity run`` (DEFAULT_BACKENDS). ``timeout`` (s, per case)
@@ -409,49 +406,18 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     form = form or info.get("form") or "model"
     problem = info.get("fault")
     if problem is None and info.get("form") == "unknown":
-        problem = {"kind": "wrong type", "message": f"{spec.text} is neither a callable (model), "
-                   "an engine (tensor, grad, numpy), a functional engine (xp and grad or "
-                   "value_and_grad), a stage (stage, forward, backward), a torch.autograd."
-                   "Function nor a jax.custom_vjp function"}  # fmt: skip
-    if problem is None and form in REQUIRED:
-        missing = [a for a in REQUIRED[form] if a not in info.get("attributes", REQUIRED[form])]
+        problem = {"kind": "wrong type", "message": f"{spec.text} is neither {described()}"}
+    plugin_form = FORMS.get(form)
+    needs = plugin_form.needs if plugin_form is not None else ()
+    if problem is None and needs:
+        missing = [a for a in needs if a not in info.get("attributes", needs)]
         if missing:
             problem = {"kind": "missing attribute", "message": f"{spec.text} lacks "
                        f"{', '.join(missing)}, which the {form} form needs"}  # fmt: skip
-    stage = info.get("stage")
-    framework = form in FRAMEWORK_FORMS
-    user_cases = resolve_cases(cases) if framework and cases and problem is None else []
-    if problem is None and framework and not user_cases and "arrays" not in info:
-        problem = {"kind": "missing attribute", "message": f"{spec.text} needs inputs to run on: "
-                   "name a case that computes the same math (--case, its parameters and "
-                   "inputs named as the function's arguments) or give the function an "
-                   "inputs(rng) static method"}  # fmt: skip
-    if problem is None and form == "stage" and stage not in STAGES and stage != "custom":
-        problem = {"kind": "missing attribute", "message": f"stage = {stage!r} is not one of "
-                   f"{', '.join(STAGES)} or 'custom'"}  # fmt: skip
-    # the cases
-    if framework:
-        if user_cases:
-            chosen = [CaseStage(c, tuple(info["names"]), info.get("smooth")) for c in user_cases]
-        elif problem is None:
-            chosen = [StageCase("custom", info["arrays"], info["names"], info["smooth"],
-                                info["out_shapes"])]  # fmt: skip
-        else:
-            chosen = [StageCase("custom", names=tuple(info.get("names") or ()), smooth=True)]
-    elif form == "stage":
-        if stage == "custom" and problem is None:
-            chosen = [StageCase("custom", info["arrays"], info["names"], info["smooth"],
-                                info["out_shapes"])]  # fmt: skip
-        else:
-            chosen = [StageCase(stage if stage in STAGES else "linear")]
-    else:
-        wanted = list(cases or []) or list(info.get("cases") or [])
-        if not wanted and form == "model" and problem is None:
-            raise NeedCases(f"a model plug-in fits one case's parameters: name the case "
-                            f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
-                            f"shows what {spec.text} must return)")  # fmt: skip
-        # a plug-in that did not load is one fault row, not one per catalog case
-        chosen = resolve_cases(wanted or None) if wanted or problem is None else []
+    if plugin_form is not None:
+        chosen, problem = plugin_form.checked_on(info, cases, problem, spec.text, resolve_cases)
+    else:  # not a plug-in at all: its fault, once per case asked for
+        chosen = named_cases(info, cases, problem, resolve_cases)
     if problem is not None:
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
@@ -466,16 +432,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     # the references
     if references is None:
         references = list(DEFAULT_BACKENDS)
-    if (form == "stage" and stage == "custom") or (framework and not user_cases):
-        references = []  # finite differences of its own forward are the one reference
-    elif (
-        form == "stage" and stage in STAGES and not STAGES[stage].smooth and "numeric" in references
-    ):
-        references = [r for r in references if r != "numeric"]
-        notes.append(f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 by "
-                     "convention): the numeric reference is left out; your backward is still "
-                     "checked against finite differences of your own forward, which accept any "
-                     "subgradient there")  # fmt: skip
+    references = plugin_form.references(info, references, chosen, notes)
     instances: list[Any] = []
     for ref in references:
         try:

@@ -37,6 +37,13 @@ class Entry:
     cases: tuple[Callable[[], Case], ...] = field(default=())
     modes: tuple[str, ...] = ("rev",)  # which derivatives it supplies (harness.modes)
 
+    def __post_init__(self) -> None:
+        from harness.validation.forms import FORMS
+
+        if self.form not in FORMS:
+            raise ValueError(f"zoo entry {self.name!r}: {self.form!r} is no form of "
+                             f"harness.validation.forms ({', '.join(FORMS)})")  # fmt: skip
+
     @property
     def broken(self) -> bool:
         return bool(self.bug)

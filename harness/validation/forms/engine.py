@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.validation.forms.base import Form
 from harness.xp import Namespace, Unsupported
 
 ENGINE_METHODS = ("tensor", "grad", "numpy")
@@ -117,3 +118,16 @@ def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, 
     taps = {n: (gs if ops.tap_steps[n] is not None else gs[0]) for n, gs in taps.items()}
     return {"grads": out_grads, "taps": taps, "loss": engine.numpy(loss),
             "tap_steps": dict(ops.tap_steps), "seconds": seconds}  # fmt: skip
+
+
+class Engine(Form):
+    name = "engine"
+    described = "an engine (tensor, grad, numpy)"
+    needs = ENGINE_METHODS
+    peer = "engine"
+
+    def detects(self, obj: Any) -> bool:
+        return hasattr(obj, "tensor") and hasattr(obj, "grad")
+
+    def call(self, engine: Any, case: Any, params: dict, inputs: dict) -> Any:
+        return run_engine(engine, case, params, inputs)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.validation.engine import MissingOp
+from harness.validation.forms.base import Form
+from harness.validation.forms.engine import MissingOp, instantiate
 from harness.xp import Namespace
 
 EXTRAS = ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy")
@@ -61,7 +62,6 @@ def is_functional(obj: Any) -> bool:
 def run_functional(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, Any]:
     """The case's loss, dL/dθ per parameter and dL/d(tap) per tap, by the engine."""
     from harness.backends.numeric import NumpyNamespace
-    from harness.validation.engine import instantiate
 
     engine = instantiate(engine)
     if not is_functional(engine):
@@ -88,4 +88,16 @@ def run_functional(engine: Any, case: Any, params: dict, inputs: dict) -> dict[s
             "seconds": seconds}  # fmt: skip
 
 
-__all__ = ["FunctionalNamespace", "is_functional", "run_functional"]
+class Functional(Form):
+    name = "functional"
+    described = "a functional engine (xp and grad or value_and_grad)"
+
+    def detects(self, obj: Any) -> bool:
+        return is_functional(obj) and not hasattr(obj, "tensor")
+
+    def call(self, engine: Any, case: Any, params: dict, inputs: dict) -> Any:
+        out = run_functional(engine, case, params, inputs)
+        return {"grads": out["grads"], "taps": out["taps"], "loss": out["loss"]}
+
+
+__all__ = ["Functional", "FunctionalNamespace", "is_functional", "run_functional"]
