@@ -31,7 +31,7 @@ from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
 from harness.selection import check_comparable
-from harness.target import Target, parse_target, target_of
+from harness.target import BadTarget, Target, locate, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
@@ -321,6 +321,8 @@ def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
                 notes.append(f"  · {name} cannot be imported by name in a fresh process; it runs "
                              "in this one (no time limit, no crash protection)")  # fmt: skip
             isolate = False
+    if obj is None:  # named: its file or module must be there (found, not imported)
+        locate(spec)
     if not isolate:
         channel = InProcess()
         if obj is not None:
@@ -405,6 +407,9 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     faults: list[Fault] = []
     form = form or info.get("form") or "model"
     problem = info.get("fault")
+    if problem is not None and problem.get("kind") == "missing attribute":
+        # the module loaded but has no such name: a typo in TARGET, like a missing file
+        raise BadTarget(f"TARGET {spec.text!r}: {problem.get('message')}")
     if problem is None and info.get("form") == "unknown":
         problem = {"kind": "wrong type", "message": f"{spec.text} is neither {described()}"}
     plugin_form = FORMS.get(form)
