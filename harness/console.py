@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.compare import Verdict, baseline_odd, legend, listing, parted, worst_at
+from harness.compare import Verdict, baseline_odd, counted, legend, listing, parted, worst_at
 
 
 def format_agreement(table: pd.DataFrame) -> str:
@@ -95,7 +95,7 @@ def findings(comparison: Any) -> list[str]:
     lines += identity_findings(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
-        lines.append(f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {len(g)} case(s), "
+        lines.append(f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {counted(len(g), 'case')}, "
                      f"{', '.join(g['case'])}")  # fmt: skip
     skipped = runs[runs["status"] == "skipped"]
     for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
@@ -180,9 +180,9 @@ def _blame(table: pd.DataFrame, n_disagree: int) -> str:
     who = ", ".join(dict.fromkeys(odd["baseline"]))
     tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
     if len(odd) == n_disagree:
-        return (f": the baseline {who} is the odd one out on {tensors} tensor(s) — the others "
+        return (f": the baseline {who} is the odd one out on {counted(tensors, 'tensor')} — the others "
                 "agree among themselves, so the fault is the baseline's")  # fmt: skip
-    return f" (the baseline {who} is the odd one out on {tensors} tensor(s))"
+    return f" (the baseline {who} is the odd one out on {counted(tensors, 'tensor')})"
 
 
 def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
@@ -193,11 +193,11 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     parts += [f"{counts[v]} {v}" for v in Verdict if v is not Verdict.AGREE and counts[v]]
     failed_runs = int((comparison.runs["status"] == "failed").sum())
     if failed_runs:
-        parts.append(f"{failed_runs} failed runs")
+        parts.append(counted(failed_runs, "failed run"))
     ids = getattr(comparison, "identities", None)
     broken = 0 if ids is None else int((~ids["ok"]).sum())
     if broken:
-        parts.append(f"{broken} broken identities")
+        parts.append(counted(broken, "broken identity", "broken identities"))
     if counts[Verdict.DISAGREE] or broken:
         verdict = "DISAGREEMENT" + _blame(comparison.agreement, counts[Verdict.DISAGREE])
     elif comparison.exit_code and (counts[Verdict.FAILED] or failed_runs):
@@ -211,7 +211,7 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     else:
         some = [v for v in Verdict if v is not Verdict.AGREE and not v.fails_run and counts[v]]
         verdict = f"no disagreement (some {', '.join(some)})"
-    return f"{', '.join(parts)} over {cases} cases ({dtype}): {verdict}"
+    return f"{', '.join(parts)} over {counted(cases, 'case')} ({dtype}): {verdict}"
 
 
 __all__ = ["format_agreement", "findings", "summaries", "verdict_line"]

@@ -1,14 +1,16 @@
 """TARGET: where user code lives (a plug-in, a case), as ``package.module:attr`` or
 ``path/to/file.py:attr``.
 
-Parsing is strict and happens in the parent (bad syntax is a usage error, exit 2);
-loading happens in the worker process, so that an import that fails, hangs or crashes
-is a fault of the plug-in, reported like any other.
+Parsing is strict and happens in the parent (bad syntax is a usage error, exit 2), and
+so is finding the file or module (``locate``: a typo is a usage error too), without
+running any of the user's code; loading happens in the worker process, so that an import
+that fails, hangs or crashes is a fault of the plug-in, reported like any other.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import re
 import sys
@@ -63,6 +65,9 @@ class Target:
 def parse_target(text: str) -> Target:
     """``pkg.mod:attr`` or ``dir/file.py:attr`` (the attribute may be dotted)."""
     where, sep, attr = str(text).rpartition(":")
+    if not sep and (text.endswith(".py") or _MODULE.match(text)):
+        raise BadTarget(f"TARGET {text!r} names no function or class in it: add :NAME "
+                        f"(for example {text}:grads)")  # fmt: skip
     if not sep or not where or not _ATTR.match(attr):
         raise BadTarget(f"TARGET must be package.module:attr or path/to/file.py:attr, not {text!r}")
     if where.endswith(".py") or "/" in where or "\\" in where:
@@ -70,6 +75,29 @@ def parse_target(text: str) -> Target:
     if not _MODULE.match(where):
         raise BadTarget(f"{where!r} in TARGET {text!r} is not a module name or a .py path")
     return Target(text, attr, module=where, sys_path=tuple(_import_path()))
+
+
+def locate(target: Target) -> None:
+    """BadTarget unless ``target``'s file exists or its module can be found on its import
+    path. Found, not imported: no package's ``__init__`` runs here (user code runs only in
+    workers), so a submodule is looked for in its package's folders as they are on disk."""
+    if target.path is not None:
+        if not Path(target.path).is_file():
+            raise BadTarget(f"TARGET {target.text!r}: no file {target.path}")
+        return
+    assert target.module is not None
+    parts = target.module.split(".")
+    spec = importlib.machinery.PathFinder.find_spec(parts[0], list(target.sys_path))
+    if spec is None:  # a builtin, or a package installed through a finder of its own
+        spec = importlib.util.find_spec(parts[0])
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        if spec is None:
+            raise BadTarget(f"TARGET {target.text!r}: no module {name!r} on the import path")
+        if i < len(parts):
+            folders = spec.submodule_search_locations
+            sub = ".".join(parts[: i + 1])
+            spec = importlib.machinery.PathFinder.find_spec(sub, list(folders)) if folders else None
 
 
 def _import_path() -> list[str]:

@@ -123,6 +123,34 @@ def test_the_limits_are_stated_in_help(capsys):
     assert f"default {MAX_POINTS:,}" in text and "tcp://HOST:PORT" in text
 
 
+# --- choices -------------------------------------------------------------------------------
+
+BAD_CHOICES = [
+    (["run", "--dtype", "flaot32"], "--dtype", "float64"),
+    (["run", "--backend", "troch"], "--backend", "torch"),
+    (["run", "--mode", "bwd"], "--mode", "rev"),
+    (["run", "--jobs", "0"], "--jobs", "1"),
+    (["run", "--executor", "daks"], "--executor", "dask"),
+    (["validate", "examples/model_mlp.py:grads", "--as", "modle"], "--as", "model"),
+    (["report", "--unknown-option"], "--unknown-option", "unrecognized"),
+    (["describe"], "case", "required"),
+    (["bench", "--threads"], "--threads", "expected one argument"),
+    (["selftest", "--dtype", "float16"], "--dtype", "both"),
+    (["lits"], "command", "list"),
+]
+
+
+@pytest.mark.parametrize(("argv", "option", "named"), BAD_CHOICES,
+                         ids=[" ".join(argv) for argv, _, _ in BAD_CHOICES])  # fmt: skip
+def test_a_bad_option_value_is_one_line_without_the_usage_block(
+    refuse_work, capsys, argv, option, named
+):
+    err = refused(capsys, argv)
+    command = "gradparity" if argv[0] == "lits" else f"gradparity {argv[0]}"
+    assert err.count("\n") == 1 and err.startswith(f"{command}: error: "), err
+    assert option in err and named in err
+
+
 # --- sizes ---------------------------------------------------------------------------------
 
 GiB = 2**30

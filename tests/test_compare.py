@@ -256,3 +256,14 @@ def test_subnormal_range_is_not_told_from_zero_but_just_above_it_is():
     assert not compare_arrays(np.array([1e-250 * 1.1]), np.array([1e-250]), AUTODIFF)["ok"]
     f32 = compare_arrays(np.array([0.0]), np.array([1e-32]), AUTODIFF, dtype="float32")
     assert f32["ok"]
+
+
+@pytest.mark.parametrize("n, noun, plural, said", [
+    (1, "case", None, "1 case"), (0, "case", None, "0 cases"), (2, "fault", None, "2 faults"),
+    (1, "broken identity", "broken identities", "1 broken identity"),
+    (3, "broken identity", "broken identities", "3 broken identities"),
+])  # fmt: skip
+def test_a_count_agrees_with_its_noun(n, noun, plural, said):
+    from harness.compare.text import counted
+
+    assert counted(n, noun, plural) == said

@@ -258,7 +258,7 @@ def test_a_broken_identity_fails_the_run_and_the_console_names_the_backend(capsy
                                   modes=["fwd"])  # fmt: skip
     text = "\n".join(findings(comparison))
     assert "transpose identity broken — fwd-broken's J_L·u (fwd)" in text
-    assert "1 broken identities" in verdict_line(comparison, 1, "float64")
+    assert "1 broken identity over 1 case (float64)" in verdict_line(comparison, 1, "float64")
 
 
 def test_the_report_has_the_modes_section_and_identities_csv(tmp_path):

@@ -64,7 +64,7 @@ def test_one_line_asserts_an_implementation_with_the_diagnostics(pytester):
     result.stdout.fnmatch_lines([
         "*AssertionError: gradparity: the implementation does not agree with the references*",
         "*param 'b1': 16/16 elements disagree with reference; worst at (*): got *, expected *",
-        "*plugin:bias_mean (model): 8/9 tensors agree over 1 case(s), 0 fault(s): DISAGREES*",
+        "*plugin:bias_mean (model): 8/9 tensors agree over 1 case, 0 faults: DISAGREES*",
         "*SKIPPED*no implementation named: run pytest --gradparity-impl TARGET*",
     ])  # fmt: skip
 

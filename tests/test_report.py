@@ -82,7 +82,7 @@ def test_a_failing_backend_is_a_failed_cell_and_exit_1(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(NumericBackend, "run", broken)
     assert main(["report", "--out", str(tmp_path), "--quiet", "--case", CASES[0]]) == 1
-    assert "1 failed runs" in capsys.readouterr().out
+    assert "1 failed run over 1 case (" in capsys.readouterr().out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["exit_code"] == 1 and summary["counts"]["runs_failed"] == 1
     assert [f["backend"] for f in summary["failed"]] == ["numeric"]

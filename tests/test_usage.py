@@ -202,6 +202,22 @@ def broken_case(monkeypatch):
     return Broken
 
 
+def test_list_has_no_empty_column_and_names_the_cases_left_out_of_the_default_run(
+    capsys, monkeypatch
+):
+    code, out, _ = run_cli(capsys, "list")
+    header = out.splitlines()[0].split()
+    assert code == 0 and header == ["case", "family", "parameters", "options"]
+    assert "default run" not in out  # no case is slow in the catalog as it stands
+
+    class Slow(CATALOG["card_affine_square"]):
+        name, slow = "slow_square", True
+
+    monkeypatch.setitem(CATALOG, Slow.name, Slow)
+    code, out, _ = run_cli(capsys, "list")
+    assert "left out of the default run (pick it with --case): slow_square" in out
+
+
 def test_list_shows_a_case_that_cannot_be_built_with_its_error(capsys, broken_case):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["validate", "no_colon_here"], "TARGET must be package.module:attr"),
+    (["validate", "no_colon_here"], "add :NAME"),
     (["validate", "my module:grads"], "not a module name"),
     (["validate", "harness.zoo.models:manual", "--as", "model"], "a model plug-in fits one case's parameters"),
     (["validate", "harness.zoo.models:manual", "--set", "T=3"], "--set needs --case"),
@@ -229,8 +230,58 @@ def test_no_isolation_runs_a_target_in_this_process(capsys):
     assert code == 0, capsys.readouterr().out
 
 
-def test_a_target_that_does_not_load_is_one_fault_row(capsys):
-    code = main(["validate", "no/such/file.py:grads", "--as", "engine"])
+UNFINDABLE = [
+    ("examples/nope.py:grads", "no file"),
+    ("nosuchmodule.sub:grads", "no module 'nosuchmodule'"),
+    ("harness.zoo.nosuch:grads", "no module 'harness.zoo.nosuch'"),
+    ("examples/model_mlp.py", "add :NAME"),
+    ("harness.zoo.models", "add :NAME"),
+]
+
+
+@pytest.mark.parametrize("target, says", UNFINDABLE, ids=[t for t, _ in UNFINDABLE])
+def test_a_target_that_cannot_be_found_is_exit_2_before_any_work(refuse_work, capsys, target,
+                                                                  says):  # fmt: skip
+    code = main(["validate", target, "--case", "mlp"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, out + err
+    assert says in err and repr(target) in err
+
+
+def test_finding_a_module_runs_none_of_its_packages_code(
+    refuse_work, capsys, monkeypatch, tmp_path
+):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "__init__.py").write_text("open('ran', 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "mine.nosub:grads", "--case", "mlp"]) == 2
+    assert "no module 'mine.nosub'" in capsys.readouterr().err
+    assert not (tmp_path / "ran").exists() and "mine" not in sys.modules
+
+
+def test_a_target_whose_name_is_missing_is_exit_2_naming_what_is_there(capsys):
+    code = main(
+        ["validate", "examples/model_mlp.py:nope", "--case", "mlp", "--reference", "reference"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, out + err
+    assert "'examples/model_mlp.py:nope'" in err and "no attribute 'nope'" in err and "grads" in err
+
+
+IMPORT_FAULTS = [
+    ("def grads(params, inputs):\n    return (\n", "SyntaxError: '(' was never closed (broken.py, line 2)"),
+    ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("source, last_line", IMPORT_FAULTS, ids=["syntax", "raises"])
+def test_a_plugin_that_fails_to_import_is_one_fault_row_with_its_error_in_one_line(
+    capsys, tmp_path, source, last_line
+):
+    (tmp_path / "broken.py").write_text(source)
+    code = main(["validate", f"{tmp_path / 'broken.py'}:grads", "--case", "mlp",
+                 "--reference", "reference", "--out", str(tmp_path / "out")])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 1
-    assert "(load): plugin:grads: import error: no file" in out and "1 fault(s)" in out
+    assert code == 1 and "import error" in out and last_line in out
+    assert "Traceback" not in out and "      | " not in out
+    assert "Traceback (most recent call last)" in (tmp_path / "out" / "diagnostics.md").read_text()

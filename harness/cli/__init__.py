@@ -15,8 +15,29 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from harness.interrupts import Interrupted, handled
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, refusing bad input in one line (``gradparity run: error: argument --dtype:
+    invalid choice: …``) and exit 2: its message names the option and what it takes, so the
+    usage block it would print first only pushes that line out of sight."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    commands: dict[str, argparse.ArgumentParser] = {}  # the root's: each command's parser
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """As argparse's, but an option the command does not take is refused by that
+        command's parser, so the line says ``gradparity run: error: …``."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            owner = self.commands.get(getattr(parsed, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,14 +45,15 @@ def parser() -> argparse.ArgumentParser:
     so ``gradparity list`` stays instant)."""
     from harness.cli import bench, catalog, run, validate
 
-    ap = argparse.ArgumentParser(
+    ap = _OneLineParser(
         prog="gradparity",
         description="Run one computation through several implementations of the chain rule "
         "and show, tensor by tensor, whether their gradients agree.",
     )
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     for module in (catalog, run, validate, bench):
         module.add_commands(sub)
+    ap.commands = dict(sub.choices)
     return ap
 
 

@@ -34,8 +34,9 @@ def _why(e: Exception) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """The catalog; a case that cannot be built is listed with "?" and its error below."""
-    rows, broken = [], []
+    """The catalog; a case that cannot be built is listed with "?" and its error below, and
+    the cases a plain ``gradparity run`` leaves out (slow ones) are named below it."""
+    rows, broken, slow = [], [], []
     for cls in select(None, include_slow=True):
         try:
             params, _ = cls().build(0)
@@ -46,11 +47,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append({
             "case": cls.name, "family": cls.family, "parameters": size,
             "options": " ".join(f"{k}={v}" for k, v in cls.options.items()),
-            "default": "" if not cls.slow else "slow",
         })  # fmt: skip
+        if cls.slow:
+            slow.append(cls.name)
     print(pd.DataFrame(rows).to_string(index=False))
     for line in broken:
         print(line)
+    if slow:
+        which = "it" if len(slow) == 1 else "them"
+        print(f"  · left out of the default run (pick {which} with --case): {', '.join(slow)}")
     return 0
 
 

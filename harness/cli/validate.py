@@ -86,9 +86,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         output_folder,
         parse_sets,
     )
-    from harness.target import BadTarget
+    from harness.target import BadTarget, locate, parse_target
     from harness.validation.validator import NeedCases, validate
 
+    try:  # a typo in TARGET is said before any case is built or any work starts
+        locate(parse_target(args.target))
+    except BadTarget as e:
+        raise UsageError(str(e)) from None
     check_comparable(args.reference, args.baseline, references=True)
     if args.set and not args.case:
         raise UsageError("--set needs --case (the options belong to a case)")
@@ -96,12 +100,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if plan is not None:
         if not args.case:
             raise UsageError("a sweep needs --case (its points are options of a case)")
-        from harness.target import parse_target
-
-        try:
-            parse_target(args.target)
-        except BadTarget as e:
-            raise UsageError(str(e)) from None
         opts = {"target": args.target, "form": args.form, "references": args.reference,
                 "baseline": args.baseline, "timeout": args.timeout, "memory": args.memory,
                 "isolate": not args.no_isolation}  # fmt: skip

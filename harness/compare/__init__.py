@@ -25,7 +25,7 @@ from harness.compare.tables import (
     magnitudes,
     runs,
 )
-from harness.compare.text import listing, parted, parting_digits, worst_at
+from harness.compare.text import counted, listing, parted, parting_digits, worst_at
 from harness.compare.verdicts import (
     AGREEING,
     COMPARED,
@@ -43,5 +43,5 @@ __all__ = [
     "MAGNITUDE_COLUMNS", "RESOLVE", "RUN_COLUMNS", "TIGHTEN", "VERDICTS", "Verdict",
     "WITHIN_NOISE", "agreement", "baseline_odd", "case_noise", "compare_arrays",
     "compare_directional", "compared", "flagged", "identities", "kind_of", "l2_norm", "legend",
-    "listing", "magnitudes", "odd_one_out", "parted", "parting_digits", "runs", "worst_at",
+    "counted", "listing", "magnitudes", "odd_one_out", "parted", "parting_digits", "runs", "worst_at",
 ]  # fmt: skip

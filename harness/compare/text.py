@@ -21,6 +21,12 @@ def parted(got: float, expected: float) -> str:
     return f"got {got:.{p}g}, expected {expected:.{p}g} (off by {got - expected:.2g})"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 case", "2 cases", "0 cases"; ``plural`` where adding an s is wrong
+    ("broken identities")."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def listing(names: list[str]) -> str:
     """['a', 'b', 'c'] -> 'a, b and c'."""
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""

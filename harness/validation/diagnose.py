@@ -266,7 +266,9 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     order = {"fatal": 0, "fault": 1, "note": 2}
     for f in sorted(case_faults, key=lambda f: order[f.severity]):
         tail = ""
-        if f.traceback:
+        # an import error's message ends with the error's own line; its traceback (the
+        # import machinery's frames) is for diagnostics.md, not the terminal
+        if f.traceback and f.fault != "import error":
             lines = f.traceback.strip().splitlines()[-12:]
             tail = "\n" + "\n".join(f"      | {line}" for line in lines)
         findings.append(Finding(label, f.fault, "{backend}: {kind}: {message}{tail}",

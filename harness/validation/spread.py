@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.cases import Case
 from harness.cases.base import catalog_spec, from_catalog
+from harness.compare import counted
 from harness.modes import DEFAULT_MODES
 from harness.parallel import process_pool
 from harness.result import BUILD, Result
@@ -171,7 +172,7 @@ def run_cases(
             results += done.pop(i)
     if failed:
         labels = list(failed)
-        notes.append(f"  · {len(labels)} case(s) ran in this process, not in the pool "
+        notes.append(f"  · {counted(len(labels), 'case')} ran in this process, not in the pool "
                      f"({next(iter(failed.values()))}): {', '.join(labels[:8])}"
                      f"{' …' if len(labels) > 8 else ''}")  # fmt: skip
     return results, True

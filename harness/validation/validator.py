@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, Verdict, baseline_odd, compared, flagged
+from harness.compare import AGREEING, Comparison, Verdict, baseline_odd, compared, counted, flagged
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.result import BUILD
@@ -31,7 +31,7 @@ from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
 from harness.selection import check_comparable
-from harness.target import Target, parse_target, target_of
+from harness.target import BadTarget, Target, locate, parse_target, target_of
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
@@ -188,7 +188,7 @@ class Validation:
                  if c not in flagged_cases and c not in unsupported]  # fmt: skip
         noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
-            lines.append(f"  {Verdict.WITHIN_NOISE.mark} {case}: {len(g)} tensor(s) agree within the problem's own rounding "
+            lines.append(f"  {Verdict.WITHIN_NOISE.mark} {case}: {counted(len(g), 'tensor')} {'agrees' if len(g) == 1 else 'agree'} within the problem's own rounding "
                          f"noise (up to {g['noise_floor'].max():.1e} of the scale), beyond the "
                          "fixed tolerance: the references themselves are good to "
                          f"{g['digits'].min():.1f} digits there")  # fmt: skip
@@ -199,13 +199,17 @@ class Validation:
                 ", ".join(r for r in self.references if r in ran)
                 or "finite differences of its own forward"
             )
-            what = "case(s)" if all(" (" not in c for c in clean) else "case(s) and mode(s)"
-            lines.append(f"  · {len(clean)} {what} agree with the references ({refs}) on every "
+            what = (
+                ("case", "cases")
+                if all(" (" not in c for c in clean)
+                else ("case and mode", "cases and modes")
+            )
+            lines.append(f"  · {counted(len(clean), *what)} {'agrees' if len(clean) == 1 else 'agree'} with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
         for what in dict.fromkeys(unsupported.values()):  # one line per missing function
             where = [case for case, w in unsupported.items() if w == what]
             lines.append(
-                f"  {Verdict.UNSUPPORTED.mark} unsupported, {what}: {len(where)} case(s), {', '.join(where)}"
+                f"  {Verdict.UNSUPPORTED.mark} unsupported, {what}: {counted(len(where), 'case')}, {', '.join(where)}"
             )
         ran = self.mine[self.mine["verdict"] != Verdict.UNSUPPORTED]
         n = len(ran)
@@ -217,14 +221,14 @@ class Validation:
         if self.verdict == "baseline disagrees":
             tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
             verdict = (f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
-                       f"on {tensors} tensor(s), where yours agrees with the other references")  # fmt: skip
+                       f"on {counted(tensors, 'tensor')}, where yours agrees with the other references")  # fmt: skip
         elif self.verdict == "nothing compared":
             verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
                         "skipped on every case, or its tensors have no elements")  # fmt: skip
-        apart = f", {len(unsupported)} case(s) unsupported" if unsupported else ""
+        apart = f", {counted(len(unsupported), 'case')} unsupported" if unsupported else ""
         lines.append(
-            f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {cases} case(s)"
-            f"{apart}, {n_faults} fault(s): {verdict}"
+            f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {counted(cases, 'case')}"
+            f"{apart}, {counted(n_faults, 'fault')}: {verdict}"
         )
         return terminal("\n".join(lines))  # a plug-in's control characters shown, not sent
 
@@ -321,6 +325,8 @@ def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
                 notes.append(f"  · {name} cannot be imported by name in a fresh process; it runs "
                              "in this one (no time limit, no crash protection)")  # fmt: skip
             isolate = False
+    if obj is None:  # named: its file or module must be there (found, not imported)
+        locate(spec)
     if not isolate:
         channel = InProcess()
         if obj is not None:
@@ -405,6 +411,9 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     faults: list[Fault] = []
     form = form or info.get("form") or "model"
     problem = info.get("fault")
+    if problem is not None and problem.get("kind") == "missing attribute":
+        # the module loaded but has no such name: a typo in TARGET, like a missing file
+        raise BadTarget(f"TARGET {spec.text!r}: {problem.get('message')}")
     if problem is None and info.get("form") == "unknown":
         problem = {"kind": "wrong type", "message": f"{spec.text} is neither {described()}"}
     plugin_form = FORMS.get(form)
