@@ -121,6 +121,16 @@ def test_the_limits_are_stated_in_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "0 to 4,294,967,295" in text and f"at most {MAX_RUNS:,}" in text
     assert f"default {MAX_POINTS:,}" in text and "tcp://HOST:PORT" in text
+    for command in (["run"], ["validate"], ["selftest"], ["bench"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "above 0 and at most 604800" in text, command  # --timeout
+        if command != ["selftest"]:
+            assert "at least 256M" in text, command  # --memory
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "from 0 to 604800" in " ".join(capsys.readouterr().out.split())  # --peer-limit
 
 
 # --- choices -------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"with --sweep: processes and Dask workers (default 2, {JOBS_HELP})")  # fmt: skip
     p.add_argument("--peer-limit", type=float, default=600.0, metavar="SECONDS",
                    help="with --peers: how long each checker may run on the ~1M-parameter "
-                   "MLP before it is stopped (default 600; 0 skips that measurement)")  # fmt: skip
+                   f"MLP before it is stopped, from 0 to {MAX_TIMEOUT:.0f} (a week; default "
+                   "600; 0 skips that measurement)")  # fmt: skip
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="time these cases alone (a catalog name or pattern, or your own: "
                    "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip

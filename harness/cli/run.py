@@ -132,9 +132,11 @@ def add_limits(p: argparse.ArgumentParser, timeout: float, what: str) -> None:
     --no-memory-check: a catalog case is refused when its estimated memory exceeds this
     machine's (or --memory, when given)."""
     p.add_argument("--timeout", type=seconds, default=timeout, metavar="S",
-                   help=f"seconds {what} may take in its worker process (default {timeout:g})")  # fmt: skip
+                   help=f"seconds {what} may take in its worker process, above 0 and at most "
+                   f"{MAX_TIMEOUT:.0f} (a week; default {timeout:g})")  # fmt: skip
     p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE", action=_Given,
-                   help="data-segment limit of that worker process (default 4G; 0: none); "
+                   help="data-segment limit of that worker process, at least 256M and at most "
+                   "this machine's memory (default 4G; 0: none); "
                    "when given, also the most a catalog case's estimated memory may be "
                    "(default: this machine's memory)")  # fmt: skip
     p.add_argument("--no-memory-check", action="store_true",

@@ -8,6 +8,7 @@ import sys
 
 from harness.cli.run import (
     JOBS_HELP,
+    MAX_TIMEOUT,
     SEED_HELP,
     add_backend_options,
     add_limits,
@@ -72,7 +73,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_backend_options(p, "--reference", "reference backends (default: reference torch)",
                         action="append")  # fmt: skip
     p.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
-                   help="seconds one case may take in an implementation (default 60)")  # fmt: skip
+                   help="seconds one case may take in an implementation, above 0 and at most "
+                   f"{MAX_TIMEOUT:.0f} (a week; default 60)")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the detection table")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_selftest)
