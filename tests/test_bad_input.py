@@ -190,8 +190,18 @@ MORE_SIZES = [
 
 
 def _within_the_factor(name: str, cfg: dict) -> None:
+    """The estimate against the smallest of up to three measurements. The high-water mark
+    of the same check moves with the machine's load (the libraries' own threads overlap
+    their buffers differently): gru[T=20,H=256,B=4] measured 48-52 MiB on a quiet machine
+    and 53-77 MiB beside two busy processes, as under ``pytest -n auto``. Load only adds,
+    so a measurement that leaves the factor is taken again before the estimate is blamed;
+    the smallest is the check's own need."""
     case = CATALOG[name](**cfg)
-    measured, estimate = check_peak(case), case.footprint()
+    estimate, measured = case.footprint(), check_peak(case)
+    for _ in range(2):
+        if estimate / measured >= 1 / FOOTPRINT_FACTOR:
+            break
+        measured = min(measured, check_peak(case))
     assert measured > 16 * 2**20, "too small to measure: the libraries' own buffers dominate"
     ratio = estimate / measured
     assert 1 / FOOTPRINT_FACTOR <= ratio <= FOOTPRINT_FACTOR, (
