@@ -9,13 +9,16 @@ Conventions: row vectors, a batch of rows (h: N×H or B×H), so a layer is z = h
 step stacked along a leading axis: ``hs[t]`` is h_t for t = 0..T, hs[0] the initial state.
 The arithmetic stays in the dtype of the arrays it is given (float64 or float32).
 
-This module imports numpy and nothing else.
+This module imports numpy and nothing else (and the standard library's type hints).
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
-Cache = dict[str, object]
+Cache = dict[str, Any]  # a stage's saved values, of as many kinds as the stage needs
 
 
 # --- activations: forward, and backward from the forward's *output* -------------------------
@@ -48,7 +51,8 @@ def relu_backward(dh: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 # name -> (forward, backward(dh, h) -> dz)
-ACTIVATIONS = {
+Elementwise = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, tuple[Elementwise, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     "tanh": (np.tanh, tanh_backward),
     "sigmoid": (sigmoid, sigmoid_backward),
     "relu": (relu, relu_backward),
@@ -140,7 +144,8 @@ def mlp_backward(cache: Cache, input_grad: bool = True) -> tuple[Arrays, list[np
     hs, params = cache["hs"], cache["params"]
     phi_backward = ACTIVATIONS[cache["act"]][1]
     dz = LOSSES[cache["objective"]][1](cache["loss"])
-    grads, dL_dh = {}, [None] * len(hs)
+    grads: Arrays = {}
+    dL_dh: list[np.ndarray | None] = [None] * len(hs)
     for layer in range(len(hs), 0, -1):
         h, W = hs[layer - 1], params[f"W{layer}"]
         if layer == 1 and not input_grad:
@@ -271,9 +276,8 @@ def mlp_jvp(
         W, b = params[f"W{layer}"], params[f"b{layer}"]
         z = linear_forward(h, W, b)
         dz = dh @ W + h @ tangents[f"W{layer}"] + tangents[f"b{layer}"]
-        h, dh = (phi(z), None) if layer < depth else (z, dz)
-        if layer < depth:
-            dh = dphi(dz, h)
+        h = phi(z) if layer < depth else z
+        dh = dphi(dz, h) if layer < depth else dz
     forward, backward = LOSSES[objective]
     loss, cache = forward(h, target)
     return loss, float(np.sum(backward(cache) * dh)), dhs
@@ -363,8 +367,8 @@ def lstm_step_backward(
     Returns (da_t, dh_{t−1}, dc_t total, dc_{t−1})."""
     i, f, o, g = blocks(gates, 4)
     da, dc = lstm_cell_backward(dh, dc_next, i, f, o, g, c_prev, c)
-    da = np.concatenate(da, axis=-1)
-    return da, da @ W_h.T, dc, dc * f
+    da_t = np.concatenate(da, axis=-1)
+    return da_t, da_t @ W_h.T, dc, dc * f
 
 
 def lstm_backward(cache: Cache) -> tuple[Arrays, np.ndarray, np.ndarray]:

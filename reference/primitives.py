@@ -48,7 +48,7 @@ needs no gradient is data and always arrives as it is. The default saves everyth
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -64,11 +64,16 @@ SAVES = ("ans", "x", "y", "inputs")
 
 @dataclass(frozen=True)
 class Rule:
-    forward: Callable[..., np.ndarray]
+    forward: Callable[..., Any]  # an array, or a NumPy scalar where a reduction gives one
     vjp: Callable[..., tuple[np.ndarray, ...]]
     broadcasts: bool = False
     saves: str = "ans inputs"
     jvp: Callable[..., Any] | tuple[Callable[..., Any], ...] | None = None
+    # what ``keep`` stores, read from ``saves`` once (set in __post_init__)
+    _ans: bool = field(init=False, repr=False, compare=False)
+    _x: bool = field(init=False, repr=False, compare=False)
+    _y: bool = field(init=False, repr=False, compare=False)
+    _rest: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = self.saves.split()
@@ -309,7 +314,7 @@ def _kept(x: Any, axis: Any, keepdims: bool) -> tuple[int, ...]:
     """The shape a reduction over ``axis`` of ``x`` has with keepdims=True."""
     if axis is None:
         return (1,) * len(x.shape)
-    axes = {a % len(x.shape) for a in ((axis,) if np.isscalar(axis) else axis)}
+    axes = {int(a) % len(x.shape) for a in ((axis,) if np.ndim(axis) == 0 else axis)}
     return tuple(1 if i in axes else n for i, n in enumerate(x.shape))
 
 

@@ -28,6 +28,7 @@ the primitive). This module imports numpy and the tape below it.
 
 from __future__ import annotations
 
+import builtins
 import sys
 from typing import Any
 
@@ -39,7 +40,7 @@ from reference.engine import Tensor, apply
 __array_api_version__ = "2023.12"
 
 
-def _carries_derivative(x: Any) -> bool:
+def _carries_derivative(x: Any) -> builtins.bool:
     """A value a derivative flows through: a Tensor that requires a gradient, or another of
     the tape's arrays (forward mode's Dual, which always carries its tangent)."""
     return x.requires_grad if isinstance(x, Tensor) else isinstance(x, ArrayObject)
@@ -164,20 +165,22 @@ isnan, isinf, isfinite = _constant("isnan"), _constant("isinf"), _constant("isfi
 
 
 # --- reductions
-def sum(x: Any, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
+def sum(
+    x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False, dtype: Any = None
+) -> Tensor:  # noqa: A001
     """Σ x over ``axis``; with ``dtype``, x is cast first and summed in that dtype."""
     return apply("sum", x if dtype is None else astype(x, dtype), axis=axis, keepdims=keepdims)
 
 
-def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
+def mean(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("mean", x, axis=axis, keepdims=keepdims)
 
 
-def max(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:  # noqa: A001
     return apply("max", x, axis=axis, keepdims=keepdims)
 
 
-def min(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:  # noqa: A001
     return apply("min", x, axis=axis, keepdims=keepdims)
 
 
@@ -195,7 +198,7 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
 
 
 # --- shapes
-def reshape(x: Any, /, shape: tuple[int, ...], *, copy: bool | None = None) -> Tensor:
+def reshape(x: Any, /, shape: tuple[int, ...], *, copy: builtins.bool | None = None) -> Tensor:
     return apply("reshape", x, shape=tuple(shape))
 
 
@@ -225,7 +228,7 @@ def broadcast_to(x: Any, /, shape: tuple[int, ...]) -> Tensor:
     return apply("broadcast_to", x, shape=tuple(shape))
 
 
-def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Tensor:
+def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Tensor:
     """x in ``dtype``: to a floating dtype, with its derivative; to an integer or boolean
     one, a constant (rounding to a whole number is a step: no derivative, as in torch and
     JAX, where an integer array has no gradient)."""
@@ -235,13 +238,13 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> T
     return apply("astype", x, dtype=dtype)
 
 
-def _as(x: Tensor, dtype: Any) -> Tensor:
+def _as(x: Any, dtype: Any) -> Any:  # a Tensor, or forward mode's Dual
     return x if dtype is None or np.dtype(dtype) == x.dtype else astype(x, dtype)
 
 
 # --- creation: constants, no gradient
 def asarray(
-    obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None
+    obj: Any, /, *, dtype: Any = None, device: Any = None, copy: builtins.bool | None = None
 ) -> Tensor:
     """``obj`` as a Tensor; a Tensor or Dual is kept (with its derivative). A sequence of
     them goes through numpy (``Tensor.__array__``), which refuses one that requires a
@@ -251,7 +254,7 @@ def asarray(
     return Tensor(np.asarray(obj, dtype=dtype))
 
 
-def _creator(fn: Any, like: bool = False) -> Any:
+def _creator(fn: Any, like: builtins.bool = False) -> Any:
     """A creation function: its answer is a constant, so a value given to it that carries
     a derivative (a fill value, a bound) is refused rather than dropped; the array a
     ``*_like`` function copies the shape and dtype of may carry one."""
@@ -305,7 +308,7 @@ def relu(x: Any) -> Tensor:
     return apply("relu", x)
 
 
-def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+def logsumexp(x: Any, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("logsumexp", x, axis=axis, keepdims=keepdims)
 
 
