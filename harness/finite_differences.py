@@ -128,7 +128,8 @@ def stencil_each(
 
     found = [stencil(lambda t, i=i: float(at(t)[i]), smooth, h, float(rounding[i]), confirm)
              for i in range(len(rounding))]  # fmt: skip
-    return (np.array(column, dtype=np.float64) for column in zip(*found, strict=True))
+    derivative, error = (np.array(c, dtype=np.float64) for c in zip(*found, strict=True))
+    return derivative, error
 
 
 def unit_directions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -48,6 +48,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 MANIFEST = ".gradparity.json"
 LOCK = ".gradparity.lock"
@@ -247,7 +248,7 @@ def _signals_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
     for sig in _HELD_SIGNALS:
         before = signal.getsignal(sig)
         if before is not None:  # None: a handler set outside Python, left alone
@@ -258,8 +259,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for sig, before in previous.items():
             signal.signal(sig, before)
-        for sig in dict.fromkeys(caught):
-            signal.raise_signal(sig)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)
 
 
 def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) -> None:
@@ -274,7 +275,9 @@ def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) 
                               "they were")  # fmt: skip
     before = _read_manifest(folder)
     if before is None:
-        owned = {p.name: None for p in folder.iterdir() if _plain(p.name) and known(p.name)}
+        owned: dict[str, str | None] = {
+            p.name: None for p in folder.iterdir() if _plain(p.name) and known(p.name)
+        }
         others: dict[str, tuple[str, str]] = {}
     else:
         owned = {name: sha for name, (k, sha) in before.items() if k == kind}

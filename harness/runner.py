@@ -83,7 +83,7 @@ def run_case(
     on arrays drawn there; the others (a plug-in, which has a worker of its own) run here
     on those arrays. Whatever the case does to its worker (exit, crash, hang, eat memory)
     is one failed Result under ``BUILD``, naming the fault."""
-    names = names or [b if isinstance(b, Exception) else b.name for b in backends]
+    names = names or [str(b) if isinstance(b, Exception) else b.name for b in backends]
     if getattr(case, "isolated", False):
         return _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs,
                          modes)  # fmt: skip
@@ -121,8 +121,11 @@ def _run_built(case, params, inputs, backends, dtype, seed, progress, names, noi
                                       error=_describe_error(backend)))  # fmt: skip
                 continue
             call = calls[mode](backend)
-            result = _attempt(case, name, dtype, mode,
-                              lambda call=call: call(case, _fresh(params), _fresh(inputs), dtype))  # fmt: skip
+
+            def attempt(call: Callable = call) -> Any:
+                return call(case, _fresh(params), _fresh(inputs), dtype)
+
+            result = _attempt(case, name, dtype, mode, attempt)
             if mode == "rev":
                 reverse[name] = result
             if result.ok and getattr(backend, "kind", "autodiff") == "autodiff":
@@ -322,7 +325,7 @@ def compare_backends(
     with process_pool(jobs) if portable else nullcontext() as pool:
         for case in chosen:
             spec = catalog_spec(case) if pool is not None else None
-            if spec is not None:
+            if pool is not None and spec is not None:
                 per_case.append(
                     pool.submit(
                         _run_in_worker,

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,7 +154,7 @@ def grid(swept: dict[str, list[str]], seeds: Sequence[int], limit: int = MAX_POI
         raise UsageError(f"the grid {' × '.join([*keys, 'seed'])} has "
                          f"{' × '.join(map(str, sizes))} = {math.prod(sizes):,} points; a sweep "
                          f"takes at most {limit:,} (--max-points N raises the limit)")  # fmt: skip
-    combos = itertools.product(*(swept[k] for k in keys), seeds)
+    combos: Iterable[tuple[Any, ...]] = itertools.product(*(swept[k] for k in keys), seeds)
     return [Point(i, tuple(zip(keys, c[:-1], strict=True)), int(c[-1]))
             for i, c in enumerate(combos)]  # fmt: skip
 

@@ -165,7 +165,7 @@ def load(target: Target) -> Any:
                     raise
             where = target.path
         else:
-            module = importlib.import_module(target.module)
+            module = importlib.import_module(str(target.module))
             where = f"module {target.module!r}"
     except LoadFault:
         raise

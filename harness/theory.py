@@ -41,6 +41,7 @@ case: this module names no family.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-# activation -> (φ, φ')
-ACTIVATIONS = {
+Elementwise = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, tuple[Elementwise, Elementwise]] = {  # activation -> (φ, φ')
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),

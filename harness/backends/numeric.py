@@ -105,8 +105,7 @@ def taps_of(case: Any, params: dict, inputs: dict) -> tuple[dict[str, tuple], di
         from harness.sandbox.wire import Mapping, conforms
 
         reply = ask(case, {"op": TAPS_ISOLATED, "params": params, "inputs": inputs})
-        shapes, steps = Mapping(str, [int]), Mapping(str, (int, None))
-        miss = conforms(reply, {"shapes": shapes, "steps": steps})
+        miss = conforms(reply, {"shapes": Mapping(str, [int]), "steps": Mapping(str, (int, None))})
         if miss:
             raise CaseFault({"kind": "malformed reply", "message": miss})
         return {k: tuple(v) for k, v in reply["shapes"].items()}, dict(reply["steps"])

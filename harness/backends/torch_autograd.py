@@ -61,7 +61,7 @@ class TorchNamespace(Namespace):
             self.watched.setdefault(name, []).append(x)
             return x
 
-        self._watch = record
+        self._watch = record  # type: ignore[method-assign]  # this namespace's taps, from now on
         return self
 
     def relu(self, x):

@@ -199,7 +199,7 @@ def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> V
     try:
         run()
         verdict, message = "pass", ""
-    except failure as e:
+    except failure as e:  # type: ignore[misc]  # an exception class, or a tuple of them
         verdict, message = "fail", str(e).strip()
     except Exception as e:  # noqa: BLE001 - what the peer let through, as the user sees it
         verdict, message = "error", f"{type(e).__name__}: {e}".strip()

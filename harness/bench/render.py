@@ -4,6 +4,7 @@ section per experiment. Nothing here measures anything."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,8 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     rows = t[t["experiment"] == "ratio"]
     if rows.empty:
         return "", {}
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     grid = []
     for (_, sz, label), group in rows.groupby(["case", "size", "label"], sort=False):
         params = group["params"].dropna()  # none where the case itself failed
@@ -137,7 +139,8 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
 def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
     rows = t[(t["experiment"] == "ratio") & t["backend"].isin(["reference", "torch"])]
     rows = rows.dropna(subset=["gradient_s"])  # a backend that failed was not timed
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     if {"reference", "torch"} <= set(rows["backend"]):
         g = rows.pivot_table(
             index=["label", "size"], columns="backend", values="gradient_s", sort=False
@@ -217,7 +220,8 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
     rows = t[(t["experiment"] == "scaling") & t["gradient_s"].notna()]
     if rows.empty:
         return "", {}
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     opts = plan.scaling_options
     need = needed_per_step(opts)
     grid = rows.pivot_table(index="T", columns="backend", values="gradient_s", sort=True)

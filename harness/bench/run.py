@@ -120,7 +120,7 @@ def _build(name: str | Case, options: dict):
     except CaseError:
         if case.name != "adbench_lstm":
             raise
-        case = CATALOG[name](**{**options, "source": "random"})
+        case = type(case)(**{**case.cfg, "source": "random"})
         params, inputs = case.build(0)
         note = "ADBench's input file missing: random input of the same sizes"
     return case, params, inputs, note

@@ -92,10 +92,12 @@ def _manual(case: Case, params: Arrays, inputs: Arrays, device: str) -> Prepared
 
     run = runner_for(case)  # raises NotApplicable for a case without a hand-derived backward
     manual = declared(case)
-    forward = lambda: manual.forward(case, params, inputs)  # noqa: E731
-    gradient = lambda: run(case, params, inputs)  # noqa: E731
-    if manual.parameter_backward is not None:
-        gradient = lambda: manual.parameter_backward(case, forward()[1])  # noqa: E731
+    assert manual is not None  # runner_for has refused a case that declares none
+    forward = lambda: manual.forward(case, params, inputs)
+    gradient = lambda: run(case, params, inputs)
+    backward = manual.parameter_backward
+    if backward is not None:
+        gradient = lambda: backward(case, forward()[1])
     return Prepared(lambda: forward()[0], gradient, record=forward)
 
 

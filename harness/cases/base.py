@@ -259,7 +259,7 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     if isinstance(default, int):
         if not float(value).is_integer():
             raise wrong
-        return int(value)
+        return int(float(value))
     if isinstance(default, float):
         return float(value)
     return value
@@ -269,7 +269,7 @@ def catalog_spec(case: Any) -> dict[str, Any] | None:
     """A catalog case (its class is the catalog's under its name) as the data another
     process makes it again from (``from_catalog``): its name and options. None for any
     other case, which that process may not be able to import."""
-    if CATALOG.get(getattr(case, "name", None)) is not type(case):
+    if CATALOG.get(getattr(case, "name", "")) is not type(case):
         return None
     return {"rebuild": "harness.cases.base:from_catalog", "name": case.name, "cfg": dict(case.cfg)}
 

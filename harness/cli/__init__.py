@@ -129,7 +129,7 @@ def _kill_children() -> None:
     tracker = getattr(
         sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker", None
     )
-    spare = frozenset({getattr(tracker, "_pid", None)} - {None})
+    spare = frozenset(pid for pid in [getattr(tracker, "_pid", None)] if isinstance(pid, int))
     processes.kill_descendants(os.getpid(), patience=2.0, spare=spare)
 
 

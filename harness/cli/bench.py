@@ -104,7 +104,7 @@ def full_plan_figures(folder: Path) -> bool:
         return False
     head = md.read_text(encoding="utf-8", errors="replace")[:2000]
     written = re.search(r"Written by `(gradparity bench[^`]*)`", head)
-    return bool(written) and not re.search(r"--quick|--case", written[1])
+    return written is not None and not re.search(r"--quick|--case", written[1])
 
 
 def check_out(args: argparse.Namespace) -> str:
@@ -185,16 +185,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         with Progress(2 * len(entries()) + big_steps, "peers", args.quiet) as bar:
             table = peers_table(progress=bar)
             big = big_model(limit_s=args.peer_limit, progress=bar) if big_steps else None
-        command = "gradparity bench --peers" + (
+        peers = "gradparity bench --peers" + (
             "" if args.peer_limit == 600.0 else f" --peer-limit {args.peer_limit:g}"
         )
-        written = write(args.out, table, {**machine(), "threads": args.threads}, command, big)
+        written = write(args.out, table, {**machine(), "threads": args.threads}, peers, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
     from harness.bench.run import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
-    command = None
+    command: str | None = None
     if cases:
         chosen = " ".join(f"--case {c}" for c in args.case) + "".join(
             f" --set {kv}" for kv in args.set or []

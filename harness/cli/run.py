@@ -364,7 +364,7 @@ def run_sweep(
         print()
     for line in lines:
         print(line)
-    if command == "report":
+    if command == "report" and out is not None:  # a report always has its folder (above)
         from harness.report.sweep import write_sweep_report
 
         argv = " ".join(_argv_of(args))

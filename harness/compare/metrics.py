@@ -100,7 +100,7 @@ def compare_arrays(
     diff = np.abs(a - b)
     # Below tiny/ε (≈1e-292 in float64) a value's terms are subnormal: backends that flush
     # subnormals to zero (XLA on the CPU) differ there legitimately, so nothing is judged.
-    extra = tiny / eps
+    extra: float | np.ndarray = tiny / eps
     if uncertainty is not None:
         extra = extra + np.asarray(uncertainty, dtype=np.float64)
     fixed = tol.rtol * abs_b + tol.atol * scale  # the table's tolerance
@@ -155,7 +155,7 @@ def compare_arrays(
             "or the loss too curved, for its step); the other elements agree"
         )
     digits = math.nan if floor is None else digits_of(float(np.max(floor)), eps)
-    if verdict == Verdict.WITHIN_NOISE:
+    if verdict == Verdict.WITHIN_NOISE and floor is not None:
         reason = within_reason(int(within.sum()), b.size, float(np.max(floor)), digits)
     return {
         "max_abs_err": float(np.max(diff, initial=0.0)),
@@ -268,7 +268,7 @@ def compare_directional(
             "step); the other directions agree"
         )
     digits = math.nan if floor is None else digits_of(floor, eps)
-    if verdict == Verdict.WITHIN_NOISE:
+    if verdict == Verdict.WITHIN_NOISE and floor is not None:
         reason = within_reason(int(within.sum()), len(diff), float(floor), digits)
     return {
         "max_abs_err": float(diff.max()),

@@ -15,6 +15,7 @@ J_L·u; a tap's: the change of the tapped value); "hvp", (H·v) for that paramet
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ def agreement(
     order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second
     derivative does not exist at them, so the rows say so, and are not failed when the
     backends part there."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case, mode in dict.fromkeys((r.case, r.mode) for r in results):
         group = [r for r in results if r.case == case and r.mode == mode and r.skipped is None]
         kinked = mode == "hvp" and not all(r.smooth for r in group)
@@ -66,10 +67,10 @@ def agreement(
                 continue
             extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
             for key in keys + extra:
-                row = {"case": case, "mode": mode, "kind": key[0], "tensor": key[1],
+                row: dict[str, Any] = {"case": case, "mode": mode, "kind": key[0], "tensor": key[1],
                        "backend": r.backend,
                        "baseline": base.backend, "dtype": base.dtype,
-                       "shape": str(tuple(np.shape(base.tensors().get(key, r.tensors().get(key))))),
+                       "shape": str(tuple(np.shape(np.asarray(base.tensors().get(key, r.tensors().get(key)))))),
                        "odd_one_out": odd.get(key, "")}  # fmt: skip
                 if r.unsupported is not None:
                     row.update(verdict=Verdict.UNSUPPORTED.value, ok=False,
@@ -110,7 +111,7 @@ def identities(results: list[Result], tolerances: dict | None = None) -> pd.Data
     "agree" when its two sides are equal to the dtype's rounding, else "disagree" — that
     backend's forward and reverse modes (or its H·v and H·w) cannot both be right. A
     backend without the other side (a plug-in that supplies a JVP alone) has no row."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in results:
         if r.mode == "rev" or not r.ok or r.identity is None:
             continue
@@ -178,7 +179,7 @@ def magnitudes(results: list[Result]) -> pd.DataFrame:
     ``name[k]`` (a layer or a stage: ``h[2]``, ``s[7]``) gives tap ``name``, step k;
     any other gives step −1. Exact zeros (a gradient that underflowed) stay 0.0.
     """
-    rows = []
+    rows: list[tuple] = []
     for r in results:
         if not r.ok or r.mode != "rev":
             continue

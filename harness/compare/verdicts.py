@@ -56,7 +56,7 @@ class Verdict(StrEnum):
     @classmethod
     def of(cls, name: Any) -> Verdict:
         """The verdict a table's cell names."""
-        return cls(str(name))
+        return cls(str(name))  # type: ignore[call-arg]  # an Enum found by its value
 
 
 def legend() -> str:

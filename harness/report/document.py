@@ -461,7 +461,8 @@ def scan_taps(comparison: Comparison, label: str) -> set[str]:
 def magnitude_plots(comparison: Comparison, case: Case, out: Path) -> list[Block]:
     """Norm per step for taps inside a scan; norm per layer (stage) for indexed taps
     (``h[l]``, ``s[k]``) of MLPs and of staged cases at least DEEP_TAPS deep."""
-    mags, baseline, blocks = comparison.magnitudes, comparison.baseline, []
+    mags, baseline = comparison.magnitudes, comparison.baseline
+    blocks: list[Block] = []
     mine = mags[(mags["case"] == case.label) & (mags["step"] >= 0)]
     scanned = scan_taps(comparison, case.label)
     in_scan = [t for t in dict.fromkeys(mine["tap"]) if t in scanned]

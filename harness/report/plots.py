@@ -253,10 +253,10 @@ def dtype_drift(drift: pd.DataFrame, path: Path) -> Plot:
     ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
-    zeros = f" {n_zero} errors were exactly 0 and are not drawn." if n_zero else ""
+    note = f" {n_zero} errors were exactly 0 and are not drawn." if n_zero else ""
     if "underflowed" in drift and drift["underflowed"].sum():
         worst = drift.loc[drift["underflowed"].idxmax()]
-        zeros += (
+        note += (
             f" Underflow: in float32, up to {int(worst['underflowed'])} gradient elements "
             f"(at {option} = {worst['length']}) are exactly 0 where float64 has a nonzero "
             f"value — a relative error of 1."
@@ -264,7 +264,7 @@ def dtype_drift(drift: pd.DataFrame, path: Path) -> Plot:
     caption = (
         f"The same {case} at {option} = {', '.join(str(n) for n in drift['length'])} in float32 "
         f"and float64 on {drift['backend'].iloc[0]}: the largest elementwise relative error and "
-        f"the relative L2 error of dL/d(tap) over all taps (and steps).{zeros}"
+        f"the relative L2 error of dL/d(tap) over all taps (and steps).{note}"
     )
     return Plot(path, f"{case}: float32 vs float64 as {option} grows", caption)
 

@@ -35,7 +35,7 @@ class Tensor:
     dtype = property(lambda self: np.asarray(self.value).dtype)
 
     def __len__(self) -> int:
-        return len(self.value)
+        return len(np.asarray(self.value))
 
     def __repr__(self) -> str:
         return f"Tensor(shape={self.shape})"
