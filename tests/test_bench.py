@@ -208,3 +208,18 @@ def test_device_cuda_runs_torch_and_jax_on_the_gpu(tmp_path):
     torch_rows = timed[timed["backend"] == "torch"]
     assert (torch_rows["mem_method"] == "cuda-max-allocated").all()
     assert (tmp_path / "bench.md").exists()
+
+
+def test_a_missing_adbench_input_falls_back_to_random_for_a_name_and_for_a_case(
+    monkeypatch, tmp_path
+):
+    """A broken install (ADBench's file gone) draws the same sizes at random, whether the
+    bench was given the case's name or the Case itself (which once raised KeyError)."""
+    import harness.cases.adbench as adbench
+    from harness.bench.run import _build
+
+    monkeypatch.setattr(adbench, "data_file", lambda name: tmp_path / name)
+    for given in ("adbench_lstm", CATALOG["adbench_lstm"]()):
+        case, params, inputs, note = _build(given, {})
+        assert case.cfg["source"] == "random" and "missing" in note
+        assert params and inputs
