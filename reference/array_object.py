@@ -139,10 +139,10 @@ class ArrayObject:
         return self._apply("power", self, other)  # an array: a derivative for both
 
     # comparisons, logic and bits, floor division: no derivative, a constant answer
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]  # elementwise, as arrays do
+    def __eq__(self, other: Any) -> Any:  # elementwise, as arrays do
         return self._apply("equal", self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         return self._apply("not_equal", self, other)
 
     __lt__ = lambda a, b: a._apply("less", a, b)
