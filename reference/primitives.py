@@ -341,7 +341,7 @@ def _softmax_xent_jvp(xp, t, ans, logits, labels):
     return xp.sum((p - onehot) * t[0]) / n
 
 
-def _clip_jvp(xp, t, ans, x, min=None, max=None):  # noqa: A002 - clip's own names
+def _clip_jvp(xp, t, ans, x, min=None, max=None):  # clip's own names
     inside = xp.ones_like(x) if min is None else _mask(xp, xp.greater_equal(x, min), ans)
     if max is not None:
         inside = inside * _mask(xp, xp.less_equal(x, max), ans)

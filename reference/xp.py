@@ -52,7 +52,7 @@ def _array(x: Any) -> ArrayObject:
 
 
 # --- elementwise, with gradients
-def abs(x: Any) -> Tensor:  # noqa: A001 - the standard's name
+def abs(x: Any) -> Tensor:  # the standard's name
     return apply("abs", x)
 
 
@@ -116,7 +116,7 @@ def divide(x1: Any, x2: Any) -> Tensor:
     return apply("div", x1, x2)
 
 
-def pow(x1: Any, x2: Any) -> Tensor:  # noqa: A001 - the standard's name
+def pow(x1: Any, x2: Any) -> Tensor:  # the standard's name
     return _array(x1) ** x2
 
 
@@ -136,7 +136,7 @@ def where(condition: Any, x1: Any, x2: Any) -> Tensor:
     return apply("where", plain(condition), x1, x2)
 
 
-def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:
     if _carries_derivative(min) or _carries_derivative(max):
         raise NotInTape("the tape's clip takes bounds without a gradient, not arrays that need one")
     return apply("clip", x, min=plain(min), max=plain(max))
@@ -167,7 +167,7 @@ isnan, isinf, isfinite = _constant("isnan"), _constant("isinf"), _constant("isfi
 # --- reductions
 def sum(
     x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False, dtype: Any = None
-) -> Tensor:  # noqa: A001
+) -> Tensor:
     """Σ x over ``axis``; with ``dtype``, x is cast first and summed in that dtype."""
     return apply("sum", x if dtype is None else astype(x, dtype), axis=axis, keepdims=keepdims)
 
@@ -176,11 +176,11 @@ def mean(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Ten
     return apply("mean", x, axis=axis, keepdims=keepdims)
 
 
-def max(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:  # noqa: A001
+def max(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("max", x, axis=axis, keepdims=keepdims)
 
 
-def min(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:  # noqa: A001
+def min(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("min", x, axis=axis, keepdims=keepdims)
 
 
@@ -283,15 +283,15 @@ full_like, empty_like = _creator(np.full_like, like=True), _creator(np.empty_lik
 arange, linspace, eye = _creator(np.arange), _creator(np.linspace), _creator(np.eye)
 
 # --- dtypes and constants
-float32, float64, int32, int64, bool = np.float32, np.float64, np.int32, np.int64, np.bool_  # noqa: A001
+float32, float64, int32, int64, bool = np.float32, np.float64, np.int32, np.int64, np.bool_
 
 
-def finfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+def finfo(type: Any, /) -> Any:  # the standard's name
     """Machine limits of a floating-point dtype, or of an array's dtype."""
     return np.finfo(np.result_type(plain(type)))
 
 
-def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+def iinfo(type: Any, /) -> Any:  # the standard's name
     """Machine limits of an integer dtype, or of an array's dtype."""
     return np.iinfo(np.result_type(plain(type)))
 

@@ -89,7 +89,7 @@ def assert_whole(folder: Path, cases: list[str] | None = None) -> None:
 
 
 def refuse_work(monkeypatch) -> None:
-    import harness.drift  # noqa: F401 - it binds compare_backends when imported: before the stub
+    import harness.drift  # it binds compare_backends when imported: before the stub
     import harness.runner
 
     def no(*args, **kwargs):

@@ -384,7 +384,7 @@ def test_indexing_gives_the_standards_answer_with_the_tapes_arrays_as_indices(k)
     the key being the library's own (a Tensor on the tape, as a case's labels are)."""
     key = GETITEM_KEYS[k]
     for dtype, sample in SIGNED.items():
-        fn = lambda xp, a: a[key(xp.asarray)]  # noqa: E731
+        fn = lambda xp, a: a[key(xp.asarray)]
         if not check_everywhere(fn, sample, ("x",), f"{dtype} x[key {k}]"):
             # outside the standard (x[1] of a matrix): numpy's answer, as numpy indexes
             assert_same(call("tape", fn, sample, ("x",)), call("numpy", fn, sample, ("x",)),

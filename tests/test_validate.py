@@ -185,7 +185,7 @@ def test_api_takes_an_importable_function_and_runs_it_isolated(worker):
 
 
 def test_api_runs_a_lambda_in_process_and_says_so():
-    grads = lambda p, x, case: small_grads(p, x, case)  # noqa: E731
+    grads = lambda p, x, case: small_grads(p, x, case)
     v = validate(grads, form="model", cases=[CATALOG["mlp"](**MLP)], references=REFS)
     assert v.ok
     assert "cannot be imported by name in a fresh process; it runs in this one" in v.text()

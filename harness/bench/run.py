@@ -306,7 +306,7 @@ def run_bench(
     # Everything imported so far (torch, jax, pandas) is set aside from the garbage
     # collector: a collection during a timed run then walks only what the run made, as
     # it would in a program that loads one framework, not all of them.
-    import harness.backends.jax_grad  # noqa: F401
+    import harness.backends.jax_grad
     import harness.backends.torch_autograd  # noqa: F401
 
     gc.collect()

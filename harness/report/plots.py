@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from harness.compare.verdicts import Verdict  # noqa: E402
+from harness.compare.verdicts import Verdict
 
 # text.parse_math off: a label is shown as written; a case's name with $…$ is no TeX to parse
 matplotlib.rcParams.update({"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9,

@@ -50,7 +50,7 @@ class SigmoidFromInput(TinyEngine):
 class GradsNotReset(TinyEngine):
     """Parameter tensors kept (by value) across calls, their .grad never zeroed."""
 
-    leaves: dict = {}  # noqa: RUF012 - shared on purpose: that is the bug
+    leaves: dict = {}  # shared on purpose: that is the bug
 
     def tensor(self, array, requires_grad=False):
         if not requires_grad:

@@ -40,19 +40,19 @@ class Tensor:
     def __repr__(self) -> str:
         return f"Tensor(shape={self.shape})"
 
-    __add__ = lambda a, b: a.engine.add(a, b)  # noqa: E731
-    __radd__ = lambda a, b: a.engine.add(b, a)  # noqa: E731
-    __sub__ = lambda a, b: a.engine.sub(a, b)  # noqa: E731
-    __rsub__ = lambda a, b: a.engine.sub(b, a)  # noqa: E731
-    __mul__ = lambda a, b: a.engine.mul(a, b)  # noqa: E731
-    __rmul__ = lambda a, b: a.engine.mul(b, a)  # noqa: E731
-    __truediv__ = lambda a, b: a.engine.div(a, b)  # noqa: E731
-    __rtruediv__ = lambda a, b: a.engine.div(b, a)  # noqa: E731
-    __matmul__ = lambda a, b: a.engine.matmul(a, b)  # noqa: E731
-    __rmatmul__ = lambda a, b: a.engine.matmul(b, a)  # noqa: E731
-    __neg__ = lambda a: a.engine.neg(a)  # noqa: E731
-    __pow__ = lambda a, p: a.engine.pow(a, p)  # noqa: E731
-    __getitem__ = lambda a, index: a.engine.getitem(a, index)  # noqa: E731
+    __add__ = lambda a, b: a.engine.add(a, b)
+    __radd__ = lambda a, b: a.engine.add(b, a)
+    __sub__ = lambda a, b: a.engine.sub(a, b)
+    __rsub__ = lambda a, b: a.engine.sub(b, a)
+    __mul__ = lambda a, b: a.engine.mul(a, b)
+    __rmul__ = lambda a, b: a.engine.mul(b, a)
+    __truediv__ = lambda a, b: a.engine.div(a, b)
+    __rtruediv__ = lambda a, b: a.engine.div(b, a)
+    __matmul__ = lambda a, b: a.engine.matmul(a, b)
+    __rmatmul__ = lambda a, b: a.engine.matmul(b, a)
+    __neg__ = lambda a: a.engine.neg(a)
+    __pow__ = lambda a, p: a.engine.pow(a, p)
+    __getitem__ = lambda a, index: a.engine.getitem(a, index)
 
 
 def _expand(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
