@@ -30,12 +30,22 @@ def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
     """(kind, message, traceback) of a fault the worker (or its death) reported."""
     kind = reply_fault.get("kind", "exception")
     message = reply_fault.get("message", "")
-    if reply_fault.get("type") == "MissingOp":  # a function the engine lacks: one line
-        prefix = "MissingOp: "
-        return "unsupported", message[len(prefix) :] if message.startswith(prefix) else message, ""
+    # a function the engine lacks, or has under numpy's name: one line, no traceback
+    for kind_of_op, says in (("MissingOp", "unsupported"), ("MisnamedOp", "misnamed function")):
+        if reply_fault.get("type") == kind_of_op:
+            prefix = f"{kind_of_op}: "
+            return says, message[len(prefix) :] if message.startswith(prefix) else message, ""
     if reply_fault.get("type") == "MissingMethod":
         kind = "missing attribute"
     return kind, message, reply_fault.get("traceback", "")
+
+
+def fault_facts(reply_fault: dict[str, Any]) -> dict[str, str]:
+    """What a missing or misnamed function's fault says, as data (``missing``, ``asked``,
+    ``has``); nothing for any other fault, whatever the plug-in's exception carried."""
+    if reply_fault.get("type") not in ("MissingOp", "MisnamedOp"):
+        return {}
+    return dict(reply_fault.get("facts") or {})
 
 
 def _hint(shape: tuple, expected: tuple) -> str:
@@ -125,11 +135,11 @@ class Judgement:
     def result(self, reply: dict[str, Any]) -> Result:
         empty = Result(self.case.label, self.backend, self.dtype)
         if "fault" in reply:
-            return self._fatal(empty, *fatal(reply["fault"]))
+            return self._fatal(empty, *fatal(reply["fault"]), fault_facts(reply["fault"]))
         first = reply["calls"][0]
         self._output(first, reply.get("fd_stderr_bytes", 0))
         if first["error"] is not None:
-            return self._fatal(empty, *fatal(first["error"]))
+            return self._fatal(empty, *fatal(first["error"]), fault_facts(first["error"]))
         out = first["output"]
         if out["top"] == "None":
             return self._fatal(
@@ -204,8 +214,9 @@ class Judgement:
                 found.append((name, int(changed.sum()), str(first)))
         return found
 
-    def _fatal(self, empty: Result, kind: str, message: str, traceback: str) -> Result:
-        self.fault(kind, message, "", traceback)
+    def _fatal(self, empty: Result, kind: str, message: str, traceback: str,
+               facts: dict | None = None) -> Result:  # fmt: skip
+        self.fault(kind, message, "", traceback, facts)
         if kind == "unsupported":  # counted apart, not a failure
             empty.unsupported = message
         else:

@@ -33,12 +33,14 @@ KINDS = {
     "output flood": "the call printed more than the output limit",
     "disagrees with own forward": "the stage's backward is not the derivative of its own forward",
     "converted": "a list, a Python number or a framework tensor was converted to numpy",
-    "unsupported": "the engine lacks an array function the case needs (the case is counted "
-    "apart: not held against it)",
+    "unsupported": "the engine lacks an array function the case needs, or one to build the "
+    "extra the case asked for from (the case is counted apart: not held against it)",
+    "misnamed function": "the engine has a function the case needs under numpy's name only "
+    "(concatenate for concat): did you mean it? the standard's name is given",
 }
 SEVERITY = {"converted": "note", "unsupported": "note"}
 FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
-         "returned None", "wrong type"}  # fmt: skip
+         "returned None", "wrong type", "misnamed function"}  # fmt: skip
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]
 
 
