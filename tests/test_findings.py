@@ -86,6 +86,9 @@ def test_how_reads_the_fields():
     assert how(findings) == "W, b disagree; float32-sized; dL/dh_t agrees for t ≥ 4"
     faults = [Finding("c", "wrong dtype", "{message}", True, tensor="W", facts={"message": "x"})]
     assert how(faults) == "wrong dtype (W)"
+    several = Finding("c", "wrong dtype", "{message}", True, tensor="W, b",
+                      facts={"message": "x", "tensors": ["b", "W", "h"]})  # fmt: skip
+    assert how([several]) == "wrong dtype (W, b, h)"  # one fault, its tensors named
 
 
 def test_a_finding_renders_its_template_and_marks_its_line():

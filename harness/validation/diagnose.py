@@ -426,7 +426,9 @@ def how(findings: list[Finding]) -> str:
     if faults:
         kinds: dict[str, list[str]] = {}
         for f in faults:
-            kinds.setdefault(str(f.kind), []).extend([f.tensor] if f.tensor else [])
+            kinds.setdefault(str(f.kind), []).extend(
+                f.facts.get("tensors") or ([f.tensor] if f.tensor else [])
+            )
         parts = []
         for kind, tensors in kinds.items():
             names = sorted(set(tensors))
