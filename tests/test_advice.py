@@ -44,6 +44,18 @@ def wrong_targets(p, x, case):  # the forward's targets off by a constant: anoth
     return manual(p, shifted, case)
 
 
+def missing_w1(p, x, case):  # every tap right, W1's gradient left out
+    out = manual(p, x, case)
+    del out["grads"]["W1"]
+    return out
+
+
+def nan_w1(p, x, case):  # every tap right, W1's gradient NaN
+    out = manual(p, x, case)
+    out["grads"]["W1"] = out["grads"]["W1"] * np.nan
+    return out
+
+
 def bias_as_vector(p, x):  # card_sigmoid_unit's scalar b, returned with shape (1,)
     z = 0.5 * (1 + np.tanh(0.5 * (x["X"] @ p["w"] + p["b"])))
     da = (z - x["t"]) / len(z) * z * (1 - z)
@@ -112,3 +124,11 @@ def test_an_import_failure_prints_no_grid_against_itself(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "import error" in out
     assert "vs plugin:grads" not in out
+
+
+@pytest.mark.parametrize("attr", ["missing_w1", "nan_w1"])
+def test_the_stage_after_the_taps_is_blamed_only_for_values_that_disagree(plugins, attr):
+    """A missing gradient or a NaN is its own fault: no advice on how a gradient is formed."""
+    v, _ = findings(plugins, attr, MLP)
+    assert not v.ok and any(f.bad and f.tensor == "W1" for f in v.findings)
+    assert not [f for f in v.findings if f.kind == "localised" and f.bad]

@@ -4,6 +4,7 @@ sentence."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from harness.validation.diagnose import how, localise, pattern
@@ -22,8 +23,17 @@ def test_a_step_backward_error_is_located_at_its_first_bad_step():
     assert (found.kind, found.bad, found.first_bad) == (Kind.LOCALISED, True, "t = 9")
     assert found.short == "dL/dh_t agrees for t ≥ 10"
     assert found.text == ("dL/dh_t agrees for t ≥ 10 and diverges below (from t = 9 down, 10 of "
-                          "12 steps): look at the step backward — how dL/dh_9 is formed from "
-                          "dL/dh_10")  # fmt: skip
+                          "12 steps): look at the backward of step t = 9, the one that makes "
+                          "dL/dh_9")  # fmt: skip
+
+
+def test_a_step_tap_is_not_assumed_to_be_carried_from_step_to_step():
+    """An input tap x_t is made by step t's backward from dL/dh_t, not from dL/dx_{t+1}:
+    the advice names the step, in both directions, and claims no recurrence of the tap."""
+    (back,) = localise(tap_rows({"x": ("disagree", "0-6")}), {"x": 12}, label="mine")
+    (fwd,) = localise(tap_rows({"x": ("disagree", "3-11")}), {"x": 12}, mode="fwd")
+    assert (back.first_bad, fwd.first_bad) == ("t = 6", "t = 3")
+    assert "dL/dx_7" not in back.text and "x_2" not in fwd.text
 
 
 def test_a_readout_error_is_located_at_the_last_step_and_a_differing_forward_is_not_blamed():
@@ -76,6 +86,9 @@ def test_how_reads_the_fields():
     assert how(findings) == "W, b disagree; float32-sized; dL/dh_t agrees for t ≥ 4"
     faults = [Finding("c", "wrong dtype", "{message}", True, tensor="W", facts={"message": "x"})]
     assert how(faults) == "wrong dtype (W)"
+    several = Finding("c", "wrong dtype", "{message}", True, tensor="W, b",
+                      facts={"message": "x", "tensors": ["b", "W", "h"]})  # fmt: skip
+    assert how([several]) == "wrong dtype (W, b, h)"  # one fault, its tensors named
 
 
 def test_a_finding_renders_its_template_and_marks_its_line():
@@ -86,3 +99,14 @@ def test_a_finding_renders_its_template_and_marks_its_line():
     )
     assert Finding("mlp", Kind.IDENTITY, "{x}", True, facts={"x": "y"}).line() == "  ✗ mlp: y"
     assert Finding("mlp", Kind.REFERENCES, "plain", False).line() == "  · mlp: plain"
+
+
+def test_float32_rounding_is_float32_numbers_not_any_noise_of_its_size():
+    """Errors of 1e-7 in a float64 run are float32's rounding when the values got are
+    float32 numbers; seeded random noise of the same size is not, and gets no such advice."""
+    rounded = float(np.float32(0.123456789))
+    rows = pd.DataFrame([{"kind": "param", "tensor": "W", "verdict": "disagree", "factor": 1.0,
+                          "factor_residual": 1.0, "max_rel_err": 3e-8, "worst_got": rounded}])  # fmt: skip
+    assert pattern(rows, "float64", "mlp").short == "float32-sized"
+    assert pattern(rows.assign(worst_got=0.123456789 * (1 + 1e-7)), "float64", "mlp") is None
+    assert pattern(rows, "float32", "mlp") is None

@@ -117,7 +117,7 @@ def test_out_writes_the_tables_diagnostics_and_report(tmp_path, capsys):
 LOCALISED = [
     # (target, form, case, the sentence)
     ("harness.zoo.models:elman_truncated", "model", CATALOG["elman"](T=9, H=3),
-     "dL/dh_t agrees for t ≥ 6 and diverges below (from t = 5 down, 6 of 9 steps): look at the step backward"),
+     "dL/dh_t agrees for t ≥ 6 and diverges below (from t = 5 down, 6 of 9 steps): look at the backward of step t = 5"),
     ("harness.zoo.models:lstm_missing_cell_path", "model", CATALOG["lstm"](T=6, H=3),
      "dL/dc_t agrees for t ≥ 5 and diverges below"),
     ("harness.zoo.engines:DivQuotientRule", "engine", CATALOG["deep_chain"](K=8, n=3),
@@ -125,7 +125,7 @@ LOCALISED = [
     ("harness.zoo.models:xent_missing_mean", "model", CATALOG["mlp_relu_xent"](**MLP),
      "dL/dh[k] diverges already at h[2], the one nearest the loss"),
     ("harness.zoo.models:elman_off_by_one", "model", CATALOG["elman"](T=5, H=3),
-     "every reported dL/d(tap) agrees, so the gradient flowing back is right; the parameter gradients W_h are wrong"),
+     "so the gradient flowing back is right up to the taps; the gradients of W_h are wrong: the error is in the stage between the taps and that parameter"),
 ]  # fmt: skip
 
 

@@ -71,13 +71,18 @@ class Capture(io.TextIOBase):
         return f"{head}\n[... {self.size - HEAD - TAIL} characters left out ...]\n{self.tail}"
 
 
-def error(kind: str, e: BaseException) -> dict[str, str]:
+def error(kind: str, e: BaseException) -> dict[str, Any]:
     """A fault as data: kind, the exception's type and message, the traceback (its ends)."""
     tb = traceback.format_exc()
     if len(tb) > 6000:
         tb = tb[:1500] + "\n[...]\n" + tb[-4000:]
-    return {"kind": kind, "type": type(e).__name__, "message": f"{type(e).__name__}: {e}",
-            "traceback": tb}  # fmt: skip
+    out = {"kind": kind, "type": type(e).__name__, "message": f"{type(e).__name__}: {e}",
+           "traceback": tb}  # fmt: skip
+    facts = getattr(e, "facts", None)  # what the message says, as data (harness exceptions)
+    if isinstance(facts, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                       for k, v in facts.items()):  # fmt: skip
+        out["facts"] = dict(facts)
+    return out
 
 
 def call(fn: Any, *args: Any) -> dict[str, Any]:

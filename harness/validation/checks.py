@@ -2,8 +2,10 @@
 
 Everything is checked on what the plug-in returned, as it returned it: the type, the set
 of tensors, each tensor's shape, dtype and finiteness. Nothing is summed over a
-broadcast axis, cast or reshaped to make it fit (torch's autograd engine would do both;
-plug-in gradients never go through it). Then the two calls of a case are compared with
+broadcast axis or reshaped to make it fit (torch's autograd engine would do both;
+plug-in gradients never go through it). A tensor in another dtype is one fault for the
+call (``harness.validation.dtypes``), and its values are still compared, cast to the
+run's dtype. Then the two calls of a case are compared with
 each other (non-determinism, state kept across calls) and, for a stage, the backward
 with finite differences of the plug-in's own forward.
 """
@@ -18,6 +20,7 @@ import numpy as np
 from harness.compare import Verdict, compare_arrays, compare_directional
 from harness.result import Directional, Result
 from harness.tolerances import TOLERANCES, tolerance_for
+from harness.validation.dtypes import as_run_dtype, dtype_fault
 from harness.validation.faults import Fault
 
 MAX_OUTPUT = 1_000_000  # characters one call may print before it is an output flood
@@ -27,12 +30,22 @@ def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
     """(kind, message, traceback) of a fault the worker (or its death) reported."""
     kind = reply_fault.get("kind", "exception")
     message = reply_fault.get("message", "")
-    if reply_fault.get("type") == "MissingOp":  # a function the engine lacks: one line
-        prefix = "MissingOp: "
-        return "unsupported", message[len(prefix) :] if message.startswith(prefix) else message, ""
+    # a function the engine lacks, or has under numpy's name: one line, no traceback
+    for kind_of_op, says in (("MissingOp", "unsupported"), ("MisnamedOp", "misnamed function")):
+        if reply_fault.get("type") == kind_of_op:
+            prefix = f"{kind_of_op}: "
+            return says, message[len(prefix) :] if message.startswith(prefix) else message, ""
     if reply_fault.get("type") == "MissingMethod":
         kind = "missing attribute"
     return kind, message, reply_fault.get("traceback", "")
+
+
+def fault_facts(reply_fault: dict[str, Any]) -> dict[str, str]:
+    """What a missing or misnamed function's fault says, as data (``missing``, ``asked``,
+    ``has``); nothing for any other fault, whatever the plug-in's exception carried."""
+    if reply_fault.get("type") not in ("MissingOp", "MisnamedOp"):
+        return {}
+    return dict(reply_fault.get("facts") or {})
 
 
 def _hint(shape: tuple, expected: tuple) -> str:
@@ -55,8 +68,9 @@ def _hint(shape: tuple, expected: tuple) -> str:
 def check_leaf(
     leaf: dict[str, Any], label: str, expected: tuple | None, dtype: str, fault
 ) -> np.ndarray | None:
-    """One returned tensor: its type, dtype, shape and finiteness. Returns the array
-    to compare (as returned: never cast or reshaped), or None."""
+    """One returned tensor: its type, shape and finiteness (its dtype is the caller's to
+    judge, over all the tensors of a call). Returns the array as returned (never cast or
+    reshaped), or None."""
     array = leaf.get("array")
     if leaf.get("note"):
         fault("converted", f"{label} was {leaf['note']}")
@@ -68,8 +82,6 @@ def check_leaf(
         )
         fault("wrong type", f"{label} is {what}; expected a numpy array")
         return None
-    if array.dtype != np.dtype(dtype):
-        fault("wrong dtype", f"{label} has dtype {array.dtype} in a {dtype} run (not cast for you)")
     if expected is not None and array.shape != tuple(expected):
         fault("wrong shape", f"{label} has shape {array.shape} where {tuple(expected)} was expected"
               + _hint(array.shape, tuple(expected)))  # fmt: skip
@@ -106,18 +118,28 @@ class Judgement:
         self.max_output = max_output
         self.faults: list[Fault] = []
         self.extra_results: list[Result] = []
+        self.came_back: dict[str, str] = {}  # tensor -> its dtype, where not the run's
 
-    def fault(self, kind: str, message: str, tensor: str = "", traceback: str = "") -> None:
-        self.faults.append(Fault(self.case.label, self.backend, tensor, kind, message, traceback))
+    def fault(self, kind: str, message: str, tensor: str = "", traceback: str = "",
+              facts: dict | None = None) -> None:  # fmt: skip
+        self.faults.append(Fault(self.case.label, self.backend, tensor, kind, message, traceback,
+                                 facts or {}))  # fmt: skip
+
+    def _in_run_dtype(self, name: str, array: np.ndarray) -> np.ndarray:
+        """The array to compare: cast to the run's dtype, its own dtype noted where it
+        is another."""
+        if array.dtype != np.dtype(self.dtype):
+            self.came_back[name] = str(array.dtype)
+        return as_run_dtype(array, self.dtype)
 
     def result(self, reply: dict[str, Any]) -> Result:
         empty = Result(self.case.label, self.backend, self.dtype)
         if "fault" in reply:
-            return self._fatal(empty, *fatal(reply["fault"]))
+            return self._fatal(empty, *fatal(reply["fault"]), fault_facts(reply["fault"]))
         first = reply["calls"][0]
         self._output(first, reply.get("fd_stderr_bytes", 0))
         if first["error"] is not None:
-            return self._fatal(empty, *fatal(first["error"]))
+            return self._fatal(empty, *fatal(first["error"]), fault_facts(first["error"]))
         out = first["output"]
         if out["top"] == "None":
             return self._fatal(
@@ -138,11 +160,14 @@ class Judgement:
                 out["loss"], "the loss", None, self.dtype, self._tensor_fault("loss")
             )
             if array is not None and array.size == 1:
-                loss = float(array.reshape(()))
+                loss = float(self._in_run_dtype("loss", array).reshape(()))
             elif array is not None:
                 self.fault(
                     "wrong shape", f"the loss has shape {array.shape}; expected a scalar", "loss"
                 )
+        if self.came_back:
+            message, facts = dtype_fault(self.came_back, self.dtype)
+            self.fault("wrong dtype", message, ", ".join(facts["tensors"]), facts=facts)
         for name, count, first_at in self._mutated(first.get("after")):
             n = "" if count < 0 else f" ({count} element{'s' * (count != 1)}, first at {first_at})"
             self.fault("mutated inputs", f"the call wrote into {name}{n}; every later call "
@@ -189,8 +214,9 @@ class Judgement:
                 found.append((name, int(changed.sum()), str(first)))
         return found
 
-    def _fatal(self, empty: Result, kind: str, message: str, traceback: str) -> Result:
-        self.fault(kind, message, "", traceback)
+    def _fatal(self, empty: Result, kind: str, message: str, traceback: str,
+               facts: dict | None = None) -> Result:  # fmt: skip
+        self.fault(kind, message, "", traceback, facts)
         if kind == "unsupported":  # counted apart, not a failure
             empty.unsupported = message
         else:
@@ -211,7 +237,7 @@ class Judgement:
             array = check_leaf(leaf, f"{kind} {name!r}", expected[name], self.dtype,
                                self._tensor_fault(name))  # fmt: skip
             if array is not None and array.dtype.kind in "fiub":
-                out[name] = array
+                out[name] = self._in_run_dtype(name, array)
         if kind == "param":
             for name in expected:
                 if name not in tree:

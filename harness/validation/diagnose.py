@@ -23,6 +23,7 @@ from harness.compare import (
     FLAGGED,
     Verdict,
     baseline_odd,
+    compared,
     flagged,
     listing,
     parting_digits,
@@ -75,11 +76,22 @@ def _shown(c: float) -> str:
     return text
 
 
+def float32_sized(bad: pd.DataFrame, dtype: str) -> bool:
+    """Are these disagreements float32's rounding in a float64 run: errors no larger than
+    float32's (max_rel_err at most 1e-5), and the worst value got of each a float32
+    number (it survives a round trip through float32), as an answer that passed through
+    float32 is? Random noise of the same size is not made of float32 numbers."""
+    if dtype != "float64" or bad.empty or float(bad["max_rel_err"].max()) > 1e-5:
+        return False
+    got = bad["worst_got"].astype(float).to_numpy()
+    return bool(np.all(got.astype(np.float32).astype(np.float64) == got))
+
+
 def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
     """What the plug-in's disagreeing gradients have in common, where the numbers show it:
     each one its reference times one constant factor (residual under 1% of the factor's
-    distance from 1; a factor of 0 is said as zeros), or errors no larger than float32's
-    rounding in a float64 run."""
+    distance from 1; a factor of 0 is said as zeros), or float32's rounding in a float64
+    run (``float32_sized``)."""
     bad = rows[(rows["verdict"] == Verdict.DISAGREE) & (rows["kind"] != "loss")]
     if bad.empty:
         return None
@@ -102,7 +114,7 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
                            "factor: a rescaled loss, a silent gradient clip, or a missing or "
                            "extra 1/N?")  # fmt: skip
     worst = float(bad["max_rel_err"].max())
-    if dtype == "float64" and worst <= 1e-5:
+    if float32_sized(bad, dtype):
         return Finding(**found, short="float32-sized", facts={"worst": worst},
                        template="{tensor} differ only at the size of float32 rounding "
                        "(max_rel_err at most {worst:.1e}; float32's ε is 1.2e-7): is part of "
@@ -112,8 +124,10 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
 
 def _tap_groups(rows: pd.DataFrame, tap_steps: dict) -> tuple[pd.DataFrame, dict, dict]:
     """(the tap rows, the taps stacked over an unroll's steps with their T, and the other
-    taps named ``name[k]`` grouped by name: {name: {k: agrees}})."""
-    taps = rows[rows["kind"] == "tap"]
+    taps named ``name[k]`` grouped by name: {name: {k: agrees}}): only the taps whose
+    numbers were compared, since a tap that failed (missing, NaN, a wrong shape) says
+    nothing about where an error starts."""
+    taps = rows[(rows["kind"] == "tap") & compared(rows)]
     stepped = {t: n for t, n in tap_steps.items() if n is not None and t in set(taps["tensor"])}
     groups: dict[str, dict[int, bool]] = {}
     for row in taps.itertuples():
@@ -164,11 +178,12 @@ def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
                                   f"loss's backward into {name} (the readout), before any step "
                                   "backward", True, f"t = {T - 1}"))  # fmt: skip
         else:
+            # the backward of step t makes dL/d{name}_t whether {name} is carried from
+            # step to step or is the step's input: no claim that one is made from the next
             found.append(_located(label, subject, f"agrees for t ≥ {last + 1}",
                                   f" and diverges below (from t = {last} down, {len(bad)} of "
-                                  f"{T} steps): look at the step backward — how "
-                                  f"dL/d{name}_{last} is formed from dL/d{name}_{last + 1}",
-                                  True, f"t = {last}"))  # fmt: skip
+                                  f"{T} steps): look at the backward of step t = {last}, the "
+                                  f"one that makes dL/d{name}_{last}", True, f"t = {last}"))  # fmt: skip
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
@@ -178,6 +193,10 @@ def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
         if not bad:
             found.append(_located(label, subject, "agrees with the references at every "
                                   f"k = 0..{top}", "", False))  # fmt: skip
+        elif max(bad) == top and forward_differs:
+            found.append(_located(label, subject, f"differs already at {base}[{top}]",
+                                  ": as it must, with the forward different; compare the "
+                                  "forward first", False, f"{base}[{top}]"))  # fmt: skip
         elif max(bad) == top:
             found.append(_located(label, subject, f"diverges already at {base}[{top}]",
                                   ", the one nearest the loss: look at the loss's backward and "
@@ -212,9 +231,9 @@ def localise_forward(rows: pd.DataFrame, tap_steps: dict, label: str = "") -> li
                                   True, "t = 0"))  # fmt: skip
         else:
             found.append(_located(label, subject, f"agrees for t ≤ {first - 1}",
-                                  f" and diverges from t = {first} on: look at the step forward "
-                                  f"— how the tangent of {name}_{first} is formed from that of "
-                                  f"{name}_{first - 1}", True, f"t = {first}"))  # fmt: skip
+                                  f" and diverges from t = {first} on: look at the forward mode "
+                                  f"of step t = {first}, the one that makes the tangent of "
+                                  f"{name}_{first}", True, f"t = {first}"))  # fmt: skip
     for base, oks in groups.items():
         bad = [k for k, ok in oks.items() if not ok]
         if len(oks) < 2 or not bad:
@@ -272,13 +291,19 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
             lines = f.traceback.strip().splitlines()[-12:]
             tail = "\n" + "\n".join(f"      | {line}" for line in lines)
         findings.append(Finding(label, f.fault, "{backend}: {kind}: {message}{tail}",
-                                f.severity != "note", tensor=f.tensor, backend=f.backend,
-                                evidence="faults", facts={"message": f.message, "tail": tail}))  # fmt: skip
+                                f.severity != "note", tensor=f.tensor,
+                                backend=f.backend, evidence="faults",
+                                facts={**f.facts, "message": f.message, "tail": tail}))  # fmt: skip
     if any(f.severity == "fatal" for f in case_faults):
         return findings
     faulted = {f.tensor for f in case_faults if f.severity == "fault"}
+    # an answer that passed through float32 in a float64 run differs everywhere by
+    # float32's rounding, the loss too: that is one finding (the pattern), and neither a
+    # different forward nor a place along the taps where an error starts
+    first_plugin = mine[mine["backend"] == plugins[0]]
+    rounding = float32_sized(first_plugin[first_plugin["verdict"] == Verdict.DISAGREE], dtype)
     loss = mine[(mine["kind"] == "loss") & (mine["verdict"] == Verdict.DISAGREE)]
-    forward_differs = not loss.empty and mode == "rev"
+    forward_differs = not loss.empty and mode == "rev" and not rounding
     if forward_differs:
         row = loss.iloc[0]
         got, expected = float(row["worst_got"]), float(row["worst_expected"])
@@ -308,12 +333,12 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
     if not blamed.empty:
         findings.append(_baseline_finding(label, blamed, plugins))
-    odd = sorted(set(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
-    if odd:
+    odd = list(dict.fromkeys(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
+    if odd:  # every such tensor, in the table's order
         findings.append(Finding(label, Kind.ODD_ONE_OUT, "yours is the odd one out on {tensor}: "
                                 "the other backends ({others}) agree among themselves there",
                                 True, tensor=", ".join(odd), evidence="agreement",
-                                facts={"others": ", ".join(present)}))  # fmt: skip
+                                facts={"others": ", ".join(present), "tensors": odd}))  # fmt: skip
     bad_refs = refs[flagged(refs)]
     if len(present) < 2:
         findings.append(Finding(label, Kind.REFERENCES, "one reference ({present}): nothing to "
@@ -337,27 +362,38 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
     rows = mine[mine["backend"] == main[0]]
     has_taps = bool(tap_steps.get(case))
     reported = reported_taps.get(case, set())
-    if reported:
+    if reported and not rounding:
         findings += localise(rows, tap_steps.get(case, {}), forward_differs, mode, label)
-        params_bad = rows[(rows["kind"] == "param") & flagged(rows)]
-        taps_ok = not flagged(rows[rows["kind"] == "tap"]).any()
+        # the parameters whose numbers disagree: a missing one, a NaN or a wrong shape is
+        # its own fault, and says nothing about how a gradient is formed
+        params_bad = rows[(rows["kind"] == "param") & (rows["verdict"] == Verdict.DISAGREE)]
+        taps = rows[rows["kind"] == "tap"]
+        taps_ok = compared(taps).any() and not flagged(taps).any()
         if taps_ok and not params_bad.empty and not forward_differs and mode == "rev":
-            where = (
-                "; the factor above says how"
-                if common is not None
-                else " (a transpose, a sum over the batch or the steps, which h or x is used)"
-            )
-            findings.append(Finding(
-                label, Kind.LOCALISED, "every reported dL/d(tap) agrees, so the gradient "
-                "flowing back is right; the parameter gradients {tensor} are wrong: look at "
-                "how they are formed from it{where}", True, tensor=", ".join(params_bad["tensor"]),
-                evidence="agreement", short="every dL/d(tap) agrees", facts={"where": where}))  # fmt: skip
-    elif has_taps and flagged(rows).any() and mode == "rev":
+            findings.append(_between(label, list(taps["tensor"]), list(params_bad["tensor"]),
+                                     common))  # fmt: skip
+    elif has_taps and flagged(rows).any() and mode == "rev" and not rounding:
         findings.append(Finding(label, Kind.LOCALISED, "report tap gradients too ({{'grads': "
                                 "..., 'taps': {{...}}}}, the taps `gradparity describe` lists) "
                                 "to see at which step or stage the error starts", False,
                                 evidence="agreement"))  # fmt: skip
     return findings
+
+
+def _between(label: str, taps: list[str], params: list[str], common: Finding | None) -> Finding:
+    """Every tap's gradient agrees and these parameters' disagree: the error is in the
+    stage between the taps and those parameters, where each parameter's gradient is made
+    from the gradient at its tap. What to look for there: the factor, where the pattern
+    found one; else the usual slips of that stage."""
+    how = ("; the factor above says how" if common is not None else
+           " (a transpose, a sum over the batch or the steps, which h or x is used)")  # fmt: skip
+    return Finding(label, Kind.LOCALISED, "every reported dL/d(tap) agrees ({taps}), so the "
+                   "gradient flowing back is right up to the taps; the gradients of {tensor} "
+                   "are wrong: the error is in the stage between the taps and {those}, where "
+                   "each is made from the gradient at its tap{how}", True,
+                   tensor=", ".join(params), evidence="agreement", short="every dL/d(tap) agrees",
+                   facts={"taps": ", ".join(taps), "params": params, "how": how,
+                          "those": "that parameter" if len(params) == 1 else "those parameters"})  # fmt: skip
 
 
 def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> Finding:
@@ -390,7 +426,9 @@ def how(findings: list[Finding]) -> str:
     if faults:
         kinds: dict[str, list[str]] = {}
         for f in faults:
-            kinds.setdefault(str(f.kind), []).extend([f.tensor] if f.tensor else [])
+            kinds.setdefault(str(f.kind), []).extend(
+                f.facts.get("tensors") or ([f.tensor] if f.tensor else [])
+            )
         parts = []
         for kind, tensors in kinds.items():
             names = sorted(set(tensors))

@@ -7,7 +7,8 @@ plug-in fails, its other tensors are still compared), "note" (said, not held aga
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 # kind -> what it means, for the report's legend
 KINDS = {
@@ -23,7 +24,8 @@ KINDS = {
     "missing tensor": "a parameter's gradient is missing",
     "extra tensor": "a gradient or tap the case does not have",
     "wrong shape": "a gradient whose shape is not its tensor's (never summed or reshaped for you)",
-    "wrong dtype": "a gradient whose dtype is not the run's (never cast for you)",
+    "wrong dtype": "tensors whose dtype is not the run's: one fault for them all, with its "
+    "likely cause; their values are still compared, cast to the run's dtype",
     "not finite": "NaN or Inf in a gradient",
     "mutated inputs": "the call wrote into the arrays it was given",
     "non-deterministic": "two calls on the same inputs returned different gradients",
@@ -31,12 +33,14 @@ KINDS = {
     "output flood": "the call printed more than the output limit",
     "disagrees with own forward": "the stage's backward is not the derivative of its own forward",
     "converted": "a list, a Python number or a framework tensor was converted to numpy",
-    "unsupported": "the engine lacks an array function the case needs (the case is counted "
-    "apart: not held against it)",
+    "unsupported": "the engine lacks an array function the case needs, or one to build the "
+    "extra the case asked for from (the case is counted apart: not held against it)",
+    "misnamed function": "the engine has a function the case needs under numpy's name only "
+    "(concatenate for concat): did you mean it? the standard's name is given",
 }
 SEVERITY = {"converted": "note", "unsupported": "note"}
 FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
-         "returned None", "wrong type"}  # fmt: skip
+         "returned None", "wrong type", "misnamed function"}  # fmt: skip
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]
 
 
@@ -44,17 +48,25 @@ FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "t
 class Fault:
     case: str
     backend: str
-    tensor: str  # "" where the fault is the whole call's
+    tensor: str  # "" where the fault is the whole call's; "a, b" where it is several tensors
     fault: str  # a key of KINDS
     message: str
     traceback: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)  # what the message says, as data
+
+    @property
+    def tensors(self) -> list[str]:
+        """The tensors the fault is about: its one tensor, or those its facts list."""
+        return list(self.facts.get("tensors", [self.tensor] if self.tensor else []))
 
     @property
     def severity(self) -> str:
         return "fatal" if self.fault in FATAL else SEVERITY.get(self.fault, "fault")
 
     def row(self) -> dict:
-        return {**asdict(self), "severity": self.severity}
+        return {"case": self.case, "backend": self.backend, "tensor": self.tensor,
+                "fault": self.fault, "severity": self.severity, "message": self.message,
+                "traceback": self.traceback}  # fmt: skip
 
     def line(self) -> str:
         where = f"{self.case}: {self.backend}" + (f", {self.tensor}" if self.tensor else "")

@@ -42,13 +42,9 @@ from harness.validation.forms.base import NeedCases, named_cases
 from harness.validation.spread import run_cases
 from harness.validation.worker import LOAD, LOAD_REPLY
 
-RAW = {
-    "wrong type",
-    "wrong shape",
-    "wrong dtype",
-    "not finite",
-    "missing tensor",
-}  # the row's error
+# the faults that leave a tensor's numbers uncompared: the row carries the fault as its
+# error (a wrong dtype is not among them: those values are compared, cast to the run's)
+RAW = {"wrong type", "wrong shape", "not finite", "missing tensor"}
 STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
 
 __all__ = ["NeedCases", "Validation", "validate"]

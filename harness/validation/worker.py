@@ -35,7 +35,7 @@ RUN = "harness.validation.worker:run"
 
 # --- the shapes of the replies (``harness.sandbox.wire.conforms``)
 ARRAY = (np.ndarray, np.generic)
-FAULT = {"kind": str, "type": str, "message": str, "traceback": str}
+FAULT = {"kind": str, "type": str, "message": str, "traceback": str, "facts?": MapOf(str, str)}
 PRINTED = {"stdout": str, "stdout_chars": int, "stderr": str, "stderr_chars": int}
 LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
 OUTPUT = {"top": str, "repr?": str, "bad_taps?": str, "grads?": (None, MapOf(str, LEAF)),

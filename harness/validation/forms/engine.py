@@ -14,7 +14,12 @@ standard's names:
 and, if it has them, the extras ``sigmoid relu logsumexp softmax_cross_entropy`` (where it
 has not, they are built from its ``exp``, ``log``, ``where``, ``max``, … as
 ``harness.xp.Namespace`` writes them). A function the engine lacks ends that case with
-the function named (``MissingOp``). T supports the Python operators ``+ - * / ** @``,
+the function named, and the extra the case asked for where it was building one
+(``MissingOp``: the case is unsupported, counted apart). A function the engine has under
+numpy's name only (``concatenate`` for ``concat``, ``transpose`` for ``permute_dims``)
+is no missing function but a misnamed one (``MisnamedOp``: a fault, with the standard's
+name to give it). Which functions each catalog case calls: ``harness.validation.forms.
+engine_needs`` and the README's table. T supports the Python operators ``+ - * / ** @``,
 unary ``-``, indexing and slicing (``a[t]``, ``a[:, :H]``) and ``len()``, with numpy
 broadcasting and Python numbers on either side. ``tap`` and ``scan`` are the harness's (a
 plain loop): the engine never sees them. Parameters are made with ``requires_grad=True``,
@@ -31,13 +36,63 @@ from typing import Any
 import numpy as np
 
 from harness.validation.forms.base import Form
-from harness.xp import Namespace, Unsupported
+from harness.xp import EXTRAS, NUMPY_NAMES, Namespace, Unsupported
 
 ENGINE_METHODS = ("tensor", "grad", "numpy")
 
 
 class MissingOp(Unsupported):
-    """The engine lacks an array function the case needs: the case is unsupported there."""
+    """The engine lacks an array function the case needs: the case is unsupported there.
+    ``facts``: ``missing`` (the function it lacks) and, where that was a building block
+    of an extra, ``asked`` (the extra the case called)."""
+
+    def __init__(self, missing: str, asked: str = "", where: str = "the engine") -> None:
+        self.facts = {"missing": missing, "asked": asked or missing}
+        self.missing, self.asked, self.where = missing, asked or missing, where
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        if self.asked == self.missing:
+            return f"{self.where} has no array function {self.missing!r} (see harness/xp.py)"
+        return (f"{self.where} has no array function {self.asked!r}, nor {self.missing!r} to "
+                "build it from (see harness/xp.py)")  # fmt: skip
+
+    def building(self, asked: str) -> MissingOp:
+        """The same missing function, said as a building block of ``asked``."""
+        return type(self)(self.missing, asked, self.where)
+
+
+class MisnamedOp(AttributeError):
+    """The engine has a function the case needs under numpy's name, not the standard's:
+    a fault (did you mean it?), not an unsupported case."""
+
+    def __init__(self, standard: str, numpy_name: str, where: str = "the engine") -> None:
+        self.facts = {"missing": standard, "has": numpy_name}
+        super().__init__(f"{where} has no array function {standard!r} but has {numpy_name!r}: "
+                         f"did you mean it? the standard's name is `{standard}` (add "
+                         f"{standard} = {numpy_name})")  # fmt: skip
+
+
+def lacking(name: str, namespace: Any, where: str = "the engine") -> AttributeError:
+    """What to raise for a function ``namespace`` lacks: misnamed, where it has numpy's
+    name for it; else missing."""
+    numpy_name = NUMPY_NAMES.get(name)
+    if numpy_name is not None and callable(getattr(namespace, numpy_name, None)):
+        return MisnamedOp(name, numpy_name, where)
+    return MissingOp(name, where=where)
+
+
+def built(extra: str, fn: Any) -> Any:
+    """``fn``, an extra built from the engine's functions: a building block it lacks is
+    said as what the case asked for (``sigmoid``, built from ``exp``)."""
+
+    def extra_fn(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MissingOp as e:
+            raise e.building(extra) from None
+
+    return extra_fn
 
 
 class MissingMethod(AttributeError):
@@ -55,9 +110,11 @@ class EngineNamespace(Namespace):
         self.engine, self.tensor_type, self.constants = engine, tensor_type, constants
         self.standard = _Engine(engine)
         self.watched: dict[str, list[Any]] = {}
-        for extra in ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy"):
-            if callable(getattr(engine, extra, None)):
-                setattr(self, extra, getattr(engine, extra))
+        for extra in EXTRAS:
+            own = getattr(engine, extra, None)
+            if extra in ("tap", "scan"):  # the harness's, never the engine's
+                continue
+            setattr(self, extra, own if callable(own) else built(extra, getattr(self, extra)))
 
     def _watch(self, name, x, step):
         if not isinstance(x, self.tensor_type) or id(x) in self.constants:
@@ -76,7 +133,7 @@ class _Engine:
     def __getattr__(self, name: str) -> Any:
         fn = getattr(self._engine, name, None)
         if fn is None or name.startswith("_"):
-            raise MissingOp(f"the engine has no array function {name!r} (see harness/xp.py)")
+            raise lacking(name, self._engine)
         return fn
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.validation.forms.base import Form
-from harness.validation.forms.engine import MissingOp, instantiate
+from harness.validation.forms.engine import built, instantiate, lacking
 from harness.xp import Namespace
 
 EXTRAS = ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy")
@@ -39,8 +39,8 @@ class FunctionalNamespace(Namespace):
         self.standard = engine.xp
         self.taps = taps
         for extra in EXTRAS:
-            if callable(getattr(engine, extra, None)):
-                setattr(self, extra, getattr(engine, extra))
+            own = getattr(engine, extra, None)
+            setattr(self, extra, own if callable(own) else built(extra, getattr(self, extra)))
 
     def _watch(self, name, x, step):
         return x + (self.taps[name] if step is None else self.taps[name][step])
@@ -51,7 +51,7 @@ class FunctionalNamespace(Namespace):
         except AttributeError:
             if name.startswith("_"):
                 raise
-            raise MissingOp(f"the engine's xp has no {name!r}") from None
+            raise lacking(name, self.standard, "the engine's xp") from None
 
 
 def is_functional(obj: Any) -> bool:

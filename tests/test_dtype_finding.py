@@ -1,0 +1,110 @@
+"""A dtype problem is one finding, and the values are still judged: answers in another
+dtype than the run's are one ``wrong dtype`` fault (which tensors, what came back, the
+likely cause), their values are compared cast to the run's dtype, and what is said about
+them follows what those values show."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import validate
+from harness.cases import CATALOG
+from harness.cli import main
+from harness.compare import AGREEING
+from harness.validation.findings import Kind
+
+PLUGINS = """
+import numpy as np
+
+from harness.backends import get_backend
+from harness.zoo.models import manual
+
+
+def promoted(p, x, case):  # right values; NumPy 2 promotes float32 through a float64 scalar
+    out = manual(p, x, case)
+    one = np.sqrt(np.float64(1.0))
+    return {"grads": {k: v * one for k, v in out["grads"].items()},
+            "taps": {k: v * one for k, v in out["taps"].items()}}
+
+
+def promoted_and_wrong(p, x, case):  # the same, and b2's gradient half again too large
+    out = promoted(p, x, case)
+    out["grads"]["b2"] = out["grads"]["b2"] * 1.5
+    return out
+
+
+def in_float32(p, x, case):  # the tape's answer in float32, returned as float32
+    p32 = {k: v.astype(np.float32) for k, v in p.items()}
+    x32 = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in x.items()}
+    r = get_backend("reference").run(case, p32, x32, "float32")
+    return {"grads": r.grads, "taps": r.taps, "loss": np.float32(r.loss)}
+"""
+
+MLP = CATALOG["mlp"](depth=2, width=4, D=3, C=2, N=5)
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dtypes") / "plugins.py"
+    path.write_text(PLUGINS)
+    return path
+
+
+def check(plugins, attr, case=MLP, dtype="float32"):
+    return validate(f"{plugins}:{attr}", form="model", cases=[case], dtype=dtype,
+                    references=["reference", "torch"], isolate=False)  # fmt: skip
+
+
+def test_a_dtype_problem_is_one_fault_and_the_values_are_still_judged(plugins):
+    v = check(plugins, "promoted")
+    (fault,) = [f for f in v.faults if f.severity != "note"]
+    names = list(v.mine.loc[v.mine["kind"] != "loss", "tensor"])
+    assert fault.fault == "wrong dtype" and sorted(fault.facts["tensors"]) == sorted(names)
+    assert (fault.facts["got"], fault.facts["run"], fault.facts["cause"]) == (
+        ["float64"],
+        "float32",
+        "numpy promotion",
+    )
+    assert v.mine["verdict"].isin(AGREEING).all()  # every value judged, and right
+    (finding,) = [f for f in v.findings if f.bad]
+    assert finding.kind == "wrong dtype" and finding.facts["tensors"] == fault.facts["tensors"]
+    assert not v.ok and v.verdict == "faults"  # still a failure of the run: exit 1
+
+
+def test_a_dtype_problem_does_not_hide_the_real_bug(plugins):
+    v = check(plugins, "promoted_and_wrong")
+    bad = v.mine[~v.mine["verdict"].isin(AGREEING)]
+    assert list(bad["tensor"]) == ["b2"] and list(bad["verdict"]) == ["disagree"]
+    kinds = [f.kind for f in v.findings if f.bad]
+    assert kinds.count("wrong dtype") == 1 and Kind.DISAGREES in kinds
+    assert next(f for f in v.findings if f.kind == Kind.PATTERN).factor == pytest.approx(1.5)
+    (between,) = [f for f in v.findings if f.kind == Kind.LOCALISED and f.bad]
+    assert between.facts["params"] == ["b2"]  # the taps agree: the stage after them is wrong
+
+
+def test_a_dtype_problem_exits_1_with_the_values_shown(plugins, capsys):
+    code = main(["validate", f"{plugins}:promoted", "--case", "mlp", "--dtype", "float32",
+                 "--reference", "reference", "--no-isolation"])  # fmt: skip
+    out = capsys.readouterr().out
+    cells = [line for line in out.splitlines() if "param:" in line or "tap:" in line]
+    assert code == 1 and out.count("wrong dtype") == 1
+    assert cells and not any("failed" in line for line in cells)
+
+
+def test_float32_answers_in_a_deep_chain_are_rounding_not_a_place(plugins):
+    """Every tap of deep_chain differs by float32's rounding: one dtype fault, the
+    pattern says float32, and nothing claims the forward or a stage is wrong."""
+    v = check(plugins, "in_float32", CATALOG["deep_chain"](), dtype="float64")
+    (fault,) = [f for f in v.faults if f.severity != "note"]
+    assert (fault.fault, fault.facts["got"], fault.facts["cause"]) == (
+        "wrong dtype",
+        ["float32"],
+        "float32 arithmetic",
+    )
+    kinds = {f.kind for f in v.findings}
+    assert Kind.FORWARD not in kinds and Kind.LOCALISED not in kinds
+    assert next(f for f in v.findings if f.kind == Kind.PATTERN).short == "float32-sized"
+    # the odd one out names every tensor it is, in the table's order
+    odd = next(f for f in v.findings if f.kind == Kind.ODD_ONE_OUT)
+    mine = v.mine[v.mine["odd_one_out"] == v.plugin]
+    assert odd.facts["tensors"] == list(dict.fromkeys(mine["tensor"])) and len(mine) == 29
