@@ -132,12 +132,12 @@ def one_of(*choices: Any) -> Allowed:
 class Case:
     """Base class: subclasses set ``name``, ``family``, ``options`` and write setup/loss."""
 
-    name: ClassVar[str]
+    name: str  # the class's, or (a stage as a case) the instance's own
     family: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}  # sizes and switches, with their defaults
     # what each option may take (an option left out takes any value of its default's type)
     allowed: ClassVar[dict[str, Allowed]] = {}
-    smooth: ClassVar[bool] = (
+    smooth: bool = (
         True  # False where the loss has kinks (relu): finite differences take a smaller step
     )
     slow: ClassVar[bool] = False  # left out of the default catalog run

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
         return None
     names = ", ".join(bad["tensor"])
     verb = "is" if len(bad) == 1 else "are each"
-    found = {"case": label, "kind": Kind.PATTERN, "bad": True, "evidence": "agreement",
+    found: dict[str, Any] = {"case": label, "kind": Kind.PATTERN, "bad": True, "evidence": "agreement",
              "tensor": names}  # fmt: skip
     factors = bad["factor"].astype(float).to_numpy()
     residuals = bad["factor_residual"].astype(float).to_numpy()
@@ -187,22 +188,22 @@ def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
-        bad = [k for k, ok in oks.items() if not ok]
+        failed = [k for k, ok in oks.items() if not ok]
         top = max(oks)
         subject = f"dL/d{base}[k]"
-        if not bad:
+        if not failed:
             found.append(_located(label, subject, "agrees with the references at every "
                                   f"k = 0..{top}", "", False))  # fmt: skip
-        elif max(bad) == top and forward_differs:
+        elif max(failed) == top and forward_differs:
             found.append(_located(label, subject, f"differs already at {base}[{top}]",
                                   ": as it must, with the forward different; compare the "
                                   "forward first", False, f"{base}[{top}]"))  # fmt: skip
-        elif max(bad) == top:
+        elif max(failed) == top:
             found.append(_located(label, subject, f"diverges already at {base}[{top}]",
                                   ", the one nearest the loss: look at the loss's backward and "
                                   f"the stage after {base}[{top}]", True, f"{base}[{top}]"))  # fmt: skip
         else:
-            k = max(bad)
+            k = max(failed)
             found.append(_located(label, subject, f"agrees for k ≥ {k + 1}",
                                   f" and diverges at k = {k}: look at the backward of the "
                                   f"stage from {base}[{k}] to {base}[{k + 1}]", True,

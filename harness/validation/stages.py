@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -117,7 +117,7 @@ class StageCase(Case):
     dL/d(input) is exactly what the stage's backward returns for that d_out."""
 
     family = "stage"
-    options: dict[str, Any] = {}
+    options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, stage: str, arrays: tuple[np.ndarray, ...] | None = None,
@@ -129,7 +129,7 @@ class StageCase(Case):
         self.stage, self.name = stage, f"stage:{stage}"
         self.names = tuple(names or (spec.names if spec else ()))
         self.labels = spec.labels if spec else ()
-        self.smooth = spec.smooth if smooth is None else smooth
+        self.smooth = smooth if smooth is not None else (spec.smooth if spec else True)
         self._arrays, self._out_shapes = arrays, out_shapes
 
     @property
@@ -165,7 +165,7 @@ class StageCase(Case):
 
         return self.definition(NumpyNamespace(), *(np.asarray(a) for a in arrays))
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any] | None:
         arrays = None if self._arrays is None else [np.asarray(a) for a in self._arrays]
         shapes = None if self._out_shapes is None else [list(s) for s in self._out_shapes]
         return {"rebuild": "harness.validation.stages:stage_case", "stage": self.stage,
@@ -201,7 +201,7 @@ class CaseStage(StageCase):
         self.case, self.name = case, f"stage:{case.name}"
 
     @property
-    def label(self) -> str:  # type: ignore[override]
+    def label(self) -> str:
         return self.case.label
 
     @property

@@ -21,7 +21,7 @@ def has_inputs(stage: Any) -> bool:
 class CustomFunction(Stage):
     """The shared part of the framework forms; a subclass names the framework's test."""
 
-    needs = ()
+    needs: ClassVar[tuple[str, ...]] = ()
     framework = True
     takes: ClassVar[str]  # what ``--as NAME`` takes, as its error says
 

@@ -14,7 +14,7 @@ matches a wrong forward still shows. The stage catalog and the case a stage beco
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def custom_inputs(obj):
 class Stage(Form):
     name = "stage"
     described = "a stage (stage, forward, backward)"
-    needs = ("stage", "forward", "backward")
+    needs: ClassVar[tuple[str, ...]] = ("stage", "forward", "backward")
     own_forward = True
     peer = "stage"
 
