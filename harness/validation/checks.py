@@ -169,13 +169,9 @@ class Judgement:
         sent_params, sent_inputs = self.sent
         pairs = [(f"params[{k!r}]", after["params"].get(k), v) for k, v in sent_params.items()]
         pairs += [(f"inputs[{k!r}]", after["inputs"].get(k), v) for k, v in sent_inputs.items()]
-        if "d_out" in after:
+        if "d_out" in after:  # named as the backward calls them (``dnext[1]``)
             given = self.case.d_out(sent_inputs)
-            label = (lambda k: "d_out") if len(given) == 1 else (lambda k: f"d_out{k}")
-            pairs += [
-                (label(k), a, b)
-                for k, (a, b) in enumerate(zip(after["d_out"], given, strict=False))
-            ]
+            pairs += list(zip(after["d_out_names"], after["d_out"], given, strict=False))
         found = []
         for name, got, before in pairs:
             before = np.asarray(before)

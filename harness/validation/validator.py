@@ -171,6 +171,13 @@ class Validation:
                 }.get(self.verdict, "does not agree with the references")  # fmt: skip
 
     @property
+    def references_ran(self) -> list[str]:
+        """The references that ran on at least one case (not those skipped everywhere)."""
+        runs = self.comparison.runs
+        ran = set(runs.loc[runs["status"] == "ok", "backend"])
+        return [r for r in self.references if r in ran]
+
+    @property
     def references_agree(self) -> bool:
         refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
         return not flagged(refs).any()
@@ -199,12 +206,7 @@ class Validation:
                          "fixed tolerance: the references themselves are good to "
                          f"{g['digits'].min():.1f} digits there")  # fmt: skip
         if clean:
-            runs = self.comparison.runs
-            ran = set(runs.loc[runs["status"] == "ok", "backend"])
-            refs = (
-                ", ".join(r for r in self.references if r in ran)
-                or "finite differences of its own forward"
-            )
+            refs = ", ".join(self.references_ran) or "finite differences of its own forward"
             what = (
                 ("case", "cases")
                 if all(" (" not in c for c in clean)
@@ -246,7 +248,7 @@ class Validation:
         from harness.report.render import Bullets, Code, Heading, Para
 
         verdict = self.headline
-        refs = ", ".join(code(r) for r in self.references) or "none"
+        refs = ", ".join(code(r) for r in self.references_ran) or "none"
         blocks = [
             Heading(f"Validation of {self.plugin} ({self.form})", 1),
             Para(f"**{lit(self.plugin)} {verdict}.** References: {refs}."),
