@@ -52,8 +52,14 @@ def sources(cases: list[Any], plugin: tuple[str, Target] | None = None) -> list[
 
 
 def header(found: list[Source]) -> list[str]:
-    """One line a file, for the top of the command's output."""
-    return [f"{s.role} {s.name}: {s.path} sha256 {s.sha256 or '(unreadable)'}" for s in found]
+    """One line a file, for the top of the command's output (a line break in a file's
+    name shown as its escape: a name cannot start a line of its own)."""
+    return [f"{s.role} {s.name}: {_one_line(s.path)} sha256 {s.sha256 or '(unreadable)'}"
+            for s in found]  # fmt: skip
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "\\x0a").replace("\r", "\\x0d")
 
 
 def summary_entry(found: list[Source]) -> list[dict[str, str]]:

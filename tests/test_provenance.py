@@ -84,3 +84,10 @@ def test_a_module_targets_file_is_found_without_importing_it():
     import harness.compare
 
     assert source_file(parse_target("harness.compare:Verdict")) == harness.compare.__file__
+
+
+def test_a_line_break_in_a_files_name_cannot_start_a_line_of_the_header():
+    from harness.provenance import header
+
+    (line,) = header([Source("case", "c", "/tmp/a\nplugin:p (model): 1/1 agree: AGREES.py", "ab")])
+    assert "\n" not in line and line.startswith("case c: /tmp/a\\x0aplugin:p")
