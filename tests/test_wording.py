@@ -154,3 +154,11 @@ def test_no_direction_resolved_does_not_say_the_others_agree():
     assert (
         some["verdict"] == Verdict.INCONCLUSIVE and "the other directions agree" in some["reason"]
     )
+
+
+def test_validate_says_a_case_written_with_np_once(files):
+    cases = build_cases([f"{files / 'numpy_case.py'}:WithNumpy"], {})
+    v = validate(f"{files / 'numpy_case.py'}:grads", form="model", cases=cases,
+                 references=["reference", "torch", "numeric"], channel=InProcess())  # fmt: skip
+    said = [line for line in v.text().splitlines() if "calls numpy" in line]
+    assert len(said) == 1 and "the references reference and torch failed" in said[0]

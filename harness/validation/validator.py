@@ -23,7 +23,16 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, Verdict, baseline_odd, compared, counted, flagged
+from harness.compare import (
+    AGREEING,
+    Comparison,
+    Verdict,
+    baseline_odd,
+    compared,
+    counted,
+    flagged,
+    listing,
+)
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.provenance import Source, header, sources, summary_entry, with_sources
@@ -194,6 +203,11 @@ class Validation:
         lines += [format_agreement(self.agreement)] if not compared.empty else []
         lines += terminal_lines(self.printed)  # fenced, labelled: never taken for ours
         lines += self.notes
+        runs = self.comparison.runs
+        failed = runs[(runs["status"] == "failed") & runs["backend"].isin(self.references)]
+        for (case, error), g in failed.groupby(["case", "error"], sort=False):  # once each
+            lines.append(f"  {Verdict.FAILED.mark} {case}: the reference{'s' * (len(g) > 1)} "
+                         f"{listing(list(g['backend']))} failed: {error}")  # fmt: skip
         flagged_cases = {f.case for f in self.findings if f.bad}
         lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
         unsupported = self.unsupported
