@@ -117,12 +117,6 @@ def hogs(p, x, case):
     return {"W1": np.ones(2 * 1024**3)}  # 16 GiB
 
 
-def floods(p, x, case):
-    for i in range(100_000):
-        print("debug: step", i, "of the backward pass")
-    return good(p, x, case)
-
-
 def crashes_on_elman(p, x, case):
     if case.family == "elman":
         os.abort()
@@ -146,7 +140,6 @@ FAULTS = {
     "segfaults": ("crash", "", "SIGSEGV"),
     "loops": ("timeout", "", "no answer within 2 s"),
     "hogs": ("memory", "", "MemoryError"),
-    "floods": ("output flood", "", "debug: step 0"),
 }
 
 

@@ -15,7 +15,7 @@ REASONS = {
     "linear: dW transposed": "wrong shape (W)",
     "linear: bias not summed": "wrong shape (b)",
     "relu mask at 0": "x disagrees",
-    "relu backward in place": "mutated inputs (d_out)",
+    "relu backward in place": "mutated inputs (dy)",
     "MLP: bias not summed": "wrong shape",
     "MLP: dW transposed": "wrong shape",
     "MLP: wrong names": "extra tensor",
