@@ -230,3 +230,69 @@ def test_the_readme_block_runs_as_written(block: Block, tmp_path: Path):
     allowed = tuple(block.writes)
     strays = [p for p in changed if not (allowed and p.startswith(allowed))]
     assert not strays, f"written into the checkout: {strays}"
+
+
+# --- what the README says in prose, held as facts ------------------------------------------
+
+
+def test_mode_fwd_compares_forward_mode_in_place_of_the_gradient():
+    from harness import compare_backends
+
+    fwd = compare_backends(["card_affine_square"], ["reference", "torch"], noise=0, modes=["fwd"])
+    both = compare_backends(
+        ["card_affine_square"], ["reference", "torch"], noise=0, modes=["rev", "fwd"]
+    )
+    assert set(fwd.agreement["mode"]) == {"fwd"}
+    assert set(both.agreement["mode"]) == {"rev", "fwd"}
+
+
+def test_a_function_outside_the_tape_is_unsupported_not_failed():
+    from harness import compare_backends
+    from harness.cases import case
+
+    @case(setup=lambda rng, n=4: ({"x": rng.standard_normal(n)}, {}))
+    def running_sum(xp, params, inputs):
+        """L = Σ (cumulative sum of x)²."""
+        return xp.sum(xp.cumulative_sum(params["x"]) ** 2)
+
+    c = compare_backends([running_sum], ["reference", "torch", "jax"], noise=0)
+    tape = c.agreement[c.agreement["backend"] == "reference"]
+    assert set(tape["verdict"]) == {"unsupported"}
+    assert set(c.agreement.loc[c.agreement["backend"] == "jax", "verdict"]) == {"agree"}
+    assert "failed" not in set(c.runs["status"])
+
+
+def test_the_columns_of_faults_csv_are_the_ones_documented():
+    from harness.validation.faults import FAULT_COLUMNS
+
+    paragraph = re.search(r"`faults.csv` has one row per fault(.*?)\n\n", README.read_text(), re.S)
+    assert paragraph, "the README documents faults.csv's columns"
+    named = iter(re.findall(r"`([^`]+)`", paragraph[1].split("; a sweep adds")[0]))
+    assert all(column in named for column in FAULT_COLUMNS)  # each one, in the CSV's order
+
+
+def test_gpu_bench_says_no_gpu_at_once_where_there_is_none(tmp_path: Path):
+    import time
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_bench.sh"), str(tmp_path / "gpu")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no GPU" in done.stderr
+    assert time.monotonic() - started < 60  # never the full plan's 300 s limit
+    assert not (tmp_path / "gpu").exists()
+
+
+def test_the_report_file_table_names_every_csv_a_report_writes():
+    from harness.report.files import CSV_FILES
+
+    table = re.search(r"\| file \| what \|\n(.*?)\n\n", README.read_text(), re.S)
+    assert table, "the README's table of report files"
+    assert set(CSV_FILES) <= set(re.findall(r"`([a-z_]+\.csv)`", table[1]))
