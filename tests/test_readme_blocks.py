@@ -296,3 +296,18 @@ def test_the_report_file_table_names_every_csv_a_report_writes():
     table = re.search(r"\| file \| what \|\n(.*?)\n\n", README.read_text(), re.S)
     assert table, "the README's table of report files"
     assert set(CSV_FILES) <= set(re.findall(r"`([a-z_]+\.csv)`", table[1]))
+
+
+@pytest.mark.parametrize(
+    "pattern, names",
+    [
+        ("elman", {"elman"}),
+        ("elman*", {"elman", "elman_vanishing", "elman_exploding", "elman_sigmoid"}),
+        ("lstm", {"lstm"}),
+        ("*lstm", {"lstm", "adbench_lstm"}),
+    ],
+)
+def test_the_case_patterns_the_readme_shows_pick_what_it_says(pattern, names):
+    from harness.cases.base import select
+
+    assert {c.name for c in select([pattern])} == names
