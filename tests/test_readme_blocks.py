@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -179,6 +180,22 @@ def shown_in_order(shown: list[str], output: list[str]) -> list[str]:
     return []
 
 
+def run_command(command: str, cwd: Path, env: dict, limit: float = 1800) -> tuple[int, str]:
+    """Its exit status and output (stdout, then stderr); past ``limit`` seconds it is killed
+    with everything it started in its session, and the test fails."""
+    with subprocess.Popen(
+        ["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            out, err = process.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"{command}: still running after {limit:.0f} s")
+    return process.returncode, out + err
+
+
 def params():
     out = []
     for block in BLOCKS:
@@ -212,13 +229,9 @@ def test_the_readme_block_runs_as_written(block: Block, tmp_path: Path):
     before = snapshot(checkout)
     for command, shown in commands(block):
         as_run = command.replace("/tmp/", f"{scratch}/")
-        done = subprocess.run(
-            ["bash", "-c", as_run], cwd=checkout, env=env, capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, timeout=1800,
-        )  # fmt: skip
-        output = done.stdout + done.stderr
+        returncode, output = run_command(as_run, checkout, env)
         expected = 2 if block.gpu else block.exit
-        assert done.returncode == expected, f"{command}\nexit {done.returncode}\n{output[-4000:]}"
+        assert returncode == expected, f"{command}\nexit {returncode}\n{output[-4000:]}"
         missing = shown_in_order(shown, output.splitlines())
         assert not missing, (
             f"{command}: not in its output:\n" + "\n".join(missing) + "\n---\n" + output[-4000:]
