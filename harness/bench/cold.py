@@ -90,7 +90,7 @@ def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.Dat
     rows = measure(pairs, progress)
     env = {**env, "load average (1, 5, 15 min) at start": load_before,
            "load average (1, 5, 15 min) at end": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
-    section = cold_section(rows, summary(rows), env)
+    section = cold_section(rows, summary(rows), env, f"gradparity {' '.join(VALIDATE[:-1])}")
     folder = Path(out)
     md = folder / "bench.md"
     earlier = md.read_text(encoding="utf-8") if md.is_file() else None

@@ -485,11 +485,11 @@ COLD_HEADING = "## 5. A verdict, cold, against a gradcheck script"
 _REFERENCES_HEADING = "\n## References\n"
 
 
-def cold_section(rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str]) -> str:
-    """Section 5 of bench.md: ``harness.bench.cold``'s pairs, their medians and the
-    conditions they were measured in."""
-    from harness.bench.cold import VALIDATE
-
+def cold_section(rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str],
+                 validate: str) -> str:  # fmt: skip
+    """Section 5 of bench.md: ``harness.bench.cold``'s pairs of ``validate`` (the
+    command line timed) and the gradcheck script, their medians and the conditions they
+    were measured in."""
     shown = pd.DataFrame({
         "pair": rows["pair"], "first": rows["first"],
         "validate": [seconds(s) for s in rows["validate_s"]],
@@ -500,7 +500,7 @@ def cold_section(rows: pd.DataFrame, medians: dict[str, float], env: dict[str, s
     goal = medians["ratio"] <= 1.0
     return "\n".join([
         COLD_HEADING,
-        f"\n`gradparity {' '.join(VALIDATE[:-1])}` in a fresh process (the interpreter, the "
+        f"\n`{validate}` in a fresh process (the interpreter, the "
         "imports, the plug-in's worker, every default reference, the comparison, the verdict) "
         "against `python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
         f"script on the same MLP, {len(rows)} pairs, each pair's two runs one after the other "
