@@ -62,11 +62,21 @@ def test_merged_of_an_unbuilt_case_is_its_one_build_result():
 )
 def test_a_helper_starts_only_where_it_can_save_time(monkeypatch, references, jobs, loaded,
                                                      expected):  # fmt: skip
+    monkeypatch.setattr(A, "_started", False)
     if not loaded:
         monkeypatch.delitem(sys.modules, "jax", raising=False)
     else:
         monkeypatch.setitem(sys.modules, "jax", sys.modules.get("jax", object()))
     assert A.wanted(references, jobs) is expected
+
+
+def test_only_a_process_s_first_validation_is_helped(monkeypatch):
+    """From the second on, jax loads here once rather than in a helper each time."""
+    monkeypatch.setattr(A, "_started", False)
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    assert A.wanted(None, 1)
+    monkeypatch.setattr(A, "_started", True)
+    assert not A.wanted(None, 1)
 
 
 @pytest.mark.parametrize(
@@ -122,6 +132,9 @@ from harness.cases import CATALOG
 small = CATALOG["mlp"](depth=2, width=3, D=2, C=2, N=3)
 v = validate("examples/model_mlp.py:model", cases=[small], modes=["rev", "fwd"], noise=2)
 assert "jax" not in sys.modules, "jax was imported in this process"
+again = validate("examples/model_mlp.py:model", cases=[small], modes=["rev", "fwd"], noise=2)
+assert "jax" in sys.modules, "the second validation was helped too"
+assert again.agreement.equals(v.agreement)
 tables = (v.agreement, v.comparison.identities, v.comparison.magnitudes, v.text())
 pickle.dump(tables, open(sys.argv[1], "wb"))
 """

@@ -32,15 +32,20 @@ WARM = "harness.validation.aside:warm"
 TIMEOUT = 600.0  # seconds for one case there, as for a case of the user's in its worker
 
 
+_started = False  # has this process started a helper already?
+
+
 def wanted(references: list[str] | None, jobs: int) -> bool:
     """Is a helper worth starting, before the plug-in is even loaded: one process
-    (``jobs=1``), the jax reference asked for beside another, and jax not loaded here
-    already (where it is, as in a program that validates again and again, it costs
-    nothing more here)."""
+    (``jobs=1``), the jax reference asked for beside another, and a cold start — jax not
+    loaded here, and no helper started before. A program that validates again and again
+    (``selftest``, a notebook) has its first validation helped; from the second on, jax
+    loads here once, rather than in a helper each time."""
     from harness.backends import DEFAULT_BACKENDS
 
     asked = DEFAULT_BACKENDS if references is None else references
-    return jobs == 1 and ASIDE in asked and len(set(asked)) > 1 and "jax" not in sys.modules
+    return (jobs == 1 and ASIDE in asked and len(set(asked)) > 1
+            and "jax" not in sys.modules and not _started)  # fmt: skip
 
 
 def aside(names: list[str], references: list[Any]) -> bool:
@@ -94,9 +99,11 @@ class Helper:
 @contextmanager
 def helper(start: bool) -> Iterator[Helper | None]:
     """A Helper for the block, started now, or None."""
+    global _started
     if not start:
         yield None
         return
+    _started = True
     made = Helper()
     try:
         yield made
