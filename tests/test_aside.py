@@ -162,3 +162,14 @@ def test_a_cold_validation_runs_jax_aside_and_its_tables_are_those_of_one_proces
         pd.testing.assert_frame_equal(a, b)
     assert cold[3] == here[3]
     assert "jax" in set(v.agreement["backend"])
+
+
+def test_a_helper_closed_at_once_leaves_no_worker_and_answers_with_a_fault():
+    """A validation that stops before its references run (a TARGET without the name)
+    closes its helper while jax may still be loading there: nothing is left running."""
+    made = A.Helper()
+    made.close()
+    future = made.submit(CATALOG["mlp"](), "float64", 0, ((), 0), ("rev",))
+    assert future is None or A.collected(future, "mlp") is None
+    made.thread.shutdown(wait=True)
+    assert made.channel.proc is None or made.channel.proc.poll() is not None

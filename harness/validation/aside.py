@@ -74,26 +74,42 @@ class Helper:
         from harness.sandbox.channel import Isolated
 
         self.channel = Isolated(0)  # the references here have no memory limit either
+        self.closed = False
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="jax aside")
-        self.thread.submit(self.channel.request, {"op": WARM}, TIMEOUT)
+        self.thread.submit(self._ask, {"op": WARM})
+
+    def _ask(self, request: dict) -> dict:
+        """The worker's reply, in the thread; after ``close``, a fault and no worker (one
+        started by a request that raced the close is closed after it)."""
+        if self.closed:
+            return {"fault": {"kind": "closed", "message": "the helper was closed"}}
+        try:
+            return self.channel.request(request, TIMEOUT)
+        finally:
+            if self.closed:
+                self.channel.close()
 
     def submit(self, case: Case, dtype: str, seed: int, noise: tuple,
                modes: tuple[str, ...]) -> Future | None:  # fmt: skip
-        """The jax reference on ``case``, there; None for a case that is not the catalog's."""
+        """The jax reference on ``case``, there; None for a case that is not the catalog's,
+        or once the helper is closed."""
         from harness.runner import RUN_ISOLATED
 
         spec = catalog_spec(case)
-        if spec is None:
+        if spec is None or self.closed:
             return None
         noise_on, runs = noise
         request = {"op": RUN_ISOLATED, "case": spec, "backends": [ASIDE], "dtype": dtype,
                    "seed": seed, "noise_on": [n for n in noise_on if n == ASIDE],
                    "noise_runs": runs, "modes": list(modes)}  # fmt: skip
-        return self.thread.submit(self.channel.request, request, TIMEOUT)
+        return self.thread.submit(self._ask, request)
 
     def close(self) -> None:
-        self.channel.close()  # a request still out is answered at once, with a fault
-        self.thread.shutdown(wait=True, cancel_futures=True)
+        """The worker killed (a request still out is answered at once, with a fault) and
+        what was not sent, cancelled; nothing here waits for the thread."""
+        self.closed = True
+        self.channel.close()
+        self.thread.shutdown(wait=False, cancel_futures=True)
 
 
 @contextmanager
