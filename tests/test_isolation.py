@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.cases import CATALOG
-from harness.sandbox.channel import GiB, Isolated
+from harness.sandbox.channel import GiB
 from harness.target import BadTarget
 from harness.validation.checks import check_leaf
 from harness.validation.validator import validate
@@ -157,11 +157,7 @@ def faulty(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def worker():
-    w = Isolated(memory=2 * GiB)
-    yield w
-    w.close()
+WORKER_MEMORY = 2 * GiB  # the shared `worker` fixture's limit (tests/conftest.py)
 
 
 def check(faulty, worker, attr, cases=None, timeout=10.0):

@@ -42,6 +42,7 @@ from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, 
 from harness.sandbox.wire import conforms
 from harness.selection import check_comparable
 from harness.target import BadTarget, Target, locate, parse_target, target_of
+from harness.validation.aside import helper, wanted
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
@@ -416,9 +417,11 @@ def validate(
         notes.append(f"  · jobs={jobs}: the plug-in runs {where}, so the cases run one "
                      "after another")  # fmt: skip
         jobs = 1
-    try:
-        return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
-                         max_output, notes, progress, jobs, memory, noise, modes)  # fmt: skip
+    try:  # the jax reference's helper starts first, while the plug-in loads
+        with helper(wanted(references, jobs)) as aside:
+            return _validate(spec, own, form, cases, dtype, references, baseline, seed,
+                             timeout, max_output, notes, progress, jobs, memory, noise, modes,
+                             aside)  # fmt: skip
     finally:
         if own is not channel:
             own.close()
@@ -426,7 +429,7 @@ def validate(
 
 def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
               max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
-              noise=None, modes=DEFAULT_MODES) -> Validation:  # fmt: skip
+              noise=None, modes=DEFAULT_MODES, aside=None) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
     info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
     miss = conforms(info, LOAD_REPLY)
@@ -485,7 +488,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     setup = (spec, form, references, timeout, memory, max_output, name, modes)
     plan = noise_plan(names, [*instances, plugin], baseline, noise)
     results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
-                                setup, notes, plan, modes)  # fmt: skip
+                                setup, notes, plan, modes, aside)  # fmt: skip
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
