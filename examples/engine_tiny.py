@@ -2,6 +2,7 @@
 
     gradparity validate examples/engine_tiny.py:TinyEngine --as engine
     gradparity validate examples/engine_tiny.py:TinyEngine --as engine --case lstm --dtype float32
+    gradparity validate examples/engine_tiny.py:NoTanh --as engine      # a partial engine
 
 The engine is ``harness/zoo/tiny_engine.py`` (about 200 lines, micrograd-style: each
 operation builds its output and, beside it, the closure that sends the gradient back),
@@ -18,4 +19,14 @@ indexing and len(). ``tap`` and ``scan`` are the harness's: the engine never see
 
 from harness.zoo.tiny_engine import Tensor, TinyEngine
 
-__all__ = ["Tensor", "TinyEngine"]
+__all__ = ["NoTanh", "Tensor", "TinyEngine"]
+
+
+class NoTanh(TinyEngine):
+    """A partial engine, as micrograd is: no ``tanh``. The cases that need it are
+    unsupported (named on one line, counted apart) and the rest still agree."""
+
+    def __getattribute__(self, name):
+        if name == "tanh":
+            raise AttributeError(name)
+        return super().__getattribute__(name)

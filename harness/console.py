@@ -41,6 +41,20 @@ def format_agreement(table: pd.DataFrame) -> str:
     return heading + "\n" + grid.fillna("").to_string()
 
 
+def _run_failures(rows: pd.DataFrame, runs: pd.DataFrame) -> dict[Any, tuple[str, str, str]]:
+    """row index -> (case, mode, the run's error), for the failed rows whose backend's run
+    failed with an error that more than one row shares (each backend's error for every
+    tensor, or one error of the case's that every backend met)."""
+    failed = runs[runs["status"] == "failed"].set_index(["case", "mode", "backend"])["error"]
+    keys = {}
+    for i, row in rows[rows["verdict"] == Verdict.FAILED].iterrows():
+        error = failed.get((row["case"], row["mode"], row["backend"]))
+        if isinstance(error, str) and error:
+            keys[i] = (row["case"], row["mode"], error)
+    shared = pd.Series(list(keys.values()), dtype=object).value_counts()
+    return {i: k for i, k in keys.items() if shared[k] > 1}
+
+
 def findings(comparison: Any) -> list[str]:
     """What disagrees, forward first (the worst element, with the digits where the values
     part), what agrees only within the problem's noise and to how many digits, what an
@@ -50,10 +64,21 @@ def findings(comparison: Any) -> list[str]:
     odd_baseline = baseline_odd(table)
     told = [Verdict.DISAGREE, Verdict.FAILED, Verdict.INCONCLUSIVE]
     shown = table["verdict"].isin(told) & ~odd_baseline
-    for _, row in table[shown].iterrows():
+    failures = _run_failures(table[shown], runs)
+    said: set = set()
+    for i, row in table[shown].iterrows():
         case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
         where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         verdict = Verdict.of(row["verdict"])
+        key = failures.get(i)
+        if key is not None:  # a run that failed as a whole: said once, for all it left
+            if key not in said:
+                said.add(key)
+                rows = [j for j, k in failures.items() if k == key]
+                backends = list(dict.fromkeys(table.loc[rows, "backend"]))
+                lines.append(f"  {verdict.mark} {case}: {listing(backends)} failed, "
+                             f"{counted(len(rows), 'tensor')} not compared: {key[2]}")  # fmt: skip
+            continue
         if row["mode"] != "rev" and verdict is Verdict.DISAGREE:
             what = "tangent" if row["mode"] == "fwd" else "H·v"
             lines.append(

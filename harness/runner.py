@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -35,11 +36,43 @@ from reference.xp import NotInTape
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run
 
 
-def _describe_error(exc: BaseException) -> str:
-    """The exception and the innermost frame it came from, on one line."""
+# what each backend raises when numpy is handed its arrays (the tape's, torch's, jax's)
+NUMPY_ON_BACKEND_ARRAYS = (
+    ("TypeError", "does not support ufuncs"),
+    ("RuntimeError", "Can't call numpy() on Tensor"),
+    ("TracerArrayConversionError", ""),
+)
+
+
+def _describe_error(exc: BaseException, case: Case | None = None) -> str:
+    """The exception and the innermost frame it came from, on one line; where a case's
+    own code handed a backend's arrays to numpy, that, and the line, instead: the same
+    sentence for every backend, so that it is said once."""
     frames = traceback.extract_tb(exc.__traceback__)
+    numpy_in_case = _numpy_in_case(exc, case, frames)
+    if numpy_in_case is not None:
+        return numpy_in_case
     where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _numpy_in_case(exc: BaseException, case: Case | None, frames: list) -> str | None:
+    """ "the case calls numpy …" where ``exc`` is a backend refusing numpy on its arrays,
+    raised from the case's own file; None otherwise."""
+    if case is None or not any(type(exc).__name__ == name and text in str(exc)
+                               for name, text in NUMPY_ON_BACKEND_ARRAYS):  # fmt: skip
+        return None
+    try:
+        source = inspect.getsourcefile(type(case))
+    except TypeError:
+        return None
+    mine = [f for f in frames if source and f.filename == source]
+    if not mine:
+        return None
+    at = mine[-1]
+    return (f"the case calls numpy on a backend's arrays at {at.filename.rsplit('/', 1)[-1]}:"
+            f"{at.lineno} ({(at.line or '').strip()}): write xp.… there, the array namespace "
+            "the loss is given, where it has np.…")  # fmt: skip
 
 
 def _attempt(case: Case, name: str, dtype: str, mode: str, fn: Callable[[], Result]) -> Result:
@@ -52,7 +85,7 @@ def _attempt(case: Case, name: str, dtype: str, mode: str, fn: Callable[[], Resu
     except (Unsupported, NotInTape) as e:
         result = Result(case.label, name, dtype, unsupported=str(e))
     except Exception as e:  # noqa: BLE001 - one failing backend must not stop the run
-        result = Result(case.label, name, dtype, error=_describe_error(e))
+        result = Result(case.label, name, dtype, error=_describe_error(e, case))
     result.mode, result.smooth = mode, bool(getattr(case, "smooth", True))
     return result
 

@@ -85,6 +85,11 @@ def locate(target: Target) -> None:
         if not Path(target.path).is_file():
             raise BadTarget(f"TARGET {target.text!r}: no file {target.path}")
         return
+    _module_spec(target)
+
+
+def _module_spec(target: Target) -> Any:
+    """The import spec of ``target``'s module, found as ``locate`` says; BadTarget if none."""
     assert target.module is not None
     parts = target.module.split(".")
     spec = importlib.machinery.PathFinder.find_spec(parts[0], list(target.sys_path))
@@ -98,6 +103,22 @@ def locate(target: Target) -> None:
             folders = spec.submodule_search_locations
             sub = ".".join(parts[: i + 1])
             spec = importlib.machinery.PathFinder.find_spec(sub, list(folders)) if folders else None
+    return spec
+
+
+def source_file(target: Target) -> str | None:
+    """The resolved path of the file ``target`` is loaded from: its .py file, or the file
+    its module would be imported from (found, not imported); None for a builtin module,
+    one with no file, or one that cannot be found."""
+    if target.path is not None:
+        return str(Path(target.path).resolve())
+    if target.module is None:  # an object handed over, not named
+        return None
+    try:
+        origin = getattr(_module_spec(target), "origin", None)
+    except BadTarget:
+        return None
+    return str(Path(origin).resolve()) if origin and Path(origin).is_file() else None
 
 
 def _import_path() -> list[str]:

@@ -5,6 +5,18 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="module")
+def worker(request):
+    """One plug-in worker process for a test module, shared by its validations (the
+    ``channel`` of ``validate``), closed after the module. Its data-segment limit is the
+    module's ``WORKER_MEMORY`` where it sets one, else the sandbox's default."""
+    from harness.sandbox.channel import DEFAULT_MEMORY, Isolated
+
+    w = Isolated(memory=getattr(request.module, "WORKER_MEMORY", DEFAULT_MEMORY))
+    yield w
+    w.close()
+
+
 @pytest.fixture
 def refuse_work(monkeypatch) -> None:
     """Make any comparison, validation, sweep or bench fail loudly: a command under test

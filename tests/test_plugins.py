@@ -10,7 +10,6 @@ import pytest
 
 from harness import validate
 from harness.cases import CATALOG
-from harness.sandbox.channel import Isolated
 from harness.validation.stages import STAGES, StageCase
 from harness.validation.worker import detect_form
 
@@ -24,13 +23,6 @@ def small(cls):
     if cls.family in ("elman", "lstm", "gru"):
         return cls(T=5, H=3, D=2, B=2)
     return cls()
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Isolated()
-    yield w
-    w.close()
 
 
 @pytest.fixture(scope="module")

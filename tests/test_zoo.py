@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import main
-from harness.sandbox.channel import Isolated
 from harness.zoo import ZOO
 from harness.zoo.selftest import check, row
 
@@ -15,7 +14,7 @@ REASONS = {
     "linear: dW transposed": "wrong shape (W)",
     "linear: bias not summed": "wrong shape (b)",
     "relu mask at 0": "x disagrees",
-    "relu backward in place": "mutated inputs (d_out)",
+    "relu backward in place": "mutated inputs (dy)",
     "MLP: bias not summed": "wrong shape",
     "MLP: dW transposed": "wrong shape",
     "MLP: wrong names": "extra tensor",
@@ -34,13 +33,6 @@ REASONS = {
     "jax custom_vjp: dW transposed": "wrong shape (W)",
     "jax custom_vjp: sign of dx": "disagrees with own forward (x)",
 }
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Isolated()
-    yield w
-    w.close()
 
 
 def test_the_zoo_has_twenty_bugs_across_the_three_forms_and_correct_implementations():

@@ -443,7 +443,9 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
     return frame, reasons
 
 
-def render(t: pd.DataFrame, env: dict[str, str], plan, device: str) -> str:
+def render(t: pd.DataFrame, env: dict[str, str], plan, device: str, cold: str | None = None) -> str:
+    """bench.md: the settings, the goals and sections 1–4 from ``t``; ``cold``, section 5
+    as ``gradparity bench --cold`` wrote it (``cold_of`` an earlier bench.md), kept."""
     ratio_text, ratio_facts = ratio_section(t)
     torch_text, torch_facts = torch_section(t)
     scaling_text, scaling_facts = scaling_section(t, plan)
@@ -472,6 +474,7 @@ def render(t: pd.DataFrame, env: dict[str, str], plan, device: str) -> str:
         "\n" + MEMORY_DERIVATION if scaling_text else "",
         "\n## 4. The cost of checking\n",
         checking_text or "(not measured on this device)",
+        *(["\n" + cold.strip("\n")] if cold else []),
         "\n## References\n",
         "- W. Baur, V. Strassen, *The complexity of partial derivatives*, Theoretical Computer "
         "Science 22 (1983) 317–330.\n- A. Griewank, A. Walther, *Evaluating Derivatives*, 2nd "
@@ -480,6 +483,64 @@ def render(t: pd.DataFrame, env: dict[str, str], plan, device: str) -> str:
         "in section 1.",
     ]
     return "\n".join(parts) + "\n"
+
+
+COLD_HEADING = "## 5. A verdict, cold, against a gradcheck script"
+_REFERENCES_HEADING = "\n## References\n"
+
+
+def cold_section(rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str],
+                 validate: str) -> str:  # fmt: skip
+    """Section 5 of bench.md: ``harness.bench.cold``'s pairs of ``validate`` (the
+    command line timed) and the gradcheck script, their medians and the conditions they
+    were measured in."""
+    shown = pd.DataFrame({
+        "pair": rows["pair"], "first": rows["first"],
+        "validate": [seconds(s) for s in rows["validate_s"]],
+        "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
+        "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
+    })  # fmt: skip
+    conditions = pd.DataFrame({"": list(env), "value": list(env.values())})
+    goal = medians["ratio"] <= 1.0
+    return "\n".join([
+        COLD_HEADING,
+        f"\n`{validate}` in a fresh process (the interpreter, the "
+        "imports, the plug-in's worker, every default reference, the comparison, the verdict) "
+        "against `python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
+        f"script on the same MLP, {len(rows)} pairs, each pair's two runs one after the other "
+        "in alternating order. Written by `gradparity bench --cold"
+        f"{'' if len(rows) == 5 else f' {len(rows)}'}`.\n",
+        f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
+        f"{seconds(medians['gradcheck_s'])}; median paired ratio "
+        f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(goal)}).\n",
+        table(shown),
+        "\n" + table(conditions),
+    ]) + "\n"  # fmt: skip
+
+
+def cold_of(text: str | None) -> str | None:
+    """Section 5 of an earlier bench.md, from its heading to the next section's; None
+    where it has none."""
+    if not text or COLD_HEADING not in text:
+        return None
+    start = text.index(COLD_HEADING)
+    end = text.find("\n## ", start + len(COLD_HEADING))
+    return text[start : end if end >= 0 else len(text)].strip("\n") + "\n"
+
+
+def splice_cold(text: str | None, section: str) -> str:
+    """``text`` (an earlier bench.md, or None) with ``section`` in place of its section 5,
+    else before its references, else at its end: every other line as it was."""
+    body = section.strip("\n") + "\n"
+    if not text:
+        return body
+    earlier = cold_of(text)
+    if earlier is not None:
+        return text.replace(earlier.rstrip("\n"), body.rstrip("\n"), 1)
+    if _REFERENCES_HEADING in text:
+        at = text.index(_REFERENCES_HEADING)
+        return text[:at] + "\n" + body + text[at:]
+    return text.rstrip("\n") + "\n\n" + body
 
 
 # Why R is over its goal, by (backend, case, size) -> kind of explanation.
@@ -538,4 +599,4 @@ MEMORY_REASON = (
 )
 
 
-__all__ = ["render"]
+__all__ = ["COLD_HEADING", "cold_of", "cold_section", "render", "splice_cold"]

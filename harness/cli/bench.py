@@ -61,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --peers: how long each checker may run on the ~1M-parameter "
                    f"MLP before it is stopped, from 0 to {MAX_TIMEOUT:.0f} (a week; default "
                    "600; 0 skips that measurement)")  # fmt: skip
+    p.add_argument("--cold", type=whole("--cold", 1, 1000), nargs="?", const=5, metavar="PAIRS",
+                   help="instead: `gradparity validate examples/model_mlp.py:grads --case mlp` "
+                   "against a plain torch.autograd.gradcheck script, each in a fresh process, "
+                   "PAIRS times in alternating order (default 5, at most 1,000); writes "
+                   "cold_bench.csv and section 5 of bench.md, the rest left as it is")  # fmt: skip
     p.add_argument("--case", action="append", metavar="PATTERN",
                    help="time these cases alone (a catalog name or pattern, or your own: "
                    "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip
@@ -141,6 +146,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not 0 <= args.peer_limit <= MAX_TIMEOUT:  # false for nan too
         raise UsageError(f"--peer-limit takes seconds from 0 to {MAX_TIMEOUT:.0f} (a week; 0 "
                          f"skips it), not {args.peer_limit:g}")  # fmt: skip
+    if args.cold is not None:
+        return bench_cold(args)
     if args.device == "cuda" and (problem := cuda_problem()):
         raise UsageError(problem)
     if args.set and not args.case:
@@ -233,4 +240,26 @@ def bench_sweep(args: argparse.Namespace) -> int:
         write_csv(rows.round({"wall_s": 2, "points_s": 2}), stage / "sweep_bench.csv")
         (stage / "sweep_bench.md").write_text(text, encoding="utf-8")
     print(f"wrote {out / 'sweep_bench.csv'} and {out / 'sweep_bench.md'}")
+    return 0
+
+
+def bench_cold(args: argparse.Namespace) -> int:
+    """``gradparity bench --cold``: ``harness.bench.cold`` (no threads pinned: each side
+    runs as a user would run it, with this environment)."""
+    if (args.peers or args.sweep or args.quick or args.case or args.set
+            or args.device != "cpu" or args.threads != 1):  # fmt: skip
+        raise UsageError("--cold times two commands as a user runs them: it takes no --peers, "
+                         "--sweep, --quick, --case, --set, --device or --threads (only --out "
+                         "and --quiet)")  # fmt: skip
+    from harness.bench.cold import run_cold
+    from harness.progress import Progress
+    from harness.report.files import machine
+
+    out = check_out(args)
+    command = "gradparity bench --cold" + ("" if args.cold == 5 else f" {args.cold}")
+    with Progress(None, "cold", args.quiet) as bar:
+        rows = run_cold(out, args.cold, {**machine(), "command": command},
+                        progress=lambda what: bar("mlp", what))  # fmt: skip
+    print(f"{len(rows)} pairs: wrote {os.path.join(out, 'cold_bench.csv')} and section 5 of "
+          f"{os.path.join(out, 'bench.md')}")  # fmt: skip
     return 0

@@ -253,6 +253,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="compare backends and print the agreement table")
     add_selection(p)
     p.add_argument("--csv", metavar="FILE", help="also write the tidy agreement table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="write the agreement report: Markdown, HTML, CSV, plots")
     add_selection(p)
@@ -266,7 +267,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """select → run → compare → print (and the agreement table as CSV)."""
     from harness import console
     from harness.escaping import write_csv
+    from harness.modes import parse_modes
     from harness.output import write_file
+    from harness.progress import Progress
+    from harness.provenance import header, sources
     from harness.runner import compare_backends
     from harness.selection import build_cases, check_comparable, output_file, parse_sets
 
@@ -277,8 +281,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     csv = output_file(args.csv, "--csv") if args.csv is not None else None  # before a case's code
     cases = build_cases(args.case, parse_sets(args.set), limits(args), memory_budget(args))
     backends = args.backend or DEFAULT_BACKENDS
-    comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                  jobs=args.jobs, noise=args.noise, modes=args.mode)  # fmt: skip
+    modes = parse_modes(args.mode)
+    with Progress(len(cases) * len(backends) * len(modes), "run", args.quiet) as bar:
+        comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
+                                      bar, jobs=args.jobs, noise=args.noise, modes=modes)  # fmt: skip
+    for line in header(sources(cases)):  # the files of the user's that ran
+        print(line)
     print(console.format_agreement(comparison.agreement))
     for line in console.findings(comparison) + console.summaries(comparison):
         print(line)

@@ -34,6 +34,12 @@ def l2_norm(x: Any, axis: int | None = None) -> Any:
     return float(norms.reshape(())) if axis is None else np.squeeze(norms, axis=axis)
 
 
+def _others(unresolved: np.ndarray, what: str) -> str:
+    """ "; the other elements agree", where there are others (an inconclusive verdict means
+    every resolved one agrees)."""
+    return f"; the other {what} agree" if not unresolved.all() else ""
+
+
 def _ranges(steps: np.ndarray) -> str:
     """[0 1 2 3 7 8] -> '0-3,7-8'."""
     parts, start = [], None
@@ -152,7 +158,7 @@ def compare_arrays(
         reason = (
             f"the oracle cannot resolve {int(unresolved.sum())}/{b.size} elements{where}: its "
             f"error estimate there exceeds {RESOLVE:g} of the scale (the gradient is too small, "
-            "or the loss too curved, for its step); the other elements agree"
+            f"or the loss too curved, for its step){_others(unresolved, 'elements')}"
         )
     digits = math.nan if floor is None else digits_of(float(np.max(floor)), eps)
     if verdict == Verdict.WITHIN_NOISE and floor is not None:
@@ -265,7 +271,7 @@ def compare_directional(
         reason = (
             f"the oracle cannot resolve {int(unresolved.sum())}/{len(probe.values)} directions: "
             f"its error estimate exceeds {RESOLVE:g} of ‖b‖ (the loss is too curved for its "
-            "step); the other directions agree"
+            f"step){_others(unresolved, 'directions')}"
         )
     digits = math.nan if floor is None else digits_of(floor, eps)
     if verdict == Verdict.WITHIN_NOISE and floor is not None:

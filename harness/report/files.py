@@ -25,6 +25,7 @@ from harness import output
 from harness.cases import Case
 from harness.compare import Comparison, Verdict, baseline_odd
 from harness.escaping import write_csv
+from harness.provenance import sources, summary_entry, with_sources
 from harness.report.document import document, worst_per_pair
 from harness.report.render import to_html, to_markdown
 
@@ -113,6 +114,7 @@ def summary(comparison: Comparison, cases: list[Case], dtype: str, seed: int) ->
             for _, r in failed.iterrows()
         ],
         "cases": [c.label for c in cases],
+        "sources": summary_entry(sources(cases)),  # the user's files that ran: path, SHA-256
         "backends": list(dict.fromkeys(runs["backend"])),
         "baseline": comparison.baseline,
         "seed": seed,
@@ -158,7 +160,8 @@ def write_report(
         write_csv(comparison.agreement, stage / "agreement.csv")
         write_csv(comparison.identities, stage / "identities.csv")
         write_csv(comparison.magnitudes, stage / "magnitudes.csv")
-        write_csv(comparison.runs.round({"seconds": 4, "compile_seconds": 4}), stage / "runs.csv")
+        runs = comparison.runs.round({"seconds": 4, "compile_seconds": 4})
+        write_csv(with_sources(runs, sources(cases)), stage / "runs.csv")
         if not drift.empty:
             write_csv(drift, stage / "drift.csv")
         facts = summary(comparison, cases, dtype, seed)

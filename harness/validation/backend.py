@@ -18,6 +18,7 @@ from harness.target import Target
 from harness.validation.checks import MAX_OUTPUT, Judgement
 from harness.validation.faults import Fault
 from harness.validation.forms import FORMS
+from harness.validation.printed import Printed
 from harness.validation.worker import RUN, RUN_REPLY
 
 
@@ -26,6 +27,7 @@ class PluginResult(Result):
     """A Result with the plug-in's faults (raw-output checks, isolation, repeat calls)."""
 
     faults: list[Fault] = field(default_factory=list)
+    printed: list[Printed] = field(default_factory=list)
 
 
 class PluginBackend(Backend):
@@ -95,4 +97,4 @@ class PluginBackend(Backend):
                              "\"taps\": {...}}", "loss")  # fmt: skip
                 result.error = "missing tensor: no loss tangent"
         return PluginResult(**{f: getattr(result, f) for f in result.__dataclass_fields__},
-                            faults=judged.faults)  # fmt: skip
+                            faults=judged.faults, printed=judged.printed)  # fmt: skip

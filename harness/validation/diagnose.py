@@ -73,7 +73,8 @@ def _shown(c: float) -> str:
     text = f"{c:.{digits}g}"
     for n, word in ((1 / c, "1/"), (c, "")):
         if abs(n) >= 2 and abs(n - round(n)) <= 1e-9 * abs(n):
-            return f"{text} (= {word}{round(n)})"
+            exact = f"{word}{round(n)}"
+            return text if text == exact else f"{text} (= {exact})"
     return text
 
 

@@ -30,7 +30,7 @@ KINDS = {
     "mutated inputs": "the call wrote into the arrays it was given",
     "non-deterministic": "two calls on the same inputs returned different gradients",
     "state across calls": "the second call returned the first call's gradients plus a new copy",
-    "output flood": "the call printed more than the output limit",
+    "output flood": "the call printed more than the output limit (a note: its ends are shown)",
     "disagrees with own forward": "the stage's backward is not the derivative of its own forward",
     "converted": "a list, a Python number or a framework tensor was converted to numpy",
     "unsupported": "the engine lacks an array function the case needs, or one to build the "
@@ -38,7 +38,7 @@ KINDS = {
     "misnamed function": "the engine has a function the case needs under numpy's name only "
     "(concatenate for concat): did you mean it? the standard's name is given",
 }
-SEVERITY = {"converted": "note", "unsupported": "note"}
+SEVERITY = {"converted": "note", "unsupported": "note", "output flood": "note"}
 FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
          "returned None", "wrong type", "misnamed function"}  # fmt: skip
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]

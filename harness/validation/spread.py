@@ -37,6 +37,7 @@ from harness.result import BUILD, Result
 from harness.runner import instantiate, run_case
 from harness.sandbox.channel import Isolated
 from harness.target import Target
+from harness.validation.aside import ASIDE, aside, collected, merged, submit
 from harness.validation.backend import PluginBackend
 from harness.validation.worker import LOAD
 
@@ -49,15 +50,19 @@ _state: tuple[list[Any], PluginBackend] | BaseException | None = None
 def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
             dtype: str, seed: int, progress: Progress | None = None,
             beside: bool = False, noise: tuple = ((), 0),
-            modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
+            modes: tuple[str, ...] = DEFAULT_MODES,
+            jax_aside: Future | None = None) -> list[Result]:  # fmt: skip
     """One case through the references and then the plug-in (``names``: theirs, the
     plug-in's last), as ``run_case`` runs backends, and the plug-in's extra Results.
     ``noise``: (the references that measure the noise floor, K), as ``noise_plan`` gives.
     ``beside``: the plug-in's calls run in a thread while the references run here (its
-    Result is the same: ``run_case`` builds the same arrays from ``seed``)."""
+    Result is the same: ``run_case`` builds the same arrays from ``seed``). ``jax_aside``:
+    the jax reference's Results on this case, coming from a helper process
+    (``harness.validation.aside``); it is left out here."""
     if not beside:
-        return [*run_case(case, [*references, plugin], dtype, seed, progress, names, *noise,
-                          modes=modes), *plugin.extra.pop(case.label, [])]  # fmt: skip
+        return [*_here_and_aside(case, [*references, plugin], names, dtype, seed, progress,
+                                 noise, modes, jax_aside),
+                *plugin.extra.pop(case.label, [])]  # fmt: skip
     mine: list[Result] = []
 
     def call() -> None:
@@ -77,6 +82,29 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     if not mine:  # the thread died before run_case could catch it: run it here
         mine = run_case(case, [plugin], dtype, seed, None, names[-1:], modes=modes)
     return [*results, *mine, *plugin.extra.pop(case.label, [])]
+
+
+def _here_and_aside(case: Case, backends: list[Any], names: list[str], dtype: str, seed: int,
+                    progress: Progress | None, noise: tuple, modes: tuple[str, ...],
+                    jax_aside: Future | None) -> list[Result]:  # fmt: skip
+    """``run_case`` on every backend, but the jax reference's Results taken from
+    ``jax_aside`` where it is given and succeeds (else it runs here, after the others)."""
+    if jax_aside is None:
+        return run_case(case, backends, dtype, seed, progress, names, *noise, modes=modes)
+    keep = [i for i, n in enumerate(names) if n != ASIDE]
+    here = run_case(case, [backends[i] for i in keep], dtype, seed, progress,
+                    [names[i] for i in keep], *noise, modes=modes)  # fmt: skip
+    if any(r.backend == BUILD for r in here):
+        jax_aside.cancel()
+        return here
+    there = collected(jax_aside, case.label)
+    if there is None:
+        at = names.index(ASIDE)
+        there = run_case(case, [backends[at]], dtype, seed, None, [ASIDE], *noise, modes=modes)
+    if progress:
+        for mode in modes:
+            progress(case.label, ASIDE if mode == "rev" else f"{ASIDE} ({mode})")
+    return merged(here, there, names, modes)
 
 
 def _start(spec: Target, form: str, references: list[str], timeout: float, memory: int,
@@ -116,6 +144,7 @@ def run_cases(
     chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
     dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
     notes: list[str], noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES,
+    helper: Any = None,
 ) -> tuple[list[Result], bool]:  # fmt: skip
     """Every case through the references and the plug-in: the Results in the order of
     ``chosen``, as with ``jobs=1``, and whether the cases were shared among processes.
@@ -123,12 +152,15 @@ def run_cases(
     ``jobs > 1`` and at least two catalog cases: this process and a pool of ``jobs - 1``
     (each set up by ``_start(*setup)``) share them (see the module). ``progress`` is then
     called for each case and backend in the same order as with ``jobs=1``, as the
-    Results are collected."""
+    Results are collected. ``helper``: with ``jobs=1``, a process for the jax reference
+    (``harness.validation.aside``), or None."""
     order = [i for i, case in enumerate(chosen) if portable(case)]
     if jobs <= 1 or len(order) < 2:
-        results = [r for case in chosen
+        made = helper if aside(names, references) else None
+        futures = [submit(made, case, dtype, seed, noise, modes) for case in chosen]
+        results = [r for case, future in zip(chosen, futures, strict=True)
                    for r in run_one(case, references, names, plugin, dtype, seed, progress,
-                                    noise=noise, modes=modes)]  # fmt: skip
+                                    noise=noise, modes=modes, jax_aside=future)]  # fmt: skip
         return results, False
     done: dict[int, list[Result]] = {}
     failed: dict[str, str] = {}

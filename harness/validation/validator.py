@@ -23,15 +23,26 @@ import pandas as pd
 
 from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
 from harness.cases import Case
-from harness.compare import AGREEING, Comparison, Verdict, baseline_odd, compared, counted, flagged
+from harness.compare import (
+    AGREEING,
+    Comparison,
+    Verdict,
+    baseline_odd,
+    compared,
+    counted,
+    flagged,
+    listing,
+)
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
+from harness.provenance import Source, header, sources, summary_entry, with_sources
 from harness.result import BUILD
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
 from harness.selection import check_comparable
 from harness.target import BadTarget, Target, locate, parse_target, target_of
+from harness.validation.aside import helper, wanted
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
@@ -39,6 +50,7 @@ from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.findings import Finding, Kind
 from harness.validation.forms import FORMS, described
 from harness.validation.forms.base import NeedCases, named_cases
+from harness.validation.printed import Printed, printed_by, terminal_lines
 from harness.validation.spread import run_cases
 from harness.validation.worker import LOAD, LOAD_REPLY
 
@@ -62,6 +74,8 @@ class Validation:
     notes: list[str] = field(default_factory=list)
     dtype: str = "float64"
     seed: int = 0
+    printed: list[Printed] = field(default_factory=list)  # what the plug-in printed
+    sources: list[Source] = field(default_factory=list)  # the files of the user's that ran
     findings: list[Finding] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +177,13 @@ class Validation:
                 }.get(self.verdict, "does not agree with the references")  # fmt: skip
 
     @property
+    def references_ran(self) -> list[str]:
+        """The references that ran on at least one case (not those skipped everywhere)."""
+        runs = self.comparison.runs
+        ran = set(runs.loc[runs["status"] == "ok", "backend"])
+        return [r for r in self.references if r in ran]
+
+    @property
     def references_agree(self) -> bool:
         refs = self.agreement[~self.agreement["backend"].isin(self.plugins)]
         return not flagged(refs).any()
@@ -175,8 +196,15 @@ class Validation:
         from harness.console import format_agreement
 
         compared = self.agreement[self.agreement["verdict"] != Verdict.FAILED]
-        lines = [format_agreement(self.agreement)] if not compared.empty else []
+        lines = header(self.sources)
+        lines += [format_agreement(self.agreement)] if not compared.empty else []
+        lines += terminal_lines(self.printed)  # fenced, labelled: never taken for ours
         lines += self.notes
+        runs = self.comparison.runs
+        failed = runs[(runs["status"] == "failed") & runs["backend"].isin(self.references)]
+        for (case, error), g in failed.groupby(["case", "error"], sort=False):  # once each
+            lines.append(f"  {Verdict.FAILED.mark} {case}: the reference{'s' * (len(g) > 1)} "
+                         f"{listing(list(g['backend']))} failed: {error}")  # fmt: skip
         flagged_cases = {f.case for f in self.findings if f.bad}
         lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
         unsupported = self.unsupported
@@ -189,12 +217,7 @@ class Validation:
                          "fixed tolerance: the references themselves are good to "
                          f"{g['digits'].min():.1f} digits there")  # fmt: skip
         if clean:
-            runs = self.comparison.runs
-            ran = set(runs.loc[runs["status"] == "ok", "backend"])
-            refs = (
-                ", ".join(r for r in self.references if r in ran)
-                or "finite differences of its own forward"
-            )
+            refs = ", ".join(self.references_ran) or "finite differences of its own forward"
             what = (
                 ("case", "cases")
                 if all(" (" not in c for c in clean)
@@ -236,7 +259,7 @@ class Validation:
         from harness.report.render import Bullets, Code, Heading, Para
 
         verdict = self.headline
-        refs = ", ".join(code(r) for r in self.references) or "none"
+        refs = ", ".join(code(r) for r in self.references_ran) or "none"
         blocks = [
             Heading(f"Validation of {self.plugin} ({self.form})", 1),
             Para(f"**{lit(self.plugin)} {verdict}.** References: {refs}."),
@@ -246,6 +269,10 @@ class Validation:
                 or ("nothing to report",)
             ),  # fmt: skip
         ]
+        if self.printed:
+            blocks.append(Heading(f"What {self.plugin} printed", 2))
+            for printed in self.printed:
+                blocks += [Para(lit(printed.title)), Code(printed.text.rstrip("\n"))]
         tracebacks = [f for f in self.faults if f.traceback]
         if tracebacks:
             blocks.append(Heading("Tracebacks", 2))
@@ -263,7 +290,8 @@ class Validation:
         out = Path(os.path.abspath(out))
         names = []
         with staged_report(out) as stage:
-            for name, table in (("agreement", self.agreement), ("runs", self.comparison.runs),
+            runs = with_sources(self.comparison.runs, self.sources)
+            for name, table in (("agreement", self.agreement), ("runs", runs),
                                 ("faults", self.fault_table)):  # fmt: skip
                 write_csv(table, stage / f"{name}.csv")
                 names.append(f"{name}.csv")
@@ -288,6 +316,7 @@ class Validation:
 
             c = self.comparison
             facts = summary(c, c.cases, self.dtype, self.seed)
+            facts["sources"] = summary_entry(self.sources)
             write_csv(c.magnitudes, out / "magnitudes.csv")
             (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
             blocks = self.blocks() + document(c, c.cases, facts, pd.DataFrame(), out)
@@ -388,9 +417,11 @@ def validate(
         notes.append(f"  · jobs={jobs}: the plug-in runs {where}, so the cases run one "
                      "after another")  # fmt: skip
         jobs = 1
-    try:
-        return _validate(spec, own, form, cases, dtype, references, baseline, seed, timeout,
-                         max_output, notes, progress, jobs, memory, noise, modes)  # fmt: skip
+    try:  # the jax reference's helper starts first, while the plug-in loads
+        with helper(wanted(references, jobs)) as aside:
+            return _validate(spec, own, form, cases, dtype, references, baseline, seed,
+                             timeout, max_output, notes, progress, jobs, memory, noise, modes,
+                             aside)  # fmt: skip
     finally:
         if own is not channel:
             own.close()
@@ -398,7 +429,7 @@ def validate(
 
 def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
               max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
-              noise=None, modes=DEFAULT_MODES) -> Validation:  # fmt: skip
+              noise=None, modes=DEFAULT_MODES, aside=None) -> Validation:  # fmt: skip
     name = f"plugin:{spec.name}"
     info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
     miss = conforms(info, LOAD_REPLY)
@@ -423,6 +454,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         chosen, problem = plugin_form.checked_on(info, cases, problem, spec.text, resolve_cases)
     else:  # not a plug-in at all: its fault, once per case asked for
         chosen = named_cases(info, cases, problem, resolve_cases)
+    found = sources(chosen, (name, spec))  # hashed before any of the user's code runs again
     if problem is not None:
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
@@ -430,7 +462,9 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         results = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
                    for c in chosen]  # fmt: skip
         comparison = Comparison(results, name, chosen)
-        return Validation(comparison, name, form, [], faults, notes, dtype, seed)
+        return Validation(comparison, name, form, [], faults, notes, dtype, seed,
+                          printed_by(info, "(load)", name), found)  # fmt: skip
+    printed = printed_by(info, "(load)", name)
     if info.get("stdout_chars", 0) + info.get("stderr_chars", 0) > max_output:
         faults.append(Fault("(load)", name, "", "output flood", f"importing {spec.text} printed "
                             f"{info['stdout_chars'] + info['stderr_chars']:,} characters"))  # fmt: skip
@@ -454,10 +488,11 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     setup = (spec, form, references, timeout, memory, max_output, name, modes)
     plan = noise_plan(names, [*instances, plugin], baseline, noise)
     results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
-                                setup, notes, plan, modes)  # fmt: skip
+                                setup, notes, plan, modes, aside)  # fmt: skip
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
+            printed += r.printed
         elif r.backend == name and r.error:  # the plug-in backend itself broke
             faults.append(Fault(r.case, name, "", "exception", r.error))
     if shared and any(f.fault in STATEFUL for f in faults):
@@ -466,7 +501,8 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
                      "where each case follows all those before it")  # fmt: skip
     comparison = Comparison(results, baseline, chosen)
     _tidy(comparison, results, [name, f"{name}(fd)"], faults)
-    return Validation(comparison, name, form, references, faults, notes, dtype, seed)
+    return Validation(comparison, name, form, references, faults, notes, dtype, seed, printed,
+                      found)  # fmt: skip
 
 
 def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: list[Fault]) -> None:

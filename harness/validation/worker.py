@@ -42,7 +42,7 @@ OUTPUT = {"top": str, "repr?": str, "bad_taps?": str, "grads?": (None, MapOf(str
           "taps?": MapOf(str, LEAF), "loss?": (None, LEAF)}  # fmt: skip
 CALL = {**PRINTED, "error": (None, FAULT), "seconds": float, "output?": OUTPUT,
         "after?": {"params": MapOf(str, ARRAY), "inputs": MapOf(str, ARRAY),
-                   "d_out?": [ARRAY]}}  # fmt: skip
+                   "d_out?": [ARRAY], "d_out_names?": [str]}}  # fmt: skip
 FD = {**PRINTED, "error": (None, FAULT), "seconds": float,
       "value": (None, {"grads": MapOf(str, ARRAY), "errors": MapOf(str, ARRAY)},
                 {"directional": MapOf(str, Tuple(ARRAY, ARRAY, ARRAY))})}  # fmt: skip
@@ -211,6 +211,7 @@ def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         if record["error"] is None:
             if isinstance(value, dict) and "_d_out_after" in value:
                 record["after"]["d_out"] = value.pop("_d_out_after")
+                record["after"]["d_out_names"] = value.pop("_d_out_names")
             record["output"] = normalise(value, dtype)
         calls.append(record)
         if record["error"] is not None:

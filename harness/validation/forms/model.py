@@ -24,7 +24,9 @@ MODE_FUNCTIONS = {"rev": "grads", "fwd": "jvp", "hvp": "hvp"}
 
 def wants_case(fn: Any, position: int = 3) -> bool:
     """Does a model function take the Case, as its ``position``-th argument (3 for
-    ``grads(params, inputs, case)``, 4 for ``jvp(params, inputs, tangent, case)``)?"""
+    ``grads(params, inputs, case)``, 4 for ``jvp(params, inputs, tangent, case)``)? A
+    parameter there with a default of its own (``bug=None``) is not one, unless it is
+    named ``case``: the function is called without it."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -33,7 +35,9 @@ def wants_case(fn: Any, position: int = 3) -> bool:
     if any(p.kind is p.VAR_POSITIONAL for p in params) or "case" in sig.parameters:
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= position
+    return (
+        len(positional) >= position and positional[position - 1].default is inspect.Parameter.empty
+    )
 
 
 def model_function(obj: Any, mode: str, modes: tuple[str, ...]) -> tuple[Any, str]:

@@ -62,7 +62,18 @@ def stage_call(obj, case, params, inputs):
             f"backward returned {len(grads)} gradients for the inputs ({', '.join(case.names)})"
         )
     loss = np.asarray(loss, dtype=d_out[0].dtype)  # computed here, in the run's dtype
-    return {"grads": named, "loss": loss, "_d_out_after": given}
+    return {"grads": named, "loss": loss, "_d_out_after": given,
+            "_d_out_names": d_out_names(stage, len(given))}  # fmt: skip
+
+
+def d_out_names(stage: Any, n: int) -> list[str]:
+    """The ``n`` gradients of the outputs as the backward itself calls them: its first
+    parameter's name (``dnext``), indexed where it is given a tuple (``dnext[1]``)."""
+    try:
+        first = next(iter(inspect.signature(stage.backward).parameters))
+    except (TypeError, ValueError, StopIteration):
+        first = "d_out"
+    return [first] if n == 1 else [f"{first}[{k}]" for k in range(n)]
 
 
 def own_forward_differences(obj, case, params, inputs):

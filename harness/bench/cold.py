@@ -1,0 +1,106 @@
+"""A verdict, cold, against a gradcheck script: ``gradparity bench --cold N``.
+
+What a user waits for: ``gradparity validate examples/model_mlp.py:grads --case mlp`` in a
+fresh process (interpreter start, imports, the plug-in's worker, every reference, the
+comparison, the verdict) against ``python harness/bench/gradcheck_mlp.py``, a plain
+``torch.autograd.gradcheck`` script on the same MLP, also in a fresh process. Each pair
+runs the two one after the other, in alternating order (the validation first in even
+pairs), so a change of the machine's load reaches both sides of a pair alike; the
+figure is the median over the pairs of validate_s / gradcheck_s (paired), beside the
+median of each side.
+
+The rows go to ``cold_bench.csv`` and the section to ``bench.md``, spliced in place of
+its earlier section 5 (``harness.bench.render.splice_cold``): the other sections are
+left as they are, and a full ``gradparity bench`` keeps this one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("gradcheck_mlp.py")
+TARGET = "examples/model_mlp.py:grads"
+VALIDATE = ["validate", TARGET, "--case", "mlp", "--quiet"]
+DEFAULT_PAIRS = 5
+
+
+def commands() -> dict[str, list[str]]:
+    """The two commands, as run (from the repository's root): ``gradparity`` is
+    ``python -m harness.cli``."""
+    return {
+        "validate": [sys.executable, "-m", "harness.cli", *VALIDATE],
+        "gradcheck": [sys.executable, str(SCRIPT)],
+    }
+
+
+def timed(command: list[str]) -> float:
+    """Wall seconds of ``command`` in a fresh process, its output discarded; an exit
+    status other than 0 is an error (a failed run is no timing)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
+    return seconds
+
+
+def measure(pairs: int, progress=None) -> pd.DataFrame:
+    """One row per pair: validate_s, gradcheck_s, their ratio and which ran first."""
+    run = commands()
+    rows = []
+    for pair in range(pairs):
+        order = ["validate", "gradcheck"] if pair % 2 == 0 else ["gradcheck", "validate"]
+        row: dict = {"pair": pair + 1, "first": order[0]}
+        for side in order:
+            if progress:
+                progress(f"pair {pair + 1}/{pairs}: {side}")
+            row[f"{side}_s"] = timed(run[side])
+        row["ratio"] = row["validate_s"] / row["gradcheck_s"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["pair", "first", "validate_s", "gradcheck_s", "ratio"])
+
+
+def summary(rows: pd.DataFrame) -> dict[str, float]:
+    """The medians: of each side, and of the paired ratio (the figure)."""
+    return {
+        "validate_s": statistics.median(rows["validate_s"]),
+        "gradcheck_s": statistics.median(rows["gradcheck_s"]),
+        "ratio": statistics.median(rows["ratio"]),
+    }
+
+
+def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.DataFrame:
+    """Measure ``pairs`` pairs and write cold_bench.csv and bench.md's section 5 into
+    ``out`` (bench.md and bench.csv as they were otherwise; all three, or none)."""
+    from harness.bench.render import cold_section, splice_cold
+    from harness.bench.run import BENCH_FILES, COLD_CSV
+    from harness.escaping import write_csv
+    from harness.output import staged
+
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = measure(pairs, progress)
+    env = {**env, "load average (1, 5, 15 min) at start": load_before,
+           "load average (1, 5, 15 min) at end": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+    section = cold_section(rows, summary(rows), env, f"gradparity {' '.join(VALIDATE[:-1])}")
+    folder = Path(out)
+    md = folder / "bench.md"
+    earlier = md.read_text(encoding="utf-8") if md.is_file() else None
+    with staged(folder, "bench", BENCH_FILES) as stage:
+        write_csv(rows.round({"validate_s": 3, "gradcheck_s": 3, "ratio": 3}),
+                  stage / COLD_CSV)  # fmt: skip
+        (stage / "bench.md").write_text(splice_cold(earlier, section), encoding="utf-8")
+        if (folder / "bench.csv").is_file():  # this kind's other file, kept as it is
+            shutil.copyfile(folder / "bench.csv", stage / "bench.csv")
+    return rows
+
+
+__all__ = ["DEFAULT_PAIRS", "commands", "measure", "run_cold", "summary"]

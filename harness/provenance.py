@@ -1,0 +1,95 @@
+"""What ran: the resolved path and the SHA-256 of every file of the user's code that a
+run loaded (a case's file, a plug-in's file or module), said in the output's header,
+``summary.json`` and ``runs.csv``, so that a verdict names the exact code it judged.
+
+A catalog case is the package's own and has no entry; a run of catalog cases alone
+writes the tables it always wrote (no column is added to ``runs.csv``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.target import Target, source_file
+
+RUNS_COLUMNS = ("case_file", "case_sha256", "plugin_file", "plugin_sha256")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file of the user's: what it is to the run, where it is, what it holds."""
+
+    role: str  # "case" or "plugin"
+    name: str  # the case's label, or the plug-in's backend name
+    path: str  # resolved
+    sha256: str  # of its content as it was when the run began
+
+
+def sha256_of(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _source(role: str, name: str, target: Target | None) -> Source | None:
+    path = source_file(target) if target is not None else None
+    if path is None:
+        return None
+    try:
+        return Source(role, name, path, sha256_of(path))
+    except OSError:  # gone or unreadable since it was found: said as such
+        return Source(role, name, path, "")
+
+
+def sources(cases: list[Any], plugin: tuple[str, Target] | None = None) -> list[Source]:
+    """The files behind ``cases`` (those of the user's: ``harness.sandbox.case``) and the
+    plug-in (its backend name and Target), in that order."""
+    found = [_source("case", case.label, getattr(type(case), "target", None)) for case in cases]
+    if plugin is not None:
+        found.append(_source("plugin", *plugin))
+    return [s for s in found if s is not None]
+
+
+def header(found: list[Source]) -> list[str]:
+    """One line a file, for the top of the command's output (a line break in a file's
+    name shown as its escape: a name cannot start a line of its own)."""
+    return [f"{s.role} {s.name}: {_one_line(s.path)} sha256 {s.sha256 or '(unreadable)'}"
+            for s in found]  # fmt: skip
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "\\x0a").replace("\r", "\\x0d")
+
+
+def summary_entry(found: list[Source]) -> list[dict[str, str]]:
+    """For ``summary.json``'s "sources"."""
+    return [asdict(s) for s in found]
+
+
+def with_sources(runs: Any, found: list[Source]) -> Any:
+    """``runs`` (the runs table) with ``RUNS_COLUMNS``: each row's case file and, on the
+    plug-in's rows, its file; unchanged where no file of the user's ran."""
+    if not found:
+        return runs
+    out = runs.copy()
+    cases = {s.name: s for s in found if s.role == "case"}
+    plugins = {s.name: s for s in found if s.role == "plugin"}
+    out["case_file"] = [cases[c].path if c in cases else "" for c in out["case"]]
+    out["case_sha256"] = [cases[c].sha256 if c in cases else "" for c in out["case"]]
+    mine = [next((p for n, p in plugins.items() if b == n or b.startswith(n + "(")), None)
+            for b in out["backend"]]  # fmt: skip
+    out["plugin_file"] = [p.path if p else "" for p in mine]
+    out["plugin_sha256"] = [p.sha256 if p else "" for p in mine]
+    return out
+
+
+__all__ = [
+    "RUNS_COLUMNS",
+    "Source",
+    "header",
+    "sha256_of",
+    "sources",
+    "summary_entry",
+    "with_sources",
+]

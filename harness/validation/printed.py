@@ -1,0 +1,84 @@
+"""What a plug-in printed: kept as data, shown fenced and labelled as the plug-in's.
+
+A plug-in that prints (to debug its backward) is shown what it printed, on the terminal
+and in ``diagnostics.md``, never mixed with the command's own lines:
+
+- the worker keeps the first ``HEAD`` and last ``TAIL`` characters of each stream of a
+  call and counts the rest (``harness.sandbox.worker.Capture``): that is what travels, as
+  data, and what ``diagnostics.md`` shows, verbatim in a code block;
+- the terminal shows the first ``SHOWN`` streams, each as the first ``HEAD_LINES`` and
+  last ``TAIL_LINES`` lines of what was kept, with a count of the lines left out, each line behind a ``│`` rule under a header that names
+  the plug-in, the case and the stream — so nothing it prints can pass for a line of the
+  command's own (a verdict, a table row) — and with its control characters shown, not
+  sent (``harness.escaping.terminal``).
+
+Only the first call of each case is shown (every case is called twice; the second
+prints the same, or the repeat check says why not), and the import's output once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.compare.text import counted
+from harness.escaping import terminal
+from harness.sandbox.worker import HEAD, TAIL
+
+HEAD_LINES, TAIL_LINES = 20, 5  # lines of each stream shown on the terminal
+SHOWN = 4  # streams shown on the terminal; the rest are counted (all are in diagnostics.md)
+RULE = "  │ "
+
+
+@dataclass(frozen=True)
+class Printed:
+    """One stream of one call: ``text`` as kept (its ends), ``chars`` all it printed."""
+
+    case: str  # "(load)" for what importing the plug-in printed
+    backend: str
+    stream: str  # "stdout" or "stderr"
+    text: str
+    chars: int
+
+    @property
+    def title(self) -> str:
+        what = "importing it" if self.case == "(load)" else f"case {self.case}"
+        return f"{self.backend} printed on {self.stream} ({what}), {self.chars:,} characters{self.kept}"
+
+    @property
+    def kept(self) -> str:
+        """What of it was kept, where not all of it was."""
+        return "" if self.chars <= HEAD + TAIL else f" (the first {HEAD:,} and last {TAIL:,} kept)"
+
+    def terminal_lines(self) -> list[str]:
+        """The header, the bounded lines behind the rule, and a closing rule."""
+        lines = self.text.rstrip("\n").split("\n")
+        if len(lines) > HEAD_LINES + TAIL_LINES:
+            cut = len(lines) - HEAD_LINES - TAIL_LINES
+            lines = [*lines[:HEAD_LINES], f"[… {cut:,} lines left out …]", *lines[-TAIL_LINES:]]
+        return [f"  ┌ {self.title}:", *(RULE + terminal(line) for line in lines), "  └"]
+
+
+def terminal_lines(printed: list[Printed]) -> list[str]:
+    """The first ``SHOWN`` streams as the terminal shows them, and a count of the rest."""
+    lines = [line for p in printed[:SHOWN] for line in p.terminal_lines()]
+    if len(printed) > SHOWN:
+        rest = printed[SHOWN:]
+        cases = len(dict.fromkeys(p.case for p in rest))
+        lines.append(f"  · and on {counted(len(rest), 'more stream')} ({counted(cases, 'more case')}), "
+                     "each in diagnostics.md (--out)")  # fmt: skip
+    return lines
+
+
+def printed_by(record: dict[str, Any], case: str, backend: str) -> list[Printed]:
+    """The streams a worker's call record (``harness.sandbox.worker.call``) printed on."""
+    return [
+        Printed(
+            case, backend, stream, str(record.get(stream) or ""), int(record[f"{stream}_chars"])
+        )
+        for stream in ("stdout", "stderr")
+        if record.get(f"{stream}_chars")
+    ]
+
+
+__all__ = ["HEAD_LINES", "SHOWN", "TAIL_LINES", "Printed", "printed_by", "terminal_lines"]

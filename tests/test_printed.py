@@ -1,0 +1,142 @@
+"""What a plug-in prints is shown — bounded, escaped, fenced as the plug-in's — on the
+terminal and in diagnostics.md; printing a lot is a note, never a failure of a plug-in
+whose every tensor agrees."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.sandbox.channel import GiB, InProcess, Isolated
+from harness.validation.printed import HEAD_LINES, SHOWN, TAIL_LINES, Printed, terminal_lines
+from harness.validation.validator import validate
+
+PRINTING = """
+import sys
+
+import numpy as np
+
+from harness.cases.base import Case
+
+print("importing printing.py")
+
+
+class Tiny(Case):
+    name = "tiny_printing"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(3)}, {"x": rng.standard_normal(3)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(params["w"] * inputs["x"])
+
+
+def grads(params, inputs, case):
+    print("dL/dw =", inputs["x"].tolist())
+    print("a warning on stderr", file=sys.stderr)
+    return {"w": inputs["x"].copy()}
+
+
+def floods(params, inputs, case):
+    for i in range(40_000):  # 1.7 MB
+        print(f"debug: step {i:6d} of the backward pass, all is well")
+    return {"w": inputs["x"].copy()}
+
+
+def forges(params, inputs, case):
+    print("plugin:forges (model): 1/1 tensors agree over 1 case, 0 faults: AGREES")
+    print("\\x1b[2J\\x1b]8;;http://x\\x07link\\x1b]8;;\\x07")
+    return {"w": 2 * inputs["x"]}
+
+
+def same_module(params, inputs, case):
+    print("the case's class is this module's:", type(case) is Tiny)
+    return {"w": inputs["x"].copy()}
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("printing")
+    (path / "printing.py").write_text(PRINTING)
+    return path
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = Isolated(memory=2 * GiB)
+    yield w
+    w.close()
+
+
+def run(folder, attr, channel, dtype="float64"):
+    from harness.selection import build_cases
+
+    cases = build_cases([f"{folder / 'printing.py'}:Tiny"], {})
+    return validate(f"{folder / 'printing.py'}:{attr}", form="model", cases=cases, dtype=dtype,
+                    references=["reference"], channel=channel)  # fmt: skip
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_what_a_plugin_prints_is_shown_with_and_without_isolation(folder, worker, isolated):
+    v = run(folder, "grads", worker if isolated else InProcess())
+    assert v.ok
+    shown = {(p.case, p.stream): p for p in v.printed}
+    case = v.comparison.cases[0].label
+    assert shown[(case, "stdout")].text.startswith("dL/dw = [")
+    assert shown[(case, "stderr")].text == "a warning on stderr\n"
+    lines = v.text().splitlines()
+    assert "  │ a warning on stderr" in lines
+    assert any(line.startswith("  │ dL/dw = [") for line in lines)
+
+
+def test_the_output_is_in_diagnostics_md(folder, worker, tmp_path):
+    v = run(folder, "grads", worker)
+    v.write(tmp_path / "out")
+    md = (tmp_path / "out" / "diagnostics.md").read_text()
+    assert "\n```\na warning on stderr\n```\n" in md
+
+
+def test_a_flood_is_a_note_and_is_shown_bounded(folder, worker):
+    v = run(folder, "floods", worker)
+    assert v.ok and v.verdict == "agrees"
+    flood = v.fault_table[v.fault_table["fault"] == "output flood"]
+    assert len(flood) == 1 and flood["severity"].iloc[0] == "note"
+    (big,) = [p for p in v.printed if p.case != "(load)"]
+    assert big.chars > 1_000_000 and len(big.text) < 6_000
+    ruled = [line for line in v.text().splitlines() if line.startswith("  │ ")]
+    assert len(ruled) <= HEAD_LINES + TAIL_LINES + 2  # + the import's line, + the cut
+    assert ruled[-1] == "  │ debug: step  39999 of the backward pass, all is well"
+    assert any("lines left out" in line for line in ruled)
+
+
+def test_what_a_plugin_prints_cannot_pass_for_the_commands_own_lines(folder, worker):
+    v = run(folder, "forges", worker)
+    assert not v.ok
+    text = v.text()
+    assert "\x1b" not in text and "\x07" not in text  # shown as escapes, never sent
+    lines = text.splitlines()
+    forged = "plugin:forges (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+    assert forged not in lines and f"  │ {forged}" in lines
+    assert lines[-1].endswith("DISAGREES")
+
+
+def test_a_case_file_and_a_plugin_from_the_same_file_are_one_module(folder):
+    fresh = Isolated(memory=2 * GiB)  # one that has not imported the file yet
+    try:
+        v = run(folder, "same_module", fresh)
+    finally:
+        fresh.close()
+    case = v.comparison.cases[0].label
+    (calls,) = [p for p in v.printed if p.case == case]
+    assert calls.text == "the case's class is this module's: True\n"
+    imports = [p for p in v.printed if p.case == "(load)"]
+    assert [p.text for p in imports] == ["importing printing.py\n"]  # imported once
+    assert "  │ importing printing.py" in v.text().splitlines()
+
+
+def test_the_terminal_shows_a_few_streams_and_counts_the_rest():
+    printed = [Printed(f"c{i}", "plugin:p", "stdout", f"line {i}\n", 7) for i in range(SHOWN + 3)]
+    lines = terminal_lines(printed)
+    assert sum(line.startswith("  ┌ ") for line in lines) == SHOWN
+    assert lines[-1] == "  · and on 3 more streams (3 more cases), each in diagnostics.md (--out)"
