@@ -159,7 +159,7 @@ class Isolated:
         except (OSError, ValueError):  # the pipe closed under us: the worker was killed
             replies.put(None)
 
-    def _drain(self, proc: subprocess.Popen) -> None:
+    def _drain(self, proc: Any) -> None:  # a Popen with its stderr a pipe (read1)
         """Keep the first and last bytes of the worker's fd-level stderr, count them all."""
         while True:
             try:
@@ -196,13 +196,15 @@ class Isolated:
             proc.kill()
         proc.wait()
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
         for thread in self._threads:
             thread.join(timeout=1.0)
         if not any(thread.is_alive() for thread in self._threads):
             for stream in (proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
-                    stream.close()
+                    if stream is not None:
+                        stream.close()
         self._threads = []
         self.worker_pid = None
 
@@ -227,6 +229,7 @@ class Isolated:
                 return {"fault": failed}
         with self._lock:
             err_before = self.stderr_total
+        assert self.proc is not None  # started above
         try:
             write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):

@@ -76,7 +76,7 @@ def error(kind: str, e: BaseException) -> dict[str, Any]:
     tb = traceback.format_exc()
     if len(tb) > 6000:
         tb = tb[:1500] + "\n[...]\n" + tb[-4000:]
-    out = {"kind": kind, "type": type(e).__name__, "message": f"{type(e).__name__}: {e}",
+    out: dict[str, Any] = {"kind": kind, "type": type(e).__name__, "message": f"{type(e).__name__}: {e}",
            "traceback": tb}  # fmt: skip
     facts = getattr(e, "facts", None)  # what the message says, as data (harness exceptions)
     if isinstance(facts, dict) and all(isinstance(k, str) and isinstance(v, str)
@@ -247,7 +247,7 @@ def serve(memory: int, namespace: bool) -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1)
-    faulthandler.enable(file=sys.__stderr__)
+    faulthandler.enable(file=2)  # the worker's stderr, whatever sys.stderr becomes
     import harness.cases  # noqa: F401  (numpy and the catalog, before the first timed request)
 
     processes.become_subreaper()  # orphans stay below this process (the namespace's init: already)

@@ -42,6 +42,7 @@ from harness.validation.backend import PluginBackend
 from harness.validation.worker import LOAD
 
 Progress = Callable[[str, str], None]
+Noise = tuple[tuple[str, ...], int]  # (the references that measure the noise floor, K runs)
 
 # in a pool process: (the references, the plug-in), or why they could not start
 _state: tuple[list[Any], PluginBackend] | BaseException | None = None
@@ -49,7 +50,7 @@ _state: tuple[list[Any], PluginBackend] | BaseException | None = None
 
 def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
             dtype: str, seed: int, progress: Progress | None = None,
-            beside: bool = False, noise: tuple = ((), 0),
+            beside: bool = False, noise: Noise = ((), 0),
             modes: tuple[str, ...] = DEFAULT_MODES,
             jax_aside: Future | None = None) -> list[Result]:  # fmt: skip
     """One case through the references and then the plug-in (``names``: theirs, the
@@ -85,7 +86,7 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
 
 
 def _here_and_aside(case: Case, backends: list[Any], names: list[str], dtype: str, seed: int,
-                    progress: Progress | None, noise: tuple, modes: tuple[str, ...],
+                    progress: Progress | None, noise: Noise, modes: tuple[str, ...],
                     jax_aside: Future | None) -> list[Result]:  # fmt: skip
     """``run_case`` on every backend, but the jax reference's Results taken from
     ``jax_aside`` where it is given and succeeds (else it runs here, after the others)."""
@@ -123,12 +124,14 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
         _state = e
 
 
-def _run(spec: dict, dtype: str, seed: int, names: list[str],
-         noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
+def _run(spec: dict | None, dtype: str, seed: int, names: list[str],
+         noise: Noise = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
     """One catalog case, in a pool process."""
     if not isinstance(_state, tuple):
         raise RuntimeError(f"the process could not start: {_state!r}")
     references, plugin = _state
+    if spec is None:  # only the catalog's cases travel: the caller runs this one itself
+        raise ValueError("not a catalog case: it runs in the calling process")
     case = from_catalog(spec)
     return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise,
                    modes=modes)  # fmt: skip
@@ -143,7 +146,7 @@ def portable(case: Case) -> bool:
 def run_cases(
     chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
     dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
-    notes: list[str], noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES,
+    notes: list[str], noise: Noise = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES,
     helper: Any = None,
 ) -> tuple[list[Result], bool]:  # fmt: skip
     """Every case through the references and the plug-in: the Results in the order of
@@ -158,10 +161,10 @@ def run_cases(
     if jobs <= 1 or len(order) < 2:
         made = helper if aside(names, references) else None
         futures = [submit(made, case, dtype, seed, noise, modes) for case in chosen]
-        results = [r for case, future in zip(chosen, futures, strict=True)
-                   for r in run_one(case, references, names, plugin, dtype, seed, progress,
-                                    noise=noise, modes=modes, jax_aside=future)]  # fmt: skip
-        return results, False
+        in_order = [r for case, future in zip(chosen, futures, strict=True)
+                    for r in run_one(case, references, names, plugin, dtype, seed, progress,
+                                     noise=noise, modes=modes, jax_aside=future)]  # fmt: skip
+        return in_order, False
     done: dict[int, list[Result]] = {}
     failed: dict[str, str] = {}
 

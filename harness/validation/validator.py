@@ -36,7 +36,7 @@ from harness.compare import (
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.provenance import Source, header, sources, summary_entry, with_sources
-from harness.result import BUILD
+from harness.result import BUILD, Result
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
@@ -225,10 +225,10 @@ class Validation:
             )
             lines.append(f"  · {counted(len(clean), *what)} {'agrees' if len(clean) == 1 else 'agree'} with the references ({refs}) on every "
                          f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
-        for what in dict.fromkeys(unsupported.values()):  # one line per missing function
-            where = [case for case, w in unsupported.items() if w == what]
+        for missing in dict.fromkeys(unsupported.values()):  # one line per missing function
+            where = [case for case, w in unsupported.items() if w == missing]
             lines.append(
-                f"  {Verdict.UNSUPPORTED.mark} unsupported, {what}: {counted(len(where), 'case')}, {', '.join(where)}"
+                f"  {Verdict.UNSUPPORTED.mark} unsupported, {missing}: {counted(len(where), 'case')}, {', '.join(where)}"
             )
         ran = self.mine[self.mine["verdict"] != Verdict.UNSUPPORTED]
         n = len(ran)
@@ -337,6 +337,7 @@ class Validation:
 
 def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
     """The Target to send and where to run it."""
+    spec: Target | None
     if isinstance(target, Target):
         spec, obj = target, None
     elif isinstance(target, str):
@@ -459,7 +460,7 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
             faults.append(Fault(case.label if case else "(load)", name, "", kind, message, tb))
-        results = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
+        results: list[Result] = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
                    for c in chosen]  # fmt: skip
         comparison = Comparison(results, name, chosen)
         return Validation(comparison, name, form, [], faults, notes, dtype, seed,
@@ -471,7 +472,8 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     # the references
     if references is None:
         references = list(DEFAULT_BACKENDS)
-    references = plugin_form.references(info, references, chosen, notes)
+    if plugin_form is not None:
+        references = plugin_form.references(info, references, chosen, notes)
     instances: list[Any] = []
     for ref in references:
         try:
