@@ -15,12 +15,13 @@ outputs), so their tangents come out beside the loss's. H·v is ``jax.jvp`` of
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable
+from harness.backends.base import Backend, BackendUnavailable, Prepared
 from harness.result import Result
 from harness.xp import Namespace, TapError, tree_map
 
@@ -118,6 +119,7 @@ class JaxNamespace(Namespace):
 
 class JaxBackend(Backend):
     name = "jax"
+    gpu = True
 
     def run(self, case, params, inputs, dtype):
         jax, jnp = _jax()
@@ -153,6 +155,40 @@ class JaxBackend(Backend):
                 seconds=seconds,
                 compile_seconds=compile_seconds,
             )
+
+    def prepare(self, case, params, inputs, device="cpu"):
+        """``jit`` of the loss alone and of ``value_and_grad``, both compiled here (their
+        compile times kept apart) with the inputs as arguments; the gradient's memory is
+        XLA's own analysis of its buffers (temporaries + outputs). Taps are off: a
+        namespace without perturbations only notes their shapes."""
+        jax, _ = _jax()
+        dev = jax.devices("cpu" if device == "cpu" else "gpu")[0]
+        with jax.enable_x64(True):
+            P = jax.device_put(dict(params), dev)
+            X = jax.device_put(dict(inputs), dev)
+
+            def loss_fn(p, x):  # inputs are arguments, not constants folded into the program
+                return case.loss(JaxNamespace(), p, x)
+
+            start = time.perf_counter()
+            objective_c = jax.jit(loss_fn).lower(P, X).compile()
+            objective_compile_s = time.perf_counter() - start
+            start = time.perf_counter()
+            gradient_c = jax.jit(jax.value_and_grad(loss_fn)).lower(P, X).compile()
+            compile_s = time.perf_counter() - start
+        try:
+            stats = gradient_c.memory_analysis()
+            memory = float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+        except Exception:  # noqa: BLE001 - not every XLA backend reports it
+            memory = math.nan
+
+        def objective():
+            return jax.block_until_ready(objective_c(P, X))
+
+        def gradient():
+            return jax.block_until_ready(gradient_c(P, X))
+
+        return Prepared(objective, gradient, compile_s, objective_compile_s, memory)
 
     def _timed(self, fn, *args):
         """(fn(*args), compile seconds, run seconds) of ``fn`` under ``jit``."""
