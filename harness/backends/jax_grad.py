@@ -37,6 +37,14 @@ def _jax():
     return jax, jnp
 
 
+def _compiled(fn, *args):
+    """``fn`` under ``jit``, compiled ahead for ``args``, and the seconds compiling took."""
+    jax, _ = _jax()
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
 class JaxNamespace(Namespace):
     """``xp`` on jax arrays: ``jax.numpy`` (an array API namespace) and ``jax.nn`` for the
     extras; ``scan`` is one ``lax.scan``. With ``perturb=None`` it only records the taps'
@@ -138,9 +146,9 @@ class JaxBackend(Backend):
             def loss_fn(p, e):
                 return case.loss(JaxNamespace(perturb=e, scan_taps=probe.scans), p, X)
 
-            start = time.perf_counter()
-            compiled = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1))).lower(P, eps).compile()
-            compile_seconds = time.perf_counter() - start
+            compiled, compile_seconds = _compiled(
+                jax.value_and_grad(loss_fn, argnums=(0, 1)), P, eps
+            )
             start = time.perf_counter()
             loss, (gP, gE) = jax.block_until_ready(compiled(P, eps))
             seconds = time.perf_counter() - start
@@ -170,12 +178,8 @@ class JaxBackend(Backend):
             def loss_fn(p, x):  # inputs are arguments, not constants folded into the program
                 return case.loss(JaxNamespace(), p, x)
 
-            start = time.perf_counter()
-            objective_c = jax.jit(loss_fn).lower(P, X).compile()
-            objective_compile_s = time.perf_counter() - start
-            start = time.perf_counter()
-            gradient_c = jax.jit(jax.value_and_grad(loss_fn)).lower(P, X).compile()
-            compile_s = time.perf_counter() - start
+            objective_c, objective_compile_s = _compiled(loss_fn, P, X)
+            gradient_c, compile_s = _compiled(jax.value_and_grad(loss_fn), P, X)
         try:
             stats = gradient_c.memory_analysis()
             memory = float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
@@ -193,9 +197,7 @@ class JaxBackend(Backend):
     def _timed(self, fn, *args):
         """(fn(*args), compile seconds, run seconds) of ``fn`` under ``jit``."""
         jax, _ = _jax()
-        start = time.perf_counter()
-        compiled = jax.jit(fn).lower(*args).compile()
-        compile_seconds = time.perf_counter() - start
+        compiled, compile_seconds = _compiled(fn, *args)
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(*args))
         return out, compile_seconds, time.perf_counter() - start
