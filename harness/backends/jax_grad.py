@@ -15,12 +15,13 @@ outputs), so their tangents come out beside the loss's. H·v is ``jax.jvp`` of
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable
+from harness.backends.base import Backend, BackendUnavailable, Prepared
 from harness.result import Result
 from harness.xp import Namespace, TapError, tree_map
 
@@ -34,6 +35,14 @@ def _jax():
             f"the jax backend needs JAX ({e}); install it with `pip install jax`"
         ) from None
     return jax, jnp
+
+
+def _compiled(fn, *args):
+    """``fn`` under ``jit``, compiled ahead for ``args``, and the seconds compiling took."""
+    jax, _ = _jax()
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
 
 
 class JaxNamespace(Namespace):
@@ -118,6 +127,7 @@ class JaxNamespace(Namespace):
 
 class JaxBackend(Backend):
     name = "jax"
+    gpu = True
 
     def run(self, case, params, inputs, dtype):
         jax, jnp = _jax()
@@ -136,9 +146,9 @@ class JaxBackend(Backend):
             def loss_fn(p, e):
                 return case.loss(JaxNamespace(perturb=e, scan_taps=probe.scans), p, X)
 
-            start = time.perf_counter()
-            compiled = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1))).lower(P, eps).compile()
-            compile_seconds = time.perf_counter() - start
+            compiled, compile_seconds = _compiled(
+                jax.value_and_grad(loss_fn, argnums=(0, 1)), P, eps
+            )
             start = time.perf_counter()
             loss, (gP, gE) = jax.block_until_ready(compiled(P, eps))
             seconds = time.perf_counter() - start
@@ -154,12 +164,40 @@ class JaxBackend(Backend):
                 compile_seconds=compile_seconds,
             )
 
+    def prepare(self, case, params, inputs, device="cpu"):
+        """``jit`` of the loss alone and of ``value_and_grad``, both compiled here (their
+        compile times kept apart) with the inputs as arguments; the gradient's memory is
+        XLA's own analysis of its buffers (temporaries + outputs). Taps are off: a
+        namespace without perturbations only notes their shapes."""
+        jax, _ = _jax()
+        dev = jax.devices("cpu" if device == "cpu" else "gpu")[0]
+        with jax.enable_x64(True):
+            P = jax.device_put(dict(params), dev)
+            X = jax.device_put(dict(inputs), dev)
+
+            def loss_fn(p, x):  # inputs are arguments, not constants folded into the program
+                return case.loss(JaxNamespace(), p, x)
+
+            objective_c, objective_compile_s = _compiled(loss_fn, P, X)
+            gradient_c, compile_s = _compiled(jax.value_and_grad(loss_fn), P, X)
+        try:
+            stats = gradient_c.memory_analysis()
+            memory = float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+        except Exception:  # noqa: BLE001 - not every XLA backend reports it
+            memory = math.nan
+
+        def objective():
+            return jax.block_until_ready(objective_c(P, X))
+
+        def gradient():
+            return jax.block_until_ready(gradient_c(P, X))
+
+        return Prepared(objective, gradient, compile_s, objective_compile_s, memory)
+
     def _timed(self, fn, *args):
         """(fn(*args), compile seconds, run seconds) of ``fn`` under ``jit``."""
         jax, _ = _jax()
-        start = time.perf_counter()
-        compiled = jax.jit(fn).lower(*args).compile()
-        compile_seconds = time.perf_counter() - start
+        compiled, compile_seconds = _compiled(fn, *args)
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(*args))
         return out, compile_seconds, time.perf_counter() - start

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.backends.base import Backend, NotApplicable
+from harness.backends.base import Backend, NotApplicable, Prepared
 from harness.cases import CATALOG
 from harness.cases.base import Arrays, Case
 from harness.cases.manual import Answer, ManualBackprop
@@ -62,6 +62,20 @@ class ManualBackend(Backend):
             tap_steps=tap_steps,
             seconds=seconds,
         )
+
+    def prepare(self, case, params, inputs, device="cpu"):
+        """The forward that the case's declared backprop runs before its backward (the
+        objective, and ``record``: with its cache), and that backprop; where the
+        declaration has a backward of the parameters alone (the MLP: no dL/dX for the h[0]
+        tap), that one, as the other backends' gradients are of the parameters only. Its
+        BPTT computes dL/dh_t at every step anyway: taps cost it nothing extra."""
+        run = runner_for(case)  # raises NotApplicable for a case without a hand-derived backward
+        manual = declared(case)
+        forward = lambda: manual.forward(case, params, inputs)  # noqa: E731
+        gradient = lambda: run(case, params, inputs)  # noqa: E731
+        if manual.parameter_backward is not None:
+            gradient = lambda: manual.parameter_backward(case, forward()[1])  # noqa: E731
+        return Prepared(lambda: forward()[0], gradient, record=forward)
 
     def jvp(self, case, params, inputs, dtype, tangent):
         manual = declared(case)

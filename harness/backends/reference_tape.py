@@ -9,7 +9,7 @@ import numpy as np
 import reference as R
 import reference.forward as F
 import reference.xp as tape_xp
-from harness.backends.base import Backend
+from harness.backends.base import Backend, Prepared, Untapped
 from harness.result import Result
 from harness.xp import Namespace
 from reference.forward import Dual
@@ -36,6 +36,10 @@ class ReferenceNamespace(Namespace):
     relu = staticmethod(R.relu)
     logsumexp = staticmethod(R.logsumexp)
     softmax_cross_entropy = staticmethod(R.softmax_cross_entropy)
+
+
+class UntappedNamespace(Untapped, ReferenceNamespace):
+    """The tape's ``xp`` with taps off: the loss and its gradient alone."""
 
 
 class ForwardNamespace(ReferenceNamespace):
@@ -65,15 +69,25 @@ def collect_taps(ops: Namespace, watched: dict[str, list], grad_of) -> dict[str,
     return taps
 
 
+def tensors(arrays, requires_grad: bool = False) -> dict[str, R.Tensor]:
+    """The tape's Tensors of ``arrays``; with ``requires_grad``, leaves the tape records."""
+    return {k: R.Tensor(v, requires_grad=requires_grad) for k, v in arrays.items()}
+
+
+def loss_of(case, ops, P, X) -> R.Tensor:
+    """The case's loss on the tape, as a Tensor (recorded where ``P`` requires grad)."""
+    return R.engine.as_tensor(case.loss(ops, P, X))
+
+
 class ReferenceBackend(Backend):
     name = "reference"
 
     def run(self, case, params, inputs, dtype):
         ops = ReferenceNamespace()
-        P = {k: R.Tensor(v, requires_grad=True) for k, v in params.items()}
-        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        P = tensors(params, requires_grad=True)
+        X = tensors(inputs)
         start = time.perf_counter()
-        loss = R.engine.as_tensor(case.loss(ops, P, X))
+        loss = loss_of(case, ops, P, X)
         loss.backward()
         seconds = time.perf_counter() - start
 
@@ -91,10 +105,29 @@ class ReferenceBackend(Backend):
             seconds=seconds,
         )
 
+    def prepare(self, case, params, inputs, device="cpu"):
+        """The objective on Tensors that do not require grad (the tape records nothing);
+        the gradient records and runs ``backward()``; ``record`` is that recording alone."""
+        X = tensors(inputs)
+
+        def objective():
+            return loss_of(case, UntappedNamespace(), tensors(params), X).value
+
+        def record():
+            P = tensors(params, requires_grad=True)
+            return loss_of(case, UntappedNamespace(), P, X), P
+
+        def gradient():
+            loss, P = record()
+            loss.backward()
+            return {k: t.grad for k, t in P.items()}
+
+        return Prepared(objective, gradient, record=record)
+
     def jvp(self, case, params, inputs, dtype, tangent):
         """Dual numbers through the case: ``reference.forward`` on the same primitives."""
         ops = ForwardNamespace()
-        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        X = tensors(inputs)
         start = time.perf_counter()
         loss, dloss = F.jvp(lambda P: case.loss(ops, P, X), params, tangent)
         seconds = time.perf_counter() - start
@@ -108,7 +141,7 @@ class ReferenceBackend(Backend):
     def hvp(self, case, params, inputs, dtype, vector):
         """The tape's reverse pass over forward mode (``reference.forward.hvp``)."""
         ops = ForwardNamespace()
-        X = {k: R.Tensor(v) for k, v in inputs.items()}
+        X = tensors(inputs)
         start = time.perf_counter()
         loss, hv = F.hvp(lambda P: case.loss(ops, P, X), params, vector)
         seconds = time.perf_counter() - start

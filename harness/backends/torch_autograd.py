@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable
+from harness.backends.base import Backend, BackendUnavailable, Prepared, Untapped
 from harness.backends.reference_tape import collect_taps
 from harness.result import Result
 from harness.xp import Namespace
@@ -74,8 +74,13 @@ class TorchNamespace(Namespace):
         return self.torch.nn.functional.cross_entropy(logits, labels)
 
 
+class UntappedNamespace(Untapped, TorchNamespace):
+    """torch's ``xp`` with taps off: the loss and its gradient alone."""
+
+
 class TorchBackend(Backend):
     name = "torch"
+    gpu = True
 
     def run(self, case, params, inputs, dtype):
         ops = TorchNamespace()
@@ -103,6 +108,30 @@ class TorchBackend(Backend):
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
         )
+
+    def prepare(self, case, params, inputs, device="cpu"):
+        """Eager: the objective under ``torch.no_grad()``, the gradient by
+        ``torch.autograd.grad`` of the parameters; on a GPU, synchronised before returning."""
+        torch = _torch()
+        dev = torch.device(device)
+        P = {k: torch.as_tensor(v, device=dev) for k, v in params.items()}
+        leaves = {k: t.clone().requires_grad_(True) for k, t in P.items()}
+        X = {k: torch.as_tensor(v, device=dev) for k, v in inputs.items()}
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+        def objective():
+            with torch.no_grad():
+                loss = case.loss(UntappedNamespace(), P, X)
+            sync()
+            return loss
+
+        def gradient():
+            loss = case.loss(UntappedNamespace(), leaves, X)
+            grads = torch.autograd.grad(loss, list(leaves.values()))
+            sync()
+            return grads
+
+        return Prepared(objective, gradient)
 
     def jvp(self, case, params, inputs, dtype, tangent):
         ops = TorchNamespace().unwatched()

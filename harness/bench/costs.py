@@ -148,7 +148,7 @@ def _count_forward_passes(case):
 def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     """Rows for the cost of checking one MLP of ``big`` options (see the module doc);
     gradcheck is measured on an MLP of ``small`` options and extrapolated."""
-    from harness.backends.torch_autograd import TorchNamespace, _torch
+    from harness.backends.torch_autograd import UntappedNamespace, _torch
     from harness.bench.runners import prepare
     from harness.cases import CATALOG
     from harness.finite_differences import DIRECTIONS
@@ -180,12 +180,8 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     names = list(small_params)
     X = {k: torch.as_tensor(v) for k, v in small_inputs.items()}
 
-    class Untapped(TorchNamespace):
-        def _watch(self, name, x, step):
-            return x
-
     def loss_of(*tensors):
-        return small_case.loss(Untapped(), dict(zip(names, tensors, strict=True)), X)
+        return small_case.loss(UntappedNamespace(), dict(zip(names, tensors, strict=True)), X)
 
     leaves = [torch.tensor(small_params[k], requires_grad=True) for k in names]
     n_small = int(sum(v.size for v in small_params.values()))
