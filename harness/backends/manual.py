@@ -71,10 +71,10 @@ class ManualBackend(Backend):
         BPTT computes dL/dh_t at every step anyway: taps cost it nothing extra."""
         run = runner_for(case)  # raises NotApplicable for a case without a hand-derived backward
         manual = declared(case)
-        forward = lambda: manual.forward(case, params, inputs)  # noqa: E731
-        gradient = lambda: run(case, params, inputs)  # noqa: E731
+        forward = lambda: manual.forward(case, params, inputs)
+        gradient = lambda: run(case, params, inputs)
         if manual.parameter_backward is not None:
-            gradient = lambda: manual.parameter_backward(case, forward()[1])  # noqa: E731
+            gradient = lambda: manual.parameter_backward(case, forward()[1])
         return Prepared(lambda: forward()[0], gradient, record=forward)
 
     def jvp(self, case, params, inputs, dtype, tangent):
