@@ -164,12 +164,20 @@ class Namespace:
 
 # the array API standard's names that numpy's classic namespace spells otherwise
 NUMPY_NAMES = {
-    "concat": "concatenate", "permute_dims": "transpose", "pow": "power",
-    "acos": "arccos", "asin": "arcsin", "atan": "arctan", "atan2": "arctan2",
-    "acosh": "arccosh", "asinh": "arcsinh", "atanh": "arctanh",
-    "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+    "concat": "concatenate",
+    "permute_dims": "transpose",
+    "pow": "power",
+    "acos": "arccos",
+    "asin": "arcsin",
+    "atan": "arctan",
+    "atan2": "arctan2",
+    "acosh": "arccosh",
+    "asinh": "arcsinh",
+    "atanh": "arctanh",
+    "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
     "bitwise_invert": "invert",
-}  # fmt: skip
+}
 
 
 class NumpyLike:

@@ -251,8 +251,10 @@ def _where_vjp(g, ans, condition, x, y):
 def _power_vjp(g, ans, x, y):
     """ans = x^y, the exponent an array too: ∂/∂x and ∂/∂y (``_power_partials``), each
     computed only for an input that needs it (2^t needs the second alone)."""
-    return (Lazy(lambda: g * _power_partials(np, ans, x, y, 0)),
-            Lazy(lambda: g * _power_partials(np, ans, x, y, 1)))  # fmt: skip
+    return (
+        Lazy(lambda: g * _power_partials(np, ans, x, y, 0)),
+        Lazy(lambda: g * _power_partials(np, ans, x, y, 1)),
+    )
 
 
 def _power_partials(xp, ans, x, y, i):
@@ -509,14 +511,25 @@ RULES: dict[str, Rule] = {
 # and floor_divide none). The tape computes the answer and records nothing; forward mode
 # gives it no tangent.
 CONSTANTS: dict[str, Callable[..., Any]] = {
-    "equal": np.equal, "not_equal": np.not_equal,
-    "less": np.less, "less_equal": np.less_equal,
-    "greater": np.greater, "greater_equal": np.greater_equal,
-    "logical_and": np.logical_and, "logical_or": np.logical_or,
-    "logical_xor": np.logical_xor, "logical_not": np.logical_not,
-    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
-    "bitwise_xor": np.bitwise_xor, "bitwise_invert": np.invert,
-    "bitwise_left_shift": np.left_shift, "bitwise_right_shift": np.right_shift,
-    "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite,
-    "sign": np.sign, "floor_divide": np.floor_divide,
-}  # fmt: skip
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": np.logical_and,
+    "logical_or": np.logical_or,
+    "logical_xor": np.logical_xor,
+    "logical_not": np.logical_not,
+    "bitwise_and": np.bitwise_and,
+    "bitwise_or": np.bitwise_or,
+    "bitwise_xor": np.bitwise_xor,
+    "bitwise_invert": np.invert,
+    "bitwise_left_shift": np.left_shift,
+    "bitwise_right_shift": np.right_shift,
+    "isnan": np.isnan,
+    "isinf": np.isinf,
+    "isfinite": np.isfinite,
+    "sign": np.sign,
+    "floor_divide": np.floor_divide,
+}

@@ -81,10 +81,20 @@ class ManualBackend(Backend):
         manual = declared(case)
         if manual is None or manual.jvp is None:
             derived = dict.fromkeys(c.family for c in CATALOG.values() if c.manual and c.manual.jvp)
-            raise NotApplicable(f"no hand-derived forward mode for case {case.name!r} "
-                                f"(derived for {', '.join(derived)} cases)")  # fmt: skip
+            raise NotApplicable(
+                f"no hand-derived forward mode for case {case.name!r} "
+                f"(derived for {', '.join(derived)} cases)"
+            )
         start = time.perf_counter()
         loss, dloss, taps, tap_steps = manual.jvp(case, params, tangent, inputs)
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd",
-                      loss=float(loss), tangent=dloss, taps=taps, tap_steps=tap_steps,
-                      seconds=time.perf_counter() - start)  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="fwd",
+            loss=float(loss),
+            tangent=dloss,
+            taps=taps,
+            tap_steps=tap_steps,
+            seconds=time.perf_counter() - start,
+        )

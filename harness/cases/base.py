@@ -70,8 +70,10 @@ def footprint_of(arrays: int, tensors: int, graph: int, values: int) -> int:
     BLAS, its XLA) moves the measurement by tens of percent, which that factor covers; its
     purpose is to refuse, before anything is drawn, options that cannot fit (T = 10⁹, a
     million-wide layer), not to plan memory to the byte."""
-    return int(ITEM * (ARRAY_COPIES * arrays + TENSOR_COPIES * tensors + GRAPH_COPIES * graph)
-               + VALUE_BYTES * values)  # fmt: skip
+    return int(
+        ITEM * (ARRAY_COPIES * arrays + TENSOR_COPIES * tensors + GRAPH_COPIES * graph)
+        + VALUE_BYTES * values
+    )
 
 
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
@@ -317,8 +319,10 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
     chosen: list[type[Case]] = []
     for pattern in patterns:
         if not pattern.strip():  # a substring of every name
-            raise CaseError(f"an empty case pattern ({pattern!r}) would pick every case: name "
-                            f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}")  # fmt: skip
+            raise CaseError(
+                f"an empty case pattern ({pattern!r}) would pick every case: name "
+                f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}"
+            )
         hits = (
             [CATALOG[pattern]]
             if pattern in CATALOG

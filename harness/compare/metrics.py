@@ -211,8 +211,10 @@ def _detects(threshold, abs_b) -> dict[str, float]:
         detects = np.asarray(threshold)[nonzero] / abs_b[nonzero]
     if not detects.size:
         return {"detects_rel_median": math.nan, "detects_rel_worst": math.nan}
-    return {"detects_rel_median": float(np.median(detects)),
-            "detects_rel_worst": float(np.max(detects))}  # fmt: skip
+    return {
+        "detects_rel_median": float(np.median(detects)),
+        "detects_rel_worst": float(np.max(detects)),
+    }
 
 
 def _factor(a: np.ndarray, b: np.ndarray, norm_b: float) -> tuple[float, float]:
@@ -255,8 +257,9 @@ def compare_directional(
     if noise is not None and np.shape(noise) == b.shape:
         spread = np.nan_to_num(np.asarray(noise, dtype=np.float64), nan=np.inf)
         floor = max(l2_norm(spread) / scale, eps)
-        allowed, within, threshold = noise_terms(diff, fixed, probe.errors, tol, floor, scale,
-                                                  np.abs(expected))  # fmt: skip
+        allowed, within, threshold = noise_terms(
+            diff, fixed, probe.errors, tol, floor, scale, np.abs(expected)
+        )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = np.where(np.isfinite(probe.values), diff / allowed, np.inf)
         unresolved = ~(probe.errors <= RESOLVE * scale)

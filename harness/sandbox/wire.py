@@ -159,7 +159,7 @@ def decode(header: bytes, data: memoryview | bytes) -> Any:
         if not isinstance(x, dict):
             raise Malformed(f"a {type(x).__name__} in the header")
         if len(x) == 1 and next(iter(x)).startswith("\0"):
-            (tag, value), = x.items()  # fmt: skip
+            ((tag, value),) = x.items()
             if tag == ARRAY:
                 return array(value)
             if tag == SCALAR:

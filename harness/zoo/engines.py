@@ -30,15 +30,23 @@ class NoUnbroadcast(TinyEngine):
 class MeanMissingCount(TinyEngine):
     def mean(self, x, axis=None, keepdims=False):
         out = np.mean(x.value, axis=axis, keepdims=keepdims)
-        return self.node(out, (x,), lambda g: (np.broadcast_to(  # BUG: no 1/count
-            g if keepdims or axis is None else np.expand_dims(g, axis), x.shape).copy(),))  # fmt: skip
+        return self.node(
+            out,
+            (x,),
+            lambda g: (
+                np.broadcast_to(  # BUG: no 1/count
+                    g if keepdims or axis is None else np.expand_dims(g, axis), x.shape
+                ).copy(),
+            ),
+        )
 
 
 class DivQuotientRule(TinyEngine):
     def div(self, a, b):
         a, b = self.lift(a), self.lift(b)
-        return self.node(a.value / b.value, (a, b),
-                         lambda g: (g / b.value, -g * a.value / b.value))  # BUG: a / b², not a / b  # fmt: skip
+        return self.node(
+            a.value / b.value, (a, b), lambda g: (g / b.value, -g * a.value / b.value)
+        )  # BUG: a / b², not a / b
 
 
 class SigmoidFromInput(TinyEngine):
