@@ -80,7 +80,7 @@ def hvp(params, inputs, vector):
     return out
 
 
-class model:  # noqa: N801 - a namespace: every mode at once
+class model:  # a namespace: every mode at once
     """gradparity validate examples/model_mlp.py:model --case mlp --mode rev,fwd,hvp"""
 
     grads, jvp, hvp = staticmethod(grads), staticmethod(jvp), staticmethod(hvp)

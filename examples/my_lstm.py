@@ -100,12 +100,15 @@ def grads(params, inputs):
         tanh_c = np.tanh(c)
         dc = dh * o * (1 - tanh_c**2) + dc_next  # both paths into c_t: via h_t, and via c_{t+1}
         taps_c[t] = dc
-        da = np.concatenate([
-            dc * g * i * (1 - i),  # di
-            dc * c_prev * f * (1 - f),  # df
-            dh * tanh_c * o * (1 - o),  # do
-            dc * i * (1 - g**2),  # dg
-        ], axis=1)  # fmt: skip
+        da = np.concatenate(
+            [
+                dc * g * i * (1 - i),  # di
+                dc * c_prev * f * (1 - f),  # df
+                dh * tanh_c * o * (1 - o),  # do
+                dc * i * (1 - g**2),  # dg
+            ],
+            axis=1,
+        )
         dW += z.T @ da
         db += da.sum(axis=0)
         dz = da @ W.T

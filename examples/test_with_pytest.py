@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from model_mlp import grads  # noqa: E402
+from model_mlp import grads
 
 
 def test_my_mlp_backprop(gradparity_check):

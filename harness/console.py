@@ -35,9 +35,12 @@ def format_agreement(table: pd.DataFrame) -> str:
     heading = (
         "max_rel_err = max|a − b| / max|b| against the baseline (per step for unroll taps); "
         + legend()
-        + ("" if index == ["case", "name"] else "; mode fwd: the tangent along the case's "
-           "direction u, hvp: H·v along v")
-    )  # fmt: skip
+        + (
+            ""
+            if index == ["case", "name"]
+            else "; mode fwd: the tangent along the case's direction u, hvp: H·v along v"
+        )
+    )
     return heading + "\n" + grid.fillna("").to_string()
 
 
@@ -76,8 +79,10 @@ def findings(comparison: Any) -> list[str]:
                 said.add(key)
                 rows = [j for j, k in failures.items() if k == key]
                 backends = list(dict.fromkeys(table.loc[rows, "backend"]))
-                lines.append(f"  {verdict.mark} {case}: {listing(backends)} failed, "
-                             f"{counted(len(rows), 'tensor')} not compared: {key[2]}")  # fmt: skip
+                lines.append(
+                    f"  {verdict.mark} {case}: {listing(backends)} failed, "
+                    f"{counted(len(rows), 'tensor')} not compared: {key[2]}"
+                )
             continue
         if row["mode"] != "rev" and verdict is Verdict.DISAGREE:
             what = "tangent" if row["mode"] == "fwd" else "H·v"
@@ -85,7 +90,7 @@ def findings(comparison: Any) -> list[str]:
                 f"  {verdict.mark} {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
                 f"elements; {worst_at(row)}"
                 f"{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
-            )  # fmt: skip
+            )
             continue
         if verdict is Verdict.FAILED:
             lines.append(f"  {verdict.mark} {where}: {row['error']}")
@@ -97,13 +102,13 @@ def findings(comparison: Any) -> list[str]:
                 f"loss {parted(row['worst_got'], row['worst_expected'])}, beyond the tolerance "
                 f"and the problem's own noise; the gradients below are computed from different "
                 "values"
-            )  # fmt: skip
+            )
         else:
             steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
             lines.append(
                 f"  {verdict.mark} {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
                 f"{worst_at(row)}{steps}"
-            )  # fmt: skip
+            )
     noisy = table[table["verdict"] == Verdict.WITHIN_NOISE]
     for case, g in noisy.groupby("case", sort=False):
         lines.append(
@@ -111,7 +116,7 @@ def findings(comparison: Any) -> list[str]:
             f"(up to {g['noise_floor'].max():.1e} of the scale, {g['max_rel_err'].max():.1e} "
             f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
-        )  # fmt: skip
+        )
     lines += _baseline_odd_lines(table[odd_baseline])
     named = table["odd_one_out"].astype(bool) & (table["odd_one_out"] != table["baseline"])
     odd = table.loc[named, ["case", "kind", "tensor", "odd_one_out"]]
@@ -120,8 +125,10 @@ def findings(comparison: Any) -> list[str]:
     lines += identity_findings(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
-        lines.append(f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {counted(len(g), 'case')}, "
-                     f"{', '.join(g['case'])}")  # fmt: skip
+        lines.append(
+            f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {counted(len(g), 'case')}, "
+            f"{', '.join(g['case'])}"
+        )
     skipped = runs[runs["status"] == "skipped"]
     for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
         where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
@@ -135,15 +142,16 @@ def _baseline_odd_lines(rows: pd.DataFrame) -> list[str]:
     baseline's, so the tensor is named once, with the backends that agree among themselves,
     and not once per backend compared with it."""
     lines = []
-    for (case, mode, kind, tensor), g in rows.groupby(["case", "mode", "kind", "tensor"],
-                                                      sort=False):  # fmt: skip
+    for (case, mode, kind, tensor), g in rows.groupby(
+        ["case", "mode", "kind", "tensor"], sort=False
+    ):
         first = g.iloc[0]
         label = case if mode == "rev" else f"{case} ({mode})"
         lines.append(
             f"  {Verdict.DISAGREE.mark} {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
             f"out — it disagrees with {listing(list(g['backend']))}, which agree among "
             f"themselves; {first['backend']} vs {first['baseline']}: {worst_at(first)}"
-        )  # fmt: skip
+        )
     return lines
 
 
@@ -152,16 +160,23 @@ def identity_findings(identities: pd.DataFrame | None) -> list[str]:
     if identities is None or identities.empty:
         return []
     mark = Verdict.DISAGREE.mark
-    lines = [(f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity broken — "
-              f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
-              f"allowed {r['rtol']:.0e})" if r["verdict"] == Verdict.DISAGREE else
-              f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}")
-             for _, r in identities[~identities["ok"]].iterrows()]  # fmt: skip
+    lines = [
+        (
+            f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity broken — "
+            f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
+            f"allowed {r['rtol']:.0e})"
+            if r["verdict"] == Verdict.DISAGREE
+            else f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}"
+        )
+        for _, r in identities[~identities["ok"]].iterrows()
+    ]
     held = identities[identities["ok"]]
     if len(held):
         kinds = ", ".join(f"{n} {k}" for k, n in held["identity"].value_counts(sort=False).items())
-        lines.append(f"  identities: {kinds} held (each autodiff backend's modes against each "
-                     f"other; worst {held['rel_err'].max():.1e} of the scale)")  # fmt: skip
+        lines.append(
+            f"  identities: {kinds} held (each autodiff backend's modes against each "
+            f"other; worst {held['rel_err'].max():.1e} of the scale)"
+        )
     return lines
 
 
@@ -205,8 +220,10 @@ def _blame(table: pd.DataFrame, n_disagree: int) -> str:
     who = ", ".join(dict.fromkeys(odd["baseline"]))
     tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
     if len(odd) == n_disagree:
-        return (f": the baseline {who} is the odd one out on {counted(tensors, 'tensor')} — the others "
-                "agree among themselves, so the fault is the baseline's")  # fmt: skip
+        return (
+            f": the baseline {who} is the odd one out on {counted(tensors, 'tensor')} — the others "
+            "agree among themselves, so the fault is the baseline's"
+        )
     return f" (the baseline {who} is the odd one out on {counted(tensors, 'tensor')})"
 
 
@@ -228,9 +245,11 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     elif comparison.exit_code and (counts[Verdict.FAILED] or failed_runs):
         verdict = "FAILED"
     elif comparison.compared == 0:
-        verdict = (f"NOTHING COMPARED — no backend beside the baseline {comparison.baseline} "
-                   "gave a result to compare (skipped or unsupported: see above); add a backend "
-                   "that runs on these cases")  # fmt: skip
+        verdict = (
+            f"NOTHING COMPARED — no backend beside the baseline {comparison.baseline} "
+            "gave a result to compare (skipped or unsupported: see above); add a backend "
+            "that runs on these cases"
+        )
     elif counts[Verdict.AGREE] == n:
         verdict = "all agree"
     else:

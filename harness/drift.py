@@ -51,19 +51,29 @@ def dtype_drift(cases: list[Case], seed: int, progress: Any = None) -> pd.DataFr
     for length in DRIFT_LENGTHS:
         variant = type(case)(**changed, **{option: length})
         results = {
-            dtype: compare_backends([variant], [DRIFT_BACKEND], dtype, seed, DRIFT_BACKEND,
-                                    progress).results[0]
+            dtype: compare_backends(
+                [variant], [DRIFT_BACKEND], dtype, seed, DRIFT_BACKEND, progress
+            ).results[0]
             for dtype in ("float64", "float32")
-        }  # fmt: skip
+        }
         r64, r32 = results["float64"], results["float32"]
-        row = {"case": case.name, "option": option, "length": length, "backend": DRIFT_BACKEND,
-               "max_rel_err": math.nan, "rel_l2_err": math.nan, "underflowed": 0,
-               "error": r64.error or r32.error or ""}  # fmt: skip
+        row = {
+            "case": case.name,
+            "option": option,
+            "length": length,
+            "backend": DRIFT_BACKEND,
+            "max_rel_err": math.nan,
+            "rel_l2_err": math.nan,
+            "underflowed": 0,
+            "error": r64.error or r32.error or "",
+        }
         if r64.ok and r32.ok and r64.taps:
             errors = [
-                compare_arrays(r32.taps[t], g, tol, "float32", stepped=r64.tap_steps.get(t) is not None)
+                compare_arrays(
+                    r32.taps[t], g, tol, "float32", stepped=r64.tap_steps.get(t) is not None
+                )
                 for t, g in r64.taps.items()
-            ]  # fmt: skip
+            ]
             row["max_rel_err"] = max(e["max_rel_err"] for e in errors)
             row["rel_l2_err"] = max(e["rel_l2_err"] for e in errors)
             row["underflowed"] = sum(

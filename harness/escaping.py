@@ -81,8 +81,9 @@ def csv_table(table: Any) -> Any:
     (numbers, bools and missing values untouched); ``write_csv`` writes it."""
     from pandas.api.types import is_object_dtype, is_string_dtype
 
-    text_columns = [c for c in table.columns
-                    if is_object_dtype(table[c]) or is_string_dtype(table[c])]  # fmt: skip
+    text_columns = [
+        c for c in table.columns if is_object_dtype(table[c]) or is_string_dtype(table[c])
+    ]
     names = {c: csv_cell(c) for c in table.columns if csv_cell(c) != c}
     if not text_columns and not names:
         return table

@@ -126,9 +126,12 @@ def stencil_each(
             cache[t] = np.asarray(evaluate(t), dtype=np.float64).ravel()
         return cache[t]
 
-    found = [stencil(lambda t, i=i: float(at(t)[i]), smooth, h, float(rounding[i]), confirm)
-             for i in range(len(rounding))]  # fmt: skip
-    return (np.array(column, dtype=np.float64) for column in zip(*found, strict=True))
+    found = [
+        stencil(lambda t, i=i: float(at(t)[i]), smooth, h, float(rounding[i]), confirm)
+        for i in range(len(rounding))
+    ]
+    derivative, error = (np.array(c, dtype=np.float64) for c in zip(*found, strict=True))
+    return derivative, error
 
 
 def unit_directions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -139,9 +142,13 @@ def unit_directions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 
 
 def along_directions(
-    move: Callable[[np.ndarray], float], shape: tuple[int, ...], smooth: bool, h: float,
-    rounding: float, rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    move: Callable[[np.ndarray], float],
+    shape: tuple[int, ...],
+    smooth: bool,
+    h: float,
+    rounding: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the unit directions v, ⟨dL/dx, v⟩ for each, their error estimates): ``stencil`` on
     t ↦ move(t·v), where ``move(δ)`` is the loss with x moved by δ (an array of ``shape``)."""
     vs = unit_directions(rng, shape)
@@ -151,9 +158,12 @@ def along_directions(
 
 
 def per_element(
-    move: Callable[[tuple[int, ...], float], float], value: np.ndarray, smooth: bool,
-    base_step: float, rounding: float,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    move: Callable[[tuple[int, ...], float], float],
+    value: np.ndarray,
+    smooth: bool,
+    base_step: float,
+    rounding: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """(dL/dx, its error estimate) element by element: ``stencil`` on t ↦ move(i, t), the
     loss with element i of x moved by t, from the step base_step·max(1, |x_i|)."""
     grad, err = np.zeros(value.shape), np.zeros(value.shape)
@@ -206,9 +216,12 @@ def arguments_per_element(
 
 
 def arguments_along_directions(
-    f: Callable[[list[np.ndarray]], float], args: list[np.ndarray], which: list[int], smooth: bool,
+    f: Callable[[list[np.ndarray]], float],
+    args: list[np.ndarray],
+    which: list[int],
+    smooth: bool,
     seed: int = 0,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For each args[i], i in ``which``: DIRECTIONS unit directions v (seeded), ⟨dL/dx, v⟩
     by ``stencil`` on t ↦ f(x + t v) from the step h·max(1, max |x|), and its error
     estimate — 6 · DIRECTIONS evaluations per argument, whatever its size."""

@@ -101,12 +101,26 @@ def judge(identity: Identity, dtype: str, tolerances: dict | None = None) -> dic
     finite = np.isfinite(identity.lhs) and np.isfinite(identity.rhs)
     ok = finite and diff <= rtol * identity.scale + tiny
     rel = diff / identity.scale if identity.scale > 0 else (0.0 if diff == 0 else np.inf)
-    return {"identity": identity.name, "lhs": identity.lhs, "rhs": identity.rhs,
-            "scale": identity.scale, "rel_err": rel if finite else np.nan, "rtol": rtol,
-            "ok": bool(ok)}  # fmt: skip
+    return {
+        "identity": identity.name,
+        "lhs": identity.lhs,
+        "rhs": identity.rhs,
+        "scale": identity.scale,
+        "rel_err": rel if finite else np.nan,
+        "rtol": rtol,
+        "ok": bool(ok),
+    }
 
 
 __all__ = [
-    "DEFAULT_MODES", "MODES", "NO_SECOND", "UnknownMode", "direction", "dot", "judge",
-    "parse_modes", "symmetry", "transpose",
-]  # fmt: skip
+    "DEFAULT_MODES",
+    "MODES",
+    "NO_SECOND",
+    "UnknownMode",
+    "direction",
+    "dot",
+    "judge",
+    "parse_modes",
+    "symmetry",
+    "transpose",
+]

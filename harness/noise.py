@@ -44,9 +44,16 @@ def perturbed(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[s
 
 
 def spread(
-    backend: Any, case: Any, params: dict, inputs: dict, dtype: str, first: Any, seed: int = 0,
-    runs: int = DEFAULT_RUNS, call: Any = None,
-) -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
+    backend: Any,
+    case: Any,
+    params: dict,
+    inputs: dict,
+    dtype: str,
+    first: Any,
+    seed: int = 0,
+    runs: int = DEFAULT_RUNS,
+    call: Any = None,
+) -> dict[tuple[str, str], np.ndarray]:
     """Per tensor of ``first`` (the backend's Result on the unperturbed arrays): the spread
     of each element over it and ``runs`` perturbed runs (a run that fails is left out).
     ``call(case, params, inputs, dtype)`` makes a run (default ``backend.run``; the

@@ -48,6 +48,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 MANIFEST = ".gradparity.json"
 LOCK = ".gradparity.lock"
@@ -110,8 +111,11 @@ def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
         return fd
     if fd >= 0:
         os.close(fd)
-    raise OSError(errno.ELOOP, f"{path.name} there is a link or not a regular file; "
-                  "gradparity makes that file itself: remove it")  # fmt: skip
+    raise OSError(
+        errno.ELOOP,
+        f"{path.name} there is a link or not a regular file; "
+        "gradparity makes that file itself: remove it",
+    )
 
 
 def _open_lock(path: Path) -> int:
@@ -181,8 +185,14 @@ def release_all() -> None:
 
 def _plain(name: object) -> bool:
     """A file name directly in the folder, and not one of ours (a manifest names no path)."""
-    return (isinstance(name, str) and bool(name) and name not in (".", "..")
-            and "/" not in name and "\0" not in name and not name.startswith(".gradparity"))  # fmt: skip
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\0" not in name
+        and not name.startswith(".gradparity")
+    )
 
 
 MANIFEST_VERSION = 2
@@ -224,9 +234,11 @@ def _read_manifest(folder: Path) -> dict[str, tuple[str, str]] | None:
     return {
         name: (entry["kind"], entry["sha256"])
         for name, entry in files.items()
-        if _plain(name) and isinstance(entry, dict)
-        and isinstance(entry.get("kind"), str) and isinstance(entry.get("sha256"), str)
-    }  # fmt: skip
+        if _plain(name)
+        and isinstance(entry, dict)
+        and isinstance(entry.get("kind"), str)
+        and isinstance(entry.get("sha256"), str)
+    }
 
 
 def manifest(folder: str | os.PathLike) -> dict[str, str]:
@@ -247,7 +259,7 @@ def _signals_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
     for sig in _HELD_SIGNALS:
         before = signal.getsignal(sig)
         if before is not None:  # None: a handler set outside Python, left alone
@@ -258,8 +270,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for sig, before in previous.items():
             signal.signal(sig, before)
-        for sig in dict.fromkeys(caught):
-            signal.raise_signal(sig)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)
 
 
 def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) -> None:
@@ -269,27 +281,39 @@ def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) 
     new = sorted(p.name for p in stage.iterdir())
     for name in new:
         if (folder / name).is_dir() and not (folder / name).is_symlink():
-            raise OutputError(f"could not write into {str(folder)!r}: {name!r} there is a "
-                              "folder, where gradparity writes a file; the files there are as "
-                              "they were")  # fmt: skip
+            raise OutputError(
+                f"could not write into {str(folder)!r}: {name!r} there is a "
+                "folder, where gradparity writes a file; the files there are as "
+                "they were"
+            )
     before = _read_manifest(folder)
     if before is None:
-        owned = {p.name: None for p in folder.iterdir() if _plain(p.name) and known(p.name)}
+        owned: dict[str, str | None] = {
+            p.name: None for p in folder.iterdir() if _plain(p.name) and known(p.name)
+        }
         others: dict[str, tuple[str, str]] = {}
     else:
         owned = {name: sha for name, (k, sha) in before.items() if k == kind}
         others = {name: entry for name, entry in before.items() if entry[0] != kind}
     # gradparity's own: a regular file holding what was written (any, for an older version)
-    stale = sorted(n for n, sha in owned.items()
-                   if n not in new and (d := _digest(folder / n)) is not None and sha in (None, d))  # fmt: skip
+    stale = sorted(
+        n
+        for n, sha in owned.items()
+        if n not in new and (d := _digest(folder / n)) is not None and sha in (None, d)
+    )
     files = {n: e for n, e in others.items() if n not in new and _digest(folder / n) == e[1]}
     files.update({n: (kind, _digest(stage / n) or "") for n in new})
     (stage / MANIFEST).write_text(
-        json.dumps({"version": MANIFEST_VERSION,
-                    "files": {n: {"kind": k, "sha256": sha} for n, (k, sha) in sorted(files.items())}},
-                   indent=1) + "\n",
+        json.dumps(
+            {
+                "version": MANIFEST_VERSION,
+                "files": {n: {"kind": k, "sha256": sha} for n, (k, sha) in sorted(files.items())},
+            },
+            indent=1,
+        )
+        + "\n",
         encoding="utf-8",
-    )  # fmt: skip
+    )
     previous = stage / ".previous"
     previous.mkdir()
     moves: list[tuple[Path, Path]] = []  # done so far, to undo in reverse
@@ -314,23 +338,28 @@ def _commit(folder: Path, stage: Path, kind: str, known: Callable[[str], bool]) 
                 except OSError:
                     undone = False
             if not undone:
-                raise OutputError(f"could not write into {str(folder)!r}, and could not put "
-                                  f"back every file it held; the earlier ones are in "
-                                  f"{str(previous)!r}") from None  # fmt: skip
+                raise OutputError(
+                    f"could not write into {str(folder)!r}, and could not put "
+                    f"back every file it held; the earlier ones are in "
+                    f"{str(previous)!r}"
+                ) from None
             raise
         shutil.rmtree(stage, ignore_errors=True)
 
 
 def _failed(folder: Path, e: OSError) -> OutputError:
-    return OutputError(f"could not write into {str(folder)!r} ({e.strerror or e}); the files "
-                       "there are as they were")  # fmt: skip
+    return OutputError(
+        f"could not write into {str(folder)!r} ({e.strerror or e}); the files "
+        "there are as they were"
+    )
 
 
 @contextlib.contextmanager
 def staged(
-    folder: str | os.PathLike, kind: str,
+    folder: str | os.PathLike,
+    kind: str,
     known: Callable[[str], bool] | Collection[str] = (),
-) -> Iterator[Path]:  # fmt: skip
+) -> Iterator[Path]:
     """Yield an empty staging folder: write the run's files there. When the block ends
     without an exception they replace ``folder``'s files of ``kind`` (see the module's
     docstring); any exception removes them and leaves ``folder`` as it was, an OSError
@@ -378,8 +407,10 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
             shutil.copymode(target, temp)
         os.replace(temp, target)
     except OSError as e:
-        raise OutputError(f"could not write {str(path)!r} ({e.strerror or e}); any earlier "
-                          "file there is unchanged") from None  # fmt: skip
+        raise OutputError(
+            f"could not write {str(path)!r} ({e.strerror or e}); any earlier "
+            "file there is unchanged"
+        ) from None
     finally:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)

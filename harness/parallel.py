@@ -36,8 +36,12 @@ def pool(
     jobs: int, initializer: Callable | None = None, initargs: tuple = ()
 ) -> ProcessPoolExecutor:
     """A pool of ``jobs`` spawned processes (close it with ``end``, or use ``process_pool``)."""
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=initializer, initargs=initargs)  # fmt: skip
+    return ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
 
 
 def kill(executor: ProcessPoolExecutor) -> None:
@@ -53,8 +57,9 @@ def kill(executor: ProcessPoolExecutor) -> None:
 
 
 @contextlib.contextmanager
-def process_pool(jobs: int, initializer: Callable | None = None,
-                 initargs: tuple = ()) -> Iterator[ProcessPoolExecutor]:  # fmt: skip
+def process_pool(
+    jobs: int, initializer: Callable | None = None, initargs: tuple = ()
+) -> Iterator[ProcessPoolExecutor]:
     """``pool(jobs)`` for the block: waited for when the block ends, killed when it raises."""
     executor = pool(jobs, initializer, initargs)
     try:
@@ -97,8 +102,9 @@ async def identity(address: str, timeout: float) -> Any:
 
 
 @contextlib.contextmanager
-def executor(kind: str, jobs: int = 1, scheduler: str | None = None,
-             timeout: float = 10.0) -> Iterator[cf.Executor]:  # fmt: skip
+def executor(
+    kind: str, jobs: int = 1, scheduler: str | None = None, timeout: float = 10.0
+) -> Iterator[cf.Executor]:
     """The executor ``kind`` of ``jobs`` workers (see the module doc), closed on the way
     out: a local pool killed, not waited for, when the way out is an exception. ``timeout``:
     seconds the client has to connect to ``scheduler``."""
@@ -112,8 +118,9 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None,
     import dask
     from dask.distributed import Client, LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                          "distributed.worker.daemon": False}):  # fmt: skip
+    with dask.config.set(
+        {"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False}
+    ):
         if scheduler:
             try:
                 client = Client(scheduler, timeout=f"{timeout}s")
@@ -121,8 +128,13 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None,
                 raise SchedulerUnreachable(scheduler) from e
             cluster = None
         else:
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)  # fmt: skip
+            cluster = LocalCluster(
+                n_workers=jobs,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
             client = Client(cluster)
         try:
             yield client.get_executor(pure=False)
@@ -133,5 +145,12 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None,
 
 
 __all__ = [
-    "EXECUTORS", "Inline", "SchedulerUnreachable", "executor", "identity", "kill", "pool", "process_pool",
-]  # fmt: skip
+    "EXECUTORS",
+    "Inline",
+    "SchedulerUnreachable",
+    "executor",
+    "identity",
+    "kill",
+    "pool",
+    "process_pool",
+]

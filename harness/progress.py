@@ -22,8 +22,14 @@ class Progress:
 
     ``total`` may be None (a count without an end: the bench's steps)."""
 
-    def __init__(self, total: int | None, what: str, quiet: bool = False,
-                 stream: TextIO | None = None, unit: str = "run") -> None:  # fmt: skip
+    def __init__(
+        self,
+        total: int | None,
+        what: str,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        unit: str = "run",
+    ) -> None:
         stream = stream or sys.stderr
         if isinstance(stream, Shown):  # the bar's own carriage returns must reach the terminal
             stream = stream.unescaped
@@ -37,7 +43,7 @@ class Progress:
                 dynamic_ncols=True,
                 unit=unit,
                 smoothing=0.1,
-            )  # fmt: skip
+            )
             if self.shown
             else None
         )

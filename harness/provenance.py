@@ -54,8 +54,9 @@ def sources(cases: list[Any], plugin: tuple[str, Target] | None = None) -> list[
 def header(found: list[Source]) -> list[str]:
     """One line a file, for the top of the command's output (a line break in a file's
     name shown as its escape: a name cannot start a line of its own)."""
-    return [f"{s.role} {s.name}: {_one_line(s.path)} sha256 {s.sha256 or '(unreadable)'}"
-            for s in found]  # fmt: skip
+    return [
+        f"{s.role} {s.name}: {_one_line(s.path)} sha256 {s.sha256 or '(unreadable)'}" for s in found
+    ]
 
 
 def _one_line(text: str) -> str:
@@ -77,8 +78,10 @@ def with_sources(runs: Any, found: list[Source]) -> Any:
     plugins = {s.name: s for s in found if s.role == "plugin"}
     out["case_file"] = [cases[c].path if c in cases else "" for c in out["case"]]
     out["case_sha256"] = [cases[c].sha256 if c in cases else "" for c in out["case"]]
-    mine = [next((p for n, p in plugins.items() if b == n or b.startswith(n + "(")), None)
-            for b in out["backend"]]  # fmt: skip
+    mine = [
+        next((p for n, p in plugins.items() if b == n or b.startswith(n + "(")), None)
+        for b in out["backend"]
+    ]
     out["plugin_file"] = [p.path if p else "" for p in mine]
     out["plugin_sha256"] = [p.sha256 if p else "" for p in mine]
     return out

@@ -21,17 +21,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(
         "gradparity", "gradparity: check your own backprop against the references"
     )
-    group.addoption("--gradparity-impl", metavar="TARGET", default=None,
-                    help="the implementation gradparity_check validates when a test names none: "
-                    "package.module:attr or path/to/file.py:attr")  # fmt: skip
+    group.addoption(
+        "--gradparity-impl",
+        metavar="TARGET",
+        default=None,
+        help="the implementation gradparity_check validates when a test names none: "
+        "package.module:attr or path/to/file.py:attr",
+    )
     from harness.validation.forms import form_names
 
-    group.addoption("--gradparity-as", choices=form_names(), default=None,
-                    help="its form (default: guessed from the object)")  # fmt: skip
-    group.addoption("--gradparity-reference", action="append", default=None, metavar="NAME",
-                    help="a reference backend, repeatable (default: those of gradparity run)")  # fmt: skip
-    group.addoption("--gradparity-timeout", type=float, default=60.0, metavar="S",
-                    help="seconds one case may take in the implementation (default 60)")  # fmt: skip
+    group.addoption(
+        "--gradparity-as",
+        choices=form_names(),
+        default=None,
+        help="its form (default: guessed from the object)",
+    )
+    group.addoption(
+        "--gradparity-reference",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a reference backend, repeatable (default: those of gradparity run)",
+    )
+    group.addoption(
+        "--gradparity-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds one case may take in the implementation (default 60)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,24 +79,38 @@ def gradparity_check(request: pytest.FixtureRequest, _gradparity_worker):
     with the references. Returns the Validation. Options as ``harness.validate``."""
     config = request.config
 
-    def check(impl: Any = None, case: Any = None, form: str | None = None,
-              dtype: str = "float64", **options: Any):  # fmt: skip
+    def check(
+        impl: Any = None,
+        case: Any = None,
+        form: str | None = None,
+        dtype: str = "float64",
+        **options: Any,
+    ):
         __tracebackhide__ = True
         from harness.validation.validator import validate
 
         target = impl if impl is not None else config.getoption("gradparity_impl")
         if target is None:
-            pytest.fail("gradparity_check needs an implementation: pass one, or run pytest "
-                        "--gradparity-impl TARGET", pytrace=False)  # fmt: skip
+            pytest.fail(
+                "gradparity_check needs an implementation: pass one, or run pytest "
+                "--gradparity-impl TARGET",
+                pytrace=False,
+            )
         cases = [case] if case is not None and not isinstance(case, (list, tuple)) else case
         options.setdefault("references", config.getoption("gradparity_reference"))
         options.setdefault("timeout", config.getoption("gradparity_timeout"))
         options.setdefault("channel", _gradparity_worker)
-        result = validate(target, form=form or config.getoption("gradparity_as"), cases=cases,
-                          dtype=dtype, **options)  # fmt: skip
+        result = validate(
+            target,
+            form=form or config.getoption("gradparity_as"),
+            cases=cases,
+            dtype=dtype,
+            **options,
+        )
         if not result.ok:
-            raise AssertionError(f"gradparity: the implementation {result.headline}\n"
-                                 + result.text())  # fmt: skip
+            raise AssertionError(
+                f"gradparity: the implementation {result.headline}\n" + result.text()
+            )
         return result
 
     return check

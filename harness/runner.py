@@ -59,8 +59,9 @@ def _describe_error(exc: BaseException, case: Case | None = None) -> str:
 def _numpy_in_case(exc: BaseException, case: Case | None, frames: list) -> str | None:
     """ "the case calls numpy …" where ``exc`` is a backend refusing numpy on its arrays,
     raised from the case's own file; None otherwise."""
-    if case is None or not any(type(exc).__name__ == name and text in str(exc)
-                               for name, text in NUMPY_ON_BACKEND_ARRAYS):  # fmt: skip
+    if case is None or not any(
+        type(exc).__name__ == name and text in str(exc) for name, text in NUMPY_ON_BACKEND_ARRAYS
+    ):
         return None
     try:
         source = inspect.getsourcefile(type(case))
@@ -70,9 +71,11 @@ def _numpy_in_case(exc: BaseException, case: Case | None, frames: list) -> str |
     if not mine:
         return None
     at = mine[-1]
-    return (f"the case calls numpy on a backend's arrays at {at.filename.rsplit('/', 1)[-1]}:"
-            f"{at.lineno} ({(at.line or '').strip()}): write xp.… there, the array namespace "
-            "the loss is given, where it has np.…")  # fmt: skip
+    return (
+        f"the case calls numpy on a backend's arrays at {at.filename.rsplit('/', 1)[-1]}:"
+        f"{at.lineno} ({(at.line or '').strip()}): write xp.… there, the array namespace "
+        "the loss is given, where it has np.…"
+    )
 
 
 def _attempt(case: Case, name: str, dtype: str, mode: str, fn: Callable[[], Result]) -> Result:
@@ -95,11 +98,16 @@ def _fresh(arrays: dict) -> dict:
 
 
 def run_case(
-    case: Case, backends: list[Backend | Exception], dtype: str = "float64", seed: int = 0,
-    progress: Progress | None = None, names: list[str] | None = None,
-    noise_on: tuple[str, ...] = (), noise_runs: int = DEFAULT_RUNS,
+    case: Case,
+    backends: list[Backend | Exception],
+    dtype: str = "float64",
+    seed: int = 0,
+    progress: Progress | None = None,
+    names: list[str] | None = None,
+    noise_on: tuple[str, ...] = (),
+    noise_runs: int = DEFAULT_RUNS,
     modes: tuple[str, ...] = M.DEFAULT_MODES,
-) -> list[Result]:  # fmt: skip
+) -> list[Result]:
     """Every backend on one case, in each of ``modes`` (``harness.modes``: "rev", "fwd",
     "hvp"), mode by mode. Each call gets its own copy of the parameters and inputs, so a
     backend that writes into its arrays cannot change what the next one sees. A case
@@ -116,16 +124,16 @@ def run_case(
     on arrays drawn there; the others (a plug-in, which has a worker of its own) run here
     on those arrays. Whatever the case does to its worker (exit, crash, hang, eat memory)
     is one failed Result under ``BUILD``, naming the fault."""
-    names = names or [b if isinstance(b, Exception) else b.name for b in backends]
+    names = names or [str(b) if isinstance(b, Exception) else b.name for b in backends]
     if getattr(case, "isolated", False):
-        return _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs,
-                         modes)  # fmt: skip
+        return _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs, modes)
     try:
         params, inputs = case.build(seed, dtype)
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the run
         return [_unbuilt(case, dtype, e)]
-    return _run_built(case, params, inputs, backends, dtype, seed, progress, names, noise_on,
-                      noise_runs, modes)  # fmt: skip
+    return _run_built(
+        case, params, inputs, backends, dtype, seed, progress, names, noise_on, noise_runs, modes
+    )
 
 
 def _unbuilt(case: Case, dtype: str, e: BaseException) -> Result:
@@ -133,8 +141,9 @@ def _unbuilt(case: Case, dtype: str, e: BaseException) -> Result:
     return Result(case.label, BUILD, dtype, error=f"the case could not be built: {why}")
 
 
-def _run_built(case, params, inputs, backends, dtype, seed, progress, names, noise_on,
-               noise_runs, modes) -> list[Result]:  # fmt: skip
+def _run_built(
+    case, params, inputs, backends, dtype, seed, progress, names, noise_on, noise_runs, modes
+) -> list[Result]:
     """``run_case`` on arrays already drawn."""
     u = M.direction(case.label, seed, params, "u")
     v, w = M.direction(case.label, seed, params, "v"), M.direction(case.label, seed, params, "w")
@@ -150,20 +159,26 @@ def _run_built(case, params, inputs, backends, dtype, seed, progress, names, noi
             if progress:
                 progress(case.label, name if mode == "rev" else f"{name} ({mode})")
             if isinstance(backend, Exception):  # the backend could not even be created
-                results.append(Result(case.label, name, dtype, mode=mode,
-                                      error=_describe_error(backend)))  # fmt: skip
+                results.append(
+                    Result(case.label, name, dtype, mode=mode, error=_describe_error(backend))
+                )
                 continue
             call = calls[mode](backend)
-            result = _attempt(case, name, dtype, mode,
-                              lambda call=call: call(case, _fresh(params), _fresh(inputs), dtype))  # fmt: skip
+
+            def attempt(call: Callable = call) -> Any:
+                return call(case, _fresh(params), _fresh(inputs), dtype)
+
+            result = _attempt(case, name, dtype, mode, attempt)
             if mode == "rev":
                 reverse[name] = result
             if result.ok and getattr(backend, "kind", "autodiff") == "autodiff":
-                result.identity = _identity(case, backend, name, dtype, mode, result, reverse,
-                                            params, inputs, u, v, w)  # fmt: skip
+                result.identity = _identity(
+                    case, backend, name, dtype, mode, result, reverse, params, inputs, u, v, w
+                )
             if name in noise_on and result.ok and noise_runs > 0:
-                result.noise = noise.spread(backend, case, params, inputs, dtype, result, seed,
-                                            noise_runs, call)  # fmt: skip
+                result.noise = noise.spread(
+                    backend, case, params, inputs, dtype, result, seed, noise_runs, call
+                )
             results.append(result)
     return results
 
@@ -192,16 +207,26 @@ def _by_name(name: str, backend: Backend | Exception) -> bool:
     return isinstance(backend, Exception) or REGISTRY.get(name) == where
 
 
-def _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs,
-              modes) -> list[Result]:  # fmt: skip
+def _isolated(
+    case, backends, dtype, seed, progress, names, noise_on, noise_runs, modes
+) -> list[Result]:
     from harness.sandbox.case import CaseFault, ask, release
 
     there = [n for n, b in zip(names, backends, strict=True) if _by_name(n, b)]
     here = [(n, b) for n, b in zip(names, backends, strict=True) if not _by_name(n, b)]
     try:
-        reply = ask(case, {"op": RUN_ISOLATED, "backends": there, "dtype": dtype, "seed": seed,
-                           "noise_on": list(noise_on), "noise_runs": noise_runs,
-                           "modes": list(modes)})  # fmt: skip
+        reply = ask(
+            case,
+            {
+                "op": RUN_ISOLATED,
+                "backends": there,
+                "dtype": dtype,
+                "seed": seed,
+                "noise_on": list(noise_on),
+                "noise_runs": noise_runs,
+                "modes": list(modes),
+            },
+        )
         miss = conforms(reply, _RUN_REPLY)
         if miss:
             raise CaseFault({"kind": "malformed reply", "message": miss})
@@ -213,9 +238,19 @@ def _isolated(case, backends, dtype, seed, progress, names, noise_on, noise_runs
                 for name in there:
                     progress(case.label, name if mode == "rev" else f"{name} ({mode})")
         if here:
-            results += _run_built(case, reply["params"], reply["inputs"], [b for _, b in here],
-                                  dtype, seed, progress, [n for n, _ in here], noise_on,
-                                  noise_runs, modes)  # fmt: skip
+            results += _run_built(
+                case,
+                reply["params"],
+                reply["inputs"],
+                [b for _, b in here],
+                dtype,
+                seed,
+                progress,
+                [n for n, _ in here],
+                noise_on,
+                noise_runs,
+                modes,
+            )
         return results
     except CaseFault as e:
         return [Result(case.label, BUILD, dtype, error=f"the case's worker: {e.summary()}")]
@@ -247,25 +282,50 @@ def run_isolated(worker: Any, request: dict) -> dict:
         return failed(built)
     params, inputs = built["value"]
     names, instances = instantiate(request["backends"])
-    ran = call(_run_built, case, params, inputs, instances, dtype, request["seed"], None, names,
-               tuple(request["noise_on"]), request["noise_runs"], tuple(request["modes"]))  # fmt: skip
+    ran = call(
+        _run_built,
+        case,
+        params,
+        inputs,
+        instances,
+        dtype,
+        request["seed"],
+        None,
+        names,
+        tuple(request["noise_on"]),
+        request["noise_runs"],
+        tuple(request["modes"]),
+    )
     if ran["error"] is not None:
         return {"fault": ran["error"]}
-    return {"results": [asdict(r) for r in ran["value"]], "params": dict(params),
-            "inputs": dict(inputs)}  # fmt: skip
+    return {
+        "results": [asdict(r) for r in ran["value"]],
+        "params": dict(params),
+        "inputs": dict(inputs),
+    }
 
 
 def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs, u, v, w):
     """The backend's own modes held together (``harness.modes``): None in mode "rev", or
     where the other side could not be computed (the row then says so)."""
     if mode == "fwd":
-        rev = reverse.get(name) or _attempt(case, name, dtype, "rev",
-                                            lambda: backend.run(case, _fresh(params), _fresh(inputs), dtype))  # fmt: skip
+        rev = reverse.get(name) or _attempt(
+            case,
+            name,
+            dtype,
+            "rev",
+            lambda: backend.run(case, _fresh(params), _fresh(inputs), dtype),
+        )
         reverse[name] = rev
         return M.transpose(result.tangent, rev.grads, u) if rev.ok and rev.grads else None
     if mode == "hvp":
-        other = _attempt(case, name, dtype, "hvp",
-                         lambda: backend.hvp(case, _fresh(params), _fresh(inputs), dtype, w))  # fmt: skip
+        other = _attempt(
+            case,
+            name,
+            dtype,
+            "hvp",
+            lambda: backend.hvp(case, _fresh(params), _fresh(inputs), dtype, w),
+        )
         return M.symmetry(result.grads, other.grads, v, w) if other.ok else None
     return None
 
@@ -291,27 +351,36 @@ def instantiate(backends: Iterable[str | Backend]) -> tuple[list[str], list[Back
 
 
 def _run_in_worker(
-    spec: dict, backends: list[str], dtype: str, seed: int, noise_on: tuple,
-    noise_runs: int, modes: tuple[str, ...] = M.DEFAULT_MODES,
-) -> list[Result]:  # fmt: skip
+    spec: dict,
+    backends: list[str],
+    dtype: str,
+    seed: int,
+    noise_on: tuple,
+    noise_runs: int,
+    modes: tuple[str, ...] = M.DEFAULT_MODES,
+) -> list[Result]:
     """One catalog case in a worker process (``jobs > 1``)."""
     names, instances = instantiate(backends)
-    return run_case(from_catalog(spec), instances, dtype, seed, None, names, noise_on,
-                    noise_runs, modes)  # fmt: skip
+    return run_case(
+        from_catalog(spec), instances, dtype, seed, None, names, noise_on, noise_runs, modes
+    )
 
 
 def noise_plan(names: list[str], instances: list, baseline: str, runs: int | None) -> tuple:
     """(the backends that measure the noise floor, K): by default the baseline alone, with
     DEFAULT_RUNS; ``runs`` K > 0: every autodiff reference, K runs each; 0: none. A
     plug-in (a ``plugin:`` name) never measures it: it is not judged by its own noise."""
-    if isinstance(runs, bool) or not (runs is None or (isinstance(runs, int)
-                                                       and 0 <= runs <= noise.MAX_RUNS)):  # fmt: skip
-        raise ValueError(f"noise must be None or a whole number of runs from 0 to "
-                         f"{noise.MAX_RUNS}, not {runs!r}")  # fmt: skip
+    if isinstance(runs, bool) or not (
+        runs is None or (isinstance(runs, int) and 0 <= runs <= noise.MAX_RUNS)
+    ):
+        raise ValueError(
+            f"noise must be None or a whole number of runs from 0 to {noise.MAX_RUNS}, not {runs!r}"
+        )
     if runs == 0:
         return (), 0
-    references = [(n, b) for n, b in zip(names, instances, strict=True)
-                  if not n.startswith("plugin:")]  # fmt: skip
+    references = [
+        (n, b) for n, b in zip(names, instances, strict=True) if not n.startswith("plugin:")
+    ]
     if runs is None:
         return tuple(n for n, _ in references if n == baseline), DEFAULT_RUNS
     return tuple(n for n, b in references if getattr(b, "kind", "") == "autodiff"), runs
@@ -355,7 +424,7 @@ def compare_backends(
     with process_pool(jobs) if portable else nullcontext() as pool:
         for case in chosen:
             spec = catalog_spec(case) if pool is not None else None
-            if spec is not None:
+            if pool is not None and spec is not None:
                 per_case.append(
                     pool.submit(
                         _run_in_worker,
@@ -366,11 +435,14 @@ def compare_backends(
                         noise_on,
                         noise_runs,
                         modes,
-                    )  # fmt: skip
+                    )
                 )
             else:
-                per_case.append(run_case(case, instances, dtype, seed, progress, names,
-                                         noise_on, noise_runs, modes))  # fmt: skip
+                per_case.append(
+                    run_case(
+                        case, instances, dtype, seed, progress, names, noise_on, noise_runs, modes
+                    )
+                )
         results: list[Result] = []
         for case, done in zip(chosen, per_case, strict=True):
             if isinstance(done, Future):

@@ -102,9 +102,11 @@ def load_case(spec: str, limits: Limits | None = None) -> type[Case]:
 
 
 def build_cases(
-    patterns: Sequence[str] | None, sets: dict[str, str], limits: Limits | None = None,
+    patterns: Sequence[str] | None,
+    sets: dict[str, str],
+    limits: Limits | None = None,
     memory: tuple[int, str] | None = None,
-) -> list[Case]:  # fmt: skip
+) -> list[Case]:
     """The selected cases, each configured with the ``--set`` options it has.
 
     A pattern with a colon is a case of the user's (``load_case``, run within ``limits``);

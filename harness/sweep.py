@@ -30,7 +30,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,15 +72,18 @@ def _values(option: str, text: str, given: str, limit: int = MAX_POINTS) -> list
         if m and not item.startswith("-"):
             lo, hi, step = int(m[1]), int(m[2]), int(m[3] or 1)
             if hi < lo or step < 1:
-                raise UsageError(f"{option}: the range {item!r} is empty (A-B:STEP needs A ≤ B, "
-                                 "STEP ≥ 1)")  # fmt: skip
+                raise UsageError(
+                    f"{option}: the range {item!r} is empty (A-B:STEP needs A ≤ B, STEP ≥ 1)"
+                )
             pieces.append(range(lo, hi + 1, step))
         else:
             pieces.append([item])
     count = sum(_length(piece) for piece in pieces)
     if count > limit:
-        raise UsageError(f"{given} makes {count:,} values; a sweep takes at most {limit:,} "
-                         "points (--max-points N raises the limit)")  # fmt: skip
+        raise UsageError(
+            f"{given} makes {count:,} values; a sweep takes at most {limit:,} "
+            "points (--max-points N raises the limit)"
+        )
     out = [str(v) for piece in pieces for v in piece]
     if len(set(out)) < len(out):
         raise UsageError(f"{option}: a value given twice in {text!r}")
@@ -101,11 +104,14 @@ def parse_grid(
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"--set takes KEY=VALUE or KEY=V1,V2,… (for example --set T=100 or "
-                             f"--set sigma=0.5,0.9), not {pair!r}")  # fmt: skip
+            raise UsageError(
+                f"--set takes KEY=VALUE or KEY=V1,V2,… (for example --set T=100 or "
+                f"--set sigma=0.5,0.9), not {pair!r}"
+            )
         if key in fixed or key in swept:
-            raise UsageError(f"--set {key} is given twice; give its values once: "
-                             f"--set {key}=V1,V2,…")  # fmt: skip
+            raise UsageError(
+                f"--set {key} is given twice; give its values once: --set {key}=V1,V2,…"
+            )
         values = _values(f"--set {key}", text.strip(), f"--set {key}={text.strip()}", limit)
         if len(values) == 1:
             fixed[key] = values[0]
@@ -124,11 +130,13 @@ def parse_seeds(text: str | None, limit: int = MAX_POINTS) -> list[int] | None:
         try:
             seeds.append(int(v))
         except ValueError:
-            raise UsageError(f"--seeds takes whole numbers and ranges (0-9, 0,3,7), "
-                             f"not {v!r}") from None  # fmt: skip
+            raise UsageError(
+                f"--seeds takes whole numbers and ranges (0-9, 0,3,7), not {v!r}"
+            ) from None
         if not 0 <= seeds[-1] < SEED_LIMIT:
-            raise UsageError(f"--seeds: a seed is a whole number from 0 to "
-                             f"{SEED_LIMIT - 1:,}, not {v}")  # fmt: skip
+            raise UsageError(
+                f"--seeds: a seed is a whole number from 0 to {SEED_LIMIT - 1:,}, not {v}"
+            )
     return seeds
 
 
@@ -151,12 +159,15 @@ def grid(swept: dict[str, list[str]], seeds: Sequence[int], limit: int = MAX_POI
     keys = list(swept)
     sizes = [len(swept[k]) for k in keys] + [len(seeds)]
     if math.prod(sizes) > limit:
-        raise UsageError(f"the grid {' × '.join([*keys, 'seed'])} has "
-                         f"{' × '.join(map(str, sizes))} = {math.prod(sizes):,} points; a sweep "
-                         f"takes at most {limit:,} (--max-points N raises the limit)")  # fmt: skip
-    combos = itertools.product(*(swept[k] for k in keys), seeds)
-    return [Point(i, tuple(zip(keys, c[:-1], strict=True)), int(c[-1]))
-            for i, c in enumerate(combos)]  # fmt: skip
+        raise UsageError(
+            f"the grid {' × '.join([*keys, 'seed'])} has "
+            f"{' × '.join(map(str, sizes))} = {math.prod(sizes):,} points; a sweep "
+            f"takes at most {limit:,} (--max-points N raises the limit)"
+        )
+    combos: Iterable[tuple[Any, ...]] = itertools.product(*(swept[k] for k in keys), seeds)
+    return [
+        Point(i, tuple(zip(keys, c[:-1], strict=True)), int(c[-1])) for i, c in enumerate(combos)
+    ]
 
 
 # --- one point ----------------------------------------------------------------------------
@@ -182,8 +193,7 @@ class Job:
     def cases(self, point: Point) -> list:
         from harness.selection import build_cases
 
-        return build_cases(self.patterns, {**dict(self.fixed), **dict(point.options)},
-                           self.limits)  # fmt: skip
+        return build_cases(self.patterns, {**dict(self.fixed), **dict(point.options)}, self.limits)
 
 
 TABLES = ("agreement", "runs", "magnitudes", "identities", "summaries", "faults")
@@ -205,8 +215,10 @@ class Outcome:
 
 
 def _describe(case: Any) -> dict:
-    cfg = {k: (v if isinstance(v, int | float | str | bool) else str(v))
-           for k, v in getattr(case, "cfg", {}).items()}  # fmt: skip
+    cfg = {
+        k: (v if isinstance(v, int | float | str | bool) else str(v))
+        for k, v in getattr(case, "cfg", {}).items()
+    }
     return {"label": case.label, "family": case.family, "cfg": cfg}
 
 
@@ -221,11 +233,23 @@ def run_point(job: Job, point: Point) -> Outcome:
         from harness.runner import compare_backends
         from harness.theory import summaries
 
-        c = compare_backends(cases, list(job.backends), job.dtype, point.seed, job.baseline,
-                             noise=job.noise, modes=job.modes)  # fmt: skip
+        c = compare_backends(
+            cases,
+            list(job.backends),
+            job.dtype,
+            point.seed,
+            job.baseline,
+            noise=job.noise,
+            modes=job.modes,
+        )
         code = c.exit_code
-        tables = {"agreement": c.agreement, "runs": c.runs, "magnitudes": c.magnitudes,
-                  "identities": c.identities, "summaries": summaries(c.magnitudes, cases)}  # fmt: skip
+        tables = {
+            "agreement": c.agreement,
+            "runs": c.runs,
+            "magnitudes": c.magnitudes,
+            "identities": c.identities,
+            "summaries": summaries(c.magnitudes, cases),
+        }
         from harness import console
 
         findings = console.findings(c) if code else []
@@ -233,8 +257,16 @@ def run_point(job: Job, point: Point) -> Outcome:
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         return Outcome(point, "error", 1, time.perf_counter() - start, last)
     status = "ok" if code == 0 else "failed"
-    return Outcome(point, status, code, time.perf_counter() - start, "", findings, tables,
-                   [_describe(k) for k in cases])  # fmt: skip
+    return Outcome(
+        point,
+        status,
+        code,
+        time.perf_counter() - start,
+        "",
+        findings,
+        tables,
+        [_describe(k) for k in cases],
+    )
 
 
 def _validate_point(job: Job, point: Point, cases: list, start: float) -> Outcome:
@@ -242,16 +274,35 @@ def _validate_point(job: Job, point: Point, cases: list, start: float) -> Outcom
     from harness.validation.validator import validate
 
     opts = dict(job.validate or {})
-    v = validate(opts.pop("target"), cases=cases, dtype=job.dtype, seed=point.seed,
-                 noise=job.noise, modes=job.modes, **opts)  # fmt: skip
+    v = validate(
+        opts.pop("target"),
+        cases=cases,
+        dtype=job.dtype,
+        seed=point.seed,
+        noise=job.noise,
+        modes=job.modes,
+        **opts,
+    )
     c = v.comparison
-    tables = {"agreement": v.agreement, "runs": c.runs, "magnitudes": c.magnitudes,
-              "identities": c.identities, "summaries": summaries(c.magnitudes, cases),
-              "faults": v.fault_table}  # fmt: skip
+    tables = {
+        "agreement": v.agreement,
+        "runs": c.runs,
+        "magnitudes": c.magnitudes,
+        "identities": c.identities,
+        "summaries": summaries(c.magnitudes, cases),
+        "faults": v.fault_table,
+    }
     findings = [f.line().strip() for f in v.findings if f.bad]
-    return Outcome(point, "ok" if v.ok else "failed", 0 if v.ok else 1,
-                   time.perf_counter() - start, "", findings, tables,
-                   [_describe(k) for k in cases])  # fmt: skip
+    return Outcome(
+        point,
+        "ok" if v.ok else "failed",
+        0 if v.ok else 1,
+        time.perf_counter() - start,
+        "",
+        findings,
+        tables,
+        [_describe(k) for k in cases],
+    )
 
 
 # --- the scheduler of a cluster of one's own ----------------------------------------------
@@ -350,8 +401,9 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator
         with parallel.executor(kind, jobs, scheduler, SCHEDULER_TIMEOUT) as ex:
             yield ex
     except parallel.SchedulerUnreachable as e:
-        raise UsageError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
-                         f"({e.__cause__})") from None  # fmt: skip
+        raise UsageError(
+            f"--scheduler {scheduler!r}: no Dask scheduler answers there ({e.__cause__})"
+        ) from None
 
 
 @contextmanager
@@ -370,9 +422,14 @@ def _died(e: BaseException) -> str:
     return f"its worker died ({type(e).__name__}: {e})".strip()
 
 
-def sweep(job: Job, points: list[Point], kind: str = "local", jobs: int = 1,
-          scheduler: str | None = None,
-          progress: Callable[[str], None] | None = None) -> list[Outcome]:  # fmt: skip
+def sweep(
+    job: Job,
+    points: list[Point],
+    kind: str = "local",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Outcome]:
     """Every point through ``run_point`` on the executor ``kind``; the outcomes in grid
     order. At most ``jobs`` points are in flight at once (or, on a cluster, as many as it
     takes), so that when a local worker dies the points it may have held are known."""
@@ -421,10 +478,11 @@ POINT_COLUMNS = ["point", "seed", "status", "exit_code", "seconds", "why"]
 
 
 def _labelled(table: pd.DataFrame, point: Point, keys: list[str]) -> pd.DataFrame:
-    front = {"point": point.label, **{k: dict(point.options)[k] for k in keys},
-             "seed": point.seed}  # fmt: skip
-    return pd.concat([pd.DataFrame({k: [v] * len(table) for k, v in front.items()},
-                                   index=table.index), table], axis=1)  # fmt: skip
+    front = {"point": point.label, **{k: dict(point.options)[k] for k in keys}, "seed": point.seed}
+    return pd.concat(
+        [pd.DataFrame({k: [v] * len(table) for k, v in front.items()}, index=table.index), table],
+        axis=1,
+    )
 
 
 def tables(outcomes: list[Outcome], keys: list[str]) -> dict[str, pd.DataFrame]:
@@ -436,9 +494,18 @@ def tables(outcomes: list[Outcome], keys: list[str]) -> dict[str, pd.DataFrame]:
         parts = [_labelled(o.tables[name], o.point, keys) for o in outcomes if name in o.tables]
         if parts:
             out[name] = pd.concat(parts, ignore_index=True)
-    rows = [{"point": o.point.label, **dict(o.point.options), "seed": o.point.seed,
-             "status": o.status, "exit_code": o.exit_code, "seconds": o.seconds,
-             "why": _why(o)} for o in outcomes]  # fmt: skip
+    rows = [
+        {
+            "point": o.point.label,
+            **dict(o.point.options),
+            "seed": o.point.seed,
+            "status": o.status,
+            "exit_code": o.exit_code,
+            "seconds": o.seconds,
+            "why": _why(o),
+        }
+        for o in outcomes
+    ]
     cols = ["point", *keys, *POINT_COLUMNS[1:]]
     out["points"] = pd.DataFrame(rows, columns=cols)
     return out
@@ -455,8 +522,10 @@ def summary_lines(outcomes: list[Outcome], keys: list[str]) -> list[str]:
     """The sweep's verdict: how many points, how many failed, and which (each named)."""
     bad = [o for o in outcomes if o.status != "ok"]
     shape = " × ".join([*keys, "seed"])
-    lines = [f"sweep: {len(outcomes)} points ({shape}); {len(outcomes) - len(bad)} agree, "
-             f"{len(bad)} fail"]  # fmt: skip
+    lines = [
+        f"sweep: {len(outcomes)} points ({shape}); {len(outcomes) - len(bad)} agree, "
+        f"{len(bad)} fail"
+    ]
     lines += [f"  FAILED {o.point.label}: {_why(o)}" for o in bad]
     return lines
 
@@ -472,12 +541,19 @@ def comparable(t: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Each labelled table as CSV text without its timing columns: what must be equal
     however the points were spread."""
     timing = ("seconds", "compile_seconds")
-    return {k: v.drop(columns=[c for c in timing if c in v.columns]).to_csv(index=False)
-            for k, v in t.items()}  # fmt: skip
+    return {
+        k: v.drop(columns=[c for c in timing if c in v.columns]).to_csv(index=False)
+        for k, v in t.items()
+    }
 
 
-def bench_executors(job: Job, points: list[Point], keys: list[str], jobs: int = 2,
-                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
+def bench_executors(
+    job: Job,
+    points: list[Point],
+    keys: list[str],
+    jobs: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """The same sweep three ways — one by one in this process, ``jobs`` local processes, a
     Dask LocalCluster of ``jobs`` workers — with each one's wall time, the sum of its
     points' own seconds, and whether its tables equal the first's (timings aside)."""
@@ -500,25 +576,48 @@ def bench_markdown(rows: pd.DataFrame, machine: dict, command: str, what: str) -
     """sweep_bench.md: each executor's wall time against the sum of the points run one by
     one (the first row's points' own seconds), and the goal: at most 2× that sum."""
     one_by_one = float(rows.iloc[0]["points_s"])
-    out = ["# What a sweep costs, per executor", "",
-           f"Written by `{command}` on {', '.join(f'{k} {v}' for k, v in machine.items())}. "
-           f"The sweep: {what}. Run three ways: one point after another in one process "
-           "(`--executor local --jobs 1`), on local processes and on a Dask LocalCluster "
-           "(one thread per process, BLAS and XLA held to one thread by the environment). "
-           f"The sum of the points run one by one: {one_by_one:.1f} s (each point's own "
-           "seconds in the first run: imports and the process's start not counted).", "",
-           "| executor | jobs | points | failed | wall s | points' seconds summed | wall / one-by-one sum | goal ≤ 2× | tables equal to the first |",
-           "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "# What a sweep costs, per executor",
+        "",
+        f"Written by `{command}` on {', '.join(f'{k} {v}' for k, v in machine.items())}. "
+        f"The sweep: {what}. Run three ways: one point after another in one process "
+        "(`--executor local --jobs 1`), on local processes and on a Dask LocalCluster "
+        "(one thread per process, BLAS and XLA held to one thread by the environment). "
+        f"The sum of the points run one by one: {one_by_one:.1f} s (each point's own "
+        "seconds in the first run: imports and the process's start not counted).",
+        "",
+        "| executor | jobs | points | failed | wall s | points' seconds summed | wall / one-by-one sum | goal ≤ 2× | tables equal to the first |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in rows.iterrows():
         ratio = r["wall_s"] / one_by_one if one_by_one else math.nan
-        out.append(f"| {r['executor']} | {r['jobs']} | {r['points']} | {r['failed']} | "
-                   f"{r['wall_s']:.1f} | {r['points_s']:.1f} | {ratio:.2f} | "
-                   f"{'**met**' if ratio <= 2 else '**missed**'} | "
-                   f"{'yes' if r['same_tables'] else '**no**'} |")  # fmt: skip
+        out.append(
+            f"| {r['executor']} | {r['jobs']} | {r['points']} | {r['failed']} | "
+            f"{r['wall_s']:.1f} | {r['points_s']:.1f} | {ratio:.2f} | "
+            f"{'**met**' if ratio <= 2 else '**missed**'} | "
+            f"{'yes' if r['same_tables'] else '**no**'} |"
+        )
     return "\n".join(out) + "\n"
 
 
-__all__ = ["BENCH_GRID", "BENCH_SEEDS", "EXECUTORS", "bench_executors", "bench_markdown",
-           "check_scheduler", "comparable", "Job", "Outcome", "Point", "executor", "grid",
-           "parse_grid", "parse_seeds", "run_point", "scheduler_address", "summary_lines", "sweep",
-           "tables"]  # fmt: skip
+__all__ = [
+    "BENCH_GRID",
+    "BENCH_SEEDS",
+    "EXECUTORS",
+    "bench_executors",
+    "bench_markdown",
+    "check_scheduler",
+    "comparable",
+    "Job",
+    "Outcome",
+    "Point",
+    "executor",
+    "grid",
+    "parse_grid",
+    "parse_seeds",
+    "run_point",
+    "scheduler_address",
+    "summary_lines",
+    "sweep",
+    "tables",
+]

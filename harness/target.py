@@ -53,21 +53,33 @@ class Target:
 
     def data(self) -> dict[str, Any]:
         """The target as plain data, to send to a worker (``from_data`` reads it back)."""
-        return {"text": self.text, "attr": self.attr, "module": self.module, "path": self.path,
-                "sys_path": list(self.sys_path)}  # fmt: skip
+        return {
+            "text": self.text,
+            "attr": self.attr,
+            "module": self.module,
+            "path": self.path,
+            "sys_path": list(self.sys_path),
+        }
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Target:
-        return cls(data["text"], data["attr"], data.get("module"), data.get("path"),
-                   tuple(data.get("sys_path") or ()))  # fmt: skip
+        return cls(
+            data["text"],
+            data["attr"],
+            data.get("module"),
+            data.get("path"),
+            tuple(data.get("sys_path") or ()),
+        )
 
 
 def parse_target(text: str) -> Target:
     """``pkg.mod:attr`` or ``dir/file.py:attr`` (the attribute may be dotted)."""
     where, sep, attr = str(text).rpartition(":")
     if not sep and (text.endswith(".py") or _MODULE.match(text)):
-        raise BadTarget(f"TARGET {text!r} names no function or class in it: add :NAME "
-                        f"(for example {text}:grads)")  # fmt: skip
+        raise BadTarget(
+            f"TARGET {text!r} names no function or class in it: add :NAME "
+            f"(for example {text}:grads)"
+        )
     if not sep or not where or not _ATTR.match(attr):
         raise BadTarget(f"TARGET must be package.module:attr or path/to/file.py:attr, not {text!r}")
     if where.endswith(".py") or "/" in where or "\\" in where:
@@ -147,8 +159,9 @@ def target_of(obj: Any) -> Target | None:
         path = getattr(mod, "__file__", None)
         if not path:
             return None
-        return Target(f"{path}:{qualname}", qualname, path=str(Path(path).resolve()),
-                      sys_path=tuple(sys.path))  # fmt: skip
+        return Target(
+            f"{path}:{qualname}", qualname, path=str(Path(path).resolve()), sys_path=tuple(sys.path)
+        )
     return Target(f"{module}:{qualname}", qualname, module=module, sys_path=tuple(_import_path()))
 
 
@@ -186,15 +199,16 @@ def load(target: Target) -> Any:
                     raise
             where = target.path
         else:
-            module = importlib.import_module(target.module)
+            module = importlib.import_module(str(target.module))
             where = f"module {target.module!r}"
     except LoadFault:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to import is the plug-in's fault
         raise LoadFault(
-            "import error", f"importing {target.text}: {type(e).__name__}: {e}",
+            "import error",
+            f"importing {target.text}: {type(e).__name__}: {e}",
             traceback.format_exc(),
-        ) from None  # fmt: skip
+        ) from None
     try:
         return _getattr_path(module, target.attr)
     except AttributeError:

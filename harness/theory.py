@@ -41,6 +41,7 @@ case: this module names no family.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,16 +62,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-# activation -> (φ, φ')
-ACTIVATIONS = {
+Elementwise = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, tuple[Elementwise, Elementwise]] = {  # activation -> (φ, φ')
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
 }
 SUMMARY_COLUMNS = [
-    "case", "backend", "tap", "steps", "rate", "first_over_last", "zeros",
-    "theory_rate", "theory",
-]  # fmt: skip
+    "case",
+    "backend",
+    "tap",
+    "steps",
+    "rate",
+    "first_over_last",
+    "zeros",
+    "theory_rate",
+    "theory",
+]
 
 
 def fitted_rate(norms: np.ndarray) -> float:
@@ -88,9 +96,11 @@ def _numbers(case: Any, *names: str) -> bool:
     may claim a catalog family without the options that family's theory reads."""
     cfg = getattr(case, "cfg", None)
     return isinstance(cfg, dict) and all(
-        isinstance(cfg.get(n), (int, float)) and not isinstance(cfg.get(n), bool)
-        and math.isfinite(cfg[n]) for n in names
-    )  # fmt: skip
+        isinstance(cfg.get(n), (int, float))
+        and not isinstance(cfg.get(n), bool)
+        and math.isfinite(cfg[n])
+        for n in names
+    )
 
 
 def _elman_theory(case: Any) -> bool:
@@ -125,10 +135,12 @@ def mlp_layer_ratios(case: Any) -> np.ndarray:
     q = [widths[0] * var_w(1) * cfg["x_scale"] ** 2]  # q_1: X ~ N(0, x_scale²)
     for layer in range(2, cfg["depth"]):
         q.append(widths[layer - 1] * var_w(layer) * gaussian_mean(lambda z: phi(z) ** 2, q[-1]))
-    return np.array([  # ratio l: through W_{l+1}, whose pre-activation has variance q[l]
-        widths[layer + 1] * var_w(layer + 1) * gaussian_mean(lambda z: dphi(z) ** 2, q[layer])
-        for layer in range(1, cfg["depth"] - 1)
-    ])  # fmt: skip
+    return np.array(
+        [  # ratio l: through W_{l+1}, whose pre-activation has variance q[l]
+            widths[layer + 1] * var_w(layer + 1) * gaussian_mean(lambda z: dphi(z) ** 2, q[layer])
+            for layer in range(1, cfg["depth"] - 1)
+        ]
+    )
 
 
 def mlp_theory(case: Any) -> tuple[float, str]:
@@ -140,8 +152,10 @@ def mlp_theory(case: Any) -> tuple[float, str]:
     if cfg["depth"] < 3:
         return math.nan, "no theory: fewer than two hidden layers, no ratio to predict"
     if cfg["width"] < MIN_WIDTH:
-        return math.nan, (f"no theory: width {cfg['width']} is too narrow for the mean-field "
-                          f"average (it needs wide layers; shown from width {MIN_WIDTH})")  # fmt: skip
+        return math.nan, (
+            f"no theory: width {cfg['width']} is too narrow for the mean-field "
+            f"average (it needs wide layers; shown from width {MIN_WIDTH})"
+        )
     rate = float(np.mean(mlp_layer_ratios(case)))
     return rate, (
         f"mean field ({cfg['init']} init, {cfg['act']}; wide layers, zero biases): "
@@ -165,8 +179,10 @@ def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
             row["theory"] = "no theory: not the catalog's Elman (its options are not known here)"
             return row
         if case.cfg.get("objective", "last") != "last" or case.cfg["act"] not in GAMMA:
-            row["theory"] = ("no theory: Pascanu et al.'s bound is for the loss on the last "
-                             "step, with tanh or sigmoid units")  # fmt: skip
+            row["theory"] = (
+                "no theory: Pascanu et al.'s bound is for the loss on the last "
+                "step, with tanh or sigmoid units"
+            )
             return row
         bound = elman_bound(case)
         row["theory_rate"] = bound

@@ -23,6 +23,7 @@ with its library's (``torch.sigmoid``, ``jax.nn.sigmoid``, the tape's primitives
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 
@@ -32,6 +33,11 @@ class Unsupported(AttributeError):
 
 class TapError(ValueError):
     """A tap name used twice, or a tap used inconsistently across steps."""
+
+
+def _step_of(t: int, a: Any) -> Any:
+    """Step ``t`` of a scanned array: its first axis."""
+    return a[t, ...]
 
 
 def tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
@@ -114,7 +120,7 @@ class Namespace:
         try:
             for t in range(length):
                 self._step = t
-                x_t = tree_map(lambda a, t=t: a[t, ...], xs)
+                x_t = tree_map(partial(_step_of, t), xs)
                 carry, y = step(carry, x_t)
                 ys.append(y)
         finally:
@@ -158,12 +164,20 @@ class Namespace:
 
 # the array API standard's names that numpy's classic namespace spells otherwise
 NUMPY_NAMES = {
-    "concat": "concatenate", "permute_dims": "transpose", "pow": "power",
-    "acos": "arccos", "asin": "arcsin", "atan": "arctan", "atan2": "arctan2",
-    "acosh": "arccosh", "asinh": "arcsinh", "atanh": "arctanh",
-    "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+    "concat": "concatenate",
+    "permute_dims": "transpose",
+    "pow": "power",
+    "acos": "arccos",
+    "asin": "arcsin",
+    "atan": "arctan",
+    "atan2": "arctan2",
+    "acosh": "arccosh",
+    "asinh": "arcsinh",
+    "atanh": "arctanh",
+    "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
     "bitwise_invert": "invert",
-}  # fmt: skip
+}
 
 
 class NumpyLike:

@@ -53,7 +53,7 @@ def _numpy_transpose(x: Any, axes: tuple[int, ...] | None = None) -> Tensor:
 # the same functions under numpy's names, for code written against numpy's spelling; each
 # is the namespace's function, nothing more (transpose takes numpy's optional axes).
 exp, log, tanh, sigmoid, relu = xp.exp, xp.log, xp.tanh, xp.sigmoid, xp.relu
-sum, mean, logsumexp = xp.sum, xp.mean, xp.logsumexp  # noqa: A001 - numpy's name
+sum, mean, logsumexp = xp.sum, xp.mean, xp.logsumexp  # numpy's names
 reshape, stack, concatenate = xp.reshape, xp.stack, xp.concat
 transpose = _numpy_transpose
 softmax_cross_entropy = xp.softmax_cross_entropy

@@ -111,6 +111,7 @@ class ArrayObject:
 
     __slots__ = ()
     _apply: Any  # the class's own: the tape's ``apply``, or forward mode's ``push``
+    shape: tuple[int, ...]  # the class's own
     __array_ufunc__ = None  # numpy hands `ndarray <op> x` to the reflected operators
 
     # arithmetic: primitives, with derivatives
@@ -138,8 +139,12 @@ class ArrayObject:
         return self._apply("power", self, other)  # an array: a derivative for both
 
     # comparisons, logic and bits, floor division: no derivative, a constant answer
-    __eq__ = lambda a, b: a._apply("equal", a, b)
-    __ne__ = lambda a, b: a._apply("not_equal", a, b)
+    def __eq__(self, other: Any) -> Any:  # elementwise, as arrays do
+        return self._apply("equal", self, other)
+
+    def __ne__(self, other: Any) -> Any:
+        return self._apply("not_equal", self, other)
+
     __lt__ = lambda a, b: a._apply("less", a, b)
     __le__ = lambda a, b: a._apply("less_equal", a, b)
     __gt__ = lambda a, b: a._apply("greater", a, b)
@@ -157,7 +162,7 @@ class ArrayObject:
     __rshift__ = lambda a, b: a._apply("bitwise_right_shift", a, b)
     __rrshift__ = lambda a, b: a._apply("bitwise_right_shift", b, a)
     __invert__ = lambda a: a._apply("bitwise_invert", a)
-    __hash__ = None  # == compares elements, so an array is no dict key (as numpy's is not)
+    __hash__ = None  # type: ignore[assignment]  # == compares elements, so an array is no dict key (as numpy's is not)
 
     # in place: a new value, bound to the name (see the module)
     __iadd__ = lambda a, b: in_place(a, a + b, "+=")

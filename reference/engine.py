@@ -71,12 +71,12 @@ def accumulate(grads: Gradients, node: Node, g: np.ndarray | Scatter) -> None:
         else:
             grads[node] = g
     elif node in grads.owned and total.dtype == g.dtype:
-        if type(g) is Scatter:
+        if isinstance(g, Scatter):
             g.add_into(total)
         else:
             np.add(total, g, out=total)
     else:  # a new array (numpy makes a scalar of two 0-d arrays: asarray keeps an array)
-        grads[node] = np.asarray(total + (g.dense() if type(g) is Scatter else g))
+        grads[node] = np.asarray(total + (g.dense() if isinstance(g, Scatter) else g))
         grads.owned.add(node)
 
 
@@ -94,13 +94,14 @@ def vjp(node: Node, g: np.ndarray) -> list[tuple[Node, np.ndarray | Scatter]]:
             f"VJP of {node.op!r} returned {len(parent_grads)} gradients "
             f"for {len(node.parents)} inputs"
         )
-    shares = []
+    shares: list[tuple[Node, np.ndarray | Scatter]] = []
     for i, (parent, pg) in enumerate(zip(node.parents, parent_grads, strict=True)):
         if parent is None:
             continue  # a constant: its gradient is never computed (see ``Lazy``)
-        if type(pg) is not np.ndarray or pg.shape != parent.shape:
-            pg = conform(pg, parent, rule, node, i)
-        shares.append((parent, pg))
+        if type(pg) is np.ndarray and pg.shape == parent.shape:
+            shares.append((parent, pg))
+        else:
+            shares.append((parent, conform(pg, parent, rule, node, i)))
     return shares
 
 

@@ -29,6 +29,7 @@ This module imports numpy and the modules below it: the primitives, the tape and
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ def push(op: str, *inputs: Any, **constants: Any) -> Any:
     values = [x.value if type(x) is Dual else x for x in inputs]
     tangents = [x.tangent if type(x) is Dual else None for x in inputs]
     on_tape = any(isinstance(v, Tensor) and v.requires_grad for v in values)
+    xp: ModuleType
     if on_tape:
         xp = tape_xp
         ans = apply(op, *values, **constants)

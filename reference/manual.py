@@ -9,13 +9,16 @@ Conventions: row vectors, a batch of rows (h: N×H or B×H), so a layer is z = h
 step stacked along a leading axis: ``hs[t]`` is h_t for t = 0..T, hs[0] the initial state.
 The arithmetic stays in the dtype of the arrays it is given (float64 or float32).
 
-This module imports numpy and nothing else.
+This module imports numpy and nothing else (and the standard library's type hints).
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
-Cache = dict[str, object]
+Cache = dict[str, Any]  # a stage's saved values, of as many kinds as the stage needs
 
 
 # --- activations: forward, and backward from the forward's *output* -------------------------
@@ -48,7 +51,8 @@ def relu_backward(dh: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 # name -> (forward, backward(dh, h) -> dz)
-ACTIVATIONS = {
+Elementwise = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, tuple[Elementwise, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     "tanh": (np.tanh, tanh_backward),
     "sigmoid": (sigmoid, sigmoid_backward),
     "relu": (relu, relu_backward),
@@ -125,8 +129,13 @@ def mlp_forward(
         z = linear_forward(h, params[f"W{layer}"], params[f"b{layer}"])
         h = phi(z) if layer < depth else z
     loss, loss_cache = LOSSES[objective][0](h, target)
-    return loss, {"hs": hs, "params": params, "act": act, "objective": objective,
-                  "loss": loss_cache}  # fmt: skip
+    return loss, {
+        "hs": hs,
+        "params": params,
+        "act": act,
+        "objective": objective,
+        "loss": loss_cache,
+    }
 
 
 def mlp_backward(cache: Cache, input_grad: bool = True) -> tuple[Arrays, list[np.ndarray | None]]:
@@ -140,7 +149,8 @@ def mlp_backward(cache: Cache, input_grad: bool = True) -> tuple[Arrays, list[np
     hs, params = cache["hs"], cache["params"]
     phi_backward = ACTIVATIONS[cache["act"]][1]
     dz = LOSSES[cache["objective"]][1](cache["loss"])
-    grads, dL_dh = {}, [None] * len(hs)
+    grads: Arrays = {}
+    dL_dh: list[np.ndarray | None] = [None] * len(hs)
     for layer in range(len(hs), 0, -1):
         h, W = hs[layer - 1], params[f"W{layer}"]
         if layer == 1 and not input_grad:
@@ -208,9 +218,13 @@ def unroll_grads(X: np.ndarray, hs: np.ndarray, da: np.ndarray) -> Arrays:
 
 
 def elman_forward(
-    params: Arrays, X: np.ndarray, Y: np.ndarray, h0: np.ndarray,
-    act: str = "tanh", objective: str = "last",
-) -> tuple[float, Cache]:  # fmt: skip
+    params: Arrays,
+    X: np.ndarray,
+    Y: np.ndarray,
+    h0: np.ndarray,
+    act: str = "tanh",
+    objective: str = "last",
+) -> tuple[float, Cache]:
     """a_t = x_t W_x + h_{t−1} W_h + b;  h_t = φ(a_t);  readout loss on h_t.
     The input part x_t W_x + b of every step is one product before the loop.
     Cache: hs (T+1 × B × H; φ'(a_t) is read from h_t) and X."""
@@ -257,9 +271,13 @@ def elman_backward(cache: Cache) -> tuple[Arrays, np.ndarray]:
 
 
 def mlp_jvp(
-    params: Arrays, tangents: Arrays, X: np.ndarray, target: np.ndarray,
-    act: str = "tanh", objective: str = "mse",
-) -> tuple[float, float, list[np.ndarray]]:  # fmt: skip
+    params: Arrays,
+    tangents: Arrays,
+    X: np.ndarray,
+    target: np.ndarray,
+    act: str = "tanh",
+    objective: str = "mse",
+) -> tuple[float, float, list[np.ndarray]]:
     """ż_l = ḣ_{l−1} W_l + h_{l−1} Ẇ_l + ḃ_l;  ḣ_l = φ'(z_l) ⊙ ż_l (l < L);  ḣ_0 = 0;
     L̇ = ⟨∂L/∂z_L, ż_L⟩. Returns (L, L̇, [ḣ_0 … ḣ_{L−1}]): the tangents of the layers'
     inputs, where the tape taps them."""
@@ -271,18 +289,22 @@ def mlp_jvp(
         W, b = params[f"W{layer}"], params[f"b{layer}"]
         z = linear_forward(h, W, b)
         dz = dh @ W + h @ tangents[f"W{layer}"] + tangents[f"b{layer}"]
-        h, dh = (phi(z), None) if layer < depth else (z, dz)
-        if layer < depth:
-            dh = dphi(dz, h)
+        h = phi(z) if layer < depth else z
+        dh = dphi(dz, h) if layer < depth else dz
     forward, backward = LOSSES[objective]
     loss, cache = forward(h, target)
     return loss, float(np.sum(backward(cache) * dh)), dhs
 
 
 def elman_jvp(
-    params: Arrays, tangents: Arrays, X: np.ndarray, Y: np.ndarray, h0: np.ndarray,
-    act: str = "tanh", objective: str = "last",
-) -> tuple[float, float, np.ndarray]:  # fmt: skip
+    params: Arrays,
+    tangents: Arrays,
+    X: np.ndarray,
+    Y: np.ndarray,
+    h0: np.ndarray,
+    act: str = "tanh",
+    objective: str = "last",
+) -> tuple[float, float, np.ndarray]:
     """ȧ_t = x_t Ẇ_x + ḃ + ḣ_{t−1} W_h + h_{t−1} Ẇ_h;  ḣ_t = φ'(a_t) ⊙ ȧ_t;  ḣ_0 = 0;
     L̇ = (1/B) Σ_t ⟨r_t, ḣ_t W_y + h_t Ẇ_y⟩ over the read steps (r_t = h_t W_y − y_t).
     Returns (L, L̇, ḣ: T × B × H)."""
@@ -306,9 +328,15 @@ def elman_jvp(
 
 
 def lstm_cell_backward(
-    dh: np.ndarray, dc_next: np.ndarray, i: np.ndarray, f: np.ndarray, o: np.ndarray,
-    g: np.ndarray, c_prev: np.ndarray, c: np.ndarray,
-) -> tuple[tuple[np.ndarray, ...], np.ndarray]:  # fmt: skip
+    dh: np.ndarray,
+    dc_next: np.ndarray,
+    i: np.ndarray,
+    f: np.ndarray,
+    o: np.ndarray,
+    g: np.ndarray,
+    c_prev: np.ndarray,
+    c: np.ndarray,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """One LSTM cell, c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh(c), with i, f, o = σ(a_i, a_f,
     a_o), g = tanh(a_g); dh = total dL/dh, dc_next = dL/dc through the next step's c:
 
@@ -330,9 +358,13 @@ def lstm_cell_backward(
 
 
 def lstm_forward(
-    params: Arrays, X: np.ndarray, Y: np.ndarray, h0: np.ndarray, c0: np.ndarray,
+    params: Arrays,
+    X: np.ndarray,
+    Y: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
     objective: str = "last",
-) -> tuple[float, Cache]:  # fmt: skip
+) -> tuple[float, Cache]:
     """[i, f, o, g] = x_t W_x + h_{t−1} W_h + b (H-wide blocks); i, f, o = σ, g = tanh;
     c_t = f ⊙ c_{t−1} + i ⊙ g;  h_t = o ⊙ tanh(c_t);  readout loss on h_t.
     Cache: the gate values (T × B × 4H), hs and cs (T+1 × B × H), X."""
@@ -349,22 +381,25 @@ def lstm_forward(
         cs[t + 1] = f * cs[t] + i * g
         hs[t + 1] = o * np.tanh(cs[t + 1])
     loss, readout = readout_forward(hs, params["W_y"], Y, objective)
-    return loss, {"gates": gates, "hs": hs, "cs": cs, "X": X, "params": params,
-                  "readout": readout}  # fmt: skip
+    return loss, {"gates": gates, "hs": hs, "cs": cs, "X": X, "params": params, "readout": readout}
 
 
 def lstm_step_backward(
-    dh: np.ndarray, dc_next: np.ndarray, gates: np.ndarray, c_prev: np.ndarray,
-    c: np.ndarray, W_h: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    dh: np.ndarray,
+    dc_next: np.ndarray,
+    gates: np.ndarray,
+    c_prev: np.ndarray,
+    c: np.ndarray,
+    W_h: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One step back (the cell's formulas in ``lstm_cell_backward``), then through
     a_t = x_t W_x + h_{t−1} W_h + b:  da_t = [da_i, da_f, da_o, da_g],
     dh_{t−1} (through step t) = da_t W_hᵀ,  dc_{t−1} (through step t) = dc_t ⊙ f.
     Returns (da_t, dh_{t−1}, dc_t total, dc_{t−1})."""
     i, f, o, g = blocks(gates, 4)
     da, dc = lstm_cell_backward(dh, dc_next, i, f, o, g, c_prev, c)
-    da = np.concatenate(da, axis=-1)
-    return da, da @ W_h.T, dc, dc * f
+    da_t = np.concatenate(da, axis=-1)
+    return da_t, da_t @ W_h.T, dc, dc * f
 
 
 def lstm_backward(cache: Cache) -> tuple[Arrays, np.ndarray, np.ndarray]:
@@ -521,8 +556,15 @@ def adbench_lstm_forward(
     exp_y = np.exp(y_hat)
     normaliser = 2 + exp_y.sum(axis=1, keepdims=True)
     loss = -np.sum(sequence[1:] * (y_hat - np.log(normaliser))) / sequence[1:].size
-    return loss, {"gates": gates, "hs": hs, "cs": cs, "weights": exp_y / normaliser,
-                  "main": main, "extra": extra, "sequence": sequence}  # fmt: skip
+    return loss, {
+        "gates": gates,
+        "hs": hs,
+        "cs": cs,
+        "weights": exp_y / normaliser,
+        "main": main,
+        "extra": extra,
+        "sequence": sequence,
+    }
 
 
 def adbench_lstm_backward(cache: Cache) -> tuple[Arrays, np.ndarray]:

@@ -48,7 +48,7 @@ needs no gradient is data and always arrives as it is. The default saves everyth
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -64,11 +64,16 @@ SAVES = ("ans", "x", "y", "inputs")
 
 @dataclass(frozen=True)
 class Rule:
-    forward: Callable[..., np.ndarray]
+    forward: Callable[..., Any]  # an array, or a NumPy scalar where a reduction gives one
     vjp: Callable[..., tuple[np.ndarray, ...]]
     broadcasts: bool = False
     saves: str = "ans inputs"
     jvp: Callable[..., Any] | tuple[Callable[..., Any], ...] | None = None
+    # what ``keep`` stores, read from ``saves`` once (set in __post_init__)
+    _ans: bool = field(init=False, repr=False, compare=False)
+    _x: bool = field(init=False, repr=False, compare=False)
+    _y: bool = field(init=False, repr=False, compare=False)
+    _rest: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = self.saves.split()
@@ -246,8 +251,10 @@ def _where_vjp(g, ans, condition, x, y):
 def _power_vjp(g, ans, x, y):
     """ans = x^y, the exponent an array too: ∂/∂x and ∂/∂y (``_power_partials``), each
     computed only for an input that needs it (2^t needs the second alone)."""
-    return (Lazy(lambda: g * _power_partials(np, ans, x, y, 0)),
-            Lazy(lambda: g * _power_partials(np, ans, x, y, 1)))  # fmt: skip
+    return (
+        Lazy(lambda: g * _power_partials(np, ans, x, y, 0)),
+        Lazy(lambda: g * _power_partials(np, ans, x, y, 1)),
+    )
 
 
 def _power_partials(xp, ans, x, y, i):
@@ -309,7 +316,7 @@ def _kept(x: Any, axis: Any, keepdims: bool) -> tuple[int, ...]:
     """The shape a reduction over ``axis`` of ``x`` has with keepdims=True."""
     if axis is None:
         return (1,) * len(x.shape)
-    axes = {a % len(x.shape) for a in ((axis,) if np.isscalar(axis) else axis)}
+    axes = {int(a) % len(x.shape) for a in ((axis,) if np.ndim(axis) == 0 else axis)}
     return tuple(1 if i in axes else n for i, n in enumerate(x.shape))
 
 
@@ -336,7 +343,7 @@ def _softmax_xent_jvp(xp, t, ans, logits, labels):
     return xp.sum((p - onehot) * t[0]) / n
 
 
-def _clip_jvp(xp, t, ans, x, min=None, max=None):  # noqa: A002 - clip's own names
+def _clip_jvp(xp, t, ans, x, min=None, max=None):  # clip's own names
     inside = xp.ones_like(x) if min is None else _mask(xp, xp.greater_equal(x, min), ans)
     if max is not None:
         inside = inside * _mask(xp, xp.less_equal(x, max), ans)
@@ -504,14 +511,25 @@ RULES: dict[str, Rule] = {
 # and floor_divide none). The tape computes the answer and records nothing; forward mode
 # gives it no tangent.
 CONSTANTS: dict[str, Callable[..., Any]] = {
-    "equal": np.equal, "not_equal": np.not_equal,
-    "less": np.less, "less_equal": np.less_equal,
-    "greater": np.greater, "greater_equal": np.greater_equal,
-    "logical_and": np.logical_and, "logical_or": np.logical_or,
-    "logical_xor": np.logical_xor, "logical_not": np.logical_not,
-    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
-    "bitwise_xor": np.bitwise_xor, "bitwise_invert": np.invert,
-    "bitwise_left_shift": np.left_shift, "bitwise_right_shift": np.right_shift,
-    "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite,
-    "sign": np.sign, "floor_divide": np.floor_divide,
-}  # fmt: skip
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": np.logical_and,
+    "logical_or": np.logical_or,
+    "logical_xor": np.logical_xor,
+    "logical_not": np.logical_not,
+    "bitwise_and": np.bitwise_and,
+    "bitwise_or": np.bitwise_or,
+    "bitwise_xor": np.bitwise_xor,
+    "bitwise_invert": np.invert,
+    "bitwise_left_shift": np.left_shift,
+    "bitwise_right_shift": np.right_shift,
+    "isnan": np.isnan,
+    "isinf": np.isinf,
+    "isfinite": np.isfinite,
+    "sign": np.sign,
+    "floor_divide": np.floor_divide,
+}

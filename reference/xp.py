@@ -28,6 +28,7 @@ the primitive). This module imports numpy and the tape below it.
 
 from __future__ import annotations
 
+import builtins
 import sys
 from typing import Any
 
@@ -39,7 +40,7 @@ from reference.engine import Tensor, apply
 __array_api_version__ = "2023.12"
 
 
-def _carries_derivative(x: Any) -> bool:
+def _carries_derivative(x: Any) -> builtins.bool:
     """A value a derivative flows through: a Tensor that requires a gradient, or another of
     the tape's arrays (forward mode's Dual, which always carries its tangent)."""
     return x.requires_grad if isinstance(x, Tensor) else isinstance(x, ArrayObject)
@@ -51,7 +52,7 @@ def _array(x: Any) -> ArrayObject:
 
 
 # --- elementwise, with gradients
-def abs(x: Any) -> Tensor:  # noqa: A001 - the standard's name
+def abs(x: Any) -> Tensor:  # the standard's name
     return apply("abs", x)
 
 
@@ -115,7 +116,7 @@ def divide(x1: Any, x2: Any) -> Tensor:
     return apply("div", x1, x2)
 
 
-def pow(x1: Any, x2: Any) -> Tensor:  # noqa: A001 - the standard's name
+def pow(x1: Any, x2: Any) -> Tensor:  # the standard's name
     return _array(x1) ** x2
 
 
@@ -135,7 +136,7 @@ def where(condition: Any, x1: Any, x2: Any) -> Tensor:
     return apply("where", plain(condition), x1, x2)
 
 
-def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:
     if _carries_derivative(min) or _carries_derivative(max):
         raise NotInTape("the tape's clip takes bounds without a gradient, not arrays that need one")
     return apply("clip", x, min=plain(min), max=plain(max))
@@ -164,20 +165,22 @@ isnan, isinf, isfinite = _constant("isnan"), _constant("isinf"), _constant("isfi
 
 
 # --- reductions
-def sum(x: Any, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
+def sum(
+    x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False, dtype: Any = None
+) -> Tensor:
     """Σ x over ``axis``; with ``dtype``, x is cast first and summed in that dtype."""
     return apply("sum", x if dtype is None else astype(x, dtype), axis=axis, keepdims=keepdims)
 
 
-def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
+def mean(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("mean", x, axis=axis, keepdims=keepdims)
 
 
-def max(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("max", x, axis=axis, keepdims=keepdims)
 
 
-def min(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("min", x, axis=axis, keepdims=keepdims)
 
 
@@ -195,7 +198,7 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
 
 
 # --- shapes
-def reshape(x: Any, /, shape: tuple[int, ...], *, copy: bool | None = None) -> Tensor:
+def reshape(x: Any, /, shape: tuple[int, ...], *, copy: builtins.bool | None = None) -> Tensor:
     return apply("reshape", x, shape=tuple(shape))
 
 
@@ -225,7 +228,7 @@ def broadcast_to(x: Any, /, shape: tuple[int, ...]) -> Tensor:
     return apply("broadcast_to", x, shape=tuple(shape))
 
 
-def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Tensor:
+def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Tensor:
     """x in ``dtype``: to a floating dtype, with its derivative; to an integer or boolean
     one, a constant (rounding to a whole number is a step: no derivative, as in torch and
     JAX, where an integer array has no gradient)."""
@@ -235,13 +238,13 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> T
     return apply("astype", x, dtype=dtype)
 
 
-def _as(x: Tensor, dtype: Any) -> Tensor:
+def _as(x: Any, dtype: Any) -> Any:  # a Tensor, or forward mode's Dual
     return x if dtype is None or np.dtype(dtype) == x.dtype else astype(x, dtype)
 
 
 # --- creation: constants, no gradient
 def asarray(
-    obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None
+    obj: Any, /, *, dtype: Any = None, device: Any = None, copy: builtins.bool | None = None
 ) -> Tensor:
     """``obj`` as a Tensor; a Tensor or Dual is kept (with its derivative). A sequence of
     them goes through numpy (``Tensor.__array__``), which refuses one that requires a
@@ -251,7 +254,7 @@ def asarray(
     return Tensor(np.asarray(obj, dtype=dtype))
 
 
-def _creator(fn: Any, like: bool = False) -> Any:
+def _creator(fn: Any, like: builtins.bool = False) -> Any:
     """A creation function: its answer is a constant, so a value given to it that carries
     a derivative (a fill value, a bound) is refused rather than dropped; the array a
     ``*_like`` function copies the shape and dtype of may carry one."""
@@ -280,15 +283,15 @@ full_like, empty_like = _creator(np.full_like, like=True), _creator(np.empty_lik
 arange, linspace, eye = _creator(np.arange), _creator(np.linspace), _creator(np.eye)
 
 # --- dtypes and constants
-float32, float64, int32, int64, bool = np.float32, np.float64, np.int32, np.int64, np.bool_  # noqa: A001
+float32, float64, int32, int64, bool = np.float32, np.float64, np.int32, np.int64, np.bool_
 
 
-def finfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+def finfo(type: Any, /) -> Any:  # the standard's name
     """Machine limits of a floating-point dtype, or of an array's dtype."""
     return np.finfo(np.result_type(plain(type)))
 
 
-def iinfo(type: Any, /) -> Any:  # noqa: A002 - the standard's name
+def iinfo(type: Any, /) -> Any:  # the standard's name
     """Machine limits of an integer dtype, or of an array's dtype."""
     return np.iinfo(np.result_type(plain(type)))
 
@@ -305,7 +308,7 @@ def relu(x: Any) -> Tensor:
     return apply("relu", x)
 
 
-def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+def logsumexp(x: Any, axis: Any = None, keepdims: builtins.bool = False) -> Tensor:
     return apply("logsumexp", x, axis=axis, keepdims=keepdims)
 
 

@@ -119,8 +119,9 @@ def test_a_one_element_vector_for_a_scalar_is_a_rank_mismatch(plugins):
 
 def test_an_import_failure_prints_no_grid_against_itself(tmp_path, capsys):
     (tmp_path / "broken.py").write_text("import no_such_module_here\n")
-    code = main(["validate", f"{tmp_path / 'broken.py'}:grads", "--case", "mlp",
-                 "--reference", "reference"])  # fmt: skip
+    code = main(
+        ["validate", f"{tmp_path / 'broken.py'}:grads", "--case", "mlp", "--reference", "reference"]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "import error" in out
     assert "vs plugin:grads" not in out

@@ -60,8 +60,9 @@ def test_merged_of_an_unbuilt_case_is_its_one_build_result():
         (None, 1, True, False),  # jax loaded here already: it costs nothing more here
     ],
 )
-def test_a_helper_starts_only_where_it_can_save_time(monkeypatch, references, jobs, loaded,
-                                                     expected):  # fmt: skip
+def test_a_helper_starts_only_where_it_can_save_time(
+    monkeypatch, references, jobs, loaded, expected
+):
     monkeypatch.setattr(A, "_started", False)
     if not loaded:
         monkeypatch.delitem(sys.modules, "jax", raising=False)
@@ -149,8 +150,13 @@ def test_a_cold_validation_runs_jax_aside_and_its_tables_are_those_of_one_proces
     from harness import validate
 
     out = tmp_path / "cold.pickle"
-    done = subprocess.run([sys.executable, "-c", COLD, str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", COLD, str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     cold = pickle.loads(out.read_bytes())
     import jax  # noqa: F401 - loaded here: no helper

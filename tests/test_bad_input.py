@@ -49,8 +49,13 @@ def refused(capsys, argv: list[str]) -> str:
 
 # --- numbers ------------------------------------------------------------------------------
 
-JOBS = [["run", "--case", "elman"], ["report", "--case", "elman"], ["validate", *PLUGIN],
-        ["bench", "--sweep"], ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask"]]  # fmt: skip
+JOBS = [
+    ["run", "--case", "elman"],
+    ["report", "--case", "elman"],
+    ["validate", *PLUGIN],
+    ["bench", "--sweep"],
+    ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask"],
+]
 
 
 @pytest.mark.parametrize("command", JOBS, ids=lambda c: " ".join(c[:1] + c[-1:]))
@@ -58,14 +63,21 @@ JOBS = [["run", "--case", "elman"], ["report", "--case", "elman"], ["validate", 
 def test_jobs_beyond_the_stated_limit_are_refused(
     refuse_work, capsys, monkeypatch, tmp_path, command, jobs
 ):
-    err = refused(capsys, [*command, "--out", str(tmp_path), "--jobs", jobs]
-                  if command[0] in ("report", "bench") else [*command, "--jobs", jobs])  # fmt: skip
+    err = refused(
+        capsys,
+        [*command, "--out", str(tmp_path), "--jobs", jobs]
+        if command[0] in ("report", "bench")
+        else [*command, "--jobs", jobs],
+    )
     assert f"--jobs takes a whole number of processes from 1 to {MAX_JOBS}" in err
     assert repr(jobs) in err
 
 
-@pytest.mark.parametrize("command", [["run", "--case", "elman"], ["report", "--case", "elman"],
-                                     ["validate", *PLUGIN]], ids=lambda c: c[0])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--case", "elman"], ["report", "--case", "elman"], ["validate", *PLUGIN]],
+    ids=lambda c: c[0],
+)
 @pytest.mark.parametrize("seed", ["-1", str(SEED_LIMIT), "1e3"])
 def test_a_seed_outside_0_to_2_to_the_32_is_refused(
     refuse_work, capsys, monkeypatch, command, seed
@@ -83,8 +95,9 @@ def test_the_largest_seed_is_accepted_and_the_seeds_of_a_sweep_share_the_range()
         S.parse_seeds(f"0,{SEED_LIMIT}")
 
 
-@pytest.mark.parametrize("command", [["run", "--case", "elman"], ["validate", *PLUGIN]],
-                         ids=lambda c: c[0])  # fmt: skip
+@pytest.mark.parametrize(
+    "command", [["run", "--case", "elman"], ["validate", *PLUGIN]], ids=lambda c: c[0]
+)
 @pytest.mark.parametrize("runs", ["1000000000", str(MAX_RUNS + 1), "-1"])
 def test_noise_runs_beyond_the_stated_limit_are_refused(
     refuse_work, capsys, monkeypatch, command, runs
@@ -94,8 +107,9 @@ def test_noise_runs_beyond_the_stated_limit_are_refused(
 
 
 @pytest.mark.parametrize("threads", ["1000000000", "0"])
-def test_bench_threads_beyond_this_machines_cpus_are_refused(refuse_work, capsys, monkeypatch, tmp_path,
-                                                              threads):  # fmt: skip
+def test_bench_threads_beyond_this_machines_cpus_are_refused(
+    refuse_work, capsys, monkeypatch, tmp_path, threads
+):
     from harness.bench.threads import cpus
 
     err = refused(capsys, ["bench", "--quick", "--out", str(tmp_path), "--threads", threads])
@@ -150,8 +164,9 @@ BAD_CHOICES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "option", "named"), BAD_CHOICES,
-                         ids=[" ".join(argv) for argv, _, _ in BAD_CHOICES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "option", "named"), BAD_CHOICES, ids=[" ".join(argv) for argv, _, _ in BAD_CHOICES]
+)
 def test_a_bad_option_value_is_one_line_without_the_usage_block(
     refuse_work, capsys, argv, option, named
 ):
@@ -270,8 +285,9 @@ def test_memory_given_is_the_budget_and_no_memory_check_lifts_it(refuse_work, ca
     assert f"needs about {amount(case.footprint())}" in err
     assert "more than --memory (512 MiB)" in err
     with pytest.raises(AssertionError, match="the work started"):  # past the check
-        main(["run", "--case", "elman", "--set", "T=100000", "--memory", "512M",
-              "--no-memory-check"])  # fmt: skip
+        main(
+            ["run", "--case", "elman", "--set", "T=100000", "--memory", "512M", "--no-memory-check"]
+        )
 
 
 def test_the_check_is_a_usage_error_from_build_cases():
@@ -328,8 +344,10 @@ def test_max_points_reaches_the_check_and_is_itself_bounded(refuse_work, capsys,
     assert f"--max-points takes a whole number from 1 to {POINTS_CEILING:,}" in err
 
 
-@pytest.mark.parametrize("grid", [["--set", "T=1-100000"], ["--seeds", "0-100000"],
-                                  ["--set", "T=1-200", "--set", "H=1-200"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "grid",
+    [["--set", "T=1-100000"], ["--seeds", "0-100000"], ["--set", "T=1-200", "--set", "H=1-200"]],
+)
 def test_a_grid_beyond_the_limit_is_exit_2_before_work(refuse_work, capsys, monkeypatch, grid):
     err = refused(capsys, ["run", "--case", "elman", *grid])
     assert f"at most {MAX_POINTS:,}" in err and "--max-points" in err
@@ -342,8 +360,9 @@ CASE_COMMANDS = [["run"], ["report"], ["validate", "examples/model_mlp.py:grads"
 
 @pytest.mark.parametrize("command", CASE_COMMANDS, ids=lambda c: c[0])
 @pytest.mark.parametrize("pattern", ["", "  "])
-def test_an_empty_case_pattern_is_refused_not_read_as_every_case(refuse_work, capsys, monkeypatch, tmp_path,
-                                                                 command, pattern):  # fmt: skip
+def test_an_empty_case_pattern_is_refused_not_read_as_every_case(
+    refuse_work, capsys, monkeypatch, tmp_path, command, pattern
+):
     out = ["--out", str(tmp_path)] if command[0] in ("report", "bench") else []
     err = refused(capsys, [*command, *out, "--case", pattern])
     assert f"an empty case pattern ({pattern!r})" in err and "elman" in err  # the cases listed
@@ -355,16 +374,24 @@ def test_describe_refuses_an_empty_case_too(capsys):
 
 BACKEND_OPTIONS = [
     (command, option)
-    for command in (["run", "--case", "elman"], ["report", "--case", "elman"],
-                    ["run", "--case", "elman", "--set", "T=3,4"], ["validate", *PLUGIN])
+    for command in (
+        ["run", "--case", "elman"],
+        ["report", "--case", "elman"],
+        ["run", "--case", "elman", "--set", "T=3,4"],
+        ["validate", *PLUGIN],
+    )
     for option in ("--baseline", "--reference" if command[0] == "validate" else "--backend")
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("command, option", BACKEND_OPTIONS,
-                         ids=lambda v: " ".join(v[:1] + v[-1:]) if isinstance(v, list) else v)  # fmt: skip
-def test_an_unknown_backend_names_the_known_ones_before_work(refuse_work, capsys, monkeypatch, tmp_path,
-                                                             command, option):  # fmt: skip
+@pytest.mark.parametrize(
+    "command, option",
+    BACKEND_OPTIONS,
+    ids=lambda v: " ".join(v[:1] + v[-1:]) if isinstance(v, list) else v,
+)
+def test_an_unknown_backend_names_the_known_ones_before_work(
+    refuse_work, capsys, monkeypatch, tmp_path, command, option
+):
     out = ["--out", str(tmp_path)] if command[0] == "report" else []
     err = refused(capsys, [*command, *out, option, "nosuch"])
     assert option in err and "'nosuch'" in err
@@ -409,17 +436,27 @@ def no_lookup(monkeypatch) -> None:
     ("tcp://[::zz]:8786", "'[::zz]' is not a host name"),
     ("garbage", "no scheme"),
 ])  # fmt: skip
-def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(refuse_work, capsys, monkeypatch, address,
-                                                                    why):  # fmt: skip
+def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(
+    refuse_work, capsys, monkeypatch, address, why
+):
     no_lookup(monkeypatch)
-    err = refused(capsys, ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask",
-                           "--scheduler", address])  # fmt: skip
+    err = refused(
+        capsys,
+        ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask", "--scheduler", address],
+    )
     assert f"--scheduler {address!r}" in err and why in err
     assert "tcp://HOST:PORT" in err and "1 to 65535" in err
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "tcp://scheduler.example.org:8786",
-                                     "tcp://my-cluster:1", "tcp://[::1]:65535"])  # fmt: skip
+@pytest.mark.parametrize(
+    "address",
+    [
+        "tcp://127.0.0.1:8786",
+        "tcp://scheduler.example.org:8786",
+        "tcp://my-cluster:1",
+        "tcp://[::1]:65535",
+    ],
+)
 def test_a_well_formed_scheduler_address_passes_the_syntax_check(monkeypatch, address):
     no_lookup(monkeypatch)
     assert S.scheduler_address(address) == address
@@ -461,15 +498,25 @@ def mute_server():
             conn.close()
 
 
-@pytest.mark.parametrize("says", [b"", b"HTTP/1.1 200 OK\r\n\r\n" + b"\xff" * 4096],
-                         ids=["silent", "garbage"])  # fmt: skip
+@pytest.mark.parametrize(
+    "says", [b"", b"HTTP/1.1 200 OK\r\n\r\n" + b"\xff" * 4096], ids=["silent", "garbage"]
+)
 def test_a_server_that_is_no_scheduler_is_exit_2_within_the_stated_timeout(
     refuse_work, capsys, monkeypatch, mute_server, says
 ):
     monkeypatch.setattr(S, "SCHEDULER_TIMEOUT", 1.0)
     address = mute_server(says)
-    argv = ["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask", "--scheduler",
-            address]  # fmt: skip
+    argv = [
+        "run",
+        "--case",
+        "elman",
+        "--set",
+        "T=3,4",
+        "--executor",
+        "dask",
+        "--scheduler",
+        address,
+    ]
     done: list = []
     thread = threading.Thread(target=lambda: done.append(refused(capsys, argv)), daemon=True)
     thread.start()

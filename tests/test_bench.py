@@ -33,8 +33,18 @@ TINY = Plan(
     budget_s=0.0,
     subprocess_memory=False,
 )
-REQUIRED = ["case", "size", "backend", "objective_s", "gradient_s", "ratio", "peak_mem_bytes",
-            "threads", "device", "compile_s"]  # fmt: skip
+REQUIRED = [
+    "case",
+    "size",
+    "backend",
+    "objective_s",
+    "gradient_s",
+    "ratio",
+    "peak_mem_bytes",
+    "threads",
+    "device",
+    "compile_s",
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +65,14 @@ def test_bench_writes_csv_and_md_with_the_columns(tiny_bench):
     assert ratio["note"].isna().all(), ratio["note"].dropna().tolist()  # no backend failed
     assert (ratio["threads"] == 1).all() and (ratio["device"] == "cpu").all()
     text = (out / "bench.md").read_text()
-    for heading in ("## Goals", "## 1. The cheap-gradient ratio", "## 2. The tape against torch",
-                    "## 3. Scaling in T", "## 4. The cost of checking", "tracemalloc"):  # fmt: skip
+    for heading in (
+        "## Goals",
+        "## 1. The cheap-gradient ratio",
+        "## 2. The tape against torch",
+        "## 3. Scaling in T",
+        "## 4. The cost of checking",
+        "tracemalloc",
+    ):
         assert heading in text
 
 
@@ -121,9 +137,13 @@ def test_every_backend_computes_the_same_loss_and_gradient(backend):
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [("mlp", {}), ("mlp", {"depth": 3, "D": 5, "C": 7}), ("lstm", {}),
-     ("lstm", {"objective": "sum", "T": 5, "D": 4})],
-)  # fmt: skip
+    [
+        ("mlp", {}),
+        ("mlp", {"depth": 3, "D": 5, "C": 7}),
+        ("lstm", {}),
+        ("lstm", {"objective": "sum", "T": 5, "D": 4}),
+    ],
+)
 def test_products_ratio_matches_torchs_count_of_the_products(name, options):
     """The products-only R that bench.md sets beside the measured one is counted by hand;
     torch's FlopCounterMode counts the products its forward and autograd actually make
@@ -160,8 +180,13 @@ def test_traced_peak_sees_a_numpy_allocation():
 
 
 def test_torch_memory_in_a_fresh_process_reports_bytes():
-    spec = {"case": CATALOG["mlp"](**TINY_MLP).spec(), "backend": "torch", "device": "cpu",
-            "dtype": "float64", "seed": 0}  # fmt: skip
+    spec = {
+        "case": CATALOG["mlp"](**TINY_MLP).spec(),
+        "backend": "torch",
+        "device": "cpu",
+        "dtype": "float64",
+        "seed": 0,
+    }
     answer = measure_in_this_process(spec)
     assert answer["bytes"] >= 0 and answer["method"].startswith("rss-subprocess")
     json.dumps(answer)
@@ -208,3 +233,18 @@ def test_device_cuda_runs_torch_and_jax_on_the_gpu(tmp_path):
     torch_rows = timed[timed["backend"] == "torch"]
     assert (torch_rows["mem_method"] == "cuda-max-allocated").all()
     assert (tmp_path / "bench.md").exists()
+
+
+def test_a_missing_adbench_input_falls_back_to_random_for_a_name_and_for_a_case(
+    monkeypatch, tmp_path
+):
+    """A broken install (ADBench's file gone) draws the same sizes at random, whether the
+    bench was given the case's name or the Case itself (which once raised KeyError)."""
+    import harness.cases.adbench as adbench
+    from harness.bench.run import _build
+
+    monkeypatch.setattr(adbench, "data_file", lambda name: tmp_path / name)
+    for given in ("adbench_lstm", CATALOG["adbench_lstm"]()):
+        case, params, inputs, note = _build(given, {})
+        assert case.cfg["source"] == "random" and "missing" in note
+        assert params and inputs

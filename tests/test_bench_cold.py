@@ -23,8 +23,15 @@ def quick_commands(monkeypatch):
 
 
 def _section(ratio: float = 1.5) -> str:
-    rows = pd.DataFrame({"pair": [1], "first": ["validate"], "validate_s": [3.0],
-                         "gradcheck_s": [3.0 / ratio], "ratio": [ratio]})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "pair": [1],
+            "first": ["validate"],
+            "validate_s": [3.0],
+            "gradcheck_s": [3.0 / ratio],
+            "ratio": [ratio],
+        }
+    )
     medians = {"validate_s": 3.0, "gradcheck_s": 3.0 / ratio, "ratio": ratio}
     return cold_section(rows, medians, {"load": "1.0"}, "gradparity validate x.py:f --case mlp")
 
@@ -37,8 +44,9 @@ def test_the_pairs_alternate_which_side_runs_first(quick_commands):
 
 
 def test_the_figure_is_the_median_of_the_paired_ratios_not_the_ratio_of_medians():
-    rows = pd.DataFrame({"validate_s": [1.0, 4.0, 9.0], "gradcheck_s": [1.0, 1.0, 9.0],
-                         "ratio": [1.0, 4.0, 1.0]})  # fmt: skip
+    rows = pd.DataFrame(
+        {"validate_s": [1.0, 4.0, 9.0], "gradcheck_s": [1.0, 1.0, 9.0], "ratio": [1.0, 4.0, 1.0]}
+    )
     assert cold.summary(rows) == {"validate_s": 4.0, "gradcheck_s": 1.0, "ratio": 1.0}
 
 

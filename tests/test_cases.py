@@ -100,8 +100,11 @@ def test_card_example_matches_its_closed_form(name, backend):
     params, inputs = case.build(seed=7)
     expected = CLOSED_FORMS[name](params, inputs)
     result = get_backend(backend).run(
-        case, {k: v.copy() for k, v in params.items()}, {k: v.copy() for k, v in inputs.items()}, "float64"
-    )  # fmt: skip
+        case,
+        {k: v.copy() for k, v in params.items()},
+        {k: v.copy() for k, v in inputs.items()},
+        "float64",
+    )
     assert result.ok, result.error
     got = result.tensors()
     assert set(got) == set(expected)

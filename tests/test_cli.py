@@ -19,9 +19,17 @@ from harness.cli import main
 from reference.primitives import RULES
 
 CSV_COLUMNS = [
-    "case", "tensor", "backend", "baseline", "max_abs_err", "max_rel_err", "rel_l2_err",
-    "cosine", "worst_index", "ok",
-]  # fmt: skip
+    "case",
+    "tensor",
+    "backend",
+    "baseline",
+    "max_abs_err",
+    "max_rel_err",
+    "rel_l2_err",
+    "cosine",
+    "worst_index",
+    "ok",
+]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -97,9 +105,19 @@ def test_a_bad_dtype_is_a_usage_error(capsys):
 def test_run_writes_one_csv_row_per_tensor_and_backend(capsys, tmp_path):
     path = tmp_path / "agreement.csv"
     code, out, _ = run_cli(
-        capsys, "run", "--case", "card_sigmoid_unit", "--backend", "reference",
-        "--backend", "torch", "--backend", "numeric", "--csv", str(path),
-    )  # fmt: skip
+        capsys,
+        "run",
+        "--case",
+        "card_sigmoid_unit",
+        "--backend",
+        "reference",
+        "--backend",
+        "torch",
+        "--backend",
+        "numeric",
+        "--csv",
+        str(path),
+    )
     assert code == 0
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -124,9 +142,17 @@ def test_run_with_a_broken_rule_exits_1_and_names_the_tensor_and_the_odd_one_out
         replace(RULES["sigmoid"], vjp=lambda g, ans, x: (g * x * (1 - x),), saves="x"),
     )
     code, out, _ = run_cli(
-        capsys, "run", "--case", "card_sigmoid_unit",
-        "--backend", "reference", "--backend", "torch", "--backend", "numeric",
-    )  # fmt: skip
+        capsys,
+        "run",
+        "--case",
+        "card_sigmoid_unit",
+        "--backend",
+        "reference",
+        "--backend",
+        "torch",
+        "--backend",
+        "numeric",
+    )
     assert code == 1
     assert "DISAGREEMENT" in out
     odd_lines = [line for line in out.splitlines() if "odd one out" in line]

@@ -112,8 +112,10 @@ def test_a_tensor_with_no_elements_is_not_counted_as_compared():
     from harness.compare.verdicts import compared
 
     empty = np.zeros((0, 3))
-    results = [Result(case="c", backend=name, dtype="float64", loss=1.0, grads={"W": empty})
-               for name in ("torch", "reference")]  # fmt: skip
+    results = [
+        Result(case="c", backend=name, dtype="float64", loss=1.0, grads={"W": empty})
+        for name in ("torch", "reference")
+    ]
     table = Comparison(results, baseline="torch").agreement
     counted = dict(zip(table["tensor"], compared(table), strict=True))
     assert counted == {"loss": True, "W": False}, counted

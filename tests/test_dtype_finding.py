@@ -51,8 +51,14 @@ def plugins(tmp_path_factory):
 
 
 def check(plugins, attr, case=MLP, dtype="float32"):
-    return validate(f"{plugins}:{attr}", form="model", cases=[case], dtype=dtype,
-                    references=["reference", "torch"], isolate=False)  # fmt: skip
+    return validate(
+        f"{plugins}:{attr}",
+        form="model",
+        cases=[case],
+        dtype=dtype,
+        references=["reference", "torch"],
+        isolate=False,
+    )
 
 
 def test_a_dtype_problem_is_one_fault_and_the_values_are_still_judged(plugins):
@@ -83,8 +89,19 @@ def test_a_dtype_problem_does_not_hide_the_real_bug(plugins):
 
 
 def test_a_dtype_problem_exits_1_with_the_values_shown(plugins, capsys):
-    code = main(["validate", f"{plugins}:promoted", "--case", "mlp", "--dtype", "float32",
-                 "--reference", "reference", "--no-isolation"])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            f"{plugins}:promoted",
+            "--case",
+            "mlp",
+            "--dtype",
+            "float32",
+            "--reference",
+            "reference",
+            "--no-isolation",
+        ]
+    )
     out = capsys.readouterr().out
     cells = [line for line in out.splitlines() if "param:" in line or "tap:" in line]
     assert code == 1 and out.count("wrong dtype") == 1

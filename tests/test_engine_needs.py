@@ -31,8 +31,9 @@ def without(*names: str, **aliases: str) -> type:
 
 def test_the_readme_lists_what_each_catalog_case_calls():
     text = README.read_text(encoding="utf-8")
-    found = re.search(r"<!-- engine-functions:[^>]*-->\n(.*?)\n<!-- /engine-functions -->",
-                      text, re.S)  # fmt: skip
+    found = re.search(
+        r"<!-- engine-functions:[^>]*-->\n(.*?)\n<!-- /engine-functions -->", text, re.S
+    )
     assert found is not None and found[1] == table()
     assert {line.split("|")[1].strip(" `") for line in found[1].splitlines()[2:]} == set(CATALOG)
 
@@ -47,8 +48,9 @@ def test_the_recording_namespace_finds_functions_extras_and_their_building_block
 
 def test_an_extra_built_from_a_missing_function_is_named_as_the_case_asked_for_it():
     engine = without("sigmoid", "exp")
-    v = validate(engine, form="engine", cases=["card_sigmoid_unit"], references=["reference"],
-                 isolate=False)  # fmt: skip
+    v = validate(
+        engine, form="engine", cases=["card_sigmoid_unit"], references=["reference"], isolate=False
+    )
     (fault,) = v.faults
     assert (fault.fault, fault.severity) == ("unsupported", "note")
     assert fault.facts == {"asked": "sigmoid", "missing": "exp"}
@@ -56,12 +58,14 @@ def test_an_extra_built_from_a_missing_function_is_named_as_the_case_asked_for_i
     assert finding.facts["asked"] == "sigmoid" and "'sigmoid'" in v.unsupported["card_sigmoid_unit"]
 
 
-@pytest.mark.parametrize(("standard", "numpy_name"), [("concat", "concatenate"),
-                                                      ("permute_dims", "transpose")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("standard", "numpy_name"), [("concat", "concatenate"), ("permute_dims", "transpose")]
+)
 def test_a_function_under_numpys_name_is_a_did_you_mean_fault(standard, numpy_name):
     engine = without(standard, **{numpy_name: standard})
-    v = validate(engine, form="engine", cases=["every_primitive"], references=["reference"],
-                 isolate=False)  # fmt: skip
+    v = validate(
+        engine, form="engine", cases=["every_primitive"], references=["reference"], isolate=False
+    )
     (fault,) = v.faults
     assert (fault.fault, fault.severity) == ("misnamed function", "fatal")
     assert fault.facts == {"missing": standard, "has": numpy_name}

@@ -88,11 +88,23 @@ def validated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     (folder / "hostile.py").write_text(HOSTILE)
     out = {}
-    for attr, extra in (("grads", ["--case", "card_affine_square", "--case", "deep_chain"]),
-                        ("Stage", [])):  # fmt: skip
+    for attr, extra in (
+        ("grads", ["--case", "card_affine_square", "--case", "deep_chain"]),
+        ("Stage", []),
+    ):
         out[attr] = folder / f"out-{attr}"
-        code_ = main(["validate", f"{folder / 'hostile.py'}:{attr}", *extra,
-                      "--reference", "reference", "--out", str(out[attr]), "--quiet"])  # fmt: skip
+        code_ = main(
+            [
+                "validate",
+                f"{folder / 'hostile.py'}:{attr}",
+                *extra,
+                "--reference",
+                "reference",
+                "--out",
+                str(out[attr]),
+                "--quiet",
+            ]
+        )
         assert code_ == 1
     return out
 
@@ -157,8 +169,11 @@ def test_lit_and_code_show_the_text_itself_in_both_renderings(text):
         html = to_html([Para(markup), Heading(text)], "t")
         for rendered in (md, html):
             found = parse(rendered)
-            assert not any(tag in ("script", "img", "svg", "a", "em", "h1") for tag, _ in found.tags
-                           if not (tag == "script" and rendered is html))  # fmt: skip
+            assert not any(
+                tag in ("script", "img", "svg", "a", "em", "h1")
+                for tag, _ in found.tags
+                if not (tag == "script" and rendered is html)
+            )
             assert folded in "".join(found.text).replace("\n", " ") or text in "".join(found.text)
 
 
@@ -179,8 +194,9 @@ ALLOWED_CONTROLS = {"\n", "\t"}
 
 def raw_controls(text: str) -> list[str]:
     """The C0/C1 control characters and DELs in ``text`` other than line break and tab."""
-    return sorted({c for c in text if (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)
-                   and c not in ALLOWED_CONTROLS})  # fmt: skip
+    return sorted(
+        {c for c in text if (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F) and c not in ALLOWED_CONTROLS}
+    )
 
 
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
@@ -216,8 +232,9 @@ CELLS = {  # a cell as a table holds it, and as it must parse back from the CSV
 
 
 def test_write_csv_parses_back_whole_with_every_formula_neutralised(tmp_path):
-    table = pd.DataFrame({"text": list(CELLS), "number": [-1.5] * len(CELLS),
-                          "=name\r": ["-"] * len(CELLS)})  # fmt: skip
+    table = pd.DataFrame(
+        {"text": list(CELLS), "number": [-1.5] * len(CELLS), "=name\r": ["-"] * len(CELLS)}
+    )
     path = tmp_path / "t.csv"
     write_csv(table, path)
     assert raw_controls(path.read_bytes().decode("utf-8")) == []
@@ -239,8 +256,15 @@ def test_both_renderings_show_a_control_character_in_every_kind_of_block():
     ]
     for text in (to_markdown(blocks), to_html(blocks, f"title{BEL}")):
         assert raw_controls(text) == []
-        for shown in ("heading\\x1b", "para\\x07", "span\\x1b]8;;", "item\\x7f", "head\\x9b",
-                      "block\\x1b[2J\\x0d=2+3", "next line\tand a tab"):  # fmt: skip
+        for shown in (
+            "heading\\x1b",
+            "para\\x07",
+            "span\\x1b]8;;",
+            "item\\x7f",
+            "head\\x9b",
+            "block\\x1b[2J\\x0d=2+3",
+            "next line\tand a tab",
+        ):
             assert shown in text
 
 
@@ -348,8 +372,12 @@ def hostile_runs(tmp_path_factory):
     }  # fmt: skip
     done = {}
     for name, argv in commands.items():
-        done[name] = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=folder,
-                                    capture_output=True, timeout=300)  # fmt: skip
+        done[name] = subprocess.run(
+            [sys.executable, "-m", "harness.cli", *argv],
+            cwd=folder,
+            capture_output=True,
+            timeout=300,
+        )
     return folder, done
 
 
@@ -383,8 +411,15 @@ def written(folder):
 def test_the_files_of_a_hostile_run_hold_no_control_character(hostile_runs):
     folder, _ = hostile_runs
     files = written(folder)
-    assert {"run.csv", "report.md", "report.html", "agreement.csv", "magnitudes.csv",
-            "faults.csv", "diagnostics.md"} <= {p.name for p in files}  # fmt: skip
+    assert {
+        "run.csv",
+        "report.md",
+        "report.html",
+        "agreement.csv",
+        "magnitudes.csv",
+        "faults.csv",
+        "diagnostics.md",
+    } <= {p.name for p in files}
     for path in files:  # as bytes: read_text would turn a bare CR into a line break
         assert raw_controls(path.read_bytes().decode("utf-8")) == [], path
     report = (folder / "report" / "report.md").read_text(encoding="utf-8")
@@ -422,7 +457,19 @@ class Dollar(Case):
         return xp.sum(xp.tap("u$^", 3 * p["x"] + 1) ** 2)
 ''')
     out = tmp_path / "report"
-    code_ = main(["report", "--case", f"{path}:Dollar", "--backend", "reference", "--backend",
-                  "torch", "--out", str(out), "--quiet"])  # fmt: skip
+    code_ = main(
+        [
+            "report",
+            "--case",
+            f"{path}:Dollar",
+            "--backend",
+            "reference",
+            "--backend",
+            "torch",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code_ == 0, capsys.readouterr().err
     assert "cost $\\\\frac{1}{$ in" in (out / "report.md").read_text(encoding="utf-8")

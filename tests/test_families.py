@@ -125,9 +125,14 @@ def test_theory_summarises_a_new_unroll_family(toy_family, monkeypatch):
     case = toy_family()
     monkeypatch.setattr(theory, "elman_bound", lambda c: 0.5)
     mags = pd.DataFrame(
-        {"case": case.label, "backend": "torch", "tap": "h", "step": range(4),
-         "norm": [1.0, 2.0, 4.0, 8.0]}
-    )  # fmt: skip
+        {
+            "case": case.label,
+            "backend": "torch",
+            "tap": "h",
+            "step": range(4),
+            "norm": [1.0, 2.0, 4.0, 8.0],
+        }
+    )
     row = theory.summaries(mags, [case]).iloc[0]
     assert row["theory_rate"] == 0.5
     assert theory.bound_curve(case, 8.0, 4).tolist() == [1.0, 2.0, 4.0, 8.0]

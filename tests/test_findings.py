@@ -13,8 +13,12 @@ from harness.validation.findings import Finding, Kind
 
 def tap_rows(verdicts: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """Agreement rows of a plug-in's taps: tensor -> (verdict, bad steps)."""
-    return pd.DataFrame([{"kind": "tap", "tensor": t, "verdict": v, "bad_steps": s, "error": ""}
-                         for t, (v, s) in verdicts.items()])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"kind": "tap", "tensor": t, "verdict": v, "bad_steps": s, "error": ""}
+            for t, (v, s) in verdicts.items()
+        ]
+    )
 
 
 def test_a_step_backward_error_is_located_at_its_first_bad_step():
@@ -22,9 +26,11 @@ def test_a_step_backward_error_is_located_at_its_first_bad_step():
     (found,) = localise(rows, {"h": 12}, label="elman")
     assert (found.kind, found.bad, found.first_bad) == (Kind.LOCALISED, True, "t = 9")
     assert found.short == "dL/dh_t agrees for t ≥ 10"
-    assert found.text == ("dL/dh_t agrees for t ≥ 10 and diverges below (from t = 9 down, 10 of "
-                          "12 steps): look at the backward of step t = 9, the one that makes "
-                          "dL/dh_9")  # fmt: skip
+    assert found.text == (
+        "dL/dh_t agrees for t ≥ 10 and diverges below (from t = 9 down, 10 of "
+        "12 steps): look at the backward of step t = 9, the one that makes "
+        "dL/dh_9"
+    )
 
 
 def test_a_step_tap_is_not_assumed_to_be_carried_from_step_to_step():
@@ -58,8 +64,19 @@ def test_forward_mode_walks_on_from_the_first_step():
 
 
 def test_a_constant_factor_is_a_field():
-    rows = pd.DataFrame([{"kind": "param", "tensor": t, "verdict": "disagree", "factor": 0.5,
-                          "factor_residual": 0.0, "max_rel_err": 0.5} for t in ("W", "b")])  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {
+                "kind": "param",
+                "tensor": t,
+                "verdict": "disagree",
+                "factor": 0.5,
+                "factor_residual": 0.0,
+                "max_rel_err": 0.5,
+            }
+            for t in ("W", "b")
+        ]
+    )
     found = pattern(rows, "float64", "mlp")
     assert (found.kind, found.factor, found.tensor, found.short) == (
         Kind.PATTERN,
@@ -86,14 +103,26 @@ def test_how_reads_the_fields():
     assert how(findings) == "W, b disagree; float32-sized; dL/dh_t agrees for t ≥ 4"
     faults = [Finding("c", "wrong dtype", "{message}", True, tensor="W", facts={"message": "x"})]
     assert how(faults) == "wrong dtype (W)"
-    several = Finding("c", "wrong dtype", "{message}", True, tensor="W, b",
-                      facts={"message": "x", "tensors": ["b", "W", "h"]})  # fmt: skip
+    several = Finding(
+        "c",
+        "wrong dtype",
+        "{message}",
+        True,
+        tensor="W, b",
+        facts={"message": "x", "tensors": ["b", "W", "h"]},
+    )
     assert how([several]) == "wrong dtype (W, b, h)"  # one fault, its tensors named
 
 
 def test_a_finding_renders_its_template_and_marks_its_line():
-    f = Finding("mlp", Kind.REFERENCES, "the references disagree among themselves ({which})",
-                False, caution=True, facts={"which": "jax vs torch on param 'W'"})  # fmt: skip
+    f = Finding(
+        "mlp",
+        Kind.REFERENCES,
+        "the references disagree among themselves ({which})",
+        False,
+        caution=True,
+        facts={"which": "jax vs torch on param 'W'"},
+    )
     assert (
         f.line() == "  ! mlp: the references disagree among themselves (jax vs torch on param 'W')"
     )
@@ -105,8 +134,19 @@ def test_float32_rounding_is_float32_numbers_not_any_noise_of_its_size():
     """Errors of 1e-7 in a float64 run are float32's rounding when the values got are
     float32 numbers; seeded random noise of the same size is not, and gets no such advice."""
     rounded = float(np.float32(0.123456789))
-    rows = pd.DataFrame([{"kind": "param", "tensor": "W", "verdict": "disagree", "factor": 1.0,
-                          "factor_residual": 1.0, "max_rel_err": 3e-8, "worst_got": rounded}])  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {
+                "kind": "param",
+                "tensor": "W",
+                "verdict": "disagree",
+                "factor": 1.0,
+                "factor_residual": 1.0,
+                "max_rel_err": 3e-8,
+                "worst_got": rounded,
+            }
+        ]
+    )
     assert pattern(rows, "float64", "mlp").short == "float32-sized"
     assert pattern(rows.assign(worst_got=0.123456789 * (1 + 1e-7)), "float64", "mlp") is None
     assert pattern(rows, "float32", "mlp") is None

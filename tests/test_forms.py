@@ -128,6 +128,8 @@ def test_an_unregistered_form_is_refused_by_the_cli_and_validate():
 def test_only_the_model_form_supplies_forward_mode_and_hvp_and_the_stages_their_own_forward():
     assert {n for n, f in FORMS.items() if "fwd" in f.modes} == {"model"}
     assert {n for n, f in FORMS.items() if f.own_forward} == {
-        "stage", "torch-function", "jax-custom-vjp",
-    }  # fmt: skip
+        "stage",
+        "torch-function",
+        "jax-custom-vjp",
+    }
     assert {n for n, f in FORMS.items() if f.peer is None} == {"functional"}

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_vjp.py"
 
 
-@pytest.mark.parametrize(("attr", "form"), [("TorchTanhLayer", "torch-function"),
-                                            ("jax_tanh_layer", "jax-custom-vjp")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("attr", "form"), [("TorchTanhLayer", "torch-function"), ("jax_tanh_layer", "jax-custom-vjp")]
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_examples_agree_alone_and_against_the_references_of_a_plain_case(attr, form, dtype):
     alone = validate(f"{EXAMPLE}:{attr}", form=form, dtype=dtype)

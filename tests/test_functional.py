@@ -18,8 +18,9 @@ CASES = ["card_sigmoid_unit", "every_primitive", "mlp_relu_xent", "adbench_lstm"
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_hips_autograd_agrees_with_the_references(dtype):
-    v = validate(EXAMPLE, form="functional", cases=CASES, dtype=dtype,
-                 references=["reference", "torch"])  # fmt: skip
+    v = validate(
+        EXAMPLE, form="functional", cases=CASES, dtype=dtype, references=["reference", "torch"]
+    )
     assert v.ok, v.text()
     taps = v.agreement[
         (v.agreement["backend"] == "plugin:Autograd") & (v.agreement["kind"] == "tap")
@@ -50,8 +51,9 @@ class HalfGradient:
 """)
     ok = validate(f"{tmp_path / 'engines.py'}:GradOnly", cases=["mlp"], references=["reference"])
     assert ok.form == "functional" and ok.ok, ok.text()
-    wrong = validate(f"{tmp_path / 'engines.py'}:HalfGradient", cases=["mlp"],
-                     references=["reference"])  # fmt: skip
+    wrong = validate(
+        f"{tmp_path / 'engines.py'}:HalfGradient", cases=["mlp"], references=["reference"]
+    )
     assert not wrong.ok and "× 0.5" in wrong.text()
 
 

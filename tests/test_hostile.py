@@ -23,8 +23,14 @@ FAST = ["--backend", "reference", "--backend", "torch", "--noise", "0"]
 def gradparity(*args: str, cwd: Path, tag: str = "", env: dict | None = None, timeout=180):
     """The command as a user runs it, from ``cwd``; $GP_TAG names what it may leave."""
     environ = {**os.environ, "GP_TAG": tag or new_tag(), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def new_tag() -> str:
@@ -34,8 +40,7 @@ def new_tag() -> str:
 
 def left_running(tag: str) -> list[str]:
     shown = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
-    return [line for line in shown.splitlines()
-            if f"sleep {tag}" in line and " Z" not in line[:14]]  # fmt: skip
+    return [line for line in shown.splitlines() if f"sleep {tag}" in line and " Z" not in line[:14]]
 
 
 @pytest.mark.parametrize("name, fault", [
@@ -47,8 +52,9 @@ def left_running(tag: str) -> list[str]:
 def test_a_case_that_ends_its_process_is_one_failed_row_and_the_rest_is_compared(
     tmp_path, name, fault
 ):
-    done = gradparity("run", "--case", f"{CASES}:{name}", "--case", "card_affine_square",
-                      *FAST, cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "run", "--case", f"{CASES}:{name}", "--case", "card_affine_square", *FAST, cwd=tmp_path
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     failed = [line for line in done.stdout.splitlines() if line.startswith(f"  ✗ {name}")]
@@ -59,8 +65,18 @@ def test_a_case_that_ends_its_process_is_one_failed_row_and_the_rest_is_compared
 def test_a_report_with_a_case_that_calls_sys_exit_0_is_written_and_fails(tmp_path):
     """The reproduction: today this exits 0 with nothing written."""
     out = tmp_path / "R"
-    done = gradparity("report", "--case", f"{CASES}:exits_0", "--case", "card_affine_square",
-                      *FAST, "--out", str(out), "--quiet", cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "report",
+        "--case",
+        f"{CASES}:exits_0",
+        "--case",
+        "card_affine_square",
+        *FAST,
+        "--out",
+        str(out),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit_code"] == 1 and not summary["all_agree"]
@@ -73,15 +89,35 @@ def test_a_report_with_a_case_that_calls_sys_exit_0_is_written_and_fails(tmp_pat
 
 
 def test_an_endless_loop_ends_at_the_timeout(tmp_path):
-    done = gradparity("run", "--case", f"{CASES}:loops", "--case", "card_affine_square", *FAST,
-                      "--timeout", "5", cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "run",
+        "--case",
+        f"{CASES}:loops",
+        "--case",
+        "card_affine_square",
+        *FAST,
+        "--timeout",
+        "5",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert "timeout" in done.stdout and "no answer within 5 s" in done.stdout
 
 
 def test_an_endless_loop_in_a_sweep_on_two_processes_ends_each_point(tmp_path):
-    done = gradparity("run", "--case", f"{CASES}:loops", "--set", "n=2,3", "--jobs", "2",
-                      "--timeout", "5", *FAST, cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "run",
+        "--case",
+        f"{CASES}:loops",
+        "--set",
+        "n=2,3",
+        "--jobs",
+        "2",
+        "--timeout",
+        "5",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stderr
     assert "2 points (n × seed); 0 agree, 2 fail" in done.stdout
     assert done.stdout.count("no answer within 5 s") >= 2
@@ -105,8 +141,9 @@ def test_no_process_a_case_started_outlives_the_command(tmp_path, namespace):
 @pytest.mark.parametrize("command", ["describe", "run"])
 @pytest.mark.parametrize("file", ["exits_at_import.py", "os_exit_at_import.py"])
 def test_a_case_file_that_exits_while_loading_is_bad_usage_not_success(tmp_path, command, file):
-    done = gradparity(command, *(["--case"] if command == "run" else []), f"{HOSTILE / file}:X",
-                      cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        command, *(["--case"] if command == "run" else []), f"{HOSTILE / file}:X", cwd=tmp_path
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "loading it failed in its worker" in done.stderr
@@ -124,9 +161,21 @@ def test_describe_runs_a_case_of_the_user_s_in_a_worker(tmp_path):
 
 
 def validate(plugin: str, tmp_path: Path, tag: str, env: dict | None = None):
-    return gradparity("validate", f"{PLUGINS}:{plugin}", "--as", "model", "--case",
-                      "card_affine_square", "--reference", "reference", "--timeout", "20",
-                      cwd=tmp_path, tag=tag, env=env)  # fmt: skip
+    return gradparity(
+        "validate",
+        f"{PLUGINS}:{plugin}",
+        "--as",
+        "model",
+        "--case",
+        "card_affine_square",
+        "--reference",
+        "reference",
+        "--timeout",
+        "20",
+        cwd=tmp_path,
+        tag=tag,
+        env=env,
+    )
 
 
 def test_a_pickle_written_into_the_reply_pipe_runs_nothing_here(tmp_path):
@@ -147,8 +196,9 @@ def test_a_plugin_s_escaped_child_dies_with_its_worker(tmp_path, namespace):
 
 @pytest.mark.parametrize("namespace", ["1", "0"])
 def test_a_plugin_that_signals_its_parent_does_not_end_the_command(tmp_path, namespace):
-    done = validate("signals_its_parent", tmp_path, new_tag(),
-                    {"GRADPARITY_PID_NAMESPACE": namespace})  # fmt: skip
+    done = validate(
+        "signals_its_parent", tmp_path, new_tag(), {"GRADPARITY_PID_NAMESPACE": namespace}
+    )
     assert done.returncode == 0 and "AGREES" in done.stdout, done.stdout + done.stderr
 
 
@@ -169,15 +219,31 @@ def test_a_plugin_cannot_write_into_the_judging_process_s_stdout_through_proc(tm
 
 
 def test_a_gradient_with_no_elements_compared_nothing_and_does_not_pass(tmp_path):
-    done = gradparity("validate", f"{PLUGINS}:empty_gradient", "--as", "model", "--case",
-                      f"{CASES}:empty_parameter", "--reference", "reference", cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "validate",
+        f"{PLUGINS}:empty_gradient",
+        "--as",
+        "model",
+        "--case",
+        f"{CASES}:empty_parameter",
+        "--reference",
+        "reference",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "NOTHING COMPARED" in done.stdout and "AGREES" not in done.stdout
 
 
 def test_bench_measures_a_case_of_the_user_s_in_its_worker_and_fails_when_it_dies(tmp_path):
-    done = gradparity("bench", "--case", f"{CASES}:os_exit_7", "--out", str(tmp_path / "b"),
-                      "--quiet", cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "bench",
+        "--case",
+        f"{CASES}:os_exit_7",
+        "--out",
+        str(tmp_path / "b"),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "exited with status 7" in done.stdout
     notes = pd.read_csv(tmp_path / "b" / "bench.csv")["note"]
@@ -192,8 +258,18 @@ def test_a_case_claiming_a_catalog_family_without_its_options_gets_no_theory_not
     that names the family without them, or with a word for sigma, is compared and
     reported like any other, with no theory row, beside the catalog case."""
     out = tmp_path / "R"
-    done = gradparity("report", "--case", f"{HOSTILE / 'families.py'}:{name}", "--case",
-                      "card_affine_square", *FAST, "--out", str(out), "--quiet", cwd=tmp_path)  # fmt: skip
+    done = gradparity(
+        "report",
+        "--case",
+        f"{HOSTILE / 'families.py'}:{name}",
+        "--case",
+        "card_affine_square",
+        *FAST,
+        "--out",
+        str(out),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     agreement = pd.read_csv(out / "agreement.csv")

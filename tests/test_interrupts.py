@@ -41,8 +41,13 @@ def alive(pid: int) -> bool:
 def interrupt(args: list[str], after: float, how: signal.Signals, cwd: Path):
     """Start ``gradparity ARGS``, send ``how`` after ``after`` seconds; return the finished
     process, whether it was still running when signalled, and every process below it then."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(after)
     below = descendants(proc.pid)
     running = proc.poll() is None
@@ -75,8 +80,22 @@ def whole_or_absent(out: Path) -> None:
 def test_a_report_on_two_processes(tmp_path, how, after):
     out = tmp_path / "r"
     code, _, err, running, below = interrupt(
-        ["report", "--jobs", "2", "--case", "elman*", "--case", "mlp*", "--out", str(out),
-         "--quiet"], after, how, tmp_path)  # fmt: skip
+        [
+            "report",
+            "--jobs",
+            "2",
+            "--case",
+            "elman*",
+            "--case",
+            "mlp*",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        after,
+        how,
+        tmp_path,
+    )
     check(code, err, running, below, how)
     whole_or_absent(out)
 
@@ -91,9 +110,22 @@ def test_validate_with_a_plugin_looping_beside_a_child_it_started(tmp_path, how)
     tag = f"{os.getpid()}.{int(how)}7"
     (tmp_path / "loops.py").write_text(LOOPS.replace("TAG", tag))
     code, _, err, running, below = interrupt(
-        ["validate", f"{tmp_path / 'loops.py'}:grads", "--as", "model", "--case",
-         "card_affine_square", "--timeout", "100", "--out", str(tmp_path / "v")],
-        6.0, how, tmp_path)  # fmt: skip
+        [
+            "validate",
+            f"{tmp_path / 'loops.py'}:grads",
+            "--as",
+            "model",
+            "--case",
+            "card_affine_square",
+            "--timeout",
+            "100",
+            "--out",
+            str(tmp_path / "v"),
+        ],
+        6.0,
+        how,
+        tmp_path,
+    )
     assert running
     check(code, err, running, below, how, sleeps(tag))
 
@@ -101,14 +133,20 @@ def test_validate_with_a_plugin_looping_beside_a_child_it_started(tmp_path, how)
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_a_sweep_on_two_processes(tmp_path, how):
     code, _, err, running, below = interrupt(
-        ["run", "--case", "elman", "--set", "T=10,20,30,40,50,60", "--jobs", "2"], 6.0, how,
-        tmp_path)  # fmt: skip
+        ["run", "--case", "elman", "--set", "T=10,20,30,40,50,60", "--jobs", "2"],
+        6.0,
+        how,
+        tmp_path,
+    )
     check(code, err, running, below, how)
 
 
 def test_a_report_on_a_case_of_the_user_s_in_its_worker(tmp_path):
     code, _, err, running, below = interrupt(
         ["report", "--case", f"{HOSTILE / 'cases.py'}:loops", "--out", str(tmp_path / "r")],
-        6.0, signal.SIGTERM, tmp_path)  # fmt: skip
+        6.0,
+        signal.SIGTERM,
+        tmp_path,
+    )
     assert running
     check(code, err, running, below, signal.SIGTERM)

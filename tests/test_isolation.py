@@ -161,8 +161,14 @@ WORKER_MEMORY = 2 * GiB  # the shared `worker` fixture's limit (tests/conftest.p
 
 
 def check(faulty, worker, attr, cases=None, timeout=10.0):
-    return validate(f"{faulty / 'faulty.py'}:{attr}", form="model", cases=cases or [small_mlp()],
-                    references=["reference"], timeout=timeout, channel=worker)  # fmt: skip
+    return validate(
+        f"{faulty / 'faulty.py'}:{attr}",
+        form="model",
+        cases=cases or [small_mlp()],
+        references=["reference"],
+        timeout=timeout,
+        channel=worker,
+    )
 
 
 @pytest.mark.parametrize("attr", list(FAULTS))
@@ -228,8 +234,13 @@ def test_the_run_goes_on_after_a_crash_in_a_fresh_process(faulty, worker):
 
 
 def test_an_import_error_is_a_fault_and_a_missing_name_a_bad_target(faulty, worker):
-    v = validate(f"{faulty / 'broken_import.py'}:grads", form="model", cases=[small_mlp()],
-                 references=["reference"], channel=worker)  # fmt: skip
+    v = validate(
+        f"{faulty / 'broken_import.py'}:grads",
+        form="model",
+        cases=[small_mlp()],
+        references=["reference"],
+        channel=worker,
+    )
     assert list(v.fault_table["fault"]) == ["import error"]
     assert "no module named mylib" in v.fault_table["message"].iloc[0]
     # the file loaded and has no such name: a typo in TARGET, said with what the file has
@@ -320,10 +331,25 @@ def test_no_process_a_plugin_started_outlives_its_validation(tmp_path, attr):
     plugin = tmp_path / "escaping.py"
     plugin.write_text(f"TAG = {tag!r}\n" + ESCAPING)
     done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "validate", f"{plugin}:{attr}", "--as", "model",
-         "--case", "card_affine_square", "--reference", "reference", "--timeout", "3"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "validate",
+            f"{plugin}:{attr}",
+            "--as",
+            "model",
+            "--case",
+            "card_affine_square",
+            "--reference",
+            "reference",
+            "--timeout",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     expected = {"hangs": "timeout", "crashes": "crash", "returns": "agree"}[attr]
     assert expected in done.stdout, done.stdout

@@ -229,7 +229,7 @@ def test_reference_manual_imports_numpy_only():
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add("." if node.level else (node.module or "").split(".")[0])
-    assert imported == {"numpy"}
+    assert imported - {"typing", "collections"} == {"numpy"}  # and type hints
 
 
 def test_mlp_backward_can_skip_the_input_gradient():

@@ -194,8 +194,9 @@ class NonSymmetricHessian(ReferenceBackend):
 
 
 def test_a_forward_mode_that_disagrees_with_its_own_reverse_mode_is_named():
-    comparison = compare_backends([small("mlp")], ["torch", ForwardOffByOnePercent()],
-                                  modes=["fwd"])  # fmt: skip
+    comparison = compare_backends(
+        [small("mlp")], ["torch", ForwardOffByOnePercent()], modes=["fwd"]
+    )
     ids = comparison.identities.set_index("backend")
     assert ids.loc["torch", "verdict"] == "agree"
     assert ids.loc["fwd-broken", "verdict"] == "disagree"
@@ -207,8 +208,7 @@ def test_a_forward_mode_that_disagrees_with_its_own_reverse_mode_is_named():
 
 
 def test_an_hvp_that_is_not_symmetric_breaks_the_symmetry_identity():
-    comparison = compare_backends([small("elman")], ["torch", NonSymmetricHessian()],
-                                  modes=["hvp"])  # fmt: skip
+    comparison = compare_backends([small("elman")], ["torch", NonSymmetricHessian()], modes=["hvp"])
     ids = comparison.identities.set_index("backend")
     assert ids.loc["torch", "ok"] and not ids.loc["hvp-broken", "ok"]
     assert ids.loc["hvp-broken", "identity"] == "symmetry"
@@ -233,8 +233,25 @@ def test_an_identity_holds_to_rounding_and_no_further():
 
 def test_run_takes_modes_and_prints_them_with_the_identities(capsys, tmp_path):
     csv = tmp_path / "a.csv"
-    code = main(["run", "--case", "mlp", "--set", "depth=2", "--backend", "reference",
-                 "--backend", "torch", "--mode", "fwd", "--mode", "hvp", "--csv", str(csv)])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--case",
+            "mlp",
+            "--set",
+            "depth=2",
+            "--backend",
+            "reference",
+            "--backend",
+            "torch",
+            "--mode",
+            "fwd",
+            "--mode",
+            "hvp",
+            "--csv",
+            str(csv),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "fwd" in out and "hvp" in out and "identities: 2 transpose, 2 symmetry held" in out
@@ -254,16 +271,33 @@ def test_an_unknown_mode_is_a_usage_error_naming_the_modes(capsys):
 def test_a_broken_identity_fails_the_run_and_the_console_names_the_backend(capsys):
     from harness.console import findings, verdict_line
 
-    comparison = compare_backends([small("mlp")], ["torch", ForwardOffByOnePercent()],
-                                  modes=["fwd"])  # fmt: skip
+    comparison = compare_backends(
+        [small("mlp")], ["torch", ForwardOffByOnePercent()], modes=["fwd"]
+    )
     text = "\n".join(findings(comparison))
     assert "transpose identity broken — fwd-broken's J_L·u (fwd)" in text
     assert "1 broken identity over 1 case (float64)" in verdict_line(comparison, 1, "float64")
 
 
 def test_the_report_has_the_modes_section_and_identities_csv(tmp_path):
-    code = main(["report", "--case", "elman", "--set", "T=4", "--backend", "reference",
-                 "--backend", "torch", "--mode", "rev,fwd,hvp", "--out", str(tmp_path), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "report",
+            "--case",
+            "elman",
+            "--set",
+            "T=4",
+            "--backend",
+            "reference",
+            "--backend",
+            "torch",
+            "--mode",
+            "rev,fwd,hvp",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     md = (tmp_path / "report.md").read_text()
     assert "## Forward mode and second order" in md
@@ -294,15 +328,26 @@ def test_the_example_jvp_and_hvp_validate(target, modes, capsys):
 
 
 def test_forward_mode_from_a_form_without_one_is_skipped_with_the_reason():
-    v = validate("examples/engine_tiny.py:TinyEngine", form="engine", cases=[small("mlp")],
-                 references=["reference"], modes=["fwd"], isolate=False)  # fmt: skip
+    v = validate(
+        "examples/engine_tiny.py:TinyEngine",
+        form="engine",
+        cases=[small("mlp")],
+        references=["reference"],
+        modes=["fwd"],
+        isolate=False,
+    )
     (row,) = v.comparison.runs[v.comparison.runs["backend"] == v.plugin].itertuples()
     assert row.status == "skipped" and "the engine form has no forward mode" in row.error
 
 
 def test_a_plain_function_serves_only_the_one_mode_asked_for():
-    v = validate("examples/model_mlp.py:grads", cases=[small("mlp")], references=["reference"],
-                 modes=["rev", "fwd"], isolate=False)  # fmt: skip
+    v = validate(
+        "examples/model_mlp.py:grads",
+        cases=[small("mlp")],
+        references=["reference"],
+        modes=["rev", "fwd"],
+        isolate=False,
+    )
     runs = v.comparison.runs.set_index(["mode", "backend"])
     assert runs.loc[("fwd", "plugin:grads"), "status"] == "skipped"
     assert "supplies no forward mode" in runs.loc[("fwd", "plugin:grads"), "error"]
@@ -322,15 +367,25 @@ def jvp_inconsistent(params, inputs, tangent, case):
 
 
 def test_a_jvp_without_its_loss_tangent_is_a_fault_naming_it():
-    v = validate(f"{__name__}:jvp_without_loss", cases=[small("mlp")], references=["reference"],
-                 modes=["fwd"], isolate=False)  # fmt: skip
+    v = validate(
+        f"{__name__}:jvp_without_loss",
+        cases=[small("mlp")],
+        references=["reference"],
+        modes=["fwd"],
+        isolate=False,
+    )
     assert not v.ok
     assert any(f.fault == "missing tensor" and f.tensor == "loss" for f in v.faults)
 
 
 def test_a_broken_plugin_jvp_is_flagged_on_its_loss_tangent():
-    v = validate(f"{__name__}:jvp_inconsistent", cases=[small("mlp")], references=["reference",
-                 "torch"], modes=["fwd"], isolate=False)  # fmt: skip
+    v = validate(
+        f"{__name__}:jvp_inconsistent",
+        cases=[small("mlp")],
+        references=["reference", "torch"],
+        modes=["fwd"],
+        isolate=False,
+    )
     assert not v.ok
     mine = v.mine.set_index("tensor")
     assert mine.loc["loss", "verdict"] == "disagree" and mine.loc[
@@ -357,16 +412,25 @@ class InconsistentModes:
 
 
 def test_a_plugin_whose_modes_disagree_with_each_other_is_flagged_by_the_identity():
-    v = validate(f"{__name__}:InconsistentModes", cases=[small("mlp")], references=["reference"],
-                 modes=["rev", "fwd"], isolate=False)  # fmt: skip
+    v = validate(
+        f"{__name__}:InconsistentModes",
+        cases=[small("mlp")],
+        references=["reference"],
+        modes=["rev", "fwd"],
+        isolate=False,
+    )
     assert not v.ok
     assert any(f.what == "identity" and "transpose identity broken" in f.text for f in v.findings)
 
 
 def test_the_forward_localisation_walks_on_from_the_first_step():
-    v = validate("harness.zoo.second:elman_jvp_missing_fan_out",
-                 cases=[small("elman")], references=["reference", "torch"], modes=["fwd"],
-                 isolate=False)  # fmt: skip
+    v = validate(
+        "harness.zoo.second:elman_jvp_missing_fan_out",
+        cases=[small("elman")],
+        references=["reference", "torch"],
+        modes=["fwd"],
+        isolate=False,
+    )
     text = v.text()
     assert not v.ok
     assert "the tangent of h_t agrees for t ≤ 0 and diverges from t = 1 on" in text

@@ -126,8 +126,20 @@ def test_the_chaotic_case_agrees_within_noise_at_its_measured_digits(chaos):
 
 def test_the_chaotic_case_run_exits_0_and_says_why(capsys, tmp_path):
     out_csv = tmp_path / "agreement.csv"
-    code = main(["run", "--case", "elman_exploding", *sum((["--set", s] for s in CHAOS), []),
-                 "--backend", "reference", "--backend", "jax", "--csv", str(out_csv)])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--case",
+            "elman_exploding",
+            *sum((["--set", s] for s in CHAOS), []),
+            "--backend",
+            "reference",
+            "--backend",
+            "jax",
+            "--csv",
+            str(out_csv),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "≈" in out and "agree within the problem's own rounding noise" in out
@@ -144,17 +156,24 @@ def _plugin_off_by(factor: float, loss_too: bool = False):
     def grads(params, inputs, case):
         r = torch.run(case, params, inputs, "float64")
         scale = 1 + factor
-        return {"grads": {k: v * scale for k, v in r.grads.items()},
-                "taps": {k: v * scale for k, v in r.taps.items()},
-                "loss": r.loss * (scale if loss_too else 1.0)}  # fmt: skip
+        return {
+            "grads": {k: v * scale for k, v in r.grads.items()},
+            "taps": {k: v * scale for k, v in r.taps.items()},
+            "loss": r.loss * (scale if loss_too else 1.0),
+        }
 
     return grads
 
 
 def test_a_plugin_off_by_1e_2_on_the_chaotic_case_is_flagged(chaos):
     case, _ = chaos
-    v = validate(_plugin_off_by(1e-2), form="model", cases=[case],
-                 references=["reference", "torch"], isolate=False)  # fmt: skip
+    v = validate(
+        _plugin_off_by(1e-2),
+        form="model",
+        cases=[case],
+        references=["reference", "torch"],
+        isolate=False,
+    )
     assert not v.ok
     mine = v.mine.set_index("tensor")
     assert mine.loc["h", "verdict"] == "disagree"  # the late steps: there the floor is small
@@ -166,8 +185,13 @@ def test_a_plugin_off_by_1e_2_on_the_chaotic_case_is_flagged(chaos):
 
 def test_a_plugin_whose_forward_is_off_is_told_so_first(chaos):
     case, _ = chaos
-    v = validate(_plugin_off_by(1e-1, loss_too=True), form="model", cases=[case],
-                 references=["reference", "torch"], isolate=False)  # fmt: skip
+    v = validate(
+        _plugin_off_by(1e-1, loss_too=True),
+        form="model",
+        cases=[case],
+        references=["reference", "torch"],
+        isolate=False,
+    )
     first = next(f for f in v.findings if f.bad)
     assert first.what == "forward" and "the forward differs" in first.text
     assert "computed from different values" in first.text
@@ -175,8 +199,13 @@ def test_a_plugin_whose_forward_is_off_is_told_so_first(chaos):
 
 def test_a_correct_plugin_on_the_chaotic_case_agrees(chaos):
     case, _ = chaos
-    v = validate(_plugin_off_by(0.0), form="model", cases=[case],
-                 references=["reference", "torch"], isolate=False)  # fmt: skip
+    v = validate(
+        _plugin_off_by(0.0),
+        form="model",
+        cases=[case],
+        references=["reference", "torch"],
+        isolate=False,
+    )
     assert v.ok, v.text()
     assert "agree within the problem's own rounding noise" in v.text()
 
@@ -194,8 +223,13 @@ class NoTanh(TinyEngine):
 
 
 def test_a_partial_engine_right_wherever_it_runs_agrees_with_the_rest_listed():
-    v = validate(NoTanh, form="engine", cases=["card_sigmoid_unit", "mlp", "softmax_xent"],
-                 references=["reference", "torch"], isolate=False)  # fmt: skip
+    v = validate(
+        NoTanh,
+        form="engine",
+        cases=["card_sigmoid_unit", "mlp", "softmax_xent"],
+        references=["reference", "torch"],
+        isolate=False,
+    )
     assert v.ok
     assert v.unsupported == {"mlp": "the engine has no array function 'tanh' (see harness/xp.py)"}
     text = v.text()
@@ -305,8 +339,13 @@ def test_the_floor_is_the_range_of_the_runs():
             from harness.result import Result
 
             Drifting.calls += 1
-            return Result(case.label, self.name, dtype, loss=0.0,
-                          grads={"x": np.full(3, float(Drifting.calls % 5))})  # fmt: skip
+            return Result(
+                case.label,
+                self.name,
+                dtype,
+                loss=0.0,
+                grads={"x": np.full(3, float(Drifting.calls % 5))},
+            )
 
     case = CATALOG["card_affine_square"](n=3)
     p, x = case.build(0)

@@ -22,8 +22,20 @@ def test_the_exploding_unroll_is_resolved_by_a_smaller_step(capsys):
 
 
 def test_the_readme_float32_report_of_long_elman_unrolls_passes(tmp_path):
-    code = main(["report", "--out", str(tmp_path), "--case", "elman_*", "--set", "T=200",
-                 "--dtype", "float32", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "report",
+            "--out",
+            str(tmp_path),
+            "--case",
+            "elman_*",
+            "--set",
+            "T=200",
+            "--dtype",
+            "float32",
+            "--quiet",
+        ]
+    )
     table = pd.read_csv(tmp_path / "agreement.csv", keep_default_na=False)
     assert code == 0, table[table["verdict"] != "agree"].to_string()
 
@@ -65,8 +77,22 @@ def test_an_unresolvable_derivative_is_inconclusive_with_its_reason_and_exit_0(
     assert "cannot resolve" in x["reason"]
     assert comparison.exit_code == 0 and not comparison.all_agree
     csv = tmp_path / "a.csv"
-    assert main(["run", "--case", "wiggle", "--backend", "reference", "--backend", "numeric",
-                 "--csv", str(csv)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--case",
+                "wiggle",
+                "--backend",
+                "reference",
+                "--backend",
+                "numeric",
+                "--csv",
+                str(csv),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "inconclusive" in out and "DISAGREEMENT" not in out
     assert set(pd.read_csv(csv)["verdict"]) == {"agree", "inconclusive"}

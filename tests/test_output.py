@@ -25,8 +25,17 @@ import pytest
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CHEAP = ["--backend", "reference", "--backend", "numeric", "--baseline", "reference",
-         "--noise", "0", "--quiet"]  # fmt: skip
+CHEAP = [
+    "--backend",
+    "reference",
+    "--backend",
+    "numeric",
+    "--baseline",
+    "reference",
+    "--noise",
+    "0",
+    "--quiet",
+]
 CLI = [sys.executable, "-m", "harness.cli"]
 
 SQ = '''
@@ -54,8 +63,9 @@ def report(out: Path | str, case: str, *extra: str) -> int:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder``, hidden ones included: relative path -> bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def restore(folder: Path, files: dict[str, bytes]) -> None:
@@ -89,7 +99,7 @@ def assert_whole(folder: Path, cases: list[str] | None = None) -> None:
 
 
 def refuse_work(monkeypatch) -> None:
-    import harness.drift  # noqa: F401 - it binds compare_backends when imported: before the stub
+    import harness.drift  # it binds compare_backends when imported: before the stub
     import harness.runner
 
     def no(*args, **kwargs):
@@ -138,9 +148,14 @@ def test_a_file_size_limit_mid_report_leaves_the_previous_report(tmp_path):
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    done = subprocess.run([*CLI, "report", "--case", "elman", "--out", str(out), *CHEAP],
-                          preexec_fn=limited, capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [*CLI, "report", "--case", "elman", "--out", str(out), *CHEAP],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert str(out) in done.stderr and os.strerror(errno.EFBIG) in done.stderr
@@ -202,8 +217,9 @@ def _terminate(signum, frame):
     raise Terminated
 
 
-@pytest.mark.parametrize("sig, raised", [(signal.SIGINT, KeyboardInterrupt),
-                                         (signal.SIGTERM, Terminated)])  # fmt: skip
+@pytest.mark.parametrize(
+    "sig, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
+)
 def test_a_signal_during_the_commit_is_held_until_the_new_set_is_in(
     sig, raised, tmp_path, monkeypatch
 ):
@@ -270,15 +286,19 @@ def test_sigint_at_random_moments_leaves_the_old_report_or_the_new_one_whole(tmp
     old = snapshot(out)
     argv = [*CLI, "report", "--case", "elman", "--out", str(out), *CHEAP]
     started = time.monotonic()
-    subprocess.run([*argv[:-len(CHEAP) - 2], "--out", str(tmp_path / "timing"), *CHEAP],
-                   check=True, capture_output=True, timeout=300, cwd=ROOT)  # fmt: skip
+    subprocess.run(
+        [*argv[: -len(CHEAP) - 2], "--out", str(tmp_path / "timing"), *CHEAP],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     took = time.monotonic() - started
     rng = random.Random(22)
     tries, outcomes = 8, []
     for i in range(tries):
         restore(out, old)
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                cwd=ROOT)  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
         time.sleep(took * (0.3 + 0.8 * (i + rng.random()) / tries))
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=300)
@@ -296,8 +316,25 @@ def test_sigint_at_random_moments_leaves_the_old_report_or_the_new_one_whole(tmp
 
 def test_a_report_leaves_none_of_an_earlier_reports_files_and_keeps_the_users(tmp_path):
     out = tmp_path / "r"
-    assert main(["report", "--case", "elman", "--backend", "reference", "--backend", "torch",
-                 "--noise", "0", "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--case",
+                "elman",
+                "--backend",
+                "reference",
+                "--backend",
+                "torch",
+                "--noise",
+                "0",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "drift.csv").is_file() and (out / "steps_elman.png").is_file()
     (out / "notes.txt").write_text("mine")
     (out / "mine").mkdir()
@@ -314,8 +351,15 @@ def test_a_folder_from_an_older_version_loses_only_the_names_gradparity_writes(t
     not write again go; bench.md (another command's) and the user's stay."""
     out = tmp_path / "r"
     out.mkdir()
-    for name in ("drift.csv", "steps_old.png", "report.md", "summary.json", "notes.txt",
-                 "bench.md", "steps.txt"):  # fmt: skip
+    for name in (
+        "drift.csv",
+        "steps_old.png",
+        "report.md",
+        "summary.json",
+        "notes.txt",
+        "bench.md",
+        "steps.txt",
+    ):
         (out / name).write_text("earlier")
     assert report(out, "card_affine_square") == 0
     assert not (out / "drift.csv").exists() and not (out / "steps_old.png").exists()
@@ -362,12 +406,30 @@ def test_a_sweep_whose_points_all_die_leaves_no_table_of_the_previous_sweep(tmp_
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
     out = tmp_path / "sweep"
-    sweep = ["validate", f"{killer}:grads", "--as", "model", "--case", "card_affine_square",
-             "--reference", "reference", "--noise", "0", "--no-isolation", "--out", str(out)]  # fmt: skip
+    sweep = [
+        "validate",
+        f"{killer}:grads",
+        "--as",
+        "model",
+        "--case",
+        "card_affine_square",
+        "--reference",
+        "reference",
+        "--noise",
+        "0",
+        "--no-isolation",
+        "--out",
+        str(out),
+    ]
     assert main([*sweep, "--set", "n=2,3"]) == 0
     assert (out / "agreement.csv").is_file()
-    done = subprocess.run([*CLI, *sweep, "--set", "n=4,5", "--jobs", "2"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [*CLI, *sweep, "--set", "n=4,5", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 1 and "worker died" in done.stdout
     assert (out / "points.csv").is_file() and not (out / "agreement.csv").exists()
     assert not leftovers(out)
@@ -383,14 +445,27 @@ def test_a_csv_of_a_sweep_whose_points_all_died_holds_the_header_alone(tmp_path,
     assert main(args) == 0
     first = csv.read_text().splitlines()
     assert len(first) > 1  # the header and rows
-    monkeypatch.setattr(S, "sweep", lambda job, points, *a, **k: [
-        S.Outcome(p, "error", 1, error="its worker died") for p in points])  # fmt: skip
+    monkeypatch.setattr(
+        S,
+        "sweep",
+        lambda job, points, *a, **k: [
+            S.Outcome(p, "error", 1, error="its worker died") for p in points
+        ],
+    )
     assert main(args) == 1
     assert csv.read_text().splitlines() == first[:1]  # no row of the earlier run
 
 
-VALIDATE = ["validate", str(ROOT / "examples" / "model_mlp.py") + ":grads", "--case", "mlp",
-            "--reference", "reference", "--no-isolation", "--quiet"]  # fmt: skip
+VALIDATE = [
+    "validate",
+    str(ROOT / "examples" / "model_mlp.py") + ":grads",
+    "--case",
+    "mlp",
+    "--reference",
+    "reference",
+    "--no-isolation",
+    "--quiet",
+]
 
 
 def test_validate_out_over_a_report_replaces_all_of_it(tmp_path, capsys):
@@ -424,8 +499,13 @@ def test_a_validation_report_that_cannot_be_rendered_leaves_no_part_of_it(
     out = tmp_path / "v"
     assert main([*VALIDATE, "--out", str(out)]) == 0, capsys.readouterr()
     names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
-    assert names == {"agreement.csv", "runs.csv", "faults.csv", "diagnostics.md",
-                     "report-error.txt"}  # fmt: skip
+    assert names == {
+        "agreement.csv",
+        "runs.csv",
+        "faults.csv",
+        "diagnostics.md",
+        "report-error.txt",
+    }
     assert "cannot lay this out" in (out / "report-error.txt").read_text()
     from harness import output
 
@@ -441,10 +521,18 @@ def test_a_folder_another_run_is_writing_is_refused_with_exit_2_naming_its_pid(
     out = tmp_path / "r"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from harness import output; "
-         "output.claim(sys.argv[1]); print('held', flush=True); sys.stdin.read()", str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys; from harness import output; "
+            "output.claim(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+            str(out),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with monkeypatch.context() as m:
@@ -464,10 +552,16 @@ def test_four_reports_into_one_folder_at_once(tmp_path):
     """Each run either writes the folder or is refused (exit 2, the message); at the end
     the folder holds one report, whole."""
     out = tmp_path / "r"
-    procs = [subprocess.Popen([*CLI, "report", "--case", case, "--out", str(out), *CHEAP],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=ROOT)
-             for case in ("card_affine_square", "elman") * 2]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*CLI, "report", "--case", case, "--out", str(out), *CHEAP],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for case in ("card_affine_square", "elman") * 2
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     for code, err in results:
         assert code in (0, 2), err
@@ -515,11 +609,24 @@ def test_a_plugin_that_changes_directory_does_not_move_a_relative_out(
     start.mkdir()
     elsewhere.mkdir()
     plugin = tmp_path / "wander.py"
-    plugin.write_text(PLUGIN.format(model=str(ROOT / "examples" / "model_mlp.py"),
-                                    elsewhere=str(elsewhere)))  # fmt: skip
+    plugin.write_text(
+        PLUGIN.format(model=str(ROOT / "examples" / "model_mlp.py"), elsewhere=str(elsewhere))
+    )
     monkeypatch.chdir(start)
-    code = main(["validate", f"{plugin}:grads", "--case", "mlp", "--reference", "reference",
-                 "--no-isolation", "--out", "rel", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            f"{plugin}:grads",
+            "--case",
+            "mlp",
+            "--reference",
+            "reference",
+            "--no-isolation",
+            "--out",
+            "rel",
+            "--quiet",
+        ]
+    )
     assert os.getcwd() == str(elsewhere)  # it did wander
     assert code == 0, capsys.readouterr()
     assert (start / "rel" / "diagnostics.md").is_file()
@@ -532,8 +639,10 @@ def test_a_case_that_changes_directory_on_import_does_not_move_out_or_csv(tmp_pa
     start.mkdir()
     elsewhere.mkdir()
     case = tmp_path / "wander_case.py"
-    case.write_text(f"import os\nos.chdir({str(elsewhere)!r})\n"
-                    + SQ.replace("BODY", 'return xp.sum((self.k * p["x"]) ** 2)'))  # fmt: skip
+    case.write_text(
+        f"import os\nos.chdir({str(elsewhere)!r})\n"
+        + SQ.replace("BODY", 'return xp.sum((self.k * p["x"]) ** 2)')
+    )
     monkeypatch.chdir(start)
     assert report("rel", f"{case}:Sq") == 0
     assert (start / "rel" / "report.md").is_file() and not (elsewhere / "rel").exists()
@@ -602,9 +711,17 @@ def test_manifest_names_are_kept_inside_the_folder(tmp_path):
     out = tmp_path / "r"
     out.mkdir()
     (tmp_path / "precious.txt").write_text("keep")
-    (out / ".gradparity.json").write_text(json.dumps(
-        {"version": 2, "files": {"../precious.txt": {"kind": "report", "sha256": "0" * 64},
-                                 "/etc/hostname": {"kind": "report", "sha256": "0" * 64}}}))  # fmt: skip
+    (out / ".gradparity.json").write_text(
+        json.dumps(
+            {
+                "version": 2,
+                "files": {
+                    "../precious.txt": {"kind": "report", "sha256": "0" * 64},
+                    "/etc/hostname": {"kind": "report", "sha256": "0" * 64},
+                },
+            }
+        )
+    )
     with output.staged(out, "report") as stage:
         (stage / "report.md").write_text("new")
     assert (tmp_path / "precious.txt").read_text() == "keep"
@@ -666,8 +783,12 @@ def test_a_manifest_that_is_not_a_regular_file_is_ignored_not_waited_on(tmp_path
         os.mkfifo(out / ".gradparity.json")
     else:
         (out / ".gradparity.json").symlink_to(elsewhere)
-    done = subprocess.run([*CLI, "report", "--case", "card_affine_square", "--out", str(out), *CHEAP],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*CLI, "report", "--case", "card_affine_square", "--out", str(out), *CHEAP],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (out / ".gradparity.json").is_file() and not (out / ".gradparity.json").is_symlink()
     assert json.loads(elsewhere.read_text()) == {"version": 2, "files": {}}

@@ -19,10 +19,13 @@ def mlp():
     return [CATALOG["mlp"](**MLP)]
 
 
-@pytest.mark.parametrize("target, form, cases", [
-    (f"{STAGES}:Sigmoid", "stage", None),
-    (f"{MODELS}:mlp", "model", mlp()),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "target, form, cases",
+    [
+        (f"{STAGES}:Sigmoid", "stage", None),
+        (f"{MODELS}:mlp", "model", mlp()),
+    ],
+)
 def test_every_peer_passes_a_correct_implementation_in_float64(target, form, cases):
     pair = pair_of(target, form, cases, "float64")
     for peer in PEERS:
@@ -30,10 +33,13 @@ def test_every_peer_passes_a_correct_implementation_in_float64(target, form, cas
         assert v.verdict == "pass", (v.checker, v.message[:300])
 
 
-@pytest.mark.parametrize("target, form, cases", [
-    (f"{STAGES}:SigmoidFromPreactivation", "stage", None),
-    (f"{MODELS}:bias_mean", "model", mlp()),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "target, form, cases",
+    [
+        (f"{STAGES}:SigmoidFromPreactivation", "stage", None),
+        (f"{MODELS}:bias_mean", "model", mlp()),
+    ],
+)
 def test_every_peer_fails_a_wrong_derivative(target, form, cases):
     pair = pair_of(target, form, cases, "float64")
     for peer in PEERS:
@@ -70,8 +76,12 @@ def test_the_side_by_side_table_counts_what_each_checker_caught(tmp_path):
     from harness.bench.peers import peers_table, summary, write
 
     table = peers_table(dtypes=("float64",), only=["sigmoid", "bias not summed", "tiny engine"])
-    assert set(table["checker"]) == {"gradparity validate", "gradcheck",
-                                     "gradcheck (fast_mode)", "check_grads"}  # fmt: skip
+    assert set(table["checker"]) == {
+        "gradparity validate",
+        "gradcheck",
+        "gradcheck (fast_mode)",
+        "check_grads",
+    }
     mine = table[table["checker"] == "gradparity validate"]
     assert mine["caught"].tolist() == (mine["expected"] == "broken").tolist()
     gc = table[(table["checker"] == "gradcheck")].set_index("implementation")
@@ -96,10 +106,13 @@ def test_peers_takes_no_case_or_quick_plan(capsys):
 FRAMEWORKS = "harness.zoo.frameworks"
 
 
-@pytest.mark.parametrize("correct, broken, form", [
-    ("TorchTanh", "TorchTanhMissingDerivative", "torch-function"),
-    ("jax_tanh", "jax_tanh_sign", "jax-custom-vjp"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "correct, broken, form",
+    [
+        ("TorchTanh", "TorchTanhMissingDerivative", "torch-function"),
+        ("jax_tanh", "jax_tanh_sign", "jax-custom-vjp"),
+    ],
+)
 def test_custom_vjps_of_either_framework_go_through_the_same_adapter(correct, broken, form):
     good = pair_of(f"{FRAMEWORKS}:{correct}", form, None, "float64")
     bad = pair_of(f"{FRAMEWORKS}:{broken}", form, None, "float64")
@@ -136,9 +149,13 @@ def test_what_each_message_names_is_read_from_the_messages():
 
     table = peers_table(dtypes=("float64",), only=["MLP: bias mean", "Elman: BPTT truncated"])
     md = render(table, {"machine": "test"}, "gradparity bench --peers")
-    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines()
-            if line.startswith("| gradparity validate |") or line.startswith("| gradcheck")
-            or line.startswith("| check_grads |")}  # fmt: skip
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in md.splitlines()
+        if line.startswith("| gradparity validate |")
+        or line.startswith("| gradcheck")
+        or line.startswith("| check_grads |")
+    }
     assert "by name | its index and both values | yes" in rows["gradparity validate"]
     assert "by position (input k) | whole Jacobians printed | no" in rows["gradcheck"]
     assert "one projected number" in rows["gradcheck (fast_mode)"]
@@ -164,8 +181,9 @@ def test_forward_mode_and_second_order_go_through_the_same_adapter(correct, brok
 
 
 def test_a_jvp_is_checked_as_a_jvp_not_by_a_backward_it_does_not_have():
-    pair = pair_of(f"{SECOND}:tanh_jvp_from_preactivation", "model", [CATALOG["mlp"]()],
-                   "float64", "fwd")  # fmt: skip
+    pair = pair_of(
+        f"{SECOND}:tanh_jvp_from_preactivation", "model", [CATALOG["mlp"]()], "float64", "fwd"
+    )
     assert "forward mode" in gradcheck(pair).message  # "Jacobian computed with forward mode"
     assert "JVP" in check_grads(pair).message
 

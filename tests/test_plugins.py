@@ -115,8 +115,14 @@ def plugins(tmp_path_factory):
 def test_the_tiny_engine_agrees_on_the_whole_catalog(worker):
     cases = [small(cls) for cls in CATALOG.values() if not cls.slow]
     for dtype in ("float64", "float32"):
-        v = validate("harness.zoo.tiny_engine:TinyEngine", form="engine", cases=cases, dtype=dtype,
-                     references=["reference"], channel=worker)  # fmt: skip
+        v = validate(
+            "harness.zoo.tiny_engine:TinyEngine",
+            form="engine",
+            cases=cases,
+            dtype=dtype,
+            references=["reference"],
+            channel=worker,
+        )
         assert v.ok, v.text()
         assert set(v.mine["case"]) == {c.label for c in cases}
         # every parameter and every tap of every case, compared
@@ -167,8 +173,13 @@ def test_a_custom_stage_is_checked_against_its_own_forward(plugins, worker):
 ])  # fmt: skip
 def test_protocol_errors_are_named(plugins, worker, attr, kind, phrase):
     form = {"NoGrad": "engine", "NoOps": "engine"}.get(attr)
-    v = validate(f"{plugins / 'mine.py'}:{attr}", form=form, cases=["card_affine_square"],
-                 references=["reference"], channel=worker)  # fmt: skip
+    v = validate(
+        f"{plugins / 'mine.py'}:{attr}",
+        form=form,
+        cases=["card_affine_square"],
+        references=["reference"],
+        channel=worker,
+    )
     assert not v.ok
     assert v.faults[0].fault == kind and phrase in v.faults[0].message, v.faults[0]
 

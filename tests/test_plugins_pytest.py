@@ -51,30 +51,42 @@ def test_the_plugin_is_registered_as_an_entry_point():
 
 def test_options_are_in_their_own_group(pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines([
-        "gradparity: check your own backprop against the references:",
-        "*--gradparity-impl=TARGET*", "*--gradparity-as=*", "*--gradparity-timeout=S*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "gradparity: check your own backprop against the references:",
+            "*--gradparity-impl=TARGET*",
+            "*--gradparity-as=*",
+            "*--gradparity-timeout=S*",
+        ]
+    )
 
 
 def test_one_line_asserts_an_implementation_with_the_diagnostics(pytester):
     pytester.makepyfile(test_mine=TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=1, failed=1, skipped=1)
-    result.stdout.fnmatch_lines([
-        "*AssertionError: gradparity: the implementation does not agree with the references*",
-        "*param 'b1': 16/16 elements disagree with reference; worst at (*): got *, expected *",
-        "*plugin:bias_mean (model): 8/9 tensors agree over 1 case, 0 faults: DISAGREES*",
-        "*SKIPPED*no implementation named: run pytest --gradparity-impl TARGET*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: gradparity: the implementation does not agree with the references*",
+            "*param 'b1': 16/16 elements disagree with reference; worst at (*): got *, expected *",
+            "*plugin:bias_mean (model): 8/9 tensors agree over 1 case, 0 faults: DISAGREES*",
+            "*SKIPPED*no implementation named: run pytest --gradparity-impl TARGET*",
+        ]
+    )
 
 
 def test_the_implementation_can_be_named_on_the_command_line(pytester):
     pytester.makepyfile(test_mine=TESTS)
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "-k", "command_line",
-        "--gradparity-impl", "harness.zoo.models:bias_mean", "--gradparity-as", "model",
-    )  # fmt: skip
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "command_line",
+        "--gradparity-impl",
+        "harness.zoo.models:bias_mean",
+        "--gradparity-as",
+        "model",
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*plugin:bias_mean: param 'b1': 16/16 elements disagree*"])
 

@@ -73,8 +73,14 @@ def run(folder, attr, channel, dtype="float64"):
     from harness.selection import build_cases
 
     cases = build_cases([f"{folder / 'printing.py'}:Tiny"], {})
-    return validate(f"{folder / 'printing.py'}:{attr}", form="model", cases=cases, dtype=dtype,
-                    references=["reference"], channel=channel)  # fmt: skip
+    return validate(
+        f"{folder / 'printing.py'}:{attr}",
+        form="model",
+        cases=cases,
+        dtype=dtype,
+        references=["reference"],
+        channel=channel,
+    )
 
 
 @pytest.mark.parametrize("isolated", [True, False])

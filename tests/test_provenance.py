@@ -47,13 +47,18 @@ def mine(tmp_path_factory):
 def test_validate_says_which_files_ran_in_its_header_runs_csv_and_summary(mine, tmp_path):
     path, sha = mine
     cases = build_cases([f"{path}:Tiny"], {})
-    v = validate(f"{path}:grads", form="model", cases=cases, references=["reference"],
-                 channel=InProcess())  # fmt: skip
-    assert v.sources == [Source("case", "tiny_provenance", str(path.resolve()), sha),
-                         Source("plugin", "plugin:grads", str(path.resolve()), sha)]  # fmt: skip
+    v = validate(
+        f"{path}:grads", form="model", cases=cases, references=["reference"], channel=InProcess()
+    )
+    assert v.sources == [
+        Source("case", "tiny_provenance", str(path.resolve()), sha),
+        Source("plugin", "plugin:grads", str(path.resolve()), sha),
+    ]
     lines = v.text().splitlines()
-    assert lines[:2] == [f"case tiny_provenance: {path.resolve()} sha256 {sha}",
-                         f"plugin plugin:grads: {path.resolve()} sha256 {sha}"]  # fmt: skip
+    assert lines[:2] == [
+        f"case tiny_provenance: {path.resolve()} sha256 {sha}",
+        f"plugin plugin:grads: {path.resolve()} sha256 {sha}",
+    ]
     v.write(tmp_path / "out")
     rows = {r["backend"]: r for r in csv.DictReader(open(tmp_path / "out" / "runs.csv"))}
     assert rows["plugin:grads"]["plugin_sha256"] == sha == rows["reference"]["case_sha256"]
@@ -65,8 +70,20 @@ def test_validate_says_which_files_ran_in_its_header_runs_csv_and_summary(mine, 
 
 def test_run_says_which_case_file_ran(mine, capsys):
     path, sha = mine
-    code = main(["run", "--case", f"{path}:Tiny", "--backend", "reference", "--backend",
-                 "numeric", "--quiet", "--noise", "0"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--case",
+            f"{path}:Tiny",
+            "--backend",
+            "reference",
+            "--backend",
+            "numeric",
+            "--quiet",
+            "--noise",
+            "0",
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out.splitlines()[0] == (
         f"case tiny_provenance: {path.resolve()} sha256 {sha}"

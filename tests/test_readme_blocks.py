@@ -136,8 +136,10 @@ def copy_of_checkout(dest: Path) -> Path:
     root = dest / "checkout"
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode()  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
         if source.is_file():
@@ -184,9 +186,15 @@ def run_command(command: str, cwd: Path, env: dict, limit: float = 1800) -> tupl
     """Its exit status and output (stdout, then stderr); past ``limit`` seconds it is killed
     with everything it started in its session, and the test fails."""
     with subprocess.Popen(
-        ["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    ) as process:  # fmt: skip
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             out, err = process.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -294,9 +302,12 @@ def test_gpu_bench_says_no_gpu_at_once_where_there_is_none(tmp_path: Path):
     started = time.monotonic()
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "gpu_bench.sh"), str(tmp_path / "gpu")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHON": sys.executable},
-    )  # fmt: skip
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "no GPU" in done.stderr
     assert time.monotonic() - started < 60  # never the full plan's 300 s limit

@@ -124,8 +124,7 @@ def test_slices_of_one_value_add_up_in_place_as_torch_does(whole_first, dtype):
     rows = np.array([0, 0, 4, 1])
 
     def loss(x, sum_, w):
-        parts = [sum_(x[0:2] * w[0]), sum_(x[1:4] * w[1]), sum_(x[rows] * w[2]),
-                 x[4, 2] * x[4, 2]]  # fmt: skip
+        parts = [sum_(x[0:2] * w[0]), sum_(x[1:4] * w[1]), sum_(x[rows] * w[2]), x[4, 2] * x[4, 2]]
         whole_term = sum_(x * w[3])
         return whole_term + sum(parts) if whole_first else sum(parts) + whole_term
 
@@ -394,8 +393,12 @@ def remainder(draw):
     constant = draw(st.sampled_from(["none", "left", "right"]))
     if constant == "left":
         c = draw(grid)
-        return Example(f"{c} % {y_shape}", [y], lambda b: c % b,
-                       lambda b: torch.remainder(torch.tensor(c, dtype=b.dtype), b))  # fmt: skip
+        return Example(
+            f"{c} % {y_shape}",
+            [y],
+            lambda b: c % b,
+            lambda b: torch.remainder(torch.tensor(c, dtype=b.dtype), b),
+        )
     if constant == "right":
         c = draw(divisors)
         return Example(f"{x_shape} % {c}", [x], lambda a: a % c, lambda a: torch.remainder(a, c))
@@ -580,9 +583,12 @@ def where(draw):
     c_shape, x_shape, y_shape = shapes.input_shapes
     condition = draw(hnp.arrays(np.bool_, c_shape))
     x, y = draw(arrays(x_shape)), draw(arrays(y_shape))
-    return Example(f"where {c_shape}, {x_shape}, {y_shape}", [x, y],
-                   lambda a, b: X.where(condition, a, b),
-                   lambda a, b: torch.where(torch.as_tensor(condition), a, b))  # fmt: skip
+    return Example(
+        f"where {c_shape}, {x_shape}, {y_shape}",
+        [x, y],
+        lambda a, b: X.where(condition, a, b),
+        lambda a, b: torch.where(torch.as_tensor(condition), a, b),
+    )
 
 
 @st.composite
@@ -592,8 +598,12 @@ def clip(draw):
     for bound in (low, high):  # no element at a bound, where the derivative jumps
         if bound is not None:
             x = np.where(np.abs(x - bound) < 0.05, x + 0.1, x)
-    return Example(f"clip({low}, {high})", [x], lambda a: X.clip(a, min=low, max=high),
-                   lambda a: torch.clamp(a, low, high))  # fmt: skip
+    return Example(
+        f"clip({low}, {high})",
+        [x],
+        lambda a: X.clip(a, min=low, max=high),
+        lambda a: torch.clamp(a, low, high),
+    )
 
 
 @st.composite
@@ -601,8 +611,12 @@ def expand_dims(draw):
     shape = draw(SHAPES)
     axis = draw(st.integers(-len(shape) - 1, len(shape)))
     x = draw(arrays(shape))
-    return Example(f"axis={axis}", [x], lambda a: X.expand_dims(a, axis=axis),
-                   lambda a: torch.unsqueeze(a, axis))  # fmt: skip
+    return Example(
+        f"axis={axis}",
+        [x],
+        lambda a: X.expand_dims(a, axis=axis),
+        lambda a: torch.unsqueeze(a, axis),
+    )
 
 
 @st.composite
@@ -611,8 +625,12 @@ def squeeze(draw):
     axis = draw(st.integers(0, len(shape)))
     shape.insert(axis, 1)
     x = draw(arrays(tuple(shape)))
-    return Example(f"axis={axis} of {tuple(shape)}", [x], lambda a: X.squeeze(a, axis=axis),
-                   lambda a: torch.squeeze(a, axis))  # fmt: skip
+    return Example(
+        f"axis={axis} of {tuple(shape)}",
+        [x],
+        lambda a: X.squeeze(a, axis=axis),
+        lambda a: torch.squeeze(a, axis),
+    )
 
 
 @st.composite
@@ -620,8 +638,12 @@ def broadcast_to(draw):
     shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
     target = np.broadcast_shapes(*shapes.input_shapes)
     x = draw(arrays(shapes.input_shapes[0]))
-    return Example(f"to {target}", [x], lambda a: X.broadcast_to(a, target),
-                   lambda a: torch.broadcast_to(a, target))  # fmt: skip
+    return Example(
+        f"to {target}",
+        [x],
+        lambda a: X.broadcast_to(a, target),
+        lambda a: torch.broadcast_to(a, target),
+    )
 
 
 PRIMITIVES: dict[str, st.SearchStrategy[Example]] = {  # one line per primitive in RULES
@@ -784,9 +806,9 @@ def test_astype_carries_the_gradient_back_in_the_input_dtype():
 
 def test_a_function_outside_the_tape_is_a_clear_error_naming_it():
     with pytest.raises(X.NotInTape, match="'fft'"):
-        X.fft  # noqa: B018
+        X.fft
     with pytest.raises(AttributeError, match="'linalg'"):
-        X.linalg  # noqa: B018
+        X.linalg
 
 
 # --- forward mode and second order, primitive by primitive ---------------------------------
@@ -980,11 +1002,13 @@ def test_jvp_and_hvp_agree_with_jax(op):
     xs = [rng.uniform(-1, 1, s) for s in shapes]
     us = [rng.standard_normal(s) for s in shapes]
     names = [f"x{i}" for i in range(len(xs))]
-    value, tangent = jvp(lambda p: fn(X, *[p[n] for n in names]), dict(zip(names, xs)),
-                         dict(zip(names, us)))  # fmt: skip
+    value, tangent = jvp(
+        lambda p: fn(X, *[p[n] for n in names]), dict(zip(names, xs)), dict(zip(names, us))
+    )
     with jax.enable_x64(True):
-        j_value, j_tangent = jax.jvp(lambda *a: fn(jnp, *a), tuple(map(jnp.asarray, xs)),
-                                     tuple(map(jnp.asarray, us)))  # fmt: skip
+        j_value, j_tangent = jax.jvp(
+            lambda *a: fn(jnp, *a), tuple(map(jnp.asarray, xs)), tuple(map(jnp.asarray, us))
+        )
         w = rng.standard_normal(np.shape(j_value))
 
         def scalar(*a):
@@ -993,10 +1017,19 @@ def test_jvp_and_hvp_agree_with_jax(op):
         grad = jax.grad(scalar, argnums=tuple(range(len(xs))))
         _, j_hv = jax.jvp(grad, tuple(map(jnp.asarray, xs)), tuple(map(jnp.asarray, us)))
     assert_close(value, np.asarray(j_value), 1e-6 if op == "astype" else RTOL, f"{op} value")
-    assert_close(tangent, np.asarray(j_tangent), 1e-6 if op == "astype" else RTOL, f"{op} JVP",
-                 CANCELLATION)  # fmt: skip
-    _, hv = hvp(lambda p: R.sum(X.astype(fn(X, *[p[n] for n in names]), np.float64) * w),
-                dict(zip(names, xs)), dict(zip(names, us)))  # fmt: skip
+    assert_close(
+        tangent, np.asarray(j_tangent), 1e-6 if op == "astype" else RTOL, f"{op} JVP", CANCELLATION
+    )
+    _, hv = hvp(
+        lambda p: R.sum(X.astype(fn(X, *[p[n] for n in names]), np.float64) * w),
+        dict(zip(names, xs)),
+        dict(zip(names, us)),
+    )
     for name, expected in zip(names, j_hv):
-        assert_close(hv[name], np.asarray(expected), 1e-6 if op == "astype" else RTOL,
-                     f"{op} HVP {name}", CANCELLATION)  # fmt: skip
+        assert_close(
+            hv[name],
+            np.asarray(expected),
+            1e-6 if op == "astype" else RTOL,
+            f"{op} HVP {name}",
+            CANCELLATION,
+        )

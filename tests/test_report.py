@@ -26,9 +26,17 @@ EXPECTED_COLUMNS = {
     "agreement.csv": AGREEMENT_COLUMNS,
     "magnitudes.csv": MAGNITUDE_COLUMNS,
     "runs.csv": RUN_COLUMNS,
-    "drift.csv": ["case", "option", "length", "backend", "max_rel_err", "rel_l2_err",
-                  "underflowed", "error"],
-}  # fmt: skip
+    "drift.csv": [
+        "case",
+        "option",
+        "length",
+        "backend",
+        "max_rel_err",
+        "rel_l2_err",
+        "underflowed",
+        "error",
+    ],
+}
 
 
 def write(out: Path, *extra: str) -> int:
@@ -124,14 +132,14 @@ def test_heatmap_scores_exact_zero_as_the_cap_and_marks_failures():
             "ok": [True, True, False],
             "verdict": ["agree", "agree", "disagree"],
             "error": ["", "", ""],
-        }  # fmt: skip
+        }
     )
     runs = pd.DataFrame(
         {
             "case": ["a", "a", "b", "b"],
             "backend": ["torch", "jax", "torch", "jax"],
             "status": ["ok", "ok", "failed", "ok"],
-        }  # fmt: skip
+        }
     )
     score, label = plots.agreement_scores(agreement, runs)
     assert score.loc["a", "jax"] == plots.SCORE_CAP and label.loc["a", "jax"] == "exact"
@@ -157,8 +165,16 @@ def test_progress_bar_draws_only_on_a_terminal_and_not_when_quiet():
 # --- report.html in a real browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

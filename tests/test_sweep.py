@@ -55,12 +55,17 @@ def test_a_grid_is_the_cartesian_product_in_the_order_given_seeds_fastest():
     points = grid(swept, parse_seeds("0-1"))
     assert len(points) == 2 * 3 * 2
     assert [p.label for p in points[:3]] == [
-        "sigma=0.5 H=4 seed=0", "sigma=0.5 H=4 seed=1", "sigma=0.5 H=6 seed=0"]  # fmt: skip
+        "sigma=0.5 H=4 seed=0",
+        "sigma=0.5 H=4 seed=1",
+        "sigma=0.5 H=6 seed=0",
+    ]
     assert [p.index for p in points] == list(range(12))
 
 
-@pytest.mark.parametrize("text, seeds", [("0-9", list(range(10))), ("0,3,7", [0, 3, 7]),
-                                         ("0-2,10", [0, 1, 2, 10]), ("5", [5])])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, seeds",
+    [("0-9", list(range(10))), ("0,3,7", [0, 3, 7]), ("0-2,10", [0, 1, 2, 10]), ("5", [5])],
+)
 def test_seeds_take_ranges_and_lists(text, seeds):
     assert parse_seeds(text) == seeds
 
@@ -98,8 +103,9 @@ def test_bad_sweep_options_are_exit_2_before_any_work(argv, message, capsys):
 
 def test_each_point_is_labelled_in_every_table_and_the_exit_counts_the_failed(tmp_path, capsys):
     csv = tmp_path / "agreement.csv"
-    code = main(["run", "--case", "elman", "--set", "T=3,5", "--seeds", "0-1", *FAST,
-                 "--csv", str(csv)])  # fmt: skip
+    code = main(
+        ["run", "--case", "elman", "--set", "T=3,5", "--seeds", "0-1", *FAST, "--csv", str(csv)]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "sweep: 4 points (T × seed); 4 agree, 0 fail" in out
     table = pd.read_csv(csv)
@@ -125,7 +131,9 @@ def test_a_failing_point_is_one_failed_row_and_the_sweep_goes_on(point_case, cap
     assert "2 agree, 2 fail" in out
     failed = [line for line in out.splitlines() if line.startswith("  FAILED")]
     assert [line.split(":")[0] for line in failed] == [
-        "  FAILED what=raise seed=0", "  FAILED what=raise seed=1"]  # fmt: skip
+        "  FAILED what=raise seed=0",
+        "  FAILED what=raise seed=1",
+    ]
     assert all("RuntimeError: this point fails on purpose" in line for line in failed)
 
 
@@ -157,9 +165,15 @@ def grads(p, x, case):
 
 def _killer_job(tmp_path):
     (tmp_path / "killer.py").write_text(KILLER)
-    plugin = {"target": f"{tmp_path / 'killer.py'}:grads", "form": "model",
-              "references": ["reference"], "baseline": None, "timeout": 30.0,
-              "memory": 0, "isolate": False}  # fmt: skip
+    plugin = {
+        "target": f"{tmp_path / 'killer.py'}:grads",
+        "form": "model",
+        "references": ["reference"],
+        "baseline": None,
+        "timeout": 30.0,
+        "memory": 0,
+        "isolate": False,
+    }
     return Job(("card_affine_square",), (), (), noise=0, validate=plugin)
 
 
@@ -194,8 +208,20 @@ def test_a_dead_dask_worker_is_one_failed_row_too(tmp_path):
 
 
 def test_an_unreachable_scheduler_is_exit_2(capsys):
-    code = main(["run", "--case", "elman", "--set", "T=3,4", "--executor", "dask",
-                 "--scheduler", "tcp://127.0.0.1:9", *FAST])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--case",
+            "elman",
+            "--set",
+            "T=3,4",
+            "--executor",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            *FAST,
+        ]
+    )
     assert code == 2 and "no Dask scheduler answers there" in capsys.readouterr().err
 
 
@@ -203,14 +229,36 @@ def test_an_unreachable_scheduler_is_exit_2(capsys):
 
 
 def test_validate_sweeps_a_plug_in_and_names_each_point_it_fails(tmp_path, capsys):
-    good = main(["validate", "harness.zoo.models:mlp", "--case", "mlp",
-                 "--set", "width=3,4", "--noise", "0", "--out", str(tmp_path)])  # fmt: skip
+    good = main(
+        [
+            "validate",
+            "harness.zoo.models:mlp",
+            "--case",
+            "mlp",
+            "--set",
+            "width=3,4",
+            "--noise",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert good == 0
     table = pd.read_csv(tmp_path / "agreement.csv")
     assert set(table["width"]) == {3, 4} and "tensor" in table.columns
     capsys.readouterr()
-    bad = main(["validate", "harness.zoo.models:bias_mean", "--case", "mlp",
-                "--set", "width=3,4", "--noise", "0"])  # fmt: skip
+    bad = main(
+        [
+            "validate",
+            "harness.zoo.models:bias_mean",
+            "--case",
+            "mlp",
+            "--set",
+            "width=3,4",
+            "--noise",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert bad == 1 and "0 agree, 2 fail" in out
     assert "FAILED width=3 seed=0" in out and "FAILED width=4 seed=0" in out
@@ -221,8 +269,23 @@ def test_validate_sweeps_a_plug_in_and_names_each_point_it_fails(tmp_path, capsy
 
 def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tmp_path):
     out = tmp_path / "r"
-    code = main(["report", "--case", "elman", "--set", "sigma=0.5,1.0,1.5",
-                 "--set", "T=4,8", "--seeds", "0-1", *FAST, "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "report",
+            "--case",
+            "elman",
+            "--set",
+            "sigma=0.5,1.0,1.5",
+            "--set",
+            "T=4,8",
+            "--seeds",
+            "0-1",
+            *FAST,
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     md = (out / "report.md").read_text()
     assert "sweep_phase.png" in md and "sweep_digits.png" in md and "σ_max·γ" in md
@@ -232,10 +295,19 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
     mags = pd.read_csv(out / "magnitudes.csv")
     summ = pd.read_csv(out / "summaries.csv")
     # the phase diagram's value of one point, recomputed from the per-step norms
-    one = mags[(mags["backend"] == "torch") & (mags["sigma"] == 1.5) & (mags["T"] == 8)
-               & (mags["seed"] == 1) & (mags["tap"] == "h")].sort_values("step")  # fmt: skip
-    row = summ[(summ["backend"] == "torch") & (summ["sigma"] == 1.5) & (summ["T"] == 8)
-               & (summ["seed"] == 1)].iloc[0]  # fmt: skip
+    one = mags[
+        (mags["backend"] == "torch")
+        & (mags["sigma"] == 1.5)
+        & (mags["T"] == 8)
+        & (mags["seed"] == 1)
+        & (mags["tap"] == "h")
+    ].sort_values("step")
+    row = summ[
+        (summ["backend"] == "torch")
+        & (summ["sigma"] == 1.5)
+        & (summ["T"] == 8)
+        & (summ["seed"] == 1)
+    ].iloc[0]
     norms = one["norm"].to_numpy()
     assert row["first_over_last"] == pytest.approx(norms[0] / norms[-1], rel=1e-12)
     from harness.report.sweep import decay_table, elman_rows
@@ -250,14 +322,30 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
 
 def test_the_mlp_variance_ratio_is_drawn_against_depth_beside_the_mean_field(tmp_path):
     out = tmp_path / "r"
-    code = main(["report", "--case", "mlp", "--set", "depth=3,4,5", "--set",
-                 "init=standard,glorot", "--set", "width=64", *FAST, "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "report",
+            "--case",
+            "mlp",
+            "--set",
+            "depth=3,4,5",
+            "--set",
+            "init=standard,glorot",
+            "--set",
+            "width=64",
+            *FAST,
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "sweep_mlp_variance.png" in (out / "report.md").read_text()
     summ = pd.read_csv(out / "summaries.csv")
     rows = summ[summ["backend"] == "torch"]
     assert set(zip(rows["depth"], rows["init"], strict=True)) == {
-        (d, i) for d in (3, 4, 5) for i in ("standard", "glorot")}  # fmt: skip
+        (d, i) for d in (3, 4, 5) for i in ("standard", "glorot")
+    }
     assert rows["theory_rate"].notna().all()
     # the predicted ratios: Glorot's init keeps the variance nearer 1 than the standard one
     by = rows.groupby("init")["theory_rate"].median()
@@ -289,8 +377,24 @@ def grads(params, inputs, case):
 def test_a_plug_ins_isolation_holds_on_a_dask_worker(tmp_path, capsys):
     plugin = tmp_path / "crash.py"
     plugin.write_text(CRASHING_PLUGIN)
-    code = main(["validate", f"{plugin}:grads", "--case", "mlp", "--set", "width=3,4",
-                 "--noise", "0", "--executor", "dask", "--jobs", "1", "--out", str(tmp_path / "o")])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            f"{plugin}:grads",
+            "--case",
+            "mlp",
+            "--set",
+            "width=3,4",
+            "--noise",
+            "0",
+            "--executor",
+            "dask",
+            "--jobs",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "0 agree, 2 fail" in out
     points = pd.read_csv(tmp_path / "o" / "points.csv")
@@ -311,8 +415,9 @@ def test_the_sweep_bench_times_each_executor_and_checks_their_tables_agree():
 
     fixed, swept = parse_grid(["T=3,5"])
     points = grid(swept, [0, 1])
-    rows = bench_executors(Job(("elman",), (), ("reference", "torch"), noise=0), points,
-                           list(swept), jobs=2)  # fmt: skip
+    rows = bench_executors(
+        Job(("elman",), (), ("reference", "torch"), noise=0), points, list(swept), jobs=2
+    )
     assert rows[["executor", "jobs"]].values.tolist() == [["local", 1], ["local", 2], ["dask", 2]]
     assert rows["same_tables"].all() and (rows["failed"] == 0).all()
     assert (rows["wall_s"] > 0).all() and (rows["points_s"] > 0).all()
@@ -329,8 +434,9 @@ def grads(params, inputs, case):
 def test_what_a_plug_in_says_is_shown_not_sent_to_the_terminal_in_a_sweep(tmp_path, capsys):
     plugin = tmp_path / "esc.py"
     plugin.write_text(ESCAPING_PLUGIN)
-    code = main(["validate", f"{plugin}:grads", "--case", "mlp", "--set", "width=3,4",
-                 "--noise", "0"])  # fmt: skip
+    code = main(
+        ["validate", f"{plugin}:grads", "--case", "mlp", "--set", "width=3,4", "--noise", "0"]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "\x1b" not in out
     assert "\\x1b[31mgone" in out  # shown, escaped, on each failed point's line
@@ -345,5 +451,6 @@ def test_every_mode_stays_per_point_identities_too(tmp_path):
     assert set(t["agreement"]["mode"]) == {"rev", "fwd", "hvp"}
     ids = t["identities"]
     assert set(zip(ids["T"], ids["identity"], strict=True)) == {
-        (T, i) for T in ("3", "4") for i in ("transpose", "symmetry")}  # fmt: skip
+        (T, i) for T in ("3", "4") for i in ("transpose", "symmetry")
+    }
     assert ids["ok"].all()

@@ -116,8 +116,21 @@ SIGNED = {
 }
 PAIRS = [("x", "y"), ("y", "x"), ("z", "z"), ("x", "s")]  # the left one's method is called
 
-ARITHMETIC = ["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
-              "and", "or", "xor", "lshift", "rshift"]  # fmt: skip
+ARITHMETIC = [
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+]
 BINARY = [f"__{way}{op}__" for op in ARITHMETIC for way in ("", "r", "i")] + [
     "__eq__",
     "__ne__",
@@ -131,8 +144,17 @@ CONVERSIONS = ["__bool__", "__int__", "__float__", "__complex__", "__index__"]
 REFUSED = ["__setitem__", "__dlpack__", "__dlpack_device__", "__buffer__"]
 CHECKED_APART = ["__getitem__", "__array_namespace__", "__iter__", "__array__", "__hash__"]
 # Python's machinery for any object, not an operation on arrays
-PLUMBING = ["__annotations__", "__doc__", "__module__", "__new__", "__reduce__", "__repr__",
-            "__slots__", "__str__", "__weakref__"]  # fmt: skip
+PLUMBING = [
+    "__annotations__",
+    "__doc__",
+    "__module__",
+    "__new__",
+    "__reduce__",
+    "__repr__",
+    "__slots__",
+    "__str__",
+    "__weakref__",
+]
 ATTRIBUTES = sorted(n for n in vars(StrictArray) if not n.startswith("_"))
 
 # Central differences with step h = 1e-6 on the positive samples (every function here is
@@ -228,8 +250,11 @@ def check_everywhere(fn, sample: dict, names: tuple[str, ...], what: str) -> boo
     with np.errstate(all="ignore"):
         assert_same(call("numpy", fn, sample, names), expected, f"numpy {what}")
         assert_same(call("tape", fn, sample, names), expected, f"tape {what}")
-        floats = [n for n in dict.fromkeys(names) if isinstance(sample[n], np.ndarray)
-                  and sample[n].dtype.kind == "f"]  # fmt: skip
+        floats = [
+            n
+            for n in dict.fromkeys(names)
+            if isinstance(sample[n], np.ndarray) and sample[n].dtype.kind == "f"
+        ]
         if floats:
             check_derivatives(fn, positive_sample(sample), names, floats, what)
     return True
@@ -259,8 +284,9 @@ def check_derivatives(fn, sample, names, floats, what) -> None:
             step[i] = h
             fd[i] = (loss({n: sample[n] + step}) - loss({n: sample[n] - step})) / (2 * h)
         grad = by_name[n].grad if by_name[n].grad is not None else np.zeros(fd.shape)
-        np.testing.assert_allclose(grad, fd, rtol=rtol, atol=rtol,
-                                   err_msg=f"tape gradient for {n}, {what}")  # fmt: skip
+        np.testing.assert_allclose(
+            grad, fd, rtol=rtol, atol=rtol, err_msg=f"tape gradient for {n}, {what}"
+        )
 
     # forward mode: the tangent along u, against (f(θ + h u) − f(θ − h u)) / 2h
     def moved(t: float) -> np.ndarray:
@@ -271,16 +297,25 @@ def check_derivatives(fn, sample, names, floats, what) -> None:
     dual = call("dual", fn, sample, names, u)
     tangent = dual.tangent if isinstance(dual, Dual) else np.zeros(np.shape(base))
     assert_same(dual.value if isinstance(dual, Dual) else dual, base, f"Dual value, {what}")
-    np.testing.assert_allclose(np.asarray(plain(tangent)), fd_tangent, rtol=rtol, atol=rtol,
-                               err_msg=f"Dual tangent, {what}")  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(plain(tangent)),
+        fd_tangent,
+        rtol=rtol,
+        atol=rtol,
+        err_msg=f"Dual tangent, {what}",
+    )
 
     # H·v's values: Duals of Tensors give the same value and tangent
     nested = call("nested", fn, sample, names, u)
     nested_tangent = nested.tangent if isinstance(nested, Dual) else np.zeros(np.shape(base))
     assert_same(nested.value if isinstance(nested, Dual) else nested, base, f"nested, {what}")
-    np.testing.assert_allclose(np.asarray(plain(nested_tangent)), np.asarray(plain(tangent)),
-                               rtol=NESTED_RTOL, atol=1e-300,
-                               err_msg=f"Dual of Tensor tangent, {what}")  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(plain(nested_tangent)),
+        np.asarray(plain(tangent)),
+        rtol=NESTED_RTOL,
+        atol=1e-300,
+        err_msg=f"Dual of Tensor tangent, {what}",
+    )
 
 
 def test_every_dunder_of_the_standards_array_object_is_checked_here():
@@ -313,8 +348,9 @@ def test_each_unary_operator_gives_the_standards_answer_and_derivatives(name):
     """As the binary ones; and the sign of a zero is kept (+x is x, -0.0 included)."""
     compared = 0
     for dtype, sample in SIGNED.items():
-        compared += check_everywhere(lambda xp, a: getattr(a, name)(), sample, ("x",),
-                                     f"{dtype} {name}")  # fmt: skip
+        compared += check_everywhere(
+            lambda xp, a: getattr(a, name)(), sample, ("x",), f"{dtype} {name}"
+        )
     assert compared
     zeros = {"x": np.array([-0.0, 0.0])}
     check_everywhere(lambda xp, a: getattr(a, name)(), zeros, ("x",), f"{name} of ±0")
@@ -368,14 +404,21 @@ def test_python_numbers_come_from_a_zero_dimensional_array_only(name):
 
 
 GETITEM_KEYS = [  # (key for a library, given its array maker A)
-    lambda A: 1, lambda A: -1, lambda A: (1, 2), lambda A: (-1, slice(None)),
-    lambda A: (slice(None), 0), lambda A: (Ellipsis, 1), lambda A: (None, 0, ...),
-    lambda A: (slice(None, None, -1), slice(0, 2)), lambda A: (slice(1, None), Ellipsis),
-    lambda A: Ellipsis, lambda A: (A(np.array([1, 0, 1])), ...),
+    lambda A: 1,
+    lambda A: -1,
+    lambda A: (1, 2),
+    lambda A: (-1, slice(None)),
+    lambda A: (slice(None), 0),
+    lambda A: (Ellipsis, 1),
+    lambda A: (None, 0, ...),
+    lambda A: (slice(None, None, -1), slice(0, 2)),
+    lambda A: (slice(1, None), Ellipsis),
+    lambda A: Ellipsis,
+    lambda A: (A(np.array([1, 0, 1])), ...),
     lambda A: (A(np.array([1, 0])), A(np.array([2, 2]))),
     lambda A: A(np.array([[True, False, True], [False, True, True]])),
     lambda A: (slice(None), A(np.array([2, 0]))),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("k", range(len(GETITEM_KEYS)))
@@ -384,11 +427,14 @@ def test_indexing_gives_the_standards_answer_with_the_tapes_arrays_as_indices(k)
     the key being the library's own (a Tensor on the tape, as a case's labels are)."""
     key = GETITEM_KEYS[k]
     for dtype, sample in SIGNED.items():
-        fn = lambda xp, a: a[key(xp.asarray)]  # noqa: E731
+        fn = lambda xp, a: a[key(xp.asarray)]
         if not check_everywhere(fn, sample, ("x",), f"{dtype} x[key {k}]"):
             # outside the standard (x[1] of a matrix): numpy's answer, as numpy indexes
-            assert_same(call("tape", fn, sample, ("x",)), call("numpy", fn, sample, ("x",)),
-                        f"tape {dtype} x[key {k}]")  # fmt: skip
+            assert_same(
+                call("tape", fn, sample, ("x",)),
+                call("numpy", fn, sample, ("x",)),
+                f"tape {dtype} x[key {k}]",
+            )
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -480,8 +526,14 @@ def test_each_attribute_of_the_standards_array_object(name):
 
 # --- generated from the standard's list: the namespace -------------------------------------
 
-STRICT_OWN = {"ArrayAPIStrictFlags", "Device", "get_array_api_strict_flags",
-              "set_array_api_strict_flags", "reset_array_api_strict_flags", "__version__"}  # fmt: skip
+STRICT_OWN = {
+    "ArrayAPIStrictFlags",
+    "Device",
+    "get_array_api_strict_flags",
+    "set_array_api_strict_flags",
+    "reset_array_api_strict_flags",
+    "__version__",
+}
 NAMES = sorted(set(strict.__all__) - STRICT_OWN)
 TAPE_HAS = [n for n in NAMES if hasattr(X, n)]
 TAPE_LACKS = [n for n in NAMES if not hasattr(X, n)]
@@ -493,8 +545,9 @@ def elementwise_arity(name: str) -> int | None:
     """1 or 2 for a function of the standard that takes only arrays, elementwise (its
     parameters positional x, or x1 and x2); None for any other."""
     parameters = inspect.signature(getattr(strict, name)).parameters.values()
-    if parameters and all(p.kind is p.POSITIONAL_ONLY and p.name in ("x", "x1", "x2")
-                          for p in parameters):  # fmt: skip
+    if parameters and all(
+        p.kind is p.POSITIONAL_ONLY and p.name in ("x", "x1", "x2") for p in parameters
+    ):
         return len(parameters)
     return None
 
@@ -559,8 +612,9 @@ APART = DTYPES + CONSTANTS + ["finfo", "iinfo", "__array_api_version__"]  # chec
 
 def test_every_function_of_the_tape_has_samples_here():
     """A function added to reference/xp.py fails here until it has samples."""
-    unsampled = [n for n in TAPE_HAS if n not in SAMPLES and n not in APART
-                 and elementwise_arity(n) is None]  # fmt: skip
+    unsampled = [
+        n for n in TAPE_HAS if n not in SAMPLES and n not in APART and elementwise_arity(n) is None
+    ]
     assert unsampled == []
     assert TAPE_LACKS, "the tape covers part of the standard"
 
@@ -574,15 +628,18 @@ def test_each_function_the_tape_has_gives_the_standards_answer_and_derivatives(n
         return
     arity = elementwise_arity(name)
     if arity is None:
-        compared = sum(check_everywhere(fn, sample, tuple(sample), f"{name} sample {i}")
-                       for i, (fn, sample) in enumerate(SAMPLES[name]))  # fmt: skip
+        compared = sum(
+            check_everywhere(fn, sample, tuple(sample), f"{name} sample {i}")
+            for i, (fn, sample) in enumerate(SAMPLES[name])
+        )
         assert compared == len(SAMPLES[name]), f"strict refuses a sample of {name}"
         return
     compared = 0
     for dtype, sample in SIGNED.items():
         for pair in PAIRS if arity == 2 else [("x",), ("z",)]:
-            compared += check_everywhere(lambda xp, *a: getattr(xp, name)(*a), sample, pair,
-                                         f"{name}{pair} in {dtype}")  # fmt: skip
+            compared += check_everywhere(
+                lambda xp, *a: getattr(xp, name)(*a), sample, pair, f"{name}{pair} in {dtype}"
+            )
     assert compared, f"strict took no sample for {name}"
 
 
@@ -617,9 +674,14 @@ def test_a_value_the_tape_cannot_differentiate_through_is_refused_not_dropped():
     them, so one that requires a gradient is NotInTape (its gradient would be lost)."""
     x, y = (Tensor(SIGNED["float64"][k], requires_grad=True) for k in ("x", "y"))
     one = Tensor(np.array(1.0), requires_grad=True)
-    calls = [lambda: X.clip(x, min=y), lambda: X.clip(x, max=Dual(y.value, y.value)),
-             lambda: X.full((2,), one), lambda: X.full_like(x, one),
-             lambda: X.linspace(0.0, one, 3), lambda: X.arange(one)]  # fmt: skip
+    calls = [
+        lambda: X.clip(x, min=y),
+        lambda: X.clip(x, max=Dual(y.value, y.value)),
+        lambda: X.full((2,), one),
+        lambda: X.full_like(x, one),
+        lambda: X.linspace(0.0, one, 3),
+        lambda: X.arange(one),
+    ]
     for refused_call in calls:
         with pytest.raises(NotInTape, match="clip|full|linspace|arange"):
             refused_call()

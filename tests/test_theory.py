@@ -102,8 +102,13 @@ def test_the_theory_column_follows_the_activation(act, init, expected):
 def test_where_a_case_has_no_theory_it_says_so_in_words_never_nan(capsys):
     from harness.cli import main
 
-    cases = [CATALOG["lstm"](T=6), CATALOG["gru"](T=6), CATALOG["elman"](T=6, objective="sum"),
-             CATALOG["mlp"](width=4), CATALOG["mlp"](depth=2)]  # fmt: skip
+    cases = [
+        CATALOG["lstm"](T=6),
+        CATALOG["gru"](T=6),
+        CATALOG["elman"](T=6, objective="sum"),
+        CATALOG["mlp"](width=4),
+        CATALOG["mlp"](depth=2),
+    ]
     table = compare_backends(cases, ["torch"]).summaries
     assert len(table) == len(cases) + 1  # the LSTM has two taps
     assert table["theory_rate"].isna().all()

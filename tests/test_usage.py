@@ -114,9 +114,14 @@ def test_validate_out_naming_a_file_exits_2(capsys, tmp_path):
     existing = tmp_path / "afile"
     existing.write_text("")
     code, _, err = run_cli(
-        capsys, "validate", str(HERE / "examples" / "model_mlp.py") + ":grads",
-        "--case", "mlp", "--out", str(existing),
-    )  # fmt: skip
+        capsys,
+        "validate",
+        str(HERE / "examples" / "model_mlp.py") + ":grads",
+        "--case",
+        "mlp",
+        "--out",
+        str(existing),
+    )
     assert code == 2 and "is a file" in err
 
 
@@ -168,9 +173,12 @@ def test_bench_quick_never_overwrites_the_full_plan_figures(capsys, monkeypatch,
 def test_output_into_a_closed_pipe_ends_quietly(argv):
     """`gradparity describe deep_chain | head -1`: the reader is gone before the output."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *argv], cwd=HERE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "0"},
-    )  # fmt: skip
+        [sys.executable, "-m", "harness.cli", *argv],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "0"},
+    )
     proc.stdout.close()  # as `head` does once it has its lines
     err = proc.stderr.read().decode()
     code = proc.wait(timeout=300)
@@ -233,9 +241,17 @@ def test_run_reports_a_broken_case_as_one_failed_row_and_compares_the_rest(
 ):
     csv = tmp_path / "a.csv"
     code, out, err = run_cli(
-        capsys, "run", "--case", "broken_data", "--case", "card_affine_square",
-        "--backend", "reference", "--csv", str(csv),
-    )  # fmt: skip
+        capsys,
+        "run",
+        "--case",
+        "broken_data",
+        "--case",
+        "card_affine_square",
+        "--backend",
+        "reference",
+        "--csv",
+        str(csv),
+    )
     assert code == 1 and err == ""
     assert "its input file is missing" in out
     table = pd.read_csv(csv, keep_default_na=False)
@@ -246,9 +262,18 @@ def test_run_reports_a_broken_case_as_one_failed_row_and_compares_the_rest(
 
 def test_report_writes_everything_with_a_broken_case_among_them(capsys, broken_case, tmp_path):
     code, out, _ = run_cli(
-        capsys, "report", "--case", "broken_data", "--case", "card_affine_square",
-        "--backend", "reference", "--out", str(tmp_path), "--quiet",
-    )  # fmt: skip
+        capsys,
+        "report",
+        "--case",
+        "broken_data",
+        "--case",
+        "card_affine_square",
+        "--backend",
+        "reference",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
     assert code == 1
     for name in ("report.md", "report.html", "agreement.csv", "runs.csv", "summary.json"):
         assert (tmp_path / name).exists(), name
@@ -259,9 +284,16 @@ def test_report_writes_everything_with_a_broken_case_among_them(capsys, broken_c
 
 def test_validate_reports_a_broken_case_and_validates_the_others(capsys, broken_case):
     code, out, _ = run_cli(
-        capsys, "validate", str(HERE / "examples" / "model_mlp.py") + ":grads",
-        "--case", "broken_data", "--case", "mlp", "--reference", "reference",
-    )  # fmt: skip
+        capsys,
+        "validate",
+        str(HERE / "examples" / "model_mlp.py") + ":grads",
+        "--case",
+        "broken_data",
+        "--case",
+        "mlp",
+        "--reference",
+        "reference",
+    )
     assert code == 1
     assert "its input file is missing" in out
     assert "mlp" in out and "agree" in out

@@ -84,8 +84,18 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_a_case_from_a_file_runs_through_every_backend_with_its_options(mine, capsys, tmp_path):
     csv = tmp_path / "a.csv"
-    code, out, _ = run_cli(capsys, "run", "--case", f"{mine}:Tiny", "--case", f"{mine}:quadratic",
-                           "--set", "n=6", "--csv", str(csv))  # fmt: skip
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "--case",
+        f"{mine}:Tiny",
+        "--case",
+        f"{mine}:quadratic",
+        "--set",
+        "n=6",
+        "--csv",
+        str(csv),
+    )
     assert code == 0, out
     table = pd.read_csv(csv)
     assert set(table["case"]) == {"tiny[n=6]", "quadratic[n=6]"}
@@ -106,8 +116,17 @@ def test_describe_prints_a_user_case_as_it_does_a_catalog_one(mine, capsys):
 
 
 def test_a_report_of_a_user_case(mine, capsys, tmp_path):
-    code, _, _ = run_cli(capsys, "report", "--case", f"{mine}:Tiny", "--out", str(tmp_path),
-                         "--quiet", "--backend", "reference")  # fmt: skip
+    code, _, _ = run_cli(
+        capsys,
+        "report",
+        "--case",
+        f"{mine}:Tiny",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--backend",
+        "reference",
+    )
     assert code == 0 and "tiny" in (tmp_path / "report.md").read_text()
 
 
@@ -133,15 +152,24 @@ def test_a_file_that_does_not_import_is_bad_usage(tmp_path, capsys):
 
 
 def test_a_user_case_whose_loss_fails_is_a_failed_row(mine, capsys):
-    code, out, _ = run_cli(capsys, "run", "--case", f"{mine}:Broken", "--case", f"{mine}:Tiny",
-                           "--backend", "reference")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "--case",
+        f"{mine}:Broken",
+        "--case",
+        f"{mine}:Tiny",
+        "--backend",
+        "reference",
+    )
     assert code == 1
     assert "no_such_function" in out and "tiny" in out
 
 
 def test_validate_a_model_against_a_user_case_in_a_worker(mine, capsys):
-    code, out, _ = run_cli(capsys, "validate", f"{mine}:tiny_grads", "--case", f"{mine}:Tiny",
-                           "--quiet")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys, "validate", f"{mine}:tiny_grads", "--case", f"{mine}:Tiny", "--quiet"
+    )
     assert code == 0 and "AGREES" in out
 
 

@@ -49,8 +49,19 @@ def test_the_examples_agree_exit_0(target, extra, capsys, monkeypatch):
 
 
 def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys):
-    code = main(["validate", "harness.zoo.models:bias_mean", "--case", "mlp", *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
-                 "--reference", "reference", "--reference", "torch"])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            "harness.zoo.models:bias_mean",
+            "--case",
+            "mlp",
+            *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
+            "--reference",
+            "reference",
+            "--reference",
+            "torch",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     line = next(line for line in out.splitlines() if "param 'b1'" in line)
@@ -86,15 +97,39 @@ def test_a_fault_exits_1(tmp_path, capsys):
     (tmp_path / "plug.py").write_text(
         "def grads(params, inputs):\n    raise RuntimeError('oops')\n"
     )
-    code = main(["validate", f"{tmp_path / 'plug.py'}:grads", "--case", "card_affine_square",
-                 "--reference", "reference", "--timeout", "20"])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            f"{tmp_path / 'plug.py'}:grads",
+            "--case",
+            "card_affine_square",
+            "--reference",
+            "reference",
+            "--timeout",
+            "20",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "exception: RuntimeError: oops" in out and "raise RuntimeError" in out
 
 
 def test_out_writes_the_tables_diagnostics_and_report(tmp_path, capsys):
-    code = main(["validate", "harness.zoo.models:elman_missing_dh_next", "--case", "elman", "--set", "T=5",
-                 "--reference", "reference", "--reference", "torch", "--out", str(tmp_path)])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            "harness.zoo.models:elman_missing_dh_next",
+            "--case",
+            "elman",
+            "--set",
+            "T=5",
+            "--reference",
+            "reference",
+            "--reference",
+            "torch",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 1
     for name in ("agreement.csv", "runs.csv", "faults.csv", "diagnostics.md"):
         assert (tmp_path / name).stat().st_size > 0
@@ -129,11 +164,19 @@ def test_localisation_walks_back_from_the_loss(target, form, case, sentence, wor
 
 
 def test_a_plugin_without_taps_is_told_how_to_localise(worker):
-    v = validate("harness.zoo.models:bias_mean", cases=[CATALOG["mlp"](**MLP)], references=REFS,
-                 channel=worker)  # fmt: skip
+    v = validate(
+        "harness.zoo.models:bias_mean",
+        cases=[CATALOG["mlp"](**MLP)],
+        references=REFS,
+        channel=worker,
+    )
     assert "every reported dL/d(tap) agrees" in v.text()  # it reports taps: no advice
-    v = validate(lambda p, x, case: {"W1": p["W1"]}, form="model", cases=[CATALOG["mlp"](**MLP)],
-                 references=REFS)  # fmt: skip
+    v = validate(
+        lambda p, x, case: {"W1": p["W1"]},
+        form="model",
+        cases=[CATALOG["mlp"](**MLP)],
+        references=REFS,
+    )
     assert "report tap gradients too" in v.text()
 
 
@@ -151,8 +194,12 @@ class Doubled(ReferenceBackend):
 
 def test_references_that_disagree_among_themselves_are_said_to(monkeypatch, worker):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
-    v = validate("harness.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
-                 references=["reference", "torch", "doubled"], channel=worker)  # fmt: skip
+    v = validate(
+        "harness.zoo.models:mlp",
+        cases=[CATALOG["mlp"](**MLP)],
+        references=["reference", "torch", "doubled"],
+        channel=worker,
+    )
     assert v.ok and not v.references_agree  # the plug-in agrees with the sound references
     assert (
         "the references disagree among themselves (doubled vs reference on param 'W1'" in v.text()
@@ -177,7 +224,7 @@ def test_api_takes_an_importable_function_and_runs_it_isolated(worker):
 
 
 def test_api_runs_a_lambda_in_process_and_says_so():
-    grads = lambda p, x, case: small_grads(p, x, case)  # noqa: E731
+    grads = lambda p, x, case: small_grads(p, x, case)
     v = validate(grads, form="model", cases=[CATALOG["mlp"](**MLP)], references=REFS)
     assert v.ok
     assert "cannot be imported by name in a fresh process; it runs in this one" in v.text()
@@ -192,14 +239,19 @@ def test_a_model_plugin_may_declare_its_cases(tmp_path, worker):
     (tmp_path / "declared.py").write_text(
         "import numpy as np\n\n\ndef grads(p, x):\n    return {'x': 6 * (3 * p['x'] + 1)}\n\n\n"
         "grads.cases = ['card_affine_square']\n"
-    )  # fmt: skip
+    )
     v = validate(f"{tmp_path / 'declared.py'}:grads", references=REFS, channel=worker)
     assert v.ok and list(dict.fromkeys(v.agreement["case"])) == ["card_affine_square"]
 
 
 def test_float32_runs_are_judged_with_float32_tolerances(worker):
-    v = validate("harness.zoo.models:manual", cases=[CATALOG["lstm"](T=6)], dtype="float32",
-                 references=["reference", "torch"], channel=worker)  # fmt: skip
+    v = validate(
+        "harness.zoo.models:manual",
+        cases=[CATALOG["lstm"](T=6)],
+        dtype="float32",
+        references=["reference", "torch"],
+        channel=worker,
+    )
     assert v.ok, v.text()
     assert set(v.mine["rtol"]) == {1e-4}
 
@@ -217,8 +269,19 @@ def test_results_are_plain_numpy_in_the_comparison(worker):
 
 
 def test_no_isolation_runs_a_target_in_this_process(capsys):
-    code = main(["validate", "harness.zoo.models:manual", "--case", "gru", "--set", "T=3",
-                 "--reference", "reference", "--no-isolation"])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            "harness.zoo.models:manual",
+            "--case",
+            "gru",
+            "--set",
+            "T=3",
+            "--reference",
+            "reference",
+            "--no-isolation",
+        ]
+    )
     assert code == 0, capsys.readouterr().out
 
 
@@ -232,8 +295,7 @@ UNFINDABLE = [
 
 
 @pytest.mark.parametrize("target, says", UNFINDABLE, ids=[t for t, _ in UNFINDABLE])
-def test_a_target_that_cannot_be_found_is_exit_2_before_any_work(refuse_work, capsys, target,
-                                                                  says):  # fmt: skip
+def test_a_target_that_cannot_be_found_is_exit_2_before_any_work(refuse_work, capsys, target, says):
     code = main(["validate", target, "--case", "mlp"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1, out + err
@@ -261,9 +323,12 @@ def test_a_target_whose_name_is_missing_is_exit_2_naming_what_is_there(capsys):
 
 
 IMPORT_FAULTS = [
-    ("def grads(params, inputs):\n    return (\n", "SyntaxError: '(' was never closed (broken.py, line 2)"),
+    (
+        "def grads(params, inputs):\n    return (\n",
+        "SyntaxError: '(' was never closed (broken.py, line 2)",
+    ),
     ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("source, last_line", IMPORT_FAULTS, ids=["syntax", "raises"])
@@ -271,8 +336,18 @@ def test_a_plugin_that_fails_to_import_is_one_fault_row_with_its_error_in_one_li
     capsys, tmp_path, source, last_line
 ):
     (tmp_path / "broken.py").write_text(source)
-    code = main(["validate", f"{tmp_path / 'broken.py'}:grads", "--case", "mlp",
-                 "--reference", "reference", "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "validate",
+            f"{tmp_path / 'broken.py'}:grads",
+            "--case",
+            "mlp",
+            "--reference",
+            "reference",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "import error" in out and last_line in out
     assert "Traceback" not in out and "      | " not in out

@@ -26,24 +26,39 @@ def plain(text: str) -> str:
 def same(one, two) -> None:
     """Two validations that must not differ in anything they report."""
     pd.testing.assert_frame_equal(one.agreement, two.agreement)
-    pd.testing.assert_frame_equal(one.fault_table.drop(columns="traceback"),
-                                  two.fault_table.drop(columns="traceback"))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        one.fault_table.drop(columns="traceback"), two.fault_table.drop(columns="traceback")
+    )
     runs = ["case", "backend", "status", "error"]
     pd.testing.assert_frame_equal(one.comparison.runs[runs], two.comparison.runs[runs])
     assert [plain(f.line()) for f in one.findings] == [plain(f.line()) for f in two.findings]
     assert (one.ok, plain(one.text())) == (two.ok, plain(two.text()))
 
 
-@pytest.mark.parametrize("target, broken", [
-    ("examples/engine_tiny.py:TinyEngine", False),
-    ("harness.zoo.engines:OverwriteNotAdd", True),  # a value used twice keeps one path's gradient
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "target, broken",
+    [
+        ("examples/engine_tiny.py:TinyEngine", False),
+        (
+            "harness.zoo.engines:OverwriteNotAdd",
+            True,
+        ),  # a value used twice keeps one path's gradient
+    ],
+)
 def test_jobs_2_gives_the_tables_of_jobs_1(target, broken, monkeypatch):
     monkeypatch.chdir(ROOT)
     calls: dict[int, list] = {1: [], 2: []}
-    one, two = (validate(target, form="engine", cases=CASES, references=REFS, jobs=j,
-                         progress=lambda case, backend, j=j: calls[j].append((case, backend)))
-                for j in (1, 2))  # fmt: skip
+    one, two = (
+        validate(
+            target,
+            form="engine",
+            cases=CASES,
+            references=REFS,
+            jobs=j,
+            progress=lambda case, backend, j=j: calls[j].append((case, backend)),
+        )
+        for j in (1, 2)
+    )
     same(one, two)
     assert one.ok is not broken
     assert len(dict.fromkeys(two.agreement["case"])) == len(CASES)
@@ -78,8 +93,14 @@ def test_a_crash_or_a_hang_in_one_case_leaves_the_other_cases_rows(tmp_path, mon
     runs = {}
     for jobs in (1, 2):
         log.unlink(missing_ok=True)
-        runs[jobs] = validate(f"{tmp_path / 'faulty.py'}:grads", form="model", cases=cases,
-                              references=REFS, timeout=2, jobs=jobs)  # fmt: skip
+        runs[jobs] = validate(
+            f"{tmp_path / 'faulty.py'}:grads",
+            form="model",
+            cases=cases,
+            references=REFS,
+            timeout=2,
+            jobs=jobs,
+        )
     two = runs[2]
     faults = {f.case: f.fault for f in two.faults}
     assert faults == {"fan_out_fan_in": "crash", "card_sigmoid_unit": "timeout"}
@@ -93,14 +114,24 @@ def test_a_crash_or_a_hang_in_one_case_leaves_the_other_cases_rows(tmp_path, mon
     assert str(os.getpid()) in parents and len(parents) == 2, log.read_text()
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("examples/engine_tiny.py:TinyEngine", 0),
-    ("harness.zoo.engines:SigmoidFromInput", 1),  # σ' taken from the input
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("examples/engine_tiny.py:TinyEngine", 0),
+        ("harness.zoo.engines:SigmoidFromInput", 1),  # σ' taken from the input
+    ],
+)
 def test_the_command_exits_as_with_one_job(target, expected, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    argv = ["validate", target, "--as", "engine", "--reference", "reference",
-            *(a for c in CASES for a in ("--case", c))]  # fmt: skip
+    argv = [
+        "validate",
+        target,
+        "--as",
+        "engine",
+        "--reference",
+        "reference",
+        *(a for c in CASES for a in ("--case", c)),
+    ]
     codes, outs = [], []
     for jobs in ("1", "2"):
         codes.append(main([*argv, "--jobs", jobs]))
@@ -124,8 +155,9 @@ def test_where_the_cases_cannot_be_shared_they_run_one_after_another_and_it_says
     from harness.zoo.tiny_engine import TinyEngine
 
     one = validate(TinyEngine, form="engine", cases=CASES[:2], references=REFS, isolate=False)
-    two = validate(TinyEngine, form="engine", cases=CASES[:2], references=REFS, isolate=False,
-                   jobs=2)  # fmt: skip
+    two = validate(
+        TinyEngine, form="engine", cases=CASES[:2], references=REFS, isolate=False, jobs=2
+    )
     pd.testing.assert_frame_equal(one.agreement, two.agreement)
     assert any("jobs=2" in n and "one after another" in n for n in two.notes)
     assert not any("jobs" in n for n in one.notes)
@@ -135,8 +167,12 @@ def test_where_the_cases_cannot_be_shared_they_run_one_after_another_and_it_says
 
 def test_a_plugin_that_keeps_state_between_calls_is_said_to_depend_on_the_sharing():
     cases = ["mlp", "mlp_sigmoid_xent", "mlp_relu_xent"]
-    runs = {j: validate("harness.zoo.models:grads_not_reset", form="model", cases=cases,
-                        references=REFS, jobs=j) for j in (1, 2)}  # fmt: skip
+    runs = {
+        j: validate(
+            "harness.zoo.models:grads_not_reset", form="model", cases=cases, references=REFS, jobs=j
+        )
+        for j in (1, 2)
+    }
     assert not runs[1].ok and not runs[2].ok
     assert not any("state" in n for n in runs[1].notes)
     assert any("keeps state" in n and "jobs=1" in n for n in runs[2].notes)

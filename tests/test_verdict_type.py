@@ -20,24 +20,51 @@ ROOT = Path(__file__).resolve().parents[1]
 def comparison_of(*verdicts: Verdict) -> Comparison:
     """A Comparison whose agreement table has one row per verdict (nothing is run)."""
     c = Comparison.__new__(Comparison)
-    rows = [{"case": "c", "mode": "rev", "kind": "param", "tensor": f"w{i}", "backend": "b",
-             "baseline": "a", "verdict": v.value, "ok": v.agrees, "max_rel_err": 0.0,
-             "odd_one_out": "", "error": "", "reason": "", "n_bad": 0, "n_unresolved": 0,
-             "n_elements": 1, "bad_steps": "", "digits": 16.0, "worst_index": "(0,)",
-             "worst_got": 1.0, "worst_expected": 1.0, "worst_rel_err": 0.0, "worst_scale": 1.0}
-            for i, v in enumerate(verdicts)]  # fmt: skip
+    rows = [
+        {
+            "case": "c",
+            "mode": "rev",
+            "kind": "param",
+            "tensor": f"w{i}",
+            "backend": "b",
+            "baseline": "a",
+            "verdict": v.value,
+            "ok": v.agrees,
+            "max_rel_err": 0.0,
+            "odd_one_out": "",
+            "error": "",
+            "reason": "",
+            "n_bad": 0,
+            "n_unresolved": 0,
+            "n_elements": 1,
+            "bad_steps": "",
+            "digits": 16.0,
+            "worst_index": "(0,)",
+            "worst_got": 1.0,
+            "worst_expected": 1.0,
+            "worst_rel_err": 0.0,
+            "worst_scale": 1.0,
+        }
+        for i, v in enumerate(verdicts)
+    ]
     c.agreement = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
     c.identities = pd.DataFrame(columns=IDENTITY_COLUMNS)
-    c.runs = pd.DataFrame([{"case": "c", "mode": "rev", "backend": "b", "status": "ok"}],
-                          columns=RUN_COLUMNS)  # fmt: skip
+    c.runs = pd.DataFrame(
+        [{"case": "c", "mode": "rev", "backend": "b", "status": "ok"}], columns=RUN_COLUMNS
+    )
     c.baseline, c.results = "a", []
     return c
 
 
 def test_the_table_names_are_those_of_agreement_csv():
     assert [v.value for v in Verdict] == [
-        "agree", "agree within noise", "disagree", "inconclusive", "unsupported", "failed",
-    ]  # fmt: skip
+        "agree",
+        "agree within noise",
+        "disagree",
+        "inconclusive",
+        "unsupported",
+        "failed",
+    ]
     assert all(v == v.value and Verdict.of(v.value) is v for v in Verdict)
 
 

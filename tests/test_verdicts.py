@@ -76,9 +76,19 @@ def test_only_the_baseline_chosen_is_exit_2_before_any_work(argv, capsys, monkey
 
 def test_a_validate_baseline_outside_the_references_is_exit_2_before_any_work(capsys, monkeypatch):
     refuse_work(monkeypatch)
-    code, out, err = run_cli(capsys, "validate", "harness.zoo.models:mlp", "--case",
-                             "mlp", "--reference", "reference", "--reference", "torch",
-                             "--baseline", "jax")  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "validate",
+        "harness.zoo.models:mlp",
+        "--case",
+        "mlp",
+        "--reference",
+        "reference",
+        "--reference",
+        "torch",
+        "--baseline",
+        "jax",
+    )
     assert code == 2 and out == ""
     assert "--baseline 'jax'" in err and "--reference jax" in err and "Traceback" not in err
 
@@ -115,8 +125,17 @@ def test_a_comparison_of_nothing_does_not_pass(others):
 
 def test_summary_json_says_nothing_was_compared(tmp_path, capsys):
     out = tmp_path / "r"
-    code, _, _ = run_cli(capsys, "report", "--case", "card_affine_square", "--backend", "manual",
-                         "--out", str(out), "--quiet")  # fmt: skip
+    code, _, _ = run_cli(
+        capsys,
+        "report",
+        "--case",
+        "card_affine_square",
+        "--backend",
+        "manual",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     facts = json.loads((out / "summary.json").read_text())
     assert code == 1
     assert facts["all_agree"] is False and facts["exit_code"] == 1
@@ -147,8 +166,9 @@ def test_an_engine_unsupported_everywhere_says_nothing_was_compared():
 def _scales(b: np.ndarray, stepped: bool) -> np.ndarray:
     """s_i: max|b| over the tensor, or over each step (axis 0) of a stepped tap."""
     if stepped and b.ndim > 1:
-        return np.broadcast_to(np.max(np.abs(b), axis=tuple(range(1, b.ndim)), keepdims=True),
-                               b.shape)  # fmt: skip
+        return np.broadcast_to(
+            np.max(np.abs(b), axis=tuple(range(1, b.ndim)), keepdims=True), b.shape
+        )
     if stepped:
         return np.abs(b)
     return np.full(b.shape, np.max(np.abs(b)))
@@ -205,9 +225,13 @@ def test_the_transposed_dw_of_the_zoo_names_its_largest_error_in_both_dtypes():
     small), while the largest error lies elsewhere (float32 named that one): the line must
     name the element whose error it prints, in both dtypes."""
     for dtype in ("float64", "float32"):
-        v = validate("harness.zoo.models:weight_transposed",
-                     cases=[CATALOG["mlp"](**MLP)], references=["reference", "torch"],
-                     dtype=dtype, isolate=False)  # fmt: skip
+        v = validate(
+            "harness.zoo.models:weight_transposed",
+            cases=[CATALOG["mlp"](**MLP)],
+            references=["reference", "torch"],
+            dtype=dtype,
+            isolate=False,
+        )
         row = v.mine[v.mine["tensor"] == "W2"].iloc[0]
         by = {r.backend: r.grads for r in v.comparison.results}
         got, expected = by[v.plugin]["W2"], by[row["baseline"]]["W2"]
@@ -235,9 +259,13 @@ class Doubled(ReferenceBackend):
 
 def test_a_wrong_baseline_is_blamed_in_validate_not_the_plugin(monkeypatch):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
-    v = validate("harness.zoo.models:mlp", cases=[CATALOG["mlp"](**MLP)],
-                 references=["doubled", "reference", "torch"], baseline="doubled",
-                 isolate=False)  # fmt: skip
+    v = validate(
+        "harness.zoo.models:mlp",
+        cases=[CATALOG["mlp"](**MLP)],
+        references=["doubled", "reference", "torch"],
+        baseline="doubled",
+        isolate=False,
+    )
     assert not v.ok  # a disagreement is still a failed run
     odd = [f for f in v.findings if f.what == "baseline odd one out"]
     assert len(odd) == 1 and odd[0].bad
@@ -272,9 +300,22 @@ def test_a_wrong_baseline_is_blamed_in_the_findings_of_a_run():
 
 def test_a_wrong_baseline_is_blamed_by_gradparity_run(monkeypatch, capsys):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
-    code, out, _ = run_cli(capsys, "run", "--case", "card_affine_square", "--backend", "doubled",
-                           "--backend", "reference", "--backend", "torch", "--backend", "jax",
-                           "--baseline", "doubled")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "--case",
+        "card_affine_square",
+        "--backend",
+        "doubled",
+        "--backend",
+        "reference",
+        "--backend",
+        "torch",
+        "--backend",
+        "jax",
+        "--baseline",
+        "doubled",
+    )
     assert code == 1
     assert "the baseline doubled is the odd one out" in out
     assert "the baseline doubled is the odd one out" in out.strip().splitlines()[-1]
@@ -283,9 +324,23 @@ def test_a_wrong_baseline_is_blamed_by_gradparity_run(monkeypatch, capsys):
 def test_a_wrong_baseline_is_blamed_in_summary_json_and_the_report(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(REGISTRY, "doubled", (__name__, "Doubled"))
     out = tmp_path / "r"
-    code, _, _ = run_cli(capsys, "report", "--case", "card_affine_square", "--backend", "doubled",
-                         "--backend", "reference", "--backend", "jax", "--baseline", "doubled",
-                         "--out", str(out), "--quiet")  # fmt: skip
+    code, _, _ = run_cli(
+        capsys,
+        "report",
+        "--case",
+        "card_affine_square",
+        "--backend",
+        "doubled",
+        "--backend",
+        "reference",
+        "--backend",
+        "jax",
+        "--baseline",
+        "doubled",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     facts = json.loads((out / "summary.json").read_text())
     assert code == 1 and facts["exit_code"] == 1 and facts["all_agree"] is False
     # param x, against reference and against jax: both rows put the fault on the baseline

@@ -19,10 +19,15 @@ from harness.sandbox.wire import Malformed, Mapping, Tuple, conforms, encode, re
 DTYPES = ["float64", "float32", "float16", "int64", "int8", "uint16", "bool"]
 
 leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**62), 2**62), st.floats(allow_nan=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**62), 2**62),
+    st.floats(allow_nan=False),
     st.text(max_size=20),
-    st.sampled_from(DTYPES).flatmap(lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4))),
-)  # fmt: skip
+    st.sampled_from(DTYPES).flatmap(
+        lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4))
+    ),
+)
 trees = st.recursive(
     leaves,
     lambda inner: st.one_of(
@@ -37,8 +42,12 @@ trees = st.recursive(
 
 def same(a, b) -> bool:
     if isinstance(a, np.ndarray):
-        return (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
-                and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))  # fmt: skip
+        return (
+            isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        )
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     if isinstance(a, dict):
@@ -98,8 +107,10 @@ def test_the_end_of_the_stream_is_none():
 
 
 def test_conforms_says_where_a_reply_departs_from_its_shape():
-    schema = {"calls": [{"seconds": float, "out?": Mapping(str, np.ndarray)}],
-              "pair": Tuple(str, (int, None))}  # fmt: skip
+    schema = {
+        "calls": [{"seconds": float, "out?": Mapping(str, np.ndarray)}],
+        "pair": Tuple(str, (int, None)),
+    }
     good = {"calls": [{"seconds": 1}], "pair": ("a", None)}
     assert conforms(good, schema) is None
     assert conforms({"calls": [{"seconds": "1"}], "pair": ("a", 1)}, schema) == (

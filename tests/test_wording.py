@@ -78,16 +78,22 @@ def files(tmp_path_factory):
 
 
 def test_a_mutated_output_gradient_is_named_as_the_backward_calls_it(files):
-    v = validate(f"{files / 'stage.py'}:TwoOutputs", references=["reference", "manual"],
-                 channel=InProcess())  # fmt: skip
+    v = validate(
+        f"{files / 'stage.py'}:TwoOutputs", references=["reference", "manual"], channel=InProcess()
+    )
     mutated = v.fault_table[v.fault_table["fault"] == "mutated inputs"]
     assert list(mutated["tensor"]) == ["dnext[1]"]
 
 
 def test_diagnostics_list_only_the_references_that_ran(files, tmp_path):
     cases = build_cases([f"{files / 'numpy_case.py'}:WithXp"], {})
-    v = validate(f"{files / 'numpy_case.py'}:grads", form="model", cases=cases,
-                 references=["reference", "manual"], channel=InProcess())  # fmt: skip
+    v = validate(
+        f"{files / 'numpy_case.py'}:grads",
+        form="model",
+        cases=cases,
+        references=["reference", "manual"],
+        channel=InProcess(),
+    )
     assert v.ok  # and grads(params, inputs, bug=None) was called without the case
     assert v.references == ["reference", "manual"]  # manual: no backward for a family of yours
     assert v.references_ran == ["reference"]
@@ -107,9 +113,26 @@ def test_an_optional_third_parameter_is_not_filled_with_the_case(files):
 
 
 def test_a_case_written_with_np_is_said_once(files, capsys):
-    code = main(["run", "--case", f"{files / 'numpy_case.py'}:WithNumpy", "--backend",
-                 "reference", "--backend", "torch", "--backend", "jax", "--baseline", "numeric",
-                 "--backend", "numeric", "--noise", "0", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--case",
+            f"{files / 'numpy_case.py'}:WithNumpy",
+            "--backend",
+            "reference",
+            "--backend",
+            "torch",
+            "--backend",
+            "jax",
+            "--baseline",
+            "numeric",
+            "--backend",
+            "numeric",
+            "--noise",
+            "0",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     said = [line for line in out.splitlines() if "calls numpy" in line]
@@ -133,8 +156,9 @@ def test_a_missing_target_file_and_a_missing_case_file_are_said_alike(files, cap
     assert case == f"gradparity: error: --case '{missing}:C': no file {missing}"
 
 
-@pytest.mark.parametrize("factor, said", [(6.0, "6"), (0.5, "0.5 (= 1/2)"), (2.5, "2.5"),
-                                          (1 / 3, "0.333 (= 1/3)")])  # fmt: skip
+@pytest.mark.parametrize(
+    "factor, said", [(6.0, "6"), (0.5, "0.5 (= 1/2)"), (2.5, "2.5"), (1 / 3, "0.333 (= 1/3)")]
+)
 def test_a_whole_factor_is_said_once(factor, said):
     assert _shown(factor) == said
 
@@ -158,7 +182,12 @@ def test_no_direction_resolved_does_not_say_the_others_agree():
 
 def test_validate_says_a_case_written_with_np_once(files):
     cases = build_cases([f"{files / 'numpy_case.py'}:WithNumpy"], {})
-    v = validate(f"{files / 'numpy_case.py'}:grads", form="model", cases=cases,
-                 references=["reference", "torch", "numeric"], channel=InProcess())  # fmt: skip
+    v = validate(
+        f"{files / 'numpy_case.py'}:grads",
+        form="model",
+        cases=cases,
+        references=["reference", "torch", "numeric"],
+        channel=InProcess(),
+    )
     said = [line for line in v.text().splitlines() if "calls numpy" in line]
     assert len(said) == 1 and "the references reference and torch failed" in said[0]

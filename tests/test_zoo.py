@@ -38,8 +38,13 @@ REASONS = {
 def test_the_zoo_has_twenty_bugs_across_the_three_forms_and_correct_implementations():
     broken = [e for e in ZOO if e.broken]
     assert len(broken) >= 20
-    assert {e.form for e in broken} == {"stage", "model", "engine", "torch-function",
-                                        "jax-custom-vjp"}  # fmt: skip
+    assert {e.form for e in broken} == {
+        "stage",
+        "model",
+        "engine",
+        "torch-function",
+        "jax-custom-vjp",
+    }
     assert sum(e.form in ("torch-function", "jax-custom-vjp") for e in broken) >= 6
     correct = {e.target for e in ZOO if not e.broken}
     assert {
@@ -65,7 +70,15 @@ def test_selftest_command_prints_the_detection_table(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     header = out.splitlines()[0].split()
-    assert header == ["implementation", "form", "mode", "dtype", "expected", "detected", "how",
-                      "verdict"]  # fmt: skip
+    assert header == [
+        "implementation",
+        "form",
+        "mode",
+        "dtype",
+        "expected",
+        "detected",
+        "how",
+        "verdict",
+    ]
     assert "relu mask at 0" in out and "tiny engine" in out and "float32" in out
     assert "every broken one flagged, every correct one passed" in out

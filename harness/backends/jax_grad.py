@@ -53,9 +53,11 @@ class JaxNamespace(Namespace):
     name = "jax"
 
     def __init__(
-        self, perturb: dict[str, Any] | None = None, scan_taps: list[list[str]] | None = None,
+        self,
+        perturb: dict[str, Any] | None = None,
+        scan_taps: list[list[str]] | None = None,
         record: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.scan_taps = scan_taps or []  # from the probe: which taps each scan makes
         self.jax, self.jnp = _jax()
@@ -220,10 +222,18 @@ class JaxBackend(Backend):
                 return jax.jvp(loss_and_taps, (p,), (u,))
 
             ((loss, _), (dloss, dtaps)), compile_s, run_s = self._timed(pushed, P, U)
-            return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd",
-                          loss=float(loss), tangent=float(dloss),
-                          taps={k: np.asarray(v) for k, v in dtaps.items()}, tap_steps=steps,
-                          seconds=run_s, compile_seconds=compile_s)  # fmt: skip
+            return Result(
+                case=case.label,
+                backend=self.name,
+                dtype=dtype,
+                mode="fwd",
+                loss=float(loss),
+                tangent=float(dloss),
+                taps={k: np.asarray(v) for k, v in dtaps.items()},
+                tap_steps=steps,
+                seconds=run_s,
+                compile_seconds=compile_s,
+            )
 
     def hvp(self, case, params, inputs, dtype, vector):
         jax, jnp = _jax()
@@ -240,6 +250,13 @@ class JaxBackend(Backend):
                 return value, out
 
             (value, out), compile_s, run_s = self._timed(hv, P, V)
-            return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
-                          loss=float(value), grads={k: np.asarray(v) for k, v in out.items()},
-                          seconds=run_s, compile_seconds=compile_s)  # fmt: skip
+            return Result(
+                case=case.label,
+                backend=self.name,
+                dtype=dtype,
+                mode="hvp",
+                loss=float(value),
+                grads={k: np.asarray(v) for k, v in out.items()},
+                seconds=run_s,
+                compile_seconds=compile_s,
+            )

@@ -71,20 +71,30 @@ class ManualBackend(Backend):
         BPTT computes dL/dh_t at every step anyway: taps cost it nothing extra."""
         run = runner_for(case)  # raises NotApplicable for a case without a hand-derived backward
         manual = declared(case)
-        forward = lambda: manual.forward(case, params, inputs)  # noqa: E731
-        gradient = lambda: run(case, params, inputs)  # noqa: E731
+        forward = lambda: manual.forward(case, params, inputs)
+        gradient = lambda: run(case, params, inputs)
         if manual.parameter_backward is not None:
-            gradient = lambda: manual.parameter_backward(case, forward()[1])  # noqa: E731
+            gradient = lambda: manual.parameter_backward(case, forward()[1])
         return Prepared(lambda: forward()[0], gradient, record=forward)
 
     def jvp(self, case, params, inputs, dtype, tangent):
         manual = declared(case)
         if manual is None or manual.jvp is None:
             derived = dict.fromkeys(c.family for c in CATALOG.values() if c.manual and c.manual.jvp)
-            raise NotApplicable(f"no hand-derived forward mode for case {case.name!r} "
-                                f"(derived for {', '.join(derived)} cases)")  # fmt: skip
+            raise NotApplicable(
+                f"no hand-derived forward mode for case {case.name!r} "
+                f"(derived for {', '.join(derived)} cases)"
+            )
         start = time.perf_counter()
         loss, dloss, taps, tap_steps = manual.jvp(case, params, tangent, inputs)
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd",
-                      loss=float(loss), tangent=dloss, taps=taps, tap_steps=tap_steps,
-                      seconds=time.perf_counter() - start)  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="fwd",
+            loss=float(loss),
+            tangent=dloss,
+            taps=taps,
+            tap_steps=tap_steps,
+            seconds=time.perf_counter() - start,
+        )

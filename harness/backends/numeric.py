@@ -105,8 +105,7 @@ def taps_of(case: Any, params: dict, inputs: dict) -> tuple[dict[str, tuple], di
         from harness.sandbox.wire import Mapping, conforms
 
         reply = ask(case, {"op": TAPS_ISOLATED, "params": params, "inputs": inputs})
-        shapes, steps = Mapping(str, [int]), Mapping(str, (int, None))
-        miss = conforms(reply, {"shapes": shapes, "steps": steps})
+        miss = conforms(reply, {"shapes": Mapping(str, [int]), "steps": Mapping(str, (int, None))})
         if miss:
             raise CaseFault({"kind": "malformed reply", "message": miss})
         return {k: tuple(v) for k, v in reply["shapes"].items()}, dict(reply["steps"])
@@ -245,8 +244,9 @@ class NumericBackend(Backend):
             evaluation per stencil point, whatever the size of θ."""
             rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
             h = base_step * max(1.0, float(np.max(np.abs(value), initial=0.0)))
-            found = along_directions(lambda delta: evaluate(..., delta), value.shape,
-                                     case.smooth, h, rounding, rng)  # fmt: skip
+            found = along_directions(
+                lambda delta: evaluate(..., delta), value.shape, case.smooth, h, rounding, rng
+            )
             return Directional(*found)
 
         tensors: dict[tuple[str, str], tuple[np.ndarray, Any]] = {}
@@ -310,8 +310,9 @@ class NumericBackend(Backend):
         loss = float(case.loss(probe, P, X))
         steps = dict(probe.tap_steps)
         values = {"": np.asarray(loss)}
-        values.update({n: seen[0] if steps[n] is None else np.stack(seen)
-                       for n, seen in probe.values.items()})  # fmt: skip
+        values.update(
+            {n: seen[0] if steps[n] is None else np.stack(seen) for n, seen in probe.values.items()}
+        )
 
         def evaluate_at(p):
             ops = NumpyNamespace()
@@ -324,14 +325,34 @@ class NumericBackend(Backend):
             return evaluate_at({k: P[k] + t * U[k] for k in P})
 
         base = np.concatenate([np.ravel(v) for v in values.values()])  # the values at P
-        d, err = _settle(evaluate, evaluate_at, P, base, case.smooth, h, _rounding(values, steps),
-                         case.label, _groups(values, steps), confirm=True)  # fmt: skip
+        d, err = _settle(
+            evaluate,
+            evaluate_at,
+            P,
+            base,
+            case.smooth,
+            h,
+            _rounding(values, steps),
+            case.label,
+            _groups(values, steps),
+            confirm=True,
+        )
         d, err = _unflatten(d, values), _unflatten(err, values)
         unc = {("loss", "loss"): err.pop("")}
         unc.update({("tap", n): e for n, e in err.items()})
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd", loss=loss,
-                      tangent=float(d.pop("")), taps=d, tap_steps=steps, uncertainty=unc,
-                      seconds=time.perf_counter() - start, method="elementwise")  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="fwd",
+            loss=loss,
+            tangent=float(d.pop("")),
+            taps=d,
+            tap_steps=steps,
+            uncertainty=unc,
+            seconds=time.perf_counter() - start,
+            method="elementwise",
+        )
 
     def hvp(self, case, params, inputs, dtype, vector):
         """H·v: the stencil along v on the reference tape's gradient."""
@@ -351,9 +372,25 @@ class NumericBackend(Backend):
             return evaluate_at({k: P[k] + t * V[k] for k in P})
 
         base = np.concatenate([np.ravel(first.grads[k]) for k in P])  # the gradient at P
-        d, err = _settle(evaluate, evaluate_at, P, base, True, h, _rounding(first.grads, {}),
-                         case.label, _groups(first.grads, {}))  # fmt: skip
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
-                      loss=first.loss, grads=_unflatten(d, first.grads),
-                      uncertainty={("param", k): e for k, e in _unflatten(err, first.grads).items()},
-                      seconds=time.perf_counter() - start, method="elementwise")  # fmt: skip
+        d, err = _settle(
+            evaluate,
+            evaluate_at,
+            P,
+            base,
+            True,
+            h,
+            _rounding(first.grads, {}),
+            case.label,
+            _groups(first.grads, {}),
+        )
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="hvp",
+            loss=first.loss,
+            grads=_unflatten(d, first.grads),
+            uncertainty={("param", k): e for k, e in _unflatten(err, first.grads).items()},
+            seconds=time.perf_counter() - start,
+            method="elementwise",
+        )

@@ -132,11 +132,16 @@ class ReferenceBackend(Backend):
         loss, dloss = F.jvp(lambda P: case.loss(ops, P, X), params, tangent)
         seconds = time.perf_counter() - start
         return Result(
-            case=case.label, backend=self.name, dtype=dtype, mode="fwd",
-            loss=float(F.plain(loss)), tangent=float(F.plain(dloss)),
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="fwd",
+            loss=float(F.plain(loss)),
+            tangent=float(F.plain(dloss)),
             taps=collect_taps(ops, ops.watched, lambda x: tangent_of(x, dtype)),
-            tap_steps=dict(ops.tap_steps), seconds=seconds,
-        )  # fmt: skip
+            tap_steps=dict(ops.tap_steps),
+            seconds=seconds,
+        )
 
     def hvp(self, case, params, inputs, dtype, vector):
         """The tape's reverse pass over forward mode (``reference.forward.hvp``)."""
@@ -145,6 +150,12 @@ class ReferenceBackend(Backend):
         start = time.perf_counter()
         loss, hv = F.hvp(lambda P: case.loss(ops, P, X), params, vector)
         seconds = time.perf_counter() - start
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp", loss=loss,
-                      grads={k: np.asarray(hv[k], dtype=dtype) for k in params},
-                      seconds=seconds)  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="hvp",
+            loss=loss,
+            grads={k: np.asarray(hv[k], dtype=dtype) for k in params},
+            seconds=seconds,
+        )

@@ -61,7 +61,7 @@ class TorchNamespace(Namespace):
             self.watched.setdefault(name, []).append(x)
             return x
 
-        self._watch = record
+        self._watch = record  # type: ignore[method-assign]  # this namespace's taps, from now on
         return self
 
     def relu(self, x):
@@ -140,8 +140,10 @@ class TorchBackend(Backend):
         X = {k: torch.tensor(v) for k, v in inputs.items()}
         start = time.perf_counter()
         with fwAD.dual_level():
-            P = {k: fwAD.make_dual(torch.tensor(v), torch.tensor(tangent[k]))
-                 for k, v in params.items()}  # fmt: skip
+            P = {
+                k: fwAD.make_dual(torch.tensor(v), torch.tensor(tangent[k]))
+                for k, v in params.items()
+            }
             loss = case.loss(ops, P, X)
 
             def tangent_of(x) -> np.ndarray:
@@ -152,9 +154,17 @@ class TorchBackend(Backend):
             dloss = tangent_of(loss)
             taps = collect_taps(ops, ops.watched, tangent_of)
             value = float(fwAD.unpack_dual(loss).primal.detach())
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="fwd", loss=value,
-                      tangent=float(dloss), taps=taps, tap_steps=dict(ops.tap_steps),
-                      seconds=time.perf_counter() - start)  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="fwd",
+            loss=value,
+            tangent=float(dloss),
+            taps=taps,
+            tap_steps=dict(ops.tap_steps),
+            seconds=time.perf_counter() - start,
+        )
 
     def hvp(self, case, params, inputs, dtype, vector):
         ops = TorchNamespace().unwatched()
@@ -164,12 +174,28 @@ class TorchBackend(Backend):
         start = time.perf_counter()
         loss = case.loss(ops, P, X)
         grads = torch.autograd.grad(loss, list(P.values()), create_graph=True, allow_unused=True)
-        pairs = [(g, torch.tensor(vector[k])) for k, g in zip(P, grads, strict=True)
-                 if g is not None and g.requires_grad]  # fmt: skip
-        hv = (torch.autograd.grad(sum((g * v).sum() for g, v in pairs), list(P.values()),
-                                  allow_unused=True) if pairs else [None] * len(P))  # fmt: skip
+        pairs = [
+            (g, torch.tensor(vector[k]))
+            for k, g in zip(P, grads, strict=True)
+            if g is not None and g.requires_grad
+        ]
+        hv = (
+            torch.autograd.grad(
+                sum((g * v).sum() for g, v in pairs), list(P.values()), allow_unused=True
+            )
+            if pairs
+            else [None] * len(P)
+        )
         seconds = time.perf_counter() - start
-        return Result(case=case.label, backend=self.name, dtype=dtype, mode="hvp",
-                      loss=float(loss.detach()), seconds=seconds,
-                      grads={k: np.zeros(tuple(p.shape), dtype) if h is None else
-                             h.detach().numpy() for (k, p), h in zip(P.items(), hv, strict=True)})  # fmt: skip
+        return Result(
+            case=case.label,
+            backend=self.name,
+            dtype=dtype,
+            mode="hvp",
+            loss=float(loss.detach()),
+            seconds=seconds,
+            grads={
+                k: np.zeros(tuple(p.shape), dtype) if h is None else h.detach().numpy()
+                for (k, p), h in zip(P.items(), hv, strict=True)
+            },
+        )

@@ -88,15 +88,17 @@ def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.Dat
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = measure(pairs, progress)
-    env = {**env, "load average (1, 5, 15 min) at start": load_before,
-           "load average (1, 5, 15 min) at end": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+    env = {
+        **env,
+        "load average (1, 5, 15 min) at start": load_before,
+        "load average (1, 5, 15 min) at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
     section = cold_section(rows, summary(rows), env, f"gradparity {' '.join(VALIDATE[:-1])}")
     folder = Path(out)
     md = folder / "bench.md"
     earlier = md.read_text(encoding="utf-8") if md.is_file() else None
     with staged(folder, "bench", BENCH_FILES) as stage:
-        write_csv(rows.round({"validate_s": 3, "gradcheck_s": 3, "ratio": 3}),
-                  stage / COLD_CSV)  # fmt: skip
+        write_csv(rows.round({"validate_s": 3, "gradcheck_s": 3, "ratio": 3}), stage / COLD_CSV)
         (stage / "bench.md").write_text(splice_cold(earlier, section), encoding="utf-8")
         if (folder / "bench.csv").is_file():  # this kind's other file, kept as it is
             shutil.copyfile(folder / "bench.csv", stage / "bench.csv")

@@ -114,15 +114,26 @@ def per_op_overhead(n_ops: int, backends: list[str], device: str, repeats: int) 
     rows = []
     for backend in backends:
         timing = time_pair(_chain(backend, n_ops, device), repeats, min(3, repeats), 3.0)
-        rows.append({
-            "experiment": "per_op", "case": "tanh_chain", "size": f"N={n_ops}",
-            "backend": backend, "device": device if backend in ("torch", "jax") else "cpu",
-            "objective_s": timing.objective_s / n_ops, "gradient_s": timing.gradient_s / n_ops,
-            "objective_cpu_s": timing.objective_cpu_s / n_ops,
-            "gradient_cpu_s": timing.gradient_cpu_s / n_ops, "repeats": timing.repeats,
-            "note": "seconds per operation (1-element float64 tanh)" + (
-                "; JAX eager: op-by-op dispatch, jax.grad without jit" if backend == "jax" else ""),
-        })  # fmt: skip
+        rows.append(
+            {
+                "experiment": "per_op",
+                "case": "tanh_chain",
+                "size": f"N={n_ops}",
+                "backend": backend,
+                "device": device if backend in ("torch", "jax") else "cpu",
+                "objective_s": timing.objective_s / n_ops,
+                "gradient_s": timing.gradient_s / n_ops,
+                "objective_cpu_s": timing.objective_cpu_s / n_ops,
+                "gradient_cpu_s": timing.gradient_cpu_s / n_ops,
+                "repeats": timing.repeats,
+                "note": "seconds per operation (1-element float64 tanh)"
+                + (
+                    "; JAX eager: op-by-op dispatch, jax.grad without jit"
+                    if backend == "jax"
+                    else ""
+                ),
+            }
+        )
     return rows
 
 
@@ -195,9 +206,17 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     )
 
     def row(backend: str, seconds: float, passes=math.nan, note="", extrapolated=False):
-        return {"experiment": "checking", "case": "mlp", "size": label, "backend": backend,
-                "device": "cpu", "gradient_s": seconds, "forward_passes": passes,
-                "extrapolated": extrapolated, "note": note}  # fmt: skip
+        return {
+            "experiment": "checking",
+            "case": "mlp",
+            "size": label,
+            "backend": backend,
+            "device": "cpu",
+            "gradient_s": seconds,
+            "forward_passes": passes,
+            "extrapolated": extrapolated,
+            "note": note,
+        }
 
     rows = [
         row("gradparity (all backends)", full_s, note="compare_backends: " + ", ".join(backends)),

@@ -147,8 +147,11 @@ def peak_memory(
     spec = {"case": made, "backend": backend, "device": device, "dtype": dtype, "seed": seed}
     done = subprocess.run(
         [sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
         return math.nan, f"failed: {done.stderr.strip().splitlines()[-1:]}"
     answer = json.loads(done.stdout.strip().splitlines()[-1])
@@ -215,8 +218,14 @@ def check_peak(case: Case, seed: int = 0) -> float:
 
     spec = {"case": case.spec(), "check": True, "seed": seed}
     env = {**os.environ, **thread_environment(1), **CHECK_ENVIRONMENT}
-    done = subprocess.run([sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=600, check=False, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.bench.memory", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the check of {case.label} failed: {done.stderr.strip()[-2000:]}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["bytes"])

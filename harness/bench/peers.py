@@ -199,7 +199,7 @@ def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> V
     try:
         run()
         verdict, message = "pass", ""
-    except failure as e:
+    except failure as e:  # type: ignore[misc]  # an exception class, or a tuple of them
         verdict, message = "fail", str(e).strip()
     except Exception as e:  # noqa: BLE001 - what the peer let through, as the user sees it
         verdict, message = "error", f"{type(e).__name__}: {e}".strip()
@@ -239,8 +239,11 @@ def gradcheck(pair: Pair, fast_mode: bool = False) -> Verdict:
 
     xs = tuple(torch.tensor(a, requires_grad=True) for a in pair.primals)
     name = "gradcheck (fast_mode)" if fast_mode else "gradcheck"
-    forward = {} if pair.jvp is None else {
-        "check_forward_ad": True, "check_backward_ad": False, "check_undefined_grad": False}  # fmt: skip
+    forward = (
+        {}
+        if pair.jvp is None
+        else {"check_forward_ad": True, "check_backward_ad": False, "check_undefined_grad": False}
+    )
 
     def run():
         with warnings.catch_warnings():  # float32: "not a double precision" per input
@@ -328,8 +331,17 @@ __all__ = ["Pair", "Verdict", "check_grads", "gradcheck", "model_pair", "pair_of
 # --- the side-by-side table: every zoo entry, every checker, both dtypes ------------------
 
 CHECKERS = ("gradparity validate", "gradcheck", "gradcheck (fast_mode)", "check_grads")
-PEER_COLUMNS = ["implementation", "form", "dtype", "expected", "checker", "verdict", "caught",
-                "seconds", "message"]  # fmt: skip
+PEER_COLUMNS = [
+    "implementation",
+    "form",
+    "dtype",
+    "expected",
+    "checker",
+    "verdict",
+    "caught",
+    "seconds",
+    "message",
+]
 
 
 def _message(v: Any) -> str:
@@ -345,8 +357,11 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return Verdict(first.checker, first.verdict, first.message, sum(v.seconds for v in verdicts))
 
 
-def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
-                progress: Callable[[str, str], None] | None = None) -> Any:  # fmt: skip
+def peers_table(
+    dtypes=("float64", "float32"),
+    only: list[str] | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> Any:
     """One row per zoo entry × dtype × checker: the verdict ("pass", "fail" or "error"),
     whether the entry was caught (flagged, by a fail or an error), the
     wall time and the checker's message."""
@@ -362,22 +377,41 @@ def peers_table(dtypes=("float64", "float32"), only: list[str] | None = None,
             for dtype in dtypes:
                 if progress:
                     progress(entry.name, dtype)
-                base = {"implementation": entry.name, "form": entry.form, "dtype": dtype,
-                        "expected": "broken" if entry.broken else "correct"}  # fmt: skip
+                base = {
+                    "implementation": entry.name,
+                    "form": entry.form,
+                    "dtype": dtype,
+                    "expected": "broken" if entry.broken else "correct",
+                }
                 start = time.perf_counter()
                 v = check(entry, dtype, channel)
-                rows.append({**base, "checker": CHECKERS[0],
-                             "verdict": "pass" if v.ok else "fail", "caught": not v.ok,
-                             "seconds": time.perf_counter() - start, "message": _message(v)})  # fmt: skip
+                rows.append(
+                    {
+                        **base,
+                        "checker": CHECKERS[0],
+                        "verdict": "pass" if v.ok else "fail",
+                        "caught": not v.ok,
+                        "seconds": time.perf_counter() - start,
+                        "message": _message(v),
+                    }
+                )
                 cases = entry.make_cases()
                 mode = entry.modes[0]
                 pairs = [pair_of(entry.target, entry.form, [c], dtype, mode) for c in cases] or [
-                    pair_of(entry.target, entry.form, None, dtype)]  # fmt: skip
+                    pair_of(entry.target, entry.form, None, dtype)
+                ]
                 for run in (gradcheck, lambda p: gradcheck(p, fast_mode=True), check_grads):
                     peer = worst([run(p) for p in pairs])  # over every case, as validate runs
-                    rows.append({**base, "checker": peer.checker, "verdict": peer.verdict,
-                                 "caught": peer.verdict != "pass", "seconds": peer.seconds,
-                                 "message": peer.message})  # fmt: skip
+                    rows.append(
+                        {
+                            **base,
+                            "checker": peer.checker,
+                            "verdict": peer.verdict,
+                            "caught": peer.verdict != "pass",
+                            "seconds": peer.seconds,
+                            "message": peer.message,
+                        }
+                    )
     finally:
         channel.close()
     return pd.DataFrame(rows, columns=PEER_COLUMNS)
@@ -391,10 +425,16 @@ def summary(table: Any) -> Any:
     rows = []
     for (checker, dtype), g in table.groupby(["checker", "dtype"], sort=False):
         broken, correct = g[g["expected"] == "broken"], g[g["expected"] == "correct"]
-        rows.append({"checker": checker, "dtype": dtype,
-                     "caught": f"{int(broken['caught'].sum())}/{len(broken)}",
-                     "false alarms": f"{int(correct['caught'].sum())}/{len(correct)}",
-                     "median_s": float(g["seconds"].median()), "total_s": float(g["seconds"].sum())})  # fmt: skip
+        rows.append(
+            {
+                "checker": checker,
+                "dtype": dtype,
+                "caught": f"{int(broken['caught'].sum())}/{len(broken)}",
+                "false alarms": f"{int(correct['caught'].sum())}/{len(correct)}",
+                "median_s": float(g["seconds"].median()),
+                "total_s": float(g["seconds"].sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -406,12 +446,24 @@ def points(message: str, unroll_message: str) -> dict[str, str]:
     """What a checker's message tells the user, found in its text: the tensor (by name, or
     only by its position among the inputs), the element (its index, or only a count of the
     mismatched ones, or whole Jacobians printed), and the step of an unroll."""
-    tensor = ("by name" if re.search(r"param '\w+'", message) else
-              "by position (input k)" if re.search(r"input \d+", message) else "no")  # fmt: skip
-    element = ("its index and both values" if "worst at (" in message else
-               "no: one projected number each side" if "fast mode" in message else
-               "whole Jacobians printed" if "numerical:" in message else
-               "a count of mismatched elements" if "Mismatched elements" in message else "no")  # fmt: skip
+    tensor = (
+        "by name"
+        if re.search(r"param '\w+'", message)
+        else "by position (input k)"
+        if re.search(r"input \d+", message)
+        else "no"
+    )
+    element = (
+        "its index and both values"
+        if "worst at (" in message
+        else "no: one projected number each side"
+        if "fast mode" in message
+        else "whole Jacobians printed"
+        if "numerical:" in message
+        else "a count of mismatched elements"
+        if "Mismatched elements" in message
+        else "no"
+    )
     step = "yes" if re.search(r"\bt = \d+|\bsteps? \d", unroll_message) else "no"
     return {"tensor": tensor, "element": element, "step": step}
 
@@ -422,39 +474,65 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
     large MLP (from ``big``, the ``big_model`` table, where it was measured)."""
     from harness.escaping import lit
 
-    marks = {("broken", True): "✓ caught", ("broken", False): "✗ missed",
-             ("correct", True): "! false alarm", ("correct", False): "✓ passed"}  # fmt: skip
-    out = ["# gradparity and its peers, side by side", "",
-           f"Written by `{command}` on {lit(', '.join(f'{k} {v}' for k, v in machine.items()))}. "
-           "Every implementation of the bug zoo that a peer can take, through `gradparity "
-           "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
-           "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
-           "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
-           "peers get one adapter for all (`harness.bench.peers`): the implementation's "
-           "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
-           "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
-           "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
-           "`jax.custom_jvp` with `check_grads(modes=['fwd'])`. An H·v implementation is "
-           "the VJP of the gradient map θ ↦ ∇L(θ), whose Jacobian is the (symmetric) Hessian: "
-           "the peers check it against finite differences of the gradient. The peers see "
-           "the loss (or the gradient) only; a tap is gradparity's.",
-           "", "## Summary", "",
-           "| checker | dtype | broken caught | false alarms | median s | total s |",
-           "|---|---|---|---|---|---|"]  # fmt: skip
+    marks = {
+        ("broken", True): "✓ caught",
+        ("broken", False): "✗ missed",
+        ("correct", True): "! false alarm",
+        ("correct", False): "✓ passed",
+    }
+    out = [
+        "# gradparity and its peers, side by side",
+        "",
+        f"Written by `{command}` on {lit(', '.join(f'{k} {v}' for k, v in machine.items()))}. "
+        "Every implementation of the bug zoo that a peer can take, through `gradparity "
+        "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
+        "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
+        "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
+        "peers get one adapter for all (`harness.bench.peers`): the implementation's "
+        "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
+        "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
+        "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
+        "`jax.custom_jvp` with `check_grads(modes=['fwd'])`. An H·v implementation is "
+        "the VJP of the gradient map θ ↦ ∇L(θ), whose Jacobian is the (symmetric) Hessian: "
+        "the peers check it against finite differences of the gradient. The peers see "
+        "the loss (or the gradient) only; a tap is gradparity's.",
+        "",
+        "## Summary",
+        "",
+        "| checker | dtype | broken caught | false alarms | median s | total s |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, r in summary(table).iterrows():
-        out.append(f"| {r['checker']} | {r['dtype']} | {r['caught']} | {r['false alarms']} | "
-                   f"{r['median_s']:.3f} | {r['total_s']:.1f} |")  # fmt: skip
-    out += ["", "Every checker's counts run over every entry of the zoo. A peer's verdict \"error\" (it raised something else than its own "
-            "failure: a shape torch refuses, a name the VJP lacks) counts as caught.", "",
-            "## Per implementation", ""]  # fmt: skip
-    cells = table.assign(cell=[marks[(e, bool(c))] + (" (error)" if v == "error" else "")
-                               for v, e, c in zip(table["verdict"], table["expected"],
-                                                  table["caught"], strict=True)])  # fmt: skip
-    grid = cells.pivot_table(index=["implementation", "expected"], columns=["checker", "dtype"],
-                             values="cell", aggfunc="first", sort=False)  # fmt: skip
+        out.append(
+            f"| {r['checker']} | {r['dtype']} | {r['caught']} | {r['false alarms']} | "
+            f"{r['median_s']:.3f} | {r['total_s']:.1f} |"
+        )
+    out += [
+        "",
+        "Every checker's counts run over every entry of the zoo. A peer's verdict \"error\" (it raised something else than its own "
+        "failure: a shape torch refuses, a name the VJP lacks) counts as caught.",
+        "",
+        "## Per implementation",
+        "",
+    ]
+    cells = table.assign(
+        cell=[
+            marks[(e, bool(c))] + (" (error)" if v == "error" else "")
+            for v, e, c in zip(table["verdict"], table["expected"], table["caught"], strict=True)
+        ]
+    )
+    grid = cells.pivot_table(
+        index=["implementation", "expected"],
+        columns=["checker", "dtype"],
+        values="cell",
+        aggfunc="first",
+        sort=False,
+    )
     header = [f"{c} {d}" for c, d in grid.columns]
-    out += ["| implementation | expected | " + " | ".join(header) + " |",
-            "|---|---|" + "---|" * len(header)]  # fmt: skip
+    out += [
+        "| implementation | expected | " + " | ".join(header) + " |",
+        "|---|---|" + "---|" * len(header),
+    ]
     for (name, expected), row in grid.iterrows():
         out.append(f"| {lit(name)} | {expected} | " + " | ".join(str(v) for v in row) + " |")
     out += ["", f"## What each tells the user: {lit(EXAMPLE)}, float64", ""]
@@ -463,9 +541,13 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
         lines = r["message"].splitlines()
         shown = "\n".join(lines[:14] + (["[…]"] if len(lines) > 14 else []))
         out += [f"**{r['checker']}** ({r['verdict']}):", "", "```", shown or "(nothing)", "```", ""]
-    out += ["Point by point, read from the messages themselves (on this entry, and for the "
-            f"step on {lit(UNROLL)}, float64):", "",
-            "| checker | which tensor | which element | which step |", "|---|---|---|---|"]  # fmt: skip
+    out += [
+        "Point by point, read from the messages themselves (on this entry, and for the "
+        f"step on {lit(UNROLL)}, float64):",
+        "",
+        "| checker | which tensor | which element | which step |",
+        "|---|---|---|---|",
+    ]
     unroll = table[(table["implementation"] == UNROLL) & (table["dtype"] == "float64")]
     for checker in CHECKERS:
         here = example.loc[example["checker"] == checker, "message"]
@@ -474,12 +556,16 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
             continue
         named = points(str(here.iloc[0]), str(steps.iloc[0]) if len(steps) else "")
         out.append(f"| {checker} | {named['tensor']} | {named['element']} | {named['step']} |")
-    out += ["", "## What the peers could not take", "",
-            "Every entry was taken, the forward-mode and H·v ones too. What the peers see is "
-            "the function's output only — the loss, or the gradient for an H·v — so a bug "
-            "that shows only in a tap (an intermediate's gradient or tangent, step by step) "
-            "is gradparity's alone to see; in this zoo every such bug also moves the loss's "
-            "derivative."]  # fmt: skip
+    out += [
+        "",
+        "## What the peers could not take",
+        "",
+        "Every entry was taken, the forward-mode and H·v ones too. What the peers see is "
+        "the function's output only — the loss, or the gradient for an H·v — so a bug "
+        "that shows only in a tap (an intermediate's gradient or tangent, step by step) "
+        "is gradparity's alone to see; in this zoo every such bug also moves the loss's "
+        "derivative.",
+    ]
     out += big_section(big)
     return "\n".join(out)
 
@@ -487,8 +573,18 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
 # --- each checker on the ~1M-parameter MLP, in a process of its own, within a limit -------
 
 BIG = "MLP backprop"  # the correct zoo entry timed on the large MLP
-BIG_COLUMNS = ["implementation", "case", "parameters", "dtype", "checker", "verdict",
-               "seconds", "finished", "forward_calls", "message"]  # fmt: skip
+BIG_COLUMNS = [
+    "implementation",
+    "case",
+    "parameters",
+    "dtype",
+    "checker",
+    "verdict",
+    "seconds",
+    "finished",
+    "forward_calls",
+    "message",
+]
 
 
 def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: Any) -> None:
@@ -507,8 +603,14 @@ def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: 
     if checker == CHECKERS[0]:
         answer.put("started")
         start = time.perf_counter()
-        v = validate(entry.target, form=entry.form, cases=[case], dtype="float64",
-                     references=SELFTEST_REFERENCES, timeout=limit_s)  # fmt: skip
+        v = validate(
+            entry.target,
+            form=entry.form,
+            cases=[case],
+            dtype="float64",
+            references=SELFTEST_REFERENCES,
+            timeout=limit_s,
+        )
         seconds = time.perf_counter() - start
         verdict = Verdict(checker, "pass" if v.ok else "fail", _message(v), seconds)
     else:
@@ -522,14 +624,20 @@ def _big_child(checker: str, options: dict, limit_s: float, calls: Any, answer: 
 
         pair.f = counted
         answer.put("started")  # the pair is built: from here on the checker's own time
-        run = {CHECKERS[1]: gradcheck, CHECKERS[2]: lambda p: gradcheck(p, fast_mode=True),
-               CHECKERS[3]: check_grads}[checker]  # fmt: skip
+        run = {
+            CHECKERS[1]: gradcheck,
+            CHECKERS[2]: lambda p: gradcheck(p, fast_mode=True),
+            CHECKERS[3]: check_grads,
+        }[checker]
         verdict = run(pair)
     answer.put((verdict.verdict, verdict.message, verdict.seconds))
 
 
-def big_model(options: dict | None = None, limit_s: float = 600.0,
-              progress: Callable[[str, str], None] | None = None) -> Any:  # fmt: skip
+def big_model(
+    options: dict | None = None,
+    limit_s: float = 600.0,
+    progress: Callable[[str, str], None] | None = None,
+) -> Any:
     """One row per checker: its wall time on the zoo's correct ``BIG`` model on the MLP of
     ``options`` (default ``MILLION``, about 1M parameters) in float64, each checker in a
     fresh process of its own (spawned: no thread pool or compiled cache shared), stopped
@@ -565,17 +673,29 @@ def big_model(options: dict | None = None, limit_s: float = 600.0,
         except Exception:  # noqa: BLE001 - queue.Empty: it ran past the limit (or died)
             finished, seconds = False, time.perf_counter() - start
             verdict = "did not finish" if child.is_alive() else "error"
-            message = (f"stopped after {limit_s:.0f} s, {calls.value:,} forward evaluations "
-                       "made" if child.is_alive() else f"its process died (exit {child.exitcode})")  # fmt: skip
+            message = (
+                f"stopped after {limit_s:.0f} s, {calls.value:,} forward evaluations made"
+                if child.is_alive()
+                else f"its process died (exit {child.exitcode})"
+            )
         finally:
             if child.is_alive():
                 child.kill()
             child.join()
-        rows.append({"implementation": BIG, "case": case.label, "parameters": n,
-                     "dtype": "float64", "checker": checker, "verdict": verdict,
-                     "seconds": seconds, "finished": finished,
-                     "forward_calls": calls.value if checker != CHECKERS[0] else math.nan,
-                     "message": message})  # fmt: skip
+        rows.append(
+            {
+                "implementation": BIG,
+                "case": case.label,
+                "parameters": n,
+                "dtype": "float64",
+                "checker": checker,
+                "verdict": verdict,
+                "seconds": seconds,
+                "finished": finished,
+                "forward_calls": calls.value if checker != CHECKERS[0] else math.nan,
+                "message": message,
+            }
+        )
     return pd.DataFrame(rows, columns=BIG_COLUMNS)
 
 
@@ -587,32 +707,41 @@ def big_section(big: Any) -> list[str]:
     if big is None or big.empty:
         return [*out, "Not measured in this run (`gradparity bench --peers --peer-limit 0`).", ""]
     first = big.iloc[0]
-    out += [f"The correct zoo entry {lit(first['implementation'])} on {lit(first['case'])} "
-            f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
-            "section of `bench.md`), float64, each checker in a fresh process of its own, "
-            "its own wall time measured (the process's start is not counted) and stopped "
-            "where it runs past the limit. Thread counts as above; the processes may use "
-            "every CPU (pinned to one, jax's `pure_callback` stalls on arrays this size).", "",
-            "| checker | verdict | wall time | forward evaluations | note |",
-            "|---|---|---|---|---|"]  # fmt: skip
+    out += [
+        f"The correct zoo entry {lit(first['implementation'])} on {lit(first['case'])} "
+        f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
+        "section of `bench.md`), float64, each checker in a fresh process of its own, "
+        "its own wall time measured (the process's start is not counted) and stopped "
+        "where it runs past the limit. Thread counts as above; the processes may use "
+        "every CPU (pinned to one, jax's `pure_callback` stalls on arrays this size).",
+        "",
+        "| checker | verdict | wall time | forward evaluations | note |",
+        "|---|---|---|---|---|",
+    ]
     for _, r in big.iterrows():
         calls = "–" if math.isnan(r["forward_calls"]) else f"{int(r['forward_calls']):,}"
         time_ = f"{r['seconds']:.2f} s" if r["finished"] else f"> {r['seconds']:.0f} s"
-        out.append(f"| {r['checker']} | {r['verdict']} | {time_} | {calls} | "
-                   f"{lit(r['message'].splitlines()[0] if r['message'] else '')} |")  # fmt: skip
+        out.append(
+            f"| {r['checker']} | {r['verdict']} | {time_} | {calls} | "
+            f"{lit(r['message'].splitlines()[0] if r['message'] else '')} |"
+        )
     late = big[~big["finished"]]
     for _, r in late.iterrows():
         done = r["forward_calls"]
         needed = 2 * int(first["parameters"])  # a central difference per element: 2 forwards
-        out += ["", f"{r['checker']} did not finish within {r['seconds']:.0f} s: it had made "
-                f"{int(done):,} forward evaluations of the {needed:,} its per-element "
-                "Jacobian needs (two per parameter), so it was about "
-                f"{100 * done / needed:.1f}% of the way."]  # fmt: skip
+        out += [
+            "",
+            f"{r['checker']} did not finish within {r['seconds']:.0f} s: it had made "
+            f"{int(done):,} forward evaluations of the {needed:,} its per-element "
+            "Jacobian needs (two per parameter), so it was about "
+            f"{100 * done / needed:.1f}% of the way.",
+        ]
     return [*out, ""]
 
 
-def write(out: Any, table: Any, machine: dict[str, Any], command: str,
-          big: Any = None) -> list[Any]:  # fmt: skip
+def write(
+    out: Any, table: Any, machine: dict[str, Any], command: str, big: Any = None
+) -> list[Any]:
     """peers.csv, peers_1m.csv (where ``big`` was measured) and peers.md under ``out``:
     all or none (``harness.output.staged``), and no peers_1m.csv of an earlier run beside
     a run that did not measure it."""

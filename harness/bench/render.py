@@ -4,6 +4,7 @@ section per experiment. Nothing here measures anything."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,22 +72,32 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     rows = t[t["experiment"] == "ratio"]
     if rows.empty:
         return "", {}
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     grid = []
     for (_, sz, label), group in rows.groupby(["case", "size", "label"], sort=False):
         params = group["params"].dropna()  # none where the case itself failed
-        cells = {"case": label, "size": sz,
-                 "parameters": f"{int(params.iloc[0]):,}" if len(params) else "?",
-                 "products alone": number(group["products_ratio"].iloc[0])}  # fmt: skip
+        cells = {
+            "case": label,
+            "size": sz,
+            "parameters": f"{int(params.iloc[0]):,}" if len(params) else "?",
+            "products alone": number(group["products_ratio"].iloc[0]),
+        }
         for _, r in group.iterrows():
             cells[r["backend"]] = (
                 f"{number(r['ratio'])} ({seconds(r['objective_s'])} → {seconds(r['gradient_s'])})"
-                if np.isfinite(r["ratio"]) else str(r["note"])[:60]
-            )  # fmt: skip
+                if np.isfinite(r["ratio"])
+                else str(r["note"])[:60]
+            )
         grid.append(cells)
     grid_frame = pd.DataFrame(grid).fillna("–")
-    columns = ["case", "size", "parameters", "products alone",
-               *[b for b in _backends(rows) if b in grid_frame]]  # fmt: skip
+    columns = [
+        "case",
+        "size",
+        "parameters",
+        "products alone",
+        *[b for b in _backends(rows) if b in grid_frame],
+    ]
     out.append(table(grid_frame[columns]))
     out.append(
         "\nEach cell: R (objective time → loss-and-gradient time), minimum over the repeats. "
@@ -118,8 +129,10 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     ad = rows[rows["case"] == "adbench_lstm"]
     if not ad.empty:
         ours = ", ".join(
-            f"{r['backend']} {number(r['ratio'], 2)}" for _, r in ad.iterrows() if np.isfinite(r["ratio"])
-        )  # fmt: skip
+            f"{r['backend']} {number(r['ratio'], 2)}"
+            for _, r in ad.iterrows()
+            if np.isfinite(r["ratio"])
+        )
         theirs = ", ".join(f"{k} {v}" for k, v in GRADBENCH_LSTM.items())
         out.append(
             f"\nOn ADBench's LSTM ({ad['label'].iloc[0]}): here {ours}. GradBench's published "
@@ -137,7 +150,8 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
 def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
     rows = t[(t["experiment"] == "ratio") & t["backend"].isin(["reference", "torch"])]
     rows = rows.dropna(subset=["gradient_s"])  # a backend that failed was not timed
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     if {"reference", "torch"} <= set(rows["backend"]):
         g = rows.pivot_table(
             index=["label", "size"], columns="backend", values="gradient_s", sort=False
@@ -217,7 +231,8 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
     rows = t[(t["experiment"] == "scaling") & t["gradient_s"].notna()]
     if rows.empty:
         return "", {}
-    out, facts = [], {}
+    out: list[str] = []
+    facts: dict[str, Any] = {}
     opts = plan.scaling_options
     need = needed_per_step(opts)
     grid = rows.pivot_table(index="T", columns="backend", values="gradient_s", sort=True)
@@ -261,8 +276,12 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
         summary.append(cells)
         facts.setdefault("exponents", {})[b] = exponent(long["T"], long["gradient_s"])
         if b == "reference":
-            facts["memory"] = (stored_slope / need, bool(stored_slope / need <= MEMORY_OVER_NEEDED),
-                               stored_slope, peak_slope / need)  # fmt: skip
+            facts["memory"] = (
+                stored_slope / need,
+                bool(stored_slope / need <= MEMORY_OVER_NEEDED),
+                stored_slope,
+                peak_slope / need,
+            )
         ratio = stored_slope if np.isfinite(stored_slope) else peak_slope
         facts.setdefault("memory_ratios", {})[b] = ratio / need
     out.append(
@@ -376,8 +395,9 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
         if backend in ratio_facts:
             f = ratio_facts[backend]
             cpu = " (met on CPU time)" if not f["ok"] and f["ok_cpu"] else ""
-            goals.append((f"{backend}: R ≤ {goal} at every MLP and LSTM size", f["measured"],
-                          f["ok"], cpu))  # fmt: skip
+            goals.append(
+                (f"{backend}: R ≤ {goal} at every MLP and LSTM size", f["measured"], f["ok"], cpu)
+            )
             if f["missed"]:
                 reasons.append(_ratio_reason(backend, f["missed"]))
     if "tape/torch" in torch_facts:
@@ -404,8 +424,14 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
     if "exponents" in scaling_facts:
         ex = {b: v for b, v in scaling_facts["exponents"].items() if np.isfinite(v)}
         ok = all(0.85 <= v <= 1.15 for v in ex.values()) if ex else None
-        goals.append(("time linear in T (fitted exponent, T ≥ 100, within 1 ± 0.15)",
-                      ", ".join(f"{b} {number(v)}" for b, v in ex.items()), ok, ""))  # fmt: skip
+        goals.append(
+            (
+                "time linear in T (fitted exponent, T ≥ 100, within 1 ± 0.15)",
+                ", ".join(f"{b} {number(v)}" for b, v in ex.items()),
+                ok,
+                "",
+            )
+        )
         if ok is False:
             reasons.append(
                 "time in T: every backend does the same work per step at every T (the "
@@ -415,8 +441,14 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
             )
     if "compile" in scaling_facts:
         r, lo, hi, ok = scaling_facts["compile"]
-        goals.append((f"JAX compile time flat in T (T={hi} within {COMPILE_FLAT}× of T={lo})",
-                      f"×{r:.2f}", ok, ""))  # fmt: skip
+        goals.append(
+            (
+                f"JAX compile time flat in T (T={hi} within {COMPILE_FLAT}× of T={lo})",
+                f"×{r:.2f}",
+                ok,
+                "",
+            )
+        )
     if "memory" in scaling_facts:
         r, ok, stored, peak_ratio = scaling_facts["memory"]
         others = (
@@ -427,15 +459,23 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
             )
             + " (stored where measured, else peak)"
         )
-        goals.append((f"tape memory per step ≤ {MEMORY_OVER_NEEDED}× what must be stored",
-                      f"stored {number(r)}× ({size(stored)} per step), peak {number(peak_ratio)}×; "
-                      f"others: {others}", ok, ""))  # fmt: skip
+        goals.append(
+            (
+                f"tape memory per step ≤ {MEMORY_OVER_NEEDED}× what must be stored",
+                f"stored {number(r)}× ({size(stored)} per step), peak {number(peak_ratio)}×; "
+                f"others: {others}",
+                ok,
+                "",
+            )
+        )
         if not ok:
             reasons.append(MEMORY_REASON)
     frame = pd.DataFrame(
-        [{"goal": g, "measured (wall; CPU in brackets)": m, "verdict": verdict(ok) + extra}
-         for g, m, ok, extra in goals]
-    )  # fmt: skip
+        [
+            {"goal": g, "measured (wall; CPU in brackets)": m, "verdict": verdict(ok) + extra}
+            for g, m, ok, extra in goals
+        ]
+    )
     return frame, reasons
 
 
@@ -485,33 +525,42 @@ COLD_HEADING = "## 5. A verdict, cold, against a gradcheck script"
 _REFERENCES_HEADING = "\n## References\n"
 
 
-def cold_section(rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str],
-                 validate: str) -> str:  # fmt: skip
+def cold_section(
+    rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str], validate: str
+) -> str:
     """Section 5 of bench.md: ``harness.bench.cold``'s pairs of ``validate`` (the
     command line timed) and the gradcheck script, their medians and the conditions they
     were measured in."""
-    shown = pd.DataFrame({
-        "pair": rows["pair"], "first": rows["first"],
-        "validate": [seconds(s) for s in rows["validate_s"]],
-        "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
-        "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
-    })  # fmt: skip
+    shown = pd.DataFrame(
+        {
+            "pair": rows["pair"],
+            "first": rows["first"],
+            "validate": [seconds(s) for s in rows["validate_s"]],
+            "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
+            "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
+        }
+    )
     conditions = pd.DataFrame({"": list(env), "value": list(env.values())})
     goal = medians["ratio"] <= 1.0
-    return "\n".join([
-        COLD_HEADING,
-        f"\n`{validate}` in a fresh process (the interpreter, the "
-        "imports, the plug-in's worker, every default reference, the comparison, the verdict) "
-        "against `python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
-        f"script on the same MLP, {len(rows)} pairs, each pair's two runs one after the other "
-        "in alternating order. Written by `gradparity bench --cold"
-        f"{'' if len(rows) == 5 else f' {len(rows)}'}`.\n",
-        f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
-        f"{seconds(medians['gradcheck_s'])}; median paired ratio "
-        f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(goal)}).\n",
-        table(shown),
-        "\n" + table(conditions),
-    ]) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                COLD_HEADING,
+                f"\n`{validate}` in a fresh process (the interpreter, the "
+                "imports, the plug-in's worker, every default reference, the comparison, the verdict) "
+                "against `python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
+                f"script on the same MLP, {len(rows)} pairs, each pair's two runs one after the other "
+                "in alternating order. Written by `gradparity bench --cold"
+                f"{'' if len(rows) == 5 else f' {len(rows)}'}`.\n",
+                f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
+                f"{seconds(medians['gradcheck_s'])}; median paired ratio "
+                f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(goal)}).\n",
+                table(shown),
+                "\n" + table(conditions),
+            ]
+        )
+        + "\n"
+    )
 
 
 def cold_of(text: str | None) -> str | None:

@@ -32,12 +32,34 @@ from harness.output import staged
 COLD_CSV = "cold_bench.csv"  # harness.bench.cold's pairs, under the same kind
 BENCH_FILES = ("bench.csv", "bench.md", COLD_CSV)
 COLUMNS = [
-    "experiment", "case", "size", "label", "params", "backend", "device", "dtype", "threads",
-    "objective_s", "gradient_s", "ratio", "objective_cpu_s", "gradient_cpu_s", "ratio_cpu",
-    "compile_s", "objective_compile_s", "peak_mem_bytes", "mem_method", "stored_bytes",
-    "page_faults", "repeats", "T", "products_ratio",
-    "forward_passes", "extrapolated", "note",
-]  # fmt: skip
+    "experiment",
+    "case",
+    "size",
+    "label",
+    "params",
+    "backend",
+    "device",
+    "dtype",
+    "threads",
+    "objective_s",
+    "gradient_s",
+    "ratio",
+    "objective_cpu_s",
+    "gradient_cpu_s",
+    "ratio_cpu",
+    "compile_s",
+    "objective_compile_s",
+    "peak_mem_bytes",
+    "mem_method",
+    "stored_bytes",
+    "page_faults",
+    "repeats",
+    "T",
+    "products_ratio",
+    "forward_passes",
+    "extrapolated",
+    "note",
+]
 
 
 @dataclass
@@ -122,7 +144,7 @@ def _build(name: str | Case, options: dict):
     except CaseError:
         if case.name != "adbench_lstm":
             raise
-        case = CATALOG[name](**{**options, "source": "random"})
+        case = type(case)(**{**case.cfg, "source": "random"})
         params, inputs = case.build(0)
         note = "ADBench's input file missing: random input of the same sizes"
     return case, params, inputs, note
@@ -155,9 +177,16 @@ def products_ratio(case) -> float:
 
 
 def measure_case(
-    experiment: str, size: str, name: str | Case, options: dict, backends: list[str], device: str,
-    plan: Plan, threads: int, progress: Progress,
-) -> list[dict]:  # fmt: skip
+    experiment: str,
+    size: str,
+    name: str | Case,
+    options: dict,
+    backends: list[str],
+    device: str,
+    plan: Plan,
+    threads: int,
+    progress: Progress,
+) -> list[dict]:
     """One row per backend: timings, compile times, peak memory. A case of the user's is
     measured in its worker (``harness.sandbox.case``), every backend there, as here."""
     if getattr(name, "isolated", False):
@@ -206,12 +235,28 @@ def _measure_isolated(experiment, size, case, backends, device, plan, threads, p
 
     for backend in backends:
         progress(f"{experiment} {case.label} {backend} (in its worker)")
-    base = {"experiment": experiment, "case": case.name, "size": size, "label": case.label,
-            "device": device, "dtype": "float64", "threads": threads}  # fmt: skip
+    base = {
+        "experiment": experiment,
+        "case": case.name,
+        "size": size,
+        "label": case.label,
+        "device": device,
+        "dtype": "float64",
+        "threads": threads,
+    }
     try:
-        reply = ask(case, {"op": MEASURE_ISOLATED, "experiment": experiment, "size": size,
-                           "backends": list(backends), "device": device, "threads": threads,
-                           "plan": {f: getattr(plan, f) for f in PLAN_FIELDS}})  # fmt: skip
+        reply = ask(
+            case,
+            {
+                "op": MEASURE_ISOLATED,
+                "experiment": experiment,
+                "size": size,
+                "backends": list(backends),
+                "device": device,
+                "threads": threads,
+                "plan": {f: getattr(plan, f) for f in PLAN_FIELDS},
+            },
+        )
         miss = conforms(reply, {"rows": [Mapping(str, (float, str, bool, None))]})
         if miss:
             raise CaseFault({"kind": "malformed reply", "message": miss})
@@ -233,9 +278,18 @@ def measure_isolated(worker, request: dict) -> dict:
         return failed(made)
     pin_threads(request["threads"])
     plan = Plan(ratio_cases=[], **request["plan"])
-    done = call(measure_case, request["experiment"], request["size"], made["value"], {},
-                request["backends"], request["device"], plan, request["threads"],
-                lambda message: None)  # fmt: skip
+    done = call(
+        measure_case,
+        request["experiment"],
+        request["size"],
+        made["value"],
+        {},
+        request["backends"],
+        request["device"],
+        plan,
+        request["threads"],
+        lambda message: None,
+    )
     return failed(done) if done["error"] is not None else {"rows": done["value"]}
 
 
@@ -278,26 +332,34 @@ def environment(device: str, threads: int, settings: dict[str, str]) -> dict[str
         pass
     env = {
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
-        "python": sys.version.split()[0], "numpy": np.__version__,
-        "torch": torch.__version__, "jax": jax_version,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "jax": jax_version,
         "threads per backend": str(threads),
         "CPUs this process may use (affinity)": (
             " ".join(map(str, sorted(os.sched_getaffinity(0))))
-            if hasattr(os, "sched_getaffinity") else "?"
+            if hasattr(os, "sched_getaffinity")
+            else "?"
         ),
         **{f"  {k}": v or "(unset)" for k, v in settings.items()},
         "load average (1, 5, 15 min) at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }  # fmt: skip
+    }
     if device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
     return env
 
 
 def run_bench(
-    out_dir: str | Path, plan: Plan = FULL, device: str = "cpu", threads: int = 1,
-    backends: list[str] | None = None, progress: Progress | None = None, quick: bool = False,
+    out_dir: str | Path,
+    plan: Plan = FULL,
+    device: str = "cpu",
+    threads: int = 1,
+    backends: list[str] | None = None,
+    progress: Progress | None = None,
+    quick: bool = False,
     command: str | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Measure ``plan`` and write ``bench.csv`` and ``bench.md`` into ``out_dir``."""
     from harness.bench.render import cold_of, render
 
@@ -308,7 +370,7 @@ def run_bench(
     # Everything imported so far (torch, jax, pandas) is set aside from the garbage
     # collector: a collection during a timed run then walks only what the run made, as
     # it would in a program that loads one framework, not all of them.
-    import harness.backends.jax_grad  # noqa: F401
+    import harness.backends.jax_grad
     import harness.backends.torch_autograd  # noqa: F401
 
     gc.collect()
@@ -322,8 +384,8 @@ def run_bench(
     env["load average (1, 5, 15 min) at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     env["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
     env["command"] = command or "gradparity bench" + (" --quick" if quick else "") + (
-        f" --device {device}" if device != "cpu" else "") + (
-        f" --threads {threads}" if threads != 1 else "")  # fmt: skip
+        f" --device {device}" if device != "cpu" else ""
+    ) + (f" --threads {threads}" if threads != 1 else "")
     folder = Path(out_dir)  # section 5 (``gradparity bench --cold``) is kept as it was
     earlier = folder / "bench.md"
     cold = cold_of(earlier.read_text(encoding="utf-8")) if earlier.is_file() else None
@@ -343,21 +405,31 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
         backends = GPU_BACKENDS if device == "cuda" else BENCH_BACKENDS
     rows: list[dict] = []
     for size, name, options in plan.ratio_cases:
-        rows += measure_case("ratio", size, name, options, backends, device, plan, threads, progress)  # fmt: skip
+        rows += measure_case(
+            "ratio", size, name, options, backends, device, plan, threads, progress
+        )
     for T in plan.scaling_T + plan.scaling_long_T:
-        chosen = backends if T in plan.scaling_T else [b for b in backends if b in plan.long_T_backends]  # fmt: skip
+        chosen = (
+            backends if T in plan.scaling_T else [b for b in backends if b in plan.long_T_backends]
+        )
         if chosen:
             options = {**plan.scaling_options, "T": T}
-            rows += measure_case("scaling", f"T={T}", "lstm", options, chosen, device, plan, threads, progress)  # fmt: skip
+            rows += measure_case(
+                "scaling", f"T={T}", "lstm", options, chosen, device, plan, threads, progress
+            )
     if plan.per_op_n:
         progress("per-operation overhead")
         chain = [b for b in CHAIN_BACKENDS if device == "cpu" or b in GPU_BACKENDS]
-        rows += [{**r, "threads": threads, "dtype": "float64"}
-                 for r in per_op_overhead(plan.per_op_n, chain, device, plan.repeats)]  # fmt: skip
+        rows += [
+            {**r, "threads": threads, "dtype": "float64"}
+            for r in per_op_overhead(plan.per_op_n, chain, device, plan.repeats)
+        ]
     if plan.checking and device == "cpu":
         progress("cost of checking")
-        rows += [{**r, "threads": threads, "dtype": "float64"}
-                 for r in checking_cost(*plan.checking, plan.repeats)]  # fmt: skip
+        rows += [
+            {**r, "threads": threads, "dtype": "float64"}
+            for r in checking_cost(*plan.checking, plan.repeats)
+        ]
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table["ratio"] = table["gradient_s"] / table["objective_s"]
     table["ratio_cpu"] = table["gradient_cpu_s"] / table["objective_cpu_s"]
@@ -366,8 +438,15 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
 
 def cases_plan(cases: list[Case]) -> Plan:
     """``gradparity bench --case``: the cheap-gradient ratio of the cases named, alone."""
-    return Plan(ratio_cases=[("yours", case, {}) for case in cases], scaling_T=[],
-                scaling_long_T=[], per_op_n=0, checking=None, repeats=10, budget_s=4.0)  # fmt: skip
+    return Plan(
+        ratio_cases=[("yours", case, {}) for case in cases],
+        scaling_T=[],
+        scaling_long_T=[],
+        per_op_n=0,
+        checking=None,
+        repeats=10,
+        budget_s=4.0,
+    )
 
 
 __all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "cases_plan", "products_ratio", "run_bench"]

@@ -69,8 +69,12 @@ class ADBenchLSTM(Case):
     name, family = "adbench_lstm", "lstm"
     manual = manual.ADBENCH_LSTM
     options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
-    allowed = {"source": one_of("adbench", "random"), "l": at_least(1), "c": at_least(2),
-               "b": at_least(1)}  # fmt: skip
+    allowed = {
+        "source": one_of("adbench", "random"),
+        "l": at_least(1),
+        "c": at_least(2),
+        "b": at_least(1),
+    }
 
     def footprint(self) -> int:
         """Counted from the options (``footprint_of``): the arrays are main (2l × 4b),
@@ -81,15 +85,21 @@ class ADBenchLSTM(Case):
         × e_1, + e_2, exp, ŷnorm, s ⊙ ŷnorm)."""
         l, c, b = self.l, self.c, self.b  # noqa: E741
         params = 2 * l * 4 * b + 3 * b
-        return footprint_of(params + 2 * l * b + c * b, params + (c - 1) * b,
-                            (c - 1) * (21 * l + 6) * b, (c - 1) * (16 * l + 12))  # fmt: skip
+        return footprint_of(
+            params + 2 * l * b + c * b,
+            params + (c - 1) * b,
+            (c - 1) * (21 * l + 6) * b,
+            (c - 1) * (16 * l + 12),
+        )
 
     def setup(self, rng):
         if self.source == "adbench":
             path = data_file("lstm_l2_c1024.txt")
             if not path.is_file():
-                raise CaseError(f"case {self.name!r}: ADBench's input is not at {path} (a "
-                                "broken install?); use --set source=random")  # fmt: skip
+                raise CaseError(
+                    f"case {self.name!r}: ADBench's input is not at {path} (a "
+                    "broken install?); use --set source=random"
+                )
             data = read_lstm_input(path)
             if (self.l, self.c, self.b) != (2, 1024, 14):
                 data = self._cut(data)

@@ -70,8 +70,10 @@ def footprint_of(arrays: int, tensors: int, graph: int, values: int) -> int:
     BLAS, its XLA) moves the measurement by tens of percent, which that factor covers; its
     purpose is to refuse, before anything is drawn, options that cannot fit (T = 10⁹, a
     million-wide layer), not to plan memory to the byte."""
-    return int(ITEM * (ARRAY_COPIES * arrays + TENSOR_COPIES * tensors + GRAPH_COPIES * graph)
-               + VALUE_BYTES * values)  # fmt: skip
+    return int(
+        ITEM * (ARRAY_COPIES * arrays + TENSOR_COPIES * tensors + GRAPH_COPIES * graph)
+        + VALUE_BYTES * values
+    )
 
 
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
@@ -132,12 +134,12 @@ def one_of(*choices: Any) -> Allowed:
 class Case:
     """Base class: subclasses set ``name``, ``family``, ``options`` and write setup/loss."""
 
-    name: ClassVar[str]
+    name: str  # the class's, or (a stage as a case) the instance's own
     family: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}  # sizes and switches, with their defaults
     # what each option may take (an option left out takes any value of its default's type)
     allowed: ClassVar[dict[str, Allowed]] = {}
-    smooth: ClassVar[bool] = (
+    smooth: bool = (
         True  # False where the loss has kinks (relu): finite differences take a smaller step
     )
     slow: ClassVar[bool] = False  # left out of the default catalog run
@@ -259,7 +261,7 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     if isinstance(default, int):
         if not float(value).is_integer():
             raise wrong
-        return int(value)
+        return int(float(value))
     if isinstance(default, float):
         return float(value)
     return value
@@ -269,7 +271,7 @@ def catalog_spec(case: Any) -> dict[str, Any] | None:
     """A catalog case (its class is the catalog's under its name) as the data another
     process makes it again from (``from_catalog``): its name and options. None for any
     other case, which that process may not be able to import."""
-    if CATALOG.get(getattr(case, "name", None)) is not type(case):
+    if CATALOG.get(getattr(case, "name", "")) is not type(case):
         return None
     return {"rebuild": "harness.cases.base:from_catalog", "name": case.name, "cfg": dict(case.cfg)}
 
@@ -317,8 +319,10 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
     chosen: list[type[Case]] = []
     for pattern in patterns:
         if not pattern.strip():  # a substring of every name
-            raise CaseError(f"an empty case pattern ({pattern!r}) would pick every case: name "
-                            f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}")  # fmt: skip
+            raise CaseError(
+                f"an empty case pattern ({pattern!r}) would pick every case: name "
+                f"a case, a glob, a family or a substring; cases: {', '.join(CATALOG)}"
+            )
         hits = (
             [CATALOG[pattern]]
             if pattern in CATALOG

@@ -45,9 +45,16 @@ class MLP(Case):
     name, family = "mlp", "mlp"
     manual = manual.MLP
     options = {
-        "depth": 4, "width": 16, "D": 8, "C": 4, "N": 16,
-        "act": "tanh", "objective": "mse", "init": "standard", "x_scale": 1.0,
-    }  # fmt: skip
+        "depth": 4,
+        "width": 16,
+        "D": 8,
+        "C": 4,
+        "N": 16,
+        "act": "tanh",
+        "objective": "mse",
+        "init": "standard",
+        "x_scale": 1.0,
+    }
     allowed = {
         **{k: at_least(1) for k in ("depth", "width", "D", "C", "N")},
         "act": one_of(*ACTIVATIONS), "objective": one_of("mse", "xent"),
@@ -69,8 +76,7 @@ class MLP(Case):
         params = sum(a * b + b for a, b in zip(n, n[1:], strict=False))
         inputs = self.N * self.D + (self.N * self.C if self.objective == "mse" else self.N)
         taps = sum(self.N * w for w in n[:-1])
-        return footprint_of(params + inputs, params + taps, 3 * self.N * sum(n[1:]),
-                            3 * self.depth)  # fmt: skip
+        return footprint_of(params + inputs, params + taps, 3 * self.N * sum(n[1:]), 3 * self.depth)
 
     def setup(self, rng):
         widths = [self.D] + [self.width] * (self.depth - 1) + [self.C]
@@ -118,11 +124,22 @@ _variant(
     "mlp_deep_standard",
     "Variant for Glorot & Bengio's experiment: 8 layers of width 64, inputs scaled to 0.05\n"
     "(tanh's near-linear regime), the standard init: Var(dL/dh) shrinks ≈ 1/3 per layer.",
-    depth=8, width=64, D=64, C=64, N=32, x_scale=0.05,
-)  # fmt: skip
+    depth=8,
+    width=64,
+    D=64,
+    C=64,
+    N=32,
+    x_scale=0.05,
+)
 _variant(
     "mlp_deep_glorot",
     "Variant for Glorot & Bengio's experiment: as mlp_deep_standard, with Glorot's\n"
     "normalized init: Var(dL/dh) stays ≈ constant across layers.",
-    depth=8, width=64, D=64, C=64, N=32, x_scale=0.05, init="glorot",
-)  # fmt: skip
+    depth=8,
+    width=64,
+    D=64,
+    C=64,
+    N=32,
+    x_scale=0.05,
+    init="glorot",
+)

@@ -34,10 +34,17 @@ class Unroll(Case):
     """Shared set-up of the recurrent cases: sizes, inputs, targets and the two losses."""
 
     options = {
-        "T": 30, "H": 8, "D": 3, "B": 2, "O": 2,
-        "sigma": 0.9, "spectrum": "random", "x_scale": 1.0, "bias_scale": 0.1,
+        "T": 30,
+        "H": 8,
+        "D": 3,
+        "B": 2,
+        "O": 2,
+        "sigma": 0.9,
+        "spectrum": "random",
+        "x_scale": 1.0,
+        "bias_scale": 0.1,
         "objective": "last",
-    }  # fmt: skip
+    }
     allowed = {
         **{k: at_least(1) for k in ("T", "H", "D", "B", "O")},
         "sigma": at_least(0), "spectrum": one_of("random", "flat"), "x_scale": Allowed(),
@@ -58,9 +65,12 @@ class Unroll(Case):
         params = D * G * H + H * G * H + G * H + H * O
         inputs = T * B * (D + O) + self.tapped * B * H
         readout = 3 * B * O if self.objective == "sum" else 0
-        return footprint_of(params + inputs, params + self.tapped * T * B * H,
-                            T * (self.saved * B * H + readout),
-                            T * (self.saved + (3 if readout else 0)))  # fmt: skip
+        return footprint_of(
+            params + inputs,
+            params + self.tapped * T * B * H,
+            T * (self.saved * B * H + readout),
+            T * (self.saved + (3 if readout else 0)),
+        )
 
     def setup(self, rng):
         H, G = self.H, self.gates
@@ -150,8 +160,12 @@ class ElmanExploding(Elman):
     name = "elman_exploding"
     options = {
         **Elman.options,
-        "T": 40, "sigma": 1.3, "spectrum": "flat", "x_scale": 1e-6, "bias_scale": 0.0,
-    }  # fmt: skip
+        "T": 40,
+        "sigma": 1.3,
+        "spectrum": "flat",
+        "x_scale": 1e-6,
+        "bias_scale": 0.0,
+    }
 
 
 @register

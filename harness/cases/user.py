@@ -46,10 +46,15 @@ def _defaults(fn: Callable | None) -> dict[str, Any]:
 
 
 def case(
-    loss: Callable | None = None, *, setup: Callable | None = None,
-    params: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
-    name: str | None = None, family: str = "user", smooth: bool = True,
-) -> Any:  # fmt: skip
+    loss: Callable | None = None,
+    *,
+    setup: Callable | None = None,
+    params: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    name: str | None = None,
+    family: str = "user",
+    smooth: bool = True,
+) -> Any:
     """Turn ``loss(xp, params, inputs)`` into a Case (see the module). The Case's name is
     the function's (or ``name``), its docstring the function's, its options the keyword
     defaults of ``setup``; ``smooth=False`` where the loss has kinks (relu, abs)."""
@@ -57,8 +62,10 @@ def case(
     def make(fn: Callable) -> type[Case]:
         if setup is None and params is None:
             raise CaseError(f"@case {fn.__name__}: give setup=(rng -> (params, inputs)) or params=")
-        fixed = ({k: np.asarray(v) for k, v in (params or {}).items()},
-                 {k: np.asarray(v) for k, v in (inputs or {}).items()})  # fmt: skip
+        fixed = (
+            {k: np.asarray(v) for k, v in (params or {}).items()},
+            {k: np.asarray(v) for k, v in (inputs or {}).items()},
+        )
 
         def case_setup(self, rng):
             if setup is None:
@@ -69,11 +76,16 @@ def case(
             return fn(xp, p, x, **_keywords(fn, self.cfg))
 
         body = {
-            "name": name or fn.__name__, "family": family, "options": _defaults(setup),
-            "smooth": smooth, "setup": case_setup, "loss": case_loss,
+            "name": name or fn.__name__,
+            "family": family,
+            "options": _defaults(setup),
+            "smooth": smooth,
+            "setup": case_setup,
+            "loss": case_loss,
             "__doc__": inspect.getdoc(fn) or f"The loss {fn.__name__}(xp, params, inputs).",
-            "__module__": fn.__module__, "__qualname__": fn.__qualname__,
-        }  # fmt: skip
+            "__module__": fn.__module__,
+            "__qualname__": fn.__qualname__,
+        }
         return type(fn.__name__, (Case,), body)
 
     return make(loss) if loss is not None else make

@@ -30,7 +30,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
     commands: dict[str, argparse.ArgumentParser] = {}  # the root's: each command's parser
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         """As argparse's, but an option the command does not take is refused by that
         command's parser, so the line says ``gradparity run: error: …``."""
         parsed, extra = self.parse_known_args(args, namespace)
@@ -129,7 +129,7 @@ def _kill_children() -> None:
     tracker = getattr(
         sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker", None
     )
-    spare = frozenset({getattr(tracker, "_pid", None)} - {None})
+    spare = frozenset(pid for pid in [getattr(tracker, "_pid", None)] if isinstance(pid, int))
     processes.kill_descendants(os.getpid(), patience=2.0, spare=spare)
 
 

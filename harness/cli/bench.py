@@ -37,38 +37,79 @@ SWEEP_BENCH_FILES = ("sweep_bench.csv", "sweep_bench.md")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes only (under a minute)")
-    p.add_argument("--out", metavar="DIR",
-                   help="folder for bench.csv and bench.md (default: reports/ for the full "
-                   "plan, reports/quick/ for --quick)")  # fmt: skip
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                   help="cuda: torch and jax on the GPU (the numpy backends stay on the CPU)")  # fmt: skip
-    p.add_argument("--threads", default=1, metavar="N",
-                   type=whole("--threads", 1, cpus(), why=" (the CPUs this process may run "
-                              "on: more threads than CPUs time their contention)"),
-                   help="threads for every backend: BLAS, torch, XLA (default 1, at most the "
-                   f"{cpus()} CPUs this process may run on)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for bench.csv and bench.md (default: reports/ for the full "
+        "plan, reports/quick/ for --quick)",
+    )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: torch and jax on the GPU (the numpy backends stay on the CPU)",
+    )
+    p.add_argument(
+        "--threads",
+        default=1,
+        metavar="N",
+        type=whole(
+            "--threads",
+            1,
+            cpus(),
+            why=" (the CPUs this process may run on: more threads than CPUs time their contention)",
+        ),
+        help="threads for every backend: BLAS, torch, XLA (default 1, at most the "
+        f"{cpus()} CPUs this process may run on)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--peers", action="store_true",
-                   help="instead: the bug zoo through gradparity validate, torch's gradcheck "
-                   "and jax's check_grads, float64 and float32; writes peers.csv and peers.md")  # fmt: skip
-    p.add_argument("--sweep", action="store_true",
-                   help="instead: a 60-point Elman sweep (sigma × T × 3 seeds) one by one, on "
-                   "--jobs local processes and on a Dask LocalCluster; writes sweep_bench.csv "
-                   "and sweep_bench.md")  # fmt: skip
-    p.add_argument("--jobs", type=jobs_count, default=2, metavar="N",
-                   help=f"with --sweep: processes and Dask workers (default 2, {JOBS_HELP})")  # fmt: skip
-    p.add_argument("--peer-limit", type=float, default=600.0, metavar="SECONDS",
-                   help="with --peers: how long each checker may run on the ~1M-parameter "
-                   f"MLP before it is stopped, from 0 to {MAX_TIMEOUT:.0f} (a week; default "
-                   "600; 0 skips that measurement)")  # fmt: skip
-    p.add_argument("--cold", type=whole("--cold", 1, 1000), nargs="?", const=5, metavar="PAIRS",
-                   help="instead: `gradparity validate examples/model_mlp.py:grads --case mlp` "
-                   "against a plain torch.autograd.gradcheck script, each in a fresh process, "
-                   "PAIRS times in alternating order (default 5, at most 1,000); writes "
-                   "cold_bench.csv and section 5 of bench.md, the rest left as it is")  # fmt: skip
-    p.add_argument("--case", action="append", metavar="PATTERN",
-                   help="time these cases alone (a catalog name or pattern, or your own: "
-                   "path/to/file.py:NAME); writes into reports/cases/ by default")  # fmt: skip
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="instead: the bug zoo through gradparity validate, torch's gradcheck "
+        "and jax's check_grads, float64 and float32; writes peers.csv and peers.md",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: a 60-point Elman sweep (sigma × T × 3 seeds) one by one, on "
+        "--jobs local processes and on a Dask LocalCluster; writes sweep_bench.csv "
+        "and sweep_bench.md",
+    )
+    p.add_argument(
+        "--jobs",
+        type=jobs_count,
+        default=2,
+        metavar="N",
+        help=f"with --sweep: processes and Dask workers (default 2, {JOBS_HELP})",
+    )
+    p.add_argument(
+        "--peer-limit",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="with --peers: how long each checker may run on the ~1M-parameter "
+        f"MLP before it is stopped, from 0 to {MAX_TIMEOUT:.0f} (a week; default "
+        "600; 0 skips that measurement)",
+    )
+    p.add_argument(
+        "--cold",
+        type=whole("--cold", 1, 1000),
+        nargs="?",
+        const=5,
+        metavar="PAIRS",
+        help="instead: `gradparity validate examples/model_mlp.py:grads --case mlp` "
+        "against a plain torch.autograd.gradcheck script, each in a fresh process, "
+        "PAIRS times in alternating order (default 5, at most 1,000); writes "
+        "cold_bench.csv and section 5 of bench.md, the rest left as it is",
+    )
+    p.add_argument(
+        "--case",
+        action="append",
+        metavar="PATTERN",
+        help="time these cases alone (a catalog name or pattern, or your own: "
+        "path/to/file.py:NAME); writes into reports/cases/ by default",
+    )
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="a case option (with --case)"
     )
@@ -78,10 +119,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``bench`` on the ``gradparity`` parser."""
     p = sub.add_parser(
-        "bench", help="time objective and gradient per backend; write bench.csv and bench.md",
+        "bench",
+        help="time objective and gradient per backend; write bench.csv and bench.md",
         description="Cheap-gradient ratios, tape against torch, scaling in T, per-operation "
         "overhead and the cost of checking, measured side by side.",
-    )  # fmt: skip
+    )
     add_arguments(p)
     p.set_defaults(func=cmd_bench)
 
@@ -109,7 +151,7 @@ def full_plan_figures(folder: Path) -> bool:
         return False
     head = md.read_text(encoding="utf-8", errors="replace")[:2000]
     written = re.search(r"Written by `(gradparity bench[^`]*)`", head)
-    return bool(written) and not re.search(r"--quick|--case", written[1])
+    return written is not None and not re.search(r"--quick|--case", written[1])
 
 
 def check_out(args: argparse.Namespace) -> str:
@@ -133,19 +175,24 @@ def check_out(args: argparse.Namespace) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.peers and (args.quick or args.case or args.set or args.device != "cpu"):
-        raise UsageError("--peers runs the bug zoo on the CPU: it takes no --quick, --case, "
-                         "--set or --device (only --out, --threads and --quiet)")  # fmt: skip
-    if args.sweep and (args.peers or args.quick or args.case or args.set
-                       or args.device != "cpu"):  # fmt: skip
-        raise UsageError("--sweep runs its own grid on the CPU: it takes no --peers, --quick, "
-                         "--case, --set or --device (only --out, --jobs, --threads, --quiet)")  # fmt: skip
+        raise UsageError(
+            "--peers runs the bug zoo on the CPU: it takes no --quick, --case, "
+            "--set or --device (only --out, --threads and --quiet)"
+        )
+    if args.sweep and (args.peers or args.quick or args.case or args.set or args.device != "cpu"):
+        raise UsageError(
+            "--sweep runs its own grid on the CPU: it takes no --peers, --quick, "
+            "--case, --set or --device (only --out, --jobs, --threads, --quiet)"
+        )
     if args.jobs != 2 and not args.sweep:
         raise UsageError("--jobs belongs to --sweep (the bench times one process at a time)")
     if args.peer_limit != 600.0 and not args.peers:
         raise UsageError("--peer-limit belongs to --peers")
     if not 0 <= args.peer_limit <= MAX_TIMEOUT:  # false for nan too
-        raise UsageError(f"--peer-limit takes seconds from 0 to {MAX_TIMEOUT:.0f} (a week; 0 "
-                         f"skips it), not {args.peer_limit:g}")  # fmt: skip
+        raise UsageError(
+            f"--peer-limit takes seconds from 0 to {MAX_TIMEOUT:.0f} (a week; 0 "
+            f"skips it), not {args.peer_limit:g}"
+        )
     if args.cold is not None:
         return bench_cold(args)
     if args.device == "cuda" and (problem := cuda_problem()):
@@ -172,11 +219,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         env = {**os.environ, **thread_environment(args.threads)}
         if args.device == "cuda":  # JAX would take 75% of the GPU's memory from torch
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        flags = [*(["--quick"] if args.quick else []), *(["--quiet"] if args.quiet else []),
-                 *(["--sweep", "--jobs", str(args.jobs)] if args.sweep else []),
-                 *(["--peers", "--peer-limit", str(args.peer_limit)] if args.peers else [])]  # fmt: skip
-        return subprocess.call([sys.executable, "-m", "harness.cli", "bench", *argv, *flags],
-                               env=env)  # fmt: skip
+        flags = [
+            *(["--quick"] if args.quick else []),
+            *(["--quiet"] if args.quiet else []),
+            *(["--sweep", "--jobs", str(args.jobs)] if args.sweep else []),
+            *(["--peers", "--peer-limit", str(args.peer_limit)] if args.peers else []),
+        ]
+        return subprocess.call(
+            [sys.executable, "-m", "harness.cli", "bench", *argv, *flags], env=env
+        )
     from harness.progress import Progress
 
     if args.sweep:  # its processes share the CPUs: no pinning, one thread each
@@ -192,24 +243,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
         with Progress(2 * len(entries()) + big_steps, "peers", args.quiet) as bar:
             table = peers_table(progress=bar)
             big = big_model(limit_s=args.peer_limit, progress=bar) if big_steps else None
-        command = "gradparity bench --peers" + (
+        peers = "gradparity bench --peers" + (
             "" if args.peer_limit == 600.0 else f" --peer-limit {args.peer_limit:g}"
         )
-        written = write(args.out, table, {**machine(), "threads": args.threads}, command, big)
+        written = write(args.out, table, {**machine(), "threads": args.threads}, peers, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
     from harness.bench.run import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
-    command = None
+    command: str | None = None
     if cases:
         chosen = " ".join(f"--case {c}" for c in args.case) + "".join(
             f" --set {kv}" for kv in args.set or []
         )
         command = f"gradparity bench {chosen}"
     with Progress(None, "bench", args.quiet) as bar:
-        table = run_bench(args.out, plan, args.device, args.threads, progress=bar,
-                          quick=args.quick, command=command)  # fmt: skip
+        table = run_bench(
+            args.out,
+            plan,
+            args.device,
+            args.threads,
+            progress=bar,
+            quick=args.quick,
+            command=command,
+        )
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
     lost = table[table["note"].fillna("").str.startswith(CASE_FAILED)]
     for case in dict.fromkeys(lost["label"]):  # measured nothing there: not a success
@@ -232,8 +290,10 @@ def bench_sweep(args: argparse.Namespace) -> int:
     with Progress(3 * len(points), "sweep bench", args.quiet) as bar:
         rows = S.bench_executors(job, points, list(swept), args.jobs, bar)
     out = Path(args.out)
-    what = (f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
-            f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}")  # fmt: skip
+    what = (
+        f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
+        f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}"
+    )
     command = "gradparity bench --sweep" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
     text = S.bench_markdown(rows, {**machine(), "threads": args.threads}, command, what)
     with staged(out, "sweep_bench", SWEEP_BENCH_FILES) as stage:
@@ -246,11 +306,20 @@ def bench_sweep(args: argparse.Namespace) -> int:
 def bench_cold(args: argparse.Namespace) -> int:
     """``gradparity bench --cold``: ``harness.bench.cold`` (no threads pinned: each side
     runs as a user would run it, with this environment)."""
-    if (args.peers or args.sweep or args.quick or args.case or args.set
-            or args.device != "cpu" or args.threads != 1):  # fmt: skip
-        raise UsageError("--cold times two commands as a user runs them: it takes no --peers, "
-                         "--sweep, --quick, --case, --set, --device or --threads (only --out "
-                         "and --quiet)")  # fmt: skip
+    if (
+        args.peers
+        or args.sweep
+        or args.quick
+        or args.case
+        or args.set
+        or args.device != "cpu"
+        or args.threads != 1
+    ):
+        raise UsageError(
+            "--cold times two commands as a user runs them: it takes no --peers, "
+            "--sweep, --quick, --case, --set, --device or --threads (only --out "
+            "and --quiet)"
+        )
     from harness.bench.cold import run_cold
     from harness.progress import Progress
     from harness.report.files import machine
@@ -258,8 +327,14 @@ def bench_cold(args: argparse.Namespace) -> int:
     out = check_out(args)
     command = "gradparity bench --cold" + ("" if args.cold == 5 else f" {args.cold}")
     with Progress(None, "cold", args.quiet) as bar:
-        rows = run_cold(out, args.cold, {**machine(), "command": command},
-                        progress=lambda what: bar("mlp", what))  # fmt: skip
-    print(f"{len(rows)} pairs: wrote {os.path.join(out, 'cold_bench.csv')} and section 5 of "
-          f"{os.path.join(out, 'bench.md')}")  # fmt: skip
+        rows = run_cold(
+            out,
+            args.cold,
+            {**machine(), "command": command},
+            progress=lambda what: bar("mlp", what),
+        )
+    print(
+        f"{len(rows)} pairs: wrote {os.path.join(out, 'cold_bench.csv')} and section 5 of "
+        f"{os.path.join(out, 'bench.md')}"
+    )
     return 0

@@ -44,10 +44,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - one broken case must not hide the others
             size = "?"
             broken.append(f"  ✗ {cls.name}: the case could not be built: {_why(e)}")
-        rows.append({
-            "case": cls.name, "family": cls.family, "parameters": size,
-            "options": " ".join(f"{k}={v}" for k, v in cls.options.items()),
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": cls.name,
+                "family": cls.family,
+                "parameters": size,
+                "options": " ".join(f"{k}={v}" for k, v in cls.options.items()),
+            }
+        )
         if cls.slow:
             slow.append(cls.name)
     print(pd.DataFrame(rows).to_string(index=False))
@@ -91,7 +95,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 - said in one line, with exit 1
         print(f"\n✗ the case's forward failed: {_why(e)}")
         return 1
-    taps = [f"{n}{list(shape[1:] if steps[n] else shape)}"
-            + (f" × {steps[n]} steps" if steps[n] else "") for n, shape in shapes.items()]  # fmt: skip
+    taps = [
+        f"{n}{list(shape[1:] if steps[n] else shape)}"
+        + (f" × {steps[n]} steps" if steps[n] else "")
+        for n, shape in shapes.items()
+    ]
     print(f"taps:       {', '.join(taps) or 'none'}")
     return 0

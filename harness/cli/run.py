@@ -23,8 +23,9 @@ from harness.sweep import SCHEDULER_TIMEOUT
 DEFAULT_CASE_TIMEOUT = 600.0  # harness.sandbox.case.DEFAULT_TIMEOUT, without importing it here
 
 
-def whole(option: str, low: int, high: int, what: str = "a whole number",
-          why: str = "") -> Callable[[str], int]:  # fmt: skip
+def whole(
+    option: str, low: int, high: int, what: str = "a whole number", why: str = ""
+) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high``; anything else is one
     sentence naming ``option``, the range (and ``why`` it ends there) and the text given."""
 
@@ -42,8 +43,13 @@ def whole(option: str, low: int, high: int, what: str = "a whole number",
     return parse
 
 
-jobs_count = whole("--jobs", 1, MAX_JOBS, "a whole number of processes",
-                   " (each loads numpy, torch and jax: about 256 MiB)")  # fmt: skip
+jobs_count = whole(
+    "--jobs",
+    1,
+    MAX_JOBS,
+    "a whole number of processes",
+    " (each loads numpy, torch and jax: about 256 MiB)",
+)
 JOBS_HELP = f"at most {MAX_JOBS}"
 seed_value = whole("--seed", 0, SEED_LIMIT - 1)
 SEED_HELP = f"a whole number from 0 to {SEED_LIMIT - 1:,} (default 0)"
@@ -51,26 +57,45 @@ SEED_HELP = f"a whole number from 0 to {SEED_LIMIT - 1:,} (default 0)"
 
 def add_backend_options(p: argparse.ArgumentParser, option: str, help_text: str, **kw) -> None:
     """An option that names a backend: one of REGISTRY, checked when it is parsed."""
-    p.add_argument(option, choices=list(REGISTRY), metavar="NAME",
-                   help=f"{help_text}; known: {', '.join(REGISTRY)}", **kw)  # fmt: skip
+    p.add_argument(
+        option,
+        choices=list(REGISTRY),
+        metavar="NAME",
+        help=f"{help_text}; known: {', '.join(REGISTRY)}",
+        **kw,
+    )
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
     """The options that choose what is compared: cases, backends, dtype, seed, baseline."""
-    p.add_argument("--case", action="append", metavar="PATTERN",
-                   help="an exact case name (it wins: --case elman is that one case), else a "
-                   "glob ('elman*'), a family (lstm) or a substring; repeatable (default: the "
-                   "catalog)")  # fmt: skip
-    add_backend_options(p, "--backend", f"repeatable; default: {' '.join(DEFAULT_BACKENDS)}",
-                        action="append")  # fmt: skip
+    p.add_argument(
+        "--case",
+        action="append",
+        metavar="PATTERN",
+        help="an exact case name (it wins: --case elman is that one case), else a "
+        "glob ('elman*'), a family (lstm) or a substring; repeatable (default: the "
+        "catalog)",
+    )
+    add_backend_options(
+        p, "--backend", f"repeatable; default: {' '.join(DEFAULT_BACKENDS)}", action="append"
+    )
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=seed_value, default=0, help=SEED_HELP)
-    add_backend_options(p, "--baseline", "the backend the others are compared against "
-                        f"(default {DEFAULT_BASELINE})", default=DEFAULT_BASELINE)  # fmt: skip
+    add_backend_options(
+        p,
+        "--baseline",
+        f"the backend the others are compared against (default {DEFAULT_BASELINE})",
+        default=DEFAULT_BASELINE,
+    )
     add_set(p)
-    p.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
-                   help=f"spread the cases over N processes (default 1, {JOBS_HELP}); in a "
-                   "sweep, the points over N workers")  # fmt: skip
+    p.add_argument(
+        "--jobs",
+        type=jobs_count,
+        default=1,
+        metavar="N",
+        help=f"spread the cases over N processes (default 1, {JOBS_HELP}); in a "
+        "sweep, the points over N workers",
+    )
     add_noise(p)
     add_modes(p)
     add_sweep(p)
@@ -131,17 +156,30 @@ def add_limits(p: argparse.ArgumentParser, timeout: float, what: str) -> None:
     """--timeout and --memory: what a worker running user code may take; and
     --no-memory-check: a catalog case is refused when its estimated memory exceeds this
     machine's (or --memory, when given)."""
-    p.add_argument("--timeout", type=seconds, default=timeout, metavar="S",
-                   help=f"seconds {what} may take in its worker process, above 0 and at most "
-                   f"{MAX_TIMEOUT:.0f} (a week; default {timeout:g})")  # fmt: skip
-    p.add_argument("--memory", type=size, default=4 * GiB, metavar="SIZE", action=_Given,
-                   help="data-segment limit of that worker process, at least 256M and at most "
-                   "this machine's memory (default 4G; 0: none); "
-                   "when given, also the most a catalog case's estimated memory may be "
-                   "(default: this machine's memory)")  # fmt: skip
-    p.add_argument("--no-memory-check", action="store_true",
-                   help="run a case even where its estimated memory exceeds this machine's "
-                   "(or --memory)")  # fmt: skip
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=timeout,
+        metavar="S",
+        help=f"seconds {what} may take in its worker process, above 0 and at most "
+        f"{MAX_TIMEOUT:.0f} (a week; default {timeout:g})",
+    )
+    p.add_argument(
+        "--memory",
+        type=size,
+        default=4 * GiB,
+        metavar="SIZE",
+        action=_Given,
+        help="data-segment limit of that worker process, at least 256M and at most "
+        "this machine's memory (default 4G; 0: none); "
+        "when given, also the most a catalog case's estimated memory may be "
+        "(default: this machine's memory)",
+    )
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="run a case even where its estimated memory exceeds this machine's (or --memory)",
+    )
     p.set_defaults(memory_given=False)
 
 
@@ -167,28 +205,46 @@ CASE_LIMITS = "a case of your own (file.py:NAME), every backend together,"
 
 
 def add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a case option, e.g. T=1000; several values (sigma=0.5,0.9) or an "
-                   "integer range (T=10-50:20, both ends) sweep it: every combination is "
-                   "a point")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a case option, e.g. T=1000; several values (sigma=0.5,0.9) or an "
+        "integer range (T=10-50:20, both ends) sweep it: every combination is "
+        "a point",
+    )
 
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
     """--seeds, --executor, --scheduler, --max-points: a grid of points (``harness.sweep``)."""
-    p.add_argument("--seeds", metavar="SEEDS",
-                   help="sweep the seed: 0-9, 0,3,7 or 0-2,10 (instead of --seed; each from "
-                   f"0 to {SEED_LIMIT - 1:,})")  # fmt: skip
-    p.add_argument("--executor", choices=["local", "dask"], default="local",
-                   help="where a sweep's points run: local (this process, or --jobs N "
-                   "processes) or dask (a LocalCluster of --jobs workers, or --scheduler)")  # fmt: skip
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="with --executor dask: an existing Dask cluster's scheduler (a host "
-                   "name or address and a port from 1 to 65535; it must answer within "
-                   f"{SCHEDULER_TIMEOUT:g} s)")  # fmt: skip
-    p.add_argument("--max-points", type=whole("--max-points", 1, POINTS_CEILING),
-                   default=MAX_POINTS, metavar="N",
-                   help=f"the most points a sweep may have (default {MAX_POINTS:,}, at most "
-                   f"{POINTS_CEILING:,}): a larger grid is refused before it is built")  # fmt: skip
+    p.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="sweep the seed: 0-9, 0,3,7 or 0-2,10 (instead of --seed; each from "
+        f"0 to {SEED_LIMIT - 1:,})",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="where a sweep's points run: local (this process, or --jobs N "
+        "processes) or dask (a LocalCluster of --jobs workers, or --scheduler)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="with --executor dask: an existing Dask cluster's scheduler (a host "
+        "name or address and a port from 1 to 65535; it must answer within "
+        f"{SCHEDULER_TIMEOUT:g} s)",
+    )
+    p.add_argument(
+        "--max-points",
+        type=whole("--max-points", 1, POINTS_CEILING),
+        default=MAX_POINTS,
+        metavar="N",
+        help=f"the most points a sweep may have (default {MAX_POINTS:,}, at most "
+        f"{POINTS_CEILING:,}): a larger grid is refused before it is built",
+    )
 
 
 def sweep_plan(args: argparse.Namespace) -> tuple | None:
@@ -211,8 +267,14 @@ def sweep_plan(args: argparse.Namespace) -> tuple | None:
     return fixed, swept, points
 
 
-def check_points(patterns, fixed: dict, swept: dict, points: list, bounds: Any = None,
-                 memory: tuple[int, str] | None = None) -> None:  # fmt: skip
+def check_points(
+    patterns,
+    fixed: dict,
+    swept: dict,
+    points: list,
+    bounds: Any = None,
+    memory: tuple[int, str] | None = None,
+) -> None:
     """Every point's cases built here first, so that a bad value, or a point too big for
     ``memory``, is exit 2 before work."""
     from harness.selection import build_cases
@@ -233,20 +295,30 @@ def mode_list(text: str) -> str:
 
 
 def add_modes(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", action="append", type=mode_list, metavar="MODE",
-                   help="which derivative: rev (the gradient, default), fwd (forward mode: "
-                   "tangents along a seeded direction), hvp (Hessian-vector products); "
-                   "repeatable or comma-separated (--mode rev,fwd,hvp)")  # fmt: skip
+    p.add_argument(
+        "--mode",
+        action="append",
+        type=mode_list,
+        metavar="MODE",
+        help="which derivative: rev (the gradient, default), fwd (forward mode: "
+        "tangents along a seeded direction), hvp (Hessian-vector products); "
+        "repeatable or comma-separated (--mode rev,fwd,hvp)",
+    )
 
 
 noise_runs = whole("--noise", 0, MAX_RUNS, "a whole number of perturbed runs")
 
 
 def add_noise(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--noise", type=noise_runs, default=None, metavar="K",
-                   help="measure the noise floor on every autodiff reference with K "
-                   "rounding-perturbed runs (default: on the baseline, K=4; 0: not at all; "
-                   f"at most {MAX_RUNS:,}: more move the floor by under 0.2%%)")  # fmt: skip
+    p.add_argument(
+        "--noise",
+        type=noise_runs,
+        default=None,
+        metavar="K",
+        help="measure the noise floor on every autodiff reference with K "
+        "rounding-perturbed runs (default: on the baseline, K=4; 0: not at all; "
+        f"at most {MAX_RUNS:,}: more move the floor by under 0.2%%)",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -257,8 +329,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="write the agreement report: Markdown, HTML, CSV, plots")
     add_selection(p)
-    p.add_argument("--out", metavar="DIR",
-                   help="folder to write into (default: reports/; a sweep: reports/sweep/)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder to write into (default: reports/; a sweep: reports/sweep/)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_report)
 
@@ -283,8 +358,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     backends = args.backend or DEFAULT_BACKENDS
     modes = parse_modes(args.mode)
     with Progress(len(cases) * len(backends) * len(modes), "run", args.quiet) as bar:
-        comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                      bar, jobs=args.jobs, noise=args.noise, modes=modes)  # fmt: skip
+        comparison = compare_backends(
+            cases,
+            backends,
+            args.dtype,
+            args.seed,
+            args.baseline,
+            bar,
+            jobs=args.jobs,
+            noise=args.noise,
+            modes=modes,
+        )
     for line in header(sources(cases)):  # the files of the user's that ran
         print(line)
     print(console.format_agreement(comparison.agreement))
@@ -317,8 +401,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     extra = drift_runs(cases, backends)
     modes = parse_modes(args.mode)
     with Progress(len(cases) * len(backends) * len(modes) + extra, "report", args.quiet) as bar:
-        comparison = compare_backends(cases, backends, args.dtype, args.seed, args.baseline,
-                                      bar, jobs=args.jobs, noise=args.noise, modes=modes)  # fmt: skip
+        comparison = compare_backends(
+            cases,
+            backends,
+            args.dtype,
+            args.seed,
+            args.baseline,
+            bar,
+            jobs=args.jobs,
+            noise=args.noise,
+            modes=modes,
+        )
         drift = dtype_drift(cases, args.seed, bar) if extra else None
     report = write_report(out, comparison, cases, drift, args.dtype, args.seed)
     print(verdict_line(comparison, len(cases), args.dtype))
@@ -352,9 +445,17 @@ def run_sweep(
     check_points(args.case, fixed, swept, points, limits(args), memory_budget(args))
     keys = list(swept)
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
-    job = S.Job(tuple(args.case) if args.case else None, tuple(fixed.items()), backends,
-                args.dtype, getattr(args, "baseline", None) or DEFAULT_BASELINE, args.noise,
-                tuple(parse_modes(args.mode)), validate, limits(args))  # fmt: skip
+    job = S.Job(
+        tuple(args.case) if args.case else None,
+        tuple(fixed.items()),
+        backends,
+        args.dtype,
+        getattr(args, "baseline", None) or DEFAULT_BASELINE,
+        args.noise,
+        tuple(parse_modes(args.mode)),
+        validate,
+        limits(args),
+    )
     start = time.perf_counter()
     quiet = getattr(args, "quiet", False)
     with Progress(len(points), f"sweep ({args.executor})", quiet, unit="point") as bar:
@@ -372,7 +473,7 @@ def run_sweep(
         print()
     for line in lines:
         print(line)
-    if command == "report":
+    if command == "report" and out is not None:  # a report always has its folder (above)
         from harness.report.sweep import write_sweep_report
 
         argv = " ".join(_argv_of(args))

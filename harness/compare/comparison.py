@@ -44,9 +44,12 @@ class Comparison:
     def all_agree(self) -> bool:
         """True when something was compared, every comparison agreed, every identity held
         and no backend failed."""
-        return (self.compared > 0 and bool(self.agreement["ok"].all())
-                and bool(self.identities["ok"].all())
-                and not (self.runs["status"] == "failed").any())  # fmt: skip
+        return (
+            self.compared > 0
+            and bool(self.agreement["ok"].all())
+            and bool(self.identities["ok"].all())
+            and not (self.runs["status"] == "failed").any()
+        )
 
     @property
     def verdicts(self) -> dict[str, int]:

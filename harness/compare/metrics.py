@@ -106,7 +106,7 @@ def compare_arrays(
     diff = np.abs(a - b)
     # Below tiny/ε (≈1e-292 in float64) a value's terms are subnormal: backends that flush
     # subnormals to zero (XLA on the CPU) differ there legitimately, so nothing is judged.
-    extra = tiny / eps
+    extra: float | np.ndarray = tiny / eps
     if uncertainty is not None:
         extra = extra + np.asarray(uncertainty, dtype=np.float64)
     fixed = tol.rtol * abs_b + tol.atol * scale  # the table's tolerance
@@ -161,7 +161,7 @@ def compare_arrays(
             f"or the loss too curved, for its step){_others(unresolved, 'elements')}"
         )
     digits = math.nan if floor is None else digits_of(float(np.max(floor)), eps)
-    if verdict == Verdict.WITHIN_NOISE:
+    if verdict == Verdict.WITHIN_NOISE and floor is not None:
         reason = within_reason(int(within.sum()), b.size, float(np.max(floor)), digits)
     return {
         "max_abs_err": float(np.max(diff, initial=0.0)),
@@ -211,8 +211,10 @@ def _detects(threshold, abs_b) -> dict[str, float]:
         detects = np.asarray(threshold)[nonzero] / abs_b[nonzero]
     if not detects.size:
         return {"detects_rel_median": math.nan, "detects_rel_worst": math.nan}
-    return {"detects_rel_median": float(np.median(detects)),
-            "detects_rel_worst": float(np.max(detects))}  # fmt: skip
+    return {
+        "detects_rel_median": float(np.median(detects)),
+        "detects_rel_worst": float(np.max(detects)),
+    }
 
 
 def _factor(a: np.ndarray, b: np.ndarray, norm_b: float) -> tuple[float, float]:
@@ -255,8 +257,9 @@ def compare_directional(
     if noise is not None and np.shape(noise) == b.shape:
         spread = np.nan_to_num(np.asarray(noise, dtype=np.float64), nan=np.inf)
         floor = max(l2_norm(spread) / scale, eps)
-        allowed, within, threshold = noise_terms(diff, fixed, probe.errors, tol, floor, scale,
-                                                  np.abs(expected))  # fmt: skip
+        allowed, within, threshold = noise_terms(
+            diff, fixed, probe.errors, tol, floor, scale, np.abs(expected)
+        )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = np.where(np.isfinite(probe.values), diff / allowed, np.inf)
         unresolved = ~(probe.errors <= RESOLVE * scale)
@@ -274,7 +277,7 @@ def compare_directional(
             f"step){_others(unresolved, 'directions')}"
         )
     digits = math.nan if floor is None else digits_of(floor, eps)
-    if verdict == Verdict.WITHIN_NOISE:
+    if verdict == Verdict.WITHIN_NOISE and floor is not None:
         reason = within_reason(int(within.sum()), len(diff), float(floor), digits)
     return {
         "max_abs_err": float(diff.max()),

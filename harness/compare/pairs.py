@@ -59,8 +59,7 @@ def pair(x: Result, y: Result, key, tolerances, noise: dict | None = None) -> di
                 "ok": False,
                 "error": f"{full.backend} returned no {key[0]} {key[1]!r}",
             }
-        out = compare_directional(full.tensors()[key], probe.directional[key], tol, y.dtype,
-                                  spread)  # fmt: skip
+        out = compare_directional(full.tensors()[key], probe.directional[key], tol, y.dtype, spread)
         out.update(rtol=tol.rtol, atol=tol.atol)
         return out
     got, expected = x.tensors().get(key), y.tensors().get(key)

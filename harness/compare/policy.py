@@ -65,8 +65,11 @@ def decide(bad, unresolved, within) -> Verdict:
 
 def within_reason(n_within: int, n: int, floor: float, digits: float) -> str:
     """The reason a row agrees only within noise, as ``agreement.csv`` gives it."""
-    good = (f"the references are good to {digits:.1f} digits there" if digits >= 1 else
-            "the references have no significant digit there: nothing can be checked")  # fmt: skip
+    good = (
+        f"the references are good to {digits:.1f} digits there"
+        if digits >= 1
+        else "the references have no significant digit there: nothing can be checked"
+    )
     return (
         f"{n_within}/{n} elements differ beyond the tolerance, within {WITHIN_NOISE:g}× the "
         f"problem's own rounding noise ({floor:.1e} of the scale): the problem, not a backend, "

@@ -15,6 +15,7 @@ J_L·u; a tap's: the change of the tapped value); "hvp", (H·v) for that paramet
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +27,41 @@ from harness.compare.verdicts import Verdict
 from harness.result import BUILD, DEFAULT_BASELINE, Result
 
 AGREEMENT_COLUMNS = [
-    "case", "mode", "kind", "tensor", "backend", "baseline", "dtype", "shape",
-    "max_abs_err", "max_rel_err", "rel_l2_err", "cosine", "worst_index", "worst_got",
-    "worst_expected", "worst_scale", "worst_rel_err", "n_bad", "n_unresolved", "n_elements",
-    "bad_steps", "factor", "factor_residual", "noise_floor", "digits", "detects_rel_median",
-    "detects_rel_worst", "rtol", "atol", "verdict", "ok", "odd_one_out", "reason", "error",
-]  # fmt: skip
+    "case",
+    "mode",
+    "kind",
+    "tensor",
+    "backend",
+    "baseline",
+    "dtype",
+    "shape",
+    "max_abs_err",
+    "max_rel_err",
+    "rel_l2_err",
+    "cosine",
+    "worst_index",
+    "worst_got",
+    "worst_expected",
+    "worst_scale",
+    "worst_rel_err",
+    "n_bad",
+    "n_unresolved",
+    "n_elements",
+    "bad_steps",
+    "factor",
+    "factor_residual",
+    "noise_floor",
+    "digits",
+    "detects_rel_median",
+    "detects_rel_worst",
+    "rtol",
+    "atol",
+    "verdict",
+    "ok",
+    "odd_one_out",
+    "reason",
+    "error",
+]
 
 
 def agreement(
@@ -41,7 +71,7 @@ def agreement(
     order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second
     derivative does not exist at them, so the rows say so, and are not failed when the
     backends part there."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case, mode in dict.fromkeys((r.case, r.mode) for r in results):
         group = [r for r in results if r.case == case and r.mode == mode and r.skipped is None]
         kinked = mode == "hvp" and not all(r.smooth for r in group)
@@ -53,10 +83,20 @@ def agreement(
                     if r.backend == BUILD
                     else f"no backend succeeded; {r.backend}: {r.error}"
                 )
-                rows.append({"case": case, "mode": mode, "kind": "loss", "tensor": "loss",
-                             "backend": r.backend,
-                             "baseline": baseline, "dtype": r.dtype, "verdict": Verdict.FAILED.value,
-                             "ok": False, "error": error})  # fmt: skip
+                rows.append(
+                    {
+                        "case": case,
+                        "mode": mode,
+                        "kind": "loss",
+                        "tensor": "loss",
+                        "backend": r.backend,
+                        "baseline": baseline,
+                        "dtype": r.dtype,
+                        "verdict": Verdict.FAILED.value,
+                        "ok": False,
+                        "error": error,
+                    }
+                )
             continue
         keys = list(base.tensors())
         noise = case_noise(group)
@@ -66,14 +106,25 @@ def agreement(
                 continue
             extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
             for key in keys + extra:
-                row = {"case": case, "mode": mode, "kind": key[0], "tensor": key[1],
-                       "backend": r.backend,
-                       "baseline": base.backend, "dtype": base.dtype,
-                       "shape": str(tuple(np.shape(base.tensors().get(key, r.tensors().get(key))))),
-                       "odd_one_out": odd.get(key, "")}  # fmt: skip
+                row: dict[str, Any] = {
+                    "case": case,
+                    "mode": mode,
+                    "kind": key[0],
+                    "tensor": key[1],
+                    "backend": r.backend,
+                    "baseline": base.backend,
+                    "dtype": base.dtype,
+                    "shape": str(
+                        tuple(np.shape(np.asarray(base.tensors().get(key, r.tensors().get(key)))))
+                    ),
+                    "odd_one_out": odd.get(key, ""),
+                }
                 if r.unsupported is not None:
-                    row.update(verdict=Verdict.UNSUPPORTED.value, ok=False,
-                               error=f"{r.backend} unsupported: {r.unsupported}")  # fmt: skip
+                    row.update(
+                        verdict=Verdict.UNSUPPORTED.value,
+                        ok=False,
+                        error=f"{r.backend} unsupported: {r.unsupported}",
+                    )
                 elif not r.ok:
                     row.update(
                         verdict=Verdict.FAILED.value,
@@ -81,8 +132,11 @@ def agreement(
                         error=f"{r.backend} failed: {r.error}",
                     )
                 elif key in extra:
-                    row.update(verdict=Verdict.FAILED.value, ok=False,
-                               error=f"{r.backend} returned an extra {key[0]} {key[1]!r}")  # fmt: skip
+                    row.update(
+                        verdict=Verdict.FAILED.value,
+                        ok=False,
+                        error=f"{r.backend} returned an extra {key[0]} {key[1]!r}",
+                    )
                 else:
                     row.update(pair(r, base, key, tolerances, noise))
                     if kinked:
@@ -96,13 +150,29 @@ def _kinked(row: dict) -> dict:
     autodiff backends all take relu'' = 0), marked, and not failed where they part."""
     note = f"marked: {M.NO_SECOND}"
     if row["verdict"] == Verdict.DISAGREE:
-        return {"verdict": Verdict.INCONCLUSIVE.value, "ok": False,
-                "reason": f"{note}; the backends part here ({row.get('reason') or 'see the metrics'})"}  # fmt: skip
+        return {
+            "verdict": Verdict.INCONCLUSIVE.value,
+            "ok": False,
+            "reason": f"{note}; the backends part here ({row.get('reason') or 'see the metrics'})",
+        }
     return {"reason": "; ".join(filter(None, [row.get("reason", ""), note]))}
 
 
-IDENTITY_COLUMNS = ["case", "mode", "backend", "dtype", "identity", "lhs", "rhs", "scale",
-                    "rel_err", "rtol", "verdict", "ok", "reason"]  # fmt: skip
+IDENTITY_COLUMNS = [
+    "case",
+    "mode",
+    "backend",
+    "dtype",
+    "identity",
+    "lhs",
+    "rhs",
+    "scale",
+    "rel_err",
+    "rtol",
+    "verdict",
+    "ok",
+    "reason",
+]
 
 
 def identities(results: list[Result], tolerances: dict | None = None) -> pd.DataFrame:
@@ -110,7 +180,7 @@ def identities(results: list[Result], tolerances: dict | None = None) -> pd.Data
     "agree" when its two sides are equal to the dtype's rounding, else "disagree" — that
     backend's forward and reverse modes (or its H·v and H·w) cannot both be right. A
     backend without the other side (a plug-in that supplies a JVP alone) has no row."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in results:
         if r.mode == "rev" or not r.ok or r.identity is None:
             continue
@@ -121,8 +191,10 @@ def identities(results: list[Result], tolerances: dict | None = None) -> pd.Data
             sides = (
                 ("J_L·u (fwd)", "⟨∇L, u⟩ (rev)") if r.mode == "fwd" else ("⟨w, H·v⟩", "⟨v, H·w⟩")
             )
-            row["reason"] = (f"{r.backend}'s {sides[0]} = {r.identity.lhs:.17g} but "
-                             f"{sides[1]} = {r.identity.rhs:.17g}: its two sides cannot both be right")  # fmt: skip
+            row["reason"] = (
+                f"{r.backend}'s {sides[0]} = {r.identity.lhs:.17g} but "
+                f"{sides[1]} = {r.identity.rhs:.17g}: its two sides cannot both be right"
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=IDENTITY_COLUMNS)
 
@@ -161,7 +233,7 @@ def runs(results: list[Result]) -> pd.DataFrame:
             "seconds": r.seconds,
             "compile_seconds": r.compile_seconds,
             "error": r.error or r.skipped or r.unsupported or "",
-        }  # fmt: skip
+        }
         for r in results
     ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -178,7 +250,7 @@ def magnitudes(results: list[Result]) -> pd.DataFrame:
     ``name[k]`` (a layer or a stage: ``h[2]``, ``s[7]``) gives tap ``name``, step k;
     any other gives step −1. Exact zeros (a gradient that underflowed) stay 0.0.
     """
-    rows = []
+    rows: list[tuple] = []
     for r in results:
         if not r.ok or r.mode != "rev":
             continue

@@ -37,5 +37,7 @@ def worst_at(row: Any) -> str:
     element a row names as its worst (``compare_arrays``), its values to the digits where
     they part, and its own error relative to its scale, |got − expected| / scale — the
     numbers on the line give one another."""
-    return (f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}, "
-            f"{row['worst_rel_err']:.2e} of the scale {row['worst_scale']:.3g}")  # fmt: skip
+    return (
+        f"worst at {row['worst_index']}: {parted(row['worst_got'], row['worst_expected'])}, "
+        f"{row['worst_rel_err']:.2e} of the scale {row['worst_scale']:.3g}"
+    )

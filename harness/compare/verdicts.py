@@ -36,17 +36,40 @@ class Verdict(StrEnum):
         member.compared = compared  # numbers were compared (the row has metrics)
         return member
 
-    AGREE = ("agree", "✓", "within the tolerance (for numeric, widened by its own error "
-             "estimate)", False, True, True)  # fmt: skip
-    WITHIN_NOISE = ("agree within noise", "≈", "beyond it but within the problem's own "
-                    "rounding noise", False, True, True)  # fmt: skip
+    AGREE = (
+        "agree",
+        "✓",
+        "within the tolerance (for numeric, widened by its own error estimate)",
+        False,
+        True,
+        True,
+    )
+    WITHIN_NOISE = (
+        "agree within noise",
+        "≈",
+        "beyond it but within the problem's own rounding noise",
+        False,
+        True,
+        True,
+    )
     DISAGREE = ("disagree", "✗", "outside both", True, False, True)
-    INCONCLUSIVE = ("inconclusive", "?", "finite differences cannot resolve it", False, False,
-                    True)  # fmt: skip
-    UNSUPPORTED = ("unsupported", "–", "the backend lacks a function the case needs", False,
-                   False, False)  # fmt: skip
-    FAILED = ("failed", "✗", "failed: nothing to compare (a backend failed, a tensor is "
-              "missing)", True, False, False)  # fmt: skip
+    INCONCLUSIVE = ("inconclusive", "?", "finite differences cannot resolve it", False, False, True)
+    UNSUPPORTED = (
+        "unsupported",
+        "–",
+        "the backend lacks a function the case needs",
+        False,
+        False,
+        False,
+    )
+    FAILED = (
+        "failed",
+        "✗",
+        "failed: nothing to compare (a backend failed, a tensor is missing)",
+        True,
+        False,
+        False,
+    )
 
     @property
     def legend(self) -> str:
@@ -56,7 +79,7 @@ class Verdict(StrEnum):
     @classmethod
     def of(cls, name: Any) -> Verdict:
         """The verdict a table's cell names."""
-        return cls(str(name))
+        return cls(str(name))  # type: ignore[call-arg]  # an Enum found by its value
 
 
 def legend() -> str:

@@ -123,27 +123,38 @@ def verdict(facts: dict[str, Any]) -> str:
     cases, backends = _count(n["cases"], "case"), _count(n["backends"], "backend")
     scope = f"{cases} × {backends}, {facts['dtype']}, seed {facts['seed']}, baseline {code(facts['baseline'])}"
     if n["compared"] == 0 and not n["runs_failed"] and not n["not_compared"]:
-        return (f"**Nothing was compared**: no backend beside the baseline gave a result to "
-                f"compare (fewer than two ran, or the others were skipped or unsupported) — "
-                f"{scope}.")  # fmt: skip
+        return (
+            f"**Nothing was compared**: no backend beside the baseline gave a result to "
+            f"compare (fewer than two ran, or the others were skipped or unsupported) — "
+            f"{scope}."
+        )
     noisy = n.get("agree_within_noise", 0)
     within = f", {noisy} of them only within the problem's own rounding noise" if noisy else ""
     if facts["all_agree"]:
         return f"**All {n['comparisons']} compared tensors agree**{within} — {scope}."
     if not facts["exit_code"]:
-        apart = [f"{n[k]} {w}" for k, w in (("inconclusive", "inconclusive (an oracle could not "
-                 "resolve them)"), ("unsupported", "unsupported (a backend lacks a function the "
-                 "case needs)")) if n.get(k)]  # fmt: skip
+        apart = [
+            f"{n[k]} {w}"
+            for k, w in (
+                ("inconclusive", "inconclusive (an oracle could not resolve them)"),
+                ("unsupported", "unsupported (a backend lacks a function the case needs)"),
+            )
+            if n.get(k)
+        ]
         agree = n["agree"] + noisy
-        return (f"**No tensor disagrees**: {agree} of {n['comparisons']} agree{within}; "
-                f"{', '.join(apart)} — {scope}.")  # fmt: skip
+        return (
+            f"**No tensor disagrees**: {agree} of {n['comparisons']} agree{within}; "
+            f"{', '.join(apart)} — {scope}."
+        )
     parts = []
     if n["disagree"]:
         parts.append(f"{n['disagree']} of {n['comparisons']} compared tensors do not agree")
     if n.get("baseline_odd_one_out"):
-        parts.append(f"on {n['baseline_odd_one_out']} of them the baseline "
-                     f"{code(facts['baseline'])} is the odd one out: the others agree among "
-                     "themselves, so the fault is the baseline's")  # fmt: skip
+        parts.append(
+            f"on {n['baseline_odd_one_out']} of them the baseline "
+            f"{code(facts['baseline'])} is the odd one out: the others agree among "
+            "themselves, so the fault is the baseline's"
+        )
     if n["not_compared"]:
         parts.append(f"{n['not_compared']} of {n['comparisons']} tensors could not be compared")
     for key in ("inconclusive", "unsupported"):
@@ -152,8 +163,10 @@ def verdict(facts: dict[str, Any]) -> str:
     if n["runs_failed"]:
         parts.append(f"{n['runs_failed']} backend runs failed")
     if n.get("identities_broken"):
-        parts.append(f"{n['identities_broken']} of {n['identities']} identities broken (a "
-                     "backend's forward and reverse modes, or its H·v and H·w, disagree)")  # fmt: skip
+        parts.append(
+            f"{n['identities_broken']} of {n['identities']} identities broken (a "
+            "backend's forward and reverse modes, or its H·v and H·w, disagree)"
+        )
     return f"**{'; '.join(parts)}** — {scope}."
 
 
@@ -191,8 +204,17 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
         ),
     ]
     if rows:
-        header = ("backend pair", "tensors", "agree", "of them within noise", "inconclusive",
-                  "unsupported", "worst rel_l2_err", "where", "failed")  # fmt: skip
+        header = (
+            "backend pair",
+            "tensors",
+            "agree",
+            "of them within noise",
+            "inconclusive",
+            "unsupported",
+            "worst rel_l2_err",
+            "where",
+            "failed",
+        )
         blocks.append(Table(header, rows))
     failed = facts["failed"]
     if failed:
@@ -202,7 +224,7 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
                 tuple(
                     f"{code(f['backend'])} on {code(f['case'])}: {lit(f['error'])}" for f in failed
                 )
-            ),  # fmt: skip
+            ),
         ]
     heatmap = plots.agreement_heatmap(
         *by_mode(comparison.agreement, comparison.runs), out / "agreement_heatmap.png"
@@ -238,17 +260,19 @@ def modes_section(comparison: Comparison) -> list[Block]:
         return []
     blocks: list[Block] = [
         Heading("Forward mode and second order", 2),
-        Para("Beside the gradient (reverse mode, `rev`), each backend computed "
-             + " and ".join(f"{MODE_TITLES[m]} (`{m}`)" for m in modes)
-             + ". The directions are random, unit-norm over all the parameters, seeded by the "
-             "case and the seed, the same for every backend. In mode `fwd` the row `loss` is "
-             "J_L·u = ⟨∇L, u⟩ and a tap's row the change of the tapped value along u; in mode "
-             "`hvp` a parameter's row is its part of H·v. They are compared with the same "
-             "metrics, per-step scale, noise floor and verdicts as the gradients. Finite "
-             "differences take the stencil along u of the loss and the taps, and along v of "
-             "the reference tape's gradient; a loss with kinks (relu) has no second "
-             "derivative at them: its H·v rows are marked, not failed."),
-    ]  # fmt: skip
+        Para(
+            "Beside the gradient (reverse mode, `rev`), each backend computed "
+            + " and ".join(f"{MODE_TITLES[m]} (`{m}`)" for m in modes)
+            + ". The directions are random, unit-norm over all the parameters, seeded by the "
+            "case and the seed, the same for every backend. In mode `fwd` the row `loss` is "
+            "J_L·u = ⟨∇L, u⟩ and a tap's row the change of the tapped value along u; in mode "
+            "`hvp` a parameter's row is its part of H·v. They are compared with the same "
+            "metrics, per-step scale, noise floor and verdicts as the gradients. Finite "
+            "differences take the stencil along u of the loss and the taps, and along v of "
+            "the reference tape's gradient; a loss with kinks (relu) has no second "
+            "derivative at them: its H·v rows are marked, not failed."
+        ),
+    ]
     if len(ids):
         body = []
         ordered = ids.assign(order=ids["mode"].map(M.MODES.index)).sort_values(
@@ -286,15 +310,27 @@ def detection_section(comparison: Comparison) -> list[Block]:
         return []
     kinds = {(r.case, r.backend): kind_of(r) for r in comparison.results}
     directional = judged["worst_index"].astype(str).str.startswith("direction")
-    by_kind = judged.assign(kind_=[kinds.get((c, b), "autodiff") for c, b in
-                                   zip(judged["case"], judged["backend"], strict=True)])  # fmt: skip
+    by_kind = judged.assign(
+        kind_=[
+            kinds.get((c, b), "autodiff")
+            for c, b in zip(judged["case"], judged["backend"], strict=True)
+        ]
+    )
     rows = []
     for backend, g in by_kind.groupby("backend", sort=False):
         seen = g[np.isfinite(g["detects_rel_median"])]  # inf: nothing there could be flagged
         blind = len(g) - len(seen)
         if seen.empty:
-            rows.append((lit(f"{backend} vs {g['baseline'].iloc[0]}"), str(len(g)), "—", "—",
-                         f"none resolved ({blind} tensors)", "—"))  # fmt: skip
+            rows.append(
+                (
+                    lit(f"{backend} vs {g['baseline'].iloc[0]}"),
+                    str(len(g)),
+                    "—",
+                    "—",
+                    f"none resolved ({blind} tensors)",
+                    "—",
+                )
+            )
             continue
         worst = seen.loc[seen["detects_rel_median"].idxmax()]
         where = _where(worst) + (f"; {blind} tensors unresolved" if blind else "")
@@ -348,10 +384,18 @@ def detection_section(comparison: Comparison) -> list[Block]:
         pairs = list(
             dict.fromkeys(f"{b} on {c}" for c, b in zip(g["case"], g["backend"], strict=True))
         )
-        could_not.append(f"Anything at all where a backend was {verdict}: "
-                         f"{lit(', '.join(pairs[:6]))}{' …' if len(pairs) > 6 else ''}.")  # fmt: skip
-    header = ("backend vs baseline", "tensors", "detects_rel, median tensor",
-              "coarsest tensor", "where", "smallest element, worst")  # fmt: skip
+        could_not.append(
+            f"Anything at all where a backend was {verdict}: "
+            f"{lit(', '.join(pairs[:6]))}{' …' if len(pairs) > 6 else ''}."
+        )
+    header = (
+        "backend vs baseline",
+        "tensors",
+        "detects_rel, median tensor",
+        "coarsest tensor",
+        "where",
+        "smallest element, worst",
+    )
     return [
         Heading("What this run could and could not have caught", 2),
         Para("`detects_rel` is the smallest relative error in one element that the comparison "
@@ -375,10 +419,15 @@ def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
     if len(measured):
         blocks.append(_image(plots.dtype_drift(measured, out / "drift_float32.png")))
     rows = tuple(
-        (str(r["length"]), _err(r["max_rel_err"]), _err(r["rel_l2_err"]), str(r["underflowed"]),
-         lit(r["error"]))
+        (
+            str(r["length"]),
+            _err(r["max_rel_err"]),
+            _err(r["rel_l2_err"]),
+            str(r["underflowed"]),
+            lit(r["error"]),
+        )
         for _, r in drift.iterrows()
-    )  # fmt: skip
+    )
     option = drift["option"].iloc[0]
     header = (lit(option), "max_rel_err", "rel_l2_err", "float32 zeros (underflow)", "error")
     blocks.append(Table(header, rows))
@@ -422,8 +471,13 @@ def agreement_table(rows: pd.DataFrame) -> Table:
     for (kind, tensor), group in rows.groupby(["kind", "tensor"], sort=False):
         by_backend = {r["backend"]: _cell(r) for _, r in group.iterrows()}
         shape = group["shape"].dropna()
-        body.append((f"{kind} {code(tensor)}", lit(shape.iloc[0]) if len(shape) else "",
-                     *(by_backend.get(b, "") for b in backends)))  # fmt: skip
+        body.append(
+            (
+                f"{kind} {code(tensor)}",
+                lit(shape.iloc[0]) if len(shape) else "",
+                *(by_backend.get(b, "") for b in backends),
+            )
+        )
     header = ("tensor", "shape", *(lit(f"{b} vs {baseline}") for b in backends))
     return Table(header, tuple(body))
 
@@ -442,7 +496,7 @@ def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block
     body = tuple(
         tuple(_number(v) if isinstance(v, float) else lit(v) for v in r)
         for r in rows[cols].itertuples(index=False)
-    )  # fmt: skip
+    )
     header = tuple(lit(c) for c in cols)
     return [Para(f"Magnitudes against theory ({code(baseline)}):"), Table(header, body)]
 
@@ -461,7 +515,8 @@ def scan_taps(comparison: Comparison, label: str) -> set[str]:
 def magnitude_plots(comparison: Comparison, case: Case, out: Path) -> list[Block]:
     """Norm per step for taps inside a scan; norm per layer (stage) for indexed taps
     (``h[l]``, ``s[k]``) of MLPs and of staged cases at least DEEP_TAPS deep."""
-    mags, baseline, blocks = comparison.magnitudes, comparison.baseline, []
+    mags, baseline = comparison.magnitudes, comparison.baseline
+    blocks: list[Block] = []
     mine = mags[(mags["case"] == case.label) & (mags["step"] >= 0)]
     scanned = scan_taps(comparison, case.label)
     in_scan = [t for t in dict.fromkeys(mine["tap"]) if t in scanned]
@@ -493,9 +548,11 @@ def case_section(
         blocks.append(Para(f"Options: {code(options)}."))
     if len(rows):
         blocks.append(
-            Para("`max_rel_err` against the baseline, the largest |a − b| relative to the "
-                 f"tensor's scale max|b| (per step for unroll taps): {lit(legend())}.")
-        )  # fmt: skip
+            Para(
+                "`max_rel_err` against the baseline, the largest |a − b| relative to the "
+                f"tensor's scale max|b| (per step for unroll taps): {lit(legend())}."
+            )
+        )
         modes = list(dict.fromkeys(rows["mode"]))
         for mode in modes:
             if modes != ["rev"]:
@@ -503,19 +560,30 @@ def case_section(
                     Para(f"**{MODE_TITLES[mode][0].upper()}{MODE_TITLES[mode][1:]}** (`{mode}`):")
                 )
             blocks.append(agreement_table(rows[rows["mode"] == mode]))
-    notes = [f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}" for _, r in runs.iterrows()
-             if r["status"] != "ok"]  # fmt: skip
-    notes += [f"{'' if r['mode'] == 'rev' else '(' + r['mode'] + ') '}{r['kind']} {code(r['tensor'])}, "
-              f"**{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
-              for _, r in rows[rows["verdict"].isin([Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE])].iterrows()]  # fmt: skip
+    notes = [
+        f"**{lit(r['backend'])} {r['status']}**: {lit(r['error'])}"
+        for _, r in runs.iterrows()
+        if r["status"] != "ok"
+    ]
+    notes += [
+        f"{'' if r['mode'] == 'rev' else '(' + r['mode'] + ') '}{r['kind']} {code(r['tensor'])}, "
+        f"**{lit(r['backend'])}**: {r['verdict']} — {lit(r['reason'])}"
+        for _, r in rows[
+            rows["verdict"].isin([Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE])
+        ].iterrows()
+    ]
     marked = rows[rows["reason"].fillna("").str.contains("marked: ")]
     if len(marked):
-        notes.append(f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
-                     "(relu'' = 0 where it exists) are compared with each other there, and not "
-                     "failed where they part")  # fmt: skip
+        notes.append(
+            f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
+            "(relu'' = 0 where it exists) are compared with each other there, and not "
+            "failed where they part"
+        )
     odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
-    notes += [f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
-              for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()]  # fmt: skip
+    notes += [
+        f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
+        for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()
+    ]
     if notes:
         blocks.append(Bullets(tuple(notes)))
     blocks += _theory_table(theory, case.label, comparison.baseline)
@@ -544,7 +612,7 @@ def init_overlays(comparison: Comparison, cases: list[Case], out: Path) -> list[
                 "The same network with each initialisation ("
                 + ", ".join(f"{code(c.label)}: init={lit(c.cfg['init'])}" for c in group)
                 + ")."
-            ),  # fmt: skip
+            ),
             _image(plot),
         ]
     return blocks

@@ -35,11 +35,21 @@ GENERATED_PNG = re.compile(r"^(steps|layers|init|agreement|drift|sweep)_.*\.png$
 # ``validate --out`` alike, so that one of them written over another leaves none of its
 # files behind. The names are needed only for a folder an older version wrote (without a
 # manifest: ``harness.output``).
-REPORT_FILES = frozenset({
-    *CSV_FILES, "faults.csv", "points.csv", "summaries.csv", "decay.csv",
-    "summary.json", "sweep.json", "report.md", "report.html", "diagnostics.md",
-    "report-error.txt",
-})  # fmt: skip
+REPORT_FILES = frozenset(
+    {
+        *CSV_FILES,
+        "faults.csv",
+        "points.csv",
+        "summaries.csv",
+        "decay.csv",
+        "summary.json",
+        "sweep.json",
+        "report.md",
+        "report.html",
+        "diagnostics.md",
+        "report-error.txt",
+    }
+)
 
 
 # --- what is not in the tables: versions and machine
@@ -148,9 +158,13 @@ class Report:
 
 
 def write_report(
-    out: str | Path, comparison: Comparison, cases: list[Case], drift: pd.DataFrame | None = None,
-    dtype: str = "float64", seed: int = 0,
-) -> Report:  # fmt: skip
+    out: str | Path,
+    comparison: Comparison,
+    cases: list[Case],
+    drift: pd.DataFrame | None = None,
+    dtype: str = "float64",
+    seed: int = 0,
+) -> Report:
     """Write every report file of ``comparison`` (and of the float32 ``drift`` table, if
     given) into ``out``, created if missing: all of them or, on a write error
     (``harness.output.OutputError``) or an interrupt, none (``staged_report``)."""

@@ -14,15 +14,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from harness.compare.verdicts import Verdict  # noqa: E402
+from harness.compare.verdicts import Verdict
 
 # text.parse_math off: a label is shown as written; a case's name with $…$ is no TeX to parse
-matplotlib.rcParams.update({"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9,
-                            "text.parse_math": False})  # fmt: skip
+matplotlib.rcParams.update(
+    {"svg.hashsalt": "gradparity", "figure.dpi": 100, "font.size": 9, "text.parse_math": False}
+)
 
 SCORE_CAP = 17.0  # −log10 of an exact 0 error: a digit beyond float64's ~16
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -63,8 +64,13 @@ def _styles(backends: list[str], baseline: str) -> dict[str, dict]:
         if b == baseline:
             out[b] = {"linestyle": "-", "linewidth": 2.2, "alpha": 0.6, "color": "0.2"}
         else:
-            out[b] = {"linestyle": "none", "marker": MARKERS[i % len(MARKERS)], "markersize": 3.5,
-                      "markerfacecolor": "none", "color": f"C{i}"}  # fmt: skip
+            out[b] = {
+                "linestyle": "none",
+                "marker": MARKERS[i % len(MARKERS)],
+                "markersize": 3.5,
+                "markerfacecolor": "none",
+                "color": f"C{i}",
+            }
     return out
 
 
@@ -147,8 +153,15 @@ def overlay_cases(
             if backend == baseline:
                 ax.plot(steps, norms, "-", color=f"C{i}", linewidth=2, alpha=0.7, label=case)
             else:
-                ax.plot(steps, norms, linestyle="none", marker=MARKERS[j % len(MARKERS)],
-                        markersize=4, markerfacecolor="none", color=f"C{i}")  # fmt: skip
+                ax.plot(
+                    steps,
+                    norms,
+                    linestyle="none",
+                    marker=MARKERS[j % len(MARKERS)],
+                    markersize=4,
+                    markerfacecolor="none",
+                    color=f"C{i}",
+                )
     _log_axis(ax, drawn)
     ax.set_xlabel(index)
     ax.set_ylabel(f"‖dL/d{tap}_{index}‖")
@@ -202,17 +215,38 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     size = (2.6 + 1.3 * len(score.columns), max(3.2, 1.2 + 0.32 * len(score)))
     fig, ax = plt.subplots(figsize=size)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
-    image = ax.imshow(np.ma.masked_invalid(score.to_numpy(float)), cmap=cmap, vmin=0,
-                      vmax=SCORE_CAP, aspect="auto")  # fmt: skip
+    image = ax.imshow(
+        np.ma.masked_invalid(score.to_numpy(float)),
+        cmap=cmap,
+        vmin=0,
+        vmax=SCORE_CAP,
+        aspect="auto",
+    )
     for (i, j), text in np.ndenumerate(label.to_numpy()):
         if text in ("failed", "error") or text.startswith(Verdict.DISAGREE.mark):  # boxed in red
             box = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "red"}
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="red",
-                    fontweight="bold", bbox=box)  # fmt: skip
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="red",
+                fontweight="bold",
+                bbox=box,
+            )
         else:
             light = np.isnan(score.iat[i, j]) or score.iat[i, j] > 9  # viridis: light at the top
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="black" if light else "white")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if light else "white",
+            )
     ax.set_xticks(range(len(score.columns)), score.columns)
     ax.set_yticks(range(len(score)), score.index)
     ax.xaxis.tick_top()
@@ -220,8 +254,10 @@ def agreement_heatmap(agreement: pd.DataFrame, runs: pd.DataFrame, path: Path) -
     fig.tight_layout()
     _save(fig, path)
     n_failed = int(label.isin(["failed", "error"]).to_numpy().sum())
-    n_bad, n_unsure, n_noise = (int(label.map(lambda s, v=v: s.startswith(v.mark)).to_numpy().sum())
-                                for v in (Verdict.DISAGREE, Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE))  # fmt: skip
+    n_bad, n_unsure, n_noise = (
+        int(label.map(lambda s, v=v: s.startswith(v.mark)).to_numpy().sum())
+        for v in (Verdict.DISAGREE, Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE)
+    )
     caption = (
         f"Digits of agreement with the baseline: −log10 of the worst rel_l2_err (‖a − b‖/‖b‖) over each case's "
         f"tensors; an exact match is shown as 'exact' (scored {SCORE_CAP:g}). Grey: baseline, "
@@ -253,10 +289,10 @@ def dtype_drift(drift: pd.DataFrame, path: Path) -> Plot:
     ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
-    zeros = f" {n_zero} errors were exactly 0 and are not drawn." if n_zero else ""
+    note = f" {n_zero} errors were exactly 0 and are not drawn." if n_zero else ""
     if "underflowed" in drift and drift["underflowed"].sum():
         worst = drift.loc[drift["underflowed"].idxmax()]
-        zeros += (
+        note += (
             f" Underflow: in float32, up to {int(worst['underflowed'])} gradient elements "
             f"(at {option} = {worst['length']}) are exactly 0 where float64 has a nonzero "
             f"value — a relative error of 1."
@@ -264,7 +300,7 @@ def dtype_drift(drift: pd.DataFrame, path: Path) -> Plot:
     caption = (
         f"The same {case} at {option} = {', '.join(str(n) for n in drift['length'])} in float32 "
         f"and float64 on {drift['backend'].iloc[0]}: the largest elementwise relative error and "
-        f"the relative L2 error of dL/d(tap) over all taps (and steps).{zeros}"
+        f"the relative L2 error of dL/d(tap) over all taps (and steps).{note}"
     )
     return Plot(path, f"{case}: float32 vs float64 as {option} grows", caption)
 

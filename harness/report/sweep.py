@@ -58,8 +58,11 @@ def digits_table(agreement: pd.DataFrame, keys: list[str], baseline: str) -> pd.
         return pd.DataFrame(columns=["point", *keys, "seed", "backend", "digits"])
     err = rows["max_rel_err"].astype(float).clip(lower=10.0**-plots.SCORE_CAP)
     scored = rows.assign(digits=-np.log10(err))
-    return (scored.groupby(["point", *keys, "seed", "backend"], sort=False)["digits"].min()
-            .reset_index())  # fmt: skip
+    return (
+        scored.groupby(["point", *keys, "seed", "backend"], sort=False)["digits"]
+        .min()
+        .reset_index()
+    )
 
 
 def digits_plot(table: pd.DataFrame, keys: list[str], path: Path) -> plots.Plot:
@@ -68,18 +71,31 @@ def digits_plot(table: pd.DataFrame, keys: list[str], path: Path) -> plots.Plot:
     backends = list(dict.fromkeys(table["backend"]))
     if len(keys) >= 2:
         x, y = keys[0], keys[1]
-        fig, axes = plt.subplots(1, len(backends), figsize=(3.4 * len(backends) + 1.0, 3.2),
-                                 squeeze=False, layout="constrained")  # fmt: skip
+        fig, axes = plt.subplots(
+            1,
+            len(backends),
+            figsize=(3.4 * len(backends) + 1.0, 3.2),
+            squeeze=False,
+            layout="constrained",
+        )
         xs, ys = _sorted_values(table[x]), _sorted_values(table[y])
         for ax, b in zip(axes[0], backends, strict=True):
             worst = table[table["backend"] == b].groupby([y, x])["digits"].min()
             grid = np.array([[worst.get((yv, xv), np.nan) for xv in xs] for yv in ys])
-            im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0, vmax=plots.SCORE_CAP,
-                           aspect="auto")  # fmt: skip
+            im = ax.imshow(
+                grid, origin="lower", cmap="viridis", vmin=0, vmax=plots.SCORE_CAP, aspect="auto"
+            )
             for (i, j), v in np.ndenumerate(grid):
                 if not math.isnan(v):
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
-                            color="k" if v > 0.6 * plots.SCORE_CAP else "w")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.1f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="k" if v > 0.6 * plots.SCORE_CAP else "w",
+                    )
             ax.set_xticks(range(len(xs)), xs)
             ax.set_yticks(range(len(ys)), ys)
             ax.set_xlabel(x)
@@ -101,16 +117,23 @@ def digits_plot(table: pd.DataFrame, keys: list[str], path: Path) -> plots.Plot:
         ax.grid(True, alpha=0.3)
         alt = f"worst digits of agreement of each backend over {x}"
     plots._save(fig, path)
-    return plots.Plot(path, alt, "Each cell: −log10 of the worst max_rel_err against the "
-                      "baseline over the point's tensors, the worst seed (17: exactly equal).")  # fmt: skip
+    return plots.Plot(
+        path,
+        alt,
+        "Each cell: −log10 of the worst max_rel_err against the "
+        "baseline over the point's tensors, the worst seed (17: exactly equal).",
+    )
 
 
 def elman_rows(summaries: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The baseline's summary rows of Elman taps with σ_max·γ known (theory_rate)."""
     if summaries.empty or not {"sigma", "T"} <= set(summaries.columns):
         return summaries.iloc[0:0]
-    rows = summaries[(summaries["backend"] == baseline) & summaries["theory_rate"].notna()
-                     & summaries["theory"].str.startswith("σ_max·γ")]  # fmt: skip
+    rows = summaries[
+        (summaries["backend"] == baseline)
+        & summaries["theory_rate"].notna()
+        & summaries["theory"].str.startswith("σ_max·γ")
+    ]
     return rows
 
 
@@ -128,15 +151,29 @@ def phase_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     grid = np.array([[med.get((t, s), np.nan) for s in sigmas] for t in Ts])
     finite = grid[np.isfinite(grid)]
     bound = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-    fig, ax = plt.subplots(figsize=(1.1 * len(sigmas) + 2.8, 0.6 * len(Ts) + 2.2),
-                           layout="constrained")  # fmt: skip
+    fig, ax = plt.subplots(
+        figsize=(1.1 * len(sigmas) + 2.8, 0.6 * len(Ts) + 2.2), layout="constrained"
+    )
     cmap = plt.get_cmap("RdBu_r").with_extremes(under="black", bad="0.8")  # under: −∞
-    im = ax.imshow(np.ma.masked_invalid(np.where(np.isneginf(grid), -2 * bound, grid)),
-                   origin="lower", cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")  # fmt: skip
+    im = ax.imshow(
+        np.ma.masked_invalid(np.where(np.isneginf(grid), -2 * bound, grid)),
+        origin="lower",
+        cmap=cmap,
+        vmin=-bound,
+        vmax=bound,
+        aspect="auto",
+    )
     for (i, j), v in np.ndenumerate(grid):
         text = "0 (underflow)" if np.isneginf(v) else "n/a" if math.isnan(v) else f"{v:.1f}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                color="w" if np.isneginf(v) or abs(v) > 0.6 * bound else "k")  # fmt: skip
+        ax.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="w" if np.isneginf(v) or abs(v) > 0.6 * bound else "k",
+        )
     gamma = float((rows["theory_rate"] / rows["sigma"].map(_number)).median())
     edge = 1.0 / gamma
     xs = [_number(s) for s in sigmas]
@@ -152,12 +189,16 @@ def phase_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     fig.colorbar(im, ax=ax, label="log10 ‖dL/dh_0‖ / ‖dL/dh_{T−1}‖", extend="min")
     plots._save(fig, path)
     zeros = int(np.isneginf(rows["log_ratio"]).sum())
-    return plots.Plot(path, "phase diagram of log10 ‖dL/dh_0‖/‖dL/dh_{T−1}‖ over σ_max and T",
-                      f"Median over seeds. Blue: the gradient vanishes back through time; red: "
-                      f"it grows. Pascanu et al.'s boundary σ_max·γ = 1 (γ = {gamma:.3g}, "
-                      f"σ_max = {edge:.3g}): " + ("dashed. " if inside else "outside this grid. ")
-                      + f"{zeros} of {len(rows)} runs had ‖dL/dh_0‖ exactly 0 "
-                      "(underflow), drawn black.")  # fmt: skip
+    return plots.Plot(
+        path,
+        "phase diagram of log10 ‖dL/dh_0‖/‖dL/dh_{T−1}‖ over σ_max and T",
+        f"Median over seeds. Blue: the gradient vanishes back through time; red: "
+        f"it grows. Pascanu et al.'s boundary σ_max·γ = 1 (γ = {gamma:.3g}, "
+        f"σ_max = {edge:.3g}): "
+        + ("dashed. " if inside else "outside this grid. ")
+        + f"{zeros} of {len(rows)} runs had ‖dL/dh_0‖ exactly 0 "
+        "(underflow), drawn black.",
+    )
 
 
 def decay_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -190,10 +231,21 @@ def mlp_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     x = [_number(d) for d in depths]
     for i, (name, g) in enumerate(groups):
         med = g.groupby("depth")[["rate", "theory_rate"]].median()
-        ax.plot(x, [med["rate"].get(d, np.nan) for d in depths], marker="o", color=f"C{i}",
-                linestyle="none", label=f"{name} measured".strip())  # fmt: skip
-        ax.plot(x, [med["theory_rate"].get(d, np.nan) for d in depths], color=f"C{i}",
-                linestyle="--", label=f"{name} mean field".strip())  # fmt: skip
+        ax.plot(
+            x,
+            [med["rate"].get(d, np.nan) for d in depths],
+            marker="o",
+            color=f"C{i}",
+            linestyle="none",
+            label=f"{name} measured".strip(),
+        )
+        ax.plot(
+            x,
+            [med["theory_rate"].get(d, np.nan) for d in depths],
+            color=f"C{i}",
+            linestyle="--",
+            label=f"{name} mean field".strip(),
+        )
     ax.axhline(1.0, color="0.5", linewidth=0.8)
     ax.set_xticks(x, depths)
     ax.set_xlabel("depth")
@@ -201,10 +253,13 @@ def mlp_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     plots._save(fig, path)
-    return plots.Plot(path, "per-layer variance ratio of the MLP against depth, per init",
-                      "Markers: the mean ratio over the hidden layers, measured (median over "
-                      "seeds); dashed: the mean-field prediction (wide layers, zero biases). "
-                      "Below 1 the gradient's variance shrinks back through the layers.")  # fmt: skip
+    return plots.Plot(
+        path,
+        "per-layer variance ratio of the MLP against depth, per init",
+        "Markers: the mean ratio over the hidden layers, measured (median over "
+        "seeds); dashed: the mean-field prediction (wide layers, zero biases). "
+        "Below 1 the gradient's variance shrinks back through the layers.",
+    )
 
 
 def _cell(x: Any, fmt: str = ".3g") -> str:
@@ -226,16 +281,33 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
                                    + (f": {lit(r['why'])}" if r["why"] else "") + ")"
                                    for _, r in bad.iterrows()) if len(bad) else "")),
     ]  # fmt: skip
-    digits = digits_table(t.get("agreement", pd.DataFrame(columns=["backend", "max_rel_err"])),
-                          keys, facts["baseline"])  # fmt: skip
+    digits = digits_table(
+        t.get("agreement", pd.DataFrame(columns=["backend", "max_rel_err"])),
+        keys,
+        facts["baseline"],
+    )
     worst = digits.groupby("point")["digits"].min() if not digits.empty else pd.Series()
-    blocks += [Heading("Points", 2), Table(
-        ("point", "status", "worst digits", "seconds", "why"),
-        tuple((lit(r["point"]), lit(r["status"]), _cell(worst.get(r["point"], math.nan), ".1f"),
-               f"{r['seconds']:.2f}", lit(r["why"])) for _, r in pts.iterrows()))]  # fmt: skip
+    blocks += [
+        Heading("Points", 2),
+        Table(
+            ("point", "status", "worst digits", "seconds", "why"),
+            tuple(
+                (
+                    lit(r["point"]),
+                    lit(r["status"]),
+                    _cell(worst.get(r["point"], math.nan), ".1f"),
+                    f"{r['seconds']:.2f}",
+                    lit(r["why"]),
+                )
+                for _, r in pts.iterrows()
+            ),
+        ),
+    ]
     if not digits.empty:
-        blocks += [Heading("Agreement over the grid", 2),
-                   _image(digits_plot(digits, keys, out / SWEEP_PNG[0]))]  # fmt: skip
+        blocks += [
+            Heading("Agreement over the grid", 2),
+            _image(digits_plot(digits, keys, out / SWEEP_PNG[0])),
+        ]
     summaries = t.get("summaries", pd.DataFrame())
     elman = elman_rows(summaries, facts["baseline"])
     if not elman.empty and len(set(elman["sigma"])) > 1:
@@ -254,13 +326,16 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
         t["decay"] = decay
     mlp = mlp_rows(summaries, facts["baseline"])
     if not mlp.empty and len(set(mlp["depth"])) > 1:
-        blocks += [Heading("MLP: depth and initialisation", 2),
-                   _image(mlp_plot(mlp, out / SWEEP_PNG[2]))]  # fmt: skip
+        blocks += [
+            Heading("MLP: depth and initialisation", 2),
+            _image(mlp_plot(mlp, out / SWEEP_PNG[2])),
+        ]
     return blocks
 
 
-def write_sweep_report(out: str | Path, t: dict[str, pd.DataFrame], keys: list[str],
-                       facts: dict) -> list[Path]:  # fmt: skip
+def write_sweep_report(
+    out: str | Path, t: dict[str, pd.DataFrame], keys: list[str], facts: dict
+) -> list[Path]:
     """The sweep's CSVs (each table with its point columns; points.csv one row per point),
     report.md and report.html (figures embedded), and sweep.json (the facts): all of them
     or none (``staged_report``), and no file of an earlier report beside them."""

@@ -16,10 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "DEFAULT_MEMORY": "channel", "DEFAULT_TIMEOUT": "channel", "GiB": "channel",
-    "InProcess": "channel", "Isolated": "channel", "close_all": "channel", "fault": "channel",
-    "call": "worker", "Worker": "worker", "Malformed": "wire", "conforms": "wire",
-}  # fmt: skip
+    "DEFAULT_MEMORY": "channel",
+    "DEFAULT_TIMEOUT": "channel",
+    "GiB": "channel",
+    "InProcess": "channel",
+    "Isolated": "channel",
+    "close_all": "channel",
+    "fault": "channel",
+    "call": "worker",
+    "Worker": "worker",
+    "Malformed": "wire",
+    "conforms": "wire",
+}
 
 
 def __getattr__(name: str) -> Any:  # lazy: the keeper process imports this package, not numpy

@@ -99,8 +99,11 @@ class IsolatedCase(Case):
         raise OutsideWorker(f"case {self.name!r}: its loss runs in its worker, not here")
 
     def spec(self) -> dict[str, Any]:
-        return {"rebuild": "harness.sandbox.case:from_target", "target": self.target.data(),
-                "cfg": dict(self.cfg)}  # fmt: skip
+        return {
+            "rebuild": "harness.sandbox.case:from_target",
+            "target": self.target.data(),
+            "cfg": dict(self.cfg),
+        }
 
     def build(self, seed: int = 0, dtype: str = "float64") -> tuple[dict, dict]:
         """The parameters and inputs, drawn by the case's own setup in its worker."""
@@ -123,8 +126,11 @@ def spec_of(case: Case) -> dict[str, Any] | None:
     target = target_of(type(case))
     if target is None:
         return None
-    return {"rebuild": "harness.sandbox.case:from_target", "target": target.data(),
-            "cfg": dict(getattr(case, "cfg", {}))}  # fmt: skip
+    return {
+        "rebuild": "harness.sandbox.case:from_target",
+        "target": target.data(),
+        "cfg": dict(getattr(case, "cfg", {})),
+    }
 
 
 # --- this process's side ---------------------------------------------------------------------
@@ -182,14 +188,23 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     miss = conforms(reply, _DESCRIPTION)
     if miss:
         raise LoadError(f"its worker's description of it is malformed: {miss}")
-    allowed = {k: Allowed(a["low"], a["high"], a["above"], tuple(a["choices"]))
-               for k, a in reply["allowed"].items()}  # fmt: skip
+    allowed = {
+        k: Allowed(a["low"], a["high"], a["above"], tuple(a["choices"]))
+        for k, a in reply["allowed"].items()
+    }
     body = {
-        "name": reply["name"], "family": reply["family"], "options": dict(reply["options"]),
-        "allowed": allowed, "smooth": reply["smooth"], "slow": reply["slow"],
-        "__doc__": reply["doc"], "target": target, "limits": limits,
-        "described_takes": dict(reply["takes"]), "__module__": __name__,
-    }  # fmt: skip
+        "name": reply["name"],
+        "family": reply["family"],
+        "options": dict(reply["options"]),
+        "allowed": allowed,
+        "smooth": reply["smooth"],
+        "slow": reply["slow"],
+        "__doc__": reply["doc"],
+        "target": target,
+        "limits": limits,
+        "described_takes": dict(reply["takes"]),
+        "__module__": __name__,
+    }
     cls = type("IsolatedCase", (IsolatedCase,), body)
     _loaded[key] = cls
     return cls
@@ -237,8 +252,10 @@ def _describe(target: Target) -> dict[str, Any]:
         raise CaseError(f"options {odd} have defaults that are not a number, a word or true/false")
     for key, allowed in found.allowed.items():
         if not isinstance(allowed, Allowed):
-            raise CaseError(f"allowed[{key!r}] is a {type(allowed).__name__}, not an Allowed "
-                            "(at_least, between, positive, one_of)")  # fmt: skip
+            raise CaseError(
+                f"allowed[{key!r}] is a {type(allowed).__name__}, not an Allowed "
+                "(at_least, between, positive, one_of)"
+            )
     return {
         "name": str(found.name), "family": str(found.family), "doc": found.doc(),
         "smooth": bool(found.smooth), "slow": bool(found.slow), "options": dict(found.options),
@@ -277,10 +294,20 @@ def build(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     if record["error"] is not None:
         return failed(record)
     params, inputs = record["value"]
-    return {"params": {str(k): np.asarray(v) for k, v in params.items()},
-            "inputs": {str(k): np.asarray(v) for k, v in inputs.items()}}  # fmt: skip
+    return {
+        "params": {str(k): np.asarray(v) for k, v in params.items()},
+        "inputs": {str(k): np.asarray(v) for k, v in inputs.items()},
+    }
 
 
 __all__ = [
-    "CaseFault", "IsolatedCase", "Limits", "LoadError", "ask", "failed", "load", "release", "spec_of",
-]  # fmt: skip
+    "CaseFault",
+    "IsolatedCase",
+    "Limits",
+    "LoadError",
+    "ask",
+    "failed",
+    "load",
+    "release",
+    "spec_of",
+]

@@ -58,8 +58,9 @@ class InProcess:
     def __init__(self, objects: dict[str, Any] | None = None) -> None:
         self.worker = Worker(objects)
 
-    def request(self, message: dict[str, Any], timeout: float | None = None,
-                end: bool = True) -> dict[str, Any]:  # fmt: skip
+    def request(
+        self, message: dict[str, Any], timeout: float | None = None, end: bool = True
+    ) -> dict[str, Any]:
         header_and_data = encode(message)
         request = _decoded(header_and_data)
         try:
@@ -113,11 +114,19 @@ class Isolated:
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("PYTHONFAULTHANDLER", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.sandbox.worker", str(int(self.memory or 0)),
-             str(os.getpid())],  # whose worker it is, for `ps` (and a curious plug-in)
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "harness.sandbox.worker",
+                str(int(self.memory or 0)),
+                str(os.getpid()),
+            ],  # whose worker it is, for `ps` (and a curious plug-in)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env=env,
+        )
         self.starts += 1
         self.replies = queue.Queue()
         self.stderr, self.stderr_total = bytearray(), 0
@@ -126,7 +135,7 @@ class Isolated:
         self._threads = [
             threading.Thread(
                 target=self._read_replies, args=(proc, self.replies, limit), daemon=True
-            ),  # fmt: skip
+            ),
             threading.Thread(target=self._drain, args=(proc,), daemon=True),
         ]
         for thread in self._threads:
@@ -159,7 +168,7 @@ class Isolated:
         except (OSError, ValueError):  # the pipe closed under us: the worker was killed
             replies.put(None)
 
-    def _drain(self, proc: subprocess.Popen) -> None:
+    def _drain(self, proc: Any) -> None:  # a Popen with its stderr a pipe (read1)
         """Keep the first and last bytes of the worker's fd-level stderr, count them all."""
         while True:
             try:
@@ -196,13 +205,15 @@ class Isolated:
             proc.kill()
         proc.wait()
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
         for thread in self._threads:
             thread.join(timeout=1.0)
         if not any(thread.is_alive() for thread in self._threads):
             for stream in (proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
-                    stream.close()
+                    if stream is not None:
+                        stream.close()
         self._threads = []
         self.worker_pid = None
 
@@ -214,8 +225,9 @@ class Isolated:
             self._kill()
 
     # --- one request
-    def request(self, message: dict[str, Any], timeout: float | None = None,
-                end: bool = True) -> dict[str, Any]:  # fmt: skip
+    def request(
+        self, message: dict[str, Any], timeout: float | None = None, end: bool = True
+    ) -> dict[str, Any]:
         """The worker's reply to ``message`` (a dict, data only), or ``{"fault": …}``:
         a timeout, a crash, a reply that breaks the protocol. ``end``: the request is a
         whole piece of work, and what its code started is killed after it."""
@@ -227,6 +239,7 @@ class Isolated:
                 return {"fault": failed}
         with self._lock:
             err_before = self.stderr_total
+        assert self.proc is not None  # started above
         try:
             write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
@@ -238,12 +251,18 @@ class Isolated:
             reply = self.replies.get(timeout=timeout - cleanup)
         except queue.Empty:
             self._kill(cleanup)
-            return fault("timeout", f"no answer within {timeout:g} s; the worker was killed (an "
-                         "endless loop? raise --timeout for slow code)")  # fmt: skip
+            return fault(
+                "timeout",
+                f"no answer within {timeout:g} s; the worker was killed (an "
+                "endless loop? raise --timeout for slow code)",
+            )
         if isinstance(reply, Malformed):
             self._kill(cleanup)
-            return fault("malformed reply", f"the worker's reply broke the protocol ({reply}); "
-                         "something wrote into its reply pipe, so it was killed")  # fmt: skip
+            return fault(
+                "malformed reply",
+                f"the worker's reply broke the protocol ({reply}); "
+                "something wrote into its reply pipe, so it was killed",
+            )
         if reply is None:
             return {"fault": self._died(err_before)}
         if not isinstance(reply, dict):
@@ -268,8 +287,12 @@ class Isolated:
                 how += " (out of memory?)"
         else:
             how = f"exited with status {code} (os._exit, or a C library calling exit)"
-        return {"kind": "crash", "type": "", "message": f"the worker process {how}",
-                "traceback": self._stderr_tail(8000)}  # fmt: skip
+        return {
+            "kind": "crash",
+            "type": "",
+            "message": f"the worker process {how}",
+            "traceback": self._stderr_tail(8000),
+        }
 
 
 def close_all() -> None:

@@ -92,7 +92,8 @@ def write_message(stream: Any, message: Any) -> None:
 
 def _read_exactly(stream: Any, n: int) -> bytes | None:
     """``n`` bytes, or None at the end of the stream (a torn frame is Malformed)."""
-    chunks, got = [], 0
+    chunks: list[bytes] = []
+    got = 0
     while got < n:
         chunk = stream.read(min(n - got, 1 << 24))
         if not chunk:
@@ -158,7 +159,7 @@ def decode(header: bytes, data: memoryview | bytes) -> Any:
         if not isinstance(x, dict):
             raise Malformed(f"a {type(x).__name__} in the header")
         if len(x) == 1 and next(iter(x)).startswith("\0"):
-            (tag, value), = x.items()  # fmt: skip
+            ((tag, value),) = x.items()
             if tag == ARRAY:
                 return array(value)
             if tag == SCALAR:

@@ -76,11 +76,16 @@ def error(kind: str, e: BaseException) -> dict[str, Any]:
     tb = traceback.format_exc()
     if len(tb) > 6000:
         tb = tb[:1500] + "\n[...]\n" + tb[-4000:]
-    out = {"kind": kind, "type": type(e).__name__, "message": f"{type(e).__name__}: {e}",
-           "traceback": tb}  # fmt: skip
+    out: dict[str, Any] = {
+        "kind": kind,
+        "type": type(e).__name__,
+        "message": f"{type(e).__name__}: {e}",
+        "traceback": tb,
+    }
     facts = getattr(e, "facts", None)  # what the message says, as data (harness exceptions)
-    if isinstance(facts, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                       for k, v in facts.items()):  # fmt: skip
+    if isinstance(facts, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in facts.items()
+    ):
         out["facts"] = dict(facts)
     return out
 
@@ -99,19 +104,32 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
     except Interrupted:  # this command was interrupted (code run in its own process)
         raise
     except LoadFault as e:  # a file that would not import: its own traceback, not ours
-        record["error"] = {"kind": e.kind, "type": "", "message": e.message,
-                           "traceback": e.traceback}  # fmt: skip
+        record["error"] = {
+            "kind": e.kind,
+            "type": "",
+            "message": e.message,
+            "traceback": e.traceback,
+        }
     except MemoryError as e:
         record["error"] = error("memory", e)
     except SystemExit as e:
-        record["error"] = {"kind": "exit", "type": "SystemExit", "message": f"sys.exit({e.code!r})",
-                           "traceback": traceback.format_exc()}  # fmt: skip
+        record["error"] = {
+            "kind": "exit",
+            "type": "SystemExit",
+            "message": f"sys.exit({e.code!r})",
+            "traceback": traceback.format_exc(),
+        }
     except BaseException as e:  # noqa: BLE001 - everything untrusted code raises is reported
         record["error"] = error("exception", e)
     finally:
         sys.stdout, sys.stderr = saved
-    record.update(seconds=time.perf_counter() - start, stdout=out.text(),
-                  stdout_chars=out.size, stderr=err.text(), stderr_chars=err.size)  # fmt: skip
+    record.update(
+        seconds=time.perf_counter() - start,
+        stdout=out.text(),
+        stdout_chars=out.size,
+        stderr=err.text(),
+        stderr_chars=err.size,
+    )
     return record
 
 
@@ -247,7 +265,7 @@ def serve(memory: int, namespace: bool) -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1)
-    faulthandler.enable(file=sys.__stderr__)
+    faulthandler.enable(file=2)  # the worker's stderr, whatever sys.stderr becomes
     import harness.cases  # noqa: F401  (numpy and the catalog, before the first timed request)
 
     processes.become_subreaper()  # orphans stay below this process (the namespace's init: already)
@@ -263,8 +281,14 @@ def serve(memory: int, namespace: bool) -> None:
         except MemoryError as e:
             reply = {"fault": error("memory", e)}
         except SystemExit as e:  # raised outside ``call``, by code the op ran
-            reply = {"fault": {"kind": "exit", "type": "SystemExit",
-                               "message": f"sys.exit({e.code!r})", "traceback": ""}}  # fmt: skip
+            reply = {
+                "fault": {
+                    "kind": "exit",
+                    "type": "SystemExit",
+                    "message": f"sys.exit({e.code!r})",
+                    "traceback": "",
+                }
+            }
         except BaseException as e:  # noqa: BLE001 - whatever it was, the parent hears of it
             reply = {"fault": error("exception", e)}
         try:

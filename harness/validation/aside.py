@@ -44,8 +44,13 @@ def wanted(references: list[str] | None, jobs: int) -> bool:
     from harness.backends import DEFAULT_BACKENDS
 
     asked = DEFAULT_BACKENDS if references is None else references
-    return (jobs == 1 and ASIDE in asked and len(set(asked)) > 1
-            and "jax" not in sys.modules and not _started)  # fmt: skip
+    return (
+        jobs == 1
+        and ASIDE in asked
+        and len(set(asked)) > 1
+        and "jax" not in sys.modules
+        and not _started
+    )
 
 
 def aside(names: list[str], references: list[Any]) -> bool:
@@ -53,8 +58,9 @@ def aside(names: list[str], references: list[Any]) -> bool:
     here without an error, and beside at least one other (which then loads here while
     jax loads there)?"""
     made = dict(zip(names, references, strict=False))  # names: the references', then the plug-in's
-    return (ASIDE in made and not isinstance(made[ASIDE], Exception)
-            and any(n != ASIDE for n in made))  # fmt: skip
+    return (
+        ASIDE in made and not isinstance(made[ASIDE], Exception) and any(n != ASIDE for n in made)
+    )
 
 
 def warm(worker: Any, request: dict) -> dict:
@@ -89,8 +95,9 @@ class Helper:
             if self.closed:
                 self.channel.close()
 
-    def submit(self, case: Case, dtype: str, seed: int, noise: tuple,
-               modes: tuple[str, ...]) -> Future | None:  # fmt: skip
+    def submit(
+        self, case: Case, dtype: str, seed: int, noise: tuple, modes: tuple[str, ...]
+    ) -> Future | None:
         """The jax reference on ``case``, there; None for a case that is not the catalog's,
         or once the helper is closed."""
         from harness.runner import RUN_ISOLATED
@@ -99,9 +106,16 @@ class Helper:
         if spec is None or self.closed:
             return None
         noise_on, runs = noise
-        request = {"op": RUN_ISOLATED, "case": spec, "backends": [ASIDE], "dtype": dtype,
-                   "seed": seed, "noise_on": [n for n in noise_on if n == ASIDE],
-                   "noise_runs": runs, "modes": list(modes)}  # fmt: skip
+        request = {
+            "op": RUN_ISOLATED,
+            "case": spec,
+            "backends": [ASIDE],
+            "dtype": dtype,
+            "seed": seed,
+            "noise_on": [n for n in noise_on if n == ASIDE],
+            "noise_runs": runs,
+            "modes": list(modes),
+        }
         return self.thread.submit(self._ask, request)
 
     def close(self) -> None:
@@ -127,8 +141,9 @@ def helper(start: bool) -> Iterator[Helper | None]:
         made.close()
 
 
-def submit(made: Helper | None, case: Case, dtype: str, seed: int, noise: tuple,
-           modes: tuple[str, ...]) -> Future | None:  # fmt: skip
+def submit(
+    made: Helper | None, case: Case, dtype: str, seed: int, noise: tuple, modes: tuple[str, ...]
+) -> Future | None:
     """The jax reference on ``case`` in the helper, or None where it runs here."""
     return None if made is None else made.submit(case, dtype, seed, noise, modes)
 
@@ -150,8 +165,9 @@ def collected(future: Future | None, label: str) -> list[Result] | None:
     return [_result(r, label) for r in reply["results"]]
 
 
-def merged(here: list[Result], there: list[Result], names: list[str],
-           modes: tuple[str, ...]) -> list[Result]:  # fmt: skip
+def merged(
+    here: list[Result], there: list[Result], names: list[str], modes: tuple[str, ...]
+) -> list[Result]:
     """The Results in ``run_case``'s order — mode by mode, backend by backend in the
     order of ``names`` — from those made here and those made aside; a case that could not
     be built is its one BUILD Result."""
@@ -159,8 +175,10 @@ def merged(here: list[Result], there: list[Result], names: list[str],
         return [r for r in here if r.backend == BUILD]
 
     def place(r: Result) -> tuple[int, int]:
-        return (modes.index(r.mode) if r.mode in modes else len(modes),
-                names.index(r.backend) if r.backend in names else len(names))  # fmt: skip
+        return (
+            modes.index(r.mode) if r.mode in modes else len(modes),
+            names.index(r.backend) if r.backend in names else len(names),
+        )
 
     return sorted([*here, *there], key=place)  # stable: each side's own order kept
 

@@ -45,9 +45,17 @@ class PluginBackend(Backend):
 
     kind = "autodiff"
 
-    def __init__(self, target: Target, form: str, channel: Any, timeout: float = DEFAULT_TIMEOUT,
-                 max_output: int = MAX_OUTPUT, calls: int = 2, name: str | None = None,
-                 modes: tuple[str, ...] = ("rev",)):  # fmt: skip
+    def __init__(
+        self,
+        target: Target,
+        form: str,
+        channel: Any,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_output: int = MAX_OUTPUT,
+        calls: int = 2,
+        name: str | None = None,
+        modes: tuple[str, ...] = ("rev",),
+    ):
         self.target, self.form, self.channel = target, form, channel
         self.timeout, self.max_output, self.calls = timeout, max_output, calls
         self.name = name or f"plugin:{target.name}"  # type: ignore[misc]
@@ -68,8 +76,10 @@ class PluginBackend(Backend):
     def _can(self, mode: str) -> None:
         if mode not in FORMS[self.form].modes:
             what = "forward mode" if mode == "fwd" else "H·v"
-            raise NotApplicable(f"the {self.form} form has no {what} (a model plug-in may "
-                                "supply one: see `gradparity validate --help`)")  # fmt: skip
+            raise NotApplicable(
+                f"the {self.form} form has no {what} (a model plug-in may "
+                "supply one: see `gradparity validate --help`)"
+            )
 
     def _ask(self, case, params, inputs, dtype, mode, direction) -> Result:
         taps, tap_steps = taps_of(case, params, inputs)
@@ -84,8 +94,17 @@ class PluginBackend(Backend):
         if reply.get("skip"):
             raise NotApplicable(reply["skip"])
         expected = {} if mode == "fwd" else params
-        judged = Judgement(case, self.name, dtype, expected, taps, tap_steps, self.max_output,
-                           mode, (params, inputs))  # fmt: skip
+        judged = Judgement(
+            case,
+            self.name,
+            dtype,
+            expected,
+            taps,
+            tap_steps,
+            self.max_output,
+            mode,
+            (params, inputs),
+        )
         result = judged.result(reply)
         if mode == "rev":
             self.extra[case.label] = judged.extra_results
@@ -93,8 +112,11 @@ class PluginBackend(Backend):
         if mode == "fwd":
             result.tangent, result.loss = result.loss, math.nan
             if result.ok and math.isnan(result.tangent):
-                judged.fault("missing tensor", "no \"loss\": a JVP returns {\"loss\": J_L·u, "
-                             "\"taps\": {...}}", "loss")  # fmt: skip
+                judged.fault(
+                    "missing tensor",
+                    'no "loss": a JVP returns {"loss": J_L·u, "taps": {...}}',
+                    "loss",
+                )
                 result.error = "missing tensor: no loss tangent"
         return PluginResult(**{f: getattr(result, f) for f in result.__dataclass_fields__},
                             faults=judged.faults, printed=judged.printed)  # fmt: skip

@@ -54,9 +54,11 @@ def _hint(shape: tuple, expected: tuple) -> str:
         n for n in expected if n != 1
     ]:
         what = "a scalar" if expected == () else f"shape {expected}"
-        return (f" — a rank mismatch: the same {int(np.prod(shape))} element(s) with axes of "
-                f"length 1 {'added' if len(shape) > len(expected) else 'dropped'} ({what} was "
-                "expected: np.reshape, or .item() for a scalar)")  # fmt: skip
+        return (
+            f" — a rank mismatch: the same {int(np.prod(shape))} element(s) with axes of "
+            f"length 1 {'added' if len(shape) > len(expected) else 'dropped'} ({what} was "
+            "expected: np.reshape, or .item() for a scalar)"
+        )
     if len(shape) == len(expected) + 1 and shape[1:] == expected:
         return f" — one more leading axis of {shape[0]}: not summed over the batch or steps?"
     if len(shape) == 2 and shape == expected[::-1] and shape != expected:
@@ -84,8 +86,11 @@ def check_leaf(
         fault("wrong type", f"{label} is {what}; expected a numpy array")
         return None
     if expected is not None and array.shape != tuple(expected):
-        fault("wrong shape", f"{label} has shape {array.shape} where {tuple(expected)} was expected"
-              + _hint(array.shape, tuple(expected)))  # fmt: skip
+        fault(
+            "wrong shape",
+            f"{label} has shape {array.shape} where {tuple(expected)} was expected"
+            + _hint(array.shape, tuple(expected)),
+        )
     if array.dtype.kind in "fc":
         bad = ~np.isfinite(array)
         if bad.any():
@@ -110,9 +115,18 @@ def same(b: np.ndarray, a: np.ndarray, tol) -> bool:
 class Judgement:
     """The faults and the Result for one case, built from the worker's reply."""
 
-    def __init__(self, case, backend: str, dtype: str, params: dict, expected_taps: dict,
-                 tap_steps: dict, max_output: int = MAX_OUTPUT, mode: str = "rev",
-                 sent: tuple[dict, dict] = ({}, {})):  # fmt: skip
+    def __init__(
+        self,
+        case,
+        backend: str,
+        dtype: str,
+        params: dict,
+        expected_taps: dict,
+        tap_steps: dict,
+        max_output: int = MAX_OUTPUT,
+        mode: str = "rev",
+        sent: tuple[dict, dict] = ({}, {}),
+    ):
         self.case, self.backend, self.dtype, self.mode = case, backend, dtype, mode
         self.sent = sent  # the parameters and inputs as they were sent, untouched here
         self.params, self.expected_taps, self.tap_steps = params, expected_taps, tap_steps
@@ -122,10 +136,17 @@ class Judgement:
         self.came_back: dict[str, str] = {}  # tensor -> its dtype, where not the run's
         self.printed: list[Printed] = []  # what the first call printed, shown with the verdict
 
-    def fault(self, kind: str, message: str, tensor: str = "", traceback: str = "",
-              facts: dict | None = None) -> None:  # fmt: skip
-        self.faults.append(Fault(self.case.label, self.backend, tensor, kind, message, traceback,
-                                 facts or {}))  # fmt: skip
+    def fault(
+        self,
+        kind: str,
+        message: str,
+        tensor: str = "",
+        traceback: str = "",
+        facts: dict | None = None,
+    ) -> None:
+        self.faults.append(
+            Fault(self.case.label, self.backend, tensor, kind, message, traceback, facts or {})
+        )
 
     def _in_run_dtype(self, name: str, array: np.ndarray) -> np.ndarray:
         """The array to compare: cast to the run's dtype, its own dtype noted where it
@@ -149,9 +170,14 @@ class Judgement:
                 empty, "returned None", "the call returned None (a missing `return`?)", ""
             )
         if out["top"] != "dict":
-            return self._fatal(empty, "wrong type", f"the call returned a {out['top']} "
-                               f"({out.get('repr', '')}); expected a dict {{parameter name: array}} "
-                               "or {'grads': ..., 'loss': ..., 'taps': ...}", "")  # fmt: skip
+            return self._fatal(
+                empty,
+                "wrong type",
+                f"the call returned a {out['top']} "
+                f"({out.get('repr', '')}); expected a dict {{parameter name: array}} "
+                "or {'grads': ..., 'loss': ..., 'taps': ...}",
+                "",
+            )
         if out.get("grads") is None or "bad_taps" in out:
             what = "grads" if out.get("grads") is None else "taps"
             return self._fatal(empty, "wrong type", f"{what!r} is not a dict of arrays", "")
@@ -173,13 +199,24 @@ class Judgement:
             self.fault("wrong dtype", message, ", ".join(facts["tensors"]), facts=facts)
         for name, count, first_at in self._mutated(first.get("after")):
             n = "" if count < 0 else f" ({count} element{'s' * (count != 1)}, first at {first_at})"
-            self.fault("mutated inputs", f"the call wrote into {name}{n}; every later call "
-                       "and every other backend got clean copies", name)  # fmt: skip
+            self.fault(
+                "mutated inputs",
+                f"the call wrote into {name}{n}; every later call "
+                "and every other backend got clean copies",
+                name,
+            )
         if len(reply["calls"]) > 1:
             self._repeat(out, reply["calls"][1])
-        result = Result(self.case.label, self.backend, self.dtype, loss=loss, grads=grads,
-                        taps=taps, tap_steps={k: self.tap_steps.get(k) for k in taps},
-                        seconds=first["seconds"])  # fmt: skip
+        result = Result(
+            self.case.label,
+            self.backend,
+            self.dtype,
+            loss=loss,
+            grads=grads,
+            taps=taps,
+            tap_steps={k: self.tap_steps.get(k) for k in taps},
+            seconds=first["seconds"],
+        )
         if "fd" in reply:
             self._own_forward(result, reply["fd"])
         return result
@@ -213,8 +250,9 @@ class Judgement:
                 found.append((name, int(changed.sum()), str(first)))
         return found
 
-    def _fatal(self, empty: Result, kind: str, message: str, traceback: str,
-               facts: dict | None = None) -> Result:  # fmt: skip
+    def _fatal(
+        self, empty: Result, kind: str, message: str, traceback: str, facts: dict | None = None
+    ) -> Result:
         self.fault(kind, message, "", traceback, facts)
         if kind == "unsupported":  # counted apart, not a failure
             empty.unsupported = message
@@ -230,11 +268,15 @@ class Judgement:
         for name, leaf in tree.items():
             if name not in expected:
                 known = ", ".join(expected) or "none"
-                self.fault("extra tensor", f"a {kind} {name!r} the case does not have "
-                           f"(its {kind}s: {known})", name)  # fmt: skip
+                self.fault(
+                    "extra tensor",
+                    f"a {kind} {name!r} the case does not have (its {kind}s: {known})",
+                    name,
+                )
                 continue
-            array = check_leaf(leaf, f"{kind} {name!r}", expected[name], self.dtype,
-                               self._tensor_fault(name))  # fmt: skip
+            array = check_leaf(
+                leaf, f"{kind} {name!r}", expected[name], self.dtype, self._tensor_fault(name)
+            )
             if array is not None and array.dtype.kind in "fiub":
                 out[name] = self._in_run_dtype(name, array)
         if kind == "param":
@@ -242,22 +284,33 @@ class Judgement:
                 if name not in tree:
                     got = ", ".join(tree) or "nothing"
                     what = "H·v" if self.mode == "hvp" else "gradient"
-                    self.fault("missing tensor", f"no {what} for parameter {name!r} (shape "
-                               f"{tuple(expected[name])}); it returned: {got}", name)  # fmt: skip
+                    self.fault(
+                        "missing tensor",
+                        f"no {what} for parameter {name!r} (shape "
+                        f"{tuple(expected[name])}); it returned: {got}",
+                        name,
+                    )
         return out
 
     def _output(self, call: dict[str, Any], fd_bytes: int) -> None:
         printed = call["stdout_chars"] + call["stderr_chars"] + fd_bytes
         if printed > self.max_output:  # a note: printing is no fault of a backward's
-            self.fault("output flood", f"the call printed {printed:,} characters (more than "
-                       f"{self.max_output:,}); the ends of what it printed are shown")  # fmt: skip
+            self.fault(
+                "output flood",
+                f"the call printed {printed:,} characters (more than "
+                f"{self.max_output:,}); the ends of what it printed are shown",
+            )
 
     def _repeat(self, first: dict[str, Any], second_call: dict[str, Any]) -> None:
         """The same call twice on clean copies: equal, doubled (state), or different."""
         if second_call["error"] is not None:
             kind, message, tb = fatal(second_call["error"])
-            self.fault("state across calls", "the first call succeeded and the second, on "
-                       f"the same inputs, failed: {message}", "", tb)  # fmt: skip
+            self.fault(
+                "state across calls",
+                f"the first call succeeded and the second, on the same inputs, failed: {message}",
+                "",
+                tb,
+            )
             return
         second = second_call.get("output", {})
         tol = TOLERANCES[("autodiff", self.dtype)]
@@ -279,13 +332,19 @@ class Judgement:
             return
         names = ", ".join(differ[:6]) + (" …" if len(differ) > 6 else "")
         if len(doubled) == len(differ):
-            self.fault("state across calls", f"the second call on the same inputs returned "
-                       f"twice the first on {names}: gradients accumulate from call to call "
-                       "(reset them at the start of each call)")  # fmt: skip
+            self.fault(
+                "state across calls",
+                f"the second call on the same inputs returned "
+                f"twice the first on {names}: gradients accumulate from call to call "
+                "(reset them at the start of each call)",
+            )
         else:
-            self.fault("non-deterministic", f"two calls on the same inputs returned different "
-                       f"gradients for {names} (an unseeded random number? dropout left on? "
-                       "state kept between calls?)")  # fmt: skip
+            self.fault(
+                "non-deterministic",
+                f"two calls on the same inputs returned different "
+                f"gradients for {names} (an unseeded random number? dropout left on? "
+                "state kept between calls?)",
+            )
 
     def _own_forward(self, result: Result, fd: dict[str, Any]) -> None:
         """The stage's backward against finite differences of its own forward."""
@@ -297,36 +356,57 @@ class Judgement:
         tol = tolerance_for("autodiff", "numeric", self.dtype)
         if "directional" in fd["value"]:  # a large stage: along random directions
             probes = {("param", k): Directional(*v) for k, v in fd["value"]["directional"].items()}
-            self.extra_results.append(Result(
-                self.case.label, name, self.dtype, loss=result.loss, method="directional",
-                directional=probes, seconds=fd["seconds"],
-            ))  # fmt: skip
+            self.extra_results.append(
+                Result(
+                    self.case.label,
+                    name,
+                    self.dtype,
+                    loss=result.loss,
+                    method="directional",
+                    directional=probes,
+                    seconds=fd["seconds"],
+                )
+            )
             for (_, tensor), probe in probes.items():
                 got = result.grads.get(tensor)
                 if got is None or np.shape(got) != probe.directions.shape[1:]:
                     continue
                 m = compare_directional(got, probe, tol, self.dtype)
                 if m["verdict"] == Verdict.DISAGREE:
-                    self.fault("disagrees with own forward",
-                               f"the backward's d{tensor} is not the derivative of the stage's "
-                               f"own forward along {m['n_bad']}/{m['n_elements']} random "
-                               f"directions; worst, {m['worst_index']}: backward "
-                               f"{m['worst_expected']:.6g}, finite differences of the forward "
-                               f"{m['worst_got']:.6g}", tensor)  # fmt: skip
+                    self.fault(
+                        "disagrees with own forward",
+                        f"the backward's d{tensor} is not the derivative of the stage's "
+                        f"own forward along {m['n_bad']}/{m['n_elements']} random "
+                        f"directions; worst, {m['worst_index']}: backward "
+                        f"{m['worst_expected']:.6g}, finite differences of the forward "
+                        f"{m['worst_got']:.6g}",
+                        tensor,
+                    )
             return
         grads, errors = fd["value"]["grads"], fd["value"]["errors"]
-        self.extra_results.append(Result(
-            self.case.label, name, self.dtype, loss=result.loss, grads=grads, method="elementwise",
-            uncertainty={("param", k): v for k, v in errors.items()}, seconds=fd["seconds"],
-        ))  # fmt: skip
+        self.extra_results.append(
+            Result(
+                self.case.label,
+                name,
+                self.dtype,
+                loss=result.loss,
+                grads=grads,
+                method="elementwise",
+                uncertainty={("param", k): v for k, v in errors.items()},
+                seconds=fd["seconds"],
+            )
+        )
         for tensor, expected in grads.items():
             got = result.grads.get(tensor)
             if got is None or np.shape(got) != expected.shape:
                 continue
             m = compare_arrays(got, expected, tol, self.dtype, errors[tensor])
             if m["verdict"] == Verdict.DISAGREE:
-                self.fault("disagrees with own forward",
-                           f"the backward's d{tensor} is not the derivative of the stage's own "
-                           f"forward: {m['n_bad']}/{m['n_elements']} elements differ; worst at "
-                           f"{m['worst_index']}: backward {m['worst_got']:.6g}, finite differences "
-                           f"of the forward {m['worst_expected']:.6g}", tensor)  # fmt: skip
+                self.fault(
+                    "disagrees with own forward",
+                    f"the backward's d{tensor} is not the derivative of the stage's own "
+                    f"forward: {m['n_bad']}/{m['n_elements']} elements differ; worst at "
+                    f"{m['worst_index']}: backward {m['worst_got']:.6g}, finite differences "
+                    f"of the forward {m['worst_expected']:.6g}",
+                    tensor,
+                )

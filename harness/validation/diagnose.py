@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,21 +50,35 @@ def _disagreement(label: str, row) -> Finding:
     index, the values got and expected), the bad steps; or the error that left nothing
     to compare."""
     what = f"{row['kind']} {row['tensor']!r}" if row["kind"] != "loss" else "the loss"
-    common = {"case": label, "kind": Kind.DISAGREES, "bad": True, "tensor": row["tensor"],
-              "backend": row["backend"], "evidence": "agreement"}  # fmt: skip
+    common = {
+        "case": label,
+        "kind": Kind.DISAGREES,
+        "bad": True,
+        "tensor": row["tensor"],
+        "backend": row["backend"],
+        "evidence": "agreement",
+    }
     if row["error"]:
-        return Finding(**common, template="{backend}: {what}: {error}",
-                       facts={"what": what, "error": row["error"]})  # fmt: skip
+        return Finding(
+            **common,
+            template="{backend}: {what}: {error}",
+            facts={"what": what, "error": row["error"]},
+        )
     steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
     return Finding(
-        **common, template="{backend}: {what}: {n_bad}/{n}{rest}",
+        **common,
+        template="{backend}: {what}: {n_bad}/{n}{rest}",
         element=str(row["worst_index"]),
         values=(float(row["worst_got"]), float(row["worst_expected"])),
         first_bad=str(row["bad_steps"] or ""),
         counts=(int(row["n_bad"]), int(row["n_elements"])),
-        facts={"what": what, "n_bad": int(row["n_bad"]), "n": int(row["n_elements"]),
-               "rest": f" elements disagree with {row['baseline']}; {worst_at(row)}{steps}"},
-    )  # fmt: skip
+        facts={
+            "what": what,
+            "n_bad": int(row["n_bad"]),
+            "n": int(row["n_elements"]),
+            "rest": f" elements disagree with {row['baseline']}; {worst_at(row)}{steps}",
+        },
+    )
 
 
 def _shown(c: float) -> str:
@@ -98,28 +113,46 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
         return None
     names = ", ".join(bad["tensor"])
     verb = "is" if len(bad) == 1 else "are each"
-    found = {"case": label, "kind": Kind.PATTERN, "bad": True, "evidence": "agreement",
-             "tensor": names}  # fmt: skip
+    found: dict[str, Any] = {
+        "case": label,
+        "kind": Kind.PATTERN,
+        "bad": True,
+        "evidence": "agreement",
+        "tensor": names,
+    }
     factors = bad["factor"].astype(float).to_numpy()
     residuals = bad["factor_residual"].astype(float).to_numpy()
     if np.all(np.isfinite(factors)) and np.all(residuals <= 0.01 * np.abs(factors - 1)):
         c = float(np.mean(factors))
         if np.all(np.abs(factors - c) <= 1e-3 * np.abs(c - 1)):
             if c == 0:
-                return Finding(**found, factor=c, short="zeros", facts={"verb": verb},
-                               template="{tensor} {verb} zero where the references are not: a "
-                               "gradient never accumulated, or a path cut off from the loss?")  # fmt: skip
-            return Finding(**found, factor=c, short="a constant factor",
-                           facts={"verb": verb, "shown": _shown(c)},
-                           template="{tensor} {verb} the references' × {shown}, a constant "
-                           "factor: a rescaled loss, a silent gradient clip, or a missing or "
-                           "extra 1/N?")  # fmt: skip
+                return Finding(
+                    **found,
+                    factor=c,
+                    short="zeros",
+                    facts={"verb": verb},
+                    template="{tensor} {verb} zero where the references are not: a "
+                    "gradient never accumulated, or a path cut off from the loss?",
+                )
+            return Finding(
+                **found,
+                factor=c,
+                short="a constant factor",
+                facts={"verb": verb, "shown": _shown(c)},
+                template="{tensor} {verb} the references' × {shown}, a constant "
+                "factor: a rescaled loss, a silent gradient clip, or a missing or "
+                "extra 1/N?",
+            )
     worst = float(bad["max_rel_err"].max())
     if float32_sized(bad, dtype):
-        return Finding(**found, short="float32-sized", facts={"worst": worst},
-                       template="{tensor} differ only at the size of float32 rounding "
-                       "(max_rel_err at most {worst:.1e}; float32's ε is 1.2e-7): is part of "
-                       "the computation done in float32 (an array, a constant or a cast)?")  # fmt: skip
+        return Finding(
+            **found,
+            short="float32-sized",
+            facts={"worst": worst},
+            template="{tensor} differ only at the size of float32 rounding "
+            "(max_rel_err at most {worst:.1e}; float32's ε is 1.2e-7): is part of "
+            "the computation done in float32 (an array, a constant or a cast)?",
+        )
     return None
 
 
@@ -144,13 +177,25 @@ def _located(
     """A localisation: ``subject`` (whose values along the taps), ``claim`` (where they
     agree or diverge), ``advice`` (where to look). The selftest's table gives subject and
     claim alone."""
-    return Finding(label, Kind.LOCALISED, "{subject} {claim}{advice}", bad, first_bad=first_bad,
-                   evidence="agreement", short=f"{subject.removeprefix('the ')} {claim}",
-                   facts={"subject": subject, "claim": claim, "advice": advice})  # fmt: skip
+    return Finding(
+        label,
+        Kind.LOCALISED,
+        "{subject} {claim}{advice}",
+        bad,
+        first_bad=first_bad,
+        evidence="agreement",
+        short=f"{subject.removeprefix('the ')} {claim}",
+        facts={"subject": subject, "claim": claim, "advice": advice},
+    )
 
 
-def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
-             mode: str = "rev", label: str = "") -> list[Finding]:  # fmt: skip
+def localise(
+    rows: pd.DataFrame,
+    tap_steps: dict,
+    forward_differs: bool = False,
+    mode: str = "rev",
+    label: str = "",
+) -> list[Finding]:
     """Walking back from the loss, where the plug-in's tap gradients first diverge (where
     the forward differs, a divergence from the last step on is what that predicts). In
     forward mode the tangents flow the other way: walking on from the first step."""
@@ -162,52 +207,107 @@ def localise(rows: pd.DataFrame, tap_steps: dict, forward_differs: bool = False,
         row = taps[taps["tensor"] == name].iloc[0]
         subject = f"dL/d{name}_t"
         if row["verdict"] not in FLAGGED:
-            found.append(_located(label, subject, "agrees with the references at every step "
-                                  f"t = 0..{T - 1}", "", False))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees with the references at every step t = 0..{T - 1}",
+                    "",
+                    False,
+                )
+            )
             continue
         if row["error"] and not row["bad_steps"]:
             continue
         bad = steps_of(row["bad_steps"])
         last = max(bad)
         if last == T - 1 and forward_differs:
-            found.append(_located(label, subject, f"differs already at the last step t = {T - 1}",
-                                  ": as it must, with the forward different; compare the "
-                                  "forward first", False, f"t = {T - 1}"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"differs already at the last step t = {T - 1}",
+                    ": as it must, with the forward different; compare the forward first",
+                    False,
+                    f"t = {T - 1}",
+                )
+            )
         elif last == T - 1:
-            found.append(_located(label, subject, "diverges already at the last step "
-                                  f"t = {T - 1}", ", the one nearest the loss: look at the "
-                                  f"loss's backward into {name} (the readout), before any step "
-                                  "backward", True, f"t = {T - 1}"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"diverges already at the last step t = {T - 1}",
+                    ", the one nearest the loss: look at the "
+                    f"loss's backward into {name} (the readout), before any step "
+                    "backward",
+                    True,
+                    f"t = {T - 1}",
+                )
+            )
         else:
             # the backward of step t makes dL/d{name}_t whether {name} is carried from
             # step to step or is the step's input: no claim that one is made from the next
-            found.append(_located(label, subject, f"agrees for t ≥ {last + 1}",
-                                  f" and diverges below (from t = {last} down, {len(bad)} of "
-                                  f"{T} steps): look at the backward of step t = {last}, the "
-                                  f"one that makes dL/d{name}_{last}", True, f"t = {last}"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees for t ≥ {last + 1}",
+                    f" and diverges below (from t = {last} down, {len(bad)} of "
+                    f"{T} steps): look at the backward of step t = {last}, the "
+                    f"one that makes dL/d{name}_{last}",
+                    True,
+                    f"t = {last}",
+                )
+            )
     for base, oks in groups.items():
         if len(oks) < 2:
             continue
-        bad = [k for k, ok in oks.items() if not ok]
+        failed = [k for k, ok in oks.items() if not ok]
         top = max(oks)
         subject = f"dL/d{base}[k]"
-        if not bad:
-            found.append(_located(label, subject, "agrees with the references at every "
-                                  f"k = 0..{top}", "", False))  # fmt: skip
-        elif max(bad) == top and forward_differs:
-            found.append(_located(label, subject, f"differs already at {base}[{top}]",
-                                  ": as it must, with the forward different; compare the "
-                                  "forward first", False, f"{base}[{top}]"))  # fmt: skip
-        elif max(bad) == top:
-            found.append(_located(label, subject, f"diverges already at {base}[{top}]",
-                                  ", the one nearest the loss: look at the loss's backward and "
-                                  f"the stage after {base}[{top}]", True, f"{base}[{top}]"))  # fmt: skip
+        if not failed:
+            found.append(
+                _located(
+                    label, subject, f"agrees with the references at every k = 0..{top}", "", False
+                )
+            )
+        elif max(failed) == top and forward_differs:
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"differs already at {base}[{top}]",
+                    ": as it must, with the forward different; compare the forward first",
+                    False,
+                    f"{base}[{top}]",
+                )
+            )
+        elif max(failed) == top:
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"diverges already at {base}[{top}]",
+                    ", the one nearest the loss: look at the loss's backward and "
+                    f"the stage after {base}[{top}]",
+                    True,
+                    f"{base}[{top}]",
+                )
+            )
         else:
-            k = max(bad)
-            found.append(_located(label, subject, f"agrees for k ≥ {k + 1}",
-                                  f" and diverges at k = {k}: look at the backward of the "
-                                  f"stage from {base}[{k}] to {base}[{k + 1}]", True,
-                                  f"{base}[{k}]"))  # fmt: skip
+            k = max(failed)
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees for k ≥ {k + 1}",
+                    f" and diverges at k = {k}: look at the backward of the "
+                    f"stage from {base}[{k}] to {base}[{k + 1}]",
+                    True,
+                    f"{base}[{k}]",
+                )
+            )
     return found
 
 
@@ -220,21 +320,43 @@ def localise_forward(rows: pd.DataFrame, tap_steps: dict, label: str = "") -> li
         row = taps[taps["tensor"] == name].iloc[0]
         subject = f"the tangent of {name}_t"
         if row["verdict"] not in FLAGGED:
-            found.append(_located(label, subject, "agrees with the references at every step "
-                                  f"t = 0..{T - 1}", "", False))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees with the references at every step t = 0..{T - 1}",
+                    "",
+                    False,
+                )
+            )
             continue
         if row["error"] and not row["bad_steps"]:
             continue
         first = min(steps_of(row["bad_steps"]))
         if first == 0:
-            found.append(_located(label, subject, "diverges already at the first step t = 0",
-                                  ": look at how the parameters' tangents enter the first step",
-                                  True, "t = 0"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    "diverges already at the first step t = 0",
+                    ": look at how the parameters' tangents enter the first step",
+                    True,
+                    "t = 0",
+                )
+            )
         else:
-            found.append(_located(label, subject, f"agrees for t ≤ {first - 1}",
-                                  f" and diverges from t = {first} on: look at the forward mode "
-                                  f"of step t = {first}, the one that makes the tangent of "
-                                  f"{name}_{first}", True, f"t = {first}"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees for t ≤ {first - 1}",
+                    f" and diverges from t = {first} on: look at the forward mode "
+                    f"of step t = {first}, the one that makes the tangent of "
+                    f"{name}_{first}",
+                    True,
+                    f"t = {first}",
+                )
+            )
     for base, oks in groups.items():
         bad = [k for k, ok in oks.items() if not ok]
         if len(oks) < 2 or not bad:
@@ -242,19 +364,33 @@ def localise_forward(rows: pd.DataFrame, tap_steps: dict, label: str = "") -> li
         k = min(bad)
         subject = f"the tangent of {base}[k]"
         if k > 0:
-            found.append(_located(label, subject, f"agrees for k ≤ {k - 1}",
-                                  f" and diverges at k = {k}: look at the forward mode of the "
-                                  f"stage from {base}[{k - 1}] to {base}[{k}]", True,
-                                  f"{base}[{k}]"))  # fmt: skip
+            found.append(
+                _located(
+                    label,
+                    subject,
+                    f"agrees for k ≤ {k - 1}",
+                    f" and diverges at k = {k}: look at the forward mode of the "
+                    f"stage from {base}[{k - 1}] to {base}[{k}]",
+                    True,
+                    f"{base}[{k}]",
+                )
+            )
         else:
-            found.append(_located(label, subject, f"diverges already at {base}[0]", "", True,
-                                  f"{base}[0]"))  # fmt: skip
+            found.append(
+                _located(label, subject, f"diverges already at {base}[0]", "", True, f"{base}[0]")
+            )
     return found
 
 
-def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
-             tap_steps: dict[str, dict], reported_taps: dict[str, set],
-             references: list[str], dtype: str = "float64") -> list[Finding]:  # fmt: skip
+def diagnose(
+    agreement: pd.DataFrame,
+    faults: list[Fault],
+    plugins: list[str],
+    tap_steps: dict[str, dict],
+    reported_taps: dict[str, set],
+    references: list[str],
+    dtype: str = "float64",
+) -> list[Finding]:
     """Every finding, case by case, in the order a user should read them."""
     findings: list[Finding] = []
     cases = list(dict.fromkeys([*agreement["case"], *(f.case for f in faults)]))
@@ -262,15 +398,22 @@ def diagnose(agreement: pd.DataFrame, faults: list[Fault], plugins: list[str],
         whole = agreement[agreement["case"] == case]
         for i, mode in enumerate(list(dict.fromkeys(whole["mode"])) or ["rev"]):
             findings += _diagnose_mode(
-                case, mode, whole[whole["mode"] == mode] if len(whole) else whole,
-                [f for f in faults if f.case == case] if i == 0 else [], plugins, tap_steps,
-                reported_taps, references, dtype,
-            )  # fmt: skip
+                case,
+                mode,
+                whole[whole["mode"] == mode] if len(whole) else whole,
+                [f for f in faults if f.case == case] if i == 0 else [],
+                plugins,
+                tap_steps,
+                reported_taps,
+                references,
+                dtype,
+            )
     return findings
 
 
-def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_taps,
-                   references, dtype) -> list[Finding]:  # fmt: skip
+def _diagnose_mode(
+    case, mode, table, case_faults, plugins, tap_steps, reported_taps, references, dtype
+) -> list[Finding]:
     """The findings of one case in one mode (``harness.modes``); the faults come with
     the case's first mode. In modes fwd and hvp the loss row is a derivative too (J_L·u),
     not the forward, and a tap's tangent flows from the first step on, not back from the
@@ -291,10 +434,18 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
         if f.traceback and f.fault != "import error":
             lines = f.traceback.strip().splitlines()[-12:]
             tail = "\n" + "\n".join(f"      | {line}" for line in lines)
-        findings.append(Finding(label, f.fault, "{backend}: {kind}: {message}{tail}",
-                                f.severity != "note", tensor=f.tensor,
-                                backend=f.backend, evidence="faults",
-                                facts={**f.facts, "message": f.message, "tail": tail}))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                f.fault,
+                "{backend}: {kind}: {message}{tail}",
+                f.severity != "note",
+                tensor=f.tensor,
+                backend=f.backend,
+                evidence="faults",
+                facts={**f.facts, "message": f.message, "tail": tail},
+            )
+        )
     if any(f.severity == "fatal" for f in case_faults):
         return findings
     faulted = {f.tensor for f in case_faults if f.severity == "fault"}
@@ -309,19 +460,40 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
         row = loss.iloc[0]
         got, expected = float(row["worst_got"]), float(row["worst_expected"])
         p = parting_digits(got, expected)
-        findings.append(Finding(
-            label, Kind.FORWARD, "{backend}: the forward differs: its loss is {got} where "
-            "{baseline}'s is {expected} (off by {off:.2g}); the gradients below are computed "
-            "from different values, so compare the forward first", True, tensor="loss",
-            backend=row["backend"], values=(got, expected), evidence="agreement",
-            facts={"got": f"{got:.{p}g}", "expected": f"{expected:.{p}g}", "off": got - expected,
-                   "baseline": row["baseline"]}))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                Kind.FORWARD,
+                "{backend}: the forward differs: its loss is {got} where "
+                "{baseline}'s is {expected} (off by {off:.2g}); the gradients below are computed "
+                "from different values, so compare the forward first",
+                True,
+                tensor="loss",
+                backend=row["backend"],
+                values=(got, expected),
+                evidence="agreement",
+                facts={
+                    "got": f"{got:.{p}g}",
+                    "expected": f"{expected:.{p}g}",
+                    "off": got - expected,
+                    "baseline": row["baseline"],
+                },
+            )
+        )
     for _, row in mine[mine["verdict"] == Verdict.INCONCLUSIVE].iterrows():
-        findings.append(Finding(label, Kind.INCONCLUSIVE, "{backend}: {role} {tensor!r} is "
-                                "inconclusive: {reason}", False, tensor=row["tensor"],
-                                backend=row["backend"], evidence="agreement",
-                                counts=(int(row["n_unresolved"]), int(row["n_elements"])),
-                                facts={"role": row["kind"], "reason": row["reason"]}))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                Kind.INCONCLUSIVE,
+                "{backend}: {role} {tensor!r} is inconclusive: {reason}",
+                False,
+                tensor=row["tensor"],
+                backend=row["backend"],
+                evidence="agreement",
+                counts=(int(row["n_unresolved"]), int(row["n_elements"])),
+                facts={"role": row["kind"], "reason": row["reason"]},
+            )
+        )
     for _, row in mine[flagged(mine)].iterrows():
         if (row["tensor"] in faulted and row["error"]) or (
             row["kind"] == "loss" and forward_differs
@@ -336,27 +508,62 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
         findings.append(_baseline_finding(label, blamed, plugins))
     odd = list(dict.fromkeys(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
     if odd:  # every such tensor, in the table's order
-        findings.append(Finding(label, Kind.ODD_ONE_OUT, "yours is the odd one out on {tensor}: "
-                                "the other backends ({others}) agree among themselves there",
-                                True, tensor=", ".join(odd), evidence="agreement",
-                                facts={"others": ", ".join(present), "tensors": odd}))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                Kind.ODD_ONE_OUT,
+                "yours is the odd one out on {tensor}: "
+                "the other backends ({others}) agree among themselves there",
+                True,
+                tensor=", ".join(odd),
+                evidence="agreement",
+                facts={"others": ", ".join(present), "tensors": odd},
+            )
+        )
     bad_refs = refs[flagged(refs)]
     if len(present) < 2:
-        findings.append(Finding(label, Kind.REFERENCES, "one reference ({present}): nothing to "
-                                "cross-check it with", False, evidence="agreement",
-                                facts={"present": ", ".join(present) or "none"}))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                Kind.REFERENCES,
+                "one reference ({present}): nothing to cross-check it with",
+                False,
+                evidence="agreement",
+                facts={"present": ", ".join(present) or "none"},
+            )
+        )
     elif bad_refs.empty:
-        but = ("" if blamed.empty else " but those where the baseline "
-               f"{blamed['baseline'].iloc[0]} is the odd one out")  # fmt: skip
-        findings.append(Finding(label, Kind.REFERENCES, "the references agree with each other on "
-                                "every tensor{but}: {present}", False, evidence="agreement",
-                                facts={"but": but, "present": ", ".join(present)}))  # fmt: skip
+        but = (
+            ""
+            if blamed.empty
+            else f" but those where the baseline {blamed['baseline'].iloc[0]} is the odd one out"
+        )
+        findings.append(
+            Finding(
+                label,
+                Kind.REFERENCES,
+                "the references agree with each other on every tensor{but}: {present}",
+                False,
+                evidence="agreement",
+                facts={"but": but, "present": ", ".join(present)},
+            )
+        )
     else:
-        which = "; ".join(f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
-                          for r in bad_refs.head(4).itertuples())  # fmt: skip
-        findings.append(Finding(label, Kind.REFERENCES, "the references disagree among "
-                                "themselves ({which}): judge those tensors with care", False,
-                                evidence="agreement", caution=True, facts={"which": which}))  # fmt: skip
+        which = "; ".join(
+            f"{r.backend} vs {r.baseline} on {r.kind} {r.tensor!r}"
+            for r in bad_refs.head(4).itertuples()
+        )
+        findings.append(
+            Finding(
+                label,
+                Kind.REFERENCES,
+                "the references disagree among themselves ({which}): judge those tensors with care",
+                False,
+                evidence="agreement",
+                caution=True,
+                facts={"which": which},
+            )
+        )
     main = [p for p in plugins if p in set(mine["backend"])][:1]
     if not main:
         return findings
@@ -371,13 +578,21 @@ def _diagnose_mode(case, mode, table, case_faults, plugins, tap_steps, reported_
         taps = rows[rows["kind"] == "tap"]
         taps_ok = compared(taps).any() and not flagged(taps).any()
         if taps_ok and not params_bad.empty and not forward_differs and mode == "rev":
-            findings.append(_between(label, list(taps["tensor"]), list(params_bad["tensor"]),
-                                     common))  # fmt: skip
+            findings.append(
+                _between(label, list(taps["tensor"]), list(params_bad["tensor"]), common)
+            )
     elif has_taps and flagged(rows).any() and mode == "rev" and not rounding:
-        findings.append(Finding(label, Kind.LOCALISED, "report tap gradients too ({{'grads': "
-                                "..., 'taps': {{...}}}}, the taps `gradparity describe` lists) "
-                                "to see at which step or stage the error starts", False,
-                                evidence="agreement"))  # fmt: skip
+        findings.append(
+            Finding(
+                label,
+                Kind.LOCALISED,
+                "report tap gradients too ({{'grads': "
+                "..., 'taps': {{...}}}}, the taps `gradparity describe` lists) "
+                "to see at which step or stage the error starts",
+                False,
+                evidence="agreement",
+            )
+        )
     return findings
 
 
@@ -386,15 +601,29 @@ def _between(label: str, taps: list[str], params: list[str], common: Finding | N
     stage between the taps and those parameters, where each parameter's gradient is made
     from the gradient at its tap. What to look for there: the factor, where the pattern
     found one; else the usual slips of that stage."""
-    how = ("; the factor above says how" if common is not None else
-           " (a transpose, a sum over the batch or the steps, which h or x is used)")  # fmt: skip
-    return Finding(label, Kind.LOCALISED, "every reported dL/d(tap) agrees ({taps}), so the "
-                   "gradient flowing back is right up to the taps; the gradients of {tensor} "
-                   "are wrong: the error is in the stage between the taps and {those}, where "
-                   "each is made from the gradient at its tap{how}", True,
-                   tensor=", ".join(params), evidence="agreement", short="every dL/d(tap) agrees",
-                   facts={"taps": ", ".join(taps), "params": params, "how": how,
-                          "those": "that parameter" if len(params) == 1 else "those parameters"})  # fmt: skip
+    how = (
+        "; the factor above says how"
+        if common is not None
+        else " (a transpose, a sum over the batch or the steps, which h or x is used)"
+    )
+    return Finding(
+        label,
+        Kind.LOCALISED,
+        "every reported dL/d(tap) agrees ({taps}), so the "
+        "gradient flowing back is right up to the taps; the gradients of {tensor} "
+        "are wrong: the error is in the stage between the taps and {those}, where "
+        "each is made from the gradient at its tap{how}",
+        True,
+        tensor=", ".join(params),
+        evidence="agreement",
+        short="every dL/d(tap) agrees",
+        facts={
+            "taps": ", ".join(taps),
+            "params": params,
+            "how": how,
+            "those": "that parameter" if len(params) == 1 else "those parameters",
+        },
+    )
 
 
 def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> Finding:
@@ -410,11 +639,17 @@ def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> F
     if len(yours):
         row = yours.iloc[0]
         own = f" ({row['kind']} {row['tensor']!r}, yours vs {base}: {worst_at(row)})"
-    return Finding(label, Kind.BASELINE_ODD, "the baseline {backend} is the odd one out on "
-                   "{tensors}: it disagrees with {against}, which agree among themselves there; "
-                   "the fault is the baseline's, not yours{own}", True, backend=base,
-                   evidence="agreement", facts={"tensors": ", ".join(tensors),
-                                                "against": listing(against), "own": own})  # fmt: skip
+    return Finding(
+        label,
+        Kind.BASELINE_ODD,
+        "the baseline {backend} is the odd one out on "
+        "{tensors}: it disagrees with {against}, which agree among themselves there; "
+        "the fault is the baseline's, not yours{own}",
+        True,
+        backend=base,
+        evidence="agreement",
+        facts={"tensors": ", ".join(tensors), "against": listing(against), "own": own},
+    )
 
 
 def how(findings: list[Finding]) -> str:
@@ -441,8 +676,9 @@ def how(findings: list[Finding]) -> str:
         verb = "disagrees" if len(tensors) == 1 else "disagree"
         short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
         if any(f.kind == Kind.BASELINE_ODD for f in bad):
-            short = "; ".join(filter(None, [short if tensors else "",
-                                            "the baseline is the odd one out"]))  # fmt: skip
+            short = "; ".join(
+                filter(None, [short if tensors else "", "the baseline is the odd one out"])
+            )
     if any(f.kind == Kind.FORWARD for f in bad):
         short = f"the forward differs; {short}"
     common = next((f for f in bad if f.kind == Kind.PATTERN), None)

@@ -31,8 +31,11 @@ CAUSES = {
         "the values carry float32's rounding",
     ),
 }
-INTEGER = ("integer result", "an integer or boolean array: a cast to int, or a gradient made "
-           "of integer arithmetic (np.sign, a count, an index)")  # fmt: skip
+INTEGER = (
+    "integer result",
+    "an integer or boolean array: a cast to int, or a gradient made "
+    "of integer arithmetic (np.sign, a count, an index)",
+)
 
 
 def cause(got: str, run: str) -> tuple[str, str]:
@@ -55,9 +58,11 @@ def dtype_fault(came_back: dict[str, str], run: str) -> tuple[str, dict[str, Any
     got = list(dict.fromkeys(came_back.values()))
     key, hint = cause(got[0], run)
     names = ", ".join(tensors[:8]) + (f" and {len(tensors) - 8} more" if len(tensors) > 8 else "")
-    message = (f"{counted(len(tensors), 'tensor')} came back as {' or '.join(got)} in a {run} run "
-               f"({names}); their values were still compared, cast to {run}. Likely cause: "
-               f"{hint}")  # fmt: skip
+    message = (
+        f"{counted(len(tensors), 'tensor')} came back as {' or '.join(got)} in a {run} run "
+        f"({names}); their values were still compared, cast to {run}. Likely cause: "
+        f"{hint}"
+    )
     return message, {"tensors": tensors, "got": got, "run": run, "cause": key}
 
 

@@ -39,8 +39,18 @@ KINDS = {
     "(concatenate for concat): did you mean it? the standard's name is given",
 }
 SEVERITY = {"converted": "note", "unsupported": "note", "output flood": "note"}
-FATAL = {"import error", "missing attribute", "exception", "exit", "crash", "timeout", "memory",
-         "returned None", "wrong type", "misnamed function"}  # fmt: skip
+FATAL = {
+    "import error",
+    "missing attribute",
+    "exception",
+    "exit",
+    "crash",
+    "timeout",
+    "memory",
+    "returned None",
+    "wrong type",
+    "misnamed function",
+}
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]
 
 
@@ -64,9 +74,15 @@ class Fault:
         return "fatal" if self.fault in FATAL else SEVERITY.get(self.fault, "fault")
 
     def row(self) -> dict:
-        return {"case": self.case, "backend": self.backend, "tensor": self.tensor,
-                "fault": self.fault, "severity": self.severity, "message": self.message,
-                "traceback": self.traceback}  # fmt: skip
+        return {
+            "case": self.case,
+            "backend": self.backend,
+            "tensor": self.tensor,
+            "fault": self.fault,
+            "severity": self.severity,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
 
     def line(self) -> str:
         where = f"{self.case}: {self.backend}" + (f", {self.tensor}" if self.tensor else "")

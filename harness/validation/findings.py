@@ -29,8 +29,16 @@ class Kind(StrEnum):
 
 
 # what the diagnostics read from the comparison's tables, as opposed to how the plug-in behaved
-FROM_TABLES = frozenset({Kind.DISAGREES, Kind.ODD_ONE_OUT, Kind.LOCALISED, Kind.PATTERN,
-                         Kind.FORWARD, Kind.BASELINE_ODD})  # fmt: skip
+FROM_TABLES = frozenset(
+    {
+        Kind.DISAGREES,
+        Kind.ODD_ONE_OUT,
+        Kind.LOCALISED,
+        Kind.PATTERN,
+        Kind.FORWARD,
+        Kind.BASELINE_ODD,
+    }
+)
 
 # a line's mark: held against the plug-in, a caution that is not, or a plain note
 BAD, CAUTION, NOTE = "✗", "!", "·"

@@ -67,7 +67,7 @@ class TorchFunctionStage:
 
     stage = "custom"
 
-    def __init__(self, function: type) -> None:
+    def __init__(self, function: Any) -> None:  # a user's class: its methods are its own
         self.function = function
         self.new_style = any(  # forward(*args) and setup_context(ctx, inputs, output)
             "setup_context" in vars(c)

@@ -65,8 +65,10 @@ def terminal_lines(printed: list[Printed]) -> list[str]:
     if len(printed) > SHOWN:
         rest = printed[SHOWN:]
         cases = len(dict.fromkeys(p.case for p in rest))
-        lines.append(f"  · and on {counted(len(rest), 'more stream')} ({counted(cases, 'more case')}), "
-                     "each in diagnostics.md (--out)")  # fmt: skip
+        lines.append(
+            f"  · and on {counted(len(rest), 'more stream')} ({counted(cases, 'more case')}), "
+            "each in diagnostics.md (--out)"
+        )
     return lines
 
 

@@ -42,16 +42,25 @@ from harness.validation.backend import PluginBackend
 from harness.validation.worker import LOAD
 
 Progress = Callable[[str, str], None]
+Noise = tuple[tuple[str, ...], int]  # (the references that measure the noise floor, K runs)
 
 # in a pool process: (the references, the plug-in), or why they could not start
 _state: tuple[list[Any], PluginBackend] | BaseException | None = None
 
 
-def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginBackend,
-            dtype: str, seed: int, progress: Progress | None = None,
-            beside: bool = False, noise: tuple = ((), 0),
-            modes: tuple[str, ...] = DEFAULT_MODES,
-            jax_aside: Future | None = None) -> list[Result]:  # fmt: skip
+def run_one(
+    case: Case,
+    references: list[Any],
+    names: list[str],
+    plugin: PluginBackend,
+    dtype: str,
+    seed: int,
+    progress: Progress | None = None,
+    beside: bool = False,
+    noise: Noise = ((), 0),
+    modes: tuple[str, ...] = DEFAULT_MODES,
+    jax_aside: Future | None = None,
+) -> list[Result]:
     """One case through the references and then the plug-in (``names``: theirs, the
     plug-in's last), as ``run_case`` runs backends, and the plug-in's extra Results.
     ``noise``: (the references that measure the noise floor, K), as ``noise_plan`` gives.
@@ -60,9 +69,12 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     the jax reference's Results on this case, coming from a helper process
     (``harness.validation.aside``); it is left out here."""
     if not beside:
-        return [*_here_and_aside(case, [*references, plugin], names, dtype, seed, progress,
-                                 noise, modes, jax_aside),
-                *plugin.extra.pop(case.label, [])]  # fmt: skip
+        return [
+            *_here_and_aside(
+                case, [*references, plugin], names, dtype, seed, progress, noise, modes, jax_aside
+            ),
+            *plugin.extra.pop(case.label, []),
+        ]
     mine: list[Result] = []
 
     def call() -> None:
@@ -71,8 +83,7 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     thread = threading.Thread(target=call, name=f"plugin {case.label}", daemon=True)
     thread.start()
     try:
-        results = run_case(case, references, dtype, seed, progress, names[:-1], *noise,
-                           modes=modes)  # fmt: skip
+        results = run_case(case, references, dtype, seed, progress, names[:-1], *noise, modes=modes)
     finally:
         thread.join()
     if progress:
@@ -84,16 +95,32 @@ def run_one(case: Case, references: list[Any], names: list[str], plugin: PluginB
     return [*results, *mine, *plugin.extra.pop(case.label, [])]
 
 
-def _here_and_aside(case: Case, backends: list[Any], names: list[str], dtype: str, seed: int,
-                    progress: Progress | None, noise: tuple, modes: tuple[str, ...],
-                    jax_aside: Future | None) -> list[Result]:  # fmt: skip
+def _here_and_aside(
+    case: Case,
+    backends: list[Any],
+    names: list[str],
+    dtype: str,
+    seed: int,
+    progress: Progress | None,
+    noise: Noise,
+    modes: tuple[str, ...],
+    jax_aside: Future | None,
+) -> list[Result]:
     """``run_case`` on every backend, but the jax reference's Results taken from
     ``jax_aside`` where it is given and succeeds (else it runs here, after the others)."""
     if jax_aside is None:
         return run_case(case, backends, dtype, seed, progress, names, *noise, modes=modes)
     keep = [i for i, n in enumerate(names) if n != ASIDE]
-    here = run_case(case, [backends[i] for i in keep], dtype, seed, progress,
-                    [names[i] for i in keep], *noise, modes=modes)  # fmt: skip
+    here = run_case(
+        case,
+        [backends[i] for i in keep],
+        dtype,
+        seed,
+        progress,
+        [names[i] for i in keep],
+        *noise,
+        modes=modes,
+    )
     if any(r.backend == BUILD for r in here):
         jax_aside.cancel()
         return here
@@ -107,8 +134,16 @@ def _here_and_aside(case: Case, backends: list[Any], names: list[str], dtype: st
     return merged(here, there, names, modes)
 
 
-def _start(spec: Target, form: str, references: list[str], timeout: float, memory: int,
-           max_output: int, name: str, modes: tuple[str, ...] = DEFAULT_MODES) -> None:  # fmt: skip
+def _start(
+    spec: Target,
+    form: str,
+    references: list[str],
+    timeout: float,
+    memory: int,
+    max_output: int,
+    name: str,
+    modes: tuple[str, ...] = DEFAULT_MODES,
+) -> None:
     """A pool process's set-up: its worker (the plug-in loaded, as in the parent) and
     its references. A failure is kept and raised by each case, which then runs here."""
     global _state
@@ -117,21 +152,32 @@ def _start(spec: Target, form: str, references: list[str], timeout: float, memor
         atexit.register(channel.close)
         channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
         _, instances = instantiate(references)
-        _state = (instances, PluginBackend(spec, form, channel, timeout, max_output, name=name,
-                                           modes=modes))  # fmt: skip
+        _state = (
+            instances,
+            PluginBackend(spec, form, channel, timeout, max_output, name=name, modes=modes),
+        )
     except Exception as e:  # noqa: BLE001 - reported when a case asks for it
         _state = e
 
 
-def _run(spec: dict, dtype: str, seed: int, names: list[str],
-         noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES) -> list[Result]:  # fmt: skip
+def _run(
+    spec: dict | None,
+    dtype: str,
+    seed: int,
+    names: list[str],
+    noise: Noise = ((), 0),
+    modes: tuple[str, ...] = DEFAULT_MODES,
+) -> list[Result]:
     """One catalog case, in a pool process."""
     if not isinstance(_state, tuple):
         raise RuntimeError(f"the process could not start: {_state!r}")
     references, plugin = _state
+    if spec is None:  # only the catalog's cases travel: the caller runs this one itself
+        raise ValueError("not a catalog case: it runs in the calling process")
     case = from_catalog(spec)
-    return run_one(case, references, names, plugin, dtype, seed, beside=True, noise=noise,
-                   modes=modes)  # fmt: skip
+    return run_one(
+        case, references, names, plugin, dtype, seed, beside=True, noise=noise, modes=modes
+    )
 
 
 def portable(case: Case) -> bool:
@@ -141,11 +187,20 @@ def portable(case: Case) -> bool:
 
 
 def run_cases(
-    chosen: list[Case], references: list[Any], names: list[str], plugin: PluginBackend,
-    dtype: str, seed: int, progress: Progress | None, jobs: int, setup: tuple,
-    notes: list[str], noise: tuple = ((), 0), modes: tuple[str, ...] = DEFAULT_MODES,
+    chosen: list[Case],
+    references: list[Any],
+    names: list[str],
+    plugin: PluginBackend,
+    dtype: str,
+    seed: int,
+    progress: Progress | None,
+    jobs: int,
+    setup: tuple,
+    notes: list[str],
+    noise: Noise = ((), 0),
+    modes: tuple[str, ...] = DEFAULT_MODES,
     helper: Any = None,
-) -> tuple[list[Result], bool]:  # fmt: skip
+) -> tuple[list[Result], bool]:
     """Every case through the references and the plug-in: the Results in the order of
     ``chosen``, as with ``jobs=1``, and whether the cases were shared among processes.
 
@@ -158,16 +213,30 @@ def run_cases(
     if jobs <= 1 or len(order) < 2:
         made = helper if aside(names, references) else None
         futures = [submit(made, case, dtype, seed, noise, modes) for case in chosen]
-        results = [r for case, future in zip(chosen, futures, strict=True)
-                   for r in run_one(case, references, names, plugin, dtype, seed, progress,
-                                    noise=noise, modes=modes, jax_aside=future)]  # fmt: skip
-        return results, False
+        in_order = [
+            r
+            for case, future in zip(chosen, futures, strict=True)
+            for r in run_one(
+                case,
+                references,
+                names,
+                plugin,
+                dtype,
+                seed,
+                progress,
+                noise=noise,
+                modes=modes,
+                jax_aside=future,
+            )
+        ]
+        return in_order, False
     done: dict[int, list[Result]] = {}
     failed: dict[str, str] = {}
 
     def here(i: int) -> None:
-        done[i] = run_one(chosen[i], references, names, plugin, dtype, seed, beside=True,
-                          noise=noise, modes=modes)  # fmt: skip
+        done[i] = run_one(
+            chosen[i], references, names, plugin, dtype, seed, beside=True, noise=noise, modes=modes
+        )
 
     def why(e: BaseException) -> str:
         return f"{type(e).__name__}: {e}".splitlines()[0][:200]
@@ -176,8 +245,9 @@ def run_cases(
         pending: dict[int, Future] = {}
         for i in order:
             try:
-                pending[i] = pool.submit(_run, catalog_spec(chosen[i]), dtype, seed,
-                                         names, noise, modes)  # fmt: skip
+                pending[i] = pool.submit(
+                    _run, catalog_spec(chosen[i]), dtype, seed, names, noise, modes
+                )
             except Exception as e:  # noqa: BLE001 - the pool cannot take it: it runs here
                 failed[chosen[i].label] = why(e)
         for i in range(len(chosen)):  # what the pool cannot take
@@ -204,7 +274,9 @@ def run_cases(
             results += done.pop(i)
     if failed:
         labels = list(failed)
-        notes.append(f"  · {counted(len(labels), 'case')} ran in this process, not in the pool "
-                     f"({next(iter(failed.values()))}): {', '.join(labels[:8])}"
-                     f"{' …' if len(labels) > 8 else ''}")  # fmt: skip
+        notes.append(
+            f"  · {counted(len(labels), 'case')} ran in this process, not in the pool "
+            f"({next(iter(failed.values()))}): {', '.join(labels[:8])}"
+            f"{' …' if len(labels) > 8 else ''}"
+        )
     return results, True

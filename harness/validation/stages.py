@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -56,10 +56,12 @@ def _recurrent(gates: int, cell: bool = False):
         B, D, H = 3, 4, 5
         state = tuple(rng.standard_normal((B, H)) for _ in range(2 if cell else 1))
         return (
-            rng.standard_normal((B, D)), *state,
-            rng.standard_normal((D, gates * H)) / 2, rng.standard_normal((H, gates * H)) / 2,
+            rng.standard_normal((B, D)),
+            *state,
+            rng.standard_normal((D, gates * H)) / 2,
+            rng.standard_normal((H, gates * H)) / 2,
             rng.standard_normal(gates * H) / 4,
-        )  # fmt: skip
+        )
 
     return make
 
@@ -117,19 +119,22 @@ class StageCase(Case):
     dL/d(input) is exactly what the stage's backward returns for that d_out."""
 
     family = "stage"
-    options: dict[str, Any] = {}
+    options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
-        self, stage: str, arrays: tuple[np.ndarray, ...] | None = None,
-        names: tuple[str, ...] | None = None, smooth: bool | None = None,
+        self,
+        stage: str,
+        arrays: tuple[np.ndarray, ...] | None = None,
+        names: tuple[str, ...] | None = None,
+        smooth: bool | None = None,
         out_shapes: list[tuple[int, ...]] | None = None,
-    ):  # fmt: skip
+    ):
         super().__init__()
         spec = STAGES.get(stage)
         self.stage, self.name = stage, f"stage:{stage}"
         self.names = tuple(names or (spec.names if spec else ()))
         self.labels = spec.labels if spec else ()
-        self.smooth = spec.smooth if smooth is None else smooth
+        self.smooth = smooth if smooth is not None else (spec.smooth if spec else True)
         self._arrays, self._out_shapes = arrays, out_shapes
 
     @property
@@ -165,12 +170,17 @@ class StageCase(Case):
 
         return self.definition(NumpyNamespace(), *(np.asarray(a) for a in arrays))
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any] | None:
         arrays = None if self._arrays is None else [np.asarray(a) for a in self._arrays]
         shapes = None if self._out_shapes is None else [list(s) for s in self._out_shapes]
-        return {"rebuild": "harness.validation.stages:stage_case", "stage": self.stage,
-                "arrays": arrays, "names": list(self.names), "smooth": bool(self.smooth),
-                "out_shapes": shapes}  # fmt: skip
+        return {
+            "rebuild": "harness.validation.stages:stage_case",
+            "stage": self.stage,
+            "arrays": arrays,
+            "names": list(self.names),
+            "smooth": bool(self.smooth),
+            "out_shapes": shapes,
+        }
 
     def arguments(self, params: dict, inputs: dict) -> list[Any]:
         """forward's arguments in order."""
@@ -201,15 +211,16 @@ class CaseStage(StageCase):
         self.case, self.name = case, f"stage:{case.name}"
 
     @property
-    def label(self) -> str:  # type: ignore[override]
+    def label(self) -> str:
         return self.case.label
 
     @property
     def definition(self) -> Callable[..., Any] | None:
         def plain(xp: Any, *args: Any) -> Any:
             by_name = dict(zip(self.names, args, strict=True))
-            return self.case.loss(xp, {k: by_name[k] for k in self._params},
-                                  {k: by_name[k] for k in self._inputs})  # fmt: skip
+            return self.case.loss(
+                xp, {k: by_name[k] for k in self._params}, {k: by_name[k] for k in self._inputs}
+            )
 
         return plain
 
@@ -246,8 +257,12 @@ class CaseStage(StageCase):
         inner = spec_of(self.case)
         if inner is None:
             return None
-        return {"rebuild": "harness.validation.stages:case_stage", "case": inner,
-                "names": list(self.names), "smooth": bool(self.smooth)}  # fmt: skip
+        return {
+            "rebuild": "harness.validation.stages:case_stage",
+            "case": inner,
+            "names": list(self.names),
+            "smooth": bool(self.smooth),
+        }
 
 
 def case_stage(spec: dict[str, Any]) -> CaseStage:
@@ -260,8 +275,13 @@ def case_stage(spec: dict[str, Any]) -> CaseStage:
 def stage_case(spec: dict[str, Any]) -> StageCase:
     """The StageCase a spec describes (in a worker)."""
     arrays = spec["arrays"]
-    return StageCase(spec["stage"], None if arrays is None else tuple(arrays),
-                     tuple(spec["names"]), spec["smooth"], spec["out_shapes"])  # fmt: skip
+    return StageCase(
+        spec["stage"],
+        None if arrays is None else tuple(arrays),
+        tuple(spec["names"]),
+        spec["smooth"],
+        spec["out_shapes"],
+    )
 
 
 def weighted_loss(out: Any, d_out: list[np.ndarray]) -> float:

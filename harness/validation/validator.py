@@ -36,7 +36,7 @@ from harness.compare import (
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
 from harness.provenance import Source, header, sources, summary_entry, with_sources
-from harness.result import BUILD
+from harness.result import BUILD, Result
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
 from harness.sandbox.wire import conforms
@@ -89,17 +89,40 @@ class Validation:
         for r in mine:
             if r.backend == self.plugin:
                 reported.setdefault(r.case, set()).update(r.taps)
-        self.findings = diagnose(self.comparison.agreement, self.faults, self.plugins, tap_steps,
-                                 reported, self.references, self.dtype)  # fmt: skip
-        self.findings += [Finding(r.case, Kind.CASE_FAILED, "{error}", True, evidence="build",
-                                  facts={"error": r.error or ""})
-                          for r in results if r.backend == BUILD]  # fmt: skip
+        self.findings = diagnose(
+            self.comparison.agreement,
+            self.faults,
+            self.plugins,
+            tap_steps,
+            reported,
+            self.references,
+            self.dtype,
+        )
+        self.findings += [
+            Finding(
+                r.case,
+                Kind.CASE_FAILED,
+                "{error}",
+                True,
+                evidence="build",
+                facts={"error": r.error or ""},
+            )
+            for r in results
+            if r.backend == BUILD
+        ]
         ids = self.comparison.identities
-        self.findings += [Finding(f"{r['case']} ({r['mode']})", Kind.IDENTITY,
-                                  "{identity} identity broken: {reason}", True,
-                                  backend=r["backend"], evidence="identities",
-                                  facts={"identity": r["identity"], "reason": r["reason"]})
-                          for _, r in ids[ids["backend"].isin(self.plugins) & ~ids["ok"]].iterrows()]  # fmt: skip
+        self.findings += [
+            Finding(
+                f"{r['case']} ({r['mode']})",
+                Kind.IDENTITY,
+                "{identity} identity broken: {reason}",
+                True,
+                backend=r["backend"],
+                evidence="identities",
+                facts={"identity": r["identity"], "reason": r["reason"]},
+            )
+            for _, r in ids[ids["backend"].isin(self.plugins) & ~ids["ok"]].iterrows()
+        ]
 
     @property
     def unbuilt(self) -> list[str]:
@@ -129,8 +152,11 @@ class Validation:
     def unsupported(self) -> dict[str, str]:
         """case -> the function the plug-in lacks there: the cases it cannot run, counted
         apart (a partial engine that is right wherever it runs agrees)."""
-        return {r.case: r.unsupported for r in self.comparison.results
-                if r.backend == self.plugin and r.unsupported}  # fmt: skip
+        return {
+            r.case: r.unsupported
+            for r in self.comparison.results
+            if r.backend == self.plugin and r.unsupported
+        }
 
     @property
     def ok(self) -> bool:
@@ -142,8 +168,12 @@ class Validation:
         )
         ids = self.comparison.identities
         held = not (ids["backend"].isin(self.plugins) & ~ids["ok"].astype(bool)).any()
-        return (rows_ok and held and not self.unbuilt
-                and not any(f.severity != "note" for f in self.faults))  # fmt: skip
+        return (
+            rows_ok
+            and held
+            and not self.unbuilt
+            and not any(f.severity != "note" for f in self.faults)
+        )
 
     @property
     def verdict(self) -> str:
@@ -170,11 +200,13 @@ class Validation:
     @property
     def headline(self) -> str:
         """The verdict as the predicate of a sentence about the plug-in."""
-        return {"agrees": "agrees with the references",
-                "baseline disagrees": "agrees with the references but the baseline, which is "
-                "the odd one out", "nothing compared": "was compared with nothing (unsupported "
-                "or skipped on every case)", "inconclusive": "could not be judged (inconclusive)",
-                }.get(self.verdict, "does not agree with the references")  # fmt: skip
+        return {
+            "agrees": "agrees with the references",
+            "baseline disagrees": "agrees with the references but the baseline, which is "
+            "the odd one out",
+            "nothing compared": "was compared with nothing (unsupported or skipped on every case)",
+            "inconclusive": "could not be judged (inconclusive)",
+        }.get(self.verdict, "does not agree with the references")
 
     @property
     def references_ran(self) -> list[str]:
@@ -203,19 +235,26 @@ class Validation:
         runs = self.comparison.runs
         failed = runs[(runs["status"] == "failed") & runs["backend"].isin(self.references)]
         for (case, error), g in failed.groupby(["case", "error"], sort=False):  # once each
-            lines.append(f"  {Verdict.FAILED.mark} {case}: the reference{'s' * (len(g) > 1)} "
-                         f"{listing(list(g['backend']))} failed: {error}")  # fmt: skip
+            lines.append(
+                f"  {Verdict.FAILED.mark} {case}: the reference{'s' * (len(g) > 1)} "
+                f"{listing(list(g['backend']))} failed: {error}"
+            )
         flagged_cases = {f.case for f in self.findings if f.bad}
         lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
         unsupported = self.unsupported
-        clean = [c for c in dict.fromkeys(f.case for f in self.findings)
-                 if c not in flagged_cases and c not in unsupported]  # fmt: skip
+        clean = [
+            c
+            for c in dict.fromkeys(f.case for f in self.findings)
+            if c not in flagged_cases and c not in unsupported
+        ]
         noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
-            lines.append(f"  {Verdict.WITHIN_NOISE.mark} {case}: {counted(len(g), 'tensor')} {'agrees' if len(g) == 1 else 'agree'} within the problem's own rounding "
-                         f"noise (up to {g['noise_floor'].max():.1e} of the scale), beyond the "
-                         "fixed tolerance: the references themselves are good to "
-                         f"{g['digits'].min():.1f} digits there")  # fmt: skip
+            lines.append(
+                f"  {Verdict.WITHIN_NOISE.mark} {case}: {counted(len(g), 'tensor')} {'agrees' if len(g) == 1 else 'agree'} within the problem's own rounding "
+                f"noise (up to {g['noise_floor'].max():.1e} of the scale), beyond the "
+                "fixed tolerance: the references themselves are good to "
+                f"{g['digits'].min():.1f} digits there"
+            )
         if clean:
             refs = ", ".join(self.references_ran) or "finite differences of its own forward"
             what = (
@@ -223,12 +262,14 @@ class Validation:
                 if all(" (" not in c for c in clean)
                 else ("case and mode", "cases and modes")
             )
-            lines.append(f"  · {counted(len(clean), *what)} {'agrees' if len(clean) == 1 else 'agree'} with the references ({refs}) on every "
-                         f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}")  # fmt: skip
-        for what in dict.fromkeys(unsupported.values()):  # one line per missing function
-            where = [case for case, w in unsupported.items() if w == what]
             lines.append(
-                f"  {Verdict.UNSUPPORTED.mark} unsupported, {what}: {counted(len(where), 'case')}, {', '.join(where)}"
+                f"  · {counted(len(clean), *what)} {'agrees' if len(clean) == 1 else 'agree'} with the references ({refs}) on every "
+                f"tensor reported: {', '.join(clean[:8])}{' …' if len(clean) > 8 else ''}"
+            )
+        for missing in dict.fromkeys(unsupported.values()):  # one line per missing function
+            where = [case for case, w in unsupported.items() if w == missing]
+            lines.append(
+                f"  {Verdict.UNSUPPORTED.mark} unsupported, {missing}: {counted(len(where), 'case')}, {', '.join(where)}"
             )
         ran = self.mine[self.mine["verdict"] != Verdict.UNSUPPORTED]
         n = len(ran)
@@ -239,11 +280,15 @@ class Validation:
         odd = self.agreement[baseline_odd(self.agreement)]
         if self.verdict == "baseline disagrees":
             tensors = len(odd.drop_duplicates(["case", "mode", "kind", "tensor"]))
-            verdict = (f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
-                       f"on {counted(tensors, 'tensor')}, where yours agrees with the other references")  # fmt: skip
+            verdict = (
+                f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
+                f"on {counted(tensors, 'tensor')}, where yours agrees with the other references"
+            )
         elif self.verdict == "nothing compared":
-            verdict += (" — no tensor of the plug-in was compared: it was unsupported or "
-                        "skipped on every case, or its tensors have no elements")  # fmt: skip
+            verdict += (
+                " — no tensor of the plug-in was compared: it was unsupported or "
+                "skipped on every case, or its tensors have no elements"
+            )
         apart = f", {counted(len(unsupported), 'case')} unsupported" if unsupported else ""
         lines.append(
             f"\n{self.plugin} ({self.form}): {n_ok}/{n} tensors agree over {counted(cases, 'case')}"
@@ -267,7 +312,7 @@ class Validation:
             Bullets(
                 tuple(f"{lit(f.case)}: {lit(f.text.splitlines()[0])}" for f in self.findings)
                 or ("nothing to report",)
-            ),  # fmt: skip
+            ),
         ]
         if self.printed:
             blocks.append(Heading(f"What {self.plugin} printed", 2))
@@ -291,8 +336,11 @@ class Validation:
         names = []
         with staged_report(out) as stage:
             runs = with_sources(self.comparison.runs, self.sources)
-            for name, table in (("agreement", self.agreement), ("runs", runs),
-                                ("faults", self.fault_table)):  # fmt: skip
+            for name, table in (
+                ("agreement", self.agreement),
+                ("runs", runs),
+                ("faults", self.fault_table),
+            ):
                 write_csv(table, stage / f"{name}.csv")
                 names.append(f"{name}.csv")
             (stage / "diagnostics.md").write_text(to_markdown(self.blocks()), encoding="utf-8")
@@ -321,8 +369,9 @@ class Validation:
             (out / "summary.json").write_text(json.dumps(facts, indent=2, allow_nan=False) + "\n")
             blocks = self.blocks() + document(c, c.cases, facts, pd.DataFrame(), out)
             (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-            (out / "report.html").write_text(to_html(blocks, f"gradparity: {self.plugin}"),
-                                             encoding="utf-8")  # fmt: skip
+            (out / "report.html").write_text(
+                to_html(blocks, f"gradparity: {self.plugin}"), encoding="utf-8"
+            )
         except OSError:
             raise
         except Exception as e:  # noqa: BLE001 - the tables and diagnostics are written already
@@ -337,6 +386,7 @@ class Validation:
 
 def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
     """The Target to send and where to run it."""
+    spec: Target | None
     if isinstance(target, Target):
         spec, obj = target, None
     elif isinstance(target, str):
@@ -347,8 +397,10 @@ def _channel(target: Any, isolate: bool, memory: int, notes: list[str]):
             name = getattr(target, "__qualname__", type(target).__name__)
             spec = Target(f"<{name}>", name.replace("<", "").replace(">", ""))
             if isolate:
-                notes.append(f"  · {name} cannot be imported by name in a fresh process; it runs "
-                             "in this one (no time limit, no crash protection)")  # fmt: skip
+                notes.append(
+                    f"  · {name} cannot be imported by name in a fresh process; it runs "
+                    "in this one (no time limit, no crash protection)"
+                )
             isolate = False
     if obj is None:  # named: its file or module must be there (found, not imported)
         locate(spec)
@@ -414,22 +466,55 @@ def validate(
         own = channel
     if jobs > 1 and (channel is not None or not isinstance(own, Isolated)):
         where = "in the channel given" if channel is not None else "in this process"
-        notes.append(f"  · jobs={jobs}: the plug-in runs {where}, so the cases run one "
-                     "after another")  # fmt: skip
+        notes.append(
+            f"  · jobs={jobs}: the plug-in runs {where}, so the cases run one after another"
+        )
         jobs = 1
     try:  # the jax reference's helper starts first, while the plug-in loads
         with helper(wanted(references, jobs)) as aside:
-            return _validate(spec, own, form, cases, dtype, references, baseline, seed,
-                             timeout, max_output, notes, progress, jobs, memory, noise, modes,
-                             aside)  # fmt: skip
+            return _validate(
+                spec,
+                own,
+                form,
+                cases,
+                dtype,
+                references,
+                baseline,
+                seed,
+                timeout,
+                max_output,
+                notes,
+                progress,
+                jobs,
+                memory,
+                noise,
+                modes,
+                aside,
+            )
     finally:
         if own is not channel:
             own.close()
 
 
-def _validate(spec, channel, form, cases, dtype, references, baseline, seed, timeout,
-              max_output, notes, progress, jobs=1, memory=DEFAULT_MEMORY,
-              noise=None, modes=DEFAULT_MODES, aside=None) -> Validation:  # fmt: skip
+def _validate(
+    spec,
+    channel,
+    form,
+    cases,
+    dtype,
+    references,
+    baseline,
+    seed,
+    timeout,
+    max_output,
+    notes,
+    progress,
+    jobs=1,
+    memory=DEFAULT_MEMORY,
+    noise=None,
+    modes=DEFAULT_MODES,
+    aside=None,
+) -> Validation:
     name = f"plugin:{spec.name}"
     info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
     miss = conforms(info, LOAD_REPLY)
@@ -448,8 +533,10 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     if problem is None and needs:
         missing = [a for a in needs if a not in info.get("attributes", needs)]
         if missing:
-            problem = {"kind": "missing attribute", "message": f"{spec.text} lacks "
-                       f"{', '.join(missing)}, which the {form} form needs"}  # fmt: skip
+            problem = {
+                "kind": "missing attribute",
+                "message": f"{spec.text} lacks {', '.join(missing)}, which the {form} form needs",
+            }
     if plugin_form is not None:
         chosen, problem = plugin_form.checked_on(info, cases, problem, spec.text, resolve_cases)
     else:  # not a plug-in at all: its fault, once per case asked for
@@ -459,19 +546,40 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
             faults.append(Fault(case.label if case else "(load)", name, "", kind, message, tb))
-        results = [PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
-                   for c in chosen]  # fmt: skip
+        results: list[Result] = [
+            PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
+            for c in chosen
+        ]
         comparison = Comparison(results, name, chosen)
-        return Validation(comparison, name, form, [], faults, notes, dtype, seed,
-                          printed_by(info, "(load)", name), found)  # fmt: skip
+        return Validation(
+            comparison,
+            name,
+            form,
+            [],
+            faults,
+            notes,
+            dtype,
+            seed,
+            printed_by(info, "(load)", name),
+            found,
+        )
     printed = printed_by(info, "(load)", name)
     if info.get("stdout_chars", 0) + info.get("stderr_chars", 0) > max_output:
-        faults.append(Fault("(load)", name, "", "output flood", f"importing {spec.text} printed "
-                            f"{info['stdout_chars'] + info['stderr_chars']:,} characters"))  # fmt: skip
+        faults.append(
+            Fault(
+                "(load)",
+                name,
+                "",
+                "output flood",
+                f"importing {spec.text} printed "
+                f"{info['stdout_chars'] + info['stderr_chars']:,} characters",
+            )
+        )
     # the references
     if references is None:
         references = list(DEFAULT_BACKENDS)
-    references = plugin_form.references(info, references, chosen, notes)
+    if plugin_form is not None:
+        references = plugin_form.references(info, references, chosen, notes)
     instances: list[Any] = []
     for ref in references:
         try:
@@ -483,12 +591,28 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
     plugin = PluginBackend(spec, form, channel, timeout, max_output, name=name, modes=modes)
     names = [*references, name]
     if baseline is None:
-        baseline = "reference" if "reference" in references else (
-            references[0] if references else f"{name}(fd)")  # fmt: skip
+        baseline = (
+            "reference"
+            if "reference" in references
+            else (references[0] if references else f"{name}(fd)")
+        )
     setup = (spec, form, references, timeout, memory, max_output, name, modes)
     plan = noise_plan(names, [*instances, plugin], baseline, noise)
-    results, shared = run_cases(chosen, instances, names, plugin, dtype, seed, progress, jobs,
-                                setup, notes, plan, modes, aside)  # fmt: skip
+    results, shared = run_cases(
+        chosen,
+        instances,
+        names,
+        plugin,
+        dtype,
+        seed,
+        progress,
+        jobs,
+        setup,
+        notes,
+        plan,
+        modes,
+        aside,
+    )
     for r in results:
         if isinstance(r, PluginResult):
             faults += r.faults
@@ -496,13 +620,16 @@ def _validate(spec, channel, form, cases, dtype, references, baseline, seed, tim
         elif r.backend == name and r.error:  # the plug-in backend itself broke
             faults.append(Fault(r.case, name, "", "exception", r.error))
     if shared and any(f.fault in STATEFUL for f in faults):
-        notes.append(f"  · jobs={jobs}: the plug-in keeps state from call to call, and its cases "
-                     "were shared among processes: its numbers may differ from those of jobs=1, "
-                     "where each case follows all those before it")  # fmt: skip
+        notes.append(
+            f"  · jobs={jobs}: the plug-in keeps state from call to call, and its cases "
+            "were shared among processes: its numbers may differ from those of jobs=1, "
+            "where each case follows all those before it"
+        )
     comparison = Comparison(results, baseline, chosen)
     _tidy(comparison, results, [name, f"{name}(fd)"], faults)
-    return Validation(comparison, name, form, references, faults, notes, dtype, seed, printed,
-                      found)  # fmt: skip
+    return Validation(
+        comparison, name, form, references, faults, notes, dtype, seed, printed, found
+    )
 
 
 def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: list[Fault]) -> None:

@@ -38,14 +38,36 @@ ARRAY = (np.ndarray, np.generic)
 FAULT = {"kind": str, "type": str, "message": str, "traceback": str, "facts?": MapOf(str, str)}
 PRINTED = {"stdout": str, "stdout_chars": int, "stderr": str, "stderr_chars": int}
 LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
-OUTPUT = {"top": str, "repr?": str, "bad_taps?": str, "grads?": (None, MapOf(str, LEAF)),
-          "taps?": MapOf(str, LEAF), "loss?": (None, LEAF)}  # fmt: skip
-CALL = {**PRINTED, "error": (None, FAULT), "seconds": float, "output?": OUTPUT,
-        "after?": {"params": MapOf(str, ARRAY), "inputs": MapOf(str, ARRAY),
-                   "d_out?": [ARRAY], "d_out_names?": [str]}}  # fmt: skip
-FD = {**PRINTED, "error": (None, FAULT), "seconds": float,
-      "value": (None, {"grads": MapOf(str, ARRAY), "errors": MapOf(str, ARRAY)},
-                {"directional": MapOf(str, Tuple(ARRAY, ARRAY, ARRAY))})}  # fmt: skip
+OUTPUT = {
+    "top": str,
+    "repr?": str,
+    "bad_taps?": str,
+    "grads?": (None, MapOf(str, LEAF)),
+    "taps?": MapOf(str, LEAF),
+    "loss?": (None, LEAF),
+}
+CALL = {
+    **PRINTED,
+    "error": (None, FAULT),
+    "seconds": float,
+    "output?": OUTPUT,
+    "after?": {
+        "params": MapOf(str, ARRAY),
+        "inputs": MapOf(str, ARRAY),
+        "d_out?": [ARRAY],
+        "d_out_names?": [str],
+    },
+}
+FD = {
+    **PRINTED,
+    "error": (None, FAULT),
+    "seconds": float,
+    "value": (
+        None,
+        {"grads": MapOf(str, ARRAY), "errors": MapOf(str, ARRAY)},
+        {"directional": MapOf(str, Tuple(ARRAY, ARRAY, ARRAY))},
+    ),
+}
 RUN_REPLY = ({"calls": [CALL], "fd?": FD}, {"skip": str}, {"fault": FAULT})
 LOAD_REPLY = (
     {**PRINTED, "fault": FAULT},
@@ -114,15 +136,18 @@ def normalise(out: Any, dtype: str) -> dict[str, Any]:
             steps = [plain(v, dtype) for v in value]  # per-step tensors (engine form)
             bad = next((s for s in steps if s["array"] is None), None)
             taps_plain[str(name)] = bad or {
-                "array": np.stack([s["array"] for s in steps]), "type": steps[0]["type"],
+                "array": np.stack([s["array"] for s in steps]),
+                "type": steps[0]["type"],
                 "note": steps[0]["note"],
-            }  # fmt: skip
+            }
         else:
             taps_plain[str(name)] = plain(value, dtype)
     return {
-        "top": "dict", "grads": _tree(grads, dtype), "taps": taps_plain,
+        "top": "dict",
+        "grads": _tree(grads, dtype),
+        "taps": taps_plain,
         "loss": None if loss is None else plain(loss, dtype),
-    }  # fmt: skip
+    }
 
 
 def detect_form(obj: Any) -> str:
@@ -148,8 +173,9 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     custom stage's example inputs and output shapes."""
     target = Target.from_data(request["target"])
     record = call(_obj, worker, target)
-    info: dict[str, Any] = {k: record[k] for k in ("stdout", "stdout_chars", "stderr",
-                                                   "stderr_chars")}  # fmt: skip
+    info: dict[str, Any] = {
+        k: record[k] for k in ("stdout", "stdout_chars", "stderr", "stderr_chars")
+    }
     if record["error"] is not None:
         return {**info, "fault": record["error"]}
     obj = record["value"]
@@ -162,14 +188,25 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         obj = worker.loaded[target.text] = made["value"]
         info.update(names=list(obj.names), smooth=bool(obj.smooth))
     cases = getattr(obj, "cases", None)
-    if cases is not None and not (isinstance(cases, (list, tuple))
-                                  and all(isinstance(c, str) for c in cases)):  # fmt: skip
-        return {**info, "fault": {"kind": "wrong type", "type": "", "traceback": "",
-                                  "message": "its `cases` attribute is not a list of case names"}}  # fmt: skip
+    if cases is not None and not (
+        isinstance(cases, (list, tuple)) and all(isinstance(c, str) for c in cases)
+    ):
+        return {
+            **info,
+            "fault": {
+                "kind": "wrong type",
+                "type": "",
+                "traceback": "",
+                "message": "its `cases` attribute is not a list of case names",
+            },
+        }
     stage = getattr(obj, "stage", None)
-    info.update(form=form, stage=stage if isinstance(stage, str) else None,
-                cases=None if cases is None else list(cases),
-                attributes=[a for a in attributes() if hasattr(obj, a)])  # fmt: skip
+    info.update(
+        form=form,
+        stage=stage if isinstance(stage, str) else None,
+        cases=None if cases is None else list(cases),
+        attributes=[a for a in attributes() if hasattr(obj, a)],
+    )
     if kind is not None and kind.has_example_inputs(obj):
         made = call(custom_inputs, obj)
         if made["error"] is not None:
@@ -189,9 +226,15 @@ def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     obj = found["value"]
     form, dtype = request["form"], request["dtype"]
     if request.get("case") is None:
-        return {"fault": {"kind": "exception", "type": "", "traceback": "", "message":
-                          "the case cannot be sent to the plug-in's worker: define its class "
-                          "at the top level of a module or file"}}  # fmt: skip
+        return {
+            "fault": {
+                "kind": "exception",
+                "type": "",
+                "traceback": "",
+                "message": "the case cannot be sent to the plug-in's worker: define its class "
+                "at the top level of a module or file",
+            }
+        }
     made = call(rebuild, request["case"])
     if made["error"] is not None:
         return {"fault": made["error"]}

@@ -23,8 +23,17 @@ MLP_RELU = small("mlp_relu_xent", depth=3, width=5, D=4, C=3, N=6, x_scale=2.0)
 ELMAN = small("elman", T=6, H=4, D=3, B=2)
 LSTM = small("lstm", T=6, H=3, D=2, B=2)
 GRU = small("gru", T=6, H=3, D=2, B=2)
-STAGED = {n: small(n) for n in ("card_affine_square", "card_sigmoid_unit", "fan_out_fan_in",
-                                "bias_broadcast", "softmax_xent", "every_primitive")}  # fmt: skip
+STAGED = {
+    n: small(n)
+    for n in (
+        "card_affine_square",
+        "card_sigmoid_unit",
+        "fan_out_fan_in",
+        "bias_broadcast",
+        "softmax_xent",
+        "every_primitive",
+    )
+}
 STAGED["deep_chain"] = small("deep_chain", K=8, n=4)
 
 
@@ -41,8 +50,10 @@ class Entry:
         from harness.validation.forms import FORMS
 
         if self.form not in FORMS:
-            raise ValueError(f"zoo entry {self.name!r}: {self.form!r} is no form of "
-                             f"harness.validation.forms ({', '.join(FORMS)})")  # fmt: skip
+            raise ValueError(
+                f"zoo entry {self.name!r}: {self.form!r} is no form of "
+                f"harness.validation.forms ({', '.join(FORMS)})"
+            )
 
     @property
     def broken(self) -> bool:
@@ -86,7 +97,7 @@ ZOO: list[Entry] = [
         STAGED["deep_chain"],
         STAGED["fan_out_fan_in"],
         LSTM,
-    ),  # fmt: skip
+    ),
     *(
         _stage(f"{s} stage", cls)
         for s, cls in [
@@ -100,7 +111,7 @@ ZOO: list[Entry] = [
             ("gru_step", "GRUStep"),
             ("custom swish", "Swish"),
         ]
-    ),  # fmt: skip
+    ),
     _second("MLP forward mode", "forward_mlp", "fwd", "", MLP, MLP_SIGMOID, MLP_RELU),
     _second("Elman forward mode", "forward_elman", "fwd", "", ELMAN),
     _second("MLP Hessian-vector product", "hessian_mlp", "hvp", "", MLP),
@@ -210,64 +221,64 @@ ZOO: list[Entry] = [
         "fwd",
         "ḣ = (1 − z²) ż, not (1 − tanh(z)²) ż",
         MLP,
-    ),  # fmt: skip
+    ),
     _second(
         "Elman JVP: fan-out path dropped",
         "elman_jvp_missing_fan_out",
         "fwd",
         "ḣ_{t−1} W_h left out: h_{t−1}'s tangent reaches its readout only",
         ELMAN,
-    ),  # fmt: skip
+    ),
     _second(
         "MLP H·v: Gauss–Newton",
         "gauss_newton_mlp",
         "hvp",
         "tanh's curvature −2 h ḣ dropped: a Gauss–Newton product, not H·v",
         MLP,
-    ),  # fmt: skip
+    ),
     # --- broken: engines
     _engine(
         "engine: overwrite, not add",
         "OverwriteNotAdd",
         "grad = g where a value fans out",
         STAGED["fan_out_fan_in"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: matmul transpose",
         "MatmulWrongTranspose",
         "dA = g B instead of g Bᵀ",
         STAGED["bias_broadcast"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: no unbroadcast",
         "NoUnbroadcast",
         "a broadcast bias's gradient not summed back",
         STAGED["bias_broadcast"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: mean missing 1/n",
         "MeanMissingCount",
         "mean's backward without 1/count",
         STAGED["bias_broadcast"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: quotient rule",
         "DivQuotientRule",
         "d(a/b)/db = −a/b, not −a/b²",
         STAGED["deep_chain"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: sigmoid from input",
         "SigmoidFromInput",
         "σ' from the input x",
         STAGED["card_sigmoid_unit"],
-    ),  # fmt: skip
+    ),
     _engine(
         "engine: grads not reset",
         "GradsNotReset",
         "leaves reused across calls, .grad kept",
         STAGED["card_affine_square"],
-    ),  # fmt: skip
+    ),
 ]
 
 __all__ = ["ZOO", "Entry"]

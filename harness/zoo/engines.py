@@ -30,15 +30,23 @@ class NoUnbroadcast(TinyEngine):
 class MeanMissingCount(TinyEngine):
     def mean(self, x, axis=None, keepdims=False):
         out = np.mean(x.value, axis=axis, keepdims=keepdims)
-        return self.node(out, (x,), lambda g: (np.broadcast_to(  # BUG: no 1/count
-            g if keepdims or axis is None else np.expand_dims(g, axis), x.shape).copy(),))  # fmt: skip
+        return self.node(
+            out,
+            (x,),
+            lambda g: (
+                np.broadcast_to(  # BUG: no 1/count
+                    g if keepdims or axis is None else np.expand_dims(g, axis), x.shape
+                ).copy(),
+            ),
+        )
 
 
 class DivQuotientRule(TinyEngine):
     def div(self, a, b):
         a, b = self.lift(a), self.lift(b)
-        return self.node(a.value / b.value, (a, b),
-                         lambda g: (g / b.value, -g * a.value / b.value))  # BUG: a / b², not a / b  # fmt: skip
+        return self.node(
+            a.value / b.value, (a, b), lambda g: (g / b.value, -g * a.value / b.value)
+        )  # BUG: a / b², not a / b
 
 
 class SigmoidFromInput(TinyEngine):
@@ -50,7 +58,7 @@ class SigmoidFromInput(TinyEngine):
 class GradsNotReset(TinyEngine):
     """Parameter tensors kept (by value) across calls, their .grad never zeroed."""
 
-    leaves: dict = {}  # noqa: RUF012 - shared on purpose: that is the bug
+    leaves: dict = {}  # shared on purpose: that is the bug
 
     def tensor(self, array, requires_grad=False):
         if not requires_grad:

@@ -20,7 +20,7 @@ def inputs(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
 try:
     import torch
 except ImportError:  # pragma: no cover - torch is a dependency
-    torch = None
+    torch = None  # type: ignore[assignment]
 
 if torch is not None:
 
@@ -69,7 +69,7 @@ try:
     import jax
     import jax.numpy as jnp
 except ImportError:  # pragma: no cover - jax is a dependency
-    jax = None
+    jax = None  # type: ignore[assignment]
 
 
 def _jax_layer(backward):

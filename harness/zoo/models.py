@@ -172,8 +172,9 @@ class MutatesInputs(MLPBackprop):
 
 
 def _elman(params, inputs, case, *, carry=True, keep=None, shift=0):
-    loss, cache = M.elman_forward(params, inputs["X"], inputs["Y"], inputs["h0"], case.act,
-                                  case.objective)  # fmt: skip
+    loss, cache = M.elman_forward(
+        params, inputs["X"], inputs["Y"], inputs["h0"], case.act, case.objective
+    )
     hs, X, W_h = cache["hs"], inputs["X"], params["W_h"]
     dW_y, dL_dh = M.readout_backward(cache["readout"], hs, params["W_y"])
     da = np.zeros_like(dL_dh)
@@ -210,8 +211,9 @@ def elman_off_by_one(params, inputs, case):
 def lstm_missing_cell_path(params, inputs, case):
     """BUG: dc_{t−1} = dc_t ⊙ f is dropped: the cell state's gradient reaches back only
     through h, so the LSTM's long path is cut."""
-    loss, cache = M.lstm_forward(params, inputs["X"], inputs["Y"], inputs["h0"], inputs["c0"],
-                                 case.objective)  # fmt: skip
+    loss, cache = M.lstm_forward(
+        params, inputs["X"], inputs["Y"], inputs["h0"], inputs["c0"], case.objective
+    )
     gates, hs, cs, X, W_h = cache["gates"], cache["hs"], cache["cs"], inputs["X"], params["W_h"]
     dW_y, dL_dh = M.readout_backward(cache["readout"], hs, params["W_y"])
     dL_dc, da = np.empty_like(dL_dh), np.empty_like(gates)

@@ -70,8 +70,13 @@ class ForwardElman:
             hs.append(h)
             dhs.append(dh)
         steps = [len(X) - 1] if case.objective == "last" else range(len(X))
-        dloss = sum(np.sum((hs[t] @ params["W_y"] - inputs["Y"][t])
-                           * (dhs[t] @ params["W_y"] + hs[t] @ tangent["W_y"])) for t in steps)  # fmt: skip
+        dloss = sum(
+            np.sum(
+                (hs[t] @ params["W_y"] - inputs["Y"][t])
+                * (dhs[t] @ params["W_y"] + hs[t] @ tangent["W_y"])
+            )
+            for t in steps
+        )
         return {"loss": dloss / h.shape[0], "taps": {"h": np.stack(dhs)}}
 
     def recurrent(self, dh, params):

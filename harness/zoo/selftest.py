@@ -21,19 +21,36 @@ COLUMNS = ["implementation", "form", "mode", "dtype", "expected", "detected", "h
 def check(
     entry: Entry, dtype: str, channel=None, references=None, timeout: float = 60.0
 ) -> Validation:
-    return validate(entry.target, form=entry.form, cases=entry.make_cases() or None, dtype=dtype,
-                    references=references or SELFTEST_REFERENCES, timeout=timeout,
-                    channel=channel, modes=entry.modes)  # fmt: skip
+    return validate(
+        entry.target,
+        form=entry.form,
+        cases=entry.make_cases() or None,
+        dtype=dtype,
+        references=references or SELFTEST_REFERENCES,
+        timeout=timeout,
+        channel=channel,
+        modes=entry.modes,
+    )
 
 
 def row(entry: Entry, dtype: str, v: Validation) -> dict:
     detected = not v.ok
     expected = "broken" if entry.broken else "correct"
     how = v.how() if detected else ("" if entry.broken else "agrees")
-    return {"implementation": entry.name, "form": entry.form, "mode": ",".join(entry.modes),
-            "dtype": dtype,
-            "expected": expected, "detected": "yes" if detected else "no", "how": how,
-            "verdict": "ok" if detected == entry.broken else "MISSED" if entry.broken else "FALSE ALARM"}  # fmt: skip
+    return {
+        "implementation": entry.name,
+        "form": entry.form,
+        "mode": ",".join(entry.modes),
+        "dtype": dtype,
+        "expected": expected,
+        "detected": "yes" if detected else "no",
+        "how": how,
+        "verdict": "ok"
+        if detected == entry.broken
+        else "MISSED"
+        if entry.broken
+        else "FALSE ALARM",
+    }
 
 
 def entries(only: list[str] | None = None) -> list[Entry]:
@@ -42,9 +59,12 @@ def entries(only: list[str] | None = None) -> list[Entry]:
 
 
 def selftest(
-    dtypes=("float64", "float32"), only: list[str] | None = None, references=None,
-    timeout: float = 60.0, progress: Callable[[str, str], None] | None = None,
-) -> pd.DataFrame:  # fmt: skip
+    dtypes=("float64", "float32"),
+    only: list[str] | None = None,
+    references=None,
+    timeout: float = 60.0,
+    progress: Callable[[str, str], None] | None = None,
+) -> pd.DataFrame:
     """One row per zoo entry × dtype: expected broken/correct, detected, how."""
     channel = Isolated()
     rows = []

@@ -139,10 +139,15 @@ class LSTMStep:
         x, h_prev, c_prev, W_x, W_h, i, f, o, g, c = cache
         tanh_c = np.tanh(c)
         dc = dc_next + dh * o * (1 - tanh_c**2)
-        da = np.concatenate([
-            dc * g * i * (1 - i), self.forget(dc, c_prev, c) * f * (1 - f),
-            dh * tanh_c * o * (1 - o), dc * i * (1 - g * g),
-        ], axis=1)  # fmt: skip
+        da = np.concatenate(
+            [
+                dc * g * i * (1 - i),
+                self.forget(dc, c_prev, c) * f * (1 - f),
+                dh * tanh_c * o * (1 - o),
+                dc * i * (1 - g * g),
+            ],
+            axis=1,
+        )
         return (da @ W_x.T, da @ W_h.T, dc * f, x.T @ da, h_prev.T @ da, da.sum(axis=0))
 
     def forget(self, dc, c_prev, c):

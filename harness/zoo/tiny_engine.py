@@ -22,8 +22,14 @@ class Tensor:
 
     __array_ufunc__ = None  # numpy hands `array <op> Tensor` to our reflected operators
 
-    def __init__(self, value: Any, engine: TinyEngine, parents: tuple = (), back=None,
-                 requires_grad: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        value: Any,
+        engine: TinyEngine,
+        parents: tuple = (),
+        back=None,
+        requires_grad: bool = False,
+    ):
         # A Python number stays one, so that 2.0 * x keeps x's dtype (numpy's weak scalars).
         self.value = value if isinstance(value, (int, float)) else np.asarray(value)
         self.engine, self.parents, self.back = engine, parents, back
@@ -35,24 +41,24 @@ class Tensor:
     dtype = property(lambda self: np.asarray(self.value).dtype)
 
     def __len__(self) -> int:
-        return len(self.value)
+        return len(np.asarray(self.value))
 
     def __repr__(self) -> str:
         return f"Tensor(shape={self.shape})"
 
-    __add__ = lambda a, b: a.engine.add(a, b)  # noqa: E731
-    __radd__ = lambda a, b: a.engine.add(b, a)  # noqa: E731
-    __sub__ = lambda a, b: a.engine.sub(a, b)  # noqa: E731
-    __rsub__ = lambda a, b: a.engine.sub(b, a)  # noqa: E731
-    __mul__ = lambda a, b: a.engine.mul(a, b)  # noqa: E731
-    __rmul__ = lambda a, b: a.engine.mul(b, a)  # noqa: E731
-    __truediv__ = lambda a, b: a.engine.div(a, b)  # noqa: E731
-    __rtruediv__ = lambda a, b: a.engine.div(b, a)  # noqa: E731
-    __matmul__ = lambda a, b: a.engine.matmul(a, b)  # noqa: E731
-    __rmatmul__ = lambda a, b: a.engine.matmul(b, a)  # noqa: E731
-    __neg__ = lambda a: a.engine.neg(a)  # noqa: E731
-    __pow__ = lambda a, p: a.engine.pow(a, p)  # noqa: E731
-    __getitem__ = lambda a, index: a.engine.getitem(a, index)  # noqa: E731
+    __add__ = lambda a, b: a.engine.add(a, b)
+    __radd__ = lambda a, b: a.engine.add(b, a)
+    __sub__ = lambda a, b: a.engine.sub(a, b)
+    __rsub__ = lambda a, b: a.engine.sub(b, a)
+    __mul__ = lambda a, b: a.engine.mul(a, b)
+    __rmul__ = lambda a, b: a.engine.mul(b, a)
+    __truediv__ = lambda a, b: a.engine.div(a, b)
+    __rtruediv__ = lambda a, b: a.engine.div(b, a)
+    __matmul__ = lambda a, b: a.engine.matmul(a, b)
+    __rmatmul__ = lambda a, b: a.engine.matmul(b, a)
+    __neg__ = lambda a: a.engine.neg(a)
+    __pow__ = lambda a, p: a.engine.pow(a, p)
+    __getitem__ = lambda a, index: a.engine.getitem(a, index)
 
 
 def _expand(g: np.ndarray, x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
@@ -143,8 +149,9 @@ class TinyEngine:
 
     def div(self, a, b):
         a, b = self.lift(a), self.lift(b)
-        return self.node(a.value / b.value, (a, b),
-                         lambda g: (g / b.value, -g * a.value / (b.value * b.value)))  # fmt: skip
+        return self.node(
+            a.value / b.value, (a, b), lambda g: (g / b.value, -g * a.value / (b.value * b.value))
+        )
 
     def neg(self, a):
         return self.node(-a.value, (a,), lambda g: (-g,))
@@ -196,8 +203,11 @@ class TinyEngine:
 
     def sum(self, x, axis=None, keepdims=False):
         out = np.sum(x.value, axis=axis, keepdims=keepdims)
-        return self.node(out, (x,), lambda g: (
-            np.broadcast_to(_expand(g, x.value, axis, keepdims), x.shape).copy(),))  # fmt: skip
+        return self.node(
+            out,
+            (x,),
+            lambda g: (np.broadcast_to(_expand(g, x.value, axis, keepdims), x.shape).copy(),),
+        )
 
     def mean(self, x, axis=None, keepdims=False):
         count = np.size(x.value) // max(np.size(np.sum(x.value, axis=axis)), 1)
@@ -207,27 +217,33 @@ class TinyEngine:
         m = np.max(x.value, axis=axis, keepdims=True)
         full = m + np.log(np.sum(np.exp(x.value - m), axis=axis, keepdims=True))
         out = full if keepdims else np.squeeze(full, axis=axis)
-        return self.node(out, (x,), lambda g: (
-            _expand(g, x.value, axis, keepdims) * np.exp(x.value - full),))  # fmt: skip
+        return self.node(
+            out, (x,), lambda g: (_expand(g, x.value, axis, keepdims) * np.exp(x.value - full),)
+        )
 
     def reshape(self, x, shape):
         return self.node(np.reshape(x.value, shape), (x,), lambda g: (np.reshape(g, x.shape),))
 
     def permute_dims(self, x, axes):
         inverse = tuple(np.argsort(axes))
-        return self.node(np.transpose(x.value, axes), (x,),
-                         lambda g: (np.transpose(g, inverse),))  # fmt: skip
+        return self.node(np.transpose(x.value, axes), (x,), lambda g: (np.transpose(g, inverse),))
 
     def concat(self, xs, axis=0):
         xs = [self.lift(x) for x in xs]
         cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
-        return self.node(np.concatenate([x.value for x in xs], axis=axis), tuple(xs),
-                         lambda g: tuple(np.split(g, cuts, axis=axis)))  # fmt: skip
+        return self.node(
+            np.concatenate([x.value for x in xs], axis=axis),
+            tuple(xs),
+            lambda g: tuple(np.split(g, cuts, axis=axis)),
+        )
 
     def stack(self, xs, axis=0):
         xs = [self.lift(x) for x in xs]
-        return self.node(np.stack([x.value for x in xs], axis=axis), tuple(xs),
-                         lambda g: tuple(np.moveaxis(g, axis, 0)))  # fmt: skip
+        return self.node(
+            np.stack([x.value for x in xs], axis=axis),
+            tuple(xs),
+            lambda g: tuple(np.moveaxis(g, axis, 0)),
+        )
 
     def softmax_cross_entropy(self, logits, labels):
         z, n = logits.value, len(labels)

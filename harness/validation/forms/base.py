@@ -72,9 +72,13 @@ class Form:
         return obj, self.call, ""
 
     def checked_on(
-        self, info: dict, cases: list | None, problem: Problem | None, target: str,
+        self,
+        info: dict,
+        cases: list | None,
+        problem: Problem | None,
+        target: str,
         resolve: Resolve,
-    ) -> tuple[list, Problem | None]:  # fmt: skip
+    ) -> tuple[list, Problem | None]:
         """(the cases it runs on, the problem that stops it, if any), from what its worker
         said on loading it (``info``) and the cases asked for: by default those, or the
         plug-in's own ``cases``, or the whole catalog."""

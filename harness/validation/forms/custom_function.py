@@ -21,7 +21,7 @@ def has_inputs(stage: Any) -> bool:
 class CustomFunction(Stage):
     """The shared part of the framework forms; a subclass names the framework's test."""
 
-    needs = ()
+    needs: ClassVar[tuple[str, ...]] = ()
     framework = True
     takes: ClassVar[str]  # what ``--as NAME`` takes, as its error says
 
@@ -52,10 +52,13 @@ class CustomFunction(Stage):
 
         user_cases = resolve(cases) if cases and problem is None else []
         if problem is None and not user_cases and "arrays" not in info:
-            problem = {"kind": "missing attribute", "message": f"{target} needs inputs to run "
-                       "on: name a case that computes the same math (--case, its parameters "
-                       "and inputs named as the function's arguments) or give the function an "
-                       "inputs(rng) static method"}  # fmt: skip
+            problem = {
+                "kind": "missing attribute",
+                "message": f"{target} needs inputs to run "
+                "on: name a case that computes the same math (--case, its parameters "
+                "and inputs named as the function's arguments) or give the function an "
+                "inputs(rng) static method",
+            }
         if user_cases:
             names = tuple(info["names"])
             return [CaseStage(c, names, info.get("smooth")) for c in user_cases], problem

@@ -54,8 +54,10 @@ class MissingOp(Unsupported):
     def message(self) -> str:
         if self.asked == self.missing:
             return f"{self.where} has no array function {self.missing!r} (see harness/xp.py)"
-        return (f"{self.where} has no array function {self.asked!r}, nor {self.missing!r} to "
-                "build it from (see harness/xp.py)")  # fmt: skip
+        return (
+            f"{self.where} has no array function {self.asked!r}, nor {self.missing!r} to "
+            "build it from (see harness/xp.py)"
+        )
 
     def building(self, asked: str) -> MissingOp:
         """The same missing function, said as a building block of ``asked``."""
@@ -68,9 +70,11 @@ class MisnamedOp(AttributeError):
 
     def __init__(self, standard: str, numpy_name: str, where: str = "the engine") -> None:
         self.facts = {"missing": standard, "has": numpy_name}
-        super().__init__(f"{where} has no array function {standard!r} but has {numpy_name!r}: "
-                         f"did you mean it? the standard's name is `{standard}` (add "
-                         f"{standard} = {numpy_name})")  # fmt: skip
+        super().__init__(
+            f"{where} has no array function {standard!r} but has {numpy_name!r}: "
+            f"did you mean it? the standard's name is `{standard}` (add "
+            f"{standard} = {numpy_name})"
+        )
 
 
 def lacking(name: str, namespace: Any, where: str = "the engine") -> AttributeError:
@@ -173,8 +177,13 @@ def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, 
     for (name, _), g in zip(watched, grads[len(P) :], strict=True):
         taps.setdefault(name, []).append(g)
     taps = {n: (gs if ops.tap_steps[n] is not None else gs[0]) for n, gs in taps.items()}
-    return {"grads": out_grads, "taps": taps, "loss": engine.numpy(loss),
-            "tap_steps": dict(ops.tap_steps), "seconds": seconds}  # fmt: skip
+    return {
+        "grads": out_grads,
+        "taps": taps,
+        "loss": engine.numpy(loss),
+        "tap_steps": dict(ops.tap_steps),
+        "seconds": seconds,
+    }
 
 
 class Engine(Form):

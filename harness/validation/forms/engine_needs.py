@@ -90,8 +90,11 @@ def table(rows: list[Needs] | None = None) -> str:
     def names(xs: tuple[str, ...]) -> str:
         return " ".join(f"`{x}`" for x in sorted(xs)) or "none"
 
-    lines = ["| case | the standard's functions it calls | extras (the engine's own, or built "
-             "from the functions after them) |", "| --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| case | the standard's functions it calls | extras (the engine's own, or built "
+        "from the functions after them) |",
+        "| --- | --- | --- |",
+    ]
     for n in rows if rows is not None else catalog_needs():
         extras = names(n.extras) + (f" ← {names(n.building_blocks)}" if n.building_blocks else "")
         lines.append(f"| `{n.case}` | {names(n.functions)} | {extras if n.extras else 'none'} |")

@@ -55,8 +55,9 @@ class FunctionalNamespace(Namespace):
 
 
 def is_functional(obj: Any) -> bool:
-    return hasattr(obj, "xp") and (callable(getattr(obj, "value_and_grad", None))
-                                   or callable(getattr(obj, "grad", None)))  # fmt: skip
+    return hasattr(obj, "xp") and (
+        callable(getattr(obj, "value_and_grad", None)) or callable(getattr(obj, "grad", None))
+    )
 
 
 def run_functional(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, Any]:
@@ -84,8 +85,12 @@ def run_functional(engine: Any, case: Any, params: dict, inputs: dict) -> dict[s
     else:
         loss, grads = f(arg), engine.grad(f)(arg)
     seconds = time.perf_counter() - start
-    return {"grads": dict(grads["params"]), "taps": dict(grads.get("taps", {})), "loss": loss,
-            "seconds": seconds}  # fmt: skip
+    return {
+        "grads": dict(grads["params"]),
+        "taps": dict(grads.get("taps", {})),
+        "loss": loss,
+        "seconds": seconds,
+    }
 
 
 class Functional(Form):

@@ -53,9 +53,11 @@ def model_function(obj: Any, mode: str, modes: tuple[str, ...]) -> tuple[Any, st
     if callable(obj) and (alone or (mode == "rev" and "rev" in modes and not has_any)):
         return obj, ""
     what = {"rev": "gradients", "fwd": "forward mode", "hvp": "H·v"}[mode]
-    return None, (f"the plug-in supplies no {what}: give it a `{attr}` attribute "
-                  f"({attr}(params, inputs{'' if mode == 'rev' else ', direction'}[, case])), "
-                  "or ask for that mode alone")  # fmt: skip
+    return None, (
+        f"the plug-in supplies no {what}: give it a `{attr}` attribute "
+        f"({attr}(params, inputs{'' if mode == 'rev' else ', direction'}[, case])), "
+        "or ask for that mode alone"
+    )
 
 
 def _copy(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -100,9 +102,11 @@ class Model(Form):
     def checked_on(self, info, cases, problem, target, resolve):
         """The case it names (a model fits one case's parameters; none named is bad usage)."""
         if problem is None and not (list(cases or []) or list(info.get("cases") or [])):
-            raise NeedCases(f"a model plug-in fits one case's parameters: name the case "
-                            f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
-                            f"shows what {target} must return)")  # fmt: skip
+            raise NeedCases(
+                f"a model plug-in fits one case's parameters: name the case "
+                f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
+                f"shows what {target} must return)"
+            )
         return super().checked_on(info, cases, problem, target, resolve)
 
     def for_peer(self, obj: Any, mode: str) -> Any:

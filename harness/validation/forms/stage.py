@@ -14,7 +14,7 @@ matches a wrong forward still shows. The stage catalog and the case a stage beco
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -62,8 +62,12 @@ def stage_call(obj, case, params, inputs):
             f"backward returned {len(grads)} gradients for the inputs ({', '.join(case.names)})"
         )
     loss = np.asarray(loss, dtype=d_out[0].dtype)  # computed here, in the run's dtype
-    return {"grads": named, "loss": loss, "_d_out_after": given,
-            "_d_out_names": d_out_names(stage, len(given))}  # fmt: skip
+    return {
+        "grads": named,
+        "loss": loss,
+        "_d_out_after": given,
+        "_d_out_names": d_out_names(stage, len(given)),
+    }
 
 
 def d_out_names(stage: Any, n: int) -> list[str]:
@@ -87,8 +91,10 @@ def own_forward_differences(obj, case, params, inputs):
 
     stage = stage_object(obj)
     d_out = [np.asarray(d, dtype=np.float64) for d in case.d_out(inputs)]
-    args = [np.array(a, dtype=np.float64) if n not in case.labels else a
-            for n, a in zip(case.names, case.arguments(params, inputs), strict=True)]  # fmt: skip
+    args = [
+        np.array(a, dtype=np.float64) if n not in case.labels else a
+        for n, a in zip(case.names, case.arguments(params, inputs), strict=True)
+    ]
     which = [i for i, n in enumerate(case.names) if n not in case.labels]
     names = [case.names[i] for i in which]
 
@@ -99,16 +105,21 @@ def own_forward_differences(obj, case, params, inputs):
         found = arguments_along_directions(loss, args, which, case.smooth)
         return {"directional": dict(zip(names, found, strict=True))}
     grads, errors = arguments_per_element(loss, args, which, case.smooth)
-    return {"grads": dict(zip(names, grads, strict=True)),
-            "errors": dict(zip(names, errors, strict=True))}  # fmt: skip
+    return {
+        "grads": dict(zip(names, grads, strict=True)),
+        "errors": dict(zip(names, errors, strict=True)),
+    }
 
 
 def _parameter_names(forward, count: int) -> list[str]:
     """The names of forward's parameters (``forward(self, x, h, W)`` -> x, h, W), where it has
     that many named ones; else x0, x1, …"""
     try:
-        parameters = [p for p in inspect.signature(forward).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+        parameters = [
+            p
+            for p in inspect.signature(forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         parameters = []
     if len(parameters) == count:
@@ -131,7 +142,7 @@ def custom_inputs(obj):
 class Stage(Form):
     name = "stage"
     described = "a stage (stage, forward, backward)"
-    needs = ("stage", "forward", "backward")
+    needs: ClassVar[tuple[str, ...]] = ("stage", "forward", "backward")
     own_forward = True
     peer = "stage"
 
@@ -151,8 +162,10 @@ class Stage(Form):
 
         stage = info.get("stage")
         if problem is None and stage not in STAGES and stage != "custom":
-            problem = {"kind": "missing attribute", "message": f"stage = {stage!r} is not one "
-                       f"of {', '.join(STAGES)} or 'custom'"}  # fmt: skip
+            problem = {
+                "kind": "missing attribute",
+                "message": f"stage = {stage!r} is not one of {', '.join(STAGES)} or 'custom'",
+            }
         if stage == "custom" and problem is None:
             return [custom_stage_case(info)], problem
         return [StageCase(stage if stage in STAGES else "linear")], problem
@@ -166,10 +179,12 @@ class Stage(Form):
         if stage == "custom":
             return []
         if stage in STAGES and not STAGES[stage].smooth and "numeric" in references:
-            notes.append(f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 "
-                         "by convention): the numeric reference is left out; your backward is "
-                         "still checked against finite differences of your own forward, which "
-                         "accept any subgradient there")  # fmt: skip
+            notes.append(
+                f"  · stage {stage!r} has a kink at exact input values (relu'(0) = 0 "
+                "by convention): the numeric reference is left out; your backward is "
+                "still checked against finite differences of your own forward, which "
+                "accept any subgradient there"
+            )
             return [r for r in references if r != "numeric"]
         return references
 
