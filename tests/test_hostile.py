@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness import validate as validate_api
+
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 CASES = HOSTILE / "cases.py"
 PLUGINS = HOSTILE / "plugins.py"
@@ -276,3 +278,24 @@ def test_a_case_claiming_a_catalog_family_without_its_options_gets_no_theory_not
     assert set(agreement["case"]) >= {"card_affine_square"} and agreement["ok"].all()
     assert len(agreement) > len(agreement[agreement["case"] == "card_affine_square"])
     assert "no theory" in (out / "report.md").read_text() or name == "FakeMLP"
+
+
+@pytest.mark.parametrize("named", ["MissingOp", "MisnamedOp"])
+def test_a_model_plugin_cannot_hide_a_case_behind_an_exception_named_missing_op(tmp_path, named):
+    """Only a form that runs a case's math on the plug-in's functions (engine,
+    functional) may lack one: a model plug-in that raises an exception of that name on the
+    case it gets wrong is a fault, not an uncounted case beside an AGREES and exit 0."""
+    path = tmp_path / "hides.py"
+    path.write_text(
+        "from harness.zoo.models import manual\n\n\n"
+        f"class {named}(Exception):\n    pass\n\n\n"
+        "def grads(params, inputs, case):\n"
+        '    if "W_h" in params:\n'
+        f'        raise {named}("tanh")\n'
+        "    return manual(params, inputs, case)\n"
+    )
+    v = validate_api(
+        f"{path}:grads", form="model", cases=["mlp", "elman"], references=["reference"]
+    )
+    assert not v.unsupported and not v.ok and v.verdict == "faults"
+    assert [(f.case, f.fault) for f in v.faults] == [("elman", "exception")]

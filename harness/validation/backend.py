@@ -104,6 +104,7 @@ class PluginBackend(Backend):
             self.max_output,
             mode,
             (params, inputs),
+            may_lack=FORMS[self.form].may_lack,
         )
         result = judged.result(reply)
         if mode == "rev":

@@ -27,13 +27,18 @@ from harness.validation.printed import Printed, printed_by
 MAX_OUTPUT = 1_000_000  # characters one call may print before a note says it flooded
 
 
-def fatal(reply_fault: dict[str, Any]) -> tuple[str, str, str]:
-    """(kind, message, traceback) of a fault the worker (or its death) reported."""
+def fatal(reply_fault: dict[str, Any], may_lack: bool = False) -> tuple[str, str, str]:
+    """(kind, message, traceback) of a fault the worker (or its death) reported.
+
+    ``may_lack``: the form runs a case's own math through the plug-in's functions (an
+    engine, a functional namespace), so a function it lacks makes the case "unsupported",
+    counted apart. Any other form's exception is a fault, whatever its class is called: a
+    plug-in must not hide a case it gets wrong by raising an exception named MissingOp."""
     kind = reply_fault.get("kind", "exception")
     message = reply_fault.get("message", "")
     # a function the engine lacks, or has under numpy's name: one line, no traceback
     for kind_of_op, says in (("MissingOp", "unsupported"), ("MisnamedOp", "misnamed function")):
-        if reply_fault.get("type") == kind_of_op:
+        if may_lack and reply_fault.get("type") == kind_of_op:
             prefix = f"{kind_of_op}: "
             return says, message[len(prefix) :] if message.startswith(prefix) else message, ""
     if reply_fault.get("type") == "MissingMethod":
@@ -126,8 +131,10 @@ class Judgement:
         max_output: int = MAX_OUTPUT,
         mode: str = "rev",
         sent: tuple[dict, dict] = ({}, {}),
+        may_lack: bool = False,
     ):
         self.case, self.backend, self.dtype, self.mode = case, backend, dtype, mode
+        self.may_lack = may_lack  # the form may lack a function a case needs (see ``fatal``)
         self.sent = sent  # the parameters and inputs as they were sent, untouched here
         self.params, self.expected_taps, self.tap_steps = params, expected_taps, tap_steps
         self.max_output = max_output
@@ -158,12 +165,16 @@ class Judgement:
     def result(self, reply: dict[str, Any]) -> Result:
         empty = Result(self.case.label, self.backend, self.dtype)
         if "fault" in reply:
-            return self._fatal(empty, *fatal(reply["fault"]), fault_facts(reply["fault"]))
+            return self._fatal(
+                empty, *fatal(reply["fault"], self.may_lack), fault_facts(reply["fault"])
+            )
         first = reply["calls"][0]
         self.printed = printed_by(first, self.case.label, self.backend)
         self._output(first, reply.get("fd_stderr_bytes", 0))
         if first["error"] is not None:
-            return self._fatal(empty, *fatal(first["error"]), fault_facts(first["error"]))
+            return self._fatal(
+                empty, *fatal(first["error"], self.may_lack), fault_facts(first["error"])
+            )
         out = first["output"]
         if out["top"] == "None":
             return self._fatal(
@@ -304,7 +315,7 @@ class Judgement:
     def _repeat(self, first: dict[str, Any], second_call: dict[str, Any]) -> None:
         """The same call twice on clean copies: equal, doubled (state), or different."""
         if second_call["error"] is not None:
-            kind, message, tb = fatal(second_call["error"])
+            kind, message, tb = fatal(second_call["error"], self.may_lack)
             self.fault(
                 "state across calls",
                 f"the first call succeeded and the second, on the same inputs, failed: {message}",
@@ -350,7 +361,7 @@ class Judgement:
         """The stage's backward against finite differences of its own forward."""
         name = f"{self.backend}(fd)"
         if fd.get("error") is not None:
-            kind, message, tb = fatal(fd["error"])
+            kind, message, tb = fatal(fd["error"], self.may_lack)
             self.fault(kind, f"finite differences of the forward failed: {message}", "", tb)
             return
         tol = tolerance_for("autodiff", "numeric", self.dtype)

@@ -44,6 +44,7 @@ class Form:
     described: ClassVar[str]  # how "… is neither …" names it: "a callable (model)"
     needs: ClassVar[tuple[str, ...]] = ()  # attributes it must have (checked after loading)
     modes: ClassVar[tuple[str, ...]] = ("rev",)  # the derivatives it may supply
+    may_lack: ClassVar[bool] = False  # runs a case's math on its functions: may lack one
     own_forward: ClassVar[bool] = False  # also checked against FD of its own forward
     framework: ClassVar[bool] = False  # a framework's custom function, as a custom stage
     peer: ClassVar[str | None] = None  # the kind of Pair the peers build of it

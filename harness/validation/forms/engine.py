@@ -188,6 +188,7 @@ def run_engine(engine: Any, case: Any, params: dict, inputs: dict) -> dict[str, 
 
 class Engine(Form):
     name = "engine"
+    may_lack = True
     described = "an engine (tensor, grad, numpy)"
     needs = ENGINE_METHODS
     peer = "engine"

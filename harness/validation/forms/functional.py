@@ -95,6 +95,7 @@ def run_functional(engine: Any, case: Any, params: dict, inputs: dict) -> dict[s
 
 class Functional(Form):
     name = "functional"
+    may_lack = True
     described = "a functional engine (xp and grad or value_and_grad)"
 
     def detects(self, obj: Any) -> bool:
