@@ -299,3 +299,31 @@ def test_a_model_plugin_cannot_hide_a_case_behind_an_exception_named_missing_op(
     )
     assert not v.unsupported and not v.ok and v.verdict == "faults"
     assert [(f.case, f.fault) for f in v.faults] == [("elman", "exception")]
+
+
+def test_a_lone_surrogate_from_a_plugin_is_shown_escaped_and_the_run_goes_on(tmp_path):
+    """A lone surrogate (valid in a Python str, not in UTF-8) printed by a plug-in or in a
+    tensor's name once ended the command in a traceback with an empty --out: now it is
+    shown as its escape, the tables are written, and the verdict stands."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    (tmp_path / "surrogate.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(examples)!r})\n"
+        "import numpy as np\n"
+        "from model_mlp import grads as _grads\n\n\n"
+        "def grads(params, inputs):\n"
+        '    print("lone \\ud800 surrogate")\n'
+        "    answer = _grads(params, inputs)\n"
+        '    answer["grads"]["x\\udfff"] = np.zeros(2)\n'
+        "    return answer\n"
+    )
+    out = tmp_path / "out"
+    done = gradparity(
+        "validate", "surrogate.py:grads", "--as", "model", "--case", "mlp",
+        "--reference", "reference", "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr and "UnicodeEncodeError" not in done.stdout
+    assert "lone \\ud800 surrogate" in done.stdout
+    assert done.returncode == 1  # the extra tensor is a fault; nothing else broke
+    assert (out / "agreement.csv").is_file() and (out / "faults.csv").is_file()
+    assert "x\\udfff" in (out / "faults.csv").read_text(encoding="utf-8")

@@ -121,6 +121,16 @@ def read_message(stream: Any, limit: int = LIMIT) -> Any:
     return decode(body[:header_size], memoryview(body)[header_size:])
 
 
+def _text(x: str) -> str:
+    """A string as UTF-8 can hold it: a lone surrogate (JSON may carry one, "\\ud800")
+    becomes its escape, so no text of the worker's fails to print or write later."""
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:
+        return x.encode("utf-8", "backslashreplace").decode("utf-8")
+    return x
+
+
 def decode(header: bytes, data: memoryview | bytes) -> Any:
     """The tree of one frame's header, its arrays read from ``data`` (copies)."""
     try:
@@ -152,7 +162,9 @@ def decode(header: bytes, data: memoryview | bytes) -> Any:
     def tree(x: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise Malformed(f"a message nested more than {MAX_DEPTH} levels deep")
-        if x is None or isinstance(x, (bool, int, float, str)):
+        if isinstance(x, str):
+            return _text(x)
+        if x is None or isinstance(x, (bool, int, float)):
             return x
         if isinstance(x, list):
             return [tree(v, depth + 1) for v in x]
@@ -181,7 +193,7 @@ def decode(header: bytes, data: memoryview | bytes) -> Any:
                         raise Malformed("a dict key that cannot be a key") from None
                 return out
             raise Malformed(f"an unknown tag {tag!r}")
-        return {k: tree(v, depth + 1) for k, v in x.items()}
+        return {_text(k): tree(v, depth + 1) for k, v in x.items()}
 
     try:
         return tree(parsed)
