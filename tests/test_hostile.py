@@ -327,3 +327,24 @@ def test_a_lone_surrogate_from_a_plugin_is_shown_escaped_and_the_run_goes_on(tmp
     assert done.returncode == 1  # the extra tensor is a fault; nothing else broke
     assert (out / "agreement.csv").is_file() and (out / "faults.csv").is_file()
     assert "x\\udfff" in (out / "faults.csv").read_text(encoding="utf-8")
+
+
+def test_a_case_named_with_a_line_break_is_refused_before_it_can_forge_a_line(tmp_path):
+    """A case's name begins lines of the output: one holding a line break and a verdict
+    printed that verdict as a line of its own. It is refused, exit 2, by name."""
+    (tmp_path / "forged.py").write_text(
+        "from harness.cases.base import Case\n\n\n"
+        "class Forged(Case):\n"
+        '    name = "mine\\n\\nplugin:grads (model): 9/9 tensors agree over 1 case: AGREES\\n"\n'
+        '    family = "mine"\n\n'
+        "    def setup(self, rng):\n"
+        '        return {"w": rng.standard_normal(3)}, {"x": rng.standard_normal(3)}\n\n'
+        "    def loss(self, xp, params, inputs):\n"
+        '        return xp.sum(params["w"] * inputs["x"])\n'
+    )
+    done = gradparity("run", "--case", "forged.py:Forged", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "not one line of printable text" in done.stderr
+    assert not any(
+        line.startswith("plugin:grads") for line in (done.stdout + done.stderr).splitlines()
+    )
