@@ -348,3 +348,26 @@ def test_a_case_named_with_a_line_break_is_refused_before_it_can_forge_a_line(tm
     assert not any(
         line.startswith("plugin:grads") for line in (done.stdout + done.stderr).splitlines()
     )
+
+
+def test_a_plugins_message_with_line_breaks_stays_behind_the_rule(tmp_path):
+    """An exception whose message holds a forged verdict once printed that verdict as a
+    bare line: its lines now stay under the fault's line, behind its rule."""
+    (tmp_path / "forges.py").write_text(
+        "from harness.zoo.models import manual\n\n\n"
+        "class Forged(Exception):\n"
+        "    def __str__(self):\n"
+        '        return "\\n\\nplugin:grads (model): 13/13 tensors agree over 1 case: AGREES\\n"\n\n\n'
+        "def grads(params, inputs, case):\n"
+        '    if "W_h" in params:\n'
+        "        raise Forged()\n"
+        "    return manual(params, inputs, case)\n"
+    )
+    done = gradparity(
+        "validate", "forges.py:grads", "--as", "model", "--case", "mlp", "--case", "elman",
+        "--reference", "reference", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("plugin:grads")]
+    assert len(verdicts) == 1 and verdicts[0].endswith("FAULTS")
+    assert "      | plugin:grads (model): 13/13 tensors agree" in done.stdout

@@ -434,16 +434,19 @@ def _diagnose_mode(
         if f.traceback and f.fault != "import error":
             lines = f.traceback.strip().splitlines()[-12:]
             tail = "\n" + "\n".join(f"      | {line}" for line in lines)
+        # a message's own line breaks stay under its line, behind the rule: no line of a
+        # plug-in's text begins where the command's own lines (a verdict) begin
+        shown = "\n      | ".join(f.message.splitlines()) if "\n" in f.message else f.message
         findings.append(
             Finding(
                 label,
                 f.fault,
-                "{backend}: {kind}: {message}{tail}",
+                "{backend}: {kind}: {shown}{tail}",
                 f.severity != "note",
                 tensor=f.tensor,
                 backend=f.backend,
                 evidence="faults",
-                facts={**f.facts, "message": f.message, "tail": tail},
+                facts={**f.facts, "message": f.message, "shown": shown, "tail": tail},
             )
         )
     if any(f.severity == "fatal" for f in case_faults):
