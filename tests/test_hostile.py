@@ -344,7 +344,7 @@ def test_a_case_named_with_a_line_break_is_refused_before_it_can_forge_a_line(tm
     )
     done = gradparity("run", "--case", "forged.py:Forged", cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "not one line of printable text" in done.stderr
+    assert "is not one line of text" in done.stderr
     assert not any(
         line.startswith("plugin:grads") for line in (done.stdout + done.stderr).splitlines()
     )

@@ -188,9 +188,9 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     miss = conforms(reply, _DESCRIPTION)
     if miss:
         raise LoadError(f"its worker's description of it is malformed: {miss}")
-    if not reply["name"] or not reply["name"].isprintable():  # no line break, no control
-        raise LoadError(f"its name {reply['name']!r} is not one line of printable text; a "
-                        "case's name begins lines of the output and names its files")  # fmt: skip
+    if reply["name"].splitlines() != [reply["name"]]:  # empty, or a line break in it
+        raise LoadError(f"its name {reply['name']!r} is not one line of text; a case's "
+                        "name begins lines of the output")  # fmt: skip
     allowed = {
         k: Allowed(a["low"], a["high"], a["above"], tuple(a["choices"]))
         for k, a in reply["allowed"].items()
