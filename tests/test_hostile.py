@@ -319,9 +319,18 @@ def test_a_lone_surrogate_from_a_plugin_is_shown_escaped_and_the_run_goes_on(tmp
     )
     out = tmp_path / "out"
     done = gradparity(
-        "validate", "surrogate.py:grads", "--as", "model", "--case", "mlp",
-        "--reference", "reference", "--out", str(out), cwd=tmp_path,
-    )  # fmt: skip
+        "validate",
+        "surrogate.py:grads",
+        "--as",
+        "model",
+        "--case",
+        "mlp",
+        "--reference",
+        "reference",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert "Traceback" not in done.stderr and "UnicodeEncodeError" not in done.stdout
     assert "lone \\ud800 surrogate" in done.stdout
     assert done.returncode == 1  # the extra tensor is a fault; nothing else broke
@@ -364,9 +373,18 @@ def test_a_plugins_message_with_line_breaks_stays_behind_the_rule(tmp_path):
         "    return manual(params, inputs, case)\n"
     )
     done = gradparity(
-        "validate", "forges.py:grads", "--as", "model", "--case", "mlp", "--case", "elman",
-        "--reference", "reference", cwd=tmp_path,
-    )  # fmt: skip
+        "validate",
+        "forges.py:grads",
+        "--as",
+        "model",
+        "--case",
+        "mlp",
+        "--case",
+        "elman",
+        "--reference",
+        "reference",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("plugin:grads")]
     assert len(verdicts) == 1 and verdicts[0].endswith("FAULTS")

@@ -189,8 +189,10 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     if miss:
         raise LoadError(f"its worker's description of it is malformed: {miss}")
     if reply["name"].splitlines() != [reply["name"]]:  # empty, or a line break in it
-        raise LoadError(f"its name {reply['name']!r} is not one line of text; a case's "
-                        "name begins lines of the output")  # fmt: skip
+        raise LoadError(
+            f"its name {reply['name']!r} is not one line of text; a case's "
+            "name begins lines of the output"
+        )
     allowed = {
         k: Allowed(a["low"], a["high"], a["above"], tuple(a["choices"]))
         for k, a in reply["allowed"].items()
