@@ -245,3 +245,38 @@ def test_bench_times_a_user_case(mine, tmp_path, monkeypatch):
     argv = seen["argv"]
     assert argv[argv.index("--case") + 1] == f"{mine}:quadratic" and "n=3" in argv
     assert main(["bench", "--case", f"{mine}:nope"]) == 2  # checked before the fresh process
+
+
+def test_the_runs_of_one_case_of_the_user_s_share_its_worker(tmp_path, monkeypatch):
+    """A worker starts in seconds (it imports the libraries): the description of a case of
+    the user's and every run of it after — its options varied, as the drift plot's lengths
+    are — reuse one worker, started afresh only after a fault. A second case class gets a
+    worker of its own."""
+    from harness.drift import DRIFT_LENGTHS, dtype_drift
+    from harness.sandbox import channel as channels
+    from harness.sandbox.case import load
+
+    starts = []
+    start = channels.Isolated._start
+    monkeypatch.setattr(channels.Isolated, "_start", lambda self: starts.append(1) or start(self))
+    path = tmp_path / "unroll.py"
+    path.write_text(
+        "from harness.cases import Case\n\n\n"
+        "class Unroll(Case):\n"
+        '    name, family = "unroll", "elman"\n'
+        '    options = {"T": 4}\n\n'
+        "    def setup(self, rng):\n"
+        '        return {"W": rng.standard_normal((3, 3)) * 0.5}, '
+        '{"x": rng.standard_normal((self.T, 3))}\n\n'
+        "    def loss(self, xp, p, inputs):\n"
+        "        def step(h, x_t):\n"
+        '            h = xp.tap("h", xp.tanh(h @ p["W"] + x_t))\n'
+        "            return h, h\n\n"
+        '        h, _ = xp.scan(step, inputs["x"][0, ...] * 0, inputs["x"])\n'
+        "        return xp.sum(h**2)\n"
+    )
+    case = load(f"{path}:Unroll")()
+    drift = dtype_drift([case], seed=0)
+    assert len(drift) == len(DRIFT_LENGTHS) and (drift["error"] == "").all(), drift
+    assert drift["max_rel_err"].notna().all()
+    assert len(starts) == 1, f"{len(starts)} workers for one case's description and 14 runs"

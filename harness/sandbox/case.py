@@ -143,7 +143,7 @@ def ask(case: Case, message: dict[str, Any]) -> dict[str, Any]:
     channels = case.__dict__.setdefault("_channels", {})
     channel = channels.get(threading.get_ident())
     if channel is None:
-        channel = channels[threading.get_ident()] = Isolated(case.limits.memory)
+        channel = channels[threading.get_ident()] = _unpark(type(case))
     reply = channel.request({**message, "case": case.spec()}, case.limits.timeout)
     if "fault" in reply:
         raise CaseFault(reply["fault"] if isinstance(reply["fault"], dict) else {})
@@ -151,10 +151,35 @@ def ask(case: Case, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def release(case: Case) -> None:
-    """Close this thread's worker of ``case`` (a later request starts a fresh one)."""
+    """This thread's worker of ``case`` is done with it: kept idle for the next request
+    about a case of the same class (the next run of it, its options varied), else closed."""
     channel = case.__dict__.get("_channels", {}).pop(threading.get_ident(), None)
     if channel is not None:
+        _park(type(case), channel)
+
+
+# A worker takes seconds to start (it imports the libraries), and the runs of one case come
+# one after another: its description, its run, the drift plot's 14. So each thread keeps
+# the worker of the last case class it asked about, idle; a request about another class
+# closes it. A case class's worker never serves another class's code, and a worker that a
+# fault ended is started afresh by its next request (``Isolated.request``).
+_idle: dict[int, tuple[type, Isolated]] = {}
+
+
+def _park(cls: type, channel: Isolated) -> None:
+    _, previous = _idle.pop(threading.get_ident(), (None, None))
+    if previous is not None and previous is not channel:
+        previous.close()
+    _idle[threading.get_ident()] = (cls, channel)
+
+
+def _unpark(cls: type[Case]) -> Isolated:
+    kept, channel = _idle.pop(threading.get_ident(), (None, None))
+    if channel is not None and kept is cls:
+        return channel
+    if channel is not None:
         channel.close()
+    return Isolated(cls.limits.memory if issubclass(cls, IsolatedCase) else DEFAULT_MEMORY)
 
 
 _DESCRIPTION = {
@@ -179,8 +204,18 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     channel = Isolated(limits.memory)
     try:
         reply = channel.request({"op": DESCRIBE, "target": target.data()}, limits.timeout)
-    finally:
+        cls = _described(target, limits, reply)
+    except BaseException:
         channel.close()
+        raise
+    _park(cls, channel)  # its first run goes on in the worker that loaded it
+    _loaded[key] = cls
+    return cls
+
+
+def _described(target: Target, limits: Limits, reply: dict[str, Any]) -> type[IsolatedCase]:
+    """The IsolatedCase class a worker's description of ``target`` makes (LoadError where
+    the reply is a fault or not a case's description)."""
     if "fault" in reply:
         raise LoadError(_loading_fault(CaseFault(reply["fault"])))
     if "not_a_case" in reply:
@@ -210,9 +245,7 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
         "described_takes": dict(reply["takes"]),
         "__module__": __name__,
     }
-    cls = type("IsolatedCase", (IsolatedCase,), body)
-    _loaded[key] = cls
-    return cls
+    return type("IsolatedCase", (IsolatedCase,), body)
 
 
 def _loading_fault(fault: CaseFault) -> str:
