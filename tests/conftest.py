@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness import compile_cache
+
+compile_cache.enable()  # the test processes are gradparity's own, as the command's are
+
 
 @pytest.fixture(scope="module")
 def worker(request):

@@ -14,7 +14,8 @@ PINNED = "GRADPARITY_BENCH_THREADS"  # set in the fresh process: the variables a
 
 
 def thread_environment(threads: int) -> dict[str, str]:
-    """The variables that give every backend ``threads`` threads."""
+    """The variables that give every backend ``threads`` threads, and JAX's compilation
+    cache off (``harness.compile_cache``): the bench times compilation."""
     eigen = "true" if threads > 1 else "false"
     xla = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
     flags = os.environ.get("XLA_FLAGS", "")
@@ -22,6 +23,7 @@ def thread_environment(threads: int) -> dict[str, str]:
         "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads), "VECLIB_MAXIMUM_THREADS": str(threads),
         "XLA_FLAGS": f"{flags} {xla}".strip(), PINNED: str(threads),
+        "JAX_ENABLE_COMPILATION_CACHE": "false",
     }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from harness import compile_cache
 from harness.interrupts import Interrupted, handled
 
 
@@ -90,6 +91,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from harness.output import OutputError, release_all
     from harness.selection import UsageError
 
+    compile_cache.enable()  # before a worker starts or JAX loads: both read it then
     args = parser().parse_args(argv)
     try:
         code = args.func(args)
