@@ -182,16 +182,19 @@ GiB = 2**30
 
 # Sizes whose checks peak at 25-100 MiB: the data dwarf what a fresh process's libraries
 # add on the first call of a new shape, and each measurement takes seconds.
+# The default suite measures the sizes whose check takes a few seconds; the unrolls, whose
+# checks at a measurable size take 10-35 s each (a whole check in a fresh process), are
+# measured with the slow tests (``pytest -m slow``, as ``.ci/run`` runs them).
 SIZES = [
-    ("elman", {"T": 1000, "H": 64, "B": 16}),
-    ("lstm", {"T": 20, "H": 256, "B": 4}),
-    ("gru", {"T": 100, "H": 64, "B": 16}),
     ("mlp", {"width": 64, "N": 2048}),
-    ("adbench_lstm", {"source": "random", "l": 1, "c": 1000, "b": 50}),
     ("card_affine_square", {"n": 200_000}),
     ("bias_broadcast", {"N": 20_000, "D": 16, "H": 16}),
 ]
 MORE_SIZES = [
+    ("elman", {"T": 1000, "H": 64, "B": 16}),
+    ("lstm", {"T": 20, "H": 256, "B": 4}),
+    ("gru", {"T": 100, "H": 64, "B": 16}),
+    ("adbench_lstm", {"source": "random", "l": 1, "c": 1000, "b": 50}),
     ("elman", {"T": 50, "H": 256, "B": 8}),
     ("elman", {"T": 5000}),  # many small steps: the graph's per-value cost
     ("lstm", {"T": 100, "H": 64, "B": 16}),
