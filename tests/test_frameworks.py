@@ -19,11 +19,14 @@ EXAMPLE = ROOT / "examples" / "custom_vjp.py"
     ("attr", "form"), [("TorchTanhLayer", "torch-function"), ("jax_tanh_layer", "jax-custom-vjp")]
 )
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_examples_agree_alone_and_against_the_references_of_a_plain_case(attr, form, dtype):
-    alone = validate(f"{EXAMPLE}:{attr}", form=form, dtype=dtype)
+def test_the_examples_agree_alone_and_against_the_references_of_a_plain_case(
+    attr, form, dtype, worker
+):
+    alone = validate(f"{EXAMPLE}:{attr}", form=form, dtype=dtype, channel=worker)
     assert alone.ok, alone.text()
     assert alone.references == []  # finite differences of its own forward only
-    paired = validate(f"{EXAMPLE}:{attr}", form=form, cases=[f"{EXAMPLE}:TanhLayer"], dtype=dtype)
+    case = f"{EXAMPLE}:TanhLayer"
+    paired = validate(f"{EXAMPLE}:{attr}", form=form, cases=[case], dtype=dtype, channel=worker)
     assert paired.ok, paired.text()
     ran = set(paired.agreement["backend"]) | set(paired.agreement["baseline"])
     assert ran >= {"reference", "torch", "jax", "numeric"}

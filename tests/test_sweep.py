@@ -207,7 +207,11 @@ def test_a_dead_dask_worker_is_one_failed_row_too(tmp_path):
     assert "its worker died" in outcomes[1].error
 
 
-def test_an_unreachable_scheduler_is_exit_2(capsys):
+def test_an_unreachable_scheduler_is_exit_2(capsys, monkeypatch):
+    import harness.sweep
+
+    # Dask retries a refused connection until the deadline: 1 s, not the default 10 s.
+    monkeypatch.setattr(harness.sweep, "SCHEDULER_TIMEOUT", 1.0)
     code = main(
         [
             "run",
