@@ -511,6 +511,12 @@ def tables(outcomes: list[Outcome], keys: list[str]) -> dict[str, pd.DataFrame]:
     return out
 
 
+def families(outcomes: list[Outcome]) -> dict[str, str]:
+    """Each case's label -> the name of its family (``harness.cases.family``), over every
+    point: what the report reads to choose its landscapes' rows."""
+    return {c["label"]: c["family"] for o in outcomes for c in o.cases}
+
+
 def _why(o: Outcome) -> str:
     """Why a point failed: what it raised, else its first finding ("" where it agrees)."""
     if o.status == "ok":
@@ -612,6 +618,7 @@ __all__ = [
     "Outcome",
     "Point",
     "executor",
+    "families",
     "grid",
     "parse_grid",
     "parse_seeds",
