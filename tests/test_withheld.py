@@ -143,8 +143,19 @@ def test_the_comparison_reads_withheld_and_uncompared_from_the_result():
 def test_the_plugins_agreement_csv_counts_are_integers(tmp_path, capsys):
     for target in ("no_taps", "missing_b1"):
         out = tmp_path / target
-        main(["validate", f"{__name__}:{target}", "--case", "mlp", "--reference", "reference",
-              *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []), "--out", str(out)])  # fmt: skip
+        main(
+            [
+                "validate",
+                f"{__name__}:{target}",
+                "--case",
+                "mlp",
+                "--reference",
+                "reference",
+                *sum([["--set", f"{k}={v}"] for k, v in MLP.items()], []),
+                "--out",
+                str(out),
+            ]
+        )
         capsys.readouterr()
         rows = list(csv.DictReader((out / "agreement.csv").open(encoding="utf-8")))
         counted = [r for r in rows if r["verdict"] != "failed"]
