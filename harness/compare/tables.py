@@ -96,6 +96,7 @@ def agreement(
                         "dtype": r.dtype,
                         "verdict": Verdict.FAILED.value,
                         "ok": False,
+                        "odd_one_out": "",
                         "error": error,
                     }
                 )
