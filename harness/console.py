@@ -118,7 +118,7 @@ def findings(comparison: Any) -> list[str]:
             f"agreement; the references are good to {_digits(g['digits'])} digits there"
         )
     lines += _baseline_odd_lines(table[odd_baseline])
-    named = table["odd_one_out"].astype(bool) & (table["odd_one_out"] != table["baseline"])
+    named = (table["odd_one_out"] != "") & (table["odd_one_out"] != table["baseline"])
     odd = table.loc[named, ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
         lines.append(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")

@@ -46,6 +46,12 @@ class Result:
     "directional" (finite differences on a large case) ``grads`` and ``taps`` are empty
     and ``directional`` holds, per tensor, derivatives along random directions.
 
+    Two facts keep a tensor from its comparison, each keyed by (kind, name) as in
+    ``tensors()``: ``withheld``, what the backend chose not to report (a plug-in's tap, its
+    loss), which has no row; ``uncompared``, a tensor whose answer was faulty before any
+    comparison (``harness.validation.faults.UNCOMPARED``: missing, not an array, of the
+    wrong shape, not finite), whose row fails with that fault as its error.
+
     ``mode`` says which derivative the tensors are: "rev", the gradient (above); "fwd",
     the tangents along the case's direction u — ``tangent`` = J_L·u = ⟨∇L, u⟩ and
     ``taps[name]`` = J_name·u, the change of the tapped value; "hvp", ``grads[name]`` =
@@ -73,6 +79,8 @@ class Result:
     error: str | None = None
     skipped: str | None = None
     unsupported: str | None = None  # the function the backend or engine lacks, named
+    withheld: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> why: no row
+    uncompared: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> its fault
 
     @property
     def ok(self) -> bool:

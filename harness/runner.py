@@ -197,6 +197,7 @@ _RESULT = {
     "method": str, "mode": str, "tangent": float, "smooth": bool,
     "identity": (None, {"name": str, "lhs": float, "rhs": float, "scale": float}),
     "error": (str, None), "skipped": (str, None), "unsupported": (str, None),
+    "withheld": Mapping(Tuple(str, str), str), "uncompared": Mapping(Tuple(str, str), str),
 }  # fmt: skip
 _RUN_REPLY = ({"results": [_RESULT], "params": _ARRAYS, "inputs": _ARRAYS}, {"case_error": str})
 

@@ -511,6 +511,12 @@ def tables(outcomes: list[Outcome], keys: list[str]) -> dict[str, pd.DataFrame]:
     return out
 
 
+def families(outcomes: list[Outcome]) -> dict[str, str]:
+    """Each case's label -> the name of its family (``harness.cases.family``), over every
+    point: what the report reads to choose its landscapes' rows."""
+    return {c["label"]: c["family"] for o in outcomes for c in o.cases}
+
+
 def _why(o: Outcome) -> str:
     """Why a point failed: what it raised, else its first finding ("" where it agrees)."""
     if o.status == "ok":
@@ -574,30 +580,54 @@ def bench_executors(
 
 def bench_markdown(rows: pd.DataFrame, machine: dict, command: str, what: str) -> str:
     """sweep_bench.md: each executor's wall time against the sum of the points run one by
-    one (the first row's points' own seconds), and the goal: at most 2× that sum."""
+    one (the first row's points' own seconds), and the goal: at most 2× that sum. ``what``
+    is markup (the sweep's options as a code span)."""
+    from harness.escaping import code, lit
+    from harness.report.render import Heading, Para, Table, to_markdown
+
     one_by_one = float(rows.iloc[0]["points_s"])
-    out = [
-        "# What a sweep costs, per executor",
-        "",
-        f"Written by `{command}` on {', '.join(f'{k} {v}' for k, v in machine.items())}. "
-        f"The sweep: {what}. Run three ways: one point after another in one process "
-        "(`--executor local --jobs 1`), on local processes and on a Dask LocalCluster "
-        "(one thread per process, BLAS and XLA held to one thread by the environment). "
-        f"The sum of the points run one by one: {one_by_one:.1f} s (each point's own "
-        "seconds in the first run: imports and the process's start not counted).",
-        "",
-        "| executor | jobs | points | failed | wall s | points' seconds summed | wall / one-by-one sum | goal ≤ 2× | tables equal to the first |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    on = ", ".join(f"{lit(k)} {lit(v)}" for k, v in machine.items())
+    body = []
     for _, r in rows.iterrows():
         ratio = r["wall_s"] / one_by_one if one_by_one else math.nan
-        out.append(
-            f"| {r['executor']} | {r['jobs']} | {r['points']} | {r['failed']} | "
-            f"{r['wall_s']:.1f} | {r['points_s']:.1f} | {ratio:.2f} | "
-            f"{'**met**' if ratio <= 2 else '**missed**'} | "
-            f"{'yes' if r['same_tables'] else '**no**'} |"
+        body.append(
+            (
+                lit(r["executor"]),
+                lit(r["jobs"]),
+                lit(r["points"]),
+                lit(r["failed"]),
+                f"{r['wall_s']:.1f}",
+                f"{r['points_s']:.1f}",
+                f"{ratio:.2f}",
+                "**met**" if ratio <= 2 else "**missed**",
+                "yes" if r["same_tables"] else "**no**",
+            )
         )
-    return "\n".join(out) + "\n"
+    header = (
+        "executor",
+        "jobs",
+        "points",
+        "failed",
+        "wall s",
+        "points' seconds summed",
+        "wall / one-by-one sum",
+        "goal ≤ 2×",
+        "tables equal to the first",
+    )
+    return to_markdown(
+        [
+            Heading("What a sweep costs, per executor", 1),
+            Para(
+                f"Written by {code(command)} on {on}. The sweep: {what}. Run three ways: one "
+                "point after another in one process (`--executor local --jobs 1`), on local "
+                "processes and on a Dask LocalCluster (one thread per process, BLAS and XLA "
+                "held to one thread by the environment). The sum of the points run one by "
+                f"one: {one_by_one:.1f} s (each point's own seconds in the first run: "
+                "imports and the process's start not counted)."
+            ),
+            Table(header, tuple(body)),
+        ]
+    )
 
 
 __all__ = [
@@ -612,6 +642,7 @@ __all__ = [
     "Outcome",
     "Point",
     "executor",
+    "families",
     "grid",
     "parse_grid",
     "parse_seeds",

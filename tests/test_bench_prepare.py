@@ -83,3 +83,36 @@ def test_the_gpu_backends_are_those_whose_class_says_so():
     assert GPU_BACKENDS == ["torch", "jax"]
     assert all(issubclass(type(get_backend(name)), Backend) for name in REGISTRY)
     assert {name for name in REGISTRY if get_backend(name).gpu} == set(GPU_BACKENDS)
+
+
+def _chain_gradient(n_ops: int, x: float = 0.5) -> tuple[float, float]:
+    """tanh applied n times to x, and its derivative, by the chain rule in float64."""
+    y, g = x, 1.0
+    for _ in range(n_ops):
+        y = math.tanh(y)
+        g *= 1 - y * y
+    return y, g
+
+
+@pytest.mark.parametrize("backend", ["manual", "reference", "torch", "jax"])
+def test_the_per_op_chain_is_the_backends_own(backend, monkeypatch):
+    """The per-op bench times the tanh chain each backend prepares itself
+    (``Backend.prepare_chain``): the chain's value and derivative, and ``costs`` asks the
+    registered class for it rather than running a framework of its own."""
+    from harness.bench import costs
+
+    prepared = get_backend(backend).prepare_chain(7)
+    value, slope = _chain_gradient(7)
+    assert float(np.asarray(prepared.objective()).reshape(-1)[0]) == pytest.approx(value, rel=1e-14)
+    assert float(np.asarray(prepared.gradient()).reshape(-1)[0]) == pytest.approx(slope, rel=1e-12)
+    handed = Prepared(lambda: 0.0, lambda: 0.0)
+    monkeypatch.setattr(
+        type(get_backend(backend)), "prepare_chain", lambda self, n, device="cpu": handed
+    )
+    rows = costs.per_op_overhead(3, [backend], "cpu", 1)
+    assert [r["backend"] for r in rows] == [backend]
+
+
+def test_a_backend_without_a_chain_says_so():
+    with pytest.raises(NotApplicable):
+        get_backend("numeric").prepare_chain(3)

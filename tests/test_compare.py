@@ -269,3 +269,17 @@ def test_a_count_agrees_with_its_noun(n, noun, plural, said):
     from harness.compare.text import counted
 
     assert counted(n, noun, plural) == said
+
+
+def test_a_case_where_no_backend_succeeded_names_no_odd_one_out():
+    """Every row has an odd one out or "" (none), never a missing value that reads as
+    true: a case where no backend succeeded, beside one with three that ran."""
+    from harness import console
+    from harness.compare import Comparison
+
+    broken = [Result("c", b, "float64", error="exception: boom") for b in ("x", "y")]
+    grads = {"w": np.array([1.0, 2.0])}
+    ran = [Result("d", b, "float64", loss=1.0, grads=dict(grads)) for b in ("x", "y", "z")]
+    comparison = Comparison([*broken, *ran], "x")
+    assert comparison.agreement["odd_one_out"].map(lambda v: isinstance(v, str)).all()
+    assert not any("odd one out" in line for line in console.findings(comparison))

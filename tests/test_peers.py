@@ -204,3 +204,29 @@ def test_a_checker_past_its_limit_is_stopped_and_said_so_with_how_far_it_got(tmp
     table = peers_table(dtypes=("float64",), only=["sigmoid stage"])
     md = render(table, {"machine": "test"}, "gradparity bench --peers", big.reset_index())
     assert "gradcheck did not finish within 6 s" in md
+
+
+def test_peers_md_keeps_a_checkers_message_inside_its_code_block():
+    """peers.md is written through the report's blocks: a message holding a fence of its
+    own (a peer's or a plug-in's text) stays inside its code block, never a heading."""
+    import pandas as pd
+
+    from harness.bench.peers import EXAMPLE, render
+
+    row = {
+        "implementation": EXAMPLE,
+        "form": "model",
+        "dtype": "float64",
+        "expected": "broken",
+        "checker": "gradcheck",
+        "verdict": "fail",
+        "caught": True,
+        "seconds": 0.1,
+        "message": "```\n# forged heading\n| a | b |",
+    }
+    text = render(pd.DataFrame([row]), {"platform": "x"}, "gradparity bench --peers")
+    assert "\n# forged heading" in text  # inside the block, verbatim
+    fence = text.split("\n# forged heading")[0].rsplit("\n", 2)[-2]
+    assert set(fence) == {"`"} and len(fence) > 3  # a longer fence than the message's
+    closing = text.split("| a | b |\n", 1)[1].split("\n", 1)[0]
+    assert closing == fence

@@ -213,3 +213,28 @@ def test_jobs_spread_the_report_over_processes_with_identical_csvs(tmp_path):
         assert (tmp_path / "serial" / name).read_bytes() == (
             tmp_path / "spread" / name
         ).read_bytes()
+
+
+def test_a_case_whose_rows_have_no_reason_and_no_odd_one_out_renders_without_a_pandas_warning(
+    tmp_path,
+):
+    """A case section whose reason and odd_one_out columns hold nothing (all NaN, float)
+    renders under pandas 3.1's deprecations as errors (a str fill of a float column)."""
+    import warnings
+
+    from harness.backends.reference_tape import ReferenceBackend
+    from harness.cases import CATALOG
+    from harness.compare import Comparison
+    from harness.report.document import case_section
+    from harness.result import Result
+
+    case = CATALOG["card_affine_square"]()
+    params, inputs = case.build(0)
+    ran = ReferenceBackend().run(case, params, inputs, "float64")
+    failed = Result(case.label, "other", "float64", error="exception: boom")
+    comparison = Comparison([ran, failed], "reference", [case])
+    assert comparison.agreement["reason"].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        blocks = case_section(comparison, case, comparison.summaries, tmp_path)
+    assert blocks

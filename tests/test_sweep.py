@@ -317,7 +317,8 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
     from harness.report.sweep import decay_table, elman_rows
 
     summ = summ.assign(sigma=summ["sigma"].astype(str), T=summ["T"].astype(str))
-    decay = decay_table(elman_rows(summ, "torch")).set_index("sigma")
+    elman = dict.fromkeys(summ["case"], "elman")
+    decay = decay_table(elman_rows(summ, "torch", elman)).set_index("sigma")
     assert decay.loc["0.5", "sigma_gamma"] == pytest.approx(0.5)  # tanh: γ = 1
     # a tanh unroll never grows faster than the bound: the rate stays below σ_max·γ
     assert (decay["rate_max"] <= decay["sigma_gamma"] * (1 + 1e-9)).all()
@@ -458,3 +459,25 @@ def test_every_mode_stays_per_point_identities_too(tmp_path):
         (T, i) for T in ("3", "4") for i in ("transpose", "symmetry")
     }
     assert ids["ok"].all()
+
+
+def test_the_landscapes_take_the_rows_of_the_families_that_declare_their_theory():
+    """The sweep report picks its Elman and MLP rows by what each case's family declares
+    (``harness.cases.family``), never by a case's name or a theory's wording."""
+    from harness.report.sweep import elman_rows, mlp_rows
+
+    summ = pd.DataFrame(
+        {
+            "case": ["wide_net", "mlp_lookalike", "rnn_a", "gate_b"],
+            "backend": ["torch"] * 4,
+            "depth": [2, 2, None, None],
+            "sigma": [None, None, 0.5, 0.5],
+            "T": [None, None, 10, 10],
+            "theory_rate": [0.9, 0.9, 0.5, 0.5],
+            "theory": ["mean field", "mean field", "a bound", "σ_max·γ = 0.5"],
+        }
+    )
+    families = {"wide_net": "mlp", "mlp_lookalike": "user", "rnn_a": "elman", "gate_b": "lstm"}
+    assert list(mlp_rows(summ, "torch", families)["case"]) == ["wide_net"]
+    assert list(elman_rows(summ, "torch", families)["case"]) == ["rnn_a"]
+    assert elman_rows(summ, "manual", families).empty

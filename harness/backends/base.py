@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 from harness.cases.base import Arrays, Case
 from harness.result import Result
 
+CHAIN_START = 0.5  # the one element the per-op chain (``Backend.prepare_chain``) starts from
+
 
 class BackendUnavailable(RuntimeError):
     """The framework a backend needs is not installed (the message says how to get it)."""
@@ -54,7 +56,8 @@ class Backend:
     """Subclasses set ``name`` and ``kind`` and implement ``run`` (reverse mode), and where
     they can, ``jvp`` (forward mode, along ``tangent`` u) and ``hvp`` (H·v, along
     ``vector`` v); see ``harness.modes``. A backend without one says NotApplicable.
-    ``prepare`` is the same computation, taps off, as the bench times it (``Prepared``).
+    ``prepare`` is the same computation, taps off, as the bench times it (``Prepared``);
+    ``prepare_chain``, the bench's chain of one-element operations, in the backend's way.
 
     ``kind`` says what the backend is: "autodiff" for exact-derivative implementations,
     "numeric" for finite differences. The comparison reads the same fact from each
@@ -82,6 +85,12 @@ class Backend:
         """The loss and the gradient of ``case`` as two callables to time (``Prepared``),
         on ``device`` ("cpu", or a GPU where ``gpu`` is set)."""
         raise NotApplicable(f"{self.name} prepares nothing to time")
+
+    def prepare_chain(self, n_ops: int, device: str = "cpu") -> Prepared:
+        """The per-operation overhead's workload, as the bench times it: tanh applied
+        ``n_ops`` times to one float64 element (0.5), eagerly, op by op; ``objective()``
+        the value, ``gradient()`` its derivative (``harness.bench.costs``)."""
+        raise NotApplicable(f"{self.name} prepares no chain of operations")
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

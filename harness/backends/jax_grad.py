@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable, Prepared
+from harness.backends.base import CHAIN_START, Backend, BackendUnavailable, Prepared
 from harness.result import Result
 from harness.xp import Namespace, TapError, tree_map
 
@@ -165,6 +165,28 @@ class JaxBackend(Backend):
                 seconds=seconds,
                 compile_seconds=compile_seconds,
             )
+
+    def prepare_chain(self, n_ops, device="cpu"):
+        """JAX eager: op-by-op dispatch, ``jax.grad`` without jit, in float64."""
+        jax, jnp = _jax()
+        dev = jax.devices("cpu" if device == "cpu" else "gpu")[0]
+        with jax.enable_x64(True):
+            x = jax.device_put(np.full(1, CHAIN_START), dev)
+
+        def chain(y):
+            for _ in range(n_ops):
+                y = jnp.tanh(y)
+            return y
+
+        def forward():
+            with jax.enable_x64(True):
+                return jax.block_until_ready(chain(x))
+
+        def gradient():
+            with jax.enable_x64(True):
+                return jax.block_until_ready(jax.grad(lambda y: chain(y).sum())(x))
+
+        return Prepared(forward, gradient)
 
     def prepare(self, case, params, inputs, device="cpu"):
         """``jit`` of the loss alone and of ``value_and_grad``, both compiled here (their

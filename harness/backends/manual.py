@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.backends.base import Backend, NotApplicable, Prepared
+from harness.backends.base import CHAIN_START, Backend, NotApplicable, Prepared
 from harness.cases import CATALOG
 from harness.cases.base import Arrays, Case
 from harness.cases.manual import Answer, ManualBackprop
@@ -62,6 +62,28 @@ class ManualBackend(Backend):
             tap_steps=tap_steps,
             seconds=seconds,
         )
+
+    def prepare_chain(self, n_ops, device="cpu"):
+        """By hand in numpy: the forward keeps every value, the backward multiplies the
+        local derivatives 1 − y² back to front."""
+        value = np.full(1, CHAIN_START)
+
+        def forward():
+            y = value
+            for _ in range(n_ops):
+                y = np.tanh(y)
+            return y
+
+        def gradient():
+            ys = [value]
+            for _ in range(n_ops):
+                ys.append(np.tanh(ys[-1]))
+            g = np.ones(1)
+            for y in reversed(ys[1:]):
+                g = g * (1 - y * y)
+            return g
+
+        return Prepared(forward, gradient)
 
     def prepare(self, case, params, inputs, device="cpu"):
         """The forward that the case's declared backprop runs before its backward (the

@@ -9,7 +9,7 @@ import numpy as np
 import reference as R
 import reference.forward as F
 import reference.xp as tape_xp
-from harness.backends.base import Backend, Prepared, Untapped
+from harness.backends.base import CHAIN_START, Backend, Prepared, Untapped
 from harness.result import Result
 from harness.xp import Namespace
 from reference.forward import Dual
@@ -104,6 +104,21 @@ class ReferenceBackend(Backend):
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
         )
+
+    def prepare_chain(self, n_ops, device="cpu"):
+        """On the tape: the forward without recording, the gradient by ``backward``."""
+        value = np.full(1, CHAIN_START)
+
+        def run(requires_grad: bool):
+            x = y = R.Tensor(value, requires_grad=requires_grad)
+            for _ in range(n_ops):
+                y = R.tanh(y)
+            if requires_grad:
+                y.backward(np.ones(1))
+                return x.grad
+            return y.value
+
+        return Prepared(lambda: run(False), lambda: run(True))
 
     def prepare(self, case, params, inputs, device="cpu"):
         """The objective on Tensors that do not require grad (the tape records nothing);

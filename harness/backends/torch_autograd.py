@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable, Prepared, Untapped
+from harness.backends.base import CHAIN_START, Backend, BackendUnavailable, Prepared, Untapped
 from harness.backends.reference_tape import collect_taps
 from harness.result import Result
 from harness.xp import Namespace
@@ -108,6 +108,32 @@ class TorchBackend(Backend):
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
         )
+
+    def prepare_chain(self, n_ops, device="cpu"):
+        """Eager: the forward under ``torch.no_grad()``, the gradient by
+        ``torch.autograd.grad``; on a GPU, synchronised before returning."""
+        torch = _torch()
+        x = torch.tensor(np.full(1, CHAIN_START), device=device)
+        leaf = x.clone().requires_grad_(True)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+        def forward():
+            with torch.no_grad():
+                y = x
+                for _ in range(n_ops):
+                    y = torch.tanh(y)
+            sync()
+            return y
+
+        def gradient():
+            y = leaf
+            for _ in range(n_ops):
+                y = torch.tanh(y)
+            (g,) = torch.autograd.grad(y, leaf, torch.ones_like(y))
+            sync()
+            return g
+
+        return Prepared(forward, gradient)
 
     def prepare(self, case, params, inputs, device="cpu"):
         """Eager: the objective under ``torch.no_grad()``, the gradient by

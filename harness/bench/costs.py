@@ -6,6 +6,7 @@
   spends per operation: numpy's own call (``manual``: the forward loop storing every value
   and the backward loop ``g ← g·(1 − y²)`` written by hand), the tape's node, torch eager's
   dispatch and autograd node, and JAX eager's op-by-op dispatch (``jax.grad`` without jit).
+  Each backend prepares its chain itself (``Backend.prepare_chain``).
 - The cost of checking, on an MLP of about 1M parameters: gradparity's full comparison
   (every backend, ``harness.compare_backends``) against what ``torch.autograd.gradcheck``
   would need (it perturbs every element: two forward passes each), and the number of
@@ -17,8 +18,7 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
+from harness.backends import get_backend
 from harness.bench.memory import time_pair
 from harness.bench.runners import Prepared
 
@@ -26,87 +26,11 @@ CHAIN_BACKENDS = ["manual", "reference", "torch", "jax"]
 
 
 def _chain(backend: str, n_ops: int, device: str) -> Prepared:
-    """The objective and gradient callables of a chain of ``n_ops`` tanh on one element."""
-    value = np.full(1, 0.5)
-    if backend == "manual":
-
-        def forward():
-            y = value
-            for _ in range(n_ops):
-                y = np.tanh(y)
-            return y
-
-        def gradient():
-            ys = [value]
-            for _ in range(n_ops):
-                ys.append(np.tanh(ys[-1]))
-            g = np.ones(1)
-            for y in reversed(ys[1:]):
-                g = g * (1 - y * y)
-            return g
-
-        return Prepared(forward, gradient)
-    if backend == "reference":
-        import reference as R
-
-        def run(requires_grad: bool):
-            x = y = R.Tensor(value, requires_grad=requires_grad)
-            for _ in range(n_ops):
-                y = R.tanh(y)
-            if requires_grad:
-                y.backward(np.ones(1))
-                return x.grad
-            return y.value
-
-        return Prepared(lambda: run(False), lambda: run(True))
-    if backend == "torch":
-        from harness.backends.torch_autograd import _torch
-
-        torch = _torch()
-        x = torch.tensor(value, device=device)
-        leaf = x.clone().requires_grad_(True)
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-        def forward():
-            with torch.no_grad():
-                y = x
-                for _ in range(n_ops):
-                    y = torch.tanh(y)
-            sync()
-            return y
-
-        def gradient():
-            y = leaf
-            for _ in range(n_ops):
-                y = torch.tanh(y)
-            (g,) = torch.autograd.grad(y, leaf, torch.ones_like(y))
-            sync()
-            return g
-
-        return Prepared(forward, gradient)
-    if backend == "jax":
-        from harness.backends.jax_grad import _jax
-
-        jax, jnp = _jax()
-        dev = jax.devices("cpu" if device == "cpu" else "gpu")[0]
-        with jax.enable_x64(True):
-            x = jax.device_put(value, dev)
-
-        def chain(y):
-            for _ in range(n_ops):
-                y = jnp.tanh(y)
-            return y
-
-        def forward():
-            with jax.enable_x64(True):
-                return jax.block_until_ready(chain(x))
-
-        def gradient():  # op-by-op: jax.grad without jit
-            with jax.enable_x64(True):
-                return jax.block_until_ready(jax.grad(lambda y: chain(y).sum())(x))
-
-        return Prepared(forward, gradient)
-    raise ValueError(f"no tanh chain for backend {backend!r}")
+    """The tanh chain of ``n_ops`` operations as ``backend`` prepares it
+    (``Backend.prepare_chain``): the bench runs nothing of its own."""
+    if backend not in CHAIN_BACKENDS:
+        raise ValueError(f"no tanh chain for backend {backend!r}")
+    return get_backend(backend).prepare_chain(n_ops, device)
 
 
 def per_op_overhead(n_ops: int, backends: list[str], device: str, repeats: int) -> list[dict]:

@@ -472,7 +472,8 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
     """peers.md: the summary, the verdicts per implementation, one message per checker,
     what the peers could not take (from ``table``), and each checker's wall time on the
     large MLP (from ``big``, the ``big_model`` table, where it was measured)."""
-    from harness.escaping import lit
+    from harness.escaping import code, lit
+    from harness.report.render import Block, Code, Heading, Para, Table, to_markdown
 
     marks = {
         ("broken", True): "✓ caught",
@@ -480,40 +481,45 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
         ("correct", True): "! false alarm",
         ("correct", False): "✓ passed",
     }
-    out = [
-        "# gradparity and its peers, side by side",
-        "",
-        f"Written by `{command}` on {lit(', '.join(f'{k} {v}' for k, v in machine.items()))}. "
-        "Every implementation of the bug zoo that a peer can take, through `gradparity "
-        "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
-        "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
-        "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
-        "peers get one adapter for all (`harness.bench.peers`): the implementation's "
-        "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
-        "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
-        "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
-        "`jax.custom_jvp` with `check_grads(modes=['fwd'])`. An H·v implementation is "
-        "the VJP of the gradient map θ ↦ ∇L(θ), whose Jacobian is the (symmetric) Hessian: "
-        "the peers check it against finite differences of the gradient. The peers see "
-        "the loss (or the gradient) only; a tap is gradparity's.",
-        "",
-        "## Summary",
-        "",
-        "| checker | dtype | broken caught | false alarms | median s | total s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for _, r in summary(table).iterrows():
-        out.append(
-            f"| {r['checker']} | {r['dtype']} | {r['caught']} | {r['false alarms']} | "
-            f"{r['median_s']:.3f} | {r['total_s']:.1f} |"
-        )
-    out += [
-        "",
-        "Every checker's counts run over every entry of the zoo. A peer's verdict \"error\" (it raised something else than its own "
-        "failure: a shape torch refuses, a name the VJP lacks) counts as caught.",
-        "",
-        "## Per implementation",
-        "",
+    blocks: list[Block] = [
+        Heading("gradparity and its peers, side by side", 1),
+        Para(
+            f"Written by {code(command)} on "
+            f"{lit(', '.join(f'{k} {v}' for k, v in machine.items()))}. "
+            "Every implementation of the bug zoo that a peer can take, through `gradparity "
+            "validate` (references: reference, torch) and through `torch.autograd.gradcheck` "
+            "(default, and `fast_mode=True`) and `jax.test_util.check_grads(order=1, "
+            "modes=['rev'])`, each with its default tolerances, in float64 and float32. The "
+            "peers get one adapter for all (`harness.bench.peers`): the implementation's "
+            "function and its VJP, as a `torch.autograd.Function` and as a `jax.custom_vjp`. "
+            "A forward-mode implementation is its function and its JVP: a Function's `jvp` "
+            "with `gradcheck(check_forward_ad=True, check_backward_ad=False)`, and a "
+            "`jax.custom_jvp` with `check_grads(modes=['fwd'])`. An H·v implementation is "
+            "the VJP of the gradient map θ ↦ ∇L(θ), whose Jacobian is the (symmetric) "
+            "Hessian: the peers check it against finite differences of the gradient. The "
+            "peers see the loss (or the gradient) only; a tap is gradparity's."
+        ),
+        Heading("Summary", 2),
+        Table(
+            ("checker", "dtype", "broken caught", "false alarms", "median s", "total s"),
+            tuple(
+                (
+                    lit(r["checker"]),
+                    lit(r["dtype"]),
+                    lit(r["caught"]),
+                    lit(r["false alarms"]),
+                    f"{r['median_s']:.3f}",
+                    f"{r['total_s']:.1f}",
+                )
+                for _, r in summary(table).iterrows()
+            ),
+        ),
+        Para(
+            "Every checker's counts run over every entry of the zoo. A peer's verdict "
+            '"error" (it raised something else than its own failure: a shape torch '
+            "refuses, a name the VJP lacks) counts as caught."
+        ),
+        Heading("Per implementation", 2),
     ]
     cells = table.assign(
         cell=[
@@ -528,46 +534,52 @@ def render(table: Any, machine: dict[str, Any], command: str, big: Any = None) -
         aggfunc="first",
         sort=False,
     )
-    header = [f"{c} {d}" for c, d in grid.columns]
-    out += [
-        "| implementation | expected | " + " | ".join(header) + " |",
-        "|---|---|" + "---|" * len(header),
-    ]
-    for (name, expected), row in grid.iterrows():
-        out.append(f"| {lit(name)} | {expected} | " + " | ".join(str(v) for v in row) + " |")
-    out += ["", f"## What each tells the user: {lit(EXAMPLE)}, float64", ""]
+    blocks.append(
+        Table(
+            ("implementation", "expected", *(lit(f"{c} {d}") for c, d in grid.columns)),
+            tuple(
+                (lit(name), lit(expected), *(str(v) for v in row))
+                for (name, expected), row in grid.iterrows()
+            ),
+        )
+    )
+    blocks.append(Heading(f"What each tells the user: {EXAMPLE}, float64", 2))
     example = table[(table["implementation"] == EXAMPLE) & (table["dtype"] == "float64")]
     for _, r in example.iterrows():
         lines = r["message"].splitlines()
         shown = "\n".join(lines[:14] + (["[…]"] if len(lines) > 14 else []))
-        out += [f"**{r['checker']}** ({r['verdict']}):", "", "```", shown or "(nothing)", "```", ""]
-    out += [
-        "Point by point, read from the messages themselves (on this entry, and for the "
-        f"step on {lit(UNROLL)}, float64):",
-        "",
-        "| checker | which tensor | which element | which step |",
-        "|---|---|---|---|",
-    ]
+        blocks += [
+            Para(f"**{lit(r['checker'])}** ({lit(r['verdict'])}):"),
+            Code(shown or "(nothing)"),
+        ]
+    blocks.append(
+        Para(
+            "Point by point, read from the messages themselves (on this entry, and for the "
+            f"step on {lit(UNROLL)}, float64):"
+        )
+    )
     unroll = table[(table["implementation"] == UNROLL) & (table["dtype"] == "float64")]
+    named_rows = []
     for checker in CHECKERS:
         here = example.loc[example["checker"] == checker, "message"]
         steps = unroll.loc[unroll["checker"] == checker, "message"]
         if here.empty:
             continue
         named = points(str(here.iloc[0]), str(steps.iloc[0]) if len(steps) else "")
-        out.append(f"| {checker} | {named['tensor']} | {named['element']} | {named['step']} |")
-    out += [
-        "",
-        "## What the peers could not take",
-        "",
-        "Every entry was taken, the forward-mode and H·v ones too. What the peers see is "
-        "the function's output only — the loss, or the gradient for an H·v — so a bug "
-        "that shows only in a tap (an intermediate's gradient or tangent, step by step) "
-        "is gradparity's alone to see; in this zoo every such bug also moves the loss's "
-        "derivative.",
+        named_rows.append((lit(checker), named["tensor"], named["element"], named["step"]))
+    blocks += [
+        Table(("checker", "which tensor", "which element", "which step"), tuple(named_rows)),
+        Heading("What the peers could not take", 2),
+        Para(
+            "Every entry was taken, the forward-mode and H·v ones too. What the peers see is "
+            "the function's output only — the loss, or the gradient for an H·v — so a bug "
+            "that shows only in a tap (an intermediate's gradient or tangent, step by step) "
+            "is gradparity's alone to see; in this zoo every such bug also moves the loss's "
+            "derivative."
+        ),
+        *big_section(big),
     ]
-    out += big_section(big)
-    return "\n".join(out)
+    return to_markdown(blocks)
 
 
 # --- each checker on the ~1M-parameter MLP, in a process of its own, within a limit -------
@@ -699,44 +711,45 @@ def big_model(
     return pd.DataFrame(rows, columns=BIG_COLUMNS)
 
 
-def big_section(big: Any) -> list[str]:
-    """The Markdown lines of each checker's wall time on the large MLP."""
+def big_section(big: Any) -> list[Any]:
+    """The report blocks (``harness.report.render``) of each checker's wall time on the
+    large MLP."""
     from harness.escaping import lit
+    from harness.report.render import Block, Heading, Para, Table
 
-    out = ["", "## What each costs on the ~1M-parameter MLP", ""]
+    out: list[Block] = [Heading("What each costs on the ~1M-parameter MLP", 2)]
     if big is None or big.empty:
-        return [*out, "Not measured in this run (`gradparity bench --peers --peer-limit 0`).", ""]
+        return [*out, Para("Not measured in this run (`gradparity bench --peers --peer-limit 0`).")]
     first = big.iloc[0]
-    out += [
-        f"The correct zoo entry {lit(first['implementation'])} on {lit(first['case'])} "
-        f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
-        "section of `bench.md`), float64, each checker in a fresh process of its own, "
-        "its own wall time measured (the process's start is not counted) and stopped "
-        "where it runs past the limit. Thread counts as above; the processes may use "
-        "every CPU (pinned to one, jax's `pure_callback` stalls on arrays this size).",
-        "",
-        "| checker | verdict | wall time | forward evaluations | note |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for _, r in big.iterrows():
         calls = "–" if math.isnan(r["forward_calls"]) else f"{int(r['forward_calls']):,}"
         time_ = f"{r['seconds']:.2f} s" if r["finished"] else f"> {r['seconds']:.0f} s"
-        out.append(
-            f"| {r['checker']} | {r['verdict']} | {time_} | {calls} | "
-            f"{lit(r['message'].splitlines()[0] if r['message'] else '')} |"
-        )
-    late = big[~big["finished"]]
-    for _, r in late.iterrows():
+        message = r["message"].splitlines()[0] if r["message"] else ""
+        rows.append((lit(r["checker"]), lit(r["verdict"]), time_, calls, lit(message)))
+    out += [
+        Para(
+            f"The correct zoo entry {lit(first['implementation'])} on {lit(first['case'])} "
+            f"({int(first['parameters']):,} parameters, the model of the cost-of-checking "
+            "section of `bench.md`), float64, each checker in a fresh process of its own, "
+            "its own wall time measured (the process's start is not counted) and stopped "
+            "where it runs past the limit. Thread counts as above; the processes may use "
+            "every CPU (pinned to one, jax's `pure_callback` stalls on arrays this size)."
+        ),
+        Table(("checker", "verdict", "wall time", "forward evaluations", "note"), tuple(rows)),
+    ]
+    needed = 2 * int(first["parameters"])  # a central difference per element: 2 forwards
+    for _, r in big[~big["finished"]].iterrows():
         done = r["forward_calls"]
-        needed = 2 * int(first["parameters"])  # a central difference per element: 2 forwards
-        out += [
-            "",
-            f"{r['checker']} did not finish within {r['seconds']:.0f} s: it had made "
-            f"{int(done):,} forward evaluations of the {needed:,} its per-element "
-            "Jacobian needs (two per parameter), so it was about "
-            f"{100 * done / needed:.1f}% of the way.",
-        ]
-    return [*out, ""]
+        out.append(
+            Para(
+                f"{lit(r['checker'])} did not finish within {r['seconds']:.0f} s: it had made "
+                f"{int(done):,} forward evaluations of the {needed:,} its per-element "
+                "Jacobian needs (two per parameter), so it was about "
+                f"{100 * done / needed:.1f}% of the way."
+            )
+        )
+    return out
 
 
 def write(

@@ -482,7 +482,7 @@ def run_sweep(
                  "wall_s": wall, "points_s": float(tables["points"]["seconds"].sum()),
                  "baseline": job.baseline, "dtype": args.dtype, "points": len(points),
                  "failed": int((tables["points"]["status"] != "ok").sum())}  # fmt: skip
-        write_sweep_report(out, tables, keys, facts)
+        write_sweep_report(out, tables, keys, facts, S.families(outcomes))
         print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
     elif out is not None and command == "validate":
         from harness.report.files import staged_report

@@ -63,6 +63,8 @@ AGREEMENT_COLUMNS = [
     "error",
 ]
 
+COUNT_COLUMNS = ["n_bad", "n_unresolved", "n_elements"]
+
 
 def agreement(
     results: list[Result], baseline: str = DEFAULT_BASELINE, tolerances: dict | None = None
@@ -94,6 +96,7 @@ def agreement(
                         "dtype": r.dtype,
                         "verdict": Verdict.FAILED.value,
                         "ok": False,
+                        "odd_one_out": "",
                         "error": error,
                     }
                 )
@@ -105,7 +108,8 @@ def agreement(
             if r is base:
                 continue
             extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
-            for key in keys + extra:
+            shown = [k for k in keys if k not in r.withheld] if r.ok else keys
+            for key in shown + extra:
                 row: dict[str, Any] = {
                     "case": case,
                     "mode": mode,
@@ -125,11 +129,11 @@ def agreement(
                         ok=False,
                         error=f"{r.backend} unsupported: {r.unsupported}",
                     )
-                elif not r.ok:
+                elif key in r.uncompared or not r.ok:
                     row.update(
                         verdict=Verdict.FAILED.value,
                         ok=False,
-                        error=f"{r.backend} failed: {r.error}",
+                        error=r.uncompared.get(key) or f"{r.backend} failed: {r.error}",
                     )
                 elif key in extra:
                     row.update(
@@ -142,7 +146,9 @@ def agreement(
                     if kinked:
                         row.update(_kinked(row))
                 rows.append(row)
-    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    # counts stay whole numbers beside a failed row, which has none
+    return table.astype(dict.fromkeys(COUNT_COLUMNS, "Int64"))
 
 
 def _kinked(row: dict) -> dict:

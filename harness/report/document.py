@@ -439,7 +439,14 @@ def drift_section(drift: pd.DataFrame, out: Path) -> list[Block]:
 
 def _cell(row: pd.Series) -> str:
     """✓ and the max relative error (≈ within noise, with its digits); ✗ with what went
-    wrong, or 'failed'; – unsupported."""
+    wrong, or 'failed'; – unsupported.
+
+    It reads the cell's state alone, one agreement row (its verdict, its error, its
+    metrics), never the run's status (``runs.status``): a tensor of a backend that ran
+    can fail on its own (a fault that left it uncompared, ``Result.uncompared``), and
+    shows that fault; a row whose backend failed as a whole shows 'failed'. The
+    heatmap's ``plots.agreement_scores`` reads the run's status first, per case ×
+    backend, and the cells only of the runs that were ok."""
     verdict = Verdict.of(row["verdict"])
     mark = verdict.mark
     if verdict is Verdict.UNSUPPORTED:
@@ -572,14 +579,14 @@ def case_section(
             rows["verdict"].isin([Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE])
         ].iterrows()
     ]
-    marked = rows[rows["reason"].fillna("").str.contains("marked: ")]
+    marked = rows[rows["reason"].astype("string").fillna("").str.contains("marked: ")]
     if len(marked):
         notes.append(
             f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
             "(relu'' = 0 where it exists) are compared with each other there, and not "
             "failed where they part"
         )
-    odd = rows.loc[rows["odd_one_out"].fillna("").astype(bool)]
+    odd = rows.loc[rows["odd_one_out"].astype("string").fillna("") != ""]
     notes += [
         f"{r['kind']} {code(r['tensor'])}: **{lit(r['odd_one_out'])}** is the odd one out"
         for _, r in odd.drop_duplicates(["kind", "tensor"]).iterrows()

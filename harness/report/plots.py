@@ -180,7 +180,11 @@ def agreement_scores(
     agreement: pd.DataFrame, runs: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Case × backend grid of −log10(worst rel_l2_err) (an exact 0 scores SCORE_CAP) and a
-    matching grid of labels: the score, 'failed', 'skipped', 'baseline', or '✗ score'."""
+    matching grid of labels: the score, 'failed', 'skipped', 'baseline', or '✗ score'.
+
+    It reads the run's status first (``runs.status``: a run that was not ok is labelled
+    by it), and only then the run's cells (agreement rows: 'error' where one carries an
+    error, else the worst score); ``document._cell`` reads a cell's state alone."""
     cases = list(dict.fromkeys(runs["case"]))
     backends = list(dict.fromkeys(runs["backend"]))
     score = pd.DataFrame(np.nan, index=cases, columns=backends)

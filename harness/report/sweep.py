@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.cases.family import family_of
 from harness.escaping import code, lit, write_csv
 from harness.report import plots
 from harness.report.document import _image
 from harness.report.files import staged_report
 from harness.report.render import Block, Heading, Para, Table, to_html, to_markdown
+from harness.theory import MEAN_FIELD, PASCANU
 
 plt = plots.plt
 SWEEP_PNG = ("sweep_digits.png", "sweep_phase.png", "sweep_mlp_variance.png")
@@ -125,16 +127,24 @@ def digits_plot(table: pd.DataFrame, keys: list[str], path: Path) -> plots.Plot:
     )
 
 
-def elman_rows(summaries: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """The baseline's summary rows of Elman taps with σ_max·γ known (theory_rate)."""
+def theory_rows(
+    summaries: pd.DataFrame, baseline: str, families: dict[str, str], theory: str
+) -> pd.DataFrame:
+    """The baseline's summary rows of the cases whose family declares ``theory``
+    (``harness.cases.family``; ``families``: case label -> family name)."""
+    if summaries.empty:
+        return summaries.iloc[0:0]
+    declares = summaries["case"].map(lambda c: family_of(families.get(c, "")).theory == theory)
+    return summaries[(summaries["backend"] == baseline) & declares.astype(bool)]
+
+
+def elman_rows(summaries: pd.DataFrame, baseline: str, families: dict[str, str]) -> pd.DataFrame:
+    """The baseline's summary rows of the unrolls whose family states Pascanu's bound, where
+    σ_max·γ is known (theory_rate)."""
     if summaries.empty or not {"sigma", "T"} <= set(summaries.columns):
         return summaries.iloc[0:0]
-    rows = summaries[
-        (summaries["backend"] == baseline)
-        & summaries["theory_rate"].notna()
-        & summaries["theory"].str.startswith("σ_max·γ")
-    ]
-    return rows
+    rows = theory_rows(summaries, baseline, families, PASCANU)
+    return rows[rows["theory_rate"].notna()]
 
 
 def _log_ratio(first_over_last: pd.Series) -> np.ndarray:
@@ -215,10 +225,11 @@ def decay_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def mlp_rows(summaries: pd.DataFrame, baseline: str) -> pd.DataFrame:
+def mlp_rows(summaries: pd.DataFrame, baseline: str, families: dict[str, str]) -> pd.DataFrame:
+    """The baseline's summary rows of the cases whose family states the mean field."""
     if summaries.empty or "depth" not in summaries.columns:
         return summaries.iloc[0:0]
-    return summaries[(summaries["backend"] == baseline) & summaries["case"].str.startswith("mlp")]
+    return theory_rows(summaries, baseline, families, MEAN_FIELD)
 
 
 def mlp_plot(rows: pd.DataFrame, path: Path) -> plots.Plot:
@@ -266,8 +277,15 @@ def _cell(x: Any, fmt: str = ".3g") -> str:
     return "–" if isinstance(x, float) and math.isnan(x) else format(x, fmt)
 
 
-def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path) -> list[Block]:
-    """The report's blocks: overview, points, digits over the grid, the landscapes."""
+def document(
+    t: dict[str, pd.DataFrame],
+    keys: list[str],
+    facts: dict,
+    out: Path,
+    families: dict[str, str],
+) -> list[Block]:
+    """The report's blocks: overview, points, digits over the grid, the landscapes of the
+    cases whose family declares a theory (``families``: case label -> family name)."""
     pts = t["points"]
     bad = pts[pts["status"] != "ok"]
     blocks: list[Block] = [
@@ -309,7 +327,7 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
             _image(digits_plot(digits, keys, out / SWEEP_PNG[0])),
         ]
     summaries = t.get("summaries", pd.DataFrame())
-    elman = elman_rows(summaries, facts["baseline"])
+    elman = elman_rows(summaries, facts["baseline"], families)
     if not elman.empty and len(set(elman["sigma"])) > 1:
         decay = decay_table(elman)
         blocks += [Heading("Vanishing and exploding: Elman over σ_max and T", 2),
@@ -324,7 +342,7 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
                                 str(r["runs"]), _cell(r["rate_over_bound"]))
                                for _, r in decay.iterrows()))]  # fmt: skip
         t["decay"] = decay
-    mlp = mlp_rows(summaries, facts["baseline"])
+    mlp = mlp_rows(summaries, facts["baseline"], families)
     if not mlp.empty and len(set(mlp["depth"])) > 1:
         blocks += [
             Heading("MLP: depth and initialisation", 2),
@@ -334,14 +352,19 @@ def document(t: dict[str, pd.DataFrame], keys: list[str], facts: dict, out: Path
 
 
 def write_sweep_report(
-    out: str | Path, t: dict[str, pd.DataFrame], keys: list[str], facts: dict
+    out: str | Path,
+    t: dict[str, pd.DataFrame],
+    keys: list[str],
+    facts: dict,
+    families: dict[str, str],
 ) -> list[Path]:
     """The sweep's CSVs (each table with its point columns; points.csv one row per point),
     report.md and report.html (figures embedded), and sweep.json (the facts): all of them
-    or none (``staged_report``), and no file of an earlier report beside them."""
+    or none (``staged_report``), and no file of an earlier report beside them.
+    ``families``: each case's label -> its family's name (``harness.sweep.families``)."""
     out = Path(os.path.abspath(out))
     with staged_report(out) as stage:
-        blocks = document(t, keys, facts, stage)
+        blocks = document(t, keys, facts, stage, families)
         for name, table in t.items():
             write_csv(table, stage / f"{name}.csv")
         (stage / "sweep.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
@@ -351,4 +374,11 @@ def write_sweep_report(
     return [*written, out / "sweep.json", out / "report.md", out / "report.html"]
 
 
-__all__ = ["decay_table", "digits_table", "elman_rows", "write_sweep_report"]
+__all__ = [
+    "decay_table",
+    "digits_table",
+    "elman_rows",
+    "mlp_rows",
+    "theory_rows",
+    "write_sweep_report",
+]

@@ -112,12 +112,14 @@ class PluginBackend(Backend):
         result.mode = mode
         if mode == "fwd":
             result.tangent, result.loss = result.loss, math.nan
-            if result.ok and math.isnan(result.tangent):
-                judged.fault(
+            if result.ok and math.isnan(result.tangent) and ("loss", "loss") in result.withheld:
+                judged.tensor_fault(
+                    ("loss", "loss"),
                     "missing tensor",
                     'no "loss": a JVP returns {"loss": J_L·u, "taps": {...}}',
-                    "loss",
                 )
+                del result.withheld["loss", "loss"]
+                result.uncompared = dict(judged.uncompared)
                 result.error = "missing tensor: no loss tangent"
         return PluginResult(**{f: getattr(result, f) for f in result.__dataclass_fields__},
                             faults=judged.faults, printed=judged.printed)  # fmt: skip

@@ -21,7 +21,7 @@ from harness.compare import Verdict, compare_arrays, compare_directional
 from harness.result import Directional, Result
 from harness.tolerances import TOLERANCES, tolerance_for
 from harness.validation.dtypes import as_run_dtype, dtype_fault
-from harness.validation.faults import Fault
+from harness.validation.faults import UNCOMPARED, Fault
 from harness.validation.printed import Printed, printed_by
 
 MAX_OUTPUT = 1_000_000  # characters one call may print before a note says it flooded
@@ -141,6 +141,7 @@ class Judgement:
         self.faults: list[Fault] = []
         self.extra_results: list[Result] = []
         self.came_back: dict[str, str] = {}  # tensor -> its dtype, where not the run's
+        self.uncompared: dict[tuple[str, str], str] = {}  # (kind, name) -> its fault
         self.printed: list[Printed] = []  # what the first call printed, shown with the verdict
 
     def fault(
@@ -154,6 +155,13 @@ class Judgement:
         self.faults.append(
             Fault(self.case.label, self.backend, tensor, kind, message, traceback, facts or {})
         )
+
+    def tensor_fault(self, key: tuple[str, str], kind: str, message: str) -> None:
+        """A fault of one returned tensor, ``key`` = (kind, name) as ``Result.tensors()``
+        keys it; one of ``UNCOMPARED`` leaves that tensor's numbers uncompared."""
+        self.fault(kind, message, key[1])
+        if kind in UNCOMPARED:
+            self.uncompared[key] = f"{kind}: {message}"
 
     def _in_run_dtype(self, name: str, array: np.ndarray) -> np.ndarray:
         """The array to compare: cast to the run's dtype, its own dtype noted where it
@@ -197,13 +205,15 @@ class Judgement:
         loss = math.nan
         if out.get("loss") is not None:
             array = check_leaf(
-                out["loss"], "the loss", None, self.dtype, self._tensor_fault("loss")
+                out["loss"], "the loss", None, self.dtype, self._tensor_fault("loss", "loss")
             )
             if array is not None and array.size == 1:
                 loss = float(self._in_run_dtype("loss", array).reshape(()))
             elif array is not None:
-                self.fault(
-                    "wrong shape", f"the loss has shape {array.shape}; expected a scalar", "loss"
+                self.tensor_fault(
+                    ("loss", "loss"),
+                    "wrong shape",
+                    f"the loss has shape {array.shape}; expected a scalar",
                 )
         if self.came_back:
             message, facts = dtype_fault(self.came_back, self.dtype)
@@ -227,6 +237,8 @@ class Judgement:
             taps=taps,
             tap_steps={k: self.tap_steps.get(k) for k in taps},
             seconds=first["seconds"],
+            withheld=self._withheld(out),
+            uncompared=dict(self.uncompared),
         )
         if "fd" in reply:
             self._own_forward(result, reply["fd"])
@@ -271,8 +283,17 @@ class Judgement:
             empty.error = f"{kind}: {message}"
         return empty
 
-    def _tensor_fault(self, label: str):
-        return lambda kind, message: self.fault(kind, message, label)
+    def _tensor_fault(self, kind: str, name: str):
+        return lambda fault, message: self.tensor_fault((kind, name), fault, message)
+
+    def _withheld(self, out: dict[str, Any]) -> dict[tuple[str, str], str]:
+        """What the plug-in chose not to report, which has no row: a tap it did not return
+        (the taps are optional), the loss where it gave none."""
+        reported = out.get("taps") or {}
+        withheld = {("tap", t): "not reported" for t in self.expected_taps if t not in reported}
+        if out.get("loss") is None:
+            withheld["loss", "loss"] = "not reported"
+        return withheld
 
     def _tensors(self, tree: dict, expected: dict, kind: str) -> dict[str, np.ndarray]:
         out = {}
@@ -286,7 +307,7 @@ class Judgement:
                 )
                 continue
             array = check_leaf(
-                leaf, f"{kind} {name!r}", expected[name], self.dtype, self._tensor_fault(name)
+                leaf, f"{kind} {name!r}", expected[name], self.dtype, self._tensor_fault(kind, name)
             )
             if array is not None and array.dtype.kind in "fiub":
                 out[name] = self._in_run_dtype(name, array)
@@ -295,11 +316,11 @@ class Judgement:
                 if name not in tree:
                     got = ", ".join(tree) or "nothing"
                     what = "H·v" if self.mode == "hvp" else "gradient"
-                    self.fault(
+                    self.tensor_fault(
+                        ("param", name),
                         "missing tensor",
                         f"no {what} for parameter {name!r} (shape "
                         f"{tuple(expected[name])}); it returned: {got}",
-                        name,
                     )
         return out
 
@@ -365,6 +386,11 @@ class Judgement:
             self.fault(kind, f"finite differences of the forward failed: {message}", "", tb)
             return
         tol = tolerance_for("autodiff", "numeric", self.dtype)
+        # finite differences give the parameters' gradients alone; the loss is the
+        # plug-in's own, which its own row shows (or withholds)
+        withheld = {("tap", t): "not computed" for t in self.expected_taps}
+        if ("loss", "loss") in result.withheld or ("loss", "loss") in result.uncompared:
+            withheld["loss", "loss"] = "the plug-in's own"
         if "directional" in fd["value"]:  # a large stage: along random directions
             probes = {("param", k): Directional(*v) for k, v in fd["value"]["directional"].items()}
             self.extra_results.append(
@@ -376,6 +402,7 @@ class Judgement:
                     method="directional",
                     directional=probes,
                     seconds=fd["seconds"],
+                    withheld=withheld,
                 )
             )
             for (_, tensor), probe in probes.items():
@@ -405,6 +432,7 @@ class Judgement:
                 method="elementwise",
                 uncertainty={("param", k): v for k, v in errors.items()},
                 seconds=fd["seconds"],
+                withheld=withheld,
             )
         )
         for tensor, expected in grads.items():

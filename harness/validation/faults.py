@@ -51,6 +51,10 @@ FATAL = {
     "wrong type",
     "misnamed function",
 }
+# the faults that leave a tensor's numbers uncompared (``Result.uncompared``): its row
+# fails with the fault as its error (a wrong dtype is not among them: those values are
+# compared, cast to the run's)
+UNCOMPARED = {"wrong type", "wrong shape", "not finite", "missing tensor"}
 FAULT_COLUMNS = ["case", "backend", "tensor", "fault", "severity", "message", "traceback"]
 
 

@@ -12,7 +12,6 @@ references' (``harness.compare``), and the diagnostics read the tables that come
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -54,9 +53,6 @@ from harness.validation.printed import Printed, printed_by, terminal_lines
 from harness.validation.spread import run_cases
 from harness.validation.worker import LOAD, LOAD_REPLY
 
-# the faults that leave a tensor's numbers uncompared: the row carries the fault as its
-# error (a wrong dtype is not among them: those values are compared, cast to the run's)
-RAW = {"wrong type", "wrong shape", "not finite", "missing tensor"}
 STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
 
 __all__ = ["NeedCases", "Validation", "validate"]
@@ -626,36 +622,6 @@ def _validate(
             "where each case follows all those before it"
         )
     comparison = Comparison(results, baseline, chosen)
-    _tidy(comparison, results, [name, f"{name}(fd)"], faults)
     return Validation(
         comparison, name, form, references, faults, notes, dtype, seed, printed, found
     )
-
-
-def _tidy(comparison: Comparison, results: list, plugins: list[str], faults: list[Fault]) -> None:
-    """Rows for what the plug-in chose not to report (a tap, the loss) are left out; a
-    tensor with a raw-output fault carries that fault as its error."""
-    table = comparison.agreement
-    keep = pd.Series(True, index=table.index)
-    by_key = {(r.case, r.mode, r.backend): r for r in results}
-    for i, row in table.iterrows():
-        r = by_key.get((row["case"], row["mode"], row["backend"]))
-        if row["backend"] not in plugins or r is None or not r.ok:
-            continue
-        if row["kind"] == "tap" and row["tensor"] not in r.taps:
-            keep[i] = False
-        if row["kind"] == "loss" and math.isnan(r.tangent if r.mode == "fwd" else r.loss):
-            keep[i] = False
-    table = table[keep].copy()
-    for f in faults:
-        if f.fault not in RAW or not f.tensor:
-            continue
-        hit = (
-            (table["case"] == f.case)
-            & (table["backend"] == f.backend)
-            & (table["tensor"] == f.tensor)
-        )
-        table.loc[hit, "ok"] = False
-        table.loc[hit, "verdict"] = Verdict.FAILED.value
-        table.loc[hit, "error"] = [f"{f.fault}: {f.message}"] * int(hit.sum())
-    comparison.agreement = table.reset_index(drop=True)
