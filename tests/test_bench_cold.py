@@ -1,18 +1,22 @@
-"""``gradparity bench --cold``: the pairs, their order, the medians and where section 5 of
-bench.md goes (no timing is asserted: the commands timed here are stand-ins)."""
+"""``gradparity bench --cold``: the pairs, their order, the medians and what it writes
+(no timing is asserted: the commands timed here are stand-ins). The section's content is
+tested in test_bench_render.py."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.bench import cold
-from harness.bench.render import COLD_HEADING, cold_of, cold_section, splice_cold
+from harness.bench.cold import VALIDATE_SHOWN
+from harness.bench.render import render_folder
 from harness.cli import main
 
-EARLIER = "# Benchmarks\n\nintro\n\n## 4. The cost of checking\n\nfour\n\n## References\n\n- a\n"
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 
 @pytest.fixture
@@ -20,20 +24,6 @@ def quick_commands(monkeypatch):
     """Both sides replaced by an instant interpreter, so only the bookkeeping runs."""
     fast = [sys.executable, "-c", "pass"]
     monkeypatch.setattr(cold, "commands", lambda: {"validate": fast, "gradcheck": fast})
-
-
-def _section(ratio: float = 1.5) -> str:
-    rows = pd.DataFrame(
-        {
-            "pair": [1],
-            "first": ["validate"],
-            "validate_s": [3.0],
-            "gradcheck_s": [3.0 / ratio],
-            "ratio": [ratio],
-        }
-    )
-    medians = {"validate_s": 3.0, "gradcheck_s": 3.0 / ratio, "ratio": ratio}
-    return cold_section(rows, medians, {"load": "1.0"}, "gradparity validate x.py:f --case mlp")
 
 
 def test_the_pairs_alternate_which_side_runs_first(quick_commands):
@@ -55,42 +45,40 @@ def test_a_failing_side_is_an_error_not_a_timing():
         cold.timed([sys.executable, "-c", "raise SystemExit(3)"])
 
 
-@pytest.mark.parametrize("ratio, verdict", [(0.9, "**met**"), (1.5, "**missed**")])
-def test_the_section_states_the_goal_against_the_median_ratio(ratio, verdict):
-    text = _section(ratio)
-    assert text.startswith(COLD_HEADING)
-    assert f"**{ratio:.2f}×** (goal ≤ 1.0×: {verdict})" in text
-
-
-def test_the_section_goes_before_the_references_and_nothing_else_moves():
-    spliced = splice_cold(EARLIER, _section())
-    before, references = EARLIER.split("\n## References\n")
-    assert spliced.startswith(before) and spliced.endswith("\n## References\n" + references)
-    assert cold_of(spliced) == _section()
-
-
-def test_a_new_section_replaces_the_earlier_one_in_place():
-    once = splice_cold(EARLIER, _section(1.5))
-    twice = splice_cold(once, _section(0.9))
-    assert twice == splice_cold(EARLIER, _section(0.9))
-    assert twice.count(COLD_HEADING) == 1
-
-
-def test_without_an_earlier_bench_md_the_section_stands_alone():
-    assert splice_cold(None, _section()) == _section()
-    assert cold_of(EARLIER) is None
-
-
 def test_cold_writes_its_csv_and_section_and_keeps_the_rest(quick_commands, tmp_path):
-    (tmp_path / "bench.md").write_text(EARLIER, encoding="utf-8")
-    (tmp_path / "bench.csv").write_bytes(b"case,backend\nmlp,torch\n")
+    """bench.csv and its conditions stay as they were, and so do sections 1–4 of the
+    page, written again from them; section 5 is the new pairs'."""
+    for name in ("bench.csv", "bench_conditions.csv"):
+        shutil.copyfile(REPORTS / name, tmp_path / name)
+    kept = {name: (tmp_path / name).read_bytes() for name in ("bench.csv",)}
+    before = render_folder(tmp_path, VALIDATE_SHOWN)  # no section 5 yet
     assert main(["bench", "--cold", "2", "--out", str(tmp_path), "--quiet"]) == 0
     written = (tmp_path / "bench.md").read_text(encoding="utf-8")
-    assert written.replace(cold_of(written), "").replace("\n\n\n", "\n\n") == EARLIER
-    assert (tmp_path / "bench.csv").read_bytes() == b"case,backend\nmlp,torch\n"
+    head, references = before.split("## References")
+    assert written.startswith(head + "## 5\\. A verdict, cold")
+    assert written.endswith("## References" + references)
+    assert (tmp_path / "bench.csv").read_bytes() == kept["bench.csv"]
     rows = pd.read_csv(tmp_path / "cold_bench.csv")
     assert list(rows.columns) == ["pair", "first", "validate_s", "gradcheck_s", "ratio"]
     assert len(rows) == 2
+    found = pd.read_csv(tmp_path / "bench_conditions.csv", dtype=str, keep_default_na=False)
+    earlier = pd.read_csv(REPORTS / "bench_conditions.csv", dtype=str, keep_default_na=False)
+    bench_rows = found[found["run"] == "bench"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        bench_rows, earlier[earlier["run"] == "bench"].reset_index(drop=True)
+    )
+    cold_rows = found[found["run"] == "cold"]
+    assert dict(zip(cold_rows["setting"], cold_rows["value"], strict=True))["command"] == (
+        "gradparity bench --cold 2"
+    )
+    assert "gradparity bench --cold 2" in written.split("## 5")[1]
+
+
+def test_cold_in_an_empty_folder_writes_section_5_alone(quick_commands, tmp_path):
+    assert main(["bench", "--cold", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    written = (tmp_path / "bench.md").read_text(encoding="utf-8")
+    assert written.startswith("## 5\\. A verdict, cold") and "## References" not in written
+    assert not (tmp_path / "bench.csv").exists()
 
 
 @pytest.mark.parametrize(

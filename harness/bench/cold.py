@@ -9,16 +9,16 @@ pairs), so a change of the machine's load reaches both sides of a pair alike; th
 figure is the median over the pairs of validate_s / gradcheck_s (paired), beside the
 median of each side.
 
-The rows go to ``cold_bench.csv`` and the section to ``bench.md``, spliced in place of
-its earlier section 5 (``harness.bench.render.splice_cold``): the other sections are
-left as they are, and a full ``gradparity bench`` keeps this one.
+The rows go to ``cold_bench.csv``, the conditions to ``bench_conditions.csv``, and
+``bench.md`` is written again from the folder's tables (``harness.bench.render``): its
+other sections from ``bench.csv`` as it is, and a full ``gradparity bench`` keeps this
+section's tables.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -26,10 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.bench.render import summary
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("gradcheck_mlp.py")
 TARGET = "examples/model_mlp.py:grads"
 VALIDATE = ["validate", TARGET, "--case", "mlp", "--quiet"]
+VALIDATE_SHOWN = "gradparity " + " ".join(VALIDATE[:-1])  # as bench.md names it
 DEFAULT_PAIRS = 5
 
 
@@ -69,20 +72,20 @@ def measure(pairs: int, progress=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pair", "first", "validate_s", "gradcheck_s", "ratio"])
 
 
-def summary(rows: pd.DataFrame) -> dict[str, float]:
-    """The medians: of each side, and of the paired ratio (the figure)."""
-    return {
-        "validate_s": statistics.median(rows["validate_s"]),
-        "gradcheck_s": statistics.median(rows["gradcheck_s"]),
-        "ratio": statistics.median(rows["ratio"]),
-    }
-
-
 def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.DataFrame:
-    """Measure ``pairs`` pairs and write cold_bench.csv and bench.md's section 5 into
-    ``out`` (bench.md and bench.csv as they were otherwise; all three, or none)."""
-    from harness.bench.render import cold_section, splice_cold
-    from harness.bench.run import BENCH_FILES, COLD_CSV
+    """Measure ``pairs`` pairs and write cold_bench.csv, its conditions and bench.md's
+    section 5 into ``out`` (bench.csv, its conditions and bench.md's other sections as
+    they were; every file, or none)."""
+    from harness.bench.render import (
+        BENCH_CSV,
+        BENCH_FILES,
+        COLD_CSV,
+        CONDITIONS_CSV,
+        conditions,
+        conditions_table,
+        read_folder,
+        render_folder,
+    )
     from harness.escaping import write_csv
     from harness.output import staged
 
@@ -93,16 +96,19 @@ def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.Dat
         "load average (1, 5, 15 min) at start": load_before,
         "load average (1, 5, 15 min) at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    section = cold_section(rows, summary(rows), env, f"gradparity {' '.join(VALIDATE[:-1])}")
     folder = Path(out)
-    md = folder / "bench.md"
-    earlier = md.read_text(encoding="utf-8") if md.is_file() else None
+    earlier = read_folder(folder)
     with staged(folder, "bench", BENCH_FILES) as stage:
         write_csv(rows.round({"validate_s": 3, "gradcheck_s": 3, "ratio": 3}), stage / COLD_CSV)
-        (stage / "bench.md").write_text(splice_cold(earlier, section), encoding="utf-8")
-        if (folder / "bench.csv").is_file():  # this kind's other file, kept as it is
-            shutil.copyfile(folder / "bench.csv", stage / "bench.csv")
+        write_csv(
+            conditions_table(conditions(earlier["conditions"], "bench"), env),
+            stage / CONDITIONS_CSV,
+        )
+        if earlier["bench"] is not None:  # this kind's other file, kept as it is
+            shutil.copyfile(folder / BENCH_CSV, stage / BENCH_CSV)
+        # the page from the tables as written (bench.csv's sections as they were)
+        (stage / "bench.md").write_text(render_folder(stage, VALIDATE_SHOWN), encoding="utf-8")
     return rows
 
 
-__all__ = ["DEFAULT_PAIRS", "commands", "measure", "run_cold", "summary"]
+__all__ = ["DEFAULT_PAIRS", "VALIDATE_SHOWN", "commands", "measure", "run_cold", "summary"]

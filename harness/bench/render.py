@@ -4,10 +4,15 @@ section per experiment. Nothing here measures anything."""
 from __future__ import annotations
 
 import math
+import statistics
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from harness.escaping import code, lit
+from harness.report.render import Block, Bullets, Heading, Para, Table, to_markdown
 
 # GradBench's published cheap-gradient ratios on ADBench's LSTM (l=2, c=1024).
 GRADBENCH_LSTM = {"manual (C++)": 5.0, "Tapenade": 3.2, "Enzyme": 2.8, "PyTorch": 2.2}
@@ -20,6 +25,7 @@ TAPE_OVER_TORCH = 1.5  # at medium and large sizes
 COMPILE_FLAT = 1.5  # JAX compile time at T=1000 over T=10
 MEMORY_OVER_NEEDED = 2.0  # the tape's bytes per step over what must be stored
 ORDER = ["reference", "manual", "torch", "jax"]
+SCALING_LSTM = {"H": 32, "D": 16, "B": 8}  # section 3's LSTM, unless a plan says otherwise
 
 
 def seconds(s: float) -> str:
@@ -48,12 +54,18 @@ def number(x: float, digits: int = 3) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-def table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table (every cell already a string)."""
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+def table(frame: pd.DataFrame) -> Table:
+    """A DataFrame as a report table: every cell already markup (data put in through
+    ``lit``), the column names plain text."""
+    return Table(
+        tuple(lit(c) for c in frame.columns),
+        tuple(tuple(str(v) for v in row) for row in frame.itertuples(index=False)),
+    )
+
+
+def settings(env: dict[str, str]) -> Table:
+    """The conditions a run was measured in, one row each (names and values are data)."""
+    return Table(("", "value"), tuple((lit(k), lit(v)) for k, v in env.items()))
 
 
 def verdict(ok: bool | None) -> str:
@@ -68,18 +80,18 @@ def _backends(rows: pd.DataFrame) -> list[str]:
 # --- 1. cheap-gradient ratios --------------------------------------------------------------
 
 
-def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
+def ratio_section(t: pd.DataFrame) -> tuple[list[Block], dict]:
     rows = t[t["experiment"] == "ratio"]
     if rows.empty:
-        return "", {}
-    out: list[str] = []
+        return [], {}
+    out: list[Block] = []
     facts: dict[str, Any] = {}
     grid = []
     for (_, sz, label), group in rows.groupby(["case", "size", "label"], sort=False):
         params = group["params"].dropna()  # none where the case itself failed
         cells = {
-            "case": label,
-            "size": sz,
+            "case": lit(label),
+            "size": lit(sz),
             "parameters": f"{int(params.iloc[0]):,}" if len(params) else "?",
             "products alone": number(group["products_ratio"].iloc[0]),
         }
@@ -87,7 +99,7 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
             cells[r["backend"]] = (
                 f"{number(r['ratio'])} ({seconds(r['objective_s'])} → {seconds(r['gradient_s'])})"
                 if np.isfinite(r["ratio"])
-                else str(r["note"])[:60]
+                else lit(str(r["note"])[:60])
             )
         grid.append(cells)
     grid_frame = pd.DataFrame(grid).fillna("–")
@@ -100,18 +112,23 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     ]
     out.append(table(grid_frame[columns]))
     out.append(
-        "\nEach cell: R (objective time → loss-and-gradient time), minimum over the repeats. "
-        "*Products alone*: R counted in the multiply-adds of the matrix products only, the "
-        "value R tends to where they dominate the time (`products_ratio` in "
-        "harness/bench/run.py, checked against torch's `FlopCounterMode`): an MLP's backward "
-        "makes dW and dL/dh for every layer but the first (3 − F₁/ΣF), an LSTM's dW_x, dW_h "
-        "and dL/dh_{t−1} for the forward's two products per step. Elementwise work (tanh and "
-        "σ cost more forward than their derivatives backward) pulls the measured R below it."
+        Para(
+            "Each cell: R (objective time → loss-and-gradient time), minimum over the repeats. "
+            "*Products alone*: R counted in the multiply-adds of the matrix products only, the "
+            "value R tends to where they dominate the time (`products_ratio` in "
+            "harness/bench/run.py, checked against torch's `FlopCounterMode`): an MLP's backward "
+            "makes dW and dL/dh for every layer but the first (3 − F₁/ΣF), an LSTM's dW_x, dW_h "
+            "and dL/dh_{t−1} for the forward's two products per step. Elementwise work (tanh and "
+            "σ cost more forward than their derivatives backward) pulls the measured R below it."
+        )
     )
     cpu = rows.pivot_table(index=["label"], columns="backend", values="ratio_cpu", sort=False)
     cpu = cpu[[b for b in _backends(rows) if b in cpu.columns]]
-    out.append("\nThe same ratios from CPU time (`process_time`; steadier on a shared machine):\n")
+    out.append(
+        Para("The same ratios from CPU time (`process_time`; steadier on a shared machine):")
+    )
     cpu_frame = cpu.map(number).reset_index().rename(columns={"label": "case"})
+    cpu_frame["case"] = cpu_frame["case"].map(lit)
     out.append(table(cpu_frame))
     for backend, goal in GOALS.items():
         mine = rows[(rows["backend"] == backend) & rows["case"].isin(GOAL_CASES)]
@@ -121,7 +138,8 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
             "ok": bool((mine["ratio"] <= goal).all()),
             "ok_cpu": bool((mine["ratio_cpu"] <= goal).all()),
             "measured": "; ".join(
-                f"{r['label']} {r['ratio']:.2f} ({r['ratio_cpu']:.2f})" for _, r in mine.iterrows()
+                f"{lit(r['label'])} {r['ratio']:.2f} ({r['ratio_cpu']:.2f})"
+                for _, r in mine.iterrows()
             ),
             "missed": [(r["case"], r["size"], r["label"], r["products_ratio"])
                        for _, r in mine.iterrows() if not r["ratio"] <= goal],
@@ -129,28 +147,30 @@ def ratio_section(t: pd.DataFrame) -> tuple[str, dict]:
     ad = rows[rows["case"] == "adbench_lstm"]
     if not ad.empty:
         ours = ", ".join(
-            f"{r['backend']} {number(r['ratio'], 2)}"
+            f"{lit(r['backend'])} {number(r['ratio'], 2)}"
             for _, r in ad.iterrows()
             if np.isfinite(r["ratio"])
         )
         theirs = ", ".join(f"{k} {v}" for k, v in GRADBENCH_LSTM.items())
         out.append(
-            f"\nOn ADBench's LSTM ({ad['label'].iloc[0]}): here {ours}. GradBench's published "
-            f"ratios on the same objective: {theirs}. Baur and Strassen (1983) bound the ideal: "
-            "the gradient of a function computed with n multiplications and divisions takes "
-            "at most 3n of them, whatever the number of inputs — R ≈ 3 (Griewank's *cheap "
-            "gradient principle*); interpreters add their per-operation costs on top."
+            Para(
+                f"On ADBench's LSTM ({lit(ad['label'].iloc[0])}): here {ours}. GradBench's published "
+                f"ratios on the same objective: {theirs}. Baur and Strassen (1983) bound the ideal: "
+                "the gradient of a function computed with n multiplications and divisions takes "
+                "at most 3n of them, whatever the number of inputs — R ≈ 3 (Griewank's *cheap "
+                "gradient principle*); interpreters add their per-operation costs on top."
+            )
         )
-    return "\n".join(out), facts
+    return out, facts
 
 
 # --- 2. tape against torch eager -----------------------------------------------------------
 
 
-def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
+def torch_section(t: pd.DataFrame) -> tuple[list[Block], dict]:
     rows = t[(t["experiment"] == "ratio") & t["backend"].isin(["reference", "torch"])]
     rows = rows.dropna(subset=["gradient_s"])  # a backend that failed was not timed
-    out: list[str] = []
+    out: list[Block] = []
     facts: dict[str, Any] = {}
     if {"reference", "torch"} <= set(rows["backend"]):
         g = rows.pivot_table(
@@ -165,7 +185,7 @@ def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
             index=["label", "size"], columns="backend", values="objective_s", sort=False
         ).reindex(g.index)
         frame = pd.DataFrame({
-            "case": [i[0] for i in g.index], "size": [i[1] for i in g.index],
+            "case": [lit(i[0]) for i in g.index], "size": [lit(i[1]) for i in g.index],
             "tape gradient": g["reference"].map(seconds), "torch eager gradient": g["torch"].map(seconds),
             "tape / torch": g["tape / torch"].map(lambda v: f"{v:.2f}"),
             "page faults per gradient (tape, torch)": [
@@ -178,27 +198,29 @@ def torch_section(t: pd.DataFrame) -> tuple[str, dict]:
             over = judged[judged["tape / torch"] > TAPE_OVER_TORCH]
             facts["tape/torch"] = (
                 float(judged["tape / torch"].max()), over.empty,
-                ", ".join(f"{i[0]} {v:.2f}" for i, v in judged["tape / torch"].items()),
+                ", ".join(f"{lit(i[0])} {v:.2f}" for i, v in judged["tape / torch"].items()),
                 [(i[0], faults.loc[i, "reference"], faults.loc[i, "torch"],
                   forward.loc[i, "reference"] / forward.loc[i, "torch"]) for i in over.index],
             )  # fmt: skip
     per_op = t[t["experiment"] == "per_op"]
     if not per_op.empty:
         frame = pd.DataFrame({
-            "backend": per_op["backend"], "device": per_op["device"],
+            "backend": per_op["backend"].map(lit), "device": per_op["device"].map(lit),
             "forward per op": per_op["objective_s"].map(seconds),
             "forward + backward per op": per_op["gradient_s"].map(seconds),
             "R": per_op["ratio"].map(number),
         })  # fmt: skip
         n = per_op["size"].iloc[0]
         out.append(
-            f"\nPer-operation overhead: a chain of {n.split('=')[1]} `tanh` on a 1-element "
-            "float64 array, divided by the chain's length. `manual` is plain numpy by hand "
-            "(the floor: numpy's own call); JAX eager is op-by-op dispatch and `jax.grad` "
-            "without `jit` (under `jit` the chain compiles to one fused kernel).\n"
+            Para(
+                f"Per-operation overhead: a chain of {lit(n.split('=')[1])} `tanh` on a 1-element "
+                "float64 array, divided by the chain's length. `manual` is plain numpy by hand "
+                "(the floor: numpy's own call); JAX eager is op-by-op dispatch and `jax.grad` "
+                "without `jit` (under `jit` the chain compiles to one fused kernel)."
+            )
         )
         out.append(table(frame))
-    return "\n".join(out), facts
+    return out, facts
 
 
 # --- 3. scaling in T -----------------------------------------------------------------------
@@ -227,13 +249,12 @@ def needed_per_step(options: dict, itemsize: int = 8) -> float:
     return 6 * options["B"] * options["H"] * itemsize
 
 
-def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
+def scaling_section(t: pd.DataFrame, opts: dict) -> tuple[list[Block], dict]:
     rows = t[(t["experiment"] == "scaling") & t["gradient_s"].notna()]
     if rows.empty:
-        return "", {}
-    out: list[str] = []
+        return [], {}
+    out: list[Block] = []
     facts: dict[str, Any] = {}
-    opts = plan.scaling_options
     need = needed_per_step(opts)
     grid = rows.pivot_table(index="T", columns="backend", values="gradient_s", sort=True)
     mem = rows.pivot_table(index="T", columns="backend", values="peak_mem_bytes", sort=True)
@@ -243,8 +264,10 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
         frame[f"{b} time"] = grid[b].map(seconds).to_numpy()
         frame[f"{b} memory"] = mem[b].map(size).to_numpy() if b in mem else "–"
     out.append(
-        f"LSTM with H={opts['H']}, D={opts['D']}, B={opts['B']}, loss on the last step; loss + "
-        "gradient time and peak memory of one gradient:\n"
+        Para(
+            f"LSTM with H={opts['H']}, D={opts['D']}, B={opts['B']}, loss on the last step; "
+            "loss + gradient time and peak memory of one gradient:"
+        )
     )
     out.append(table(frame.fillna("–")))
     summary = []
@@ -253,7 +276,7 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
         long = mine[mine["T"] >= 100]
         peak_slope, stored_slope = slope(long, "peak_mem_bytes"), slope(long, "stored_bytes")
         cells = {
-            "backend": b, "exponent (T ≥ 100)": number(exponent(long["T"], long["gradient_s"])),
+            "backend": lit(b), "exponent (T ≥ 100)": number(exponent(long["T"], long["gradient_s"])),
             "exponent (all T)": number(exponent(mine["T"], mine["gradient_s"])),
             "stored per step": size(stored_slope),
             "stored ÷ needed": number(stored_slope / need),
@@ -285,80 +308,90 @@ def scaling_section(t: pd.DataFrame, plan) -> tuple[str, dict]:
         ratio = stored_slope if np.isfinite(stored_slope) else peak_slope
         facts.setdefault("memory_ratios", {})[b] = ratio / need
     out.append(
-        f"\nFitted exponent of time against T (least squares on log–log; 1 is linear); the "
-        "memory each step adds (least-squares slope against T, T ≥ 100) of what the forward "
-        "stores for the backward (numpy backends, tracemalloc) and of one gradient's peak; "
-        f"each over what must be stored: {size(need)} per step = 6·B·H values × 8 bytes "
-        "(see below).\n"
+        Para(
+            f"Fitted exponent of time against T (least squares on log–log; 1 is linear); the "
+            "memory each step adds (least-squares slope against T, T ≥ 100) of what the forward "
+            "stores for the backward (numpy backends, tracemalloc) and of one gradient's peak; "
+            f"each over what must be stored: {size(need)} per step = 6·B·H values × 8 bytes "
+            "(see below)."
+        )
     )
     out.append(table(pd.DataFrame(summary).fillna("–")))
-    return "\n".join(out), facts
+    return out, facts
 
 
 # --- 4. the cost of checking ---------------------------------------------------------------
 
 
-def checking_section(t: pd.DataFrame) -> str:
+def checking_section(t: pd.DataFrame) -> list[Block]:
     rows = t[t["experiment"] == "checking"]
     if rows.empty:
-        return ""
+        return []
     frame = pd.DataFrame({
-        "what": rows["backend"] + np.where(rows["extrapolated"] == True, " *(extrapolated)*", ""),  # noqa: E712
+        "what": rows["backend"].map(lit) + np.where(rows["extrapolated"] == True, " *(extrapolated)*", ""),  # noqa: E712
         "time": rows["gradient_s"].map(seconds),
         "forward passes": rows["forward_passes"].map(lambda v: "–" if not np.isfinite(v) else f"{v:,.0f}"),
-        "how": rows["note"].fillna(""),
+        "how": rows["note"].fillna("").map(lit),
     })  # fmt: skip
     by = rows.set_index("backend")["gradient_s"]
-    summary = ""
+    summary: list[Block] = []
     if {"gradparity (all backends)", "gradcheck 2 forwards × n"} <= set(by.index):
         ours, theirs = by["gradparity (all backends)"], by["gradcheck 2 forwards × n"]
-        summary = (
-            f"\n\ngradparity's whole comparison took {seconds(ours)}; torch's per-element "
-            f"gradcheck would need about {seconds(theirs)} (extrapolated), {theirs / ours:,.0f}× "
-            "longer: it perturbs every parameter, where the directional check moves each "
-            "tensor along a few random directions."
-        )
-    return f"Model: {rows['size'].iloc[0]}.\n\n" + table(frame) + summary
+        summary = [
+            Para(
+                f"gradparity's whole comparison took {seconds(ours)}; torch's per-element "
+                f"gradcheck would need about {seconds(theirs)} (extrapolated), {theirs / ours:,.0f}× "
+                "longer: it perturbs every parameter, where the directional check moves each "
+                "tensor along a few random directions."
+            )
+        ]
+    return [Para(f"Model: {lit(rows['size'].iloc[0])}."), table(frame), *summary]
 
 
 # --- the page ------------------------------------------------------------------------------
 
-METHOD = """\
-- **Objective** (the denominator of R): the loss alone, computed by the same implementation
-  without recording anything for a gradient — reference: the tape's own primitives on
-  Tensors that do not require grad (no graph is recorded); manual: its forward function
-  (which keeps its cache, as its gradient needs); torch: under `torch.no_grad()`; jax: `jit`
-  of the loss alone. **Gradient**: the loss and its gradient with respect to every
-  parameter, by that backend's own means (tape `backward()`; hand-derived backward;
-  `torch.autograd.grad`; `jit(value_and_grad)`). Taps are off (they are gradparity's
-  instrumentation), except that manual's BPTT computes dL/dh_t at every step anyway.
-- **Timing**: one warm-up run each, then objective and gradient runs alternate (so both see
-  the same load), up to 15 pairs or until a time budget (8 s) is spent after at least 3
-  (`--quick`: 5 pairs, 0.5 s, at least 2); the **minimum** is kept (as ADBench does). The
-  noise probes above time one fixed piece of numpy work 20 times: their max/min is how
-  much the machine itself wavered; a ratio within that of a goal's threshold is not
-  decisive. Wall clock (`perf_counter`) gives R; CPU time of the process (`process_time`)
-  is shown beside it. Python's garbage collector stays on, collected once before the
-  timed runs; the objects of the frameworks loaded beside each other here (torch, jax)
-  are set aside from it (`gc.freeze`), so a collection walks what the run made, as in a
-  program that loads one framework. float64 throughout. JAX compiles before timing; its
-  compile times are columns of their own.
-- **Threads**: the same count for every backend, set before anything loads
-  (`OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, `MKL_NUM_THREADS`, `XLA_FLAGS`, and
-  `torch.set_num_threads`), and the process confined to that many CPUs
-  (`sched_setaffinity`: XLA's CPU client sizes its thread pool from the CPUs it may use,
-  whatever `XLA_FLAGS` says); the values are listed above.
-- **Stored memory** (numpy backends): what the recording forward still holds when it
-  returns — the tape's graph, manual's cache — by `tracemalloc`.
-- **Peak memory** of one gradient, the bytes allocated beyond what existed before it —
-  reference and manual (numpy only): `tracemalloc`'s peak, which numpy's arrays report to
-  and which counts the tape's Python objects too; jax: XLA's `memory_analysis()` of the
-  compiled gradient (temporaries + outputs); torch on the CPU: a fresh subprocess per
-  measurement, objective once (lazy set-up), then the kernel's high-water mark reset
-  (`/proc/self/clear_refs`) and one gradient: VmHWM − VmRSS before (`ru_maxrss` after −
-  before where the reset is refused); torch on a GPU: `torch.cuda.max_memory_allocated()`.
-  The methods differ in what they see (RSS counts pages and the allocator's slack), so
-  compare memory within a backend (its growth in T) more than across backends."""
+METHOD = (
+    """\
+**Objective** (the denominator of R): the loss alone, computed by the same implementation
+without recording anything for a gradient — reference: the tape's own primitives on
+Tensors that do not require grad (no graph is recorded); manual: its forward function
+(which keeps its cache, as its gradient needs); torch: under `torch.no_grad()`; jax: `jit`
+of the loss alone. **Gradient**: the loss and its gradient with respect to every
+parameter, by that backend's own means (tape `backward()`; hand-derived backward;
+`torch.autograd.grad`; `jit(value_and_grad)`). Taps are off (they are gradparity's
+instrumentation), except that manual's BPTT computes dL/dh_t at every step anyway.""",
+    """\
+**Timing**: one warm-up run each, then objective and gradient runs alternate (so both see
+the same load), up to 15 pairs or until a time budget (8 s) is spent after at least 3
+(`--quick`: 5 pairs, 0.5 s, at least 2); the **minimum** is kept (as ADBench does). The
+noise probes above time one fixed piece of numpy work 20 times: their max/min is how
+much the machine itself wavered; a ratio within that of a goal's threshold is not
+decisive. Wall clock (`perf_counter`) gives R; CPU time of the process (`process_time`)
+is shown beside it. Python's garbage collector stays on, collected once before the
+timed runs; the objects of the frameworks loaded beside each other here (torch, jax)
+are set aside from it (`gc.freeze`), so a collection walks what the run made, as in a
+program that loads one framework. float64 throughout. JAX compiles before timing; its
+compile times are columns of their own.""",
+    """\
+**Threads**: the same count for every backend, set before anything loads
+(`OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, `MKL_NUM_THREADS`, `XLA_FLAGS`, and
+`torch.set_num_threads`), and the process confined to that many CPUs
+(`sched_setaffinity`: XLA's CPU client sizes its thread pool from the CPUs it may use,
+whatever `XLA_FLAGS` says); the values are listed above.""",
+    """\
+**Stored memory** (numpy backends): what the recording forward still holds when it
+returns — the tape's graph, manual's cache — by `tracemalloc`.""",
+    """\
+**Peak memory** of one gradient, the bytes allocated beyond what existed before it —
+reference and manual (numpy only): `tracemalloc`'s peak, which numpy's arrays report to
+and which counts the tape's Python objects too; jax: XLA's `memory_analysis()` of the
+compiled gradient (temporaries + outputs); torch on the CPU: a fresh subprocess per
+measurement, objective once (lazy set-up), then the kernel's high-water mark reset
+(`/proc/self/clear_refs`) and one gradient: VmHWM − VmRSS before (`ru_maxrss` after −
+before where the reset is refused); torch on a GPU: `torch.cuda.max_memory_allocated()`.
+The methods differ in what they see (RSS counts pages and the allocator's slack), so
+compare memory within a backend (its growth in T) more than across backends.""",
+)
 
 MEMORY_DERIVATION = """\
 What must be stored per LSTM step: the backward of
@@ -380,13 +413,15 @@ def _ratio_reason(backend: str, missed: list[tuple[str, str, str, float]]) -> st
     """Why R is over the goal where it is, by the kind of case (from profiles of the tape
     with cProfile and per-primitive timers, and from counting the manual code's calls),
     with the products-only R of each case that has matrix products."""
-    where = ", ".join(label for _, _, label, _ in missed)
+    where = ", ".join(lit(label) for _, _, label, _ in missed)
     kinds = {REASON_KIND.get((backend, case, sz), (backend, case)) for case, sz, _, _ in missed}
     texts = [RATIO_REASONS[k] for k in sorted(kinds, key=str) if k in RATIO_REASONS]
-    bound = [f"{label} {p:.2f}" for _, _, label, p in missed if np.isfinite(p)]
+    bound = [f"{lit(label)} {p:.2f}" for _, _, label, p in missed if np.isfinite(p)]
     if bound:
         texts.append(f"The products alone give R = {', '.join(bound)} there.")
-    return f"{backend} over the goal at {where}: " + " ".join(texts or ["(no profile recorded)"])
+    return f"{lit(backend)} over the goal at {where}: " + " ".join(
+        texts or ["(no profile recorded)"]
+    )
 
 
 def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataFrame, list[str]]:
@@ -405,7 +440,7 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
         goals.append((f"tape ≤ {TAPE_OVER_TORCH}× torch eager (medium, large)", all_, ok, ""))
         if not ok:
             faults = "; ".join(
-                f"{label}: forward alone {fwd:.1f}× torch's, page faults {number(a, 4)} "
+                f"{lit(label)}: forward alone {fwd:.1f}× torch's, page faults {number(a, 4)} "
                 f"against {number(b, 4)} per gradient"
                 for label, a, b, fwd in over
             )
@@ -427,7 +462,7 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
         goals.append(
             (
                 "time linear in T (fitted exponent, T ≥ 100, within 1 ± 0.15)",
-                ", ".join(f"{b} {number(v)}" for b, v in ex.items()),
+                ", ".join(f"{lit(b)} {number(v)}" for b, v in ex.items()),
                 ok,
                 "",
             )
@@ -453,7 +488,7 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
         r, ok, stored, peak_ratio = scaling_facts["memory"]
         others = (
             ", ".join(
-                f"{b} {number(v)}"
+                f"{lit(b)} {number(v)}"
                 for b, v in scaling_facts["memory_ratios"].items()
                 if b != "reference"
             )
@@ -479,113 +514,201 @@ def goals_and_reasons(ratio_facts, torch_facts, scaling_facts) -> tuple[pd.DataF
     return frame, reasons
 
 
-def render(t: pd.DataFrame, env: dict[str, str], plan, device: str, cold: str | None = None) -> str:
-    """bench.md: the settings, the goals and sections 1–4 from ``t``; ``cold``, section 5
-    as ``gradparity bench --cold`` wrote it (``cold_of`` an earlier bench.md), kept."""
-    ratio_text, ratio_facts = ratio_section(t)
-    torch_text, torch_facts = torch_section(t)
-    scaling_text, scaling_facts = scaling_section(t, plan)
-    checking_text = checking_section(t)
-    goal_frame, reasons = goals_and_reasons(ratio_facts, torch_facts, scaling_facts)
-    env_frame = pd.DataFrame({"": list(env), "value": list(env.values())})
-    why = ""
-    if reasons:
-        why = "\nWhere a goal is missed, why:\n\n" + "\n".join(f"- {r}" for r in reasons) + "\n"
-    parts = [
-        "# Benchmarks: cheap gradients, the tape against torch, scaling in T, the cost of checking",
-        f"\nWritten by `{env.get('command', 'gradparity bench')}` "
-        f"(device: {device}). Regenerate with that command; `--quick` runs a smaller plan.\n",
-        table(env_frame),
-        "\n## Goals\n",
-        table(goal_frame) if not goal_frame.empty else "(no goals measured in this plan)",
-        why,
-        "## How it is measured\n",
-        METHOD,
-        "\n## 1. The cheap-gradient ratio R = time(loss + gradient) / time(loss)\n",
-        ratio_text or "(not measured)",
-        "\n## 2. The tape against torch eager\n",
-        torch_text or "(not measured)",
-        "\n## 3. Scaling in T\n",
-        scaling_text or "(not measured)",
-        "\n" + MEMORY_DERIVATION if scaling_text else "",
-        "\n## 4. The cost of checking\n",
-        checking_text or "(not measured on this device)",
-        *(["\n" + cold.strip("\n")] if cold else []),
-        "\n## References\n",
-        "- W. Baur, V. Strassen, *The complexity of partial derivatives*, Theoretical Computer "
-        "Science 22 (1983) 317–330.\n- A. Griewank, A. Walther, *Evaluating Derivatives*, 2nd "
-        "ed., SIAM 2008 (the cheap gradient principle).\n- ADBench (microsoft/ADBench) and "
-        "GradBench (gradbench/gradbench): the LSTM objective and the published ratios quoted "
-        "in section 1.",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-COLD_HEADING = "## 5. A verdict, cold, against a gradcheck script"
-_REFERENCES_HEADING = "\n## References\n"
-
-
-def cold_section(
-    rows: pd.DataFrame, medians: dict[str, float], env: dict[str, str], validate: str
+def render(
+    t: pd.DataFrame | None,
+    env: dict[str, str],
+    scaling: dict,
+    device: str,
+    cold: pd.DataFrame | None = None,
+    cold_env: dict[str, str] | None = None,
+    validate: str = "gradparity validate",
 ) -> str:
-    """Section 5 of bench.md: ``harness.bench.cold``'s pairs of ``validate`` (the
-    command line timed) and the gradcheck script, their medians and the conditions they
-    were measured in."""
+    """bench.md: the settings, the goals and sections 1–4 from ``t`` (``bench.csv``'s
+    table, measured under ``env``; ``scaling``: the options of section 3's LSTM); section 5 from ``cold`` (``cold_bench.csv``'s pairs,
+    measured under ``cold_env``, timing the command line ``validate``) where there is one.
+    Without ``t`` the page is section 5 alone."""
+    blocks: list[Block] = []
+    if t is not None:
+        blocks += bench_blocks(t, env, scaling, device)
+    if cold is not None and not cold.empty:
+        blocks += cold_section(cold, cold_env or {}, validate)
+    if t is not None:
+        blocks += REFERENCES
+    return to_markdown(blocks)
+
+
+def bench_blocks(t: pd.DataFrame, env: dict[str, str], scaling: dict, device: str) -> list[Block]:
+    """The title, the settings, the goals and sections 1–4."""
+    ratio_blocks, ratio_facts = ratio_section(t)
+    torch_blocks, torch_facts = torch_section(t)
+    scaling_blocks, scaling_facts = scaling_section(t, scaling)
+    checking_blocks = checking_section(t)
+    goal_frame, reasons = goals_and_reasons(ratio_facts, torch_facts, scaling_facts)
+    blocks: list[Block] = [
+        Heading(
+            "Benchmarks: cheap gradients, the tape against torch, scaling in T, the cost of "
+            "checking",
+            1,
+        ),
+        Para(
+            f"Written by {code(env.get('command', 'gradparity bench'))} (device: "
+            f"{lit(device)}). Regenerate with that command; `--quick` runs a smaller plan."
+        ),
+    ]
+    if env:
+        blocks.append(settings(env))
+    blocks.append(Heading("Goals"))
+    if goal_frame.empty:
+        blocks.append(Para("(no goals measured in this plan)"))
+    else:
+        blocks.append(table(goal_frame))
+    if reasons:
+        blocks += [Para("Where a goal is missed, why:"), Bullets(tuple(reasons))]
+    blocks += [
+        Heading("How it is measured"),
+        Bullets(METHOD),
+        Heading("1. The cheap-gradient ratio R = time(loss + gradient) / time(loss)"),
+        *(ratio_blocks or [Para("(not measured)")]),
+        Heading("2. The tape against torch eager"),
+        *(torch_blocks or [Para("(not measured)")]),
+        Heading("3. Scaling in T"),
+        *(
+            scaling_blocks + [Para(MEMORY_DERIVATION)]
+            if scaling_blocks
+            else [Para("(not measured)")]
+        ),
+        Heading("4. The cost of checking"),
+        *(checking_blocks or [Para("(not measured on this device)")]),
+    ]
+    return blocks
+
+
+REFERENCES: list[Block] = [
+    Heading("References"),
+    Bullets(
+        (
+            "W. Baur, V. Strassen, *The complexity of partial derivatives*, Theoretical "
+            "Computer Science 22 (1983) 317–330.",
+            "A. Griewank, A. Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008 (the cheap "
+            "gradient principle).",
+            "ADBench (microsoft/ADBench) and GradBench (gradbench/gradbench): the LSTM "
+            "objective and the published ratios quoted in section 1.",
+        )
+    ),
+]
+
+COLD_HEADING = "5. A verdict, cold, against a gradcheck script"
+BENCH_CSV = "bench.csv"
+COLD_CSV = "cold_bench.csv"  # harness.bench.cold's pairs, under the same kind
+CONDITIONS_CSV = "bench_conditions.csv"  # what each of the two was measured under
+BENCH_FILES = (BENCH_CSV, "bench.md", COLD_CSV, CONDITIONS_CSV)
+
+
+def summary(rows: pd.DataFrame) -> dict[str, float]:
+    """The medians of ``harness.bench.cold``'s pairs: of each side, and of the paired
+    ratio (the figure)."""
+    return {
+        "validate_s": statistics.median(rows["validate_s"]),
+        "gradcheck_s": statistics.median(rows["gradcheck_s"]),
+        "ratio": statistics.median(rows["ratio"]),
+    }
+
+
+def cold_section(rows: pd.DataFrame, env: dict[str, str], validate: str) -> list[Block]:
+    """Section 5 of bench.md from ``harness.bench.cold``'s pairs (``cold_bench.csv``'s
+    rows: validate_s, gradcheck_s and their ratio), their medians and the conditions
+    ``env`` they were measured in (``command``: the bench command that measured them);
+    ``validate``: the command line timed."""
+    medians = summary(rows)
     shown = pd.DataFrame(
         {
-            "pair": rows["pair"],
-            "first": rows["first"],
+            "pair": [str(int(p)) for p in rows["pair"]],
+            "first": [lit(f) for f in rows["first"]],
             "validate": [seconds(s) for s in rows["validate_s"]],
             "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
             "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
         }
     )
-    conditions = pd.DataFrame({"": list(env), "value": list(env.values())})
-    goal = medians["ratio"] <= 1.0
-    return (
-        "\n".join(
-            [
-                COLD_HEADING,
-                f"\n`{validate}` in a fresh process (the interpreter, the "
-                "imports, the plug-in's worker, every default reference, the comparison, the verdict) "
-                "against `python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
-                f"script on the same MLP, {len(rows)} pairs, each pair's two runs one after the other "
-                "in alternating order. Written by `gradparity bench --cold"
-                f"{'' if len(rows) == 5 else f' {len(rows)}'}`.\n",
-                f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
-                f"{seconds(medians['gradcheck_s'])}; median paired ratio "
-                f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(goal)}).\n",
-                table(shown),
-                "\n" + table(conditions),
-            ]
-        )
-        + "\n"
+    pairs = len(rows)
+    command = env.get("command", "gradparity bench --cold")
+    blocks: list[Block] = [
+        Heading(COLD_HEADING),
+        Para(
+            f"{code(validate)} in a fresh process (the interpreter, the imports, the "
+            "plug-in's worker, every default reference, the comparison, the verdict) against "
+            "`python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
+            f"script on the same MLP, {pairs} pairs, each pair's two runs one after the "
+            f"other in alternating order. Written by {code(command)}."
+        ),
+        Para(
+            f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
+            f"{seconds(medians['gradcheck_s'])}; median paired ratio "
+            f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(medians['ratio'] <= 1.0)})."
+        ),
+        table(shown),
+    ]
+    if env:
+        blocks.append(settings(env))
+    return blocks
+
+
+def conditions(frame: pd.DataFrame | None, run: str) -> dict[str, str]:
+    """The conditions of ``run`` ("bench" or "cold") from ``bench_conditions.csv``'s
+    table (columns run, setting, value), in their order; empty where there are none."""
+    if frame is None:
+        return {}
+    mine = frame[frame["run"] == run]
+    return {
+        str(k): "" if pd.isna(v) else str(v)
+        for k, v in zip(mine["setting"], mine["value"], strict=True)
+    }
+
+
+def conditions_table(bench: dict[str, str], cold: dict[str, str]) -> pd.DataFrame:
+    """``bench_conditions.csv``'s table: each run's conditions, a row each."""
+    return pd.DataFrame(
+        [("bench", k, v) for k, v in bench.items()] + [("cold", k, v) for k, v in cold.items()],
+        columns=["run", "setting", "value"],
     )
 
 
-def cold_of(text: str | None) -> str | None:
-    """Section 5 of an earlier bench.md, from its heading to the next section's; None
-    where it has none."""
-    if not text or COLD_HEADING not in text:
-        return None
-    start = text.index(COLD_HEADING)
-    end = text.find("\n## ", start + len(COLD_HEADING))
-    return text[start : end if end >= 0 else len(text)].strip("\n") + "\n"
+def read_folder(folder: str | Path) -> dict[str, pd.DataFrame | None]:
+    """A bench folder's tables: bench.csv, cold_bench.csv and bench_conditions.csv (None
+    for a file that is not there)."""
+
+    def read(name: str, **options: Any) -> pd.DataFrame | None:
+        path = Path(folder) / name
+        return pd.read_csv(path, **options) if path.is_file() else None
+
+    return {
+        "bench": read(BENCH_CSV),
+        "cold": read(COLD_CSV),
+        "conditions": read(CONDITIONS_CSV, dtype=str, keep_default_na=False),
+    }
 
 
-def splice_cold(text: str | None, section: str) -> str:
-    """``text`` (an earlier bench.md, or None) with ``section`` in place of its section 5,
-    else before its references, else at its end: every other line as it was."""
-    body = section.strip("\n") + "\n"
-    if not text:
-        return body
-    earlier = cold_of(text)
-    if earlier is not None:
-        return text.replace(earlier.rstrip("\n"), body.rstrip("\n"), 1)
-    if _REFERENCES_HEADING in text:
-        at = text.index(_REFERENCES_HEADING)
-        return text[:at] + "\n" + body + text[at:]
-    return text.rstrip("\n") + "\n\n" + body
+def render_folder(folder: str | Path, validate: str, scaling: dict | None = None) -> str:
+    """bench.md from a bench folder's CSVs alone (``validate``: the command line
+    ``gradparity bench --cold`` times; ``scaling``: section 3's LSTM, the one every
+    plan measures by default)."""
+    tables = read_folder(folder)
+    t, cold, found = tables["bench"], tables["cold"], tables["conditions"]
+    return render(
+        t,
+        conditions(found, "bench"),
+        scaling or SCALING_LSTM,
+        device_of(t),
+        cold,
+        conditions(found, "cold"),
+        validate,
+    )
+
+
+def device_of(t: pd.DataFrame | None) -> str:
+    """The device a bench table was measured on: a GPU bench runs the numpy backends on
+    the CPU, so its device is the other one."""
+    others = [] if t is None else [d for d in dict.fromkeys(map(str, t["device"])) if d != "cpu"]
+    return ", ".join(others) or "cpu"
 
 
 # Why R is over its goal, by (backend, case, size) -> kind of explanation.
@@ -644,4 +767,19 @@ MEMORY_REASON = (
 )
 
 
-__all__ = ["COLD_HEADING", "cold_of", "cold_section", "render", "splice_cold"]
+__all__ = [
+    "BENCH_CSV",
+    "BENCH_FILES",
+    "COLD_CSV",
+    "COLD_HEADING",
+    "CONDITIONS_CSV",
+    "cold_section",
+    "conditions",
+    "conditions_table",
+    "device_of",
+    "read_folder",
+    "render",
+    "SCALING_LSTM",
+    "render_folder",
+    "summary",
+]

@@ -23,14 +23,19 @@ import numpy as np
 import pandas as pd
 
 from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
+from harness.bench.render import (
+    BENCH_CSV,
+    BENCH_FILES,
+    COLD_CSV,
+    CONDITIONS_CSV,
+    SCALING_LSTM,
+)
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
 from harness.cases.networks import MILLION
 from harness.escaping import write_csv
 from harness.output import staged
 
-COLD_CSV = "cold_bench.csv"  # harness.bench.cold's pairs, under the same kind
-BENCH_FILES = ("bench.csv", "bench.md", COLD_CSV)
 COLUMNS = [
     "experiment",
     "case",
@@ -69,7 +74,7 @@ class Plan:
     numpy backends only; ``checking``: the MLP options of the large and the small model."""
 
     ratio_cases: list[tuple[str, str | Case, dict]]  # a catalog name, or a Case of the user's
-    scaling_options: dict = field(default_factory=lambda: {"H": 32, "D": 16, "B": 8})
+    scaling_options: dict = field(default_factory=lambda: dict(SCALING_LSTM))
     scaling_T: list[int] = field(default_factory=lambda: [10, 100, 1000])
     scaling_long_T: list[int] = field(default_factory=lambda: [10_000])
     long_T_backends: tuple[str, ...] = ("reference", "manual")
@@ -360,8 +365,10 @@ def run_bench(
     quick: bool = False,
     command: str | None = None,
 ) -> pd.DataFrame:
-    """Measure ``plan`` and write ``bench.csv`` and ``bench.md`` into ``out_dir``."""
-    from harness.bench.render import cold_of, render
+    """Measure ``plan`` and write ``bench.csv``, its conditions and ``bench.md`` into
+    ``out_dir`` (``gradparity bench --cold``'s pairs and conditions kept as they were)."""
+    from harness.bench.cold import VALIDATE_SHOWN
+    from harness.bench.render import conditions, conditions_table, read_folder, render_folder
 
     progress = progress or (lambda message: None)
     started = time.perf_counter()
@@ -387,14 +394,19 @@ def run_bench(
         f" --device {device}" if device != "cpu" else ""
     ) + (f" --threads {threads}" if threads != 1 else "")
     folder = Path(out_dir)  # section 5 (``gradparity bench --cold``) is kept as it was
-    earlier = folder / "bench.md"
-    cold = cold_of(earlier.read_text(encoding="utf-8")) if earlier.is_file() else None
-    text = render(table, env, plan, device, cold)
-    with staged(out_dir, "bench", BENCH_FILES) as stage:  # both files, or neither
-        write_csv(table, stage / "bench.csv")
-        (stage / "bench.md").write_text(text)
-        if cold is not None and (folder / COLD_CSV).is_file():
+    earlier = read_folder(folder)
+    with staged(out_dir, "bench", BENCH_FILES) as stage:  # every file, or none
+        write_csv(table, stage / BENCH_CSV)
+        write_csv(
+            conditions_table(env, conditions(earlier["conditions"], "cold")),
+            stage / CONDITIONS_CSV,
+        )
+        if earlier["cold"] is not None:
             shutil.copyfile(folder / COLD_CSV, stage / COLD_CSV)
+        # the page from the tables as written: what a reader of the CSVs sees
+        (stage / "bench.md").write_text(
+            render_folder(stage, VALIDATE_SHOWN, plan.scaling_options), encoding="utf-8"
+        )
     return table
 
 
@@ -449,4 +461,16 @@ def cases_plan(cases: list[Case]) -> Plan:
     )
 
 
-__all__ = ["COLUMNS", "FULL", "QUICK", "Plan", "cases_plan", "products_ratio", "run_bench"]
+__all__ = [
+    "BENCH_CSV",
+    "BENCH_FILES",
+    "COLD_CSV",
+    "COLUMNS",
+    "CONDITIONS_CSV",
+    "FULL",
+    "QUICK",
+    "Plan",
+    "cases_plan",
+    "products_ratio",
+    "run_bench",
+]
