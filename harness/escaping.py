@@ -76,6 +76,19 @@ def csv_cell(value: Any) -> Any:
     return _FORMULA_LINE.sub(r"\1'", terminal(value))
 
 
+_GUARDED_LINE = re.compile(r"(\A|\n)'(?=[=+\-@\t\r])")
+
+
+def csv_text(value: Any) -> Any:
+    """A text cell of a CSV this project wrote, as it was before ``csv_cell`` guarded it:
+    the ``'`` put before a line that would start a formula taken away (a value of ours
+    that itself began with ``'`` and a formula character would lose its ``'``: none does).
+    The control characters ``terminal`` showed stay shown."""
+    if not isinstance(value, str):
+        return value
+    return _GUARDED_LINE.sub(r"\1", value)
+
+
 def csv_table(table: Any) -> Any:
     """A copy of a DataFrame with ``csv_cell`` applied to every text cell and column name
     (numbers, bools and missing values untouched); ``write_csv`` writes it."""
@@ -163,6 +176,7 @@ __all__ = [
     "code",
     "console",
     "csv_cell",
+    "csv_text",
     "csv_table",
     "fence",
     "lit",

@@ -136,3 +136,14 @@ def test_section_5_changes_with_the_csv_and_sections_1_to_4_stay(tmp_path):
     assert "median paired ratio **0.50×** (goal ≤ 1.0×: **met**)" in after
     assert "**missed**" in before.split("## 5")[1] and "**missed**" not in after.split("## 5")[1]
     assert after.split("## 5")[0] == before.split("## 5")[0]
+
+
+def test_a_condition_is_shown_as_measured_not_as_the_csv_guards_it(tmp_path):
+    """The CSV puts a ``'`` before a cell a spreadsheet would read as a formula (XLA_FLAGS'
+    ``--xla…``); the page shows the value itself."""
+    _cold_folder(tmp_path, [1.0])
+    flags = "--xla_cpu_multi_thread_eigen=false"
+    write_csv(conditions_table({}, {"XLA_FLAGS": flags}), tmp_path / "bench_conditions.csv")
+    assert "'--xla" in (tmp_path / "bench_conditions.csv").read_text()  # guarded in the file
+    _, shown = tables(render_folder(tmp_path, VALIDATE_SHOWN))
+    assert shown[1] == ["XLA_FLAGS", flags]

@@ -473,3 +473,11 @@ class Dollar(Case):
     )
     assert code_ == 0, capsys.readouterr().err
     assert "cost $\\\\frac{1}{$ in" in (out / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("value", ["=1+1", "-x", "ok", "a\n@b", "+", "'=kept?", 3.5])
+def test_csv_text_gives_back_what_csv_cell_guarded(value):
+    from harness.escaping import csv_text
+
+    expected = value if value != "'=kept?" else "=kept?"  # the one ambiguity csv_text states
+    assert csv_text(csv_cell(value)) == expected

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.escaping import code, lit
+from harness.escaping import code, csv_text, lit
 from harness.report.render import Block, Bullets, Heading, Para, Table, to_markdown
 
 # GradBench's published cheap-gradient ratios on ADBench's LSTM (l=2, c=1024).
@@ -659,7 +659,7 @@ def conditions(frame: pd.DataFrame | None, run: str) -> dict[str, str]:
         return {}
     mine = frame[frame["run"] == run]
     return {
-        str(k): "" if pd.isna(v) else str(v)
+        csv_text(str(k)): "" if pd.isna(v) else csv_text(str(v))
         for k, v in zip(mine["setting"], mine["value"], strict=True)
     }
 
