@@ -145,13 +145,16 @@ def cuda_problem() -> str | None:
 
 
 def full_plan_figures(folder: Path) -> bool:
-    """Does ``folder`` hold bench.md written by the full plan (the figures README cites)?"""
-    md = folder / "bench.md"
-    if not md.is_file():
+    """Does ``folder`` hold the full plan's figures (the ones README cites)? Its
+    bench_conditions.csv records the command that measured them: ``gradparity bench``
+    without ``--quick`` or ``--case``."""
+    from harness.bench.render import conditions, read_folder
+
+    try:
+        command = conditions(read_folder(folder)["conditions"], "bench").get("command")
+    except (OSError, ValueError, KeyError):  # unreadable, or not ours: no figures of ours
         return False
-    head = md.read_text(encoding="utf-8", errors="replace")[:2000]
-    written = re.search(r"Written by `(gradparity bench[^`]*)`", head)
-    return written is not None and not re.search(r"--quick|--case", written[1])
+    return command is not None and not re.search(r"--quick|--case", command)
 
 
 def check_out(args: argparse.Namespace) -> str:
