@@ -35,7 +35,7 @@ from harness.compare import (
 )
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
-from harness.provenance import Source, header, sources, summary_entry, with_sources
+from harness.provenance import Source, changed, digest, header, sources, summary_entry, with_sources
 from harness.result import BUILD, Result
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
@@ -516,6 +516,7 @@ def _validate(
     aside=None,
 ) -> Validation:
     name = f"plugin:{spec.name}"
+    loaded_sha256 = digest(spec)  # before it is imported: an import may rewrite its file
     info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
     miss = conforms(info, LOAD_REPLY)
     if miss:
@@ -541,7 +542,7 @@ def _validate(
         chosen, problem = plugin_form.checked_on(info, cases, problem, spec.text, resolve_cases)
     else:  # not a plug-in at all: its fault, once per case asked for
         chosen = named_cases(info, cases, problem, resolve_cases)
-    found = sources(chosen, (name, spec))  # hashed before any of the user's code runs again
+    found = sources(chosen, (name, spec, loaded_sha256) if loaded_sha256 is not None else None)
     if problem is not None:
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
@@ -625,6 +626,17 @@ def _validate(
             "were shared among processes: its numbers may differ from those of jobs=1, "
             "where each case follows all those before it"
         )
+    faults += [
+        Fault(
+            "(load)",
+            name,
+            "",
+            "source changed",
+            f"{s.role} {s.name}: {s.path} changed while it ran (sha256 {s.sha256 or '(unreadable)'} "
+            "when loaded): what ran later may be other code than the one named",
+        )
+        for s in changed(found)
+    ]
     comparison = Comparison(results, baseline, chosen)
     _tidy(comparison, results, [name, f"{name}(fd)"], faults)
     return Validation(
