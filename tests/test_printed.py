@@ -146,3 +146,41 @@ def test_the_terminal_shows_a_few_streams_and_counts_the_rest():
     lines = terminal_lines(printed)
     assert sum(line.startswith("  ┌ ") for line in lines) == SHOWN
     assert lines[-1] == "  · and on 3 more streams (3 more cases), each in diagnostics.md (--out)"
+
+
+def test_a_flood_says_exactly_how_many_lines_it_left_out_and_is_a_note_on_the_terminal(
+    folder, worker
+):
+    v = run(folder, "floods", worker)
+    lines = v.text().splitlines()
+    left = 40_000 - HEAD_LINES - TAIL_LINES
+    assert any(line.startswith("  │ ") and f"{left:,} lines left out" in line for line in lines)
+    (note,) = [line for line in lines if "output flood" in line]
+    assert note.startswith("  · ") and "2,120,000 characters" in note  # a note, with its count
+    assert lines[-1].endswith("AGREES")
+
+
+def test_what_is_kept_of_a_stream_just_over_its_head_is_all_of_it_once():
+    from harness.sandbox.worker import HEAD, TAIL, Capture
+
+    for size in (HEAD + 1, HEAD + TAIL // 2, HEAD + TAIL):
+        c = Capture()
+        text = "".join(f"{i % 10}" if i % 50 else "\n" for i in range(size))
+        for i in range(0, size, 333):
+            c.write(text[i : i + 333])
+        assert c.size == size and c.text() == text
+
+
+def test_the_lines_left_out_of_a_cut_stream_are_counted_from_all_it_printed():
+    from harness.sandbox.worker import HEAD, TAIL, Capture
+
+    c = Capture()
+    total = 10_000
+    for i in range(total):
+        c.write(f"{i:07d}\n")  # 8 characters a line
+    p = Printed("c", "plugin:p", "stdout", c.text(), c.size, c.lines)
+    shown = p.terminal_lines()
+    assert shown[1] == "  │ 0000000" and shown[-2] == f"  │ {total - 1:07d}"
+    (cut,) = [line for line in shown if "left out" in line]
+    assert f"{total - HEAD_LINES - TAIL_LINES:,} lines left out" in cut
+    assert f"{c.size - HEAD - TAIL:,} characters" in cut

@@ -46,11 +46,14 @@ IGNORED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGP
 
 
 class Capture(io.TextIOBase):
-    """A stand-in for sys.stdout/stderr that counts everything and keeps the ends."""
+    """A stand-in for sys.stdout/stderr that counts everything and keeps the ends: the
+    characters (``size``) and the lines (``lines``, as ``str.split`` on the text without its
+    final line breaks would count them) of all that was written."""
 
     def __init__(self) -> None:
         self.head: list[str] = []
         self.tail, self.size, self._kept = "", 0, 0
+        self.breaks, self._trailing = 0, 0  # line breaks in all, and at the very end
 
     def write(self, s: str) -> int:
         s = str(s)
@@ -59,15 +62,26 @@ class Capture(io.TextIOBase):
             self._kept += len(self.head[-1])
         self.tail = (self.tail + s[-TAIL:])[-TAIL:]
         self.size += len(s)
+        self.breaks += s.count("\n")
+        end = len(s) - len(s.rstrip("\n"))
+        self._trailing = self._trailing + end if end == len(s) else end
         return len(s)
 
     def writable(self) -> bool:
         return True
 
+    @property
+    def lines(self) -> int:
+        return self.breaks - self._trailing + 1 if self.size else 0
+
     def text(self) -> str:
+        """All of it, or where it outgrew ``HEAD + TAIL`` characters, its first ``HEAD``
+        and last ``TAIL`` with a line between that counts what was left out."""
         head = "".join(self.head)
         if self.size <= HEAD:
             return head
+        if self.size <= HEAD + TAIL:  # the tail holds all that came after the head
+            return head + self.tail[len(self.tail) - (self.size - HEAD) :]
         return f"{head}\n[... {self.size - HEAD - TAIL} characters left out ...]\n{self.tail}"
 
 
@@ -127,8 +141,10 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
         seconds=time.perf_counter() - start,
         stdout=out.text(),
         stdout_chars=out.size,
+        stdout_lines=out.lines,
         stderr=err.text(),
         stderr_chars=err.size,
+        stderr_lines=err.lines,
     )
     return record
 

@@ -7,7 +7,8 @@ and in ``diagnostics.md``, never mixed with the command's own lines:
   call and counts the rest (``harness.sandbox.worker.Capture``): that is what travels, as
   data, and what ``diagnostics.md`` shows, verbatim in a code block;
 - the terminal shows the first ``SHOWN`` streams, each as the first ``HEAD_LINES`` and
-  last ``TAIL_LINES`` lines of what was kept, with a count of the lines left out, each line behind a ``│`` rule under a header that names
+  last ``TAIL_LINES`` lines of what was kept, with the exact count of the lines left out
+  (the worker counts the lines of all it printed), each line behind a ``│`` rule under a header that names
   the plug-in, the case and the stream — so nothing it prints can pass for a line of the
   command's own (a verdict, a table row) — and with its control characters shown, not
   sent (``harness.escaping.terminal``).
@@ -39,6 +40,7 @@ class Printed:
     stream: str  # "stdout" or "stderr"
     text: str
     chars: int
+    lines: int | None = None  # all it printed, as its worker counted them (None: count ``text``)
 
     @property
     def title(self) -> str:
@@ -51,11 +53,27 @@ class Printed:
         return "" if self.chars <= HEAD + TAIL else f" (the first {HEAD:,} and last {TAIL:,} kept)"
 
     def terminal_lines(self) -> list[str]:
-        """The header, the bounded lines behind the rule, and a closing rule."""
-        lines = self.text.rstrip("\n").split("\n")
-        if len(lines) > HEAD_LINES + TAIL_LINES:
-            cut = len(lines) - HEAD_LINES - TAIL_LINES
-            lines = [*lines[:HEAD_LINES], f"[… {cut:,} lines left out …]", *lines[-TAIL_LINES:]]
+        """The header, the bounded lines behind the rule, and a closing rule. Where the
+        worker cut the stream (``kept``), the lines shown come from the ends it kept, and
+        the line between them counts what the terminal shows nothing of: the characters
+        the worker left out, and the lines of all it printed not one character of which
+        is shown."""
+        if self.chars <= HEAD + TAIL:
+            lines = self.text.rstrip("\n").split("\n")
+            if len(lines) > HEAD_LINES + TAIL_LINES:
+                cut = len(lines) - HEAD_LINES - TAIL_LINES
+                lines = [*lines[:HEAD_LINES], f"[… {cut:,} lines left out …]", *lines[-TAIL_LINES:]]
+        else:  # the first HEAD and last TAIL characters kept, by their known lengths
+            head = self.text[:HEAD].split("\n")[:HEAD_LINES]  # its last line may run on
+            tail = self.text[-TAIL:].rstrip("\n").split("\n")[-TAIL_LINES:]  # its first too
+            total = self.lines if self.lines is not None else len(self.text.split("\n"))
+            unseen = max(0, total - len(head) - len(tail))  # none where one line spans the cut
+            lines = [
+                *head,
+                f"[… {self.chars - HEAD - TAIL:,} characters left out"
+                f"{f', {unseen:,} lines left out' if unseen else ''} …]",
+                *tail,
+            ]
         return [f"  ┌ {self.title}:", *(RULE + terminal(line) for line in lines), "  └"]
 
 
@@ -76,11 +94,20 @@ def printed_by(record: dict[str, Any], case: str, backend: str) -> list[Printed]
     """The streams a worker's call record (``harness.sandbox.worker.call``) printed on."""
     return [
         Printed(
-            case, backend, stream, str(record.get(stream) or ""), int(record[f"{stream}_chars"])
+            case,
+            backend,
+            stream,
+            str(record.get(stream) or ""),
+            int(record[f"{stream}_chars"]),
+            _count(record.get(f"{stream}_lines")),
         )
         for stream in ("stdout", "stderr")
         if record.get(f"{stream}_chars")
     ]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["HEAD_LINES", "SHOWN", "TAIL_LINES", "Printed", "printed_by", "terminal_lines"]

@@ -240,7 +240,11 @@ class Validation:
                 f"{listing(list(g['backend']))} failed: {error}"
             )
         flagged_cases = {f.case for f in self.findings if f.bad}
-        lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
+        lines += [
+            f.line()
+            for f in self.findings
+            if f.case in flagged_cases or f.caution or f.kind == "output flood"  # a flood: a note
+        ]
         unsupported = self.unsupported
         clean = [
             c

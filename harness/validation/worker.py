@@ -36,7 +36,14 @@ RUN = "harness.validation.worker:run"
 # --- the shapes of the replies (``harness.sandbox.wire.conforms``)
 ARRAY = (np.ndarray, np.generic)
 FAULT = {"kind": str, "type": str, "message": str, "traceback": str, "facts?": MapOf(str, str)}
-PRINTED = {"stdout": str, "stdout_chars": int, "stderr": str, "stderr_chars": int}
+PRINTED = {
+    "stdout": str,
+    "stdout_chars": int,
+    "stdout_lines?": int,
+    "stderr": str,
+    "stderr_chars": int,
+    "stderr_lines?": int,
+}
 LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
 OUTPUT = {
     "top": str,
@@ -174,7 +181,15 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     target = Target.from_data(request["target"])
     record = call(_obj, worker, target)
     info: dict[str, Any] = {
-        k: record[k] for k in ("stdout", "stdout_chars", "stderr", "stderr_chars")
+        k: record[k]
+        for k in (
+            "stdout",
+            "stdout_chars",
+            "stdout_lines",
+            "stderr",
+            "stderr_chars",
+            "stderr_lines",
+        )
     }
     if record["error"] is not None:
         return {**info, "fault": record["error"]}
