@@ -49,6 +49,16 @@ def forges(params, inputs, case):
     return {"w": 2 * inputs["x"]}
 
 
+def writes_fds(params, inputs, case):
+    import os
+    import subprocess
+
+    os.write(1, b"fd one\\n")
+    os.write(2, b"fd two \\x1b[2J\\n")
+    subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+    return {"w": inputs["x"].copy()}
+
+
 def same_module(params, inputs, case):
     print("the case's class is this module's:", type(case) is Tiny)
     return {"w": inputs["x"].copy()}
@@ -184,3 +194,18 @@ def test_the_lines_left_out_of_a_cut_stream_are_counted_from_all_it_printed():
     (cut,) = [line for line in shown if "left out" in line]
     assert f"{total - HEAD_LINES - TAIL_LINES:,} lines left out" in cut
     assert f"{c.size - HEAD - TAIL:,} characters" in cut
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_what_a_plugin_writes_to_its_file_descriptors_is_shown_as_its_own(
+    folder, worker, isolated, capfd
+):
+    v = run(folder, "writes_fds", worker if isolated else InProcess())
+    assert v.ok
+    case = v.comparison.cases[0].label
+    (fd,) = [p for p in v.printed if (p.case, p.stream) == (case, "fd")]
+    assert fd.text == "fd one\nfd two \x1b[2J\nfrom a child\n" and fd.lines == 3
+    lines = v.text().splitlines()
+    assert "  │ fd one" in lines and "  │ from a child" in lines and "  │ fd two \\x1b[2J" in lines
+    out, err = capfd.readouterr()  # nothing of it went past gradparity, raw
+    assert "fd one" not in out + err and "from a child" not in out + err

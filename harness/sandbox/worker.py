@@ -26,12 +26,15 @@ exception with its traceback, ``sys.exit``, a MemoryError under the limit) as da
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import importlib
 import io
 import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -85,6 +88,68 @@ class Capture(io.TextIOBase):
         return f"{head}\n[... {self.size - HEAD - TAIL} characters left out ...]\n{self.tail}"
 
 
+class FdCapture:
+    """For the duration of a call, file descriptors 1 and 2 are a pipe that a thread reads
+    into a ``Capture``: what the code wrote below Python's streams (``os.write(1, …)``, C
+    code, a subprocess that inherits them) is the call's, as data, never written past
+    gradparity onto its stdout. In a worker (``TEE``) it also goes on to the worker's own
+    stderr, where the last words of a crash are looked for."""
+
+    def __init__(self) -> None:
+        self.capture = Capture()
+        self._saved: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FdCapture:
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        try:
+            read, write = os.pipe()
+            saved = os.dup(1), os.dup(2)
+        except OSError:  # no descriptor left: the call runs uncaptured below Python
+            return self
+        os.dup2(write, 1)
+        os.dup2(write, 2)
+        os.close(write)
+        self._saved = saved
+        tee = saved[1] if TEE else None
+        self._thread = threading.Thread(target=self._read, args=(read, tee), daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self, read: int, tee: int | None) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+        with contextlib.suppress(OSError):
+            while chunk := os.read(read, 65536):
+                self.capture.write(decoder.decode(chunk))
+                if tee is not None:
+                    with contextlib.suppress(OSError):
+                        os.write(tee, chunk)
+        self.capture.write(decoder.decode(b"", final=True))
+        os.close(read)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        for stream in (sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        with contextlib.suppress(Exception):  # C's stdio buffers, where C code printed
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        for fd, saved in zip((1, 2), self._saved, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._saved = None
+        if self._thread is not None:  # the pipe's end: unless a process it started holds it
+            self._thread.join(timeout=1.0)
+
+
+TEE = False  # set in a worker process: fd-level output also goes on to its stderr
+
+
 def error(kind: str, e: BaseException) -> dict[str, Any]:
     """A fault as data: kind, the exception's type and message, the traceback (its ends)."""
     tb = traceback.format_exc()
@@ -111,6 +176,7 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
     saved = sys.stdout, sys.stderr
     out, err = Capture(), Capture()
     record: dict[str, Any] = {"error": None, "value": None}
+    below = FdCapture().__enter__()
     start = time.perf_counter()
     sys.stdout, sys.stderr = out, err
     try:
@@ -137,6 +203,8 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
         record["error"] = error("exception", e)
     finally:
         sys.stdout, sys.stderr = saved
+        below.__exit__()
+    fd = below.capture
     record.update(
         seconds=time.perf_counter() - start,
         stdout=out.text(),
@@ -145,6 +213,9 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
         stderr=err.text(),
         stderr_chars=err.size,
         stderr_lines=err.lines,
+        fd=fd.text(),
+        fd_chars=fd.size,
+        fd_lines=fd.lines,
     )
     return record
 
@@ -281,7 +352,9 @@ def serve(memory: int, namespace: bool) -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1)
-    faulthandler.enable(file=2)  # the worker's stderr, whatever sys.stderr becomes
+    global TEE
+    TEE = True
+    faulthandler.enable(file=os.dup(2))  # the worker's stderr, whatever fd 2 is during a call
     import harness.cases  # noqa: F401  (numpy and the catalog, before the first timed request)
 
     processes.become_subreaper()  # orphans stay below this process (the namespace's init: already)

@@ -304,7 +304,8 @@ class Judgement:
         return out
 
     def _output(self, call: dict[str, Any], fd_bytes: int) -> None:
-        printed = call["stdout_chars"] + call["stderr_chars"] + fd_bytes
+        below = max(int(call.get("fd_chars") or 0), fd_bytes)  # fd_bytes: the whole request's
+        printed = call["stdout_chars"] + call["stderr_chars"] + below
         if printed > self.max_output:  # a note: printing is no fault of a backward's
             self.fault(
                 "output flood",

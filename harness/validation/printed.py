@@ -29,6 +29,11 @@ from harness.sandbox.worker import HEAD, TAIL
 HEAD_LINES, TAIL_LINES = 20, 5  # lines of each stream shown on the terminal
 SHOWN = 4  # streams shown on the terminal; the rest are counted (all are in diagnostics.md)
 RULE = "  │ "
+STREAMS = {  # what a call record says it printed, each stream as its header names it
+    "stdout": "printed on stdout",
+    "stderr": "printed on stderr",
+    "fd": "wrote to file descriptors 1 and 2 (os.write, C code or a subprocess)",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class Printed:
 
     case: str  # "(load)" for what importing the plug-in printed
     backend: str
-    stream: str  # "stdout" or "stderr"
+    stream: str  # "stdout", "stderr", or "fd": below Python's streams (``STREAMS``)
     text: str
     chars: int
     lines: int | None = None  # all it printed, as its worker counted them (None: count ``text``)
@@ -45,7 +50,7 @@ class Printed:
     @property
     def title(self) -> str:
         what = "importing it" if self.case == "(load)" else f"case {self.case}"
-        return f"{self.backend} printed on {self.stream} ({what}), {self.chars:,} characters{self.kept}"
+        return f"{self.backend} {STREAMS.get(self.stream, self.stream)} ({what}), {self.chars:,} characters{self.kept}"
 
     @property
     def kept(self) -> str:
@@ -101,7 +106,7 @@ def printed_by(record: dict[str, Any], case: str, backend: str) -> list[Printed]
             int(record[f"{stream}_chars"]),
             _count(record.get(f"{stream}_lines")),
         )
-        for stream in ("stdout", "stderr")
+        for stream in STREAMS
         if record.get(f"{stream}_chars")
     ]
 

@@ -43,6 +43,9 @@ PRINTED = {
     "stderr": str,
     "stderr_chars": int,
     "stderr_lines?": int,
+    "fd?": str,  # what it wrote to file descriptors 1 and 2 (os.write, C code, a subprocess)
+    "fd_chars?": int,
+    "fd_lines?": int,
 }
 LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
 OUTPUT = {
@@ -182,14 +185,8 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     record = call(_obj, worker, target)
     info: dict[str, Any] = {
         k: record[k]
-        for k in (
-            "stdout",
-            "stdout_chars",
-            "stdout_lines",
-            "stderr",
-            "stderr_chars",
-            "stderr_lines",
-        )
+        for stream in ("stdout", "stderr", "fd")
+        for k in (stream, f"{stream}_chars", f"{stream}_lines")
     }
     if record["error"] is not None:
         return {**info, "fault": record["error"]}
