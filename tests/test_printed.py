@@ -209,3 +209,34 @@ def test_what_a_plugin_writes_to_its_file_descriptors_is_shown_as_its_own(
     assert "  │ fd one" in lines and "  │ from a child" in lines and "  │ fd two \\x1b[2J" in lines
     out, err = capfd.readouterr()  # nothing of it went past gradparity, raw
     assert "fd one" not in out + err and "from a child" not in out + err
+
+
+def test_a_long_line_is_folded_to_a_few_rows_of_80_columns():
+    from harness.validation.printed import COLUMNS, ROWS
+
+    line = "".join(chr(ord("a") + i % 26) for i in range(3_000))
+    p = Printed("c", "plugin:p", "stdout", line + "\nshort\n", len(line) + 7, 2)
+    shown = p.terminal_lines()[1:-1]
+    assert [s[len("  │ ") :] for s in shown[:ROWS]] == [
+        line[i * COLUMNS : (i + 1) * COLUMNS] for i in range(ROWS)
+    ]
+    assert shown[ROWS] == f"  │ [… {3_000 - ROWS * COLUMNS:,} more characters]"
+    assert shown[ROWS + 1 :] == ["  │ short"]
+
+
+LONG = """
+def grads(params, inputs):
+    print("x" * 1_000_000)
+    raise ValueError("y" * 1_000_000)
+"""
+
+
+def test_a_megabyte_line_printed_or_raised_cannot_flood_the_terminal(tmp_path):
+    (tmp_path / "long.py").write_text(LONG)
+    v = validate(
+        f"{tmp_path / 'long.py'}:grads", form="model", cases=["mlp"], references=["reference"]
+    )
+    lines = v.text().splitlines()
+    ruled = [line for line in lines if line.startswith(("  │ ", "      | "))]
+    assert max(len(line) for line in ruled) <= len("      | ") + 80
+    assert max(len(line) for line in lines) < 500 and len(v.text()) < 10_000

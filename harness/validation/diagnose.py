@@ -32,6 +32,7 @@ from harness.compare import (
 )
 from harness.validation.faults import Fault
 from harness.validation.findings import FROM_TABLES, Finding, Kind
+from harness.validation.printed import bounded, fold
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")  # a tap named name[k]: a layer or a stage
 
@@ -433,10 +434,12 @@ def _diagnose_mode(
         # import machinery's frames) is for diagnostics.md, not the terminal
         if f.traceback and f.fault != "import error":
             lines = f.traceback.strip().splitlines()[-12:]
-            tail = "\n" + "\n".join(f"      | {line}" for line in lines)
+            tail = "\n" + "\n".join(f"      | {row}" for line in lines for row in fold(line))
         # a message's own line breaks stay under its line, behind the rule: no line of a
-        # plug-in's text begins where the command's own lines (a verdict) begin
-        shown = "\n      | ".join(f.message.splitlines()) if "\n" in f.message else f.message
+        # plug-in's text begins where the command's own lines (a verdict) begin; a long
+        # line is folded there, bounded
+        first, *rest = f.message.splitlines() or [""]
+        shown = "\n      | ".join([bounded(first), *(row for line in rest for row in fold(line))])
         findings.append(
             Finding(
                 label,

@@ -29,6 +29,7 @@ from harness.sandbox.worker import HEAD, TAIL
 HEAD_LINES, TAIL_LINES = 20, 5  # lines of each stream shown on the terminal
 SHOWN = 4  # streams shown on the terminal; the rest are counted (all are in diagnostics.md)
 RULE = "  │ "
+COLUMNS, ROWS = 80, 4  # a line behind a rule: folded to COLUMNS, at most ROWS rows of it shown
 STREAMS = {  # what a call record says it printed, each stream as its header names it
     "stdout": "printed on stdout",
     "stderr": "printed on stderr",
@@ -79,7 +80,26 @@ class Printed:
                 f"{f', {unseen:,} lines left out' if unseen else ''} …]",
                 *tail,
             ]
-        return [f"  ┌ {self.title}:", *(RULE + terminal(line) for line in lines), "  └"]
+        return [f"  ┌ {self.title}:", *(RULE + row for line in lines for row in fold(line)), "  └"]
+
+
+def fold(line: str) -> list[str]:
+    """One line of a plug-in's text as the terminal shows it behind a rule: escaped
+    (``terminal``), folded to ``COLUMNS`` columns, at most ``ROWS`` rows of it and then how
+    many characters more there were, so that a line of a megabyte is a few rows."""
+    shown = terminal(line)
+    rows = [shown[i : i + COLUMNS] for i in range(0, min(len(shown), COLUMNS * ROWS), COLUMNS)]
+    if len(shown) > COLUMNS * ROWS:
+        rows.append(f"[… {len(shown) - COLUMNS * ROWS:,} more characters]")
+    return rows or [""]
+
+
+def bounded(line: str) -> str:
+    """One line of a plug-in's text (an exception's message, a line of its traceback) at
+    most ``COLUMNS * ROWS`` characters long, and then how many more there were."""
+    if len(line) <= COLUMNS * ROWS:
+        return line
+    return f"{line[: COLUMNS * ROWS]}[… {len(line) - COLUMNS * ROWS:,} more characters]"
 
 
 def terminal_lines(printed: list[Printed]) -> list[str]:
@@ -115,4 +135,15 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-__all__ = ["HEAD_LINES", "SHOWN", "TAIL_LINES", "Printed", "printed_by", "terminal_lines"]
+__all__ = [
+    "COLUMNS",
+    "HEAD_LINES",
+    "ROWS",
+    "SHOWN",
+    "TAIL_LINES",
+    "Printed",
+    "bounded",
+    "fold",
+    "printed_by",
+    "terminal_lines",
+]
