@@ -47,7 +47,13 @@ PRINTED = {
     "fd_chars?": int,
     "fd_lines?": int,
 }
-LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
+LEAF = {
+    "array": (None, *ARRAY),
+    "type": str,
+    "note": (None, str),
+    "repr?": str,
+    "dtype?": str,  # an array's dtype where it is no number's (complex, object, str)
+}
 OUTPUT = {
     "top": str,
     "repr?": str,
@@ -117,7 +123,8 @@ def plain(x: Any, dtype: str) -> dict[str, Any]:
     else:
         out["repr"] = repr(x)[:80]
     if out["array"] is not None and out["array"].dtype.kind not in "fiub":
-        out["repr"], out["array"] = f"an array of dtype {out['array'].dtype}", None
+        dtype_of = str(out["array"].dtype)  # complex, object, str: judged once a call (checks)
+        out["repr"], out["dtype"], out["array"] = f"an array of dtype {dtype_of}", dtype_of, None
     return out
 
 
