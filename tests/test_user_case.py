@@ -280,3 +280,77 @@ def test_the_runs_of_one_case_of_the_user_s_share_its_worker(tmp_path, monkeypat
     assert len(drift) == len(DRIFT_LENGTHS) and (drift["error"] == "").all(), drift
     assert drift["max_rel_err"].notna().all()
     assert len(starts) == 1, f"{len(starts)} workers for one case's description and 14 runs"
+
+
+NUMPY_CASE = """
+import numpy as np
+
+from harness.cases.base import Case
+
+
+class WithNp(Case):
+    name = "with_np"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):  # np. where xp. is needed: the references fail
+        return np.sum(np.tanh(params["w"]) * inputs["x"])
+
+
+def right(params, inputs):
+    return {"w": (1 - np.tanh(params["w"]) ** 2) * inputs["x"]}
+
+
+def twice(params, inputs):
+    return {"w": 2 * (1 - np.tanh(params["w"]) ** 2) * inputs["x"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def numpy_case(tmp_path_factory):
+    path = tmp_path_factory.mktemp("numpy_case") / "with_np.py"
+    path.write_text(NUMPY_CASE)
+    return path
+
+
+def _with_np(path, attr):
+    return validate(
+        f"{path}:{attr}",
+        form="model",
+        cases=[f"{path}:WithNp"],
+        references=["reference", "torch", "numeric"],
+    )
+
+
+def test_a_case_whose_references_fail_never_makes_the_plugin_the_baseline(numpy_case):
+    v = _with_np(numpy_case, "right")
+    assert "plugin:right" not in set(v.agreement["baseline"])
+    refs = v.agreement[v.agreement["backend"].isin(["reference", "torch"])]
+    assert set(refs["verdict"]) == {"failed"}  # failed, never "disagree" with the plug-in
+    lines = v.text().splitlines()
+    assert not any("disagree among themselves" in line for line in lines)
+    assert any("failed" in line and "xp." in line for line in lines)
+
+
+def test_agreeing_with_finite_differences_alone_where_the_references_failed_is_no_success(
+    numpy_case,
+):
+    v = _with_np(numpy_case, "right")
+    assert not v.ok and v.verdict == "references failed"
+    assert (
+        v.text()
+        .splitlines()[-1]
+        .endswith(
+            "REFERENCES FAILED — reference and torch failed on 1 case (with_np): "
+            "the plug-in was compared with numeric alone there"
+        )
+    )
+
+
+def test_a_plugin_that_disagrees_with_finite_differences_there_disagrees(numpy_case):
+    v = _with_np(numpy_case, "twice")
+    assert v.verdict == "disagrees"
+    mine = v.agreement[v.agreement["backend"] == "plugin:twice"]
+    assert set(mine["baseline"]) == {"numeric"} and "disagree" in set(mine["verdict"])

@@ -509,7 +509,8 @@ def _diagnose_mode(
     common = None if forward_differs else pattern(mine[mine["backend"] == plugins[0]], dtype, label)
     if common is not None:
         findings.append(common)
-    present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
+    ran = table[table["verdict"] != Verdict.FAILED]  # a reference that failed is said apart
+    present = [r for r in references if r in set(ran["backend"]) | set(ran["baseline"])]
     if not blamed.empty:
         findings.append(_baseline_finding(label, blamed, plugins))
     odd = list(dict.fromkeys(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
@@ -526,7 +527,7 @@ def _diagnose_mode(
                 facts={"others": ", ".join(present), "tensors": odd},
             )
         )
-    bad_refs = refs[flagged(refs)]
+    bad_refs = refs[flagged(refs) & (refs["verdict"] != Verdict.FAILED)]
     if len(present) < 2:
         findings.append(
             Finding(

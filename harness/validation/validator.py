@@ -172,8 +172,21 @@ class Validation:
             rows_ok
             and held
             and not self.unbuilt
+            and not self.references_failed
             and not any(f.severity != "note" for f in self.faults)
         )
+
+    @property
+    def references_failed(self) -> dict[str, list[str]]:
+        """case -> the references that failed there (a failed run, not a skip): the
+        plug-in was judged against the others alone (finite differences, say), and a case
+        that fails in any way is no success (a case written with np. where xp. is needed)."""
+        runs = self.comparison.runs
+        failed = runs[(runs["status"] == "failed") & runs["backend"].isin(self.references)]
+        return {
+            str(case): list(dict.fromkeys(g["backend"]))
+            for case, g in failed.groupby("case", sort=False)
+        }
 
     @property
     def verdict(self) -> str:
@@ -195,6 +208,8 @@ class Validation:
             return "disagrees"
         if (baseline_odd(table) & mine).any():
             return "baseline disagrees"
+        if self.references_failed:
+            return "references failed"
         return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
 
     @property
@@ -205,6 +220,7 @@ class Validation:
             "baseline disagrees": "agrees with the references but the baseline, which is "
             "the odd one out",
             "nothing compared": "was compared with nothing (unsupported or skipped on every case)",
+            "references failed": "could not be judged where the references failed",
             "inconclusive": "could not be judged (inconclusive)",
         }.get(self.verdict, "does not agree with the references")
 
@@ -249,7 +265,7 @@ class Validation:
         clean = [
             c
             for c in dict.fromkeys(f.case for f in self.findings)
-            if c not in flagged_cases and c not in unsupported
+            if c not in flagged_cases and c not in unsupported and c not in self.references_failed
         ]
         noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
@@ -287,6 +303,21 @@ class Validation:
             verdict = (
                 f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
                 f"on {counted(tensors, 'tensor')}, where yours agrees with the other references"
+            )
+        elif self.verdict == "references failed":
+            failed = self.references_failed
+            failing = list(dict.fromkeys(r for names in failed.values() for r in names))
+            runs = self.comparison.runs
+            there = runs[runs["case"].isin(list(failed)) & (runs["status"] == "ok")]
+            others = [r for r in self.references if r in set(there["backend"])]
+            verdict += (
+                f" — {listing(failing)} failed on {counted(len(failed), 'case')} "
+                f"({', '.join(list(failed)[:8])}{' …' if len(failed) > 8 else ''}): the plug-in "
+                + (
+                    f"was compared with {listing(others)} alone there"
+                    if others
+                    else "was compared with nothing there"
+                )
             )
         elif self.verdict == "nothing compared":
             verdict += (
