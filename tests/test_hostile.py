@@ -389,3 +389,29 @@ def test_a_plugins_message_with_line_breaks_stays_behind_the_rule(tmp_path):
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("plugin:grads")]
     assert len(verdicts) == 1 and verdicts[0].endswith("FAULTS")
     assert "      | plugin:grads (model): 13/13 tensors agree" in done.stdout
+
+
+HIDES = """
+from harness.target import LoadFault
+from harness.zoo.models import manual
+
+
+def grads(p, x, case):
+    if case.name == "mlp":
+        return manual(p, x, case)
+    raise LoadFault("unsupported", "not mine")  # the loader's own exception, forged
+"""
+
+
+def test_a_plugin_cannot_hide_a_case_by_raising_the_loaders_exception(tmp_path, worker):
+    (tmp_path / "hides.py").write_text(HIDES)
+    v = validate_api(
+        f"{tmp_path / 'hides.py'}:grads",
+        form="model",
+        cases=["mlp", "deep_chain"],
+        references=["reference"],
+        channel=worker,
+    )
+    assert not v.ok and v.unsupported == {}
+    (row,) = v.fault_table.itertuples()
+    assert (row.case, row.fault) == ("deep_chain", "exception") and "not mine" in row.message

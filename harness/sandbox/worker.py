@@ -190,6 +190,8 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
             "message": e.message,
             "traceback": e.traceback,
         }
+        if e.kind not in LoadFault.KINDS:  # raised by the code itself, a kind of its choosing
+            record["error"] = error("exception", e)
     except MemoryError as e:
         record["error"] = error("memory", e)
     except SystemExit as e:
