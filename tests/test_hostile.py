@@ -415,3 +415,29 @@ def test_a_plugin_cannot_hide_a_case_by_raising_the_loaders_exception(tmp_path, 
     assert not v.ok and v.unsupported == {}
     (row,) = v.fault_table.itertuples()
     assert (row.case, row.fault) == ("deep_chain", "exception") and "not mine" in row.message
+
+
+OS_EXIT = """
+import os
+
+
+def grads(p, x, case):
+    os._exit(0)
+"""
+
+
+def test_os_exit_in_a_plugin_run_in_this_process_is_an_exit_fault_not_the_commands_end(
+    tmp_path,
+):
+    (tmp_path / "os_exit.py").write_text(OS_EXIT)
+    v = validate_api(
+        f"{tmp_path / 'os_exit.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )  # had it ended this process, pytest would have ended with it, status 0
+    assert not v.ok
+    (row,) = v.fault_table.itertuples()
+    assert (row.fault, row.message) == ("exit", "os._exit(0)")
+    assert os._exit.__module__ == "posix"  # given back

@@ -34,7 +34,7 @@ from typing import Any
 
 from harness.sandbox import processes
 from harness.sandbox.wire import LIMIT, Malformed, encode, read_message, write_message
-from harness.sandbox.worker import Worker
+from harness.sandbox.worker import OsExit, Worker, no_os_exit
 
 GiB = 1024**3
 DEFAULT_TIMEOUT = 60.0
@@ -64,9 +64,12 @@ class InProcess:
         header_and_data = encode(message)
         request = _decoded(header_and_data)
         try:
-            reply = self.worker.handle(request)
+            with no_os_exit():  # the plug-in's os._exit(0) would end the command with status 0
+                reply = self.worker.handle(request)
         except MemoryError as e:
             return fault("memory", f"MemoryError: {e}")
+        except OsExit as e:  # raised outside ``call``
+            return fault("exit", f"os._exit({e.code!r})")
         try:
             return _decoded(encode(reply))
         except TypeError as e:

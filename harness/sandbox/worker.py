@@ -37,7 +37,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 from harness.interrupts import Interrupted
 from harness.sandbox import processes
@@ -150,6 +151,28 @@ class FdCapture:
 TEE = False  # set in a worker process: fd-level output also goes on to its stderr
 
 
+class OsExit(SystemExit):
+    """``os._exit`` called by code run in this process (``harness.sandbox.InProcess``):
+    raised in its place, so that the command's exit status stays its own."""
+
+
+@contextlib.contextmanager
+def no_os_exit() -> Iterator[None]:
+    """For the duration, ``os._exit`` raises ``OsExit`` instead of ending this process (a
+    crash, a signal or a C library's ``exit`` still would: only a worker bounds those)."""
+    import posix
+
+    def refused(status: int) -> NoReturn:
+        raise OsExit(status)
+
+    saved = os._exit
+    os._exit = posix._exit = refused
+    try:
+        yield
+    finally:
+        os._exit = posix._exit = saved
+
+
 def error(kind: str, e: BaseException) -> dict[str, Any]:
     """A fault as data: kind, the exception's type and message, the traceback (its ends)."""
     tb = traceback.format_exc()
@@ -198,7 +221,7 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
         record["error"] = {
             "kind": "exit",
             "type": "SystemExit",
-            "message": f"sys.exit({e.code!r})",
+            "message": f"{'os._exit' if isinstance(e, OsExit) else 'sys.exit'}({e.code!r})",
             "traceback": traceback.format_exc(),
         }
     except BaseException as e:  # noqa: BLE001 - everything untrusted code raises is reported
