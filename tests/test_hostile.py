@@ -441,3 +441,28 @@ def test_os_exit_in_a_plugin_run_in_this_process_is_an_exit_fault_not_the_comman
     (row,) = v.fault_table.itertuples()
     assert (row.fault, row.message) == ("exit", "os._exit(0)")
     assert os._exit.__module__ == "posix"  # given back
+
+
+EXITS_OUTSIDE_THE_CALL = """
+class Exits:
+    def __repr__(self):  # read after the call returned, when its answer is looked at
+        raise SystemExit(0)
+
+
+def grads(p, x, case):
+    return Exits()
+"""
+
+
+def test_sys_exit_0_after_a_plugin_call_run_in_this_process_is_an_exit_fault(tmp_path):
+    (tmp_path / "exits.py").write_text(EXITS_OUTSIDE_THE_CALL)
+    v = validate_api(
+        f"{tmp_path / 'exits.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )  # the SystemExit went up through validate: the command ended with status 0
+    assert not v.ok
+    (row,) = v.fault_table.itertuples()
+    assert (row.fault, row.message) == ("exit", "sys.exit(0)")
