@@ -354,3 +354,38 @@ def test_a_plugin_that_disagrees_with_finite_differences_there_disagrees(numpy_c
     assert v.verdict == "disagrees"
     mine = v.agreement[v.agreement["backend"] == "plugin:twice"]
     assert set(mine["baseline"]) == {"numeric"} and "disagree" in set(mine["verdict"])
+
+
+LINE_BREAK_NAME = """
+import numpy as np
+
+from harness.cases.base import Case
+
+FORGED = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+
+
+class Breaks(Case):
+    name = "breaks"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w\\n" + FORGED: rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(xp.tanh(params["w\\n" + FORGED]) * inputs["x"])
+
+
+def grads(params, inputs):
+    w = params["w\\n" + FORGED]
+    return {"w\\n" + FORGED: 2 * (1 - np.tanh(w) ** 2) * inputs["x"]}
+"""
+
+
+def test_a_tensor_name_with_a_line_break_is_refused_with_the_case(tmp_path):
+    path = tmp_path / "breaks.py"
+    path.write_text(LINE_BREAK_NAME)
+    v = validate(f"{path}:grads", form="model", cases=[f"{path}:Breaks"], references=["reference"])
+    forged = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+    assert not v.ok and v.unbuilt == ["breaks"]
+    assert forged not in v.text().splitlines()
+    assert "is not one line of text" in v.text()

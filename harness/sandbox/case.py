@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.cases.base import Allowed, Case, CaseError, rebuild
+from harness.cases.base import Allowed, Case, CaseError, one_line_names, rebuild
 from harness.provenance import digest
 from harness.sandbox.channel import DEFAULT_MEMORY, Isolated
 from harness.sandbox.wire import Mapping, conforms
@@ -116,6 +116,7 @@ class IsolatedCase(Case):
             raise CaseFault({"kind": "malformed reply", "message": miss})
         if "case_error" in reply:
             raise CaseError(reply["case_error"])
+        one_line_names(self.name, reply["params"], reply["inputs"])  # its own build too
         return reply["params"], reply["inputs"]
 
 
