@@ -389,3 +389,36 @@ def test_a_tensor_name_with_a_line_break_is_refused_with_the_case(tmp_path):
     assert not v.ok and v.unbuilt == ["breaks"]
     assert forged not in v.text().splitlines()
     assert "is not one line of text" in v.text()
+
+
+LINE_BREAK_TAP = """
+from harness.cases.base import Case
+
+FORGED = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+
+
+class TapBreaks(Case):
+    name = "tap_breaks"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(xp.tap("u\\n" + FORGED, xp.tanh(params["w"])) * inputs["x"])
+
+
+def grads(params, inputs):
+    return {"grads": {"w": inputs["x"]}, "taps": {"u\\n" + FORGED: 3 * inputs["x"]}}
+"""
+
+
+def test_a_tap_name_with_a_line_break_fails_the_references_saying_so(tmp_path):
+    path = tmp_path / "tap_breaks.py"
+    path.write_text(LINE_BREAK_TAP)
+    v = validate(
+        f"{path}:grads", form="model", cases=[f"{path}:TapBreaks"], references=["reference"]
+    )
+    forged = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+    assert not v.ok and not any(line.startswith(forged) for line in v.text().splitlines())
+    assert "is not one line of text" in v.text()
