@@ -231,12 +231,13 @@ class Case:
 
 
 def one_line_names(case: str, params: Any, inputs: Any) -> None:
-    """CaseError unless every parameter's and input's name is one line of text: a
-    tensor's name begins lines of the output (a line break in it printed a line of its
-    own, a forged verdict), as a case's name does."""
+    """CaseError unless every parameter's and input's name is text without a line break:
+    a tensor's name begins lines of the output (a line break in it printed a line of its
+    own, a forged verdict), as a case's name does; its other control characters are
+    escaped where it is shown."""
     for what, arrays in (("parameter", params), ("input", inputs)):
         for key in arrays:
-            if not isinstance(key, str) or str(key).splitlines() != [key]:
+            if not isinstance(key, str) or "\n" in key:  # other controls: escaped where shown
                 raise CaseError(
                     f"case {case!r}: the name {key!r} of a {what} is not one line of text; "
                     "a tensor's name begins lines of the output"
