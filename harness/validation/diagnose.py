@@ -438,7 +438,7 @@ def _diagnose_mode(
         # a message's own line breaks stay under its line, behind the rule: no line of a
         # plug-in's text begins where the command's own lines (a verdict) begin; a long
         # line is folded there, bounded
-        first, *rest = f.message.splitlines() or [""]
+        first, *rest = f.message.split("\n")  # U+2028 and the like: escaped, not lines
         shown = "\n      | ".join([bounded(first), *(row for line in rest for row in fold(line))])
         findings.append(
             Finding(

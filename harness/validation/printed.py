@@ -19,6 +19,7 @@ prints the same, or the repeat check says why not), and the import's output once
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,15 +84,33 @@ class Printed:
         return [f"  ┌ {self.title}:", *(RULE + row for line in lines for row in fold(line)), "  └"]
 
 
+_UNITS = re.compile(
+    r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|.", re.S
+)  # ``terminal``'s escapes, or a character
+
+
 def fold(line: str) -> list[str]:
     """One line of a plug-in's text as the terminal shows it behind a rule: escaped
     (``terminal``), folded to ``COLUMNS`` columns, at most ``ROWS`` rows of it and then how
     many characters more there were, so that a line of a megabyte is a few rows."""
     shown = terminal(line)
-    rows = [shown[i : i + COLUMNS] for i in range(0, min(len(shown), COLUMNS * ROWS), COLUMNS)]
-    if len(shown) > COLUMNS * ROWS:
-        rows.append(f"[… {len(shown) - COLUMNS * ROWS:,} more characters]")
-    return rows or [""]
+    if len(shown) <= COLUMNS:
+        return [shown]
+    rows, row, used = [], "", 0
+    for match in _UNITS.finditer(shown):  # an escape is never cut in two
+        unit = match.group()
+        if len(row) + len(unit) > COLUMNS:
+            rows.append(row)
+            row = ""
+            if len(rows) == ROWS:
+                break
+        row += unit
+        used += len(unit)
+    else:
+        rows.append(row)
+    if used < len(shown):
+        rows.append(f"[… {len(shown) - used:,} more characters]")
+    return rows
 
 
 def bounded(line: str) -> str:
