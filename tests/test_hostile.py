@@ -466,3 +466,38 @@ def test_sys_exit_0_after_a_plugin_call_run_in_this_process_is_an_exit_fault(tmp
     assert not v.ok
     (row,) = v.fault_table.itertuples()
     assert (row.fault, row.message) == ("exit", "sys.exit(0)")
+
+
+FORKS = """
+import os
+import signal
+import time
+
+from harness.zoo.models import manual
+
+
+def grads(p, x, case):
+    child = os.fork()
+    if child == 0:
+        os._exit(0)  # the forked process ends here, whatever this process refuses
+    for _ in range(200):
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            return manual(p, x, case)
+        time.sleep(0.025)
+    os.kill(child, signal.SIGKILL)  # it went on as a copy of this process
+    raise RuntimeError("the forked process did not end at its os._exit")
+"""
+
+
+def test_a_process_a_plugin_forks_in_this_process_ends_at_its_os_exit(tmp_path):
+    (tmp_path / "forks.py").write_text(FORKS)
+    v = validate_api(
+        f"{tmp_path / 'forks.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )
+    assert v.ok, v.text()
