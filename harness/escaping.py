@@ -16,7 +16,8 @@ printed output) made inert in every format it is shown in.
   a line break, a quote or a comma is quoted.
 - Control characters: ``terminal`` shows every C0 and C1 control character and DEL except
   line break and tab (ANSI escapes, OSC-8 hyperlinks, a bell, a carriage return) as its
-  ``\\x..`` escape instead of sending it. ``console`` applies it to everything the command
+  ``\\x..`` escape instead of sending it, and the line separators and bidi controls
+  (U+2028, U+2029, U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) as ``\\u....``. ``console`` applies it to everything the command
   line prints (``Shown`` streams in place of ``sys.stdout`` and ``sys.stderr``); the
   report's renderers apply it to the whole .md and .html they produce.
 """
@@ -37,6 +38,10 @@ _BLOCK_START = re.compile(r"^([-+=>]|\d+[.)])")
 _SPACE = re.compile(r"\s+")
 _BACKTICKS = re.compile(r"`+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# not control characters, but as hidden: U+2028 and U+2029 end a line in many viewers, and
+# the bidi controls (U+202A-U+202E, U+2066-U+2069, the marks U+200E, U+200F, U+061C)
+# reorder what follows them, so that a line can read as other than it is
+_INVISIBLE = re.compile("[\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 # the start of the cell, or of a line inside it, where a spreadsheet would start a formula
 _FORMULA_LINE = re.compile(r"(\A|\n)(?=[=+\-@\t\r])")
 
@@ -117,9 +122,11 @@ def write_csv(table: Any, path: str | Path) -> None:
 
 def terminal(text: Any) -> str:
     """``text`` with every C0/C1 control character and DEL but line break and tab shown as
-    its ``\\x1b``-style escape: safe to send to a terminal or to keep in a file. Applying
+    its ``\\x1b``-style escape, and every line separator and bidi control as its
+    ``\\u202e``-style one: safe to send to a terminal or to keep in a file. Applying
     it twice changes nothing more (it leaves backslashes as they are)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class Shown(io.TextIOBase):

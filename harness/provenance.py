@@ -32,23 +32,60 @@ def sha256_of(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _source(role: str, name: str, target: Target | None) -> Source | None:
+def digest(target: Target | None) -> str | None:
+    """The SHA-256 of the file ``target`` is loaded from, as it is now: taken just before
+    a worker loads it, so that a file rewritten by its own import is named by what ran;
+    None where it has no file, "" where the file cannot be read."""
     path = source_file(target) if target is not None else None
     if path is None:
         return None
     try:
-        return Source(role, name, path, sha256_of(path))
+        return sha256_of(path)
     except OSError:  # gone or unreadable since it was found: said as such
-        return Source(role, name, path, "")
+        return ""
 
 
-def sources(cases: list[Any], plugin: tuple[str, Target] | None = None) -> list[Source]:
-    """The files behind ``cases`` (those of the user's: ``harness.sandbox.case``) and the
-    plug-in (its backend name and Target), in that order."""
-    found = [_source("case", case.label, getattr(type(case), "target", None)) for case in cases]
+def _source(
+    role: str, name: str, target: Target | None, sha256: str | None = None
+) -> Source | None:
+    path = source_file(target) if target is not None else None
+    if path is None:
+        return None
+    return Source(role, name, path, digest(target) or "" if sha256 is None else sha256)
+
+
+def sources(
+    cases: list[Any], plugin: tuple[str, Target] | tuple[str, Target, str] | None = None
+) -> list[Source]:
+    """The files behind ``cases`` (those of the user's: ``harness.sandbox.case``, with the
+    digest taken before their worker loaded them) and the plug-in (its backend name, its
+    Target and the digest taken before it was loaded), in that order."""
+    found = [
+        _source(
+            "case",
+            case.label,
+            getattr(type(case), "target", None),
+            getattr(type(case), "loaded_sha256", None),
+        )
+        for case in cases
+    ]
     if plugin is not None:
         found.append(_source("plugin", *plugin))
     return [s for s in found if s is not None]
+
+
+def changed(found: list[Source]) -> list[Source]:
+    """The files among ``found`` whose content is no longer what was loaded: code that ran
+    later (a worker started again, a case rebuilt in the plug-in's worker) may be another."""
+    out = []
+    for s in found:
+        try:
+            now = sha256_of(s.path)
+        except OSError:
+            now = ""
+        if now != s.sha256:
+            out.append(s)
+    return out
 
 
 def header(found: list[Source]) -> list[str]:
@@ -90,6 +127,8 @@ def with_sources(runs: Any, found: list[Source]) -> Any:
 __all__ = [
     "RUNS_COLUMNS",
     "Source",
+    "changed",
+    "digest",
     "header",
     "sha256_of",
     "sources",

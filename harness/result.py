@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -59,6 +60,7 @@ class Result:
     itself in every mode; ``identity``, the backend's own modes held together.
     """
 
+    judged: ClassVar[bool] = False  # the answer under judgement (a plug-in's): never a baseline
     case: str
     backend: str
     dtype: str

@@ -28,7 +28,10 @@ class BadTarget(ValueError):
 
 
 class LoadFault(Exception):
-    """The target could not be loaded: ``kind`` is "import error" or "missing attribute"."""
+    """The target could not be loaded: ``kind`` is "import error" or "missing attribute"
+    (``KINDS``)."""
+
+    KINDS = ("import error", "missing attribute")
 
     def __init__(self, kind: str, message: str, traceback: str = ""):
         super().__init__(message)

@@ -86,6 +86,11 @@ class Namespace:
     # --- taps
     def tap(self, name: str, x: Any) -> Any:
         """Mark ``x``: every backend reports dL/dx under ``name``. Returns x (as watched)."""
+        if not isinstance(name, str) or "\n" in name:  # other controls: escaped where shown
+            raise TapError(
+                f"tap name {name!r} is not one line of text; a tensor's name begins lines of "
+                "the output"
+            )
         if self._step is None or self._step == 0:
             if name in self.tap_steps:
                 raise TapError(f"tap {name!r} is used twice; tap names must be unique")

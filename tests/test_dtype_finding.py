@@ -125,3 +125,51 @@ def test_float32_answers_in_a_deep_chain_are_rounding_not_a_place(plugins):
     odd = next(f for f in v.findings if f.kind == Kind.ODD_ONE_OUT)
     mine = v.mine[v.mine["odd_one_out"] == v.plugin]
     assert odd.facts["tensors"] == list(dict.fromkeys(mine["tensor"])) and len(mine) == 29
+
+
+ODD_DTYPES = """
+import numpy as np
+
+from harness.zoo.models import manual
+
+
+def _as(p, x, case, dtype):
+    out = manual(p, x, case)
+    return {"grads": {k: v.astype(dtype) for k, v in out["grads"].items()},
+            "taps": {k: v.astype(dtype) for k, v in out["taps"].items()},
+            "loss": np.asarray(1.0).astype(dtype)}
+
+
+def as_complex(p, x, case):
+    return _as(p, x, case, complex)
+
+
+def as_object(p, x, case):
+    return _as(p, x, case, object)
+
+
+def as_str(p, x, case):
+    return _as(p, x, case, str)
+"""
+
+
+@pytest.mark.parametrize(
+    "attr, dtype", [("as_complex", "complex128"), ("as_object", "object"), ("as_str", "<U")]
+)
+def test_an_answer_of_complex_object_or_str_dtype_is_one_wrong_type_fault_a_call(
+    tmp_path, worker, attr, dtype
+):
+    (tmp_path / "odd_dtypes.py").write_text(ODD_DTYPES)
+    v = validate(
+        f"{tmp_path / 'odd_dtypes.py'}:{attr}",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        channel=worker,
+    )
+    assert not v.ok and v.verdict == "faults"
+    faults = v.fault_table
+    (row,) = faults.itertuples()  # one, for every tensor of the call
+    assert row.fault == "wrong type" and row.case == "mlp"
+    assert dtype in row.message and "W1" in row.message and row.tensor.endswith("loss")
+    assert "float64" in row.message and "float32" in row.message  # what is allowed

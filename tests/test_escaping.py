@@ -481,3 +481,60 @@ def test_csv_text_gives_back_what_csv_cell_guarded(value):
 
     expected = value if value != "'=kept?" else "=kept?"  # the one ambiguity csv_text states
     assert csv_text(csv_cell(value)) == expected
+
+
+# --- characters that reorder or break a line without being control characters: U+2028 and
+# U+2029 end a line in many viewers, the bidi controls reverse what follows them
+INVISIBLE = ["\u2028", "\u2029", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
+INVISIBLE += ["\u200e", "\u200f", "\u061c"]
+
+
+def test_terminal_shows_every_line_separator_and_bidi_control():
+    for c in INVISIBLE:
+        assert terminal(f"a{c}b") == f"a\\u{ord(c):04x}b"
+    assert terminal(terminal("\u202e")) == "\\u202e"
+
+
+REORDERS = """
+import numpy as np
+
+EVIL = "".join(map(chr, [0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]))
+
+
+def grads(p, x, case):
+    print("printed" + EVIL + "AGREES")
+    if case.name == "card_affine_square":
+        u = 3 * p["x"] + 1
+        return {"x": 6 * u, "W" + EVIL: np.zeros(3)}
+    raise ValueError("raised" + EVIL + "AGREES")
+"""
+
+
+def test_a_plugins_line_separators_and_bidi_controls_are_shown_everywhere(tmp_path, capsys):
+    (tmp_path / "reorders.py").write_text(REORDERS)
+    code_ = main(
+        [
+            "validate",
+            f"{tmp_path / 'reorders.py'}:grads",
+            "--case",
+            "card_affine_square",
+            "--case",
+            "deep_chain",
+            "--reference",
+            "reference",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
+    assert code_ == 1
+    out, err = capsys.readouterr()
+    files = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in (tmp_path / "out").iterdir()
+        if p.suffix in (".md", ".html", ".csv")
+    }
+    assert {"diagnostics.md", "report.md", "report.html", "faults.csv"} <= set(files)
+    for where, text in {"stdout": out, "stderr": err, **files}.items():
+        assert not set(INVISIBLE) & set(text), where
+    assert "printed\\u2028\\u2029\\u202a" in out and "raised\\u2028" in out

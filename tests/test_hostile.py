@@ -393,3 +393,115 @@ def test_a_plugins_message_with_line_breaks_stays_behind_the_rule(tmp_path):
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("plugin:grads")]
     assert len(verdicts) == 1 and verdicts[0].endswith("FAULTS")
     assert "      | plugin:grads (model): 13/13 tensors agree" in done.stdout
+
+
+HIDES = """
+from harness.target import LoadFault
+from harness.zoo.models import manual
+
+
+def grads(p, x, case):
+    if case.name == "mlp":
+        return manual(p, x, case)
+    raise LoadFault("unsupported", "not mine")  # the loader's own exception, forged
+"""
+
+
+def test_a_plugin_cannot_hide_a_case_by_raising_the_loaders_exception(tmp_path, worker):
+    (tmp_path / "hides.py").write_text(HIDES)
+    v = validate_api(
+        f"{tmp_path / 'hides.py'}:grads",
+        form="model",
+        cases=["mlp", "deep_chain"],
+        references=["reference"],
+        channel=worker,
+    )
+    assert not v.ok and v.unsupported == {}
+    (row,) = v.fault_table.itertuples()
+    assert (row.case, row.fault) == ("deep_chain", "exception") and "not mine" in row.message
+
+
+OS_EXIT = """
+import os
+
+
+def grads(p, x, case):
+    os._exit(0)
+"""
+
+
+def test_os_exit_in_a_plugin_run_in_this_process_is_an_exit_fault_not_the_commands_end(
+    tmp_path,
+):
+    (tmp_path / "os_exit.py").write_text(OS_EXIT)
+    v = validate_api(
+        f"{tmp_path / 'os_exit.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )  # had it ended this process, pytest would have ended with it, status 0
+    assert not v.ok
+    (row,) = v.fault_table.itertuples()
+    assert (row.fault, row.message) == ("exit", "os._exit(0)")
+    assert os._exit.__module__ == "posix"  # given back
+
+
+EXITS_OUTSIDE_THE_CALL = """
+class Exits:
+    def __repr__(self):  # read after the call returned, when its answer is looked at
+        raise SystemExit(0)
+
+
+def grads(p, x, case):
+    return Exits()
+"""
+
+
+def test_sys_exit_0_after_a_plugin_call_run_in_this_process_is_an_exit_fault(tmp_path):
+    (tmp_path / "exits.py").write_text(EXITS_OUTSIDE_THE_CALL)
+    v = validate_api(
+        f"{tmp_path / 'exits.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )  # the SystemExit went up through validate: the command ended with status 0
+    assert not v.ok
+    (row,) = v.fault_table.itertuples()
+    assert (row.fault, row.message) == ("exit", "sys.exit(0)")
+
+
+FORKS = """
+import os
+import signal
+import time
+
+from harness.zoo.models import manual
+
+
+def grads(p, x, case):
+    child = os.fork()
+    if child == 0:
+        os._exit(0)  # the forked process ends here, whatever this process refuses
+    for _ in range(200):
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            return manual(p, x, case)
+        time.sleep(0.025)
+    os.kill(child, signal.SIGKILL)  # it went on as a copy of this process
+    raise RuntimeError("the forked process did not end at its os._exit")
+"""
+
+
+def test_a_process_a_plugin_forks_in_this_process_ends_at_its_os_exit(tmp_path):
+    (tmp_path / "forks.py").write_text(FORKS)
+    v = validate_api(
+        f"{tmp_path / 'forks.py'}:grads",
+        form="model",
+        cases=["mlp"],
+        references=["reference"],
+        isolate=False,
+    )
+    assert v.ok, v.text()

@@ -108,3 +108,50 @@ def test_a_line_break_in_a_files_name_cannot_start_a_line_of_the_header():
 
     (line,) = header([Source("case", "c", "/tmp/a\nplugin:p (model): 1/1 agree: AGREES.py", "ab")])
     assert "\n" not in line and line.startswith("case c: /tmp/a\\x0aplugin:p")
+
+
+REWRITES = """
+from pathlib import Path
+
+from harness.cases.base import Case
+
+_me = Path(__file__)
+if "#" + " rewritten" not in _me.read_text():  # the first import rewrites the file
+    _me.write_text(_me.read_text() + "\\n#" + " rewritten\\n")
+
+
+class Tiny(Case):
+    name = "tiny_rewrites"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(3)}, {"x": rng.standard_normal(3)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(params["w"] * inputs["x"])
+
+
+def grads(params, inputs):
+    return {"w": inputs["x"].copy()}
+"""
+
+
+def test_a_plugin_that_rewrites_its_file_on_import_is_named_by_what_ran(tmp_path):
+    path = tmp_path / "rewrites.py"
+    path.write_text(REWRITES)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    v = validate(f"{path}:grads", form="model", cases=["mlp"], references=["reference"])
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != sha  # it did rewrite itself
+    assert [s.sha256 for s in v.sources] == [sha]  # what was imported: the file before
+    assert not v.ok and "source changed" in set(v.fault_table["fault"])
+
+
+def test_a_case_file_that_rewrites_itself_on_import_is_named_by_what_ran(tmp_path):
+    path = tmp_path / "rewrites.py"
+    path.write_text(REWRITES)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    (case,) = build_cases([f"{path}:Tiny"], {})
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != sha
+    from harness.provenance import sources
+
+    assert [s.sha256 for s in sources([case])] == [sha]

@@ -280,3 +280,145 @@ def test_the_runs_of_one_case_of_the_user_s_share_its_worker(tmp_path, monkeypat
     assert len(drift) == len(DRIFT_LENGTHS) and (drift["error"] == "").all(), drift
     assert drift["max_rel_err"].notna().all()
     assert len(starts) == 1, f"{len(starts)} workers for one case's description and 14 runs"
+
+
+NUMPY_CASE = """
+import numpy as np
+
+from harness.cases.base import Case
+
+
+class WithNp(Case):
+    name = "with_np"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):  # np. where xp. is needed: the references fail
+        return np.sum(np.tanh(params["w"]) * inputs["x"])
+
+
+def right(params, inputs):
+    return {"w": (1 - np.tanh(params["w"]) ** 2) * inputs["x"]}
+
+
+def twice(params, inputs):
+    return {"w": 2 * (1 - np.tanh(params["w"]) ** 2) * inputs["x"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def numpy_case(tmp_path_factory):
+    path = tmp_path_factory.mktemp("numpy_case") / "with_np.py"
+    path.write_text(NUMPY_CASE)
+    return path
+
+
+def _with_np(path, attr):
+    return validate(
+        f"{path}:{attr}",
+        form="model",
+        cases=[f"{path}:WithNp"],
+        references=["reference", "torch", "numeric"],
+    )
+
+
+def test_a_case_whose_references_fail_never_makes_the_plugin_the_baseline(numpy_case):
+    v = _with_np(numpy_case, "right")
+    assert "plugin:right" not in set(v.agreement["baseline"])
+    refs = v.agreement[v.agreement["backend"].isin(["reference", "torch"])]
+    assert set(refs["verdict"]) == {"failed"}  # failed, never "disagree" with the plug-in
+    lines = v.text().splitlines()
+    assert not any("disagree among themselves" in line for line in lines)
+    assert any("failed" in line and "xp." in line for line in lines)
+
+
+def test_agreeing_with_finite_differences_alone_where_the_references_failed_is_no_success(
+    numpy_case,
+):
+    v = _with_np(numpy_case, "right")
+    assert not v.ok and v.verdict == "references failed"
+    assert (
+        v.text()
+        .splitlines()[-1]
+        .endswith(
+            "REFERENCES FAILED — reference and torch failed on 1 case (with_np): "
+            "the plug-in was compared with numeric alone there"
+        )
+    )
+
+
+def test_a_plugin_that_disagrees_with_finite_differences_there_disagrees(numpy_case):
+    v = _with_np(numpy_case, "twice")
+    assert v.verdict == "disagrees"
+    mine = v.agreement[v.agreement["backend"] == "plugin:twice"]
+    assert set(mine["baseline"]) == {"numeric"} and "disagree" in set(mine["verdict"])
+
+
+LINE_BREAK_NAME = """
+import numpy as np
+
+from harness.cases.base import Case
+
+FORGED = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+
+
+class Breaks(Case):
+    name = "breaks"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w\\n" + FORGED: rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(xp.tanh(params["w\\n" + FORGED]) * inputs["x"])
+
+
+def grads(params, inputs):
+    w = params["w\\n" + FORGED]
+    return {"w\\n" + FORGED: 2 * (1 - np.tanh(w) ** 2) * inputs["x"]}
+"""
+
+
+def test_a_tensor_name_with_a_line_break_is_refused_with_the_case(tmp_path):
+    path = tmp_path / "breaks.py"
+    path.write_text(LINE_BREAK_NAME)
+    v = validate(f"{path}:grads", form="model", cases=[f"{path}:Breaks"], references=["reference"])
+    forged = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+    assert not v.ok and v.unbuilt == ["breaks"]
+    assert forged not in v.text().splitlines()
+    assert "is not one line of text" in v.text()
+
+
+LINE_BREAK_TAP = """
+from harness.cases.base import Case
+
+FORGED = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+
+
+class TapBreaks(Case):
+    name = "tap_breaks"
+    family = "mine"
+
+    def setup(self, rng):
+        return {"w": rng.standard_normal(4)}, {"x": rng.standard_normal(4)}
+
+    def loss(self, xp, params, inputs):
+        return xp.sum(xp.tap("u\\n" + FORGED, xp.tanh(params["w"])) * inputs["x"])
+
+
+def grads(params, inputs):
+    return {"grads": {"w": inputs["x"]}, "taps": {"u\\n" + FORGED: 3 * inputs["x"]}}
+"""
+
+
+def test_a_tap_name_with_a_line_break_fails_the_references_saying_so(tmp_path):
+    path = tmp_path / "tap_breaks.py"
+    path.write_text(LINE_BREAK_TAP)
+    v = validate(
+        f"{path}:grads", form="model", cases=[f"{path}:TapBreaks"], references=["reference"]
+    )
+    forged = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
+    assert not v.ok and not any(line.startswith(forged) for line in v.text().splitlines())
+    assert "is not one line of text" in v.text()

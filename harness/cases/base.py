@@ -221,12 +221,27 @@ class Case:
         """Parameters and inputs for this seed, drawn in float64 and then cast to ``dtype``
         (so float32 and float64 runs start from the same numbers, rounded)."""
         params, inputs = self.setup(np.random.default_rng(seed))
+        one_line_names(str(getattr(self, "name", "")), params, inputs)
 
         def cast(a: np.ndarray) -> np.ndarray:
             a = np.asarray(a)
             return a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
 
         return {k: cast(v) for k, v in params.items()}, {k: cast(v) for k, v in inputs.items()}
+
+
+def one_line_names(case: str, params: Any, inputs: Any) -> None:
+    """CaseError unless every parameter's and input's name is text without a line break:
+    a tensor's name begins lines of the output (a line break in it printed a line of its
+    own, a forged verdict), as a case's name does; its other control characters are
+    escaped where it is shown."""
+    for what, arrays in (("parameter", params), ("input", inputs)):
+        for key in arrays:
+            if not isinstance(key, str) or "\n" in key:  # other controls: escaped where shown
+                raise CaseError(
+                    f"case {case!r}: the name {key!r} of a {what} is not one line of text; "
+                    "a tensor's name begins lines of the output"
+                )
 
 
 def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:

@@ -23,11 +23,13 @@ def kind_of(result: Result) -> str:
 
 def pick_baseline(results: list[Result], baseline: str) -> Result | None:
     """The Result a case's rows are judged against: the baseline asked for where it ran
-    and gave full tensors, else the first autodiff backend that did, else any."""
-    by_name = {r.backend: r for r in results}
+    and gave full tensors, else the first autodiff backend that did, else any — never a
+    plug-in's (``Result.judged``): where the references failed, it is judged against what
+    ran (finite differences), not made the measure of the others."""
+    by_name = {r.backend: r for r in results if not r.judged}  # never the answer judged
     if baseline in by_name and by_name[baseline].ok and not by_name[baseline].directional:
         return by_name[baseline]
-    usable = [r for r in results if r.ok and not r.directional]
+    usable = [r for r in results if r.ok and not r.directional and not r.judged]
     return next((r for r in usable if kind_of(r) == "autodiff"), usable[0] if usable else None)
 
 

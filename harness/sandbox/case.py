@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.cases.base import Allowed, Case, CaseError, rebuild
+from harness.cases.base import Allowed, Case, CaseError, one_line_names, rebuild
+from harness.provenance import digest
 from harness.sandbox.channel import DEFAULT_MEMORY, Isolated
 from harness.sandbox.wire import Mapping, conforms
 from harness.sandbox.worker import Worker, call
@@ -86,6 +87,7 @@ class IsolatedCase(Case):
     isolated: ClassVar[bool] = True
     limits: ClassVar[Limits] = Limits()
     target: ClassVar[Target]
+    loaded_sha256: ClassVar[str | None] = None  # of its file, taken before it was loaded
     described_takes: ClassVar[dict[str, str]] = {}
 
     @classmethod
@@ -114,6 +116,7 @@ class IsolatedCase(Case):
             raise CaseFault({"kind": "malformed reply", "message": miss})
         if "case_error" in reply:
             raise CaseError(reply["case_error"])
+        one_line_names(self.name, reply["params"], reply["inputs"])  # its own build too
         return reply["params"], reply["inputs"]
 
 
@@ -202,9 +205,10 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     if key in _loaded:
         return _loaded[key]
     channel = Isolated(limits.memory)
+    sha256 = digest(target)  # before its code runs: a file its import rewrites is named as it ran
     try:
         reply = channel.request({"op": DESCRIBE, "target": target.data()}, limits.timeout)
-        cls = _described(target, limits, reply)
+        cls = _described(target, limits, reply, sha256)
     except BaseException:
         channel.close()
         raise
@@ -213,7 +217,9 @@ def load(text: str, limits: Limits = Limits()) -> type[IsolatedCase]:
     return cls
 
 
-def _described(target: Target, limits: Limits, reply: dict[str, Any]) -> type[IsolatedCase]:
+def _described(
+    target: Target, limits: Limits, reply: dict[str, Any], sha256: str | None = None
+) -> type[IsolatedCase]:
     """The IsolatedCase class a worker's description of ``target`` makes (LoadError where
     the reply is a fault or not a case's description)."""
     if "fault" in reply:
@@ -241,6 +247,7 @@ def _described(target: Target, limits: Limits, reply: dict[str, Any]) -> type[Is
         "slow": reply["slow"],
         "__doc__": reply["doc"],
         "target": target,
+        "loaded_sha256": sha256,
         "limits": limits,
         "described_takes": dict(reply["takes"]),
         "__module__": __name__,

@@ -32,9 +32,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from harness.interrupts import Interrupted
 from harness.sandbox import processes
 from harness.sandbox.wire import LIMIT, Malformed, encode, read_message, write_message
-from harness.sandbox.worker import Worker
+from harness.sandbox.worker import OsExit, Worker, error, no_os_exit
 
 GiB = 1024**3
 DEFAULT_TIMEOUT = 60.0
@@ -64,9 +65,18 @@ class InProcess:
         header_and_data = encode(message)
         request = _decoded(header_and_data)
         try:
-            reply = self.worker.handle(request)
+            with no_os_exit():  # the plug-in's os._exit(0) would end the command with status 0
+                reply = self.worker.handle(request)
         except MemoryError as e:
             return fault("memory", f"MemoryError: {e}")
+        except OsExit as e:  # raised outside ``call``
+            return fault("exit", f"os._exit({e.code!r})")
+        except SystemExit as e:  # raised outside ``call`` (its answer's __repr__, say), as a
+            return fault("exit", f"sys.exit({e.code!r})")  # worker's ``serve`` says it
+        except (Interrupted, KeyboardInterrupt):  # this command's, not the plug-in's
+            raise
+        except BaseException as e:  # noqa: BLE001 - whatever it was, as a worker reports it
+            return {"fault": error("exception", e)}
         try:
             return _decoded(encode(reply))
         except TypeError as e:

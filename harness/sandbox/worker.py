@@ -26,15 +26,19 @@ exception with its traceback, ``sys.exit``, a MemoryError under the limit) as da
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import importlib
 import io
 import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 from harness.interrupts import Interrupted
 from harness.sandbox import processes
@@ -46,11 +50,14 @@ IGNORED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGP
 
 
 class Capture(io.TextIOBase):
-    """A stand-in for sys.stdout/stderr that counts everything and keeps the ends."""
+    """A stand-in for sys.stdout/stderr that counts everything and keeps the ends: the
+    characters (``size``) and the lines (``lines``, as ``str.split`` on the text without its
+    final line breaks would count them) of all that was written."""
 
     def __init__(self) -> None:
         self.head: list[str] = []
         self.tail, self.size, self._kept = "", 0, 0
+        self.breaks, self._trailing = 0, 0  # line breaks in all, and at the very end
 
     def write(self, s: str) -> int:
         s = str(s)
@@ -59,16 +66,115 @@ class Capture(io.TextIOBase):
             self._kept += len(self.head[-1])
         self.tail = (self.tail + s[-TAIL:])[-TAIL:]
         self.size += len(s)
+        self.breaks += s.count("\n")
+        end = len(s) - len(s.rstrip("\n"))
+        self._trailing = self._trailing + end if end == len(s) else end
         return len(s)
 
     def writable(self) -> bool:
         return True
 
+    @property
+    def lines(self) -> int:
+        return self.breaks - self._trailing + 1 if self.size else 0
+
     def text(self) -> str:
+        """All of it, or where it outgrew ``HEAD + TAIL`` characters, its first ``HEAD``
+        and last ``TAIL`` with a line between that counts what was left out."""
         head = "".join(self.head)
         if self.size <= HEAD:
             return head
+        if self.size <= HEAD + TAIL:  # the tail holds all that came after the head
+            return head + self.tail[len(self.tail) - (self.size - HEAD) :]
         return f"{head}\n[... {self.size - HEAD - TAIL} characters left out ...]\n{self.tail}"
+
+
+class FdCapture:
+    """For the duration of a call, file descriptors 1 and 2 are a pipe that a thread reads
+    into a ``Capture``: what the code wrote below Python's streams (``os.write(1, …)``, C
+    code, a subprocess that inherits them) is the call's, as data, never written past
+    gradparity onto its stdout. In a worker (``TEE``) it also goes on to the worker's own
+    stderr, where the last words of a crash are looked for."""
+
+    def __init__(self) -> None:
+        self.capture = Capture()
+        self._saved: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FdCapture:
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        try:
+            read, write = os.pipe()
+            saved = os.dup(1), os.dup(2)
+        except OSError:  # no descriptor left: the call runs uncaptured below Python
+            return self
+        os.dup2(write, 1)
+        os.dup2(write, 2)
+        os.close(write)
+        self._saved = saved
+        tee = saved[1] if TEE else None
+        self._thread = threading.Thread(target=self._read, args=(read, tee), daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self, read: int, tee: int | None) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+        with contextlib.suppress(OSError):
+            while chunk := os.read(read, 65536):
+                self.capture.write(decoder.decode(chunk))
+                if tee is not None:
+                    with contextlib.suppress(OSError):
+                        os.write(tee, chunk)
+        self.capture.write(decoder.decode(b"", final=True))
+        os.close(read)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        for stream in (sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        with contextlib.suppress(Exception):  # C's stdio buffers, where C code printed
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        for fd, saved in zip((1, 2), self._saved, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._saved = None
+        if self._thread is not None:  # the pipe's end: unless a process it started holds it
+            self._thread.join(timeout=1.0)
+
+
+TEE = False  # set in a worker process: fd-level output also goes on to its stderr
+
+
+class OsExit(SystemExit):
+    """``os._exit`` called by code run in this process (``harness.sandbox.InProcess``):
+    raised in its place, so that the command's exit status stays its own."""
+
+
+@contextlib.contextmanager
+def no_os_exit() -> Iterator[None]:
+    """For the duration, ``os._exit`` raises ``OsExit`` instead of ending this process (a
+    crash, a signal or a C library's ``exit`` still would: only a worker bounds those)."""
+    import posix
+
+    here = os.getpid()
+    saved = os._exit
+
+    def refused(status: int) -> NoReturn:
+        if os.getpid() != here:  # a process the plug-in forked ends as it asks
+            saved(status)
+        raise OsExit(status)
+
+    os._exit = posix._exit = refused
+    try:
+        yield
+    finally:
+        os._exit = posix._exit = saved
 
 
 def error(kind: str, e: BaseException) -> dict[str, Any]:
@@ -97,6 +203,7 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
     saved = sys.stdout, sys.stderr
     out, err = Capture(), Capture()
     record: dict[str, Any] = {"error": None, "value": None}
+    below = FdCapture().__enter__()
     start = time.perf_counter()
     sys.stdout, sys.stderr = out, err
     try:
@@ -110,25 +217,34 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
             "message": e.message,
             "traceback": e.traceback,
         }
+        if e.kind not in LoadFault.KINDS:  # raised by the code itself, a kind of its choosing
+            record["error"] = error("exception", e)
     except MemoryError as e:
         record["error"] = error("memory", e)
     except SystemExit as e:
         record["error"] = {
             "kind": "exit",
             "type": "SystemExit",
-            "message": f"sys.exit({e.code!r})",
+            "message": f"{'os._exit' if isinstance(e, OsExit) else 'sys.exit'}({e.code!r})",
             "traceback": traceback.format_exc(),
         }
     except BaseException as e:  # noqa: BLE001 - everything untrusted code raises is reported
         record["error"] = error("exception", e)
     finally:
         sys.stdout, sys.stderr = saved
+        below.__exit__()
+    fd = below.capture
     record.update(
         seconds=time.perf_counter() - start,
         stdout=out.text(),
         stdout_chars=out.size,
+        stdout_lines=out.lines,
         stderr=err.text(),
         stderr_chars=err.size,
+        stderr_lines=err.lines,
+        fd=fd.text(),
+        fd_chars=fd.size,
+        fd_lines=fd.lines,
     )
     return record
 
@@ -265,7 +381,9 @@ def serve(memory: int, namespace: bool) -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1)
-    faulthandler.enable(file=2)  # the worker's stderr, whatever sys.stderr becomes
+    global TEE
+    TEE = True
+    faulthandler.enable(file=os.dup(2))  # the worker's stderr, whatever fd 2 is during a call
     import harness.cases  # noqa: F401  (numpy and the catalog, before the first timed request)
 
     processes.become_subreaper()  # orphans stay below this process (the namespace's init: already)

@@ -4,8 +4,8 @@ a Result like any other backend, with the faults found on the way attached."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 from harness.backends.base import Backend, NotApplicable
 from harness.backends.numeric import taps_of
@@ -25,6 +25,8 @@ from harness.validation.worker import RUN, RUN_REPLY
 @dataclass
 class PluginResult(Result):
     """A Result with the plug-in's faults (raw-output checks, isolation, repeat calls)."""
+
+    judged: ClassVar[bool] = True  # the rows are judged against the references, never it
 
     faults: list[Fault] = field(default_factory=list)
     printed: list[Printed] = field(default_factory=list)
@@ -121,5 +123,5 @@ class PluginBackend(Backend):
                 del result.withheld["loss", "loss"]
                 result.uncompared = dict(judged.uncompared)
                 result.error = "missing tensor: no loss tangent"
-        return PluginResult(**{f: getattr(result, f) for f in result.__dataclass_fields__},
+        return PluginResult(**{f.name: getattr(result, f.name) for f in fields(result)},
                             faults=judged.faults, printed=judged.printed)  # fmt: skip

@@ -142,6 +142,7 @@ class Judgement:
         self.extra_results: list[Result] = []
         self.came_back: dict[str, str] = {}  # tensor -> its dtype, where not the run's
         self.uncompared: dict[tuple[str, str], str] = {}  # (kind, name) -> its fault
+        self.no_number: dict[str, str] = {}  # tensor -> its dtype, where no real number's
         self.printed: list[Printed] = []  # what the first call printed, shown with the verdict
 
     def fault(
@@ -203,7 +204,9 @@ class Judgement:
         grads = self._tensors(out["grads"], {k: v.shape for k, v in self.params.items()}, "param")
         taps = self._tensors(out.get("taps") or {}, self.expected_taps, "tap")
         loss = math.nan
-        if out.get("loss") is not None:
+        if isinstance(out.get("loss"), dict) and out["loss"].get("dtype"):
+            self.no_number["loss"] = str(out["loss"]["dtype"])
+        elif out.get("loss") is not None:
             array = check_leaf(
                 out["loss"], "the loss", None, self.dtype, self._tensor_fault("loss", "loss")
             )
@@ -215,6 +218,18 @@ class Judgement:
                     "wrong shape",
                     f"the loss has shape {array.shape}; expected a scalar",
                 )
+        if self.no_number:  # one fault for them all, as for a wrong dtype
+            names = list(self.no_number)
+            dtypes = ", ".join(dict.fromkeys(self.no_number.values()))
+            self.fault(
+                "wrong type",
+                f"{len(names)} tensor{'s' * (len(names) != 1)} came back as arrays of dtype "
+                f"{dtypes} ({', '.join(names[:8])}{' …' if len(names) > 8 else ''}): a gradient "
+                f"is an array of real numbers, float64 or float32 (an int or bool array is "
+                f"cast to the run's {self.dtype}), never complex, object or str",
+                ", ".join(names),
+                facts={"tensors": names, "dtypes": dtypes},
+            )
         if self.came_back:
             message, facts = dtype_fault(self.came_back, self.dtype)
             self.fault("wrong dtype", message, ", ".join(facts["tensors"]), facts=facts)
@@ -298,6 +313,9 @@ class Judgement:
     def _tensors(self, tree: dict, expected: dict, kind: str) -> dict[str, np.ndarray]:
         out = {}
         for name, leaf in tree.items():
+            if leaf.get("dtype") and name in expected:  # said once for the call, above
+                self.no_number[name] = str(leaf["dtype"])
+                continue
             if name not in expected:
                 known = ", ".join(expected) or "none"
                 self.fault(
@@ -325,7 +343,8 @@ class Judgement:
         return out
 
     def _output(self, call: dict[str, Any], fd_bytes: int) -> None:
-        printed = call["stdout_chars"] + call["stderr_chars"] + fd_bytes
+        below = max(int(call.get("fd_chars") or 0), fd_bytes)  # fd_bytes: the whole request's
+        printed = call["stdout_chars"] + call["stderr_chars"] + below
         if printed > self.max_output:  # a note: printing is no fault of a backward's
             self.fault(
                 "output flood",

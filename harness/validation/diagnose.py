@@ -32,6 +32,7 @@ from harness.compare import (
 )
 from harness.validation.faults import Fault
 from harness.validation.findings import FROM_TABLES, Finding, Kind
+from harness.validation.printed import bounded, fold
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")  # a tap named name[k]: a layer or a stage
 
@@ -433,10 +434,12 @@ def _diagnose_mode(
         # import machinery's frames) is for diagnostics.md, not the terminal
         if f.traceback and f.fault != "import error":
             lines = f.traceback.strip().splitlines()[-12:]
-            tail = "\n" + "\n".join(f"      | {line}" for line in lines)
+            tail = "\n" + "\n".join(f"      | {row}" for line in lines for row in fold(line))
         # a message's own line breaks stay under its line, behind the rule: no line of a
-        # plug-in's text begins where the command's own lines (a verdict) begin
-        shown = "\n      | ".join(f.message.splitlines()) if "\n" in f.message else f.message
+        # plug-in's text begins where the command's own lines (a verdict) begin; a long
+        # line is folded there, bounded
+        first, *rest = f.message.split("\n")  # U+2028 and the like: escaped, not lines
+        shown = "\n      | ".join([bounded(first), *(row for line in rest for row in fold(line))])
         findings.append(
             Finding(
                 label,
@@ -506,7 +509,8 @@ def _diagnose_mode(
     common = None if forward_differs else pattern(mine[mine["backend"] == plugins[0]], dtype, label)
     if common is not None:
         findings.append(common)
-    present = [r for r in references if r in set(table["backend"]) | set(table["baseline"])]
+    ran = table[table["verdict"] != Verdict.FAILED]  # a reference that failed is said apart
+    present = [r for r in references if r in set(ran["backend"]) | set(ran["baseline"])]
     if not blamed.empty:
         findings.append(_baseline_finding(label, blamed, plugins))
     odd = list(dict.fromkeys(mine.loc[mine["odd_one_out"].isin(plugins), "tensor"]))
@@ -523,7 +527,7 @@ def _diagnose_mode(
                 facts={"others": ", ".join(present), "tensors": odd},
             )
         )
-    bad_refs = refs[flagged(refs)]
+    bad_refs = refs[flagged(refs) & (refs["verdict"] != Verdict.FAILED)]
     if len(present) < 2:
         findings.append(
             Finding(

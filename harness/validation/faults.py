@@ -35,6 +35,8 @@ KINDS = {
     "converted": "a list, a Python number or a framework tensor was converted to numpy",
     "unsupported": "the engine lacks an array function the case needs, or one to build the "
     "extra the case asked for from (the case is counted apart: not held against it)",
+    "source changed": "a file of the user's code changed while it ran (its own import "
+    "rewrote it?): the code named by its sha256 may not be all that ran",
     "misnamed function": "the engine has a function the case needs under numpy's name only "
     "(concatenate for concat): did you mean it? the standard's name is given",
 }

@@ -34,7 +34,7 @@ from harness.compare import (
 )
 from harness.escaping import code, lit, terminal, write_csv
 from harness.modes import DEFAULT_MODES, parse_modes
-from harness.provenance import Source, header, sources, summary_entry, with_sources
+from harness.provenance import Source, changed, digest, header, sources, summary_entry, with_sources
 from harness.result import BUILD, Result
 from harness.runner import noise_plan, resolve_cases
 from harness.sandbox.channel import DEFAULT_MEMORY, DEFAULT_TIMEOUT, InProcess, Isolated, fault
@@ -168,8 +168,21 @@ class Validation:
             rows_ok
             and held
             and not self.unbuilt
+            and not self.references_failed
             and not any(f.severity != "note" for f in self.faults)
         )
+
+    @property
+    def references_failed(self) -> dict[str, list[str]]:
+        """case -> the references that failed there (a failed run, not a skip): the
+        plug-in was judged against the others alone (finite differences, say), and a case
+        that fails in any way is no success (a case written with np. where xp. is needed)."""
+        runs = self.comparison.runs
+        failed = runs[(runs["status"] == "failed") & runs["backend"].isin(self.references)]
+        return {
+            str(case): list(dict.fromkeys(g["backend"]))
+            for case, g in failed.groupby("case", sort=False)
+        }
 
     @property
     def verdict(self) -> str:
@@ -191,6 +204,8 @@ class Validation:
             return "disagrees"
         if (baseline_odd(table) & mine).any():
             return "baseline disagrees"
+        if self.references_failed:
+            return "references failed"
         return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
 
     @property
@@ -201,6 +216,7 @@ class Validation:
             "baseline disagrees": "agrees with the references but the baseline, which is "
             "the odd one out",
             "nothing compared": "was compared with nothing (unsupported or skipped on every case)",
+            "references failed": "could not be judged where the references failed",
             "inconclusive": "could not be judged (inconclusive)",
         }.get(self.verdict, "does not agree with the references")
 
@@ -236,12 +252,16 @@ class Validation:
                 f"{listing(list(g['backend']))} failed: {error}"
             )
         flagged_cases = {f.case for f in self.findings if f.bad}
-        lines += [f.line() for f in self.findings if f.case in flagged_cases or f.caution]
+        lines += [
+            f.line()
+            for f in self.findings
+            if f.case in flagged_cases or f.caution or f.kind == "output flood"  # a flood: a note
+        ]
         unsupported = self.unsupported
         clean = [
             c
             for c in dict.fromkeys(f.case for f in self.findings)
-            if c not in flagged_cases and c not in unsupported
+            if c not in flagged_cases and c not in unsupported and c not in self.references_failed
         ]
         noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
@@ -279,6 +299,21 @@ class Validation:
             verdict = (
                 f"THE BASELINE DISAGREES — {odd['baseline'].iloc[0]} is the odd one out "
                 f"on {counted(tensors, 'tensor')}, where yours agrees with the other references"
+            )
+        elif self.verdict == "references failed":
+            failed = self.references_failed
+            failing = list(dict.fromkeys(r for names in failed.values() for r in names))
+            runs = self.comparison.runs
+            there = runs[runs["case"].isin(list(failed)) & (runs["status"] == "ok")]
+            others = [r for r in self.references if r in set(there["backend"])]
+            verdict += (
+                f" — {listing(failing)} failed on {counted(len(failed), 'case')} "
+                f"({', '.join(list(failed)[:8])}{' …' if len(failed) > 8 else ''}): the plug-in "
+                + (
+                    f"was compared with {listing(others)} alone there"
+                    if others
+                    else "was compared with nothing there"
+                )
             )
         elif self.verdict == "nothing compared":
             verdict += (
@@ -512,6 +547,7 @@ def _validate(
     aside=None,
 ) -> Validation:
     name = f"plugin:{spec.name}"
+    loaded_sha256 = digest(spec)  # before it is imported: an import may rewrite its file
     info = channel.request({"op": LOAD, "target": spec.data(), "form": form}, timeout, end=False)
     miss = conforms(info, LOAD_REPLY)
     if miss:
@@ -537,7 +573,7 @@ def _validate(
         chosen, problem = plugin_form.checked_on(info, cases, problem, spec.text, resolve_cases)
     else:  # not a plug-in at all: its fault, once per case asked for
         chosen = named_cases(info, cases, problem, resolve_cases)
-    found = sources(chosen, (name, spec))  # hashed before any of the user's code runs again
+    found = sources(chosen, (name, spec, loaded_sha256) if loaded_sha256 is not None else None)
     if problem is not None:
         kind, message, tb = fatal(problem)
         for case in chosen or [None]:
@@ -621,6 +657,17 @@ def _validate(
             "were shared among processes: its numbers may differ from those of jobs=1, "
             "where each case follows all those before it"
         )
+    faults += [
+        Fault(
+            "(load)",
+            name,
+            "",
+            "source changed",
+            f"{s.role} {s.name}: {s.path} changed while it ran (sha256 {s.sha256 or '(unreadable)'} "
+            "when loaded): what ran later may be other code than the one named",
+        )
+        for s in changed(found)
+    ]
     comparison = Comparison(results, baseline, chosen)
     return Validation(
         comparison, name, form, references, faults, notes, dtype, seed, printed, found

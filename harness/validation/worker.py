@@ -36,8 +36,24 @@ RUN = "harness.validation.worker:run"
 # --- the shapes of the replies (``harness.sandbox.wire.conforms``)
 ARRAY = (np.ndarray, np.generic)
 FAULT = {"kind": str, "type": str, "message": str, "traceback": str, "facts?": MapOf(str, str)}
-PRINTED = {"stdout": str, "stdout_chars": int, "stderr": str, "stderr_chars": int}
-LEAF = {"array": (None, *ARRAY), "type": str, "note": (None, str), "repr?": str}
+PRINTED = {
+    "stdout": str,
+    "stdout_chars": int,
+    "stdout_lines?": int,
+    "stderr": str,
+    "stderr_chars": int,
+    "stderr_lines?": int,
+    "fd?": str,  # what it wrote to file descriptors 1 and 2 (os.write, C code, a subprocess)
+    "fd_chars?": int,
+    "fd_lines?": int,
+}
+LEAF = {
+    "array": (None, *ARRAY),
+    "type": str,
+    "note": (None, str),
+    "repr?": str,
+    "dtype?": str,  # an array's dtype where it is no number's (complex, object, str)
+}
 OUTPUT = {
     "top": str,
     "repr?": str,
@@ -107,7 +123,8 @@ def plain(x: Any, dtype: str) -> dict[str, Any]:
     else:
         out["repr"] = repr(x)[:80]
     if out["array"] is not None and out["array"].dtype.kind not in "fiub":
-        out["repr"], out["array"] = f"an array of dtype {out['array'].dtype}", None
+        dtype_of = str(out["array"].dtype)  # complex, object, str: judged once a call (checks)
+        out["repr"], out["dtype"], out["array"] = f"an array of dtype {dtype_of}", dtype_of, None
     return out
 
 
@@ -174,7 +191,9 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     target = Target.from_data(request["target"])
     record = call(_obj, worker, target)
     info: dict[str, Any] = {
-        k: record[k] for k in ("stdout", "stdout_chars", "stderr", "stderr_chars")
+        k: record[k]
+        for stream in ("stdout", "stderr", "fd")
+        for k in (stream, f"{stream}_chars", f"{stream}_lines")
     }
     if record["error"] is not None:
         return {**info, "fault": record["error"]}
