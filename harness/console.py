@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.compare import Verdict, baseline_odd, counted, legend, listing, parted, worst_at
+from harness.compare.text import Finding, Kind
 
 
 def format_agreement(table: pd.DataFrame) -> str:
@@ -61,17 +62,22 @@ def _run_failures(rows: pd.DataFrame, runs: pd.DataFrame) -> dict[Any, tuple[str
 def findings(comparison: Any) -> list[str]:
     """What disagrees, forward first (the worst element, with the digits where the values
     part), what agrees only within the problem's noise and to how many digits, what an
-    oracle could not resolve, the odd one out, what is unsupported and what was skipped."""
+    oracle could not resolve, the odd one out, what is unsupported and what was skipped:
+    ``found``'s findings, one line each."""
+    return [f.line() for f in found(comparison)]
+
+
+def found(comparison: Any) -> list[Finding]:
+    """``findings``, as data: each Finding carries its facts (kind, case, mode, tensor,
+    backend, counts, worst element and values) and renders its line from a template."""
     table, runs = comparison.agreement, comparison.runs
-    lines = []
+    out: list[Finding] = []
     odd_baseline = baseline_odd(table)
     told = [Verdict.DISAGREE, Verdict.FAILED, Verdict.INCONCLUSIVE]
     shown = table["verdict"].isin(told) & ~odd_baseline
     failures = _run_failures(table[shown], runs)
     said: set = set()
     for i, row in table[shown].iterrows():
-        case = row["case"] if row["mode"] == "rev" else f"{row['case']} ({row['mode']})"
-        where = f"{case}: {row['kind']} {row['tensor']!r}, {row['backend']} vs {row['baseline']}"
         verdict = Verdict.of(row["verdict"])
         key = failures.get(i)
         if key is not None:  # a run that failed as a whole: said once, for all it left
@@ -79,105 +85,246 @@ def findings(comparison: Any) -> list[str]:
                 said.add(key)
                 rows = [j for j, k in failures.items() if k == key]
                 backends = list(dict.fromkeys(table.loc[rows, "backend"]))
-                lines.append(
-                    f"  {verdict.mark} {case}: {listing(backends)} failed, "
-                    f"{counted(len(rows), 'tensor')} not compared: {key[2]}"
-                )
+                out.append(_run_failed(row, verdict, backends, len(rows), key[2]))
             continue
-        if row["mode"] != "rev" and verdict is Verdict.DISAGREE:
-            what = "tangent" if row["mode"] == "fwd" else "H·v"
-            lines.append(
-                f"  {verdict.mark} {where}: the {what} disagrees, {row['n_bad']}/{row['n_elements']} "
-                f"elements; {worst_at(row)}"
-                f"{'; bad steps ' + row['bad_steps'] if row['bad_steps'] else ''}"
-            )
-            continue
-        if verdict is Verdict.FAILED:
-            lines.append(f"  {verdict.mark} {where}: {row['error']}")
-        elif verdict is Verdict.INCONCLUSIVE:
-            lines.append(f"  {verdict.mark} {where}: {verdict} — {row['reason']}")
-        elif row["kind"] == "loss":
-            lines.append(
-                f"  {verdict.mark} {row['case']}: the forward differs, {row['backend']} vs {row['baseline']}: "
-                f"loss {parted(row['worst_got'], row['worst_expected'])}, beyond the tolerance "
-                f"and the problem's own noise; the gradients below are computed from different "
-                "values"
-            )
-        else:
-            steps = f"; bad steps {row['bad_steps']}" if row["bad_steps"] else ""
-            lines.append(
-                f"  {verdict.mark} {where}: {row['n_bad']}/{row['n_elements']} elements disagree; "
-                f"{worst_at(row)}{steps}"
-            )
+        out.append(_of_row(row, verdict))
     noisy = table[table["verdict"] == Verdict.WITHIN_NOISE]
     for case, g in noisy.groupby("case", sort=False):
-        lines.append(
-            f"  {Verdict.WITHIN_NOISE.mark} {case}: {len(g)} tensors agree within the problem's own rounding noise "
-            f"(up to {g['noise_floor'].max():.1e} of the scale, {g['max_rel_err'].max():.1e} "
-            f"apart), beyond the fixed tolerance: the problem, not a backend, limits the "
-            f"agreement; the references are good to {_digits(g['digits'])} digits there"
+        out.append(
+            Finding(
+                case,
+                Kind.WITHIN_NOISE,
+                "{n} tensors agree within the problem's own rounding noise (up to "
+                "{noise:.1e} of the scale, {apart:.1e} apart), beyond the fixed tolerance: "
+                "the problem, not a backend, limits the agreement; the references are good "
+                "to {digits} digits there",
+                False,
+                evidence="agreement",
+                sign=Verdict.WITHIN_NOISE.mark,
+                facts={
+                    "n": len(g),
+                    "noise": g["noise_floor"].max(),
+                    "apart": g["max_rel_err"].max(),
+                    "digits": _digits(g["digits"]),
+                },
+            )
         )
-    lines += _baseline_odd_lines(table[odd_baseline])
+    out += _baseline_odd(table[odd_baseline])
     named = (table["odd_one_out"] != "") & (table["odd_one_out"] != table["baseline"])
     odd = table.loc[named, ["case", "kind", "tensor", "odd_one_out"]]
     for (case, kind, tensor, who), _ in odd.groupby(list(odd.columns), sort=False):
-        lines.append(f"  ! {case}: {kind} {tensor!r}: {who} is the odd one out (the others agree)")
-    lines += identity_findings(getattr(comparison, "identities", None))
+        out.append(
+            Finding(
+                case,
+                Kind.ODD_ONE_OUT,
+                "{role} {tensor!r}: {backend} is the odd one out (the others agree)",
+                False,
+                tensor=tensor,
+                backend=who,
+                evidence="agreement",
+                caution=True,
+                facts={"role": kind},
+            )
+        )
+    out += identities_found(getattr(comparison, "identities", None))
     unsupported = runs[runs["status"] == "unsupported"]
     for (backend, what), g in unsupported.groupby(["backend", "error"], sort=False):
-        lines.append(
-            f"  {Verdict.UNSUPPORTED.mark} {backend} unsupported, {what}: {counted(len(g), 'case')}, "
-            f"{', '.join(g['case'])}"
+        out.append(
+            Finding(
+                "",
+                Kind.UNSUPPORTED,
+                "{backend} unsupported, {what}: {cases}, {names}",
+                False,
+                backend=backend,
+                evidence="runs",
+                sign=Verdict.UNSUPPORTED.mark,
+                facts={
+                    "what": what,
+                    "cases": counted(len(g), "case"),
+                    "names": ", ".join(g["case"]),
+                },
+            )
         )
     skipped = runs[runs["status"] == "skipped"]
     for (backend, mode, why), g in skipped.groupby(["backend", "mode", "error"], sort=False):
-        where = ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases"
-        mode = "" if mode == "rev" else f" ({mode})"
-        lines.append(f"  - {backend}{mode} skipped on {where}: {why}")
-    return lines
+        out.append(
+            Finding(
+                "",
+                Kind.SKIPPED,
+                "{backend}{in_mode} skipped on {where}: {why}",
+                False,
+                backend=backend,
+                evidence="runs",
+                mode=mode,
+                sign="-",
+                facts={
+                    "in_mode": "" if mode == "rev" else f" ({mode})",
+                    "where": ", ".join(g["case"]) if len(g) <= 3 else f"{len(g)} cases",
+                    "why": why,
+                },
+            )
+        )
+    return out
 
 
-def _baseline_odd_lines(rows: pd.DataFrame) -> list[str]:
-    """One line per tensor on which the baseline is the odd one out: the fault is the
+def _run_failed(
+    row: pd.Series, verdict: Verdict, backends: list[str], n: int, error: str
+) -> Finding:
+    return Finding(
+        row["case"],
+        Kind.RUN_FAILED,
+        "{backends} failed, {tensors} not compared: {error}",
+        True,
+        backend=listing(backends),
+        evidence="runs",
+        mode=row["mode"],
+        sign=verdict.mark,
+        facts={"backends": listing(backends), "tensors": counted(n, "tensor"), "error": error},
+    )
+
+
+def _of_row(row: pd.Series, verdict: Verdict) -> Finding:
+    """One told row's finding: a failed tensor, an inconclusive one, the forward that
+    differs, a tensor that disagrees."""
+    common: dict[str, Any] = {
+        "tensor": row["tensor"],
+        "backend": row["backend"],
+        "evidence": "agreement",
+        "mode": row["mode"],
+        "sign": verdict.mark,
+    }
+    where = "{role} {tensor!r}, {backend} vs {baseline}: "
+    words = {"role": row["kind"], "baseline": row["baseline"]}
+    if verdict is Verdict.FAILED:
+        return Finding(
+            row["case"],
+            Kind.FAILED,
+            where + "{error}",
+            True,
+            **common,
+            facts={**words, "error": row["error"]},
+        )
+    if verdict is Verdict.INCONCLUSIVE:
+        return Finding(
+            row["case"],
+            Kind.INCONCLUSIVE,
+            where + "{verdict} — {reason}",
+            False,
+            **common,
+            facts={**words, "verdict": verdict, "reason": row["reason"]},
+        )
+    measured: dict[str, Any] = {
+        "element": str(row["worst_index"]),
+        "values": (float(row["worst_got"]), float(row["worst_expected"])),
+        "counts": (int(row["n_bad"]), int(row["n_elements"])),
+        "first_bad": str(row["bad_steps"] or ""),
+    }
+    if row["mode"] == "rev" and row["kind"] == "loss":
+        return Finding(
+            row["case"],
+            Kind.FORWARD,
+            "the forward differs, {backend} vs {baseline}: loss {parted}, beyond the "
+            "tolerance and the problem's own noise; the gradients below are computed from "
+            "different values",
+            True,
+            **common,
+            **measured,
+            facts={**words, "parted": parted(row["worst_got"], row["worst_expected"])},
+        )
+    what = {"rev": "", "fwd": "the tangent disagrees, ", "hvp": "the H·v disagrees, "}
+    tail = " elements; " if row["mode"] != "rev" else " elements disagree; "
+    return Finding(
+        row["case"],
+        Kind.DISAGREES,
+        where + "{what}{counts[0]}/{counts[1]}" + tail + "{worst}{steps}",
+        True,
+        **common,
+        **measured,
+        facts={
+            **words,
+            "what": what[row["mode"]],
+            "worst": worst_at(row),
+            "steps": f"; bad steps {row['bad_steps']}" if row["bad_steps"] else "",
+        },
+    )
+
+
+def _baseline_odd(rows: pd.DataFrame) -> list[Finding]:
+    """One finding per tensor on which the baseline is the odd one out: the fault is the
     baseline's, so the tensor is named once, with the backends that agree among themselves,
     and not once per backend compared with it."""
-    lines = []
+    out = []
     for (case, mode, kind, tensor), g in rows.groupby(
         ["case", "mode", "kind", "tensor"], sort=False
     ):
         first = g.iloc[0]
-        label = case if mode == "rev" else f"{case} ({mode})"
-        lines.append(
-            f"  {Verdict.DISAGREE.mark} {label}: {kind} {tensor!r}: the baseline {first['baseline']} is the odd one "
-            f"out — it disagrees with {listing(list(g['backend']))}, which agree among "
-            f"themselves; {first['backend']} vs {first['baseline']}: {worst_at(first)}"
+        out.append(
+            Finding(
+                case,
+                Kind.BASELINE_ODD,
+                "{role} {tensor!r}: the baseline {backend} is the odd one out — it disagrees "
+                "with {others}, which agree among themselves; {first} vs {backend}: {worst}",
+                True,
+                tensor=tensor,
+                backend=first["baseline"],
+                evidence="agreement",
+                mode=mode,
+                sign=Verdict.DISAGREE.mark,
+                facts={
+                    "role": kind,
+                    "others": listing(list(g["backend"])),
+                    "first": first["backend"],
+                    "worst": worst_at(first),
+                },
+            )
         )
-    return lines
+    return out
 
 
 def identity_findings(identities: pd.DataFrame | None) -> list[str]:
     """Each broken identity, by backend; then one line of how many held."""
+    return [f.line() for f in identities_found(identities)]
+
+
+def identities_found(identities: pd.DataFrame | None) -> list[Finding]:
+    """``identity_findings``, as data."""
     if identities is None or identities.empty:
         return []
     mark = Verdict.DISAGREE.mark
-    lines = [
-        (
-            f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity broken — "
-            f"{r['reason']} (|lhs − rhs| = {r['rel_err']:.1e} of the scale, "
-            f"allowed {r['rtol']:.0e})"
+    out = [
+        Finding(
+            r["case"],
+            Kind.IDENTITY,
+            "{identity} identity broken — {reason} (|lhs − rhs| = {rel_err:.1e} of the "
+            "scale, allowed {rtol:.0e})"
             if r["verdict"] == Verdict.DISAGREE
-            else f"  {mark} {r['case']} ({r['mode']}): {r['identity']} identity: {r['reason']}"
+            else "{identity} identity: {reason}",
+            True,
+            backend=r["backend"],
+            evidence="identities",
+            mode=r["mode"],
+            sign=mark,
+            facts={k: r[k] for k in ("identity", "reason", "rel_err", "rtol")},
         )
         for _, r in identities[~identities["ok"]].iterrows()
     ]
     held = identities[identities["ok"]]
     if len(held):
         kinds = ", ".join(f"{n} {k}" for k, n in held["identity"].value_counts(sort=False).items())
-        lines.append(
-            f"  identities: {kinds} held (each autodiff backend's modes against each "
-            f"other; worst {held['rel_err'].max():.1e} of the scale)"
+        out.append(
+            Finding(
+                "",
+                Kind.IDENTITIES_HELD,
+                "identities: {kinds} held (each autodiff backend's modes against each "
+                "other; worst {worst:.1e} of the scale)",
+                False,
+                evidence="identities",
+                sign="",
+                counts=(len(held), len(identities)),
+                facts={"kinds": kinds, "worst": held["rel_err"].max()},
+            )
         )
-    return lines
+    return out
 
 
 def _digits(digits: pd.Series) -> str:
@@ -258,4 +405,4 @@ def verdict_line(comparison: Any, cases: int, dtype: str) -> str:
     return f"{', '.join(parts)} over {counted(cases, 'case')} ({dtype}): {verdict}"
 
 
-__all__ = ["format_agreement", "findings", "summaries", "verdict_line"]
+__all__ = ["format_agreement", "findings", "found", "summaries", "verdict_line"]

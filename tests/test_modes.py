@@ -143,14 +143,22 @@ def test_the_noise_floor_is_measured_in_every_mode():
 # --- relu: no second derivative at the kinks --------------------------------------------------
 
 
-def test_hvp_on_a_loss_with_kinks_is_marked_not_failed():
+def test_hvp_on_a_loss_with_kinks_is_marked_not_failed(tmp_path):
+    from harness.report.document import case_section
+    from harness.report.render import to_markdown
+
     case = CATALOG["mlp_relu_xent"](depth=3, width=5, D=4, C=3, N=6)
     comparison = compare_backends([case], ["torch", "reference", "numeric"], modes=["hvp"])
     runs = comparison.runs.set_index("backend")
     assert runs.loc["numeric", "status"] == "skipped" and runs.loc["numeric", "error"] == NO_SECOND
     rows = comparison.agreement
     assert rows["reason"].str.contains("marked: " + NO_SECOND, regex=False).all()
+    assert comparison.row_facts["kinked"].all() and not comparison.row_facts["run_failed"].any()
+    text = to_markdown(case_section(comparison, case, pd.DataFrame(), tmp_path))
+    assert f"(hvp) {len(rows)} rows marked: {NO_SECOND}" in text
     assert comparison.exit_code == 0
+    smooth = compare_backends([small("elman")], ["torch", "reference"], modes=["hvp"])
+    assert len(smooth.row_facts) and not smooth.row_facts["kinked"].any()
 
 
 def test_a_kinked_hvp_whose_backends_part_is_inconclusive_not_a_failure():

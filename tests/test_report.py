@@ -238,3 +238,66 @@ def test_a_case_whose_rows_have_no_reason_and_no_odd_one_out_renders_without_a_p
         warnings.simplefilter("error", DeprecationWarning)
         blocks = case_section(comparison, case, comparison.summaries, tmp_path)
     assert blocks
+
+
+# --- a failed cell says what its row's facts say, whatever its words ---------------------------
+
+
+def cells(results, tmp_path) -> dict[tuple[str, str], str]:
+    """(tensor, backend) -> the report's cell, for Results of ``card_affine_square``."""
+    from harness.cases import CATALOG
+    from harness.compare import Comparison
+    from harness.report.document import case_section
+    from harness.report.render import Table
+
+    case = CATALOG["card_affine_square"]()
+    comparison = Comparison([r(case) for r in results], "reference", [case])
+    tables = [
+        b for b in case_section(comparison, case, pd.DataFrame(), tmp_path) if isinstance(b, Table)
+    ]
+    out = {}
+    for table in tables:
+        backends = [h.split(" vs ")[0] for h in table.header[2:]]
+        for row in table.rows:
+            out.update({(row[0], b): cell for b, cell in zip(backends, row[2:]) if cell})
+    return out
+
+
+def ran(case):
+    from harness.backends.reference_tape import ReferenceBackend
+
+    params, inputs = case.build(0)
+    return ReferenceBackend().run(case, params, inputs, "float64")
+
+
+def test_a_case_that_could_not_be_built_shows_why_even_where_its_words_say_failed(tmp_path):
+    """The build's reason is the cell, whatever its words: here a reason that quotes
+    ' failed: ' (the old cell read the words and showed a bare 'failed')."""
+    from harness.result import BUILD, Result
+
+    why = "the case could not be built: loading its data failed: no such file"
+    got = cells([lambda case: Result(case.label, BUILD, "float64", error=why)], tmp_path)
+    assert list(got.values()) == [f"✗ {why}"]
+
+
+def test_a_tensor_fault_shows_the_fault_and_a_failed_run_shows_failed(tmp_path):
+    """In a run that failed (a JVP without its loss), the tensor whose own fault left it
+    uncompared shows that fault, even one quoting the plug-in's ' failed: '; the tensors
+    the failed run left show 'failed', its error being in the notes."""
+    from harness.result import Result
+
+    fault = "not an array: loss is a str ('conversion failed: x')"
+
+    def plugin(case):
+        return Result(
+            case.label,
+            "plugin",
+            "float64",
+            error="missing tensor: no loss tangent",
+            uncompared={("loss", "loss"): fault},
+        )
+
+    got = cells([ran, plugin], tmp_path)
+    plugin_cells = {t: c for (t, b), c in got.items() if b == "plugin"}
+    assert plugin_cells.pop("loss `loss`") == f"✗ {fault}"
+    assert plugin_cells and set(plugin_cells.values()) == {"✗ failed"}

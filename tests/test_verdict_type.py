@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 
 from harness import console
-from harness.compare import AGREEMENT_COLUMNS, IDENTITY_COLUMNS, RUN_COLUMNS, Comparison, Verdict
+from harness.compare import (
+    AGREEMENT_COLUMNS,
+    IDENTITY_COLUMNS,
+    ROW_FACTS,
+    RUN_COLUMNS,
+    Comparison,
+    Verdict,
+)
 from harness.compare import legend as verdict_legend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +55,7 @@ def comparison_of(*verdicts: Verdict) -> Comparison:
         for i, v in enumerate(verdicts)
     ]
     c.agreement = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    c.row_facts = pd.DataFrame(False, index=c.agreement.index, columns=ROW_FACTS)
     c.identities = pd.DataFrame(columns=IDENTITY_COLUMNS)
     c.runs = pd.DataFrame(
         [{"case": "c", "mode": "rev", "backend": "b", "status": "ok"}], columns=RUN_COLUMNS

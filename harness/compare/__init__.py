@@ -6,7 +6,8 @@
   the elements;
 - ``metrics``: one tensor against another, element-wise or along directions (pure numpy);
 - ``pairs``: the baseline, the case's noise, one pair of backends, the odd one out;
-- ``tables``: the agreement, identities, runs and magnitudes tables;
+- ``tables``: the agreement (and the facts beside its rows), identities, runs and
+  magnitudes tables;
 - ``comparison``: the Comparison of one run and its exit code;
 - ``text``: numbers in words for the findings (where two values part, the worst element).
 """
@@ -19,8 +20,10 @@ from harness.compare.tables import (
     AGREEMENT_COLUMNS,
     IDENTITY_COLUMNS,
     MAGNITUDE_COLUMNS,
+    ROW_FACTS,
     RUN_COLUMNS,
     agreement,
+    agreement_with_facts,
     identities,
     magnitudes,
     runs,
@@ -47,12 +50,14 @@ __all__ = [
     "IDENTITY_COLUMNS",
     "MAGNITUDE_COLUMNS",
     "RESOLVE",
+    "ROW_FACTS",
     "RUN_COLUMNS",
     "TIGHTEN",
     "VERDICTS",
     "Verdict",
     "WITHIN_NOISE",
     "agreement",
+    "agreement_with_facts",
     "baseline_odd",
     "case_noise",
     "compare_arrays",

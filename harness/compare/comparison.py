@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness import theory
-from harness.compare.tables import agreement, identities, magnitudes, runs
+from harness.compare.tables import agreement_with_facts, identities, magnitudes, runs
 from harness.compare.verdicts import VERDICTS, compared, flagged
 from harness.result import Result
 
@@ -22,13 +22,14 @@ class Comparison:
     baseline: str
     cases: list[Any] = field(default_factory=list)  # the Case instances, for the theory
     agreement: pd.DataFrame = field(init=False)
+    row_facts: pd.DataFrame = field(init=False)  # beside agreement, row for row (``ROW_FACTS``)
     runs: pd.DataFrame = field(init=False)
     magnitudes: pd.DataFrame = field(init=False)
     summaries: pd.DataFrame = field(init=False)
     identities: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
-        self.agreement = agreement(self.results, self.baseline)
+        self.agreement, self.row_facts = agreement_with_facts(self.results, self.baseline)
         self.identities = identities(self.results)
         self.runs = runs(self.results)
         self.magnitudes = magnitudes(self.results)

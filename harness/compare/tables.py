@@ -65,6 +65,13 @@ AGREEMENT_COLUMNS = [
 
 COUNT_COLUMNS = ["n_bad", "n_unresolved", "n_elements"]
 
+# What the outputs know of an agreement row beyond its columns, row for row (the same
+# index), kept out of agreement.csv: ``run_failed``, the row stands for its backend's run
+# failing as a whole (its error is that run's, which ``runs`` carries), not for a fault of
+# its own tensor; ``kinked``, an H·v row on a loss with kinks, compared where the second
+# derivative exists and marked (``_kinked``).
+ROW_FACTS = ["run_failed", "kinked"]
+
 
 def agreement(
     results: list[Result], baseline: str = DEFAULT_BASELINE, tolerances: dict | None = None
@@ -73,6 +80,13 @@ def agreement(
     order. In mode "hvp" a case whose loss has kinks (relu) is marked: its second
     derivative does not exist at them, so the rows say so, and are not failed when the
     backends part there."""
+    return agreement_with_facts(results, baseline, tolerances)[0]
+
+
+def agreement_with_facts(
+    results: list[Result], baseline: str = DEFAULT_BASELINE, tolerances: dict | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``agreement``'s table and, row for row, its ``ROW_FACTS``."""
     rows: list[dict[str, Any]] = []
     for case, mode in dict.fromkeys((r.case, r.mode) for r in results):
         group = [r for r in results if r.case == case and r.mode == mode and r.skipped is None]
@@ -129,11 +143,14 @@ def agreement(
                         ok=False,
                         error=f"{r.backend} unsupported: {r.unsupported}",
                     )
-                elif key in r.uncompared or not r.ok:
+                elif key in r.uncompared:
+                    row.update(verdict=Verdict.FAILED.value, ok=False, error=r.uncompared[key])
+                elif not r.ok:
                     row.update(
                         verdict=Verdict.FAILED.value,
                         ok=False,
-                        error=r.uncompared.get(key) or f"{r.backend} failed: {r.error}",
+                        error=f"{r.backend} failed: {r.error}",
+                        run_failed=True,
                     )
                 elif key in extra:
                     row.update(
@@ -144,11 +161,12 @@ def agreement(
                 else:
                     row.update(pair(r, base, key, tolerances, noise))
                     if kinked:
-                        row.update(_kinked(row))
+                        row.update(_kinked(row), kinked=True)
                 rows.append(row)
     table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    facts = pd.DataFrame({f: [bool(r.get(f)) for r in rows] for f in ROW_FACTS}, dtype=bool)
     # counts stay whole numbers beside a failed row, which has none
-    return table.astype(dict.fromkeys(COUNT_COLUMNS, "Int64"))
+    return table.astype(dict.fromkeys(COUNT_COLUMNS, "Int64")), facts
 
 
 def _kinked(row: dict) -> dict:

@@ -442,11 +442,13 @@ def _cell(row: pd.Series) -> str:
     wrong, or 'failed'; – unsupported.
 
     It reads the cell's state alone, one agreement row (its verdict, its error, its
-    metrics), never the run's status (``runs.status``): a tensor of a backend that ran
-    can fail on its own (a fault that left it uncompared, ``Result.uncompared``), and
-    shows that fault; a row whose backend failed as a whole shows 'failed'. The
-    heatmap's ``plots.agreement_scores`` reads the run's status first, per case ×
-    backend, and the cells only of the runs that were ok."""
+    metrics) and its ``run_failed`` fact (``Comparison.row_facts``), never the run's
+    status (``runs.status``): a tensor can fail on its own (a fault that left it
+    uncompared, ``Result.uncompared``, even in a run that failed, such as a JVP without
+    its loss; a case that could not be built), and shows that fault; a row that stands
+    for its backend's run failing as a whole shows 'failed', the run's error being in
+    the notes below the table. The heatmap's ``plots.agreement_scores`` reads the run's
+    status first, per case × backend, and the cells only of the runs that were ok."""
     verdict = Verdict.of(row["verdict"])
     mark = verdict.mark
     if verdict is Verdict.UNSUPPORTED:
@@ -454,7 +456,7 @@ def _cell(row: pd.Series) -> str:
     error = row["error"] if isinstance(row["error"], str) else ""
     if error:  # a failed row, or a disagreeing one whose error the validation names
         failed = Verdict.FAILED
-        return f"{failed.mark} {failed}" if " failed: " in error else f"{failed.mark} {lit(error)}"
+        return f"{failed.mark} {failed}" if row["run_failed"] else f"{failed.mark} {lit(error)}"
     if verdict is Verdict.INCONCLUSIVE:
         return f"{mark} {row['max_rel_err']:.1e}: {verdict}, {int(row['n_unresolved'])}/{row['n_elements']} unresolved"
     if verdict is Verdict.WITHIN_NOISE:
@@ -471,7 +473,8 @@ def _cell(row: pd.Series) -> str:
 
 
 def agreement_table(rows: pd.DataFrame) -> Table:
-    """Tensor × backend: ✓ or ✗ and the max relative error against the baseline."""
+    """Tensor × backend: ✓ or ✗ and the max relative error against the baseline; ``rows``
+    are agreement rows joined with their ``Comparison.row_facts``."""
     backends = list(dict.fromkeys(rows["backend"]))
     baseline = rows["baseline"].iloc[0]
     body = []
@@ -547,7 +550,8 @@ def magnitude_plots(comparison: Comparison, case: Case, out: Path) -> list[Block
 def case_section(
     comparison: Comparison, case: Case, theory: pd.DataFrame, out: Path
 ) -> list[Block]:
-    rows = comparison.agreement[comparison.agreement["case"] == case.label]
+    table = comparison.agreement.join(comparison.row_facts)
+    rows = table[table["case"] == case.label]
     runs = comparison.runs[comparison.runs["case"] == case.label]
     blocks: list[Block] = [Heading(f"{case.label} ({case.family})", 2), Code(case.doc())]
     options = ", ".join(f"{k}={v}" for k, v in case.cfg.items())
@@ -579,10 +583,10 @@ def case_section(
             rows["verdict"].isin([Verdict.INCONCLUSIVE, Verdict.WITHIN_NOISE])
         ].iterrows()
     ]
-    marked = rows[rows["reason"].astype("string").fillna("").str.contains("marked: ")]
-    if len(marked):
+    marked = int(rows["kinked"].sum())
+    if marked:
         notes.append(
-            f"(hvp) {len(marked)} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
+            f"(hvp) {marked} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
             "(relu'' = 0 where it exists) are compared with each other there, and not "
             "failed where they part"
         )
