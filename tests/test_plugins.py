@@ -10,7 +10,7 @@ import pytest
 
 from harness import validate
 from harness.cases import CATALOG
-from harness.validation.stages import STAGES, StageCase
+from harness.validation.stage_cases import STAGES, StageVjpCase
 from harness.validation.worker import detect_form
 
 
@@ -135,13 +135,13 @@ def test_the_tiny_engine_agrees_on_the_whole_catalog(worker):
 def test_each_stage_definition_runs_on_the_references(stage):
     from harness.runner import compare_backends
 
-    case = StageCase(stage)
+    case = StageVjpCase(stage)
     comparison = compare_backends([case], ["reference", "torch"], baseline="reference")
     assert comparison.all_agree, comparison.agreement.to_string()
 
 
 def test_relu_stage_inputs_include_exact_zeros():
-    params, _ = StageCase("relu").build()
+    params, _ = StageVjpCase("relu").build()
     assert (params["x"] == 0).sum() >= 4 and (abs(params["x"][params["x"] != 0]) >= 0.1).all()
 
 

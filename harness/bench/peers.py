@@ -68,7 +68,7 @@ def stage_pair(obj: Any, dtype: str, seed: int = 0) -> Pair:
     """A stage: f = its forward's output, the VJP its backward (labels held fixed)."""
     import inspect
 
-    from harness.validation.stages import STAGES
+    from harness.validation.stage_cases import STAGES
 
     rng = np.random.default_rng(seed)
     if obj.stage == "custom":  # its own inputs(rng), its forward's argument names

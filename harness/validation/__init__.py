@@ -9,7 +9,7 @@ each, one registry, ``FORMS``; README: "Six forms"):
   along a leading step axis). Names and shapes: ``gradparity describe CASE``.
 - **engine** (``forms.engine``): an object with the ``ops`` functions on its own tensor
   type plus ``tensor``, ``grad`` and ``numpy``; the harness runs every case through it.
-- **stage** (``forms.stage``; the stages themselves in ``stages``): ``stage = "linear"``
+- **stage** (``forms.stage``; the stages themselves, as cases, in ``stage_cases``): ``stage = "linear"``
   (or tanh, sigmoid, relu, softmax_xent, elman_step, lstm_step, gru_step, custom),
   ``forward(*inputs) -> (out, cache)`` and ``backward(d_out, cache) -> grads``.
 

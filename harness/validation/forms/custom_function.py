@@ -48,7 +48,7 @@ class CustomFunction(Stage):
     def checked_on(self, info, cases, problem, target, resolve):
         """The cases named (a plain forward of the same math, by argument name), each as a
         stage of it; else one custom stage on the function's own ``inputs(rng)``."""
-        from harness.validation.stages import CaseStage, StageCase
+        from harness.validation.stage_cases import StageVjpCase, UserCaseVjpCase
 
         user_cases = resolve(cases) if cases and problem is None else []
         if problem is None and not user_cases and "arrays" not in info:
@@ -61,14 +61,14 @@ class CustomFunction(Stage):
             }
         if user_cases:
             names = tuple(info["names"])
-            return [CaseStage(c, names, info.get("smooth")) for c in user_cases], problem
+            return [UserCaseVjpCase(c, names, info.get("smooth")) for c in user_cases], problem
         if problem is None:
             return [custom_stage_case(info)], problem
-        return [StageCase("custom", names=tuple(info.get("names") or ()), smooth=True)], problem
+        return [StageVjpCase("custom", names=tuple(info.get("names") or ()), smooth=True)], problem
 
     def references(self, info, references, chosen, notes):
         """Those asked for on a case of the user's; else none (finite differences of its
         own forward are the one reference)."""
-        from harness.validation.stages import CaseStage
+        from harness.validation.stage_cases import UserCaseVjpCase
 
-        return references if any(isinstance(c, CaseStage) for c in chosen) else []
+        return references if any(isinstance(c, UserCaseVjpCase) for c in chosen) else []

@@ -1,6 +1,6 @@
 """The stage form: one local step, its forward and your hand-written backward.
 
-    stage = "linear"                      which step (``harness.validation.stages.STAGES``,
+    stage = "linear"                      which step (``harness.validation.stage_cases.STAGES``,
                                           or "custom" with ``inputs(rng)``)
     forward(*inputs) -> (out, cache)
     backward(d_out, cache) -> grads       one gradient per input, in order
@@ -8,7 +8,7 @@
 It is checked against the harness's own definition of the stage on the references and
 against finite differences of its own forward (``own_forward``), so that a backward that
 matches a wrong forward still shows. The stage catalog and the case a stage becomes are
-``harness.validation.stages``.
+``harness.validation.stage_cases``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def stage_object(obj: Any) -> Any:
 def stage_call(obj, case, params, inputs):
     """forward, then backward with the case's fixed d_out: the gradients by input name,
     L = Σ ⟨d_out, out⟩ in the run's dtype, and d_out as the backward left it."""
-    from harness.validation.stages import weighted_loss
+    from harness.validation.stage_cases import weighted_loss
 
     stage = stage_object(obj)
     args = case.arguments(params, inputs)
@@ -87,7 +87,7 @@ def own_forward_differences(obj, case, params, inputs):
         arguments_along_directions,
         arguments_per_element,
     )
-    from harness.validation.stages import weighted_loss
+    from harness.validation.stage_cases import weighted_loss
 
     stage = stage_object(obj)
     d_out = [np.asarray(d, dtype=np.float64) for d in case.d_out(inputs)]
@@ -158,7 +158,7 @@ class Stage(Form):
     def checked_on(self, info, cases, problem, target, resolve):
         """The stage it names is its one case (a custom stage's on its own example inputs);
         a name not in the catalog is a problem."""
-        from harness.validation.stages import STAGES, StageCase
+        from harness.validation.stage_cases import STAGES, StageVjpCase
 
         stage = info.get("stage")
         if problem is None and stage not in STAGES and stage != "custom":
@@ -168,12 +168,12 @@ class Stage(Form):
             }
         if stage == "custom" and problem is None:
             return [custom_stage_case(info)], problem
-        return [StageCase(stage if stage in STAGES else "linear")], problem
+        return [StageVjpCase(stage if stage in STAGES else "linear")], problem
 
     def references(self, info, references, chosen, notes):
         """None for a custom stage (finite differences of its own forward are the one
         reference); no numeric one for a stage with a kink."""
-        from harness.validation.stages import STAGES
+        from harness.validation.stage_cases import STAGES
 
         stage = info.get("stage")
         if stage == "custom":
@@ -191,6 +191,6 @@ class Stage(Form):
 
 def custom_stage_case(info: dict) -> Any:
     """The case of a custom stage, on the example inputs its worker sent."""
-    from harness.validation.stages import StageCase
+    from harness.validation.stage_cases import StageVjpCase
 
-    return StageCase("custom", info["arrays"], info["names"], info["smooth"], info["out_shapes"])
+    return StageVjpCase("custom", info["arrays"], info["names"], info["smooth"], info["out_shapes"])

@@ -113,7 +113,7 @@ STAGES: dict[str, Stage] = {
 }  # fmt: skip
 
 
-class StageCase(Case):
+class StageVjpCase(Case):
     """One stage as a case: its float inputs are the parameters, and the loss is
     L = Σ_k ⟨d_out_k, out_k⟩ with fixed random d_out (1.0 for a scalar output), so
     dL/d(input) is exactly what the stage's backward returns for that d_out."""
@@ -174,7 +174,7 @@ class StageCase(Case):
         arrays = None if self._arrays is None else [np.asarray(a) for a in self._arrays]
         shapes = None if self._out_shapes is None else [list(s) for s in self._out_shapes]
         return {
-            "rebuild": "harness.validation.stages:stage_case",
+            "rebuild": "harness.validation.stage_cases:stage_vjp_case",
             "stage": self.stage,
             "arrays": arrays,
             "names": list(self.names),
@@ -200,7 +200,7 @@ class StageCase(Case):
         return total
 
 
-class CaseStage(StageCase):
+class UserCaseVjpCase(StageVjpCase):
     """A framework's custom function checked on a case of the user's: the case is a plain
     forward of the same math, its parameters and inputs the function's arguments (by
     name), and its loss (an array or a scalar) the function's output; the references
@@ -258,24 +258,24 @@ class CaseStage(StageCase):
         if inner is None:
             return None
         return {
-            "rebuild": "harness.validation.stages:case_stage",
+            "rebuild": "harness.validation.stage_cases:user_case_vjp_case",
             "case": inner,
             "names": list(self.names),
             "smooth": bool(self.smooth),
         }
 
 
-def case_stage(spec: dict[str, Any]) -> CaseStage:
-    """The CaseStage a spec describes (in a worker)."""
+def user_case_vjp_case(spec: dict[str, Any]) -> UserCaseVjpCase:
+    """The UserCaseVjpCase a spec describes (in a worker)."""
     from harness.cases.base import rebuild
 
-    return CaseStage(rebuild(spec["case"]), tuple(spec["names"]), spec["smooth"])
+    return UserCaseVjpCase(rebuild(spec["case"]), tuple(spec["names"]), spec["smooth"])
 
 
-def stage_case(spec: dict[str, Any]) -> StageCase:
-    """The StageCase a spec describes (in a worker)."""
+def stage_vjp_case(spec: dict[str, Any]) -> StageVjpCase:
+    """The StageVjpCase a spec describes (in a worker)."""
     arrays = spec["arrays"]
-    return StageCase(
+    return StageVjpCase(
         spec["stage"],
         None if arrays is None else tuple(arrays),
         tuple(spec["names"]),
