@@ -16,7 +16,7 @@ from harness.cases import CATALOG
 from harness.result import BUILD, Result
 from harness.runner import run_case
 from harness.validation import aside as A
-from harness.validation.spread import _here_and_aside
+from harness.validation.jobs import _here_and_aside
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("jax")

@@ -17,7 +17,7 @@ plus **functional** (``forms.functional``), **torch-function** and **jax-custom-
 (``forms.torch_function``, ``forms.jax_custom_vjp``, adapted by ``frameworks``). Each call
 runs in a worker process with a time and memory limit (``harness.sandbox``; the calls
 themselves, in ``worker``); what it returned is checked raw (``checks``); its Result is
-compared like any backend's (``validator``, ``spread`` for ``--jobs``), and ``diagnose``
+compared like any backend's (``validator``, ``jobs`` for ``--jobs``), and ``diagnose``
 says where it goes wrong. The bug zoo and the selftest are ``harness.zoo``; the peers
 comparison is ``harness.bench.peers``.
 """

@@ -49,8 +49,8 @@ from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.findings import Finding, Kind
 from harness.validation.forms import FORMS, described
 from harness.validation.forms.base import NeedCases, named_cases
+from harness.validation.jobs import run_cases
 from harness.validation.printed import Printed, printed_by, terminal_lines
-from harness.validation.spread import run_cases
 from harness.validation.worker import LOAD, LOAD_REPLY
 
 STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
@@ -471,7 +471,7 @@ def validate(
     and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
     ``channel``: a worker to share between validations (it is then not closed).
     ``jobs > 1``: this process and ``jobs - 1`` more share the cases, each with a worker
-    of its own (``harness.validation.spread``); everything reported is as with ``jobs=1``.
+    of its own (``harness.validation.jobs``); everything reported is as with ``jobs=1``.
     Where the plug-in runs in this process or in ``channel``, the cases run one by one
     (and the notes say so). ``noise``: where the noise floor is measured, on the
     references only (``harness.runner.noise_plan``): None, the baseline with K = 4 runs;
