@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import modes as M
+import harness.modes
 from harness import noise
 from harness.backends import (
     DEFAULT_BACKENDS,
@@ -106,7 +106,7 @@ def run_case(
     names: list[str] | None = None,
     noise_on: tuple[str, ...] = (),
     noise_runs: int = DEFAULT_RUNS,
-    modes: tuple[str, ...] = M.DEFAULT_MODES,
+    modes: tuple[str, ...] = harness.modes.DEFAULT_MODES,
 ) -> list[Result]:
     """Every backend on one case, in each of ``modes`` (``harness.modes``: "rev", "fwd",
     "hvp"), mode by mode. Each call gets its own copy of the parameters and inputs, so a
@@ -145,8 +145,11 @@ def _run_built(
     case, params, inputs, backends, dtype, seed, progress, names, noise_on, noise_runs, modes
 ) -> list[Result]:
     """``run_case`` on arrays already drawn."""
-    u = M.direction(case.label, seed, params, "u")
-    v, w = M.direction(case.label, seed, params, "v"), M.direction(case.label, seed, params, "w")
+    u = harness.modes.direction(case.label, seed, params, "u")
+    v, w = (
+        harness.modes.direction(case.label, seed, params, "v"),
+        harness.modes.direction(case.label, seed, params, "w"),
+    )
     calls = {
         "rev": lambda b: b.run,
         "fwd": lambda b: lambda c, p, x, d: b.jvp(c, p, x, d, u),
@@ -318,7 +321,9 @@ def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs,
             lambda: backend.run(case, _fresh(params), _fresh(inputs), dtype),
         )
         reverse[name] = rev
-        return M.transpose(result.tangent, rev.grads, u) if rev.ok and rev.grads else None
+        return (
+            harness.modes.transpose(result.tangent, rev.grads, u) if rev.ok and rev.grads else None
+        )
     if mode == "hvp":
         other = _attempt(
             case,
@@ -327,7 +332,7 @@ def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs,
             "hvp",
             lambda: backend.hvp(case, _fresh(params), _fresh(inputs), dtype, w),
         )
-        return M.symmetry(result.grads, other.grads, v, w) if other.ok else None
+        return harness.modes.symmetry(result.grads, other.grads, v, w) if other.ok else None
     return None
 
 
@@ -358,7 +363,7 @@ def _run_in_worker(
     seed: int,
     noise_on: tuple,
     noise_runs: int,
-    modes: tuple[str, ...] = M.DEFAULT_MODES,
+    modes: tuple[str, ...] = harness.modes.DEFAULT_MODES,
 ) -> list[Result]:
     """One catalog case in a worker process (``jobs > 1``)."""
     names, instances = instantiate(backends)
@@ -417,7 +422,7 @@ def compare_backends(
     if baseline not in [b if isinstance(b, str) else b.name for b in backends]:
         backends.insert(0, baseline)  # the baseline always runs: everything is compared with it
     names, instances = instantiate(backends)
-    modes = M.parse_modes(modes)
+    modes = harness.modes.parse_modes(modes)
     noise_on, noise_runs = noise_plan(names, instances, baseline, noise)
     chosen = resolve_cases(cases)
     portable = jobs > 1 and all(isinstance(b, str) for b in backends)

@@ -15,7 +15,7 @@ from harness.backends import get_backend
 from harness.cases import CATALOG
 from harness.result import BUILD, Result
 from harness.runner import run_case
-from harness.validation import aside as A
+from harness.validation import aside
 from harness.validation.jobs import _here_and_aside
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,13 +39,13 @@ def test_merged_puts_each_result_where_run_case_would(names, here, there):
     modes = ("rev", "fwd")
     mine = [_r(n, m) for m in modes for n in here]
     theirs = [_r(n, m) for m in modes for n in there]
-    got = A.merged(mine, theirs, names, modes)
+    got = aside.merged(mine, theirs, names, modes)
     assert [(r.mode, r.backend) for r in got] == [(m, n) for m in modes for n in names]
 
 
 def test_merged_of_an_unbuilt_case_is_its_one_build_result():
     unbuilt = Result("mlp", BUILD, "float64", error="the case could not be built: no")
-    assert A.merged([unbuilt], [_r("jax")], ["jax", "torch"], ("rev",)) == [unbuilt]
+    assert aside.merged([unbuilt], [_r("jax")], ["jax", "torch"], ("rev",)) == [unbuilt]
 
 
 @pytest.mark.parametrize(
@@ -63,21 +63,21 @@ def test_merged_of_an_unbuilt_case_is_its_one_build_result():
 def test_a_helper_starts_only_where_it_can_save_time(
     monkeypatch, references, jobs, loaded, expected
 ):
-    monkeypatch.setattr(A, "_started", False)
+    monkeypatch.setattr(aside, "_started", False)
     if not loaded:
         monkeypatch.delitem(sys.modules, "jax", raising=False)
     else:
         monkeypatch.setitem(sys.modules, "jax", sys.modules.get("jax", object()))
-    assert A.wanted(references, jobs) is expected
+    assert aside.wanted(references, jobs) is expected
 
 
 def test_only_a_process_s_first_validation_is_helped(monkeypatch):
     """From the second on, jax loads here once rather than in a helper each time."""
-    monkeypatch.setattr(A, "_started", False)
+    monkeypatch.setattr(aside, "_started", False)
     monkeypatch.delitem(sys.modules, "jax", raising=False)
-    assert A.wanted(None, 1)
-    monkeypatch.setattr(A, "_started", True)
-    assert not A.wanted(None, 1)
+    assert aside.wanted(None, 1)
+    monkeypatch.setattr(aside, "_started", True)
+    assert not aside.wanted(None, 1)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_only_a_process_s_first_validation_is_helped(monkeypatch):
     ],
 )
 def test_the_form_s_references_decide_whether_jax_goes_aside(names, made, expected):
-    assert A.aside(names, made) is expected
+    assert aside.aside(names, made) is expected
 
 
 def _future(value=None, error: BaseException | None = None) -> Future:
@@ -110,7 +110,7 @@ def _future(value=None, error: BaseException | None = None) -> Future:
     ],
 )
 def test_a_helper_that_fails_gives_nothing_to_collect(future):
-    assert A.collected(future, "mlp") is None
+    assert aside.collected(future, "mlp") is None
 
 
 def test_where_the_helper_fails_jax_runs_here_with_the_same_results():
@@ -173,9 +173,9 @@ def test_a_cold_validation_runs_jax_aside_and_its_tables_are_those_of_one_proces
 def test_a_helper_closed_at_once_leaves_no_worker_and_answers_with_a_fault():
     """A validation that stops before its references run (a TARGET without the name)
     closes its helper while jax may still be loading there: nothing is left running."""
-    made = A.Helper()
+    made = aside.Helper()
     made.close()
     future = made.submit(CATALOG["mlp"](), "float64", 0, ((), 0), ("rev",))
-    assert future is None or A.collected(future, "mlp") is None
+    assert future is None or aside.collected(future, "mlp") is None
     made.thread.shutdown(wait=True)
     assert made.channel.proc is None or made.channel.proc.poll() is not None

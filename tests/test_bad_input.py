@@ -14,7 +14,7 @@ import tracemalloc
 
 import pytest
 
-from harness import sweep as S
+from harness import sweep
 from harness.backends import REGISTRY
 from harness.bench.memory import check_peak
 from harness.cases import CATALOG, Case
@@ -90,9 +90,9 @@ def test_the_largest_seed_is_accepted_and_the_seeds_of_a_sweep_share_the_range()
     from harness.cli import parser
 
     assert parser().parse_args(["run", "--seed", str(SEED_LIMIT - 1)]).seed == SEED_LIMIT - 1
-    assert S.parse_seeds(f"0,{SEED_LIMIT - 1}") == [0, SEED_LIMIT - 1]
+    assert sweep.parse_seeds(f"0,{SEED_LIMIT - 1}") == [0, SEED_LIMIT - 1]
     with pytest.raises(UsageError, match="from 0 to 4,294,967,295, not 4294967296"):
-        S.parse_seeds(f"0,{SEED_LIMIT}")
+        sweep.parse_seeds(f"0,{SEED_LIMIT}")
 
 
 @pytest.mark.parametrize(
@@ -305,7 +305,7 @@ def test_a_huge_range_is_counted_not_expanded():
     tracemalloc.start()
     try:
         with pytest.raises(UsageError) as refusal:
-            S.parse_grid(["T=1-10000000"])
+            sweep.parse_grid(["T=1-10000000"])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -320,7 +320,7 @@ def test_a_huge_seed_range_is_counted_not_expanded():
     tracemalloc.start()
     try:
         with pytest.raises(UsageError, match="--seeds 0-10000000 makes 10,000,001 values"):
-            S.parse_seeds("0-10000000")
+            sweep.parse_seeds("0-10000000")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -328,14 +328,14 @@ def test_a_huge_seed_range_is_counted_not_expanded():
 
 
 def test_the_product_of_the_swept_options_is_counted_before_the_grid_is_built():
-    fixed, swept = S.parse_grid(["T=1-100", "H=1-100"])
+    fixed, swept = sweep.parse_grid(["T=1-100", "H=1-100"])
     with pytest.raises(UsageError) as refusal:
-        S.grid(swept, list(range(10)))
+        sweep.grid(swept, list(range(10)))
     assert str(refusal.value) == (
         f"the grid T × H × seed has 100 × 100 × 10 = 100,000 points; a sweep takes at most "
         f"{MAX_POINTS:,} (--max-points N raises the limit)"
     )
-    assert len(S.grid(swept, list(range(10)), limit=100_000)) == 100_000
+    assert len(sweep.grid(swept, list(range(10)), limit=100_000)) == 100_000
 
 
 def test_max_points_reaches_the_check_and_is_itself_bounded(refuse_work, capsys, monkeypatch):
@@ -462,7 +462,7 @@ def test_a_scheduler_address_is_checked_as_syntax_before_any_lookup(
 )
 def test_a_well_formed_scheduler_address_passes_the_syntax_check(monkeypatch, address):
     no_lookup(monkeypatch)
-    assert S.scheduler_address(address) == address
+    assert sweep.scheduler_address(address) == address
 
 
 @pytest.fixture
@@ -507,7 +507,7 @@ def mute_server():
 def test_a_server_that_is_no_scheduler_is_exit_2_within_the_stated_timeout(
     refuse_work, capsys, monkeypatch, mute_server, says
 ):
-    monkeypatch.setattr(S, "SCHEDULER_TIMEOUT", 1.0)
+    monkeypatch.setattr(sweep, "SCHEDULER_TIMEOUT", 1.0)
     address = mute_server(says)
     argv = [
         "run",
@@ -533,7 +533,7 @@ def test_a_live_scheduler_passes_the_check():
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
-        S.check_scheduler(cluster.scheduler_address)  # raises where it is refused
+        sweep.check_scheduler(cluster.scheduler_address)  # raises where it is refused
 
 
 def test_the_readme_names_no_address_a_reader_could_contact():

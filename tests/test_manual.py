@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reference.manual as M
+import reference.manual
 from harness import compare_backends
 from harness.backends import NotApplicable, get_backend
 from harness.cases import CATALOG, Case, select
@@ -146,47 +146,53 @@ def test_a_case_of_a_known_family_with_other_math_is_skipped():
 
 def wrong_tanh_derivative(monkeypatch):
     wrong = lambda dh, h: dh * (1 - h)  # should be 1 − h²
-    monkeypatch.setattr(M, "tanh_backward", wrong)
-    monkeypatch.setitem(M.ACTIVATIONS, "tanh", (np.tanh, wrong))
+    monkeypatch.setattr(reference.manual, "tanh_backward", wrong)
+    monkeypatch.setitem(reference.manual.ACTIVATIONS, "tanh", (np.tanh, wrong))
 
 
 def bptt_without_dh_next(monkeypatch):
-    step = M.elman_step_backward
-    monkeypatch.setattr(M, "elman_step_backward", lambda *a: (step(*a)[0], np.zeros_like(a[0])))
+    step = reference.manual.elman_step_backward
+    monkeypatch.setattr(
+        reference.manual, "elman_step_backward", lambda *a: (step(*a)[0], np.zeros_like(a[0]))
+    )
 
 
 def lstm_without_dc_next(monkeypatch):
-    step = M.lstm_step_backward
+    step = reference.manual.lstm_step_backward
     monkeypatch.setattr(
-        M, "lstm_step_backward", lambda dh, dc_next, *a: step(dh, np.zeros_like(dc_next), *a)
+        reference.manual,
+        "lstm_step_backward",
+        lambda dh, dc_next, *a: step(dh, np.zeros_like(dc_next), *a),
     )
 
 
 def gru_without_the_direct_path(monkeypatch):
-    step = M.gru_step_backward  # drop the z ⊙ dh term of dh_{t−1}
+    step = reference.manual.gru_step_backward  # drop the z ⊙ dh term of dh_{t−1}
 
     def patched(dh, gates, h_prev, W_h):
         da, dh_prev = step(dh, gates, h_prev, W_h)
-        return da, dh_prev - dh * M.blocks(gates, 3)[0]
+        return da, dh_prev - dh * reference.manual.blocks(gates, 3)[0]
 
-    monkeypatch.setattr(M, "gru_step_backward", patched)
+    monkeypatch.setattr(reference.manual, "gru_step_backward", patched)
 
 
 def xent_without_the_mean(monkeypatch):
-    backward = M.softmax_xent_backward
+    backward = reference.manual.softmax_xent_backward
     monkeypatch.setitem(
-        M.LOSSES, "xent", (M.softmax_xent_forward, lambda cache: backward(cache) * 16)
+        reference.manual.LOSSES,
+        "xent",
+        (reference.manual.softmax_xent_forward, lambda cache: backward(cache) * 16),
     )
 
 
 def adbench_normaliser_without_its_weights(monkeypatch):
-    forward = M.adbench_lstm_forward
+    forward = reference.manual.adbench_lstm_forward
 
     def patched(*args):
         loss, cache = forward(*args)
         return loss, {**cache, "weights": np.zeros_like(cache["weights"])}
 
-    monkeypatch.setattr(M, "adbench_lstm_forward", patched)
+    monkeypatch.setattr(reference.manual, "adbench_lstm_forward", patched)
 
 
 BROKEN = [
@@ -222,7 +228,7 @@ def test_a_broken_derivation_is_flagged(monkeypatch, breakage, name, tensor):
 
 
 def test_reference_manual_imports_numpy_only():
-    tree = ast.parse(Path(M.__file__).read_text())
+    tree = ast.parse(Path(reference.manual.__file__).read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -236,14 +242,16 @@ def test_mlp_backward_can_skip_the_input_gradient():
     """input_grad=False drops dL/dX (one matrix product) and changes no parameter gradient."""
     import numpy as np
 
-    import reference.manual as M
+    import reference.manual
     from harness.cases import CATALOG
 
     case = CATALOG["mlp"]()
     params, inputs = case.build(0)
-    _, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
-    full, taps = M.mlp_backward(cache)
-    lean, lean_taps = M.mlp_backward(cache, input_grad=False)
+    _, cache = reference.manual.mlp_forward(
+        params, inputs["X"], inputs["Y"], case.act, case.objective
+    )
+    full, taps = reference.manual.mlp_backward(cache)
+    lean, lean_taps = reference.manual.mlp_backward(cache, input_grad=False)
     assert lean_taps[0] is None and taps[0] is not None
     for name in full:
         np.testing.assert_array_equal(lean[name], full[name])

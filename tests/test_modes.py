@@ -368,9 +368,11 @@ def jvp_without_loss(params, inputs, tangent):
 
 def jvp_inconsistent(params, inputs, tangent, case):
     """A JVP that agrees with nobody: 2 × the true J_L·u."""
-    import reference.manual as M
+    import reference.manual
 
-    loss, dloss, _ = M.mlp_jvp(params, tangent, inputs["X"], inputs["Y"], case.act, case.objective)
+    loss, dloss, _ = reference.manual.mlp_jvp(
+        params, tangent, inputs["X"], inputs["Y"], case.act, case.objective
+    )
     return {"loss": 2 * dloss}
 
 
@@ -406,16 +408,20 @@ class InconsistentModes:
 
     @staticmethod
     def grads(params, inputs, case):
-        import reference.manual as M
+        import reference.manual
 
-        loss, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
-        return {"grads": M.mlp_backward(cache)[0], "loss": loss}
+        loss, cache = reference.manual.mlp_forward(
+            params, inputs["X"], inputs["Y"], case.act, case.objective
+        )
+        return {"grads": reference.manual.mlp_backward(cache)[0], "loss": loss}
 
     @staticmethod
     def jvp(params, inputs, tangent, case):
-        import reference.manual as M
+        import reference.manual
 
-        _, dloss, _ = M.mlp_jvp(params, tangent, inputs["X"], inputs["Y"], case.act, case.objective)
+        _, dloss, _ = reference.manual.mlp_jvp(
+            params, tangent, inputs["X"], inputs["Y"], case.act, case.objective
+        )
         return {"loss": 1.01 * dloss}
 
 

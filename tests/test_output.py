@@ -439,7 +439,7 @@ def test_a_sweep_whose_points_all_die_leaves_no_table_of_the_previous_sweep(tmp_
 def test_a_csv_of_a_sweep_whose_points_all_died_holds_the_header_alone(tmp_path, monkeypatch):
     """``run --csv`` after a sweep in which no point came back: the header alone replaces
     the earlier file, never leaving an earlier run's rows under the new run's name."""
-    from harness import sweep as S
+    from harness import sweep
 
     csv = tmp_path / "agreement.csv"
     args = ["run", "--case", "card_affine_square", *CHEAP[:-1], "--set", "n=2,3", "--csv", str(csv)]
@@ -447,10 +447,10 @@ def test_a_csv_of_a_sweep_whose_points_all_died_holds_the_header_alone(tmp_path,
     first = csv.read_text().splitlines()
     assert len(first) > 1  # the header and rows
     monkeypatch.setattr(
-        S,
+        sweep,
         "sweep",
         lambda job, points, *a, **k: [
-            S.Outcome(p, "error", 1, error="its worker died") for p in points
+            sweep.Outcome(p, "error", 1, error="its worker died") for p in points
         ],
     )
     assert main(args) == 1

@@ -16,12 +16,12 @@ pytest_plugins = ["pytester"]
 TESTS = """
 import numpy as np
 
-import reference.manual as M
+import reference.manual
 
 
 def grads(params, inputs, case):
-    loss, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
-    return {"grads": M.mlp_backward(cache)[0], "loss": loss}
+    loss, cache = reference.manual.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
+    return {"grads": reference.manual.mlp_backward(cache)[0], "loss": loss}
 
 
 def bias_mean(params, inputs, case):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reference.manual as M
+import reference.manual
 from harness import validate
 from harness.backends import REGISTRY
 from harness.backends.reference_tape import ReferenceBackend
@@ -24,8 +24,10 @@ MLP = dict(depth=3, width=5, D=4, C=3, N=6)
 
 def small_grads(params, inputs, case):
     """A correct model plug-in defined in a test module (importable by name)."""
-    loss, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
-    return {"grads": M.mlp_backward(cache)[0], "loss": loss}
+    loss, cache = reference.manual.mlp_forward(
+        params, inputs["X"], inputs["Y"], case.act, case.objective
+    )
+    return {"grads": reference.manual.mlp_backward(cache)[0], "loss": loss}
 
 
 # --- the command: exit codes -----------------------------------------------------------------

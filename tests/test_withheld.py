@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-import reference.manual as M
+import reference.manual
 from harness import validate
 from harness.cases import CATALOG
 from harness.cli import main
@@ -25,8 +25,10 @@ def mlp():
 
 
 def _right(params, inputs, case):
-    loss, cache = M.mlp_forward(params, inputs["X"], inputs["Y"], case.act, case.objective)
-    return loss, M.mlp_backward(cache)[0]
+    loss, cache = reference.manual.mlp_forward(
+        params, inputs["X"], inputs["Y"], case.act, case.objective
+    )
+    return loss, reference.manual.mlp_backward(cache)[0]
 
 
 def no_taps(params, inputs, case):

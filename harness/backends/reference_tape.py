@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-import reference as R
-import reference.forward as F
+import reference
+import reference.forward
 import reference.xp as tape_xp
 from harness.backends.base import CHAIN_START, Backend, Prepared, Untapped
 from harness.result import Result
@@ -24,18 +24,22 @@ class ReferenceNamespace(Namespace):
 
     def __init__(self) -> None:
         super().__init__()
-        self.watched: dict[str, list[R.Tensor]] = {}
+        self.watched: dict[str, list[reference.Tensor]] = {}
 
     def _watch(self, name, x, step):
-        x = R.engine.as_tensor(x)
-        watched = R.apply("add", x, 0) if x.requires_grad else R.Tensor(x.value, requires_grad=True)
+        x = reference.engine.as_tensor(x)
+        watched = (
+            reference.apply("add", x, 0)
+            if x.requires_grad
+            else reference.Tensor(x.value, requires_grad=True)
+        )
         self.watched.setdefault(name, []).append(watched.retain_grad())
         return watched
 
-    sigmoid = staticmethod(R.sigmoid)
-    relu = staticmethod(R.relu)
-    logsumexp = staticmethod(R.logsumexp)
-    softmax_cross_entropy = staticmethod(R.softmax_cross_entropy)
+    sigmoid = staticmethod(reference.sigmoid)
+    relu = staticmethod(reference.relu)
+    logsumexp = staticmethod(reference.logsumexp)
+    softmax_cross_entropy = staticmethod(reference.softmax_cross_entropy)
 
 
 class UntappedNamespace(Untapped, ReferenceNamespace):
@@ -56,8 +60,8 @@ class ForwardNamespace(ReferenceNamespace):
 def tangent_of(x, dtype) -> np.ndarray:
     """The tangent a Dual carries (0 for a value that does not depend on θ)."""
     if type(x) is Dual:
-        return np.asarray(F.plain(x.tangent), dtype=dtype)
-    return np.zeros(np.shape(F.plain(x)), dtype)
+        return np.asarray(reference.forward.plain(x.tangent), dtype=dtype)
+    return np.zeros(np.shape(reference.forward.plain(x)), dtype)
 
 
 def collect_taps(ops: Namespace, watched: dict[str, list], grad_of) -> dict[str, np.ndarray]:
@@ -69,14 +73,14 @@ def collect_taps(ops: Namespace, watched: dict[str, list], grad_of) -> dict[str,
     return taps
 
 
-def tensors(arrays, requires_grad: bool = False) -> dict[str, R.Tensor]:
+def tensors(arrays, requires_grad: bool = False) -> dict[str, reference.Tensor]:
     """The tape's Tensors of ``arrays``; with ``requires_grad``, leaves the tape records."""
-    return {k: R.Tensor(v, requires_grad=requires_grad) for k, v in arrays.items()}
+    return {k: reference.Tensor(v, requires_grad=requires_grad) for k, v in arrays.items()}
 
 
-def loss_of(case, ops, P, X) -> R.Tensor:
+def loss_of(case, ops, P, X) -> reference.Tensor:
     """The case's loss on the tape, as a Tensor (recorded where ``P`` requires grad)."""
-    return R.engine.as_tensor(case.loss(ops, P, X))
+    return reference.engine.as_tensor(case.loss(ops, P, X))
 
 
 class ReferenceBackend(Backend):
@@ -91,7 +95,7 @@ class ReferenceBackend(Backend):
         loss.backward()
         seconds = time.perf_counter() - start
 
-        def grad_of(t: R.Tensor) -> np.ndarray:
+        def grad_of(t: reference.Tensor) -> np.ndarray:
             return np.zeros_like(t.value) if t.grad is None else t.grad
 
         return Result(
@@ -110,9 +114,9 @@ class ReferenceBackend(Backend):
         value = np.full(1, CHAIN_START)
 
         def run(requires_grad: bool):
-            x = y = R.Tensor(value, requires_grad=requires_grad)
+            x = y = reference.Tensor(value, requires_grad=requires_grad)
             for _ in range(n_ops):
-                y = R.tanh(y)
+                y = reference.tanh(y)
             if requires_grad:
                 y.backward(np.ones(1))
                 return x.grad
@@ -144,15 +148,15 @@ class ReferenceBackend(Backend):
         ops = ForwardNamespace()
         X = tensors(inputs)
         start = time.perf_counter()
-        loss, dloss = F.jvp(lambda P: case.loss(ops, P, X), params, tangent)
+        loss, dloss = reference.forward.jvp(lambda P: case.loss(ops, P, X), params, tangent)
         seconds = time.perf_counter() - start
         return Result(
             case=case.label,
             backend=self.name,
             dtype=dtype,
             mode="fwd",
-            loss=float(F.plain(loss)),
-            tangent=float(F.plain(dloss)),
+            loss=float(reference.forward.plain(loss)),
+            tangent=float(reference.forward.plain(dloss)),
             taps=collect_taps(ops, ops.watched, lambda x: tangent_of(x, dtype)),
             tap_steps=dict(ops.tap_steps),
             seconds=seconds,
@@ -163,7 +167,7 @@ class ReferenceBackend(Backend):
         ops = ForwardNamespace()
         X = tensors(inputs)
         start = time.perf_counter()
-        loss, hv = F.hvp(lambda P: case.loss(ops, P, X), params, vector)
+        loss, hv = reference.forward.hvp(lambda P: case.loss(ops, P, X), params, vector)
         seconds = time.perf_counter() - start
         return Result(
             case=case.label,

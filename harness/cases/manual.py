@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-import reference.manual as M
+import reference.manual
 from harness.cases.base import Arrays
 
 # (loss, grads by parameter, taps by name, tap_steps by name)
@@ -50,39 +50,43 @@ def _mlp_target(case: Any, x: Arrays) -> np.ndarray:
 
 
 def _mlp_backward(case: Any, cache: Any) -> tuple:
-    grads, dL_dh = M.mlp_backward(cache)
+    grads, dL_dh = reference.manual.mlp_backward(cache)
     taps = {f"h[{l}]": g for l, g in enumerate(dL_dh)}  # noqa: E741
     return grads, taps, dict.fromkeys(taps)
 
 
 def _mlp_jvp(case: Any, p: Arrays, u: Arrays, x: Arrays) -> tuple:
-    loss, dloss, dhs = M.mlp_jvp(p, u, x["X"], _mlp_target(case, x), case.act, case.objective)
+    loss, dloss, dhs = reference.manual.mlp_jvp(
+        p, u, x["X"], _mlp_target(case, x), case.act, case.objective
+    )
     taps = {f"h[{l}]": d for l, d in enumerate(dhs)}  # noqa: E741
     return loss, dloss, taps, dict.fromkeys(taps)
 
 
 MLP = ManualBackprop(
-    forward=lambda case, p, x: M.mlp_forward(
+    forward=lambda case, p, x: reference.manual.mlp_forward(
         p, x["X"], _mlp_target(case, x), case.act, case.objective
     ),
     backward=_mlp_backward,
     jvp=_mlp_jvp,
-    parameter_backward=lambda case, cache: M.mlp_backward(cache, input_grad=False),
+    parameter_backward=lambda case, cache: reference.manual.mlp_backward(cache, input_grad=False),
 )
 
 
 def _elman_backward(case: Any, cache: Any) -> tuple:
-    grads, dL_dh = M.elman_backward(cache)
+    grads, dL_dh = reference.manual.elman_backward(cache)
     return grads, {"h": dL_dh}, {"h": case.T}
 
 
 def _elman_jvp(case: Any, p: Arrays, u: Arrays, x: Arrays) -> tuple:
-    loss, dloss, dh = M.elman_jvp(p, u, x["X"], x["Y"], x["h0"], case.act, case.objective)
+    loss, dloss, dh = reference.manual.elman_jvp(
+        p, u, x["X"], x["Y"], x["h0"], case.act, case.objective
+    )
     return loss, dloss, {"h": dh}, {"h": case.T}
 
 
 ELMAN = ManualBackprop(
-    forward=lambda case, p, x: M.elman_forward(
+    forward=lambda case, p, x: reference.manual.elman_forward(
         p, x["X"], x["Y"], x["h0"], case.act, case.objective
     ),
     backward=_elman_backward,
@@ -91,34 +95,38 @@ ELMAN = ManualBackprop(
 
 
 def _lstm_backward(case: Any, cache: Any) -> tuple:
-    grads, dL_dh, dL_dc = M.lstm_backward(cache)
+    grads, dL_dh, dL_dc = reference.manual.lstm_backward(cache)
     return grads, {"h": dL_dh, "c": dL_dc}, {"h": case.T, "c": case.T}
 
 
 LSTM = ManualBackprop(
-    forward=lambda case, p, x: M.lstm_forward(p, x["X"], x["Y"], x["h0"], x["c0"], case.objective),
+    forward=lambda case, p, x: reference.manual.lstm_forward(
+        p, x["X"], x["Y"], x["h0"], x["c0"], case.objective
+    ),
     backward=_lstm_backward,
 )
 
 
 def _gru_backward(case: Any, cache: Any) -> tuple:
-    grads, dL_dh = M.gru_backward(cache)
+    grads, dL_dh = reference.manual.gru_backward(cache)
     return grads, {"h": dL_dh}, {"h": case.T}
 
 
 GRU = ManualBackprop(
-    forward=lambda case, p, x: M.gru_forward(p, x["X"], x["Y"], x["h0"], case.objective),
+    forward=lambda case, p, x: reference.manual.gru_forward(
+        p, x["X"], x["Y"], x["h0"], case.objective
+    ),
     backward=_gru_backward,
 )
 
 
 def _adbench_backward(case: Any, cache: Any) -> tuple:
-    grads, dL_dh = M.adbench_lstm_backward(cache)
+    grads, dL_dh = reference.manual.adbench_lstm_backward(cache)
     return grads, {"h": dL_dh}, {"h": len(dL_dh)}
 
 
 ADBENCH_LSTM = ManualBackprop(
-    forward=lambda case, p, x: M.adbench_lstm_forward(
+    forward=lambda case, p, x: reference.manual.adbench_lstm_forward(
         p["main"], p["extra"], x["state"], x["sequence"]
     ),
     backward=_adbench_backward,

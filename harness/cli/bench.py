@@ -280,25 +280,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def bench_sweep(args: argparse.Namespace) -> int:
     """``gradparity bench --sweep``: ``harness.sweep.bench_executors`` on the issue's grid."""
-    from harness import sweep as S
+    from harness import sweep
     from harness.backends import DEFAULT_BACKENDS
     from harness.escaping import write_csv
     from harness.output import staged
     from harness.progress import Progress
     from harness.report.files import machine
 
-    fixed, swept = S.parse_grid(S.BENCH_GRID)
-    points = S.grid(swept, S.parse_seeds(S.BENCH_SEEDS) or [0])
-    job = S.Job(("elman",), tuple(fixed.items()), tuple(DEFAULT_BACKENDS))
+    fixed, swept = sweep.parse_grid(sweep.BENCH_GRID)
+    points = sweep.grid(swept, sweep.parse_seeds(sweep.BENCH_SEEDS) or [0])
+    job = sweep.Job(("elman",), tuple(fixed.items()), tuple(DEFAULT_BACKENDS))
     with Progress(3 * len(points), "sweep bench", args.quiet) as bar:
-        rows = S.bench_executors(job, points, list(swept), args.jobs, bar)
+        rows = sweep.bench_executors(job, points, list(swept), args.jobs, bar)
     out = Path(args.out)
     what = (
-        f"`--case elman {' '.join('--set ' + g for g in S.BENCH_GRID)} --seeds "
-        f"{S.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}"
+        f"`--case elman {' '.join('--set ' + g for g in sweep.BENCH_GRID)} --seeds "
+        f"{sweep.BENCH_SEEDS}` ({len(points)} points), backends {', '.join(DEFAULT_BACKENDS)}"
     )
     command = "gradparity bench --sweep" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
-    text = S.bench_markdown(rows, {**machine(), "threads": args.threads}, command, what)
+    text = sweep.bench_markdown(rows, {**machine(), "threads": args.threads}, command, what)
     with staged(out, "sweep_bench", SWEEP_BENCH_FILES) as stage:
         write_csv(rows.round({"wall_s": 2, "points_s": 2}), stage / "sweep_bench.csv")
         (stage / "sweep_bench.md").write_text(text, encoding="utf-8")

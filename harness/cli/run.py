@@ -427,7 +427,7 @@ def run_sweep(
     tables written (report; run --csv; validate --out)."""
     import time
 
-    from harness import sweep as S
+    from harness import sweep
     from harness.escaping import write_csv
     from harness.modes import parse_modes
     from harness.output import write_file
@@ -445,7 +445,7 @@ def run_sweep(
     check_points(args.case, fixed, swept, points, limits(args), memory_budget(args))
     keys = list(swept)
     backends = tuple(getattr(args, "backend", None) or DEFAULT_BACKENDS)
-    job = S.Job(
+    job = sweep.Job(
         tuple(args.case) if args.case else None,
         tuple(fixed.items()),
         backends,
@@ -459,10 +459,10 @@ def run_sweep(
     start = time.perf_counter()
     quiet = getattr(args, "quiet", False)
     with Progress(len(points), f"sweep ({args.executor})", quiet, unit="point") as bar:
-        outcomes = S.sweep(job, points, args.executor, args.jobs, args.scheduler, bar)
+        outcomes = sweep.sweep(job, points, args.executor, args.jobs, args.scheduler, bar)
     wall = time.perf_counter() - start
-    tables = S.tables(outcomes, keys)
-    lines = S.summary_lines(outcomes, keys)
+    tables = sweep.tables(outcomes, keys)
+    lines = sweep.summary_lines(outcomes, keys)
     if command != "report":
         shown = (
             tables["points"]
@@ -482,7 +482,7 @@ def run_sweep(
                  "wall_s": wall, "points_s": float(tables["points"]["seconds"].sum()),
                  "baseline": job.baseline, "dtype": args.dtype, "points": len(points),
                  "failed": int((tables["points"]["status"] != "ok").sum())}  # fmt: skip
-        write_sweep_report(out, tables, keys, facts, S.families(outcomes))
+        write_sweep_report(out, tables, keys, facts, sweep.families(outcomes))
         print(f"wrote {out / 'report.md'}, {out / 'report.html'} and the CSVs")
     elif out is not None and command == "validate":
         from harness.report.files import staged_report

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import modes as M
+import harness.modes
 from harness.compare.metrics import l2_norm
 from harness.compare.pairs import case_noise, odd_one_out, pair, pick_baseline
 from harness.compare.verdicts import Verdict
@@ -172,7 +172,7 @@ def agreement_with_facts(
 def _kinked(row: dict) -> dict:
     """A row of H·v on a loss with kinks: compared where the second derivative exists (the
     autodiff backends all take relu'' = 0), marked, and not failed where they part."""
-    note = f"marked: {M.NO_SECOND}"
+    note = f"marked: {harness.modes.NO_SECOND}"
     if row["verdict"] == Verdict.DISAGREE:
         return {
             "verdict": Verdict.INCONCLUSIVE.value,
@@ -209,7 +209,7 @@ def identities(results: list[Result], tolerances: dict | None = None) -> pd.Data
         if r.mode == "rev" or not r.ok or r.identity is None:
             continue
         row = {"case": r.case, "mode": r.mode, "backend": r.backend, "dtype": r.dtype}
-        row.update(M.judge(r.identity, r.dtype, tolerances), reason="")
+        row.update(harness.modes.judge(r.identity, r.dtype, tolerances), reason="")
         row["verdict"] = (Verdict.AGREE if row["ok"] else Verdict.DISAGREE).value
         if not row["ok"]:
             sides = (

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import modes as M
+import harness.modes
 from harness.cases import Case
 from harness.compare import COMPARED, WITHIN_NOISE, Comparison, Verdict, kind_of, legend, worst_at
 from harness.escaping import code, lit
@@ -275,7 +275,7 @@ def modes_section(comparison: Comparison) -> list[Block]:
     ]
     if len(ids):
         body = []
-        ordered = ids.assign(order=ids["mode"].map(M.MODES.index)).sort_values(
+        ordered = ids.assign(order=ids["mode"].map(harness.modes.MODES.index)).sort_values(
             "order", kind="stable"
         )
         for (mode, backend), g in ordered.groupby(["mode", "backend"], sort=False):
@@ -586,7 +586,7 @@ def case_section(
     marked = int(rows["kinked"].sum())
     if marked:
         notes.append(
-            f"(hvp) {marked} rows marked: {lit(M.NO_SECOND)}; the autodiff backends "
+            f"(hvp) {marked} rows marked: {lit(harness.modes.NO_SECOND)}; the autodiff backends "
             "(relu'' = 0 where it exists) are compared with each other there, and not "
             "failed where they part"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference.manual as M
+import reference.manual
 from harness.backends.manual import runner_for
 
 
@@ -172,11 +172,11 @@ class MutatesInputs(MLPBackprop):
 
 
 def _elman(params, inputs, case, *, carry=True, keep=None, shift=0):
-    loss, cache = M.elman_forward(
+    loss, cache = reference.manual.elman_forward(
         params, inputs["X"], inputs["Y"], inputs["h0"], case.act, case.objective
     )
     hs, X, W_h = cache["hs"], inputs["X"], params["W_h"]
-    dW_y, dL_dh = M.readout_backward(cache["readout"], hs, params["W_y"])
+    dW_y, dL_dh = reference.manual.readout_backward(cache["readout"], hs, params["W_y"])
     da = np.zeros_like(dL_dh)
     dh_next = np.zeros_like(hs[0])
     T = len(X)
@@ -185,11 +185,11 @@ def _elman(params, inputs, case, *, carry=True, keep=None, shift=0):
             break
         if carry:
             dL_dh[t] += dh_next
-        da[t], dh_next = M.elman_step_backward(dL_dh[t], hs[t + 1], W_h, case.act)
+        da[t], dh_next = reference.manual.elman_step_backward(dL_dh[t], hs[t + 1], W_h, case.act)
     if keep is not None:
         dL_dh[: T - keep] = 0
-    grads = M.unroll_grads(X, hs, da)
-    grads["W_h"] = M.sum_outer(hs[shift : T + shift], da)
+    grads = reference.manual.unroll_grads(X, hs, da)
+    grads["W_h"] = reference.manual.sum_outer(hs[shift : T + shift], da)
     return {"grads": {**grads, "W_y": dW_y}, "loss": loss, "taps": {"h": dL_dh}}
 
 
@@ -211,16 +211,16 @@ def elman_off_by_one(params, inputs, case):
 def lstm_missing_cell_path(params, inputs, case):
     """BUG: dc_{t−1} = dc_t ⊙ f is dropped: the cell state's gradient reaches back only
     through h, so the LSTM's long path is cut."""
-    loss, cache = M.lstm_forward(
+    loss, cache = reference.manual.lstm_forward(
         params, inputs["X"], inputs["Y"], inputs["h0"], inputs["c0"], case.objective
     )
     gates, hs, cs, X, W_h = cache["gates"], cache["hs"], cache["cs"], inputs["X"], params["W_h"]
-    dW_y, dL_dh = M.readout_backward(cache["readout"], hs, params["W_y"])
+    dW_y, dL_dh = reference.manual.readout_backward(cache["readout"], hs, params["W_y"])
     dL_dc, da = np.empty_like(dL_dh), np.empty_like(gates)
     dh_next = np.zeros_like(hs[0])
     for t in range(len(X) - 1, -1, -1):
         dL_dh[t] += dh_next
-        da[t], dh_next, dL_dc[t], _ = M.lstm_step_backward(
+        da[t], dh_next, dL_dc[t], _ = reference.manual.lstm_step_backward(
             dL_dh[t],
             np.zeros_like(cs[0]),
             gates[t],
@@ -228,20 +228,22 @@ def lstm_missing_cell_path(params, inputs, case):
             cs[t + 1],
             W_h,  # BUG: dc_next = 0
         )
-    grads = {**M.unroll_grads(X, hs, da), "W_y": dW_y}
+    grads = {**reference.manual.unroll_grads(X, hs, da), "W_y": dW_y}
     return {"grads": grads, "loss": loss, "taps": {"h": dL_dh, "c": dL_dc}}
 
 
 def gru_update_sign_swapped(params, inputs, case):
     """BUG: h = (1 − z) n + z h_prev, so dz = dh ⊙ (h_prev − n); written (n − h_prev)."""
-    loss, cache = M.gru_forward(params, inputs["X"], inputs["Y"], inputs["h0"], case.objective)
+    loss, cache = reference.manual.gru_forward(
+        params, inputs["X"], inputs["Y"], inputs["h0"], case.objective
+    )
     gates, hs, X, W_h = cache["gates"], cache["hs"], inputs["X"], params["W_h"]
     H = hs.shape[-1]
-    dW_y, dL_dh = M.readout_backward(cache["readout"], hs, params["W_y"])
+    dW_y, dL_dh = reference.manual.readout_backward(cache["readout"], hs, params["W_y"])
     da, dh_next = np.empty_like(gates), np.zeros_like(hs[0])
     for t in range(len(X) - 1, -1, -1):
         dL_dh[t] += dh_next
-        z, r, n = M.blocks(gates[t], 3)
+        z, r, n = reference.manual.blocks(gates[t], 3)
         h_prev, dh = hs[t], dL_dh[t]
         da_n = dh * (1 - z) * (1 - n * n)
         d_rh = da_n @ W_h[:, 2 * H :].T
@@ -250,8 +252,10 @@ def gru_update_sign_swapped(params, inputs, case):
         da_zr = np.concatenate([da_z, da_r], axis=-1)
         dh_next = dh * z + d_rh * r + da_zr @ W_h[:, : 2 * H].T
         da[t] = np.concatenate([da_zr, da_n], axis=-1)
-    grads = M.unroll_grads(X, hs, da)
-    grads["W_h"][:, 2 * H :] = M.sum_outer(gates[..., H : 2 * H] * hs[:-1], da[..., 2 * H :])
+    grads = reference.manual.unroll_grads(X, hs, da)
+    grads["W_h"][:, 2 * H :] = reference.manual.sum_outer(
+        gates[..., H : 2 * H] * hs[:-1], da[..., 2 * H :]
+    )
     return {"grads": {**grads, "W_y": dW_y}, "loss": loss, "taps": {"h": dL_dh}}
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference.manual as M
+import reference.manual
 
 
 def _phi(z, act):
-    return {"tanh": np.tanh, "sigmoid": M.sigmoid, "relu": M.relu}[act](z)
+    return {"tanh": np.tanh, "sigmoid": reference.manual.sigmoid, "relu": reference.manual.relu}[
+        act
+    ](z)
 
 
 class ForwardMLP:
@@ -35,13 +37,13 @@ class ForwardMLP:
             else:
                 h, dh = z, dz
         target = inputs["Y"] if case.objective == "mse" else inputs["y"]
-        forward, backward = M.LOSSES[case.objective]
+        forward, backward = reference.manual.LOSSES[case.objective]
         _, cache = forward(h, target)
         return {"loss": np.sum(backward(cache) * dh), "taps": taps}
 
     def activation_tangent(self, dz, z, h, act):
         """ḣ = φ'(z) ż, φ' read from the output h = φ(z)."""
-        return M.ACTIVATIONS[act][1](dz, h)
+        return reference.manual.ACTIVATIONS[act][1](dz, h)
 
 
 class TanhJVPFromPreactivation(ForwardMLP):
@@ -66,7 +68,7 @@ class ForwardElman:
                 + h @ tangent["W_h"]
             )
             h = _phi(a, case.act)
-            dh = M.ACTIVATIONS[case.act][1](da, h)
+            dh = reference.manual.ACTIVATIONS[case.act][1](da, h)
             hs.append(h)
             dhs.append(dh)
         steps = [len(X) - 1] if case.objective == "last" else range(len(X))
