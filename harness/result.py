@@ -73,7 +73,7 @@ class Result:
     noise: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # see harness.noise
     seconds: float = math.nan
     compile_seconds: float = math.nan
-    method: str = "autodiff"  # or the finite differences': "elementwise", "directional"
+    obtained_by: str = "autodiff"  # or the finite differences': "elementwise", "directional"
     mode: str = "rev"  # "rev", "fwd" or "hvp": which derivative (harness.modes)
     tangent: float = math.nan  # mode "fwd": J_L·u
     identity: Identity | None = None

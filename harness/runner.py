@@ -197,7 +197,7 @@ _RESULT = {
     "directional": Mapping(Tuple(str, str), {"directions": _ARRAY, "values": _ARRAY,
                                              "errors": _ARRAY}),
     "noise": Mapping(Tuple(str, str), _ARRAY), "seconds": float, "compile_seconds": float,
-    "method": str, "mode": str, "tangent": float, "smooth": bool,
+    "obtained_by": str, "mode": str, "tangent": float, "smooth": bool,
     "identity": (None, {"name": str, "lhs": float, "rhs": float, "scale": float}),
     "error": (str, None), "skipped": (str, None), "unsupported": (str, None),
     "withheld": Mapping(Tuple(str, str), str), "uncompared": Mapping(Tuple(str, str), str),

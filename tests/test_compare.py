@@ -181,9 +181,14 @@ def test_a_pair_of_backends_uses_the_looser_row():
 W = np.array([0.5, -1.5, 2.0])
 
 
-def result(backend: str, w: np.ndarray, method: str = "autodiff") -> Result:
+def result(backend: str, w: np.ndarray, obtained_by: str = "autodiff") -> Result:
     return Result(
-        case="hand", backend=backend, dtype="float64", loss=1.25, grads={"w": w}, method=method
+        case="hand",
+        backend=backend,
+        dtype="float64",
+        loss=1.25,
+        grads={"w": w},
+        obtained_by=obtained_by,
     )
 
 
@@ -192,7 +197,7 @@ def test_the_single_dissenting_backend_is_theodd_one_out():
         result("reference", W * 1.01),
         result("torch", W.copy()),
         result("jax", W + 1e-15),
-        result("numeric", W + 1e-10, method="elementwise"),
+        result("numeric", W + 1e-10, obtained_by="elementwise"),
     ]
     assert odd_one_out(results, ("param", "w"), None) == "reference"
     assert odd_one_out(results, ("loss", "loss"), None) == ""

@@ -285,7 +285,7 @@ def test_a_wrong_baseline_is_blamed_in_the_findings_of_a_run():
         hand("torch", loss=1.0, grads={"w": 2 * W}),  # the baseline, wrong
         hand("reference", loss=1.0, grads={"w": W.copy()}),
         hand("jax", loss=1.0, grads={"w": W + 1e-15}),
-        hand("numeric", loss=1.0, grads={"w": W + 1e-10}, method="elementwise"),
+        hand("numeric", loss=1.0, grads={"w": W + 1e-10}, obtained_by="elementwise"),
     ]
     c = Comparison(results, "torch")
     assert c.exit_code == 1 and not c.all_agree

@@ -288,7 +288,7 @@ class NumericBackend(Backend):
             uncertainty=unc,
             seconds=time.perf_counter() - start,
             directional=directional,
-            method="directional" if directional else "elementwise",
+            obtained_by="directional" if directional else "elementwise",
         )
 
     def _setup(self, case, params, inputs, direction):
@@ -351,7 +351,7 @@ class NumericBackend(Backend):
             tap_steps=steps,
             uncertainty=unc,
             seconds=time.perf_counter() - start,
-            method="elementwise",
+            obtained_by="elementwise",
         )
 
     def hvp(self, case, params, inputs, dtype, vector):
@@ -392,5 +392,5 @@ class NumericBackend(Backend):
             grads=_unflatten(d, first.grads),
             uncertainty={("param", k): e for k, e in _unflatten(err, first.grads).items()},
             seconds=time.perf_counter() - start,
-            method="elementwise",
+            obtained_by="elementwise",
         )

@@ -145,7 +145,7 @@ def checking_cost(big: dict, small: dict, repeats: int) -> list[dict]:
     rows = [
         row("gradparity (all backends)", full_s, note="compare_backends: " + ", ".join(backends)),
         *[
-            row(name, r.seconds, note=f"Result.seconds ({r.method})")
+            row(name, r.seconds, note=f"Result.seconds ({r.obtained_by})")
             for name, r in by_backend.items()
         ],
         row("numeric directional", numeric_result.seconds, passes,

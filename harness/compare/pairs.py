@@ -18,7 +18,7 @@ from harness.tolerances import tolerance_for
 
 def kind_of(result: Result) -> str:
     """ "autodiff" or "numeric": which row of the tolerance table a Result is judged by."""
-    return "autodiff" if result.method == "autodiff" else "numeric"
+    return "autodiff" if result.obtained_by == "autodiff" else "numeric"
 
 
 def pick_baseline(results: list[Result], baseline: str) -> Result | None:

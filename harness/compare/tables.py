@@ -4,7 +4,8 @@
   each with exactly one verdict (``Verdict``);
 - ``identities``: one row per case × mode × autodiff backend: its forward mode against its
   reverse mode, its H·v against its H·w (``harness.modes``);
-- ``runs``: one row per case × mode × backend (status, timings, method, error);
+- ``runs``: one row per case × mode × backend (status, timings, method — the
+  column of ``Result.obtained_by`` —, error);
 - ``magnitudes``: one row per case × backend × tap × step (the gradient norm).
 
 The mode says which derivative a row's tensor is (``harness.modes``): "rev", the gradient
@@ -252,7 +253,7 @@ def runs(results: list[Result]) -> pd.DataFrame:
             else "unsupported"
             if r.unsupported
             else "ok",
-            "method": r.method,
+            "method": r.obtained_by,
             "loss": r.loss,
             "seconds": r.seconds,
             "compile_seconds": r.compile_seconds,
