@@ -56,9 +56,9 @@ def spread(
 ) -> dict[tuple[str, str], np.ndarray]:
     """Per tensor of ``first`` (the backend's Result on the unperturbed arrays): the spread
     of each element over it and ``runs`` perturbed runs (a run that fails is left out).
-    ``call(case, params, inputs, dtype)`` makes a run (default ``backend.run``; the
+    ``call(case, params, inputs, dtype)`` makes a run (default ``backend.gradient``; the
     runner passes the backend's ``jvp`` or ``hvp`` along the case's direction)."""
-    call = call or backend.run
+    call = call or backend.gradient
     rng = np.random.default_rng(
         [seed, zlib.crc32(case.label.encode()), zlib.crc32(backend.name.encode())]
     )

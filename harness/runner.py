@@ -151,7 +151,7 @@ def _run_built(
         harness.modes.direction(case.label, seed, params, "w"),
     )
     calls = {
-        "rev": lambda b: b.run,
+        "rev": lambda b: b.gradient,
         "fwd": lambda b: lambda c, p, x, d: b.jvp(c, p, x, d, u),
         "hvp": lambda b: lambda c, p, x, d: b.hvp(c, p, x, d, v),
     }
@@ -318,7 +318,7 @@ def _identity(case, backend, name, dtype, mode, result, reverse, params, inputs,
             name,
             dtype,
             "rev",
-            lambda: backend.run(case, _fresh(params), _fresh(inputs), dtype),
+            lambda: backend.gradient(case, _fresh(params), _fresh(inputs), dtype),
         )
         reverse[name] = rev
         return (

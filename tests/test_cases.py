@@ -99,7 +99,7 @@ def test_card_example_matches_its_closed_form(name, backend):
     case = CATALOG[name]()
     params, inputs = case.build(seed=7)
     expected = CLOSED_FORMS[name](params, inputs)
-    result = get_backend(backend).run(
+    result = get_backend(backend).gradient(
         case,
         {k: v.copy() for k, v in params.items()},
         {k: v.copy() for k, v in inputs.items()},
@@ -162,7 +162,7 @@ def test_every_backend_refuses_a_duplicate_tap_name(backend):
     case = TapTwice()
     params, inputs = case.build(0)
     with pytest.raises(TapError, match="'h'"):
-        get_backend(backend).run(case, params, inputs, "float64")
+        get_backend(backend).gradient(case, params, inputs, "float64")
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -177,7 +177,7 @@ def test_a_tap_inside_scan_is_stacked_along_the_steps(backend):
     for t in range(T):  # c_{t+1} = a c_t + x_t contributes dL/dc_{t+1} ⊙ c_t
         dL_da += dL_dc[t] * c
         c = a * c + x[t]
-    result = get_backend(backend).run(case, params, inputs, "float64")
+    result = get_backend(backend).gradient(case, params, inputs, "float64")
     assert result.tap_steps["c"] == T
     assert result.taps["c"].shape == (T, len(a))
     rtol = 1e-8 if backend == "numeric" else 1e-12  # FD on a polynomial; autodiff: rounding

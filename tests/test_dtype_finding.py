@@ -36,7 +36,7 @@ def promoted_and_wrong(p, x, case):  # the same, and b2's gradient half again to
 def in_float32(p, x, case):  # the tape's answer in float32, returned as float32
     p32 = {k: v.astype(np.float32) for k, v in p.items()}
     x32 = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in x.items()}
-    r = get_backend("reference").run(case, p32, x32, "float32")
+    r = get_backend("reference").gradient(case, p32, x32, "float32")
     return {"grads": r.grads, "taps": r.taps, "loss": np.float32(r.loss)}
 """
 

@@ -115,7 +115,7 @@ def test_drift_grows_a_new_unroll_family(toy_family):
 def test_the_manual_backend_runs_a_new_declaration(toy_family):
     case = toy_family()
     params, inputs = case.build(0, "float64")
-    result = ManualBackend().run(case, params, inputs, "float64")
+    result = ManualBackend().gradient(case, params, inputs, "float64")
     h = np.tanh(params["w"] * inputs["x"])
     assert result.loss == pytest.approx(h.sum())
     np.testing.assert_allclose(result.grads["w"], [((1 - h**2) * inputs["x"]).sum()])

@@ -107,14 +107,14 @@ def test_manual_works_in_the_dtype_it_is_given(dtype):
         CATALOG["adbench_lstm"](c=8),
     ):
         params, inputs = case.build(0, dtype)
-        result = get_backend("manual").run(case, params, inputs, dtype)
+        result = get_backend("manual").gradient(case, params, inputs, dtype)
         for name, array in {**result.grads, **result.taps}.items():
             assert array.dtype == np.dtype(dtype), f"{case.label}: {name} is {array.dtype}"
 
 
 def test_adbench_taps_the_top_layer_at_every_step():
     case = CATALOG["adbench_lstm"](c=16)
-    result = get_backend("manual").run(case, *case.build(0), "float64")
+    result = get_backend("manual").gradient(case, *case.build(0), "float64")
     assert result.taps["h"].shape == (15, 14)
     assert result.tap_steps == {"h": 15}
 
@@ -138,7 +138,7 @@ def test_a_case_of_a_known_family_with_other_math_is_skipped():
         name, family = "peephole_lstm", "lstm"
 
     with pytest.raises(NotApplicable, match="peephole_lstm"):
-        get_backend("manual").run(Peephole(), {}, {}, "float64")
+        get_backend("manual").gradient(Peephole(), {}, {}, "float64")
 
 
 # --- a broken derivation is flagged ---------------------------------------------------------

@@ -55,7 +55,7 @@ def test_the_floor_is_a_few_ulps_on_a_well_conditioned_case_and_large_on_a_chaot
     case = CATALOG["mlp"]()
     params, inputs = case.build(0)
     torch = get_backend("torch")
-    first = torch.run(case, params, inputs, "float64")
+    first = torch.gradient(case, params, inputs, "float64")
     floors = {
         key: float(np.max(s) / np.max(np.abs(first.tensors()[key])))
         for key, s in spread(torch, case, params, inputs, "float64", first).items()
@@ -100,7 +100,7 @@ def test_a_one_element_error_of_1e_9_in_a_small_element_of_mlp_is_flagged():
     case = CATALOG["mlp"]()
     params, inputs = case.build(0)
     torch = get_backend("torch")
-    first = torch.run(case, params, inputs, "float64")
+    first = torch.gradient(case, params, inputs, "float64")
     noise = spread(torch, case, params, inputs, "float64", first)[("param", "W1")]
     b = first.grads["W1"]
     share = np.abs(b) / np.abs(b).max()
@@ -154,7 +154,7 @@ def _plugin_off_by(factor: float, loss_too: bool = False):
     torch = get_backend("torch")
 
     def grads(params, inputs, case):
-        r = torch.run(case, params, inputs, "float64")
+        r = torch.gradient(case, params, inputs, "float64")
         scale = 1 + factor
         return {
             "grads": {k: v * scale for k, v in r.grads.items()},
@@ -252,17 +252,17 @@ class Partial(Backend):
 
     name, kind = "partial", "autodiff"
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         if "tanh" in case.doc():
             raise Unsupported("no 'tanh'")
-        return get_backend("reference").run(case, params, inputs, dtype)
+        return get_backend("reference").gradient(case, params, inputs, dtype)
 
 
 class Wrong(Backend):
     name, kind = "wrong", "autodiff"
 
-    def run(self, case, params, inputs, dtype):
-        r = get_backend("reference").run(case, params, inputs, dtype)
+    def gradient(self, case, params, inputs, dtype):
+        r = get_backend("reference").gradient(case, params, inputs, dtype)
         r.grads = {k: v * 1.001 for k, v in r.grads.items()}
         return r
 
@@ -317,7 +317,7 @@ def test_the_noise_floor_holds_two_arrays_per_tensor_however_many_runs():
     case = CATALOG["card_affine_square"](n=200_000)  # x and u: 1.6 MB each
     p, x = case.build(0)
     backend = get_backend("reference")
-    first = backend.run(case, p, x, "float64")
+    first = backend.gradient(case, p, x, "float64")
     peaks = {}
     for runs in (2, 24):
         tracemalloc.start()
@@ -335,7 +335,7 @@ def test_the_floor_is_the_range_of_the_runs():
         name = "drifting"
         calls = 0
 
-        def run(self, case, params, inputs, dtype):
+        def gradient(self, case, params, inputs, dtype):
             from harness.result import Result
 
             Drifting.calls += 1
@@ -350,7 +350,7 @@ def test_the_floor_is_the_range_of_the_runs():
     case = CATALOG["card_affine_square"](n=3)
     p, x = case.build(0)
     backend = Drifting()
-    first = backend.run(case, p, x, "float64")  # 1
+    first = backend.gradient(case, p, x, "float64")  # 1
     floor = spread(backend, case, p, x, "float64", first, runs=6)  # 2, 3, 4, 0, 1, 2
     assert set(floor) == {("loss", "loss"), ("param", "x")}
     assert floor[("loss", "loss")] == 0 and list(floor[("param", "x")]) == [4.0, 4.0, 4.0]
@@ -359,6 +359,6 @@ def test_the_floor_is_the_range_of_the_runs():
 def test_comparison_of_results_without_noise_is_unchanged():
     case = CATALOG["mlp"]()
     p, x = case.build(0)
-    results = [get_backend(n).run(case, p, x, "float64") for n in ("reference", "torch")]
+    results = [get_backend(n).gradient(case, p, x, "float64") for n in ("reference", "torch")]
     table = Comparison(results, "torch", [case]).agreement
     assert table["noise_floor"].isna().all() and set(table["verdict"]) == {"agree"}

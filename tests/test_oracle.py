@@ -166,7 +166,7 @@ def test_a_zero_derivative_is_settled_at_the_rounding_level_not_widened():
     params, inputs = case.build(0)
     from harness.backends import get_backend
 
-    result = get_backend("numeric").run(case, params, inputs, "float64")
+    result = get_backend("numeric").gradient(case, params, inputs, "float64")
     assert max(float(np.max(u)) for u in result.uncertainty.values()) < 1e-10
 
 
@@ -216,8 +216,8 @@ def test_the_error_estimate_is_honest_over_the_catalog():
             params, inputs = case.build(0, dtype)
             P = {k: v.astype(np.float64) for k, v in params.items()}
             X = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inputs.items()}
-            fd = numeric.run(case, P, X, "float64")
-            ad = torch.run(case, P, X, "float64").tensors()
+            fd = numeric.gradient(case, P, X, "float64")
+            ad = torch.gradient(case, P, X, "float64").tensors()
             for key, probe in fd.directional.items():
                 projected = probe.directions.reshape(len(probe.values), -1) @ ad[key].ravel()
                 u_all.append(probe.errors)

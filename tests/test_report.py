@@ -88,7 +88,7 @@ def test_a_failing_backend_is_a_failed_cell_and_exit_1(tmp_path, monkeypatch, ca
     def broken(self, case, params, inputs, dtype):
         raise RuntimeError("injected failure for the report test")
 
-    monkeypatch.setattr(NumericBackend, "run", broken)
+    monkeypatch.setattr(NumericBackend, "gradient", broken)
     assert main(["report", "--out", str(tmp_path), "--quiet", "--case", CASES[0]]) == 1
     assert "1 failed run over 1 case (" in capsys.readouterr().out
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -230,7 +230,7 @@ def test_a_case_whose_rows_have_no_reason_and_no_odd_one_out_renders_without_a_p
 
     case = CATALOG["card_affine_square"]()
     params, inputs = case.build(0)
-    ran = ReferenceBackend().run(case, params, inputs, "float64")
+    ran = ReferenceBackend().gradient(case, params, inputs, "float64")
     failed = Result(case.label, "other", "float64", error="exception: boom")
     comparison = Comparison([ran, failed], "reference", [case])
     assert comparison.agreement["reason"].isna().all()
@@ -267,7 +267,7 @@ def ran(case):
     from harness.backends.reference_tape import ReferenceBackend
 
     params, inputs = case.build(0)
-    return ReferenceBackend().run(case, params, inputs, "float64")
+    return ReferenceBackend().gradient(case, params, inputs, "float64")
 
 
 def test_a_case_that_could_not_be_built_shows_why_even_where_its_words_say_failed(tmp_path):

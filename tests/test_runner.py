@@ -19,10 +19,10 @@ def test_jobs_spread_cases_over_processes_with_identical_tables():
 class Broken(ReferenceBackend):
     name = "broken"
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         if case.name == "fan_out_fan_in":
             raise FloatingPointError("boom")
-        return super().run(case, params, inputs, dtype)
+        return super().gradient(case, params, inputs, dtype)
 
 
 def test_backend_instances_and_a_failing_backend_do_not_stop_the_run():

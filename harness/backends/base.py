@@ -53,7 +53,7 @@ class Untapped:
 
 
 class Backend:
-    """Subclasses set ``name`` and ``kind`` and implement ``run`` (reverse mode), and where
+    """Subclasses set ``name`` and ``kind`` and implement ``gradient`` (reverse mode), and where
     they can, ``jvp`` (forward mode, along ``tangent`` u) and ``hvp`` (H·v, along
     ``vector`` v); see ``harness.modes``. A backend without one says NotApplicable.
     ``prepare`` is the same computation, taps off, as the bench times it (``Prepared``);
@@ -68,7 +68,7 @@ class Backend:
     kind: ClassVar[str] = "autodiff"
     gpu: ClassVar[bool] = False  # whether ``prepare`` takes a device other than "cpu"
 
-    def run(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
+    def gradient(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
         raise NotImplementedError
 
     def jvp(

@@ -131,7 +131,7 @@ class JaxBackend(Backend):
     name = "jax"
     gpu = True
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         jax, jnp = _jax()
         with jax.enable_x64(True):
             P = {k: jnp.asarray(v) for k, v in params.items()}

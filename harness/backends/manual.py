@@ -47,7 +47,7 @@ class ManualBackend(Backend):
     name = "manual"
     kind = "autodiff"
 
-    def run(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
+    def gradient(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
         run = runner_for(case)
         start = time.perf_counter()
         loss, grads, taps, tap_steps = run(case, params, inputs)

@@ -227,7 +227,7 @@ class NumericBackend(Backend):
     name = "numeric"
     kind = "numeric"
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
         X = {
             k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v
@@ -363,10 +363,12 @@ class NumericBackend(Backend):
         P, X, V, h = self._setup(case, params, inputs, vector)
         tape = ReferenceBackend()
         start = time.perf_counter()
-        first = tape.run(case, P, X, "float64")
+        first = tape.gradient(case, P, X, "float64")
 
         def evaluate_at(p):
-            return np.concatenate([np.ravel(tape.run(case, p, X, "float64").grads[k]) for k in P])
+            return np.concatenate(
+                [np.ravel(tape.gradient(case, p, X, "float64").grads[k]) for k in P]
+            )
 
         def evaluate(t):
             return evaluate_at({k: P[k] + t * V[k] for k in P})

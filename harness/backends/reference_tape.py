@@ -86,7 +86,7 @@ def loss_of(case, ops, P, X) -> reference.Tensor:
 class ReferenceBackend(Backend):
     name = "reference"
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         ops = ReferenceNamespace()
         P = tensors(params, requires_grad=True)
         X = tensors(inputs)

@@ -82,7 +82,7 @@ class TorchBackend(Backend):
     name = "torch"
     gpu = True
 
-    def run(self, case, params, inputs, dtype):
+    def gradient(self, case, params, inputs, dtype):
         ops = TorchNamespace()
         torch = ops.torch
         P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}

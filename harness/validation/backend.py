@@ -64,7 +64,7 @@ class PluginBackend(Backend):
         self.modes = tuple(modes)
         self.extra: dict[str, list[Result]] = {}
 
-    def run(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
+    def gradient(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
         return self._ask(case, params, inputs, dtype, "rev", None)
 
     def jvp(self, case, params, inputs, dtype, tangent):
