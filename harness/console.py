@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.compare import Verdict, baseline_odd, counted, legend, listing, parted, worst_at
-from harness.compare.text import Finding, Kind
+from harness.compare.text import Finding, Topic
 
 
 def format_agreement(table: pd.DataFrame) -> str:
@@ -68,7 +68,7 @@ def findings(comparison: Any) -> list[str]:
 
 
 def found(comparison: Any) -> list[Finding]:
-    """``findings``, as data: each Finding carries its facts (kind, case, mode, tensor,
+    """``findings``, as data: each Finding carries its facts (topic, case, mode, tensor,
     backend, counts, worst element and values) and renders its line from a template."""
     table, runs = comparison.agreement, comparison.runs
     out: list[Finding] = []
@@ -93,7 +93,7 @@ def found(comparison: Any) -> list[Finding]:
         out.append(
             Finding(
                 case,
-                Kind.WITHIN_NOISE,
+                Topic.WITHIN_NOISE,
                 "{n} tensors agree within the problem's own rounding noise (up to "
                 "{noise:.1e} of the scale, {apart:.1e} apart), beyond the fixed tolerance: "
                 "the problem, not a backend, limits the agreement; the references are good "
@@ -116,7 +116,7 @@ def found(comparison: Any) -> list[Finding]:
         out.append(
             Finding(
                 case,
-                Kind.ODD_ONE_OUT,
+                Topic.ODD_ONE_OUT,
                 "{role} {tensor!r}: {backend} is the odd one out (the others agree)",
                 False,
                 tensor=tensor,
@@ -132,7 +132,7 @@ def found(comparison: Any) -> list[Finding]:
         out.append(
             Finding(
                 "",
-                Kind.UNSUPPORTED,
+                Topic.UNSUPPORTED,
                 "{backend} unsupported, {what}: {cases}, {names}",
                 False,
                 backend=backend,
@@ -150,7 +150,7 @@ def found(comparison: Any) -> list[Finding]:
         out.append(
             Finding(
                 "",
-                Kind.SKIPPED,
+                Topic.SKIPPED,
                 "{backend}{in_mode} skipped on {where}: {why}",
                 False,
                 backend=backend,
@@ -172,7 +172,7 @@ def _run_failed(
 ) -> Finding:
     return Finding(
         row["case"],
-        Kind.RUN_FAILED,
+        Topic.RUN_FAILED,
         "{backends} failed, {tensors} not compared: {error}",
         True,
         backend=listing(backends),
@@ -198,7 +198,7 @@ def _of_row(row: pd.Series, verdict: Verdict) -> Finding:
     if verdict is Verdict.FAILED:
         return Finding(
             row["case"],
-            Kind.FAILED,
+            Topic.FAILED,
             where + "{error}",
             True,
             **common,
@@ -207,7 +207,7 @@ def _of_row(row: pd.Series, verdict: Verdict) -> Finding:
     if verdict is Verdict.INCONCLUSIVE:
         return Finding(
             row["case"],
-            Kind.INCONCLUSIVE,
+            Topic.INCONCLUSIVE,
             where + "{verdict} — {reason}",
             False,
             **common,
@@ -222,7 +222,7 @@ def _of_row(row: pd.Series, verdict: Verdict) -> Finding:
     if row["mode"] == "rev" and row["kind"] == "loss":
         return Finding(
             row["case"],
-            Kind.FORWARD,
+            Topic.FORWARD,
             "the forward differs, {backend} vs {baseline}: loss {parted}, beyond the "
             "tolerance and the problem's own noise; the gradients below are computed from "
             "different values",
@@ -235,7 +235,7 @@ def _of_row(row: pd.Series, verdict: Verdict) -> Finding:
     tail = " elements; " if row["mode"] != "rev" else " elements disagree; "
     return Finding(
         row["case"],
-        Kind.DISAGREES,
+        Topic.DISAGREES,
         where + "{what}{counts[0]}/{counts[1]}" + tail + "{worst}{steps}",
         True,
         **common,
@@ -261,7 +261,7 @@ def _baseline_odd(rows: pd.DataFrame) -> list[Finding]:
         out.append(
             Finding(
                 case,
-                Kind.BASELINE_ODD,
+                Topic.BASELINE_ODD,
                 "{role} {tensor!r}: the baseline {backend} is the odd one out — it disagrees "
                 "with {others}, which agree among themselves; {first} vs {backend}: {worst}",
                 True,
@@ -294,7 +294,7 @@ def identities_found(identities: pd.DataFrame | None) -> list[Finding]:
     out = [
         Finding(
             r["case"],
-            Kind.IDENTITY,
+            Topic.IDENTITY,
             "{identity} identity broken — {reason} (|lhs − rhs| = {rel_err:.1e} of the "
             "scale, allowed {rtol:.0e})"
             if r["verdict"] == Verdict.DISAGREE
@@ -314,7 +314,7 @@ def identities_found(identities: pd.DataFrame | None) -> list[Finding]:
         out.append(
             Finding(
                 "",
-                Kind.IDENTITIES_HELD,
+                Topic.IDENTITIES_HELD,
                 "identities: {kinds} held (each autodiff backend's modes against each "
                 "other; worst {worst:.1e} of the scale)",
                 False,

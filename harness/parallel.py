@@ -8,7 +8,7 @@ it kills its processes and cancels what had not started, so a pool never keeps a
 alive, nor outlives it. The runner (``--jobs``), validate (``--jobs``) and sweeps take
 their pools from here.
 
-``executor(kind, jobs)`` is the executor of a sweep's points:
+``executor(executor_name, jobs)`` is the executor of a sweep's points:
 
 - ``local`` with one job: this process (``Inline``, a future per point run at submit);
 - ``local`` with N > 1 jobs: ``process_pool(N)``;
@@ -103,12 +103,12 @@ async def identity(address: str, timeout: float) -> Any:
 
 @contextlib.contextmanager
 def executor(
-    kind: str, jobs: int = 1, scheduler: str | None = None, timeout: float = 10.0
+    executor_name: str, jobs: int = 1, scheduler: str | None = None, timeout: float = 10.0
 ) -> Iterator[cf.Executor]:
-    """The executor ``kind`` of ``jobs`` workers (see the module doc), closed on the way
+    """The executor named ``executor_name``, of ``jobs`` workers (see the module doc), closed on the way
     out: a local pool killed, not waited for, when the way out is an exception. ``timeout``:
     seconds the client has to connect to ``scheduler``."""
-    if kind == "local":
+    if executor_name == "local":
         if jobs == 1:
             yield Inline()
         else:

@@ -174,7 +174,7 @@ def _run_built(
             result = _attempt(case, name, dtype, mode, attempt)
             if mode == "rev":
                 reverse[name] = result
-            if result.ok and getattr(backend, "kind", "autodiff") == "autodiff":
+            if result.ok and getattr(backend, "derivation", "autodiff") == "autodiff":
                 result.identity = _identity(
                     case, backend, name, dtype, mode, result, reverse, params, inputs, u, v, w
                 )
@@ -233,7 +233,7 @@ def _isolated(
         )
         miss = conforms(reply, _RUN_REPLY)
         if miss:
-            raise CaseFault({"kind": "malformed reply", "message": miss})
+            raise CaseFault({"fault_name": "malformed reply", "message": miss})
         if "case_error" in reply:
             return [_unbuilt(case, dtype, CaseError(reply["case_error"]))]
         results = [_result(r, case.label) for r in reply["results"]]
@@ -389,7 +389,7 @@ def noise_plan(names: list[str], instances: list, baseline: str, runs: int | Non
     ]
     if runs is None:
         return tuple(n for n, _ in references if n == baseline), DEFAULT_RUNS
-    return tuple(n for n, b in references if getattr(b, "kind", "") == "autodiff"), runs
+    return tuple(n for n, b in references if getattr(b, "derivation", "") == "autodiff"), runs
 
 
 def compare_backends(

@@ -391,14 +391,16 @@ def check_scheduler(address: str, timeout: float | None = None) -> None:
 
 
 @contextmanager
-def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator[cf.Executor]:
+def executor(
+    executor_name: str, jobs: int = 1, scheduler: str | None = None
+) -> Iterator[cf.Executor]:
     """The executor of a sweep (``harness.parallel.executor``), a scheduler at an address
     checked first (Dask's ``Client`` alone can wait for ever on a mute server) and one
     that cannot be reached said as a usage error."""
-    if kind == "dask" and scheduler:
+    if executor_name == "dask" and scheduler:
         check_scheduler(scheduler)
     try:
-        with parallel.executor(kind, jobs, scheduler, SCHEDULER_TIMEOUT) as ex:
+        with parallel.executor(executor_name, jobs, scheduler, SCHEDULER_TIMEOUT) as ex:
             yield ex
     except parallel.SchedulerUnreachable as e:
         raise UsageError(
@@ -407,14 +409,14 @@ def executor(kind: str, jobs: int = 1, scheduler: str | None = None) -> Iterator
 
 
 @contextmanager
-def _alone(kind: str, scheduler: str | None) -> Iterator[cf.Executor]:
+def _alone(executor_name: str, scheduler: str | None) -> Iterator[cf.Executor]:
     """An executor of one fresh worker, for a point rerun by itself: a process pool of one
     (never this process: the point may kill its worker), or one Dask worker."""
-    if kind == "local":
+    if executor_name == "local":
         with process_pool(1) as pool:
             yield pool
     else:
-        with executor(kind, 1, scheduler) as ex:
+        with executor(executor_name, 1, scheduler) as ex:
             yield ex
 
 
@@ -425,12 +427,12 @@ def _died(e: BaseException) -> str:
 def sweep(
     job: Job,
     points: list[Point],
-    kind: str = "local",
+    executor_name: str = "local",
     jobs: int = 1,
     scheduler: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Outcome]:
-    """Every point through ``run_point`` on the executor ``kind``; the outcomes in grid
+    """Every point through ``run_point`` on the executor named ``executor_name``; the outcomes in grid
     order. At most ``jobs`` points are in flight at once (or, on a cluster, as many as it
     takes), so that when a local worker dies the points it may have held are known."""
     done: dict[int, Outcome] = {}
@@ -441,10 +443,10 @@ def sweep(
             progress(p.label)
 
     todo = list(points)
-    width = max(jobs, 1) if kind == "local" else len(points)
+    width = max(jobs, 1) if executor_name == "local" else len(points)
     suspects: list[Point] = []
     while todo:
-        with executor(kind, jobs, scheduler) as ex:
+        with executor(executor_name, jobs, scheduler) as ex:
             flying: dict[cf.Future, Point] = {}
             while todo or flying:
                 while todo and len(flying) < width:
@@ -463,7 +465,7 @@ def sweep(
                     suspects += flying.values()
                     break
         for p in sorted(suspects, key=lambda p: p.index):  # one at a time: the culprit is found
-            with _alone(kind, scheduler) as alone:
+            with _alone(executor_name, scheduler) as alone:
                 try:
                     finish(p, alone.submit(run_point, job, p).result())
                 except Exception as e:  # noqa: BLE001 - it killed its worker again
@@ -564,14 +566,14 @@ def bench_executors(
     Dask LocalCluster of ``jobs`` workers — with each one's wall time, the sum of its
     points' own seconds, and whether its tables equal the first's (timings aside)."""
     rows, first = [], None
-    for kind, n in (("local", 1), ("local", jobs), ("dask", jobs)):
+    for executor_name, n in (("local", 1), ("local", jobs), ("dask", jobs)):
         start = time.perf_counter()
-        outcomes = sweep(job, points, kind, n, None, progress)
+        outcomes = sweep(job, points, executor_name, n, None, progress)
         wall = time.perf_counter() - start
         t = tables(outcomes, keys)
         text = comparable(t)
         first = text if first is None else first
-        rows.append({"executor": kind, "jobs": n, "points": len(points),
+        rows.append({"executor": executor_name, "jobs": n, "points": len(points),
                      "failed": int((t["points"]["status"] != "ok").sum()), "wall_s": wall,
                      "points_s": float(t["points"]["seconds"].sum()),
                      "same_tables": text == first})  # fmt: skip

@@ -28,14 +28,14 @@ class BadTarget(ValueError):
 
 
 class LoadFault(Exception):
-    """The target could not be loaded: ``kind`` is "import error" or "missing attribute"
-    (``KINDS``)."""
+    """The target could not be loaded: ``fault_name`` is "import error" or "missing
+    attribute" (``FAULT_NAMES``)."""
 
-    KINDS = ("import error", "missing attribute")
+    FAULT_NAMES = ("import error", "missing attribute")
 
-    def __init__(self, kind: str, message: str, traceback: str = ""):
+    def __init__(self, fault_name: str, message: str, traceback: str = ""):
         super().__init__(message)
-        self.kind, self.message, self.traceback = kind, message, traceback
+        self.fault_name, self.message, self.traceback = fault_name, message, traceback
 
 
 @dataclass(frozen=True)

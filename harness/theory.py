@@ -186,8 +186,8 @@ def _unroll_row(case: Any, norms: np.ndarray) -> dict[str, Any]:
             return row
         bound = elman_bound(case)
         row["theory_rate"] = bound
-        kind = "vanishes" if bound < 1 else "may explode"
-        row["theory"] = f"σ_max·γ = {bound:.3g}: n_t ≤ {bound:.3g}^(T−1−t)·n_(T−1) ({kind})"
+        trend = "vanishes" if bound < 1 else "may explode"
+        row["theory"] = f"σ_max·γ = {bound:.3g}: n_t ≤ {bound:.3g}^(T−1−t)·n_(T−1) ({trend})"
     return row
 
 

@@ -1,4 +1,4 @@
-"""Tolerances: data, one row per (kind of backend, dtype).
+"""Tolerances: data, one row per (derivation of the backend, dtype).
 
 An element of a candidate ``a`` agrees with the baseline ``b`` when
 
@@ -70,7 +70,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
 }
 
 
-def tolerance_for(kind_a: str, kind_b: str, dtype: str, table=None) -> Tolerance:
-    """The tolerance for comparing a backend of ``kind_a`` with one of ``kind_b``."""
+def tolerance_for(derivation_a: str, derivation_b: str, dtype: str, table=None) -> Tolerance:
+    """The tolerance for comparing a backend of ``derivation_a`` with one of ``derivation_b``."""
     table = TOLERANCES if table is None else {**TOLERANCES, **table}
-    return table[(kind_a, dtype)] | table[(kind_b, dtype)]
+    return table[(derivation_a, dtype)] | table[(derivation_b, dtype)]

@@ -84,7 +84,7 @@ def test_a_constant_factor_is_named_as_such(plugins, attr, factor):
     v, text = findings(plugins, attr, MLP)
     assert not v.ok
     assert "constant factor" in text and f"× {factor}" in text
-    common = next(f for f in v.findings if f.kind == "pattern")
+    common = next(f for f in v.findings if f.topic == "pattern")
     assert common.factor == pytest.approx(float(factor), rel=1e-6) and common.bad
     assert "transpose" not in text and "sum over the batch" not in text
 
@@ -132,4 +132,4 @@ def test_the_stage_after_the_taps_is_blamed_only_for_values_that_disagree(plugin
     """A missing gradient or a NaN is its own fault: no advice on how a gradient is formed."""
     v, _ = findings(plugins, attr, MLP)
     assert not v.ok and any(f.bad and f.tensor == "W1" for f in v.findings)
-    assert not [f for f in v.findings if f.kind == "localised" and f.bad]
+    assert not [f for f in v.findings if f.topic == "localised" and f.bad]

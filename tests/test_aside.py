@@ -104,7 +104,7 @@ def _future(value=None, error: BaseException | None = None) -> Future:
     [
         None,
         _future(error=RuntimeError("the thread broke")),
-        _future({"fault": {"kind": "crash", "message": "gone"}}),
+        _future({"fault": {"fault_name": "crash", "message": "gone"}}),
         _future({"case_error": "no such case"}),
         _future({"results": "not a list", "params": {}, "inputs": {}}),
     ],

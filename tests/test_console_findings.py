@@ -7,7 +7,7 @@ import numpy as np
 
 from harness import console
 from harness.compare import Comparison
-from harness.compare.text import Kind
+from harness.compare.text import Topic
 from harness.result import Identity, Result
 
 W = np.array([1.0, 2.0, 3.0])
@@ -37,20 +37,20 @@ def comparison() -> Comparison:
 
 
 def test_each_finding_carries_its_facts():
-    found = {(f.kind, f.case, f.mode, f.backend): f for f in console.found(comparison())}
-    disagrees = found[Kind.DISAGREES, "a", "rev", "y"]
+    found = {(f.topic, f.case, f.mode, f.backend): f for f in console.found(comparison())}
+    disagrees = found[Topic.DISAGREES, "a", "rev", "y"]
     assert disagrees.tensor == "w" and disagrees.counts == (1, 3) and disagrees.bad
     assert disagrees.element == "(1,)" and disagrees.values == (2.5, 2.0)
-    odd = found[Kind.ODD_ONE_OUT, "a", "rev", "y"]
+    odd = found[Topic.ODD_ONE_OUT, "a", "rev", "y"]
     assert odd.tensor == "w" and odd.caution and not odd.bad
-    failed = found[Kind.RUN_FAILED, "c", "rev", "y"]
+    failed = found[Topic.RUN_FAILED, "c", "rev", "y"]
     assert failed.facts["error"] == "boom" and failed.facts["tensors"] == "2 tensors"
-    tangent = found[Kind.DISAGREES, "e", "fwd", "y"]
+    tangent = found[Topic.DISAGREES, "e", "fwd", "y"]
     assert tangent.tensor == "loss" and tangent.values == (2.0, 1.0)
-    assert found[Kind.IDENTITY, "e", "fwd", "y"].facts["identity"] == "transpose"
-    assert found[Kind.IDENTITIES_HELD, "", "rev", ""].counts == (1, 2)
-    assert found[Kind.UNSUPPORTED, "", "rev", "y"].facts["names"] == "f"
-    assert found[Kind.SKIPPED, "", "rev", "z"].facts["why"] == "not for this case"
+    assert found[Topic.IDENTITY, "e", "fwd", "y"].facts["identity"] == "transpose"
+    assert found[Topic.IDENTITIES_HELD, "", "rev", ""].counts == (1, 2)
+    assert found[Topic.UNSUPPORTED, "", "rev", "y"].facts["names"] == "f"
+    assert found[Topic.SKIPPED, "", "rev", "z"].facts["why"] == "not for this case"
 
 
 def test_golden_lines():

@@ -11,7 +11,7 @@ from harness import validate
 from harness.cases import CATALOG
 from harness.cli import main
 from harness.compare import AGREEING
-from harness.validation.findings import Kind
+from harness.validation.findings import Topic
 
 PLUGINS = """
 import numpy as np
@@ -73,7 +73,7 @@ def test_a_dtype_problem_is_one_fault_and_the_values_are_still_judged(plugins):
     )
     assert v.mine["verdict"].isin(AGREEING).all()  # every value judged, and right
     (finding,) = [f for f in v.findings if f.bad]
-    assert finding.kind == "wrong dtype" and finding.facts["tensors"] == fault.facts["tensors"]
+    assert finding.topic == "wrong dtype" and finding.facts["tensors"] == fault.facts["tensors"]
     assert not v.ok and v.verdict == "faults"  # still a failure of the run: exit 1
 
 
@@ -81,10 +81,10 @@ def test_a_dtype_problem_does_not_hide_the_real_bug(plugins):
     v = check(plugins, "promoted_and_wrong")
     bad = v.mine[~v.mine["verdict"].isin(AGREEING)]
     assert list(bad["tensor"]) == ["b2"] and list(bad["verdict"]) == ["disagree"]
-    kinds = [f.kind for f in v.findings if f.bad]
-    assert kinds.count("wrong dtype") == 1 and Kind.DISAGREES in kinds
-    assert next(f for f in v.findings if f.kind == Kind.PATTERN).factor == pytest.approx(1.5)
-    (between,) = [f for f in v.findings if f.kind == Kind.LOCALISED and f.bad]
+    topics = [f.topic for f in v.findings if f.bad]
+    assert topics.count("wrong dtype") == 1 and Topic.DISAGREES in topics
+    assert next(f for f in v.findings if f.topic == Topic.PATTERN).factor == pytest.approx(1.5)
+    (between,) = [f for f in v.findings if f.topic == Topic.LOCALISED and f.bad]
     assert between.facts["params"] == ["b2"]  # the taps agree: the stage after them is wrong
 
 
@@ -118,11 +118,11 @@ def test_float32_answers_in_a_deep_chain_are_rounding_not_a_place(plugins):
         ["float32"],
         "float32 arithmetic",
     )
-    kinds = {f.kind for f in v.findings}
-    assert Kind.FORWARD not in kinds and Kind.LOCALISED not in kinds
-    assert next(f for f in v.findings if f.kind == Kind.PATTERN).short == "float32-sized"
+    topics = {f.topic for f in v.findings}
+    assert Topic.FORWARD not in topics and Topic.LOCALISED not in topics
+    assert next(f for f in v.findings if f.topic == Topic.PATTERN).short == "float32-sized"
     # the odd one out names every tensor it is, in the table's order
-    odd = next(f for f in v.findings if f.kind == Kind.ODD_ONE_OUT)
+    odd = next(f for f in v.findings if f.topic == Topic.ODD_ONE_OUT)
     mine = v.mine[v.mine["odd_one_out"] == v.plugin]
     assert odd.facts["tensors"] == list(dict.fromkeys(mine["tensor"])) and len(mine) == 29
 

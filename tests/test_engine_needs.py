@@ -54,7 +54,7 @@ def test_an_extra_built_from_a_missing_function_is_named_as_the_case_asked_for_i
     (fault,) = v.faults
     assert (fault.fault, fault.severity) == ("unsupported", "note")
     assert fault.facts == {"asked": "sigmoid", "missing": "exp"}
-    (finding,) = [f for f in v.findings if f.kind == "unsupported"]
+    (finding,) = [f for f in v.findings if f.topic == "unsupported"]
     assert finding.facts["asked"] == "sigmoid" and "'sigmoid'" in v.unsupported["card_sigmoid_unit"]
 
 

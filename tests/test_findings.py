@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.validation.diagnose import how, localise, pattern
-from harness.validation.findings import Finding, Kind
+from harness.validation.findings import Finding, Topic
 
 
 def tap_rows(verdicts: dict[str, tuple[str, str]]) -> pd.DataFrame:
@@ -24,7 +24,7 @@ def tap_rows(verdicts: dict[str, tuple[str, str]]) -> pd.DataFrame:
 def test_a_step_backward_error_is_located_at_its_first_bad_step():
     rows = tap_rows({"h": ("disagree", "0-9")})
     (found,) = localise(rows, {"h": 12}, label="elman")
-    assert (found.kind, found.bad, found.first_bad) == (Kind.LOCALISED, True, "t = 9")
+    assert (found.topic, found.bad, found.first_bad) == (Topic.LOCALISED, True, "t = 9")
     assert found.short == "dL/dh_t agrees for t ≥ 10"
     assert found.text == (
         "dL/dh_t agrees for t ≥ 10 and diverges below (from t = 9 down, 10 of "
@@ -78,8 +78,8 @@ def test_a_constant_factor_is_a_field():
         ]
     )
     found = pattern(rows, "float64", "mlp")
-    assert (found.kind, found.factor, found.tensor, found.short) == (
-        Kind.PATTERN,
+    assert (found.topic, found.factor, found.tensor, found.short) == (
+        Topic.PATTERN,
         0.5,
         "W, b",
         "a constant factor",
@@ -90,15 +90,15 @@ def test_a_constant_factor_is_a_field():
 
 
 def test_how_reads_the_fields():
-    """The selftest's words come from kinds, tensors and short forms: a sentence that
+    """The selftest's words come from topics, tensors and short forms: a sentence that
     happens to contain "constant factor" or "diverges" changes nothing."""
     misleading = "a constant factor that diverges already at t = 0, and agrees for t ≥ 1 and"
     findings = [
-        Finding("c", Kind.DISAGREES, misleading, True, tensor="W"),
-        Finding("c", Kind.DISAGREES, misleading, True, tensor="b"),
-        Finding("c", Kind.PATTERN, misleading, True, factor=None, short="float32-sized"),
-        Finding("c", Kind.LOCALISED, misleading, True, short="dL/dh_t agrees for t ≥ 4"),
-        Finding("c", Kind.REFERENCES, misleading, False, caution=True),
+        Finding("c", Topic.DISAGREES, misleading, True, tensor="W"),
+        Finding("c", Topic.DISAGREES, misleading, True, tensor="b"),
+        Finding("c", Topic.PATTERN, misleading, True, factor=None, short="float32-sized"),
+        Finding("c", Topic.LOCALISED, misleading, True, short="dL/dh_t agrees for t ≥ 4"),
+        Finding("c", Topic.REFERENCES, misleading, False, caution=True),
     ]
     assert how(findings) == "W, b disagree; float32-sized; dL/dh_t agrees for t ≥ 4"
     faults = [Finding("c", "wrong dtype", "{message}", True, tensor="W", facts={"message": "x"})]
@@ -117,7 +117,7 @@ def test_how_reads_the_fields():
 def test_a_finding_renders_its_template_and_marks_its_line():
     f = Finding(
         "mlp",
-        Kind.REFERENCES,
+        Topic.REFERENCES,
         "the references disagree among themselves ({which})",
         False,
         caution=True,
@@ -126,8 +126,8 @@ def test_a_finding_renders_its_template_and_marks_its_line():
     assert (
         f.line() == "  ! mlp: the references disagree among themselves (jax vs torch on param 'W')"
     )
-    assert Finding("mlp", Kind.IDENTITY, "{x}", True, facts={"x": "y"}).line() == "  ✗ mlp: y"
-    assert Finding("mlp", Kind.REFERENCES, "plain", False).line() == "  · mlp: plain"
+    assert Finding("mlp", Topic.IDENTITY, "{x}", True, facts={"x": "y"}).line() == "  ✗ mlp: y"
+    assert Finding("mlp", Topic.REFERENCES, "plain", False).line() == "  · mlp: plain"
 
 
 def test_float32_rounding_is_float32_numbers_not_any_noise_of_its_size():

@@ -250,7 +250,7 @@ def test_an_engine_unsupported_everywhere_does_not_pass():
 class Partial(Backend):
     """The reference tape, lacking tanh."""
 
-    name, kind = "partial", "autodiff"
+    name, derivation = "partial", "autodiff"
 
     def gradient(self, case, params, inputs, dtype):
         if "tanh" in case.doc():
@@ -259,7 +259,7 @@ class Partial(Backend):
 
 
 class Wrong(Backend):
-    name, kind = "wrong", "autodiff"
+    name, derivation = "wrong", "autodiff"
 
     def gradient(self, case, params, inputs, dtype):
         r = get_backend("reference").gradient(case, params, inputs, dtype)

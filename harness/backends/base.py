@@ -53,19 +53,20 @@ class Untapped:
 
 
 class Backend:
-    """Subclasses set ``name`` and ``kind`` and implement ``gradient`` (reverse mode), and where
-    they can, ``jvp`` (forward mode, along ``tangent`` u) and ``hvp`` (H·v, along
+    """Subclasses set ``name`` and ``derivation`` and implement ``gradient`` (reverse mode),
+    and where they can, ``jvp`` (forward mode, along ``tangent`` u) and ``hvp`` (H·v, along
     ``vector`` v); see ``harness.modes``. A backend without one says NotApplicable.
     ``prepare`` is the same computation, taps off, as the bench times it (``Prepared``);
     ``prepare_chain``, the bench's chain of one-element operations, in the backend's way.
 
-    ``kind`` says what the backend is: "autodiff" for exact-derivative implementations,
-    "numeric" for finite differences. The comparison reads the same fact from each
-    Result's ``mode`` ("autodiff", or the finite-difference mode) to pick a tolerance row.
+    ``derivation`` says how the backend derives: "autodiff" for exact-derivative
+    implementations, "numeric" for finite differences. The comparison reads the same fact
+    from each Result's ``obtained_by`` ("autodiff", or the finite differences' way) to pick a
+    tolerance row.
     """
 
     name: ClassVar[str]
-    kind: ClassVar[str] = "autodiff"
+    derivation: ClassVar[str] = "autodiff"
     gpu: ClassVar[bool] = False  # whether ``prepare`` takes a device other than "cpu"
 
     def gradient(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:

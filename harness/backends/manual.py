@@ -45,7 +45,7 @@ def runner_for(case: Case) -> Callable[..., Answer]:
 
 class ManualBackend(Backend):
     name = "manual"
-    kind = "autodiff"
+    derivation = "autodiff"
 
     def gradient(self, case: Case, params: Arrays, inputs: Arrays, dtype: str) -> Result:
         run = runner_for(case)

@@ -107,7 +107,7 @@ def taps_of(case: Any, params: dict, inputs: dict) -> tuple[dict[str, tuple], di
         reply = ask(case, {"op": TAPS_ISOLATED, "params": params, "inputs": inputs})
         miss = conforms(reply, {"shapes": Mapping(str, [int]), "steps": Mapping(str, (int, None))})
         if miss:
-            raise CaseFault({"kind": "malformed reply", "message": miss})
+            raise CaseFault({"fault_name": "malformed reply", "message": miss})
         return {k: tuple(v) for k, v in reply["shapes"].items()}, dict(reply["steps"])
     probe = NumpyNamespace()
     case.loss(probe, {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}, inputs)
@@ -225,7 +225,7 @@ def _unflatten(flat: np.ndarray, like: dict[str, np.ndarray]) -> dict[str, np.nd
 
 class NumericBackend(Backend):
     name = "numeric"
-    kind = "numeric"
+    derivation = "numeric"
 
     def gradient(self, case, params, inputs, dtype):
         P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}

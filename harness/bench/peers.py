@@ -180,18 +180,18 @@ def pair_of(target: str, form: str, cases: list | None, dtype: str, mode: str = 
     adapter, its own framework's form too)."""
     from harness.validation.forms import FORMS
 
-    kind = FORMS.get(form)
-    if kind is None or kind.peer is None:
+    plugin_form = FORMS.get(form)
+    if plugin_form is None or plugin_form.peer is None:
         takes = ", ".join(name for name, f in FORMS.items() if f.peer is not None)
         raise ValueError(f"the peers take the forms {takes}, not the {form} form")
     obj = load(parse_target(target))
-    if kind.peer == "stage":
-        return stage_pair(kind.for_peer(obj, mode), dtype)
+    if plugin_form.peer == "stage":
+        return stage_pair(plugin_form.for_peer(obj, mode), dtype)
     if not cases:
         raise ValueError(f"a {form} needs a case")
-    if kind.peer == "engine":
-        return engine_pair(kind.for_peer(obj, mode), cases[0], dtype)
-    return model_pair(kind.for_peer(obj, mode), cases[0], dtype, mode=mode)
+    if plugin_form.peer == "engine":
+        return engine_pair(plugin_form.for_peer(obj, mode), cases[0], dtype)
+    return model_pair(plugin_form.for_peer(obj, mode), cases[0], dtype, mode=mode)
 
 
 def _timed(checker: str, run: Callable[[], Any], failure: tuple[type, ...]) -> Verdict:

@@ -264,7 +264,7 @@ def _measure_isolated(experiment, size, case, backends, device, plan, threads, p
         )
         miss = conforms(reply, {"rows": [Mapping(str, (float, str, bool, None))]})
         if miss:
-            raise CaseFault({"kind": "malformed reply", "message": miss})
+            raise CaseFault({"fault_name": "malformed reply", "message": miss})
     except CaseFault as e:
         return [{**base, "backend": b, "note": f"{CASE_FAILED}: {e}"} for b in backends]
     finally:

@@ -76,12 +76,12 @@ def footprint_of(arrays: int, tensors: int, graph: int, values: int) -> int:
     )
 
 
-KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
+TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}
 
 
-def kind_of_value(default: Any) -> str:
+def type_in_words(default: Any) -> str:
     """What an option with this default takes, in words: ``int`` -> "a whole number"."""
-    return KINDS.get(type(default), f"a {type(default).__name__}")
+    return TYPE_WORDS.get(type(default), f"a {type(default).__name__}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Allowed:
             return False
         return self.high is None or value <= self.high
 
-    def describe(self, kind: str) -> str:
+    def describe(self, type_in_words: str) -> str:
         """``"a whole number ≥ 1"``, ``"one of 'tanh', 'sigmoid'"``."""
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
@@ -112,7 +112,11 @@ class Allowed:
             bounds.append(f"{'>' if self.above else '≥'} {self.low:g}")
         if self.high is not None:
             bounds.append(f"≤ {self.high:g}")
-        return f"{kind} {' and '.join(bounds)}".strip() if bounds else f"any finite {kind[2:]}"
+        return (
+            f"{type_in_words} {' and '.join(bounds)}".strip()
+            if bounds
+            else f"any finite {type_in_words[2:]}"
+        )
 
 
 def at_least(low: float) -> Allowed:
@@ -170,9 +174,9 @@ class Case:
     @classmethod
     def takes(cls, key: str) -> str:
         """What option ``key`` takes, in words: "a whole number ≥ 1"."""
-        kind = kind_of_value(cls.options[key])
+        words = type_in_words(cls.options[key])
         allowed = cls.allowed.get(key)
-        return allowed.describe(kind) if allowed is not None else kind
+        return allowed.describe(words) if allowed is not None else words
 
     def __getattr__(self, key: str) -> Any:  # self.T reads the option T
         cfg = self.__dict__.get("cfg", {})
@@ -248,7 +252,7 @@ def _coerce(case: str, key: str, value: Any, default: Any, takes: str) -> Any:
     """Turn a value into the default's type: a command-line string (``T=1000`` -> 1000),
     or a Python number of another kind (3.0 for an int option, 1 for a float one)."""
     wrong = CaseError(
-        f"case {case!r}: option {key}={value!r} is not {kind_of_value(default)}; {key} takes {takes}"
+        f"case {case!r}: option {key}={value!r} is not {type_in_words(default)}; {key} takes {takes}"
     )
     if isinstance(default, str):
         if not isinstance(value, str):

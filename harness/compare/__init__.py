@@ -14,7 +14,7 @@
 
 from harness.compare.comparison import Comparison
 from harness.compare.metrics import compare_arrays, compare_directional, l2_norm
-from harness.compare.pairs import case_noise, kind_of, odd_one_out
+from harness.compare.pairs import case_noise, derivation_of, odd_one_out
 from harness.compare.policy import RESOLVE, TIGHTEN, WITHIN_NOISE
 from harness.compare.tables import (
     AGREEMENT_COLUMNS,
@@ -65,7 +65,7 @@ __all__ = [
     "compared",
     "flagged",
     "identities",
-    "kind_of",
+    "derivation_of",
     "l2_norm",
     "legend",
     "counted",

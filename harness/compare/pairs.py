@@ -16,7 +16,7 @@ from harness.result import Result
 from harness.tolerances import tolerance_for
 
 
-def kind_of(result: Result) -> str:
+def derivation_of(result: Result) -> str:
     """ "autodiff" or "numeric": which row of the tolerance table a Result is judged by."""
     return "autodiff" if result.obtained_by == "autodiff" else "numeric"
 
@@ -30,7 +30,9 @@ def pick_baseline(results: list[Result], baseline: str) -> Result | None:
     if baseline in by_name and by_name[baseline].ok and not by_name[baseline].directional:
         return by_name[baseline]
     usable = [r for r in results if r.ok and not r.directional and not r.judged]
-    return next((r for r in usable if kind_of(r) == "autodiff"), usable[0] if usable else None)
+    return next(
+        (r for r in usable if derivation_of(r) == "autodiff"), usable[0] if usable else None
+    )
 
 
 def case_noise(results: list[Result]) -> dict[tuple[str, str], np.ndarray]:
@@ -52,7 +54,7 @@ def pair(x: Result, y: Result, key, tolerances, noise: dict | None = None) -> di
     """Compare tensor ``key`` of x against y (y as the expected side), against the case's
     noise (``case_noise``) where it was measured."""
     spread = (noise or {}).get(key)
-    tol = tolerance_for(kind_of(x), kind_of(y), y.dtype, tolerances)
+    tol = tolerance_for(derivation_of(x), derivation_of(y), y.dtype, tolerances)
     if key in x.directional or key in y.directional:
         full, probe = (y, x) if key in x.directional else (x, y)
         if key not in full.tensors():

@@ -1,6 +1,6 @@
 """Numbers in words, for the findings the console, the report and the diagnostics print:
 two values to the digits where they part, a row's worst element, a list of names; and the
-Finding: one thing found, as data. A finding carries its facts (its kind, the tensor, the
+Finding: one thing found, as data. A finding carries its facts (its topic, the tensor, the
 worst element and its values, where an error starts in the taps, a constant factor, the
 counts, the evidence it rests on) and renders its sentence from a template over them;
 code that needs to know what was found reads the fields, never the sentence."""
@@ -49,9 +49,9 @@ def worst_at(row: Any) -> str:
     )
 
 
-class Kind(StrEnum):
+class Topic(StrEnum):
     """What a finding is about, where it is not one of the plug-in's faults (a fault's
-    finding is of the fault's kind, ``harness.validation.faults.KINDS``)."""
+    finding's topic is the fault's name, ``harness.validation.faults.FAULT_MEANINGS``)."""
 
     FORWARD = "forward"  # the loss differs: the gradients below come from other values
     INCONCLUSIVE = "inconclusive"  # an oracle could not judge a tensor
@@ -83,7 +83,7 @@ class Finding:
     not, but the user should weigh it (the references disagree among themselves)."""
 
     case: str
-    kind: str  # a Kind, or a fault's kind
+    topic: str  # a Topic, or a fault's name
     template: str
     bad: bool
     tensor: str = ""
@@ -102,7 +102,7 @@ class Finding:
 
     @property
     def what(self) -> str:
-        return str(self.kind)
+        return str(self.topic)
 
     @property
     def text(self) -> str:

@@ -18,7 +18,15 @@ import pandas as pd
 
 import harness.modes
 from harness.cases import Case
-from harness.compare import COMPARED, WITHIN_NOISE, Comparison, Verdict, kind_of, legend, worst_at
+from harness.compare import (
+    COMPARED,
+    WITHIN_NOISE,
+    Comparison,
+    Verdict,
+    derivation_of,
+    legend,
+    worst_at,
+)
 from harness.escaping import code, lit
 from harness.report import plots
 from harness.report.render import Block, Bullets, Code, Heading, Image, Para, Table
@@ -308,16 +316,16 @@ def detection_section(comparison: Comparison) -> list[Block]:
     judged = table[table["verdict"].isin(COMPARED) & table["detects_rel_median"].notna()]
     if judged.empty:
         return []
-    kinds = {(r.case, r.backend): kind_of(r) for r in comparison.results}
+    derivations = {(r.case, r.backend): derivation_of(r) for r in comparison.results}
     directional = judged["worst_index"].astype(str).str.startswith("direction")
-    by_kind = judged.assign(
-        kind_=[
-            kinds.get((c, b), "autodiff")
+    by_derivation = judged.assign(
+        derivation=[
+            derivations.get((c, b), "autodiff")
             for c, b in zip(judged["case"], judged["backend"], strict=True)
         ]
     )
     rows = []
-    for backend, g in by_kind.groupby("backend", sort=False):
+    for backend, g in by_derivation.groupby("backend", sort=False):
         seen = g[np.isfinite(g["detects_rel_median"])]  # inf: nothing there could be flagged
         blind = len(g) - len(seen)
         if seen.empty:
@@ -340,7 +348,7 @@ def detection_section(comparison: Comparison) -> list[Block]:
                      _err(float(worst["detects_rel_median"])), lit(where),
                      _err(float(worst_element.max()) if len(worst_element) else math.nan)))  # fmt: skip
     could, could_not = [], []
-    auto = by_kind[(by_kind["kind_"] == "autodiff") & ~directional]
+    auto = by_derivation[(by_derivation["derivation"] == "autodiff") & ~directional]
     auto = auto[np.isfinite(auto["detects_rel_median"])]
     if len(auto):
         worst = auto.loc[auto["detects_rel_median"].idxmax()]

@@ -50,31 +50,33 @@ class LoadError(ValueError):
 
 
 class CaseFault(RuntimeError):
-    """A request about a case of the user's failed in its worker: ``kind`` (a fault kind
+    """A request about a case of the user's failed in its worker: ``fault_name`` (a fault
     of ``harness.validation.faults``: exit, crash, timeout, memory, …), the message, and
     what it printed or its traceback."""
 
     def __init__(self, fault: dict[str, Any]):
-        self.kind = str(fault.get("kind", "crash"))
+        self.fault_name = str(fault.get("fault_name", "crash"))
         self.message = str(fault.get("message", ""))
         self.traceback = str(fault.get("traceback", ""))
         super().__init__(self.summary())
 
     def summary(self) -> str:
-        """One line: the kind, the message, and where it happened — the innermost frame of
+        """One line: the fault's name, the message, and where it happened — the innermost frame of
         an exception's traceback, or the last words a crashed worker wrote on stderr."""
         where = ""
         lines = [line.strip() for line in self.traceback.strip().splitlines() if line.strip()]
         frames = [line for line in lines if line.startswith("File ")]
-        if self.kind in ("exception", "exit") and frames:
+        if self.fault_name in ("exception", "exit") and frames:
             where = f" ({frames[-1]})"
-        elif self.kind == "crash" and any(line.startswith("Fatal Python error") for line in lines):
+        elif self.fault_name == "crash" and any(
+            line.startswith("Fatal Python error") for line in lines
+        ):
             fatal = next(i for i, line in enumerate(lines) if line.startswith("Fatal Python error"))
             innermost = next((line for line in lines[fatal:] if line.startswith("File ")), "")
             where = f" ({lines[fatal]}; {innermost})" if innermost else f" ({lines[fatal]})"
-        elif self.kind == "crash" and lines and lines != ["(nothing on stderr)"]:
+        elif self.fault_name == "crash" and lines and lines != ["(nothing on stderr)"]:
             where = f"; its last words: {' ⏎ '.join(lines[-3:])[-300:]}"
-        return f"{self.kind}: {self.message}{where}"
+        return f"{self.fault_name}: {self.message}{where}"
 
 
 class OutsideWorker(RuntimeError):
@@ -113,7 +115,7 @@ class IsolatedCase(Case):
         arrays = Mapping(str, np.ndarray)
         miss = conforms(reply, ({"params": arrays, "inputs": arrays}, {"case_error": str}))
         if miss:
-            raise CaseFault({"kind": "malformed reply", "message": miss})
+            raise CaseFault({"fault_name": "malformed reply", "message": miss})
         if "case_error" in reply:
             raise CaseError(reply["case_error"])
         one_line_names(self.name, reply["params"], reply["inputs"])  # its own build too
@@ -258,10 +260,10 @@ def _described(
 def _loading_fault(fault: CaseFault) -> str:
     """A fault met while loading, in one sentence."""
     lines = fault.traceback.strip().splitlines()
-    detail = lines[-1] if lines and fault.kind == "import error" else ""
-    if fault.kind in ("import error", "missing attribute"):
+    detail = lines[-1] if lines and fault.fault_name == "import error" else ""
+    if fault.fault_name in ("import error", "missing attribute"):
         return fault.message + (f" ({detail})" if detail and detail not in fault.message else "")
-    return f"loading it failed in its worker ({fault.kind}): {fault.message}"
+    return f"loading it failed in its worker ({fault.fault_name}): {fault.message}"
 
 
 # --- the worker's side -----------------------------------------------------------------------

@@ -46,9 +46,11 @@ KEEP_STDERR = 64 * 1024
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
-def fault(kind: str, message: str, traceback: str = "") -> dict[str, Any]:
+def fault(fault_name: str, message: str, traceback: str = "") -> dict[str, Any]:
     """A reply that says the request failed, as the worker's own faults say it."""
-    return {"fault": {"kind": kind, "type": "", "message": message, "traceback": traceback}}
+    return {
+        "fault": {"fault_name": fault_name, "type": "", "message": message, "traceback": traceback}
+    }
 
 
 class InProcess:
@@ -298,7 +300,7 @@ class Isolated:
         else:
             how = f"exited with status {code} (os._exit, or a C library calling exit)"
         return {
-            "kind": "crash",
+            "fault_name": "crash",
             "type": "",
             "message": f"the worker process {how}",
             "traceback": self._stderr_tail(8000),

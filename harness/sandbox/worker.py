@@ -177,13 +177,13 @@ def no_os_exit() -> Iterator[None]:
         os._exit = posix._exit = saved
 
 
-def error(kind: str, e: BaseException) -> dict[str, Any]:
-    """A fault as data: kind, the exception's type and message, the traceback (its ends)."""
+def error(fault_name: str, e: BaseException) -> dict[str, Any]:
+    """A fault as data: its name, the exception's type and message, the traceback (its ends)."""
     tb = traceback.format_exc()
     if len(tb) > 6000:
         tb = tb[:1500] + "\n[...]\n" + tb[-4000:]
     out: dict[str, Any] = {
-        "kind": kind,
+        "fault_name": fault_name,
         "type": type(e).__name__,
         "message": f"{type(e).__name__}: {e}",
         "traceback": tb,
@@ -198,7 +198,7 @@ def error(kind: str, e: BaseException) -> dict[str, Any]:
 
 def call(fn: Any, *args: Any) -> dict[str, Any]:
     """``fn(*args)``, with what it printed (capped) and how long it took; what it raised
-    is ``error``: kind "memory", "exit" (``sys.exit``), "exception", or the LoadFault's
+    is ``error``: the fault "memory", "exit" (``sys.exit``), "exception", or the LoadFault's
     own ("import error", "missing attribute") for a target that would not load."""
     saved = sys.stdout, sys.stderr
     out, err = Capture(), Capture()
@@ -212,18 +212,20 @@ def call(fn: Any, *args: Any) -> dict[str, Any]:
         raise
     except LoadFault as e:  # a file that would not import: its own traceback, not ours
         record["error"] = {
-            "kind": e.kind,
+            "fault_name": e.fault_name,
             "type": "",
             "message": e.message,
             "traceback": e.traceback,
         }
-        if e.kind not in LoadFault.KINDS:  # raised by the code itself, a kind of its choosing
+        if (
+            e.fault_name not in LoadFault.FAULT_NAMES
+        ):  # raised by the code itself, named as it chose
             record["error"] = error("exception", e)
     except MemoryError as e:
         record["error"] = error("memory", e)
     except SystemExit as e:
         record["error"] = {
-            "kind": "exit",
+            "fault_name": "exit",
             "type": "SystemExit",
             "message": f"{'os._exit' if isinstance(e, OsExit) else 'sys.exit'}({e.code!r})",
             "traceback": traceback.format_exc(),
@@ -401,7 +403,7 @@ def serve(memory: int, namespace: bool) -> None:
         except SystemExit as e:  # raised outside ``call``, by code the op ran
             reply = {
                 "fault": {
-                    "kind": "exit",
+                    "fault_name": "exit",
                     "type": "SystemExit",
                     "message": f"sys.exit({e.code!r})",
                     "traceback": "",

@@ -88,7 +88,7 @@ class Helper:
         """The worker's reply, in the thread; after ``close``, a fault and no worker (one
         started by a request that raced the close is closed after it)."""
         if self.closed:
-            return {"fault": {"kind": "closed", "message": "the helper was closed"}}
+            return {"fault": {"fault_name": "closed", "message": "the helper was closed"}}
         try:
             return self.channel.request(request, TIMEOUT)
         finally:

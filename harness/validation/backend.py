@@ -45,7 +45,7 @@ class PluginBackend(Backend):
     module with them), or, where one mode alone is asked for, the target itself.
     """
 
-    kind = "autodiff"
+    derivation = "autodiff"
 
     def __init__(
         self,

@@ -28,22 +28,22 @@ MAX_OUTPUT = 1_000_000  # characters one call may print before a note says it fl
 
 
 def fatal(reply_fault: dict[str, Any], may_lack: bool = False) -> tuple[str, str, str]:
-    """(kind, message, traceback) of a fault the worker (or its death) reported.
+    """(fault_name, message, traceback) of a fault the worker (or its death) reported.
 
     ``may_lack``: the form runs a case's own math through the plug-in's functions (an
     engine, a functional namespace), so a function it lacks makes the case "unsupported",
     counted apart. Any other form's exception is a fault, whatever its class is called: a
     plug-in must not hide a case it gets wrong by raising an exception named MissingOp."""
-    kind = reply_fault.get("kind", "exception")
+    fault_name = reply_fault.get("fault_name", "exception")
     message = reply_fault.get("message", "")
     # a function the engine lacks, or has under numpy's name: one line, no traceback
-    for kind_of_op, says in (("MissingOp", "unsupported"), ("MisnamedOp", "misnamed function")):
-        if may_lack and reply_fault.get("type") == kind_of_op:
-            prefix = f"{kind_of_op}: "
+    for exception_type, says in (("MissingOp", "unsupported"), ("MisnamedOp", "misnamed function")):
+        if may_lack and reply_fault.get("type") == exception_type:
+            prefix = f"{exception_type}: "
             return says, message[len(prefix) :] if message.startswith(prefix) else message, ""
     if reply_fault.get("type") == "MissingMethod":
-        kind = "missing attribute"
-    return kind, message, reply_fault.get("traceback", "")
+        fault_name = "missing attribute"
+    return fault_name, message, reply_fault.get("traceback", "")
 
 
 def fault_facts(reply_fault: dict[str, Any]) -> dict[str, str]:
@@ -100,9 +100,9 @@ def check_leaf(
         bad = ~np.isfinite(array)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0]) if array.ndim else ()
-            kind = "NaN" if np.isnan(array[first]) else "Inf"
+            non_finite = "NaN" if np.isnan(array[first]) else "Inf"
             more = f" (and {int(bad.sum()) - 1} more non-finite elements)" if bad.sum() > 1 else ""
-            fault("not finite", f"{label} is {kind} at {first}{more}")
+            fault("not finite", f"{label} is {non_finite} at {first}{more}")
     return array
 
 
@@ -147,22 +147,24 @@ class Judgement:
 
     def fault(
         self,
-        kind: str,
+        fault_name: str,
         message: str,
         tensor: str = "",
         traceback: str = "",
         facts: dict | None = None,
     ) -> None:
         self.faults.append(
-            Fault(self.case.label, self.backend, tensor, kind, message, traceback, facts or {})
+            Fault(
+                self.case.label, self.backend, tensor, fault_name, message, traceback, facts or {}
+            )
         )
 
-    def tensor_fault(self, key: tuple[str, str], kind: str, message: str) -> None:
+    def tensor_fault(self, key: tuple[str, str], fault_name: str, message: str) -> None:
         """A fault of one returned tensor, ``key`` = (kind, name) as ``Result.tensors()``
         keys it; one of ``UNCOMPARED`` leaves that tensor's numbers uncompared."""
-        self.fault(kind, message, key[1])
-        if kind in UNCOMPARED:
-            self.uncompared[key] = f"{kind}: {message}"
+        self.fault(fault_name, message, key[1])
+        if fault_name in UNCOMPARED:
+            self.uncompared[key] = f"{fault_name}: {message}"
 
     def _in_run_dtype(self, name: str, array: np.ndarray) -> np.ndarray:
         """The array to compare: cast to the run's dtype, its own dtype noted where it
@@ -289,13 +291,18 @@ class Judgement:
         return found
 
     def _fatal(
-        self, empty: Result, kind: str, message: str, traceback: str, facts: dict | None = None
+        self,
+        empty: Result,
+        fault_name: str,
+        message: str,
+        traceback: str,
+        facts: dict | None = None,
     ) -> Result:
-        self.fault(kind, message, "", traceback, facts)
-        if kind == "unsupported":  # counted apart, not a failure
+        self.fault(fault_name, message, "", traceback, facts)
+        if fault_name == "unsupported":  # counted apart, not a failure
             empty.unsupported = message
         else:
-            empty.error = f"{kind}: {message}"
+            empty.error = f"{fault_name}: {message}"
         return empty
 
     def _tensor_fault(self, kind: str, name: str):
@@ -355,7 +362,7 @@ class Judgement:
     def _repeat(self, first: dict[str, Any], second_call: dict[str, Any]) -> None:
         """The same call twice on clean copies: equal, doubled (state), or different."""
         if second_call["error"] is not None:
-            kind, message, tb = fatal(second_call["error"], self.may_lack)
+            _, message, tb = fatal(second_call["error"], self.may_lack)
             self.fault(
                 "state across calls",
                 f"the first call succeeded and the second, on the same inputs, failed: {message}",
@@ -366,9 +373,9 @@ class Judgement:
         second = second_call.get("output", {})
         tol = TOLERANCES[("autodiff", self.dtype)]
         differ, doubled = [], []
-        for kind in ("grads", "taps"):
-            for name, leaf in (first.get(kind) or {}).items():
-                other = (second.get(kind) or {}).get(name)
+        for part in ("grads", "taps"):
+            for name, leaf in (first.get(part) or {}).items():
+                other = (second.get(part) or {}).get(name)
                 a = leaf.get("array")
                 b = None if other is None else other.get("array")
                 if a is None or b is None or a.shape != b.shape or a.dtype.kind not in "fc":
@@ -401,8 +408,8 @@ class Judgement:
         """The stage's backward against finite differences of its own forward."""
         name = f"{self.backend}(fd)"
         if fd.get("error") is not None:
-            kind, message, tb = fatal(fd["error"], self.may_lack)
-            self.fault(kind, f"finite differences of the forward failed: {message}", "", tb)
+            fault_name, message, tb = fatal(fd["error"], self.may_lack)
+            self.fault(fault_name, f"finite differences of the forward failed: {message}", "", tb)
             return
         tol = tolerance_for("autodiff", "numeric", self.dtype)
         # finite differences give the parameters' gradients alone; the loss is the

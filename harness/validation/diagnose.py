@@ -31,7 +31,7 @@ from harness.compare import (
     worst_at,
 )
 from harness.validation.faults import Fault
-from harness.validation.findings import FROM_TABLES, Finding, Kind
+from harness.validation.findings import FROM_TABLES, Finding, Topic
 from harness.validation.printed import bounded, fold
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")  # a tap named name[k]: a layer or a stage
@@ -53,7 +53,7 @@ def _disagreement(label: str, row) -> Finding:
     what = f"{row['kind']} {row['tensor']!r}" if row["kind"] != "loss" else "the loss"
     common = {
         "case": label,
-        "kind": Kind.DISAGREES,
+        "topic": Topic.DISAGREES,
         "bad": True,
         "tensor": row["tensor"],
         "backend": row["backend"],
@@ -116,7 +116,7 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
     verb = "is" if len(bad) == 1 else "are each"
     found: dict[str, Any] = {
         "case": label,
-        "kind": Kind.PATTERN,
+        "topic": Topic.PATTERN,
         "bad": True,
         "evidence": "agreement",
         "tensor": names,
@@ -180,7 +180,7 @@ def _located(
     claim alone."""
     return Finding(
         label,
-        Kind.LOCALISED,
+        Topic.LOCALISED,
         "{subject} {claim}{advice}",
         bad,
         first_bad=first_bad,
@@ -444,7 +444,7 @@ def _diagnose_mode(
             Finding(
                 label,
                 f.fault,
-                "{backend}: {kind}: {shown}{tail}",
+                "{backend}: {topic}: {shown}{tail}",
                 f.severity != "note",
                 tensor=f.tensor,
                 backend=f.backend,
@@ -469,7 +469,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.FORWARD,
+                Topic.FORWARD,
                 "{backend}: the forward differs: its loss is {got} where "
                 "{baseline}'s is {expected} (off by {off:.2g}); the gradients below are computed "
                 "from different values, so compare the forward first",
@@ -490,7 +490,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.INCONCLUSIVE,
+                Topic.INCONCLUSIVE,
                 "{backend}: {role} {tensor!r} is inconclusive: {reason}",
                 False,
                 tensor=row["tensor"],
@@ -518,7 +518,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.ODD_ONE_OUT,
+                Topic.ODD_ONE_OUT,
                 "yours is the odd one out on {tensor}: "
                 "the other backends ({others}) agree among themselves there",
                 True,
@@ -532,7 +532,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.REFERENCES,
+                Topic.REFERENCES,
                 "one reference ({present}): nothing to cross-check it with",
                 False,
                 evidence="agreement",
@@ -548,7 +548,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.REFERENCES,
+                Topic.REFERENCES,
                 "the references agree with each other on every tensor{but}: {present}",
                 False,
                 evidence="agreement",
@@ -563,7 +563,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.REFERENCES,
+                Topic.REFERENCES,
                 "the references disagree among themselves ({which}): judge those tensors with care",
                 False,
                 evidence="agreement",
@@ -592,7 +592,7 @@ def _diagnose_mode(
         findings.append(
             Finding(
                 label,
-                Kind.LOCALISED,
+                Topic.LOCALISED,
                 "report tap gradients too ({{'grads': "
                 "..., 'taps': {{...}}}}, the taps `gradparity describe` lists) "
                 "to see at which step or stage the error starts",
@@ -615,7 +615,7 @@ def _between(label: str, taps: list[str], params: list[str], common: Finding | N
     )
     return Finding(
         label,
-        Kind.LOCALISED,
+        Topic.LOCALISED,
         "every reported dL/d(tap) agrees ({taps}), so the "
         "gradient flowing back is right up to the taps; the gradients of {tensor} "
         "are wrong: the error is in the stage between the taps and {those}, where "
@@ -648,7 +648,7 @@ def _baseline_finding(label: str, blamed: pd.DataFrame, plugins: list[str]) -> F
         own = f" ({row['kind']} {row['tensor']!r}, yours vs {base}: {worst_at(row)})"
     return Finding(
         label,
-        Kind.BASELINE_ODD,
+        Topic.BASELINE_ODD,
         "the baseline {backend} is the odd one out on "
         "{tensors}: it disagrees with {against}, which agree among themselves there; "
         "the fault is the baseline's, not yours{own}",
@@ -665,33 +665,33 @@ def how(findings: list[Finding]) -> str:
     bad = [f for f in findings if f.bad]
     if not bad:
         return ""
-    faults = [f for f in bad if f.kind not in FROM_TABLES]
+    faults = [f for f in bad if f.topic not in FROM_TABLES]
     if faults:
-        kinds: dict[str, list[str]] = {}
+        by_fault: dict[str, list[str]] = {}
         for f in faults:
-            kinds.setdefault(str(f.kind), []).extend(
+            by_fault.setdefault(str(f.topic), []).extend(
                 f.facts.get("tensors") or ([f.tensor] if f.tensor else [])
             )
         parts = []
-        for kind, tensors in kinds.items():
+        for fault_name, tensors in by_fault.items():
             names = sorted(set(tensors))
             shown = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
-            parts.append(f"{kind} ({shown})" if names else kind)
+            parts.append(f"{fault_name} ({shown})" if names else fault_name)
         short = "; ".join(parts)
     else:
-        tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.kind == Kind.DISAGREES))
+        tensors = list(dict.fromkeys(f.tensor or "loss" for f in bad if f.topic == Topic.DISAGREES))
         verb = "disagrees" if len(tensors) == 1 else "disagree"
         short = f"{', '.join(tensors[:3])}{' …' if len(tensors) > 3 else ''} {verb}"
-        if any(f.kind == Kind.BASELINE_ODD for f in bad):
+        if any(f.topic == Topic.BASELINE_ODD for f in bad):
             short = "; ".join(
                 filter(None, [short if tensors else "", "the baseline is the odd one out"])
             )
-    if any(f.kind == Kind.FORWARD for f in bad):
+    if any(f.topic == Topic.FORWARD for f in bad):
         short = f"the forward differs; {short}"
-    common = next((f for f in bad if f.kind == Kind.PATTERN), None)
+    common = next((f for f in bad if f.topic == Topic.PATTERN), None)
     if common is not None:
         short += "; " + common.short
-    where = next((f for f in bad if f.kind == Kind.LOCALISED), None)
+    where = next((f for f in bad if f.topic == Topic.LOCALISED), None)
     if where is not None:
         short += "; " + where.short
     return short

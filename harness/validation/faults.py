@@ -1,4 +1,4 @@
-"""What can go wrong with a plug-in besides a wrong number: the faults, by kind.
+"""What can go wrong with a plug-in besides a wrong number: the faults, by name.
 
 A fault names the case, the backend and (where it has one) the tensor. Its severity says
 what it does to the verdict: "fatal" (the call gave nothing to compare), "fault" (the
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# kind -> what it means, for the report's legend
-KINDS = {
+# fault name -> what it means, for the report's legend
+FAULT_MEANINGS = {
     "import error": "the TARGET's module or file could not be imported",
     "missing attribute": "the module has no such attribute, or the object lacks a method the form needs",
     "exception": "the call raised (the traceback is kept)",
@@ -65,7 +65,7 @@ class Fault:
     case: str
     backend: str
     tensor: str  # "" where the fault is the whole call's; "a, b" where it is several tensors
-    fault: str  # a key of KINDS
+    fault: str  # its name, a key of FAULT_MEANINGS
     message: str
     traceback: str = ""
     facts: dict[str, Any] = field(default_factory=dict)  # what the message says, as data

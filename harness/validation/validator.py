@@ -46,7 +46,7 @@ from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
 from harness.validation.diagnose import diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
-from harness.validation.findings import Finding, Kind
+from harness.validation.findings import Finding, Topic
 from harness.validation.forms import FORMS, described
 from harness.validation.forms.base import NeedCases, named_cases
 from harness.validation.jobs import run_cases
@@ -97,7 +97,7 @@ class Validation:
         self.findings += [
             Finding(
                 r.case,
-                Kind.CASE_FAILED,
+                Topic.CASE_FAILED,
                 "{error}",
                 True,
                 evidence="build",
@@ -110,7 +110,7 @@ class Validation:
         self.findings += [
             Finding(
                 f"{r['case']} ({r['mode']})",
-                Kind.IDENTITY,
+                Topic.IDENTITY,
                 "{identity} identity broken: {reason}",
                 True,
                 backend=r["backend"],
@@ -255,7 +255,7 @@ class Validation:
         lines += [
             f.line()
             for f in self.findings
-            if f.case in flagged_cases or f.caution or f.kind == "output flood"  # a flood: a note
+            if f.case in flagged_cases or f.caution or f.topic == "output flood"  # a flood: a note
         ]
         unsupported = self.unsupported
         clean = [
@@ -555,18 +555,18 @@ def _validate(
     faults: list[Fault] = []
     form = form or info.get("form") or "model"
     problem = info.get("fault")
-    if problem is not None and problem.get("kind") == "missing attribute":
+    if problem is not None and problem.get("fault_name") == "missing attribute":
         # the module loaded but has no such name: a typo in TARGET, like a missing file
         raise BadTarget(f"TARGET {spec.text!r}: {problem.get('message')}")
     if problem is None and info.get("form") == "unknown":
-        problem = {"kind": "wrong type", "message": f"{spec.text} is neither {described()}"}
+        problem = {"fault_name": "wrong type", "message": f"{spec.text} is neither {described()}"}
     plugin_form = FORMS.get(form)
     needs = plugin_form.needs if plugin_form is not None else ()
     if problem is None and needs:
         missing = [a for a in needs if a not in info.get("attributes", needs)]
         if missing:
             problem = {
-                "kind": "missing attribute",
+                "fault_name": "missing attribute",
                 "message": f"{spec.text} lacks {', '.join(missing)}, which the {form} form needs",
             }
     if plugin_form is not None:
@@ -575,11 +575,13 @@ def _validate(
         chosen = named_cases(info, cases, problem, resolve_cases)
     found = sources(chosen, (name, spec, loaded_sha256) if loaded_sha256 is not None else None)
     if problem is not None:
-        kind, message, tb = fatal(problem)
+        fault_name, message, tb = fatal(problem)
         for case in chosen or [None]:
-            faults.append(Fault(case.label if case else "(load)", name, "", kind, message, tb))
+            faults.append(
+                Fault(case.label if case else "(load)", name, "", fault_name, message, tb)
+            )
         results: list[Result] = [
-            PluginResult(c.label, name, dtype, error=f"{kind}: {message}", faults=[])
+            PluginResult(c.label, name, dtype, error=f"{fault_name}: {message}", faults=[])
             for c in chosen
         ]
         comparison = Comparison(results, name, chosen)

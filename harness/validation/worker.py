@@ -35,7 +35,13 @@ RUN = "harness.validation.worker:run"
 
 # --- the shapes of the replies (``harness.sandbox.wire.conforms``)
 ARRAY = (np.ndarray, np.generic)
-FAULT = {"kind": str, "type": str, "message": str, "traceback": str, "facts?": MapOf(str, str)}
+FAULT = {
+    "fault_name": str,
+    "type": str,
+    "message": str,
+    "traceback": str,
+    "facts?": MapOf(str, str),
+}
 PRINTED = {
     "stdout": str,
     "stdout_chars": int,
@@ -199,11 +205,13 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         return {**info, "fault": record["error"]}
     obj = record["value"]
     form = request.get("form") or detect_form(obj)
-    kind = FORMS.get(form)
-    if kind is not None and kind.framework:  # from here on it is a custom stage of the framework's
-        made = call(kind.adapt, obj)
+    plugin_form = FORMS.get(form)
+    if (
+        plugin_form is not None and plugin_form.framework
+    ):  # from here on it is a custom stage of the framework's
+        made = call(plugin_form.adapt, obj)
         if made["error"] is not None:
-            return {**info, "fault": {**made["error"], "kind": "wrong type"}}
+            return {**info, "fault": {**made["error"], "fault_name": "wrong type"}}
         obj = worker.loaded[target.text] = made["value"]
         info.update(names=list(obj.names), smooth=bool(obj.smooth))
     cases = getattr(obj, "cases", None)
@@ -213,7 +221,7 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         return {
             **info,
             "fault": {
-                "kind": "wrong type",
+                "fault_name": "wrong type",
                 "type": "",
                 "traceback": "",
                 "message": "its `cases` attribute is not a list of case names",
@@ -226,7 +234,7 @@ def load(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         cases=None if cases is None else list(cases),
         attributes=[a for a in attributes() if hasattr(obj, a)],
     )
-    if kind is not None and kind.has_example_inputs(obj):
+    if plugin_form is not None and plugin_form.has_example_inputs(obj):
         made = call(custom_inputs, obj)
         if made["error"] is not None:
             return {**info, "fault": made["error"]}
@@ -247,7 +255,7 @@ def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     if request.get("case") is None:
         return {
             "fault": {
-                "kind": "exception",
+                "fault_name": "exception",
                 "type": "",
                 "traceback": "",
                 "message": "the case cannot be sent to the plug-in's worker: define its class "
@@ -260,8 +268,8 @@ def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
     case = made["value"]
     params, inputs = request["params"], request["inputs"]
     mode, direction = request.get("mode", "rev"), request.get("direction")
-    kind = FORMS[form]
-    obj, fn, why = kind.calling(obj, mode, tuple(request.get("modes") or (mode,)), direction)
+    plugin_form = FORMS[form]
+    obj, fn, why = plugin_form.calling(obj, mode, tuple(request.get("modes") or (mode,)), direction)
     if fn is None:
         return {"skip": why}
     calls = []
@@ -279,6 +287,6 @@ def run(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
         if record["error"] is not None:
             break
     reply: dict[str, Any] = {"calls": calls}
-    if kind.own_forward and request.get("fd") and calls[0]["error"] is None:
+    if plugin_form.own_forward and request.get("fd") and calls[0]["error"] is None:
         reply["fd"] = call(own_forward_differences, obj, case, params, inputs)
     return reply

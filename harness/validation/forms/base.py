@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-Problem = dict[str, Any]  # a fault of the plug-in as a whole: {"kind", "message", …}
+Problem = dict[str, Any]  # a fault of the plug-in as a whole: {"fault_name", "message", …}
 Resolve = Callable[[list | None], list]  # case names or patterns -> Cases (None: the catalog)
 
 

@@ -53,7 +53,7 @@ class CustomFunction(Stage):
         user_cases = resolve(cases) if cases and problem is None else []
         if problem is None and not user_cases and "arrays" not in info:
             problem = {
-                "kind": "missing attribute",
+                "fault_name": "missing attribute",
                 "message": f"{target} needs inputs to run "
                 "on: name a case that computes the same math (--case, its parameters "
                 "and inputs named as the function's arguments) or give the function an "

@@ -163,7 +163,7 @@ class Stage(Form):
         stage = info.get("stage")
         if problem is None and stage not in STAGES and stage != "custom":
             problem = {
-                "kind": "missing attribute",
+                "fault_name": "missing attribute",
                 "message": f"stage = {stage!r} is not one of {', '.join(STAGES)} or 'custom'",
             }
         if stage == "custom" and problem is None:
