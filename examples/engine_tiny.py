@@ -7,7 +7,7 @@
 The engine is ``harness/zoo/tiny_engine.py`` (about 200 lines, micrograd-style: each
 operation builds its output and, beside it, the closure that sends the gradient back),
 shipped in the package because the bug zoo breaks it one rule at a time. Read it as the
-template for your own. What the harness asks of an engine (``harness/validation/forms/engine.py``):
+template for your own. What the harness asks of an engine (``harness/validation/forms/tensor_engine.py``):
 
     tensor(array, requires_grad) -> T     grad(loss, wrt) -> [array, ...]     numpy(t) -> array
 

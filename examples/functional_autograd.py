@@ -16,7 +16,7 @@ cases the array API standard's (``concat``, ``permute_dims``) on top of them. Th
 import autograd
 import autograd.numpy
 
-from harness.xp import numpy_like
+from harness.namespace import numpy_like
 
 
 class Autograd:

@@ -26,11 +26,11 @@ from harness.backends import (
 from harness.cases import Case, CaseError
 from harness.cases.base import catalog_spec, from_catalog, rebuild
 from harness.compare import Comparison
+from harness.namespace import Unsupported
 from harness.noise import DEFAULT_RUNS
 from harness.parallel import process_pool
 from harness.result import BUILD, Directional, Identity, Result
 from harness.sandbox.wire import Mapping, Tuple, conforms
-from harness.xp import Unsupported
 from reference.xp import NotInTape
 
 Progress = Callable[[str, str], None]  # (case label, backend name), called before each run

@@ -25,7 +25,7 @@ def worker(request):
 def refuse_work(monkeypatch) -> None:
     """Make any comparison, validation, sweep or bench fail loudly: a command under test
     must stop before it starts one."""
-    import harness.bench.run
+    import harness.bench.measure
     import harness.drift  # binds compare_backends when imported: before the stub, not after
     import harness.runner
     import harness.sweep
@@ -38,5 +38,5 @@ def refuse_work(monkeypatch) -> None:
         monkeypatch.setattr(module, "compare_backends", no)
     monkeypatch.setattr(harness.validation.validator, "validate", no)
     monkeypatch.setattr(harness.sweep, "sweep", no)
-    monkeypatch.setattr(harness.bench.run, "run_bench", no)
+    monkeypatch.setattr(harness.bench.measure, "run_bench", no)
     monkeypatch.setattr("subprocess.call", no)  # bench runs itself again in a fresh process

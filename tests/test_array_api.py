@@ -9,13 +9,13 @@ import pytest
 
 from harness.backends.numeric import NumpyNamespace
 from harness.cases import CATALOG
-from harness.xp import Namespace
+from harness.namespace import Namespace
 
 strict = pytest.importorskip("array_api_strict")
 
 
 class StrictNamespace(Namespace):
-    """xp on array-api-strict arrays; the extras as harness.xp writes them (from the standard
+    """xp on array-api-strict arrays; the extras as harness.namespace writes them (from the standard
     alone); a tap is the identity."""
 
     name = "strict"

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
+from harness.bench.measure import COLUMNS, Plan, products_ratio, run_bench
 from harness.bench.memory import measure_in_this_process, time_pair, traced_peak
-from harness.bench.run import COLUMNS, Plan, products_ratio, run_bench
 from harness.bench.runners import BENCH_BACKENDS, prepare
 from harness.cases import CATALOG
 from harness.cli import bench, main
@@ -248,7 +248,7 @@ def test_a_missing_adbench_input_falls_back_to_random_for_a_name_and_for_a_case(
     """A broken install (ADBench's file gone) draws the same sizes at random, whether the
     bench was given the case's name or the Case itself (which once raised KeyError)."""
     import harness.cases.adbench as adbench
-    from harness.bench.run import _build
+    from harness.bench.measure import _build
 
     monkeypatch.setattr(adbench, "data_file", lambda name: tmp_path / name)
     for given in ("adbench_lstm", CATALOG["adbench_lstm"]()):

@@ -1,6 +1,6 @@
 """``gradparity bench --cold``: the pairs, their order, the medians and what it writes
 (no timing is asserted: the commands timed here are stand-ins). The section's content is
-tested in test_bench_render.py."""
+tested in test_bench_markdown.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from harness.bench import cold
 from harness.bench.cold import VALIDATE_SHOWN
-from harness.bench.render import render_folder
+from harness.bench.markdown import render_folder
 from harness.cli import main
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"

@@ -10,7 +10,7 @@ import pytest
 from harness import compare_backends
 from harness.backends import get_backend
 from harness.cases import CATALOG, Case, CaseError
-from harness.xp import Namespace, TapError
+from harness.namespace import Namespace, TapError
 
 ALL_BACKENDS = ["reference", "torch", "jax", "numeric"]
 # Every case in the catalog, one param each. The core's staged cases run in the default

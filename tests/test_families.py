@@ -11,10 +11,10 @@ import pytest
 
 import harness
 from harness import theory
-from harness.backends.manual import ManualBackend
+from harness.backends.hand_derived import ManualBackend
 from harness.cases import CATALOG, Case, register, select
 from harness.cases.family import FAMILIES, Family, declare, family_of
-from harness.cases.manual import ManualBackprop
+from harness.cases.manual_backprop import ManualBackprop
 from harness.drift import drift_case
 
 HARNESS = Path(harness.__file__).parent

@@ -43,7 +43,7 @@ def test_the_form_is_guessed_and_a_grad_only_engine_works(tmp_path):
 import autograd
 import autograd.numpy
 
-from harness.xp import numpy_like
+from harness.namespace import numpy_like
 
 
 class GradOnly:
@@ -72,7 +72,7 @@ def test_numpy_like_maps_the_standard_names_to_numpys():
     import numpy as np
     from autograd import grad
 
-    from harness.xp import numpy_like
+    from harness.namespace import numpy_like
 
     xp = numpy_like(anp)
     x = np.arange(6.0).reshape(2, 3)

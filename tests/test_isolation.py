@@ -10,8 +10,8 @@ from harness.cases import CATALOG
 from harness.sandbox.channel import GiB
 from harness.target import BadTarget
 from harness.validation.checks import check_leaf
+from harness.validation.plugin_calls import plain
 from harness.validation.validator import validate
-from harness.validation.worker import plain
 
 FAULTY = """
 import os

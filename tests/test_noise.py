@@ -15,11 +15,11 @@ from harness.backends.base import Backend
 from harness.cases import CATALOG
 from harness.cli import main
 from harness.compare import WITHIN_NOISE, Comparison, compare_arrays
+from harness.namespace import Unsupported
 from harness.noise import perturbed, spread
 from harness.runner import compare_backends, noise_plan
 from harness.selection import build_cases, parse_sets
 from harness.tolerances import TOLERANCES
-from harness.xp import Unsupported
 from harness.zoo.tiny_engine import TinyEngine
 
 F64 = TOLERANCES[("autodiff", "float64")]
@@ -231,10 +231,12 @@ def test_a_partial_engine_right_wherever_it_runs_agrees_with_the_rest_listed():
         isolate=False,
     )
     assert v.ok
-    assert v.unsupported == {"mlp": "the engine has no array function 'tanh' (see harness/xp.py)"}
+    assert v.unsupported == {
+        "mlp": "the engine has no array function 'tanh' (see harness/namespace.py)"
+    }
     text = v.text()
     assert (
-        "– unsupported, the engine has no array function 'tanh' (see harness/xp.py): 1 case, mlp"
+        "– unsupported, the engine has no array function 'tanh' (see harness/namespace.py): 1 case, mlp"
         in text
     )
     assert "Traceback" not in text and "1 case unsupported" in text and "AGREES" in text

@@ -10,8 +10,8 @@ import pytest
 
 from harness import validate
 from harness.cases import CATALOG
+from harness.validation.plugin_calls import detect_form
 from harness.validation.stage_cases import STAGES, StageVjpCase
-from harness.validation.worker import detect_form
 
 
 def small(cls):

@@ -315,7 +315,7 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
     ].iloc[0]
     norms = one["norm"].to_numpy()
     assert row["first_over_last"] == pytest.approx(norms[0] / norms[-1], rel=1e-12)
-    from harness.report.sweep import decay_table, elman_rows
+    from harness.report.sweep_document import decay_table, elman_rows
 
     summ = summ.assign(sigma=summ["sigma"].astype(str), T=summ["T"].astype(str))
     elman = dict.fromkeys(summ["case"], "elman")
@@ -359,7 +359,7 @@ def test_the_mlp_variance_ratio_is_drawn_against_depth_beside_the_mean_field(tmp
 
 
 def test_a_phase_diagram_draws_an_underflowed_gradient_as_its_own_colour(tmp_path):
-    from harness.report.sweep import phase_plot
+    from harness.report.sweep_document import phase_plot
 
     rows = pd.DataFrame({"sigma": ["0.5", "0.9", "0.5", "0.9"], "T": ["10", "10", "1000", "1000"],
                          "first_over_last": [1e-3, 0.1, 0.0, 1e-40], "rate": [0.5] * 4,
@@ -465,7 +465,7 @@ def test_every_mode_stays_per_point_identities_too(tmp_path):
 def test_the_landscapes_take_the_rows_of_the_families_that_declare_their_theory():
     """The sweep report picks its Elman and MLP rows by what each case's family declares
     (``harness.cases.family``), never by a case's name or a theory's wording."""
-    from harness.report.sweep import elman_rows, mlp_rows
+    from harness.report.sweep_document import elman_rows, mlp_rows
 
     summ = pd.DataFrame(
         {

@@ -137,7 +137,7 @@ def test_bench_out_naming_a_file_exits_2_before_measuring(capsys, monkeypatch, t
 
 def written_by(folder, command: str) -> None:
     """A bench folder's record of the command that wrote it (bench_conditions.csv)."""
-    from harness.bench.render import CONDITIONS_CSV, conditions_table
+    from harness.bench.markdown import CONDITIONS_CSV, conditions_table
     from harness.escaping import write_csv
 
     write_csv(conditions_table({"command": command}, {}), folder / CONDITIONS_CSV)

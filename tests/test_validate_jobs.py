@@ -71,7 +71,7 @@ def test_jobs_2_gives_the_tables_of_jobs_1(target, broken, monkeypatch):
 # it writes down which process started its worker (the worker's argv says), case by case.
 FAULTY = """
 import os, sys, time
-from harness.validation.forms.engine import run_engine
+from harness.validation.forms.tensor_engine import run_engine
 from harness.zoo.tiny_engine import TinyEngine
 
 def grads(params, inputs, case):

@@ -14,7 +14,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "torch": ("harness.backends.torch_autograd", "TorchBackend"),
     "jax": ("harness.backends.jax_grad", "JaxBackend"),
     "numeric": ("harness.backends.numeric", "NumericBackend"),
-    "manual": ("harness.backends.manual", "ManualBackend"),
+    "manual": ("harness.backends.hand_derived", "ManualBackend"),
 }
 DEFAULT_BACKENDS = ["reference", "manual", "torch", "jax", "numeric"]
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import CHAIN_START, Backend, BackendUnavailable, Prepared
+from harness.namespace import Namespace, TapError, tree_map
 from harness.result import Result
-from harness.xp import Namespace, TapError, tree_map
 
 
 def _jax():

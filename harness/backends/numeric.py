@@ -47,8 +47,8 @@ from harness.finite_differences import (
     stencil_each,
 )
 from harness.modes import NO_SECOND
+from harness.namespace import Namespace
 from harness.result import Directional, Result
-from harness.xp import Namespace
 
 ROUGH = 1e3  # forward mode and H·v: how far the ulp response may exceed what the slope explains
 

@@ -10,8 +10,8 @@ import reference
 import reference.forward
 import reference.xp as tape_xp
 from harness.backends.base import CHAIN_START, Backend, Prepared, Untapped
+from harness.namespace import Namespace
 from harness.result import Result
-from harness.xp import Namespace
 from reference.forward import Dual
 
 

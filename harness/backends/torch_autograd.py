@@ -10,8 +10,8 @@ import numpy as np
 
 from harness.backends.base import CHAIN_START, Backend, BackendUnavailable, Prepared, Untapped
 from harness.backends.reference_tape import collect_taps
+from harness.namespace import Namespace
 from harness.result import Result
-from harness.xp import Namespace
 
 
 def _torch():

@@ -10,7 +10,7 @@ figure is the median over the pairs of validate_s / gradcheck_s (paired), beside
 median of each side.
 
 The rows go to ``cold_bench.csv``, the conditions to ``bench_conditions.csv``, and
-``bench.md`` is written again from the folder's tables (``harness.bench.render``): its
+``bench.md`` is written again from the folder's tables (``harness.bench.markdown``): its
 other sections from ``bench.csv`` as it is, and a full ``gradparity bench`` keeps this
 section's tables.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.bench.render import summary
+from harness.bench.markdown import summary
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("gradcheck_mlp.py")
@@ -76,7 +76,7 @@ def run_cold(out: str, pairs: int, env: dict[str, str], progress=None) -> pd.Dat
     """Measure ``pairs`` pairs and write cold_bench.csv, its conditions and bench.md's
     section 5 into ``out`` (bench.csv, its conditions and bench.md's other sections as
     they were; every file, or none)."""
-    from harness.bench.render import (
+    from harness.bench.markdown import (
         BENCH_CSV,
         BENCH_FILES,
         COLD_CSV,

@@ -109,7 +109,7 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0, mode: str = "rev")
     (``reference.manual``'s forward) and the VJP ct times the plug-in's gradients (rev), or
     its JVP J_L·u (fwd); f = the case's gradient (``reference.manual``'s backward) and the
     VJP the plug-in's H·ct (hvp: the Hessian is the Jacobian of the gradient, symmetric)."""
-    from harness.backends.manual import runner_for
+    from harness.backends.hand_derived import runner_for
     from harness.validation.forms.model import wants_case
 
     params, inputs = case.build(seed, dtype)
@@ -153,8 +153,8 @@ def model_pair(fn: Any, case: Any, dtype: str, seed: int = 0, mode: str = "rev")
 
 def engine_pair(engine: Any, case: Any, dtype: str, seed: int = 0) -> Pair:
     """An engine on ``case``: f = the loss by the engine's own forward, the VJP ct times the
-    gradients its backward gives (``harness.validation.forms.engine.run_engine``)."""
-    from harness.validation.forms.engine import run_engine
+    gradients its backward gives (``harness.validation.forms.tensor_engine.run_engine``)."""
+    from harness.validation.forms.tensor_engine import run_engine
 
     params, inputs = case.build(seed, dtype)
     names = tuple(params)

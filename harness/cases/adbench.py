@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases import manual
+from harness.cases import manual_backprop
 from harness.cases.base import Case, CaseError, at_least, footprint_of, one_of, register
 
 
@@ -67,7 +67,7 @@ class ADBenchLSTM(Case):
     """
 
     name, family = "adbench_lstm", "lstm"
-    manual = manual.ADBENCH_LSTM
+    manual = manual_backprop.ADBENCH_LSTM
     options = {"source": "adbench", "l": 2, "c": 1024, "b": 14}
     allowed = {
         "source": one_of("adbench", "random"),

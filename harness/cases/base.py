@@ -1,7 +1,7 @@
 """What a Case is, and the catalog that holds them.
 
 A Case is one named computation, written once against ``xp`` (the array API standard
-and gradparity's extras, ``harness.xp``). It builds its parameters
+and gradparity's extras, ``harness.namespace``). It builds its parameters
 (differentiated) and inputs (held fixed) from a seed, and computes a scalar loss. Its
 class docstring states the math exactly; ``gradparity describe`` prints it.
 """
@@ -150,7 +150,7 @@ class Case:
     # True where the case's code is the user's, loaded by gradparity: it runs in a worker
     # process only (``harness.sandbox.case``), never in this one
     isolated: ClassVar[bool] = False
-    # the class's hand-derived backprop (``harness.cases.manual``); None: there is none
+    # the class's hand-derived backprop (``harness.cases.manual_backprop``); None: there is none
     manual: ClassVar[Any] = None  # a ManualBackprop (that module reads this one)
 
     def __init__(self, **overrides: Any):

@@ -7,7 +7,7 @@ states a bound for it — and read that fact here instead of naming families. A 
 that is not declared (a user's case: "user") declares nothing.
 
 The hand-derived backprop is not a family's: it follows one class's math, so a case
-class declares it itself (``Case.manual``, ``harness.cases.manual``).
+class declares it itself (``Case.manual``, ``harness.cases.manual_backprop``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases import manual
+from harness.cases import manual_backprop
 from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -43,7 +43,7 @@ class MLP(Case):
     """
 
     name, family = "mlp", "mlp"
-    manual = manual.MLP
+    manual = manual_backprop.MLP
     options = {
         "depth": 4,
         "width": 16,

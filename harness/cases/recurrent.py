@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cases import manual
+from harness.cases import manual_backprop
 from harness.cases.base import Allowed, Case, CaseError, at_least, footprint_of, one_of, register
 
 
@@ -123,7 +123,7 @@ class Elman(Unroll):
     """
 
     name, family = "elman", "elman"
-    manual = manual.ELMAN
+    manual = manual_backprop.ELMAN
     options = {**Unroll.options, "act": "tanh"}
     allowed = {**Unroll.allowed, "act": one_of("tanh", "sigmoid")}
 
@@ -189,7 +189,7 @@ class LSTM(Unroll):
     """
 
     name, family = "lstm", "lstm"
-    manual = manual.LSTM
+    manual = manual_backprop.LSTM
     gates, tapped, saved = 4, 2, 25
 
     def bias(self, rng):
@@ -232,7 +232,7 @@ class GRU(Unroll):
     """
 
     name, family = "gru", "gru"
-    manual = manual.GRU
+    manual = manual_backprop.GRU
     gates, saved = 3, 20
 
     def setup(self, rng):

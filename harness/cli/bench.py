@@ -148,7 +148,7 @@ def full_plan_figures(folder: Path) -> bool:
     """Does ``folder`` hold the full plan's figures (the ones README cites)? Its
     bench_conditions.csv records the command that measured them: ``gradparity bench``
     without ``--quick`` or ``--case``."""
-    from harness.bench.render import conditions, read_folder
+    from harness.bench.markdown import conditions, read_folder
 
     try:
         command = conditions(read_folder(folder)["conditions"], "bench").get("command")
@@ -252,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         written = write(args.out, table, {**machine(), "threads": args.threads}, peers, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
-    from harness.bench.run import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
+    from harness.bench.measure import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
     command: str | None = None

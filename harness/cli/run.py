@@ -474,7 +474,7 @@ def run_sweep(
     for line in lines:
         print(line)
     if command == "report" and out is not None:  # a report always has its folder (above)
-        from harness.report.sweep import write_sweep_report
+        from harness.report.sweep_document import write_sweep_report
 
         argv = " ".join(_argv_of(args))
         facts = {"command": f"gradparity report {argv}".strip(), "executor": args.executor

@@ -18,8 +18,8 @@ from harness.target import Target
 from harness.validation.checks import MAX_OUTPUT, Judgement
 from harness.validation.faults import Fault
 from harness.validation.forms import FORMS
+from harness.validation.plugin_calls import RUN, RUN_REPLY
 from harness.validation.printed import Printed
-from harness.validation.worker import RUN, RUN_REPLY
 
 
 @dataclass

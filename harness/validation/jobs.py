@@ -39,7 +39,7 @@ from harness.sandbox.channel import Isolated
 from harness.target import Target
 from harness.validation.aside import ASIDE, aside, collected, merged, submit
 from harness.validation.backend import PluginBackend
-from harness.validation.worker import LOAD
+from harness.validation.plugin_calls import LOAD
 
 Progress = Callable[[str, str], None]
 Noise = tuple[tuple[str, ...], int]  # (the references that measure the noise floor, K runs)

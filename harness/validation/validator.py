@@ -50,8 +50,8 @@ from harness.validation.findings import Finding, Topic
 from harness.validation.forms import FORMS, described
 from harness.validation.forms.base import NeedCases, named_cases
 from harness.validation.jobs import run_cases
+from harness.validation.plugin_calls import LOAD, LOAD_REPLY
 from harness.validation.printed import Printed, printed_by, terminal_lines
-from harness.validation.worker import LOAD, LOAD_REPLY
 
 STATEFUL = {"state across calls", "non-deterministic"}  # what another order of cases can change
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import reference.manual
-from harness.backends.manual import runner_for
+from harness.backends.hand_derived import runner_for
 
 
 def manual(params, inputs, case):

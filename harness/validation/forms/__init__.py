@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from harness.validation.forms.base import Form
-from harness.validation.forms.engine import Engine
 from harness.validation.forms.functional import Functional
 from harness.validation.forms.jax_custom_vjp import JaxCustomVJP
 from harness.validation.forms.model import Model
 from harness.validation.forms.stage import Stage
+from harness.validation.forms.tensor_engine import Engine
 from harness.validation.forms.torch_function import TorchFunction
 
 # Tried in this order: a framework's function before anything callable, a functional engine

@@ -1,5 +1,5 @@
 """A framework's custom function (``torch-function``, ``jax-custom-vjp``) as a form: the
-function is adapted to a custom stage (``harness.validation.frameworks``) and from then
+function is adapted to a custom stage (``harness.validation.framework_stages``) and from then
 on called, checked and handed to the peers as one. Its inputs come from a case of the
 user's (``--case``) or from its own ``inputs(rng)``."""
 
@@ -26,12 +26,12 @@ class CustomFunction(Stage):
     takes: ClassVar[str]  # what ``--as NAME`` takes, as its error says
 
     def stage_of(self, obj: Any) -> Any:
-        """The custom stage that stands for the function (``harness.validation.frameworks``)."""
+        """The custom stage that stands for the function (``harness.validation.framework_stages``)."""
         raise NotImplementedError
 
     def adapt(self, obj: Any) -> Any:
         """The function as a custom stage; a TypeError that says what was expected."""
-        from harness.validation.frameworks import JaxCustomVJPStage, TorchFunctionStage
+        from harness.validation.framework_stages import JaxCustomVJPStage, TorchFunctionStage
 
         if isinstance(obj, (TorchFunctionStage, JaxCustomVJPStage)):  # adapted already
             return obj

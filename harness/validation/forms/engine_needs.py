@@ -14,7 +14,7 @@ from typing import Any
 import array_api_compat.numpy as np_xp
 
 from harness.cases import CATALOG, Case
-from harness.xp import EXTRAS, Namespace
+from harness.namespace import EXTRAS, Namespace
 
 BUILDABLE = tuple(e for e in EXTRAS if e not in ("tap", "scan"))  # tap, scan: the harness's
 

@@ -9,7 +9,7 @@ A functional engine is an object (or a class, or a module's namespace held in on
     grad(f)                  -> g, g(arg) = df/darg (the value is then computed apart)
 
 and may bring its own ``sigmoid``, ``relu``, ``logsumexp``, ``softmax_cross_entropy``
-(else they are built from ``xp``'s functions, as ``harness.xp`` writes them). The case's
+(else they are built from ``xp``'s functions, as ``harness.namespace`` writes them). The case's
 loss becomes ``f({"params": θ, "taps": ε})``: a tap adds a zero ε to the tapped value (per
 step inside a scan), so df/dε = dL/d(tap), as the JAX backend does; the engine sees only
 its own arrays.
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.namespace import Namespace
 from harness.validation.forms.base import Form
-from harness.validation.forms.engine import built, instantiate, lacking
-from harness.xp import Namespace
+from harness.validation.forms.tensor_engine import built, instantiate, lacking
 
 EXTRAS = ("sigmoid", "relu", "logsumexp", "softmax_cross_entropy")
 

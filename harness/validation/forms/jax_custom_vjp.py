@@ -1,5 +1,5 @@
 """The jax-custom-vjp form: a function decorated with ``jax.custom_vjp``, its ``bwd``
-called directly (``harness.validation.frameworks``)."""
+called directly (``harness.validation.framework_stages``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ class JaxCustomVJP(CustomFunction):
     takes = "a function decorated with jax.custom_vjp"
 
     def detects(self, obj: Any) -> bool:
-        from harness.validation.frameworks import is_jax_custom_vjp
+        from harness.validation.framework_stages import is_jax_custom_vjp
 
         return is_jax_custom_vjp(obj)
 
     def stage_of(self, obj: Any) -> Any:
-        from harness.validation.frameworks import JaxCustomVJPStage
+        from harness.validation.framework_stages import JaxCustomVJPStage
 
         return JaxCustomVJPStage(obj)

@@ -1,5 +1,5 @@
 """The torch-function form: a ``torch.autograd.Function`` subclass, its backward called
-directly with a context of gradparity's (``harness.validation.frameworks``)."""
+directly with a context of gradparity's (``harness.validation.framework_stages``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ class TorchFunction(CustomFunction):
     takes = "a torch.autograd.Function subclass"
 
     def detects(self, obj: Any) -> bool:
-        from harness.validation.frameworks import is_torch_function
+        from harness.validation.framework_stages import is_torch_function
 
         return is_torch_function(obj)
 
     def stage_of(self, obj: Any) -> Any:
-        from harness.validation.frameworks import TorchFunctionStage
+        from harness.validation.framework_stages import TorchFunctionStage
 
         return TorchFunctionStage(obj)

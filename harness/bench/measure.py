@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
-from harness.bench.render import (
+from harness.bench.markdown import (
     BENCH_CSV,
     BENCH_FILES,
     COLD_CSV,
     CONDITIONS_CSV,
     SCALING_LSTM,
 )
+from harness.bench.memory import page_faults, peak_memory, stored_memory, time_pair
 from harness.bench.runners import BENCH_BACKENDS, GPU_BACKENDS, prepare
 from harness.cases import CATALOG, Case, CaseError
 from harness.cases.networks import MILLION
@@ -229,7 +229,7 @@ def measure_case(
     return rows
 
 
-MEASURE_ISOLATED = "harness.bench.run:measure_isolated"
+MEASURE_ISOLATED = "harness.bench.measure:measure_isolated"
 CASE_FAILED = "failed: the case's worker"  # the note of a row whose case itself failed
 PLAN_FIELDS = ("repeats", "min_repeats", "budget_s", "subprocess_memory")
 
@@ -368,7 +368,7 @@ def run_bench(
     """Measure ``plan`` and write ``bench.csv``, its conditions and ``bench.md`` into
     ``out_dir`` (``gradparity bench --cold``'s pairs and conditions kept as they were)."""
     from harness.bench.cold import VALIDATE_SHOWN
-    from harness.bench.render import conditions, conditions_table, read_folder, render_folder
+    from harness.bench.markdown import conditions, conditions_table, read_folder, render_folder
 
     progress = progress or (lambda message: None)
     started = time.perf_counter()

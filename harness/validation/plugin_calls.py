@@ -9,7 +9,7 @@ not the worker, whose numpy the plug-in may have replaced — finds what it wrot
 Judging all that is the parent's job (``checks.py``). ``LOAD_REPLY`` and ``RUN_REPLY`` are
 the shapes of the replies, which the parent checks before it reads them.
 
-It imports numpy, ``harness.xp`` and the cases, never pandas or a framework (unless the
+It imports numpy, ``harness.namespace`` and the cases, never pandas or a framework (unless the
 plug-in is a framework's function), so that it starts fast.
 """
 
@@ -30,8 +30,8 @@ from harness.validation.forms import FORMS, attributes
 from harness.validation.forms.base import type_name
 from harness.validation.forms.stage import custom_inputs, own_forward_differences
 
-LOAD = "harness.validation.worker:load"
-RUN = "harness.validation.worker:run"
+LOAD = "harness.validation.plugin_calls:load"
+RUN = "harness.validation.plugin_calls:run"
 
 # --- the shapes of the replies (``harness.sandbox.wire.conforms``)
 ARRAY = (np.ndarray, np.generic)

@@ -1,4 +1,4 @@
-"""bench.md from the bench folder's CSVs alone (``harness.bench.render``): the page parses
+"""bench.md from the bench folder's CSVs alone (``harness.bench.markdown``): the page parses
 as Markdown with its headings and tables, the committed page is what its CSVs give, and
 section 5 follows ``cold_bench.csv``."""
 
@@ -12,7 +12,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from harness.bench.cold import VALIDATE_SHOWN
-from harness.bench.render import conditions_table, render_folder
+from harness.bench.markdown import conditions_table, render_folder
 from harness.escaping import write_csv
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"

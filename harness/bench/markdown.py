@@ -116,7 +116,7 @@ def ratio_section(t: pd.DataFrame) -> tuple[list[Block], dict]:
             "Each cell: R (objective time → loss-and-gradient time), minimum over the repeats. "
             "*Products alone*: R counted in the multiply-adds of the matrix products only, the "
             "value R tends to where they dominate the time (`products_ratio` in "
-            "harness/bench/run.py, checked against torch's `FlopCounterMode`): an MLP's backward "
+            "harness/bench/measure.py, checked against torch's `FlopCounterMode`): an MLP's backward "
             "makes dW and dL/dh for every layer but the first (3 − F₁/ΣF), an LSTM's dW_x, dW_h "
             "and dL/dh_{t−1} for the forward's two products per step. Elementwise work (tanh and "
             "σ cost more forward than their derivatives backward) pulls the measured R below it."

@@ -1,7 +1,7 @@
 """The ``manual`` backend: the textbook backward passes of ``reference/manual.py``.
 
 No tape and no ``ops``: a case class declares its hand-derived forward and backward
-(``Case.manual``, ``harness.cases.manual``: how its options and arrays map onto them), and
+(``Case.manual``, ``harness.cases.manual_backprop``: how its options and arrays map onto them), and
 this module only runs that declaration and packs the answer into a Result. A case without
 one is skipped (``NotApplicable``). Forward mode is derived by hand where the declaration
 has a ``jvp`` (the MLP and the Elman unroll); there is no hand-derived H·v.
@@ -17,7 +17,7 @@ import numpy as np
 from harness.backends.base import CHAIN_START, Backend, NotApplicable, Prepared
 from harness.cases import CATALOG
 from harness.cases.base import Arrays, Case
-from harness.cases.manual import Answer, ManualBackprop
+from harness.cases.manual_backprop import Answer, ManualBackprop
 from harness.result import Result
 
 

@@ -6,14 +6,14 @@ An engine is an object (or a class, instantiated once per call) with
     grad(loss, wrt) -> [array, ...]         dL/dw for each w in wrt (a list of T); None = 0
     numpy(t) -> np.ndarray                  the value of a tensor
 
-and, on T, the array API functions the cases use (``harness/xp.py``), under the
+and, on T, the array API functions the cases use (``harness/namespace.py``), under the
 standard's names:
 
     tanh exp log  sum mean (axis=None, keepdims=False)  reshape permute_dims concat stack
 
 and, if it has them, the extras ``sigmoid relu logsumexp softmax_cross_entropy`` (where it
 has not, they are built from its ``exp``, ``log``, ``where``, ``max``, … as
-``harness.xp.Namespace`` writes them). A function the engine lacks ends that case with
+``harness.namespace.Namespace`` writes them). A function the engine lacks ends that case with
 the function named, and the extra the case asked for where it was building one
 (``MissingOp``: the case is unsupported, counted apart). A function the engine has under
 numpy's name only (``concatenate`` for ``concat``, ``transpose`` for ``permute_dims``)
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.namespace import EXTRAS, NUMPY_NAMES, Namespace, Unsupported
 from harness.validation.forms.base import Form
-from harness.xp import EXTRAS, NUMPY_NAMES, Namespace, Unsupported
 
 ENGINE_METHODS = ("tensor", "grad", "numpy")
 
@@ -53,10 +53,10 @@ class MissingOp(Unsupported):
 
     def message(self) -> str:
         if self.asked == self.missing:
-            return f"{self.where} has no array function {self.missing!r} (see harness/xp.py)"
+            return f"{self.where} has no array function {self.missing!r} (see harness/namespace.py)"
         return (
             f"{self.where} has no array function {self.asked!r}, nor {self.missing!r} to "
-            "build it from (see harness/xp.py)"
+            "build it from (see harness/namespace.py)"
         )
 
     def building(self, asked: str) -> MissingOp:
