@@ -359,7 +359,20 @@ def test_a_plain_function_serves_only_the_one_mode_asked_for():
     runs = v.comparison.runs.set_index(["mode", "backend"])
     assert runs.loc[("fwd", "plugin:grads"), "status"] == "skipped"
     assert "supplies no forward mode" in runs.loc[("fwd", "plugin:grads"), "error"]
-    assert v.ok  # its gradients agree, and nothing was claimed about forward mode
+    # forward mode was asked for and compared with nothing: no success, as with --mode fwd
+    # alone, and its gradients' agreement is no claim about forward mode
+    assert not v.ok and v.verdict == "mode not compared" and v.modes_not_compared == ["fwd"]
+    assert "(fwd)" not in v.text().split("agree with the references")[-1].splitlines()[0]
+
+
+def test_a_mode_asked_for_that_the_plug_in_never_answers_fails_the_command(capsys):
+    code = main(
+        ["validate", "examples/model_mlp.py:grads", *MLP_CASE, *REFS, "--mode", "rev,fwd,hvp",
+         "--no-isolation"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "MODE NOT COMPARED" in out and "AGREES" not in out.splitlines()[-1]
 
 
 def jvp_without_loss(params, inputs, tangent):

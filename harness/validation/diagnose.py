@@ -412,6 +412,12 @@ def diagnose(
     return findings
 
 
+def case_label(case: str, mode: str) -> str:
+    """How a case's findings in one mode are labelled: the case, and the mode beside it
+    where it is not the gradient (``"mlp (fwd)"``)."""
+    return case if mode == "rev" else f"{case} ({mode})"
+
+
 def _diagnose_mode(
     case, mode, table, case_faults, plugins, tap_steps, reported_taps, references, dtype
 ) -> list[Finding]:
@@ -420,7 +426,7 @@ def _diagnose_mode(
     not the forward, and a tap's tangent flows from the first step on, not back from the
     last."""
     findings: list[Finding] = []
-    label = case if mode == "rev" else f"{case} ({mode})"
+    label = case_label(case, mode)
     # where the baseline is the odd one out the fault is the baseline's: those rows are
     # told once, and left out of what is said about the plug-in
     odd_base = baseline_odd(table)

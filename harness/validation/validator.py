@@ -44,7 +44,7 @@ from harness.target import BadTarget, Target, locate, parse_target, target_of
 from harness.validation.aside import helper, wanted
 from harness.validation.backend import PluginBackend, PluginResult
 from harness.validation.checks import MAX_OUTPUT, fatal
-from harness.validation.diagnose import diagnose, how
+from harness.validation.diagnose import case_label, diagnose, how
 from harness.validation.faults import FAULT_COLUMNS, Fault
 from harness.validation.findings import Finding, Topic
 from harness.validation.forms import FORMS, described
@@ -169,8 +169,19 @@ class Validation:
             and held
             and not self.unbuilt
             and not self.references_failed
+            and not self.modes_not_compared
             and not any(f.severity != "note" for f in self.faults)
         )
+
+    @property
+    def modes_not_compared(self) -> list[str]:
+        """The modes asked for (``harness.modes``) in which no tensor of the plug-in was
+        compared (it supplies no such derivative, or every case skipped it): the agreement
+        in the others is no claim about them, and asking for them is no success."""
+        asked = list(dict.fromkeys(self.comparison.runs["mode"]))
+        mine = self.mine
+        answered = set(mine.loc[compared(mine), "mode"])
+        return [m for m in asked if m not in answered]
 
     @property
     def references_failed(self) -> dict[str, list[str]]:
@@ -206,7 +217,9 @@ class Validation:
             return "baseline disagrees"
         if self.references_failed:
             return "references failed"
-        return "inconclusive" if (compared(table) & mine).any() else "nothing compared"
+        if not (compared(table) & mine).any():
+            return "nothing compared"
+        return "mode not compared" if self.modes_not_compared else "inconclusive"
 
     @property
     def headline(self) -> str:
@@ -217,6 +230,7 @@ class Validation:
             "the odd one out",
             "nothing compared": "was compared with nothing (unsupported or skipped on every case)",
             "references failed": "could not be judged where the references failed",
+            "mode not compared": "was compared with nothing in a mode asked for",
             "inconclusive": "could not be judged (inconclusive)",
         }.get(self.verdict, "does not agree with the references")
 
@@ -239,9 +253,9 @@ class Validation:
         """The agreement grid, the diagnostics and a verdict line."""
         from harness.console import format_agreement
 
-        compared = self.agreement[self.agreement["verdict"] != Verdict.FAILED]
+        shown = self.agreement[self.agreement["verdict"] != Verdict.FAILED]
         lines = header(self.sources)
-        lines += [format_agreement(self.agreement)] if not compared.empty else []
+        lines += [format_agreement(self.agreement)] if not shown.empty else []
         lines += terminal_lines(self.printed)  # fenced, labelled: never taken for ours
         lines += self.notes
         runs = self.comparison.runs
@@ -258,10 +272,18 @@ class Validation:
             if f.case in flagged_cases or f.caution or f.topic == "output flood"  # a flood: a note
         ]
         unsupported = self.unsupported
+        mine = self.mine
+        answered = {
+            case_label(c, m)
+            for c, m in mine.loc[compared(mine), ["case", "mode"]].itertuples(False)
+        }
         clean = [
             c
             for c in dict.fromkeys(f.case for f in self.findings)
-            if c not in flagged_cases and c not in unsupported and c not in self.references_failed
+            if c not in flagged_cases
+            and c not in unsupported
+            and c not in self.references_failed
+            and c in answered  # a mode the plug-in did not answer is not said to agree
         ]
         noisy = self.mine[self.mine["verdict"] == Verdict.WITHIN_NOISE]
         for case, g in noisy.groupby("case", sort=False):
@@ -314,6 +336,18 @@ class Validation:
                     if others
                     else "was compared with nothing there"
                 )
+            )
+        elif self.verdict == "mode not compared":
+            skipped = self.comparison.runs
+            skipped = skipped[
+                (skipped["backend"] == self.plugin)
+                & skipped["mode"].isin(self.modes_not_compared)
+                & (skipped["status"] == "skipped")
+            ]
+            why = "; ".join(dict.fromkeys(skipped["error"].dropna().astype(str)))
+            verdict += (
+                f" — asked for {listing(self.modes_not_compared)} and compared with nothing "
+                f"there{f' ({why})' if why else ''}"
             )
         elif self.verdict == "nothing compared":
             verdict += (
