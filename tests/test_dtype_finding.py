@@ -173,3 +173,71 @@ def test_an_answer_of_complex_object_or_str_dtype_is_one_wrong_type_fault_a_call
     assert row.fault == "wrong type" and row.case == "mlp"
     assert dtype in row.message and "W1" in row.message and row.tensor.endswith("loss")
     assert "float64" in row.message and "float32" in row.message  # what is allowed
+
+
+ODD_NAMES = """
+import numpy as np
+
+
+class Named:  # a key that is shown as "x" but is no str
+    def __str__(self):
+        return "x"
+
+
+class Lying(str):  # a str whose str() is another name
+    def __str__(self):
+        return "x"
+
+
+def right(p):
+    return 6 * (3 * p["x"] + 1)
+
+
+def no_str_first(p, x):
+    return {Named(): np.zeros(5), "x": right(p)}
+
+
+def no_str_last(p, x):
+    return {"x": right(p), Named(): np.zeros(5)}
+
+
+def lying_str(p, x):
+    return {"x": right(p), Lying("y"): np.zeros(5)}
+
+
+def tap_no_str(p, x):
+    return {"grads": {"x": right(p)}, "taps": {Named(): np.zeros(5)}}
+"""
+
+
+@pytest.mark.parametrize("attr", ["no_str_first", "no_str_last", "tap_no_str"])
+def test_a_name_that_is_no_str_is_a_wrong_type_never_one_tensor_in_place_of_another(
+    tmp_path, worker, attr
+):
+    """str() of a key could name a tensor twice (the last one winning): a name is a str."""
+    (tmp_path / "odd_names.py").write_text(ODD_NAMES)
+    v = validate(
+        f"{tmp_path / 'odd_names.py'}:{attr}",
+        form="model",
+        cases=["card_affine_square"],
+        references=["reference"],
+        channel=worker,
+    )
+    assert not v.ok and v.verdict == "faults", v.text()
+    (row,) = v.fault_table.itertuples()
+    assert row.fault == "wrong type" and "Named" in row.message and "str" in row.message
+
+
+def test_a_str_subclass_is_named_by_its_value_not_by_its_str(tmp_path, worker):
+    (tmp_path / "odd_names.py").write_text(ODD_NAMES)
+    v = validate(
+        f"{tmp_path / 'odd_names.py'}:lying_str",
+        form="model",
+        cases=["card_affine_square"],
+        references=["reference"],
+        channel=worker,
+    )
+    (row,) = v.fault_table.itertuples()  # "y", no tensor of the case: not taken for "x"
+    assert row.fault == "extra tensor" and "'y'" in row.message
+    (x,) = v.mine.itertuples()
+    assert x.tensor == "x" and x.ok

@@ -200,6 +200,15 @@ class Judgement:
                 "or {'grads': ..., 'loss': ..., 'taps': ...}",
                 "",
             )
+        if "bad_names" in out:
+            return self._fatal(
+                empty,
+                "wrong type",
+                f"a name in the answer is a {out['bad_names']}, not a str: the tensors are "
+                "named by the case's parameter and tap names, as strings "
+                "(`gradparity describe CASE` lists them)",
+                "",
+            )
         if out.get("grads") is None or "bad_taps" in out:
             what = "grads" if out.get("grads") is None else "taps"
             return self._fatal(empty, "wrong type", f"{what!r} is not a dict of arrays", "")

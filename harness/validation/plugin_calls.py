@@ -64,6 +64,7 @@ OUTPUT = {
     "top": str,
     "repr?": str,
     "bad_taps?": str,
+    "bad_names?": str,  # the types of keys that are no str
     "grads?": (None, MapOf(str, LEAF)),
     "taps?": MapOf(str, LEAF),
     "loss?": (None, LEAF),
@@ -135,10 +136,29 @@ def plain(x: Any, dtype: str) -> dict[str, Any]:
 
 
 def _tree(values: Any, dtype: str) -> Any:
-    """{name: plain} from a mapping (None if it is not one)."""
+    """{name: plain} from a mapping (None if it is not one); its keys are str
+    (``_not_names``)."""
     if not isinstance(values, Mapping):
         return None
-    return {str(k): plain(v, dtype) for k, v in values.items()}
+    return {_name(k): plain(v, dtype) for k, v in values.items()}
+
+
+def _name(key: str) -> str:
+    """A str key's own value: a subclass's ``__str__`` could give another tensor's name."""
+    return str.__str__(key)
+
+
+def _not_names(*mappings: Any) -> str:
+    """The types of the keys that are no str, "" where every key is one: ``str()`` of
+    anything else could name a tensor twice, the last one silently winning."""
+    odd = {
+        type_name(k)
+        for m in mappings
+        if isinstance(m, Mapping)
+        for k in m
+        if not isinstance(k, str)
+    }
+    return ", ".join(sorted(odd))
 
 
 def normalise(out: Any, dtype: str) -> dict[str, Any]:
@@ -154,17 +174,20 @@ def normalise(out: Any, dtype: str) -> dict[str, Any]:
     taps_plain = {}
     if taps is not None and not isinstance(taps, Mapping):
         return {"top": "dict", "bad_taps": type_name(taps)}
+    odd = _not_names(grads, taps)
+    if odd:
+        return {"top": "dict", "bad_names": odd}
     for name, value in (taps or {}).items():
         if isinstance(value, list) and value and not isinstance(value[0], (int, float, list)):
             steps = [plain(v, dtype) for v in value]  # per-step tensors (engine form)
             bad = next((s for s in steps if s["array"] is None), None)
-            taps_plain[str(name)] = bad or {
+            taps_plain[_name(name)] = bad or {
                 "array": np.stack([s["array"] for s in steps]),
                 "type": steps[0]["type"],
                 "note": steps[0]["note"],
             }
         else:
-            taps_plain[str(name)] = plain(value, dtype)
+            taps_plain[_name(name)] = plain(value, dtype)
     return {
         "top": "dict",
         "grads": _tree(grads, dtype),
