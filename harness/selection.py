@@ -46,6 +46,11 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set takes KEY=VALUE (for example --set T=100), not {pair!r}")
+        if "\n" in pair:  # other control characters: escaped where the label is shown
+            raise UsageError(
+                f"--set {key.strip()}: {value!r} holds a line break; a value is one line of "
+                "text (it is part of the case's label, which begins lines of the output)"
+            )
         out[key.strip()] = value.strip()
     return out
 

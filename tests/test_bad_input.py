@@ -176,6 +176,13 @@ def test_a_bad_option_value_is_one_line_without_the_usage_block(
     assert option in err and named in err
 
 
+def test_a_set_value_with_a_line_break_is_refused_as_a_case_s_name_is(refuse_work, capsys):
+    """A value goes into the case's label, which begins lines of the output (its other
+    control characters are escaped where it is shown, as a name's are)."""
+    err = refused(capsys, ["run", "--case", "elman", "--set", "act=tanh\nb"])
+    assert "--set act" in err and "line break" in err and err.count("\n") == 1
+
+
 # --- sizes ---------------------------------------------------------------------------------
 
 GiB = 2**30
