@@ -241,3 +241,32 @@ def test_a_str_subclass_is_named_by_its_value_not_by_its_str(tmp_path, worker):
     assert row.fault == "extra tensor" and "'y'" in row.message
     (x,) = v.mine.itertuples()
     assert x.tensor == "x" and x.ok
+
+
+HUGE = """
+def huge_int(p, x):
+    return {"x": 10**400}
+
+
+def huge_list(p, x):
+    return {"x": [10**400] * 5}
+"""
+
+
+@pytest.mark.parametrize("attr", ["huge_int", "huge_list"])
+def test_a_number_too_large_for_the_run_s_dtype_is_a_wrong_type_naming_the_tensor(
+    tmp_path, worker, attr
+):
+    """Not an OverflowError raised from gradparity's own conversion."""
+    (tmp_path / "huge.py").write_text(HUGE)
+    v = validate(
+        f"{tmp_path / 'huge.py'}:{attr}",
+        form="model",
+        cases=["card_affine_square"],
+        references=["reference"],
+        channel=worker,
+    )
+    assert not v.ok
+    (row,) = v.fault_table.itertuples()
+    assert row.fault == "wrong type" and row.tensor == "x", row
+    assert "float64" in row.message and "Traceback" not in row.message

@@ -118,13 +118,16 @@ def plain(x: Any, dtype: str) -> dict[str, Any]:
     elif type(x).__module__.split(".")[0] in ("jax", "jaxlib") and hasattr(x, "__array__"):
         out["array"] = np.array(x, copy=True)
         out["note"] = f"a {name}, converted with np.asarray (dtype kept)"
-    elif isinstance(x, (int, float)) and not isinstance(x, bool):
-        out["array"] = np.asarray(x, dtype=dtype)
-        out["note"] = f"a Python {name}, converted to a {dtype} array"
-    elif isinstance(x, (list, tuple)):
+    elif isinstance(x, (int, float, list, tuple)) and not isinstance(x, bool):
         try:
             out["array"] = np.asarray(x, dtype=dtype)
-            out["note"] = f"a {name}, converted with np.asarray(..., dtype={dtype})"
+            out["note"] = (
+                f"a Python {name}, converted to a {dtype} array"
+                if isinstance(x, (int, float))
+                else f"a {name}, converted with np.asarray(..., dtype={dtype})"
+            )
+        except OverflowError:  # an int beyond the dtype's range
+            out["repr"] = f"an integer too large for {dtype}"
         except (ValueError, TypeError):
             out["repr"] = repr(x)[:80]
     else:
