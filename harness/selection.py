@@ -201,6 +201,11 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
             raise UsageError(
                 f"{option} {str(path)!r} is a file; {option} takes a folder to write into"
             )
+        if folder.is_symlink() and not folder.exists():  # mkdir would say "File exists"
+            raise UsageError(
+                f"{option} {str(path)!r} is a link to {os.readlink(folder)!r}, which does not "
+                f"exist; {option} takes a folder to write into (make the folder it points to)"
+            )
         blocker = _nearest_existing(folder.parent if not folder.exists() else folder)
         if not blocker.is_dir():
             raise UsageError(

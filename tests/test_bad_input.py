@@ -550,3 +550,12 @@ def test_the_readme_names_no_address_a_reader_could_contact():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "tcp://<host>:8786" in text
     assert not re.search(r"tcp://\d+\.\d+\.\d+\.\d+:", text.replace("tcp://127.0.0.1:", ""))
+
+
+def test_an_out_folder_that_is_a_broken_link_is_refused_naming_its_target(
+    refuse_work, capsys, tmp_path
+):
+    link = tmp_path / "r"
+    link.symlink_to(tmp_path / "gone")
+    err = refused(capsys, ["report", "--case", "elman", "--out", str(link)])
+    assert "--out" in err and "link" in err and "gone" in err and "File exists" not in err
