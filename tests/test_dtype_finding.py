@@ -210,33 +210,32 @@ def tap_no_str(p, x):
 """
 
 
-@pytest.mark.parametrize("attr", ["no_str_first", "no_str_last", "tap_no_str"])
-def test_a_name_that_is_no_str_is_a_wrong_type_never_one_tensor_in_place_of_another(
-    tmp_path, worker, attr
-):
-    """str() of a key could name a tensor twice (the last one winning): a name is a str."""
-    (tmp_path / "odd_names.py").write_text(ODD_NAMES)
-    v = validate(
-        f"{tmp_path / 'odd_names.py'}:{attr}",
+def on_card(tmp_path, worker, source: str, attr: str):
+    """Validate ``attr`` of a plug-in file holding ``source`` on card_affine_square against
+    the tape, in the module's worker."""
+    (tmp_path / "plugin.py").write_text(source)
+    return validate(
+        f"{tmp_path / 'plugin.py'}:{attr}",
         form="model",
         cases=["card_affine_square"],
         references=["reference"],
         channel=worker,
     )
+
+
+@pytest.mark.parametrize("attr", ["no_str_first", "no_str_last", "tap_no_str"])
+def test_a_name_that_is_no_str_is_a_wrong_type_never_one_tensor_in_place_of_another(
+    tmp_path, worker, attr
+):
+    """str() of a key could name a tensor twice (the last one winning): a name is a str."""
+    v = on_card(tmp_path, worker, ODD_NAMES, attr)
     assert not v.ok and v.verdict == "faults", v.text()
     (row,) = v.fault_table.itertuples()
     assert row.fault == "wrong type" and "Named" in row.message and "str" in row.message
 
 
 def test_a_str_subclass_is_named_by_its_value_not_by_its_str(tmp_path, worker):
-    (tmp_path / "odd_names.py").write_text(ODD_NAMES)
-    v = validate(
-        f"{tmp_path / 'odd_names.py'}:lying_str",
-        form="model",
-        cases=["card_affine_square"],
-        references=["reference"],
-        channel=worker,
-    )
+    v = on_card(tmp_path, worker, ODD_NAMES, "lying_str")
     (row,) = v.fault_table.itertuples()  # "y", no tensor of the case: not taken for "x"
     assert row.fault == "extra tensor" and "'y'" in row.message
     (x,) = v.mine.itertuples()
@@ -258,14 +257,7 @@ def test_a_number_too_large_for_the_run_s_dtype_is_a_wrong_type_naming_the_tenso
     tmp_path, worker, attr
 ):
     """Not an OverflowError raised from gradparity's own conversion."""
-    (tmp_path / "huge.py").write_text(HUGE)
-    v = validate(
-        f"{tmp_path / 'huge.py'}:{attr}",
-        form="model",
-        cases=["card_affine_square"],
-        references=["reference"],
-        channel=worker,
-    )
+    v = on_card(tmp_path, worker, HUGE, attr)
     assert not v.ok
     (row,) = v.fault_table.itertuples()
     assert row.fault == "wrong type" and row.tensor == "x", row
