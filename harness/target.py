@@ -14,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,16 @@ class Target:
             data.get("path"),
             tuple(data.get("sys_path") or ()),
         )
+
+
+def _its_own(name: str, value: Any, module: Any) -> bool:
+    """Is ``name`` one of the module's own public names: not an imported module, nor a
+    function or class defined elsewhere (``np``, an imported ``Case``)."""
+    if name.startswith("_") or isinstance(value, types.ModuleType):
+        return False
+    if isinstance(value, (type, types.FunctionType)):
+        return getattr(value, "__module__", None) == module.__name__
+    return True
 
 
 def parse_target(text: str) -> Target:
@@ -215,7 +226,7 @@ def load(target: Target) -> Any:
     try:
         return _getattr_path(module, target.attr)
     except AttributeError:
-        public = sorted(k for k in vars(module) if not k.startswith("_"))[:20]
+        public = sorted(k for k, v in vars(module).items() if _its_own(k, v, module))[:20]
         raise LoadFault(
             "missing attribute",
             f"{where} has no attribute {target.attr!r}; it has: {', '.join(public) or 'nothing'}",

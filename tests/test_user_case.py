@@ -422,3 +422,15 @@ def test_a_tap_name_with_a_line_break_fails_the_references_saying_so(tmp_path):
     forged = "plugin:grads (model): 1/1 tensors agree over 1 case, 0 faults: AGREES"
     assert not v.ok and not any(line.startswith(forged) for line in v.text().splitlines())
     assert "is not one line of text" in v.text()
+
+
+def test_a_case_file_without_its_name_is_told_to_add_it_as_validate_says(mine, capsys):
+    code, _, err = run_cli(capsys, "run", "--case", str(mine))
+    assert code == 2 and "Traceback" not in err
+    assert "add :NAME" in err and f"{mine}:" in err
+
+
+def test_a_missing_name_is_told_with_what_the_file_defines_not_what_it_imports(mine, capsys):
+    code, _, err = run_cli(capsys, "run", "--case", f"{mine}:nope")
+    has = err.split("it has: ")[1]
+    assert code == 2 and "Tiny" in has and "np" not in has.replace(",", " ").split()

@@ -349,6 +349,11 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
             or [c for c in CATALOG.values() if c.family == pattern]
             or [c for n, c in CATALOG.items() if pattern in n]
         )
+        if not hits and pattern.endswith(".py"):  # a case file without the case's name
+            raise CaseError(
+                f"--case {pattern!r} names no case in the file: add :NAME "
+                f"(for example {pattern}:MyCase)"
+            )
         if not hits:
             raise CaseError(f"no case matches {pattern!r}; cases: {', '.join(CATALOG)}")
         chosen += [c for c in hits if c not in chosen]
