@@ -104,7 +104,7 @@ class Model(Form):
         if problem is None and not (list(cases or []) or list(info.get("cases") or [])):
             raise NeedCases(
                 f"a model plug-in fits one case's parameters: name the case "
-                f"(--case NAME, or cases=[...]; `gradparity describe NAME` "
+                f"(--case NAME; in Python, validate(..., cases=[...]); `gradparity describe NAME` "
                 f"shows what {target} must return)"
             )
         return super().checked_on(info, cases, problem, target, resolve)
