@@ -286,3 +286,22 @@ def test_a_catalog_case_travels_as_its_name_and_options():
         pass
 
     assert catalog_spec(Mine()) is None
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("ellman", "elman"), ("mpl", "mlp"), ("card_afine_square", "card_affine_square")],
+)
+def test_a_case_name_typo_is_answered_with_the_nearest_names(typo, meant):
+    from harness.cases.base import CaseError, select
+
+    with pytest.raises(CaseError, match=rf"did you mean '{meant}'"):
+        select([typo])
+
+
+def test_a_pattern_near_no_name_gets_no_suggestion():
+    from harness.cases.base import CaseError, select
+
+    with pytest.raises(CaseError) as e:
+        select(["zzzzzz"])
+    assert "did you mean" not in str(e.value)

@@ -8,6 +8,7 @@ class docstring states the math exactly; ``gradparity describe`` prints it.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import inspect
 import math
@@ -355,6 +356,8 @@ def select(patterns: list[str] | None = None, include_slow: bool = False) -> lis
                 f"(for example {pattern}:MyCase)"
             )
         if not hits:
-            raise CaseError(f"no case matches {pattern!r}; cases: {', '.join(CATALOG)}")
+            near = difflib.get_close_matches(pattern, list(CATALOG), n=3)
+            meant = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+            raise CaseError(f"no case matches {pattern!r}{meant}; cases: {', '.join(CATALOG)}")
         chosen += [c for c in hits if c not in chosen]
     return chosen
