@@ -31,15 +31,31 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
 
 
+class Pending:
+    """The signal ``handled`` took, for a command to ask about once its work is done."""
+
+    def __init__(self) -> None:
+        self.first: list[int] = []
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` for a signal whose exception Python swallowed: raised
+        inside a weakref callback or a ``__del__``, it is printed and dropped, and the
+        command would run on to a success it was told to abandon."""
+        if self.first:
+            raise Interrupted(self.first[0])
+
+
 @contextlib.contextmanager
-def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[None]:
+def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[Pending]:
     """Within: SIGINT and SIGTERM raise ``Interrupted`` (once; a second one runs
-    ``last_resort`` and ends the process with the first one's status). The previous
+    ``last_resort`` and ends the process with the first one's status). It gives a
+    ``Pending``, whose ``check`` raises it again where Python swallowed it. The previous
     handlers are put back on the way out. Off the main thread, nothing changes."""
+    pending = Pending()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield pending
         return
-    first: list[int] = []
+    first = pending.first
 
     def on_signal(signum: int, frame: object) -> None:
         if first:  # the cleanup itself is taking too long for the user
@@ -51,10 +67,10 @@ def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[None]:
 
     previous = {s: signal.signal(s, on_signal) for s in SIGNALS}
     try:
-        yield
+        yield pending
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-__all__ = ["Interrupted", "handled"]
+__all__ = ["Interrupted", "Pending", "handled"]

@@ -153,3 +153,36 @@ def test_a_report_on_a_case_of_the_user_s_in_its_worker(tmp_path):
     )
     assert running
     check(code, err, running, below, signal.SIGTERM)
+
+
+def test_a_signal_whose_exception_was_swallowed_still_ends_the_command():
+    """Python swallows an exception raised in a weakref callback or a __del__ (it prints
+    "Exception ignored in"): a signal that lands there must still end the command with
+    its status, not let it run on to exit 0."""
+    from harness.interrupts import Interrupted, handled
+
+    with pytest.raises(Interrupted) as caught:
+        with handled() as pending:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler raises here
+            except BaseException:  # noqa: BLE001 - what a weakref callback does with it
+                pass
+            pending.check()  # as the command does once its work is done
+    assert caught.value.code == 130
+
+
+def test_a_command_whose_interrupt_was_swallowed_ends_with_the_signal_s_status(monkeypatch, capsys):
+    import harness.cli
+
+    def swallowing(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except BaseException:  # noqa: BLE001 - as Python does in a weakref callback
+            pass
+        return 0
+
+    monkeypatch.setattr(harness.cli, "_main", swallowing)
+    assert harness.cli.main(["list"]) == 143
+    assert capsys.readouterr().err.strip() == "gradparity: interrupted by SIGTERM"

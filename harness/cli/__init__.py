@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command quietly, with the shell's status for SIGPIPE (141), after the work in flight
     has been cleaned up (plug-in workers included). SIGINT and SIGTERM end it with one
     line and 130 or 143 (``harness.interrupts``), every process it started killed."""
-    with handled(last_resort=_kill_children):
+    with handled(last_resort=_kill_children) as pending:
         try:
             from harness.escaping import console  # the imports, too, may meet an interrupt
             from harness.sandbox.processes import keep_out_of_proc
@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_out_of_proc()  # no worker may open this process's stdout through /proc
 
             with console():
-                return _main(argv)
+                code = _main(argv)
+            pending.check()  # a signal Python swallowed (in a weakref callback) ends it too
+            return code
         except Interrupted as e:  # the finally blocks on its way here have run
             _kill_children()
             print(f"gradparity: interrupted by {e}", file=sys.stderr)
