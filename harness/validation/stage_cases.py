@@ -1,4 +1,7 @@
-"""The stage form: one local step, its forward and your hand-written backward.
+"""The stage form's cases: the stages it knows (``STAGES``), each checked as a Case of its VJP
+(``StageVjpCase``), and a case of the user's seen as a stage (``UserCaseVjpCase``).
+
+The stage form: one local step, its forward and your hand-written backward.
 
 A stage plug-in is an object (or a class, instantiated once) with
 
