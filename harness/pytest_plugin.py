@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help="a reference backend, repeatable (default: those of gradparity run)",
+        help="a reference backend, repeatable; all: every backend of gradparity run "
+        "(default: those of gradparity validate)",
     )
     group.addoption(
         "--gradparity-timeout",

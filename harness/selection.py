@@ -147,10 +147,11 @@ def check_comparable(
     those of ``--backend``, None for the default ones; the baseline is added to them).
     With ``references`` (validate: the plug-in is compared with one of ``backends``, the
     references), the baseline must be one of them."""
-    from harness.backends import DEFAULT_BACKENDS
+    from harness.backends import DEFAULT_BACKENDS, references_asked
 
     names = list(dict.fromkeys(DEFAULT_BACKENDS if backends is None else backends))
     if references:
+        names = references_asked(None if backends is None else list(backends), baseline)
         if baseline is not None and baseline not in names:
             raise UsageError(
                 f"--baseline {baseline!r} is not one of the references ({', '.join(names)}): "

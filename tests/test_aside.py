@@ -51,13 +51,14 @@ def test_merged_of_an_unbuilt_case_is_its_one_build_result():
 @pytest.mark.parametrize(
     "references, jobs, loaded, expected",
     [
-        (None, 1, False, True),  # the defaults: jax beside four others
+        (None, 1, False, False),  # the defaults: numpy references, no jax to set aside
+        (["all"], 1, False, True),  # every backend: jax beside four others
         (["reference", "jax"], 1, False, True),
         (["jax"], 1, False, False),  # jax alone: nothing to run beside it
         (["jax", "jax"], 1, False, False),
         (["reference", "torch"], 1, False, False),  # no jax asked for
-        (None, 2, False, False),  # jobs > 1 shares whole cases instead
-        (None, 1, True, False),  # jax loaded here already: it costs nothing more here
+        (["all"], 2, False, False),  # jobs > 1 shares whole cases instead
+        (["all"], 1, True, False),  # jax loaded here already: it costs nothing more here
     ],
 )
 def test_a_helper_starts_only_where_it_can_save_time(
@@ -75,9 +76,9 @@ def test_only_a_process_s_first_validation_is_helped(monkeypatch):
     """From the second on, jax loads here once rather than in a helper each time."""
     monkeypatch.setattr(aside, "_started", False)
     monkeypatch.delitem(sys.modules, "jax", raising=False)
-    assert aside.wanted(None, 1)
+    assert aside.wanted(["all"], 1)
     monkeypatch.setattr(aside, "_started", True)
-    assert not aside.wanted(None, 1)
+    assert not aside.wanted(["all"], 1)
 
 
 @pytest.mark.parametrize(
@@ -131,9 +132,10 @@ import pickle, sys
 from harness import validate
 from harness.cases import CATALOG
 small = CATALOG["mlp"](depth=2, width=3, D=2, C=2, N=3)
-v = validate("examples/model_mlp.py:model", cases=[small], modes=["rev", "fwd"], noise=2)
+every = dict(cases=[small], modes=["rev", "fwd"], noise=2, references=["all"])
+v = validate("examples/model_mlp.py:model", **every)
 assert "jax" not in sys.modules, "jax was imported in this process"
-again = validate("examples/model_mlp.py:model", cases=[small], modes=["rev", "fwd"], noise=2)
+again = validate("examples/model_mlp.py:model", **every)
 assert "jax" in sys.modules, "the second validation was helped too"
 assert again.agreement.equals(v.agreement)
 tables = (v.agreement, v.comparison.identities, v.comparison.magnitudes, v.text())
@@ -162,7 +164,13 @@ def test_a_cold_validation_runs_jax_aside_and_its_tables_are_those_of_one_proces
     import jax  # noqa: F401 - loaded here: no helper
 
     small = CATALOG["mlp"](depth=2, width=3, D=2, C=2, N=3)
-    v = validate("examples/model_mlp.py:model", cases=[small], modes=["rev", "fwd"], noise=2)
+    v = validate(
+        "examples/model_mlp.py:model",
+        cases=[small],
+        modes=["rev", "fwd"],
+        noise=2,
+        references=["all"],
+    )
     here = (v.agreement, v.comparison.identities, v.comparison.magnitudes, v.text())
     for a, b in zip(cold[:3], here[:3], strict=True):
         pd.testing.assert_frame_equal(a, b)

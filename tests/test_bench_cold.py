@@ -23,7 +23,9 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 def quick_commands(monkeypatch):
     """Both sides replaced by an instant interpreter, so only the bookkeeping runs."""
     fast = [sys.executable, "-c", "pass"]
-    monkeypatch.setattr(cold, "commands", lambda: {"validate": fast, "gradcheck": fast})
+    monkeypatch.setattr(
+        cold, "commands", lambda: {"validate": fast, "validate_all": fast, "gradcheck": fast}
+    )
 
 
 def test_the_pairs_alternate_which_side_runs_first(quick_commands):
@@ -31,6 +33,12 @@ def test_the_pairs_alternate_which_side_runs_first(quick_commands):
     assert list(rows["pair"]) == [1, 2, 3, 4]
     assert list(rows["first"]) == ["validate", "gradcheck", "validate", "gradcheck"]
     assert (rows["ratio"] == rows["validate_s"] / rows["gradcheck_s"]).all()
+    assert (rows["ratio_all"] == rows["validate_all_s"] / rows["gradcheck_s"]).all()
+
+
+def test_every_reference_is_the_same_command_with_reference_all():
+    run = cold.commands()
+    assert run["validate_all"] == [*run["validate"], "--reference", "all"]
 
 
 def test_the_figure_is_the_median_of_the_paired_ratios_not_the_ratio_of_medians():
@@ -59,7 +67,9 @@ def test_cold_writes_its_csv_and_section_and_keeps_the_rest(quick_commands, tmp_
     assert written.endswith("## References" + references)
     assert (tmp_path / "bench.csv").read_bytes() == kept["bench.csv"]
     rows = pd.read_csv(tmp_path / "cold_bench.csv")
-    assert list(rows.columns) == ["pair", "first", "validate_s", "gradcheck_s", "ratio"]
+    assert list(rows.columns) == [
+        "pair", "first", "validate_s", "gradcheck_s", "ratio", "validate_all_s", "ratio_all"
+    ]  # fmt: skip
     assert len(rows) == 2
     found = pd.read_csv(tmp_path / "bench_conditions.csv", dtype=str, keep_default_na=False)
     earlier = pd.read_csv(REPORTS / "bench_conditions.csv", dtype=str, keep_default_na=False)

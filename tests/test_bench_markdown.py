@@ -91,7 +91,7 @@ def test_the_page_parses_with_its_headings_and_tables():
     assert [row[0] for row in ratio[1:]] == labels  # mlp[width=…] read back as written
 
 
-def _cold_folder(folder: Path, ratios: list[float]) -> pd.DataFrame:
+def _cold_folder(folder: Path, ratios: list[float], every: list[float] | None = None):
     rows = pd.DataFrame(
         {
             "pair": range(1, len(ratios) + 1),
@@ -101,6 +101,9 @@ def _cold_folder(folder: Path, ratios: list[float]) -> pd.DataFrame:
             "ratio": ratios,
         }
     )
+    if every is not None:  # the --reference all side, as harness.bench.cold writes it
+        rows["validate_all_s"] = [3.0 * r for r in every]
+        rows["ratio_all"] = every
     write_csv(rows, folder / "cold_bench.csv")
     write_csv(conditions_table({}, {"load": "0.5 | 1"}), folder / "bench_conditions.csv")
     return rows
@@ -124,9 +127,22 @@ def test_section_5_follows_cold_bench_csv(tmp_path, ratios, median, verdict):
     assert conditions == [["", "value"], ["load", "0.5 | 1"]]
 
 
+def test_every_reference_is_shown_beside_without_a_goal(tmp_path):
+    _cold_folder(tmp_path, [0.5, 0.4, 0.6], every=[1.5, 1.6, 1.4])
+    text = render_folder(tmp_path, VALIDATE_SHOWN)
+    pairs, _ = tables(text)
+    assert pairs[0][-2:] == ["with every reference", "its ratio"]
+    assert [row[-1] for row in pairs[1:]] == ["1.50×", "1.60×", "1.40×"]
+    assert "(goal ≤ 1.0×: **met**); with every reference 4.5 s, 1.50×." in text
+
+
 def test_section_5_changes_with_the_csv_and_sections_1_to_4_stay(tmp_path):
     for name in ("bench.csv", "bench_conditions.csv", "cold_bench.csv"):
         shutil.copyfile(REPORTS / name, tmp_path / name)
+    rows = pd.read_csv(tmp_path / "cold_bench.csv")
+    rows["validate_s"] = rows["gradcheck_s"] * 2.0
+    rows["ratio"] = 2.0
+    write_csv(rows, tmp_path / "cold_bench.csv")
     before = render_folder(tmp_path, VALIDATE_SHOWN)
     rows = pd.read_csv(tmp_path / "cold_bench.csv")
     rows["validate_s"] = rows["gradcheck_s"] * 0.5

@@ -26,7 +26,14 @@ def test_the_examples_agree_alone_and_against_the_references_of_a_plain_case(
     assert alone.ok, alone.text()
     assert alone.references == []  # finite differences of its own forward only
     case = f"{EXAMPLE}:TanhLayer"
-    paired = validate(f"{EXAMPLE}:{attr}", form=form, cases=[case], dtype=dtype, channel=worker)
+    paired = validate(
+        f"{EXAMPLE}:{attr}",
+        form=form,
+        cases=[case],
+        dtype=dtype,
+        channel=worker,
+        references=["all"],
+    )
     assert paired.ok, paired.text()
     ran = set(paired.agreement["backend"]) | set(paired.agreement["baseline"])
     assert ran >= {"reference", "torch", "jax", "numeric"}

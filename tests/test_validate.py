@@ -77,12 +77,57 @@ def test_a_broken_implementation_exits_1_naming_tensor_element_and_values(capsys
     assert "DISAGREES" in out
 
 
+COLD = """
+import sys
+from harness import validate
+from harness.backends import DEFAULT_REFERENCES
+v = validate("examples/model_mlp.py:grads", cases=["mlp"])
+assert v.ok, v.text()
+assert v.references == DEFAULT_REFERENCES, v.references
+assert set(v.agreement["baseline"]) == {"reference"}, set(v.agreement["baseline"])
+assert set(v.agreement["backend"]) == {"manual", "numeric", "plugin:grads"}
+loaded = sorted(m for m in ("torch", "jax") if m in sys.modules)
+assert not loaded, f"a validation on the numpy references imported {loaded}"
+"""
+
+
+def test_the_default_references_are_the_numpy_ones_and_load_no_framework():
+    """The tape, manual and numeric: a verdict that waits for neither torch's import nor
+    jax's (in a fresh process, as a user's command runs)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", COLD], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv, ran", [
+    (["--reference", "all"], {"reference", "manual", "torch", "jax", "numeric"}),
+    (["--reference", "numeric", "--reference", "all"], {"reference", "manual", "torch", "jax", "numeric"}),
+    (["--baseline", "torch"], {"reference", "manual", "torch", "numeric"}),  # asked for by name
+    (["--reference", "torch", "--reference", "numeric"], {"torch", "numeric"}),
+])  # fmt: skip
+def test_the_references_asked_for_are_those_that_run(argv, ran, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "v"
+    code = main(["validate", "examples/model_mlp.py:grads", "--case", "mlp", "--set", "depth=1",
+                 *argv, "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    import pandas as pd
+
+    table = pd.read_csv(out / "agreement.csv")
+    assert set(table["backend"]) | set(table["baseline"]) == ran | {"plugin:grads"}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["validate", "no_colon_here"], "add :NAME"),
     (["validate", "my module:grads"], "not a module name"),
     (["validate", "harness.zoo.models:manual", "--as", "model"], "a model plug-in fits one case's parameters"),
     (["validate", "harness.zoo.models:manual", "--set", "T=3"], "--set needs --case"),
     (["validate", "harness.zoo.models:manual", "--case", "no_such_case"], "no case matches"),
+    (["validate", "harness.zoo.models:manual", "--case", "mlp", "--reference", "torch", "--baseline", "jax"],
+     "--baseline 'jax' is not one of the references (torch)"),
 ])  # fmt: skip
 def test_bad_usage_exits_2(argv, message, capsys):
     assert main(argv) == 2

@@ -17,10 +17,28 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "manual": ("harness.backends.hand_derived", "ManualBackend"),
 }
 DEFAULT_BACKENDS = ["reference", "manual", "torch", "jax", "numeric"]
+# What ``validate`` holds a plug-in against unless told otherwise: the tape, the
+# hand-derived backprop (where the case has one) and finite differences. They are three
+# derivations that share no code, so a baseline that is wrong is outvoted (the odd one
+# out), and all three are numpy: a verdict waits for no framework import (torch's and
+# jax's take about a second each, cold). ``ALL`` asks for every backend of ``run``.
+DEFAULT_REFERENCES = ["reference", "manual", "numeric"]
+ALL = "all"
 
 
 class UnknownBackend(ValueError):
     pass
+
+
+def references_asked(asked: list[str] | None, baseline: str | None = None) -> list[str]:
+    """The references of a validation: ``asked`` as given, in order and without repeats,
+    ``ALL`` standing for every backend of ``run`` (DEFAULT_BACKENDS); None for the
+    DEFAULT_REFERENCES, with the ``baseline`` where one is named that is not among them
+    (``--baseline torch`` alone asks for torch beside them)."""
+    if asked is None:
+        return list(dict.fromkeys([*DEFAULT_REFERENCES, *([baseline] if baseline else [])]))
+    names = [n for a in asked for n in (DEFAULT_BACKENDS if a == ALL else [a])]
+    return list(dict.fromkeys(names))
 
 
 def get_backend(name: str) -> Backend:
@@ -37,6 +55,9 @@ __all__ = [
     "NotApplicable",
     "REGISTRY",
     "DEFAULT_BACKENDS",
+    "DEFAULT_REFERENCES",
+    "ALL",
+    "references_asked",
     "DEFAULT_BASELINE",
     "UnknownBackend",
     "get_backend",

@@ -608,9 +608,9 @@ def summary(rows: pd.DataFrame) -> dict[str, float]:
     """The medians of ``harness.bench.cold``'s pairs: of each side, and of the paired
     ratio (the figure)."""
     return {
-        "validate_s": statistics.median(rows["validate_s"]),
-        "gradcheck_s": statistics.median(rows["gradcheck_s"]),
-        "ratio": statistics.median(rows["ratio"]),
+        column: statistics.median(rows[column])
+        for column in ("validate_s", "gradcheck_s", "ratio", "validate_all_s", "ratio_all")
+        if column in rows  # the last two: a cold_bench.csv written before they were timed
     }
 
 
@@ -620,32 +620,46 @@ def cold_section(rows: pd.DataFrame, env: dict[str, str], validate: str) -> list
     ``env`` they were measured in (``command``: the bench command that measured them);
     ``validate``: the command line timed."""
     medians = summary(rows)
-    shown = pd.DataFrame(
-        {
-            "pair": [str(int(p)) for p in rows["pair"]],
-            "first": [lit(f) for f in rows["first"]],
-            "validate": [seconds(s) for s in rows["validate_s"]],
-            "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
-            "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
-        }
-    )
+    every = "validate_all_s" in rows
+    columns = {
+        "pair": [str(int(p)) for p in rows["pair"]],
+        "first": [lit(f) for f in rows["first"]],
+        "validate": [seconds(s) for s in rows["validate_s"]],
+        "gradcheck script": [seconds(s) for s in rows["gradcheck_s"]],
+        "ratio": [f"{r:.2f}×" for r in rows["ratio"]],
+    }
+    if every:
+        columns["with every reference"] = [seconds(s) for s in rows["validate_all_s"]]
+        columns["its ratio"] = [f"{r:.2f}×" for r in rows["ratio_all"]]
     pairs = len(rows)
     command = env.get("command", "gradparity bench --cold")
+    beside = (
+        f" Between the two, the same command with {code('--reference all')} (torch and jax "
+        "beside the numpy references: what they cost, cold; no goal)."
+        if every
+        else ""
+    )
     blocks: list[Block] = [
         Heading(COLD_HEADING),
         Para(
             f"{code(validate)} in a fresh process (the interpreter, the imports, the "
-            "plug-in's worker, every default reference, the comparison, the verdict) against "
+            "plug-in's worker, the default references, the comparison, the verdict) against "
             "`python harness/bench/gradcheck_mlp.py`, a plain `torch.autograd.gradcheck` "
             f"script on the same MLP, {pairs} pairs, each pair's two runs one after the "
-            f"other in alternating order. Written by {code(command)}."
+            f"other in alternating order.{beside} Written by {code(command)}."
         ),
         Para(
             f"Median: validate {seconds(medians['validate_s'])}, gradcheck script "
             f"{seconds(medians['gradcheck_s'])}; median paired ratio "
-            f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(medians['ratio'] <= 1.0)})."
+            f"**{medians['ratio']:.2f}×** (goal ≤ 1.0×: {verdict(medians['ratio'] <= 1.0)})"
+            + (
+                f"; with every reference {seconds(medians['validate_all_s'])}, "
+                f"{medians['ratio_all']:.2f}×."
+                if every
+                else "."
+            )
         ),
-        table(shown),
+        table(pd.DataFrame(columns)),
     ]
     if env:
         blocks.append(settings(env))

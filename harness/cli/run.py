@@ -55,13 +55,16 @@ seed_value = whole("--seed", 0, SEED_LIMIT - 1)
 SEED_HELP = f"a whole number from 0 to {SEED_LIMIT - 1:,} (default 0)"
 
 
-def add_backend_options(p: argparse.ArgumentParser, option: str, help_text: str, **kw) -> None:
-    """An option that names a backend: one of REGISTRY, checked when it is parsed."""
+def add_backend_options(
+    p: argparse.ArgumentParser, option: str, help_text: str, also: tuple[str, ...] = (), **kw
+) -> None:
+    """An option that names a backend: one of REGISTRY (or of ``also``), checked when it
+    is parsed."""
     p.add_argument(
         option,
-        choices=list(REGISTRY),
+        choices=[*REGISTRY, *also],
         metavar="NAME",
-        help=f"{help_text}; known: {', '.join(REGISTRY)}",
+        help=f"{help_text}; known: {', '.join([*REGISTRY, *also])}",
         **kw,
     )
 

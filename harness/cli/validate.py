@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.backends import ALL, DEFAULT_REFERENCES
 from harness.cli.run import (
     JOBS_HELP,
     MAX_TIMEOUT,
@@ -60,7 +61,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_backend_options(
         p,
         "--reference",
-        "a reference backend, repeatable (default: those of gradparity run)",
+        f"a reference backend, repeatable; {ALL}: every backend of gradparity run "
+        f"(default: {' '.join(DEFAULT_REFERENCES)}, the numpy ones)",
+        also=(ALL,),
         action="append",
     )
     add_backend_options(

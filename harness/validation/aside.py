@@ -41,9 +41,9 @@ def wanted(references: list[str] | None, jobs: int) -> bool:
     loaded here, and no helper started before. A program that validates again and again
     (``selftest``, a notebook) has its first validation helped; from the second on, jax
     loads here once, rather than in a helper each time."""
-    from harness.backends import DEFAULT_BACKENDS
+    from harness.backends import references_asked
 
-    asked = DEFAULT_BACKENDS if references is None else references
+    asked = references_asked(references)
     return (
         jobs == 1
         and ASIDE in asked

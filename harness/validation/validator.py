@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend
+from harness.backends import UnknownBackend, get_backend, references_asked
 from harness.cases import Case
 from harness.compare import (
     AGREEING,
@@ -501,7 +501,8 @@ def validate(
     object). ``cases``:
     names, patterns or Case instances (a model plug-in needs them, unless it has a
     ``cases`` attribute; an engine defaults to the catalog; a stage is its own case).
-    ``references``: default those of ``gradparity run`` (DEFAULT_BACKENDS). ``timeout`` (s, per case)
+    ``references``: backend names, ``"all"`` for every one of ``gradparity run``'s (default:
+    ``harness.backends.DEFAULT_REFERENCES``, the tape, manual and numeric). ``timeout`` (s, per case)
     and ``memory`` (bytes of address space, 0 = no limit) bound the worker process;
     ``channel``: a worker to share between validations (it is then not closed).
     ``jobs > 1``: this process and ``jobs - 1`` more share the cases, each with a worker
@@ -520,6 +521,7 @@ def validate(
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
+    references = references_asked(None if references is None else list(references), baseline)
     check_comparable(references, baseline, references=True)
     notes: list[str] = []
     spec, own = _channel(target, isolate, memory, notes)
@@ -644,8 +646,6 @@ def _validate(
             )
         )
     # the references
-    if references is None:
-        references = list(DEFAULT_BACKENDS)
     if plugin_form is not None:
         references = plugin_form.references(info, references, chosen, notes)
     instances: list[Any] = []
