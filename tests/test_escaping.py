@@ -349,6 +349,9 @@ def grads(params, inputs, case=None):
 '''
 
 
+NUMPY_ONLY = ["--backend", "numeric", "--baseline", "reference"]  # no framework to import
+
+
 @pytest.fixture(scope="module")
 def hostile_runs(tmp_path_factory):
     """`run`, `describe`, `report --out` and `validate --out` on the hostile file, each in a
@@ -361,11 +364,9 @@ def hostile_runs(tmp_path_factory):
     path.write_text(CONTROLS, encoding="utf-8")
     cases = ["--case", f"{path}:Hostile", "--case", f"{path}:Failing"]
     commands = {
-        "run": ["run", *cases, "--backend", "reference", "--backend", "torch",
-                "--csv", str(folder / "run.csv")],
+        "run": ["run", *cases, *NUMPY_ONLY, "--csv", str(folder / "run.csv")],
         "describe": ["describe", f"{path}:Hostile"],
-        "report": ["report", *cases, "--backend", "reference", "--backend", "torch",
-                   "--out", str(folder / "report"), "--quiet"],
+        "report": ["report", *cases, *NUMPY_ONLY, "--out", str(folder / "report"), "--quiet"],
         "validate": ["validate", f"{path}:grads", "--case", f"{path}:Hostile", "--case",
                      "card_affine_square", "--reference", "reference", "--out",
                      str(folder / "validate"), "--quiet"],

@@ -12,7 +12,7 @@ from harness.cli import main
 from harness.selection import UsageError
 from harness.sweep import Job, comparable, grid, parse_grid, parse_seeds, sweep, tables
 
-FAST = ["--backend", "reference", "--backend", "torch", "--noise", "0"]
+FAST = ["--backend", "numeric", "--baseline", "reference", "--noise", "0"]  # numpy alone
 
 POINTS_CASE = '''
 import os
@@ -301,14 +301,14 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
     summ = pd.read_csv(out / "summaries.csv")
     # the phase diagram's value of one point, recomputed from the per-step norms
     one = mags[
-        (mags["backend"] == "torch")
+        (mags["backend"] == "reference")
         & (mags["sigma"] == 1.5)
         & (mags["T"] == 8)
         & (mags["seed"] == 1)
         & (mags["tap"] == "h")
     ].sort_values("step")
     row = summ[
-        (summ["backend"] == "torch")
+        (summ["backend"] == "reference")
         & (summ["sigma"] == 1.5)
         & (summ["T"] == 8)
         & (summ["seed"] == 1)
@@ -319,7 +319,7 @@ def test_the_elman_phase_diagram_and_decay_rates_come_from_the_measured_norms(tm
 
     summ = summ.assign(sigma=summ["sigma"].astype(str), T=summ["T"].astype(str))
     elman = dict.fromkeys(summ["case"], "elman")
-    decay = decay_table(elman_rows(summ, "torch", elman)).set_index("sigma")
+    decay = decay_table(elman_rows(summ, "reference", elman)).set_index("sigma")
     assert decay.loc["0.5", "sigma_gamma"] == pytest.approx(0.5)  # tanh: γ = 1
     # a tanh unroll never grows faster than the bound: the rate stays below σ_max·γ
     assert (decay["rate_max"] <= decay["sigma_gamma"] * (1 + 1e-9)).all()
@@ -348,7 +348,7 @@ def test_the_mlp_variance_ratio_is_drawn_against_depth_beside_the_mean_field(tmp
     assert code == 0
     assert "sweep_mlp_variance.png" in (out / "report.md").read_text()
     summ = pd.read_csv(out / "summaries.csv")
-    rows = summ[summ["backend"] == "torch"]
+    rows = summ[summ["backend"] == "reference"]
     assert set(zip(rows["depth"], rows["init"], strict=True)) == {
         (d, i) for d in (3, 4, 5) for i in ("standard", "glorot")
     }
