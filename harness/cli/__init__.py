@@ -78,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_out_of_proc()  # no worker may open this process's stdout through /proc
 
             with console():
-                code = _main(argv)
+                try:
+                    code = _main(argv)
+                except Exception:
+                    # code the signal crossed may have turned it into an error of its own
+                    # (matplotlib's renderer: "Invalid bounding box"): the signal wins
+                    pending.check()
+                    raise
             pending.check()  # a signal Python swallowed (in a weakref callback) ends it too
             return code
         except Interrupted as e:  # the finally blocks on its way here have run
