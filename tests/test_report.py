@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,27 @@ def cells(results, tmp_path) -> dict[tuple[str, str], str]:
     return out
 
 
+def styled(results, tmp_path) -> dict[tuple[str, str], str]:
+    """(tensor, backend) -> the style of the report's cell, as ``cells``; the baseline is
+    the first Result's backend, renamed so that a second run of it is compared."""
+    from harness.cases import CATALOG
+    from harness.compare import Comparison
+    from harness.report.document import case_section
+    from harness.report.render import Table
+
+    case = CATALOG["card_affine_square"]()
+    made = [r(case) for r in results]
+    made[0] = replace(made[0], backend="baseline")
+    comparison = Comparison(made, "baseline", [case])
+    blocks = case_section(comparison, case, pd.DataFrame(), tmp_path)
+    out = {}
+    for table in (b for b in blocks if isinstance(b, Table)):
+        backends = [h.split(" vs ")[0] for h in table.header[2:]]
+        for row, styles in zip(table.rows, table.styles, strict=True):
+            out.update({(row[0], b): s for b, s in zip(backends, styles[2:], strict=True)})
+    return out
+
+
 def ran(case):
     from harness.backends.reference_tape import ReferenceBackend
 
@@ -301,3 +323,47 @@ def test_a_tensor_fault_shows_the_fault_and_a_failed_run_shows_failed(tmp_path):
     plugin_cells = {t: c for (t, b), c in got.items() if b == "plugin"}
     assert plugin_cells.pop("loss `loss`") == f"✗ {fault}"
     assert plugin_cells and set(plugin_cells.values()) == {"✗ failed"}
+
+
+def test_html_cells_are_styled_by_their_verdict_not_by_their_first_character():
+    """The style is data the table's builder gives (``Verdict.style``): a cell whose text
+    begins with a mark is not coloured for it, and one the builder marks is."""
+    from harness.report.render import Table, to_html
+
+    page = to_html(
+        [Table(("a", "b", "c"), (("✓ says ok", "✗ says bad", "✓"),), (("bad", "ok"),))], "t"
+    )
+    assert '<td class="bad">✓ says ok</td>' in page and '<td class="ok">✗ says bad</td>' in page
+    assert "<td>✓</td>" in page  # no style given for the third cell
+    assert 'class="' not in to_html([Table(("a",), (("✗ unstyled",),))], "t").split("<table>")[1]
+
+
+def test_the_report_styles_each_cell_by_its_verdict(tmp_path):
+    """Agreeing cells "ok", a disagreeing or failed one "bad", the rest unstyled."""
+    from harness.compare.verdicts import Verdict
+    from harness.result import Result
+
+    def wrong(case):
+        right = ran(case)
+        return Result(
+            case.label,
+            "wrong",
+            "float64",
+            loss=right.loss,
+            grads={k: v * 2 for k, v in right.grads.items()},
+            taps=right.taps,
+        )
+
+    def missing(case):
+        return Result(case.label, "gone", "float64", error="it crashed")
+
+    def unsupported(case):
+        return Result(case.label, "partial", "float64", unsupported="no 'tanh'")
+
+    got = styled([ran, lambda c: ran(c), wrong, missing, unsupported], tmp_path)
+    by_backend = {}
+    for (_, backend), style in got.items():
+        by_backend.setdefault(backend, set()).add(style)
+    assert by_backend["reference"] == {Verdict.AGREE.style} == {"ok"}
+    assert "bad" in by_backend["wrong"] and by_backend["gone"] == {"bad"}
+    assert by_backend["partial"] == {""}

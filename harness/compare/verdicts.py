@@ -72,6 +72,13 @@ class Verdict(StrEnum):
     )
 
     @property
+    def style(self) -> str:
+        """How a cell of this verdict is shown where colour is drawn (the report's HTML):
+        "ok" for an agreement within the tolerance, "bad" for one that fails the run,
+        "" for the rest (within noise, inconclusive, unsupported: said, not coloured)."""
+        return "ok" if self is Verdict.AGREE else "bad" if self.fails_run else ""
+
+    @property
     def legend(self) -> str:
         """This verdict's part of a legend: its mark and what the mark says."""
         return f"{self.mark} {self.meaning}"

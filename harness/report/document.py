@@ -180,13 +180,19 @@ def verdict(facts: dict[str, Any]) -> str:
 
 def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[Block]:
     pairs = worst_per_pair(comparison.agreement)
-    rows = tuple(
-        (lit(p["pair"]), str(p["compared"]),
-         f"{(Verdict.AGREE if p['agree'] + p['inconclusive'] + p['unsupported'] == p['compared'] else Verdict.DISAGREE).mark} "
-         f"{p['agree']}", str(p["within_noise"]), str(p["inconclusive"]), str(p["unsupported"]),
-         _err(p["worst_rel_l2_err"]), lit(p["where"]), str(p["failed"]))
+    held = [
+        Verdict.AGREE
+        if p["agree"] + p["inconclusive"] + p["unsupported"] == p["compared"]
+        else Verdict.DISAGREE
         for _, p in pairs.iterrows()
+    ]
+    rows = tuple(
+        (lit(p["pair"]), str(p["compared"]), f"{v.mark} {p['agree']}", str(p["within_noise"]),
+         str(p["inconclusive"]), str(p["unsupported"]), _err(p["worst_rel_l2_err"]),
+         lit(p["where"]), str(p["failed"]))
+        for v, (_, p) in zip(held, pairs.iterrows(), strict=True)
     )  # fmt: skip
+    styles = tuple(("", "", v.style) for v in held)
     blocks: list[Block] = [
         Heading("gradparity report", 1),
         Para(verdict(facts)),
@@ -223,7 +229,7 @@ def overview(comparison: Comparison, facts: dict[str, Any], out: Path) -> list[B
             "where",
             "failed",
         )
-        blocks.append(Table(header, rows))
+        blocks.append(Table(header, rows, styles))
     failed = facts["failed"]
     if failed:
         blocks += [
@@ -282,16 +288,18 @@ def modes_section(comparison: Comparison) -> list[Block]:
         ),
     ]
     if len(ids):
-        body = []
+        body, styles = [], []
         ordered = ids.assign(order=ids["mode"].map(harness.modes.MODES.index)).sort_values(
             "order", kind="stable"
         )
         for (mode, backend), g in ordered.groupby(["mode", "backend"], sort=False):
             broken = g[~g["ok"]]
+            verdict = Verdict.AGREE if broken.empty else Verdict.DISAGREE
             body.append((code(mode), lit(backend), lit(g["identity"].iloc[0]),
-                         f"{'✓' if broken.empty else '✗'} {int(g['ok'].sum())}/{len(g)}",
+                         f"{verdict.mark} {int(g['ok'].sum())}/{len(g)}",
                          _err(float(g["rel_err"].max())),
                          lit(", ".join(broken["case"])) or "—"))  # fmt: skip
+            styles.append(("", "", "", verdict.style))
         blocks += [
             Para("Each autodiff backend held against itself: its forward mode against its own "
                  "gradient, the transpose identity ⟨1, J_L·u⟩ = ⟨∇L, u⟩, and its H·v against "
@@ -300,7 +308,7 @@ def modes_section(comparison: Comparison) -> list[Block]:
                  "holds within 1e-10 of that in float64 (1e-4 in float32). A backend that "
                  "breaks one has two modes that cannot both be right."),
             Table(("mode", "backend", "identity", "held", "worst |lhs − rhs| / scale",
-                   "broken on"), tuple(body)),
+                   "broken on"), tuple(body), tuple(styles)),
         ]  # fmt: skip
     return blocks
 
@@ -480,24 +488,36 @@ def _cell(row: pd.Series) -> str:
     )
 
 
+def _cell_style(row: pd.Series) -> str:
+    """The style of ``_cell``'s cell, from the same facts: its verdict's, or a failure's
+    where the row carries an error."""
+    verdict = Verdict.of(row["verdict"])
+    if verdict is not Verdict.UNSUPPORTED and isinstance(row["error"], str) and row["error"]:
+        return Verdict.FAILED.style
+    return verdict.style
+
+
 def agreement_table(rows: pd.DataFrame) -> Table:
     """Tensor × backend: ✓ or ✗ and the max relative error against the baseline; ``rows``
     are agreement rows joined with their ``Comparison.row_facts``."""
     backends = list(dict.fromkeys(rows["backend"]))
     baseline = rows["baseline"].iloc[0]
-    body = []
+    body, styles = [], []
     for (kind, tensor), group in rows.groupby(["kind", "tensor"], sort=False):
-        by_backend = {r["backend"]: _cell(r) for _, r in group.iterrows()}
+        by_backend = {r["backend"]: r for _, r in group.iterrows()}
         shape = group["shape"].dropna()
         body.append(
             (
                 f"{kind} {code(tensor)}",
                 lit(shape.iloc[0]) if len(shape) else "",
-                *(by_backend.get(b, "") for b in backends),
+                *(_cell(by_backend[b]) if b in by_backend else "" for b in backends),
             )
         )
+        styles.append(
+            ("", "", *(_cell_style(by_backend[b]) if b in by_backend else "" for b in backends))
+        )
     header = ("tensor", "shape", *(lit(f"{b} vs {baseline}") for b in backends))
-    return Table(header, tuple(body))
+    return Table(header, tuple(body), tuple(styles))
 
 
 def _theory_table(theory: pd.DataFrame, label: str, baseline: str) -> list[Block]:

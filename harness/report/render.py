@@ -49,6 +49,9 @@ class Code:
 class Table:
     header: tuple[str, ...]  # markup
     rows: tuple[tuple[str, ...], ...]  # markup
+    # each cell's style ("ok", "bad" or ""; ``Verdict.style``), row for row, where the
+    # table's builder knows the verdict behind a cell; none given: no cell is styled
+    styles: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,9 @@ def _inline(markup: str) -> str:
     return "".join(out) + ("</strong>" if bold else "")
 
 
-def _td(text: str) -> str:
-    text = str(text)
-    cls = ' class="ok"' if text.startswith("✓") else ' class="bad"' if text.startswith("✗") else ""
-    return f"<td{cls}>{_inline(text)}</td>"
+def _td(text: str, style: str = "") -> str:
+    cls = f' class="{style}"' if style in ("ok", "bad") else ""
+    return f"<td{cls}>{_inline(str(text))}</td>"
 
 
 def _data_uri(path: Path) -> str:
@@ -183,7 +185,13 @@ def _html(block: Block) -> str:
         return f"<pre>{html.escape(block.text, quote=False)}</pre>"
     if isinstance(block, Table):
         head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
-        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
+        styles = block.styles or ((),) * len(block.rows)
+        body = "".join(
+            "<tr>"
+            + "".join(_td(c, style[i] if i < len(style) else "") for i, c in enumerate(row))
+            + "</tr>"
+            for row, style in zip(block.rows, styles, strict=True)
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     if isinstance(block, Image):
         return (
