@@ -255,3 +255,41 @@ def test_a_missing_adbench_input_falls_back_to_random_for_a_name_and_for_a_case(
         case, params, inputs, note = _build(given, {})
         assert case.cfg["source"] == "random" and "missing" in note
         assert params and inputs
+
+
+@pytest.mark.parametrize(
+    "note, case_failed, code",
+    [
+        ("failed: the case's worker: exited with status 7", True, 1),
+        ("the worker's words, whatever they are", True, 1),
+        ("failed: the case's worker (words a backend's note may quote)", False, 0),
+    ],
+)
+def test_bench_fails_on_the_fact_that_a_case_failed_not_on_a_note_s_words(
+    monkeypatch, tmp_path, capsys, note, case_failed, code
+):
+    import harness.bench.measure
+    from harness.cli import main
+
+    def measured(*args, **kwargs):
+        return pd.DataFrame(
+            [{"label": "mine", "backend": "reference", "note": note, "case_failed": case_failed}]
+        )
+
+    monkeypatch.setattr(harness.bench.measure, "run_bench", measured)
+    monkeypatch.setenv(bench.PINNED, "1")  # as in the process it runs again in
+    monkeypatch.setattr(bench, "pin_cpus", lambda threads: None)  # this process stays as it is
+    case = tmp_path / "mine.py"
+    case.write_text(
+        "from harness.cases.base import Case\n"
+        "class Mine(Case):\n"
+        "    name = 'mine'\n"
+        "    def setup(self, rng):\n"
+        "        return {'x': rng.standard_normal(3)}, {}\n"
+        "    def loss(self, xp, p, inputs):\n"
+        "        return xp.sum(p['x'] ** 2)\n"
+    )
+    assert (
+        main(["bench", "--case", f"{case}:Mine", "--out", str(tmp_path / "b"), "--quiet"]) == code
+    )
+    assert ("✗ mine" in capsys.readouterr().out) is bool(case_failed)

@@ -64,6 +64,7 @@ COLUMNS = [
     "forward_passes",
     "extrapolated",
     "note",
+    "case_failed",  # the case itself failed in its worker: nothing of it was measured
 ]
 
 
@@ -266,7 +267,10 @@ def _measure_isolated(experiment, size, case, backends, device, plan, threads, p
         if miss:
             raise CaseFault({"fault_name": "malformed reply", "message": miss})
     except CaseFault as e:
-        return [{**base, "backend": b, "note": f"{CASE_FAILED}: {e}"} for b in backends]
+        return [
+            {**base, "backend": b, "note": f"{CASE_FAILED}: {e}", "case_failed": True}
+            for b in backends
+        ]
     finally:
         release(case)
     return [{**row, "label": case.label} for row in reply["rows"]]
@@ -445,6 +449,7 @@ def _measure(plan: Plan, device: str, threads: int, backends, progress) -> pd.Da
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table["ratio"] = table["gradient_s"] / table["objective_s"]
     table["ratio_cpu"] = table["gradient_cpu_s"] / table["objective_cpu_s"]
+    table["case_failed"] = table["case_failed"].eq(True)  # a fact per row, never a blank
     return table
 
 

@@ -252,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         written = write(args.out, table, {**machine(), "threads": args.threads}, peers, big)
         print(f"wrote {' and '.join(str(p) for p in written)}")
         return 0
-    from harness.bench.measure import CASE_FAILED, FULL, QUICK, cases_plan, run_bench
+    from harness.bench.measure import FULL, QUICK, cases_plan, run_bench
 
     plan = cases_plan(cases) if cases else QUICK if args.quick else FULL
     command: str | None = None
@@ -272,7 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             command=command,
         )
     print(f"wrote {os.path.join(args.out, 'bench.csv')} and {os.path.join(args.out, 'bench.md')}")
-    lost = table[table["note"].fillna("").str.startswith(CASE_FAILED)]
+    lost = table[table["case_failed"].eq(True)]
     for case in dict.fromkeys(lost["label"]):  # measured nothing there: not a success
         print(f"  ✗ {case}: {lost[lost['label'] == case]['note'].iloc[0]}")
     return 1 if len(lost) else 0
