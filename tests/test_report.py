@@ -367,3 +367,41 @@ def test_the_report_styles_each_cell_by_its_verdict(tmp_path):
     assert by_backend["reference"] == {Verdict.AGREE.style} == {"ok"}
     assert "bad" in by_backend["wrong"] and by_backend["gone"] == {"bad"}
     assert by_backend["partial"] == {""}
+
+
+def test_a_row_compared_along_directions_is_a_fact_the_report_reads(tmp_path):
+    """``row_facts['directional']``: the rows an oracle saw along a few directions; the
+    report's detection section says so from that fact (it read 'direction' in the worst
+    element's words)."""
+    from harness.cases import CATALOG
+    from harness.compare import Comparison
+    from harness.report.document import detection_section
+    from harness.result import Directional, Result
+
+    case = CATALOG["card_affine_square"]()
+    exact = ran(case)
+    rng = np.random.default_rng(0)
+    directional = {}
+    for name, g in exact.grads.items():
+        v = rng.standard_normal((3, *np.shape(g)))
+        values = np.array([np.sum(g * d) for d in v])
+        directional[("param", name)] = Directional(v, values, np.full(3, 1e-12))
+    oracle = Result(
+        case.label,
+        "numeric",
+        "float64",
+        loss=exact.loss,
+        directional=directional,
+        obtained_by="directional",
+    )
+    both = Comparison([exact, oracle], "reference", [case])
+    rows = both.agreement.join(both.row_facts)
+    assert (rows["directional"] == rows["kind"].eq("param")).all()
+    blocks = detection_section(both)
+    said = " ".join(
+        [getattr(b, "text", "") for b in blocks]
+        + [i for b in blocks for i in getattr(b, "items", ())]
+    )
+    assert "along a few random directions only" in said
+    alone = Comparison([exact, ran(case)], "reference", [case])
+    assert not alone.row_facts["directional"].any()

@@ -70,8 +70,9 @@ COUNT_COLUMNS = ["n_bad", "n_unresolved", "n_elements"]
 # index), kept out of agreement.csv: ``run_failed``, the row stands for its backend's run
 # failing as a whole (its error is that run's, which ``runs`` carries), not for a fault of
 # its own tensor; ``kinked``, an H·v row on a loss with kinks, compared where the second
-# derivative exists and marked (``_kinked``).
-ROW_FACTS = ["run_failed", "kinked"]
+# derivative exists and marked (``_kinked``); ``directional``, a row compared along a few
+# directions only (one side is an oracle that saw the tensor that way, ``Result.directional``).
+ROW_FACTS = ["run_failed", "kinked", "directional"]
 
 
 def agreement(
@@ -161,6 +162,7 @@ def agreement_with_facts(
                     )
                 else:
                     row.update(pair(r, base, key, tolerances, noise))
+                    row["directional"] = key in r.directional or key in base.directional
                     if kinked:
                         row.update(_kinked(row), kinked=True)
                 rows.append(row)

@@ -321,11 +321,12 @@ def detection_section(comparison: Comparison) -> list[Block]:
     """What this run could and could not have caught, from ``detects_rel`` (the smallest
     relative error of one element that the comparison flags there) and the verdicts."""
     table = comparison.agreement
-    judged = table[table["verdict"].isin(COMPARED) & table["detects_rel_median"].notna()]
+    judged_rows = table["verdict"].isin(COMPARED) & table["detects_rel_median"].notna()
+    judged = table[judged_rows]
     if judged.empty:
         return []
     derivations = {(r.case, r.backend): derivation_of(r) for r in comparison.results}
-    directional = judged["worst_index"].astype(str).str.startswith("direction")
+    directional = comparison.row_facts.loc[judged_rows, "directional"]
     by_derivation = judged.assign(
         derivation=[
             derivations.get((c, b), "autodiff")
