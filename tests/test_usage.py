@@ -135,12 +135,12 @@ def test_bench_out_naming_a_file_exits_2_before_measuring(capsys, monkeypatch, t
     assert code == 2 and "is a file" in err
 
 
-def written_by(folder, command: str) -> None:
-    """A bench folder's record of the command that wrote it (bench_conditions.csv)."""
+def written_by(folder, plan: str, command: str) -> None:
+    """A bench folder's record of the plan and command that wrote it (bench_conditions.csv)."""
     from harness.bench.markdown import CONDITIONS_CSV, conditions_table
     from harness.escaping import write_csv
 
-    write_csv(conditions_table({"command": command}, {}), folder / CONDITIONS_CSV)
+    write_csv(conditions_table({"plan": plan, "command": command}, {}), folder / CONDITIONS_CSV)
 
 
 def test_bench_quick_never_overwrites_the_full_plan_figures(capsys, monkeypatch, tmp_path):
@@ -155,7 +155,7 @@ def test_bench_quick_never_overwrites_the_full_plan_figures(capsys, monkeypatch,
     full = tmp_path / "reports"
     full.mkdir()
     (full / "bench.md").write_text("# Benchmarks\n")
-    written_by(full, "gradparity bench")
+    written_by(full, "full", "gradparity bench")
     code, _, err = run_cli(capsys, "bench", "--quick", "--out", str(full))
     assert code == 2 and "full plan" in err and "argv" not in seen
     assert run_cli(capsys, "bench", "--quick")[0] == 0
@@ -165,8 +165,25 @@ def test_bench_quick_never_overwrites_the_full_plan_figures(capsys, monkeypatch,
     quick = tmp_path / "q"
     quick.mkdir()
     (quick / "bench.md").write_text("# Benchmarks\n\nWritten by `gradparity bench`.\n")
-    written_by(quick, "gradparity bench --quick")  # the data says; the page's prose is not read
+    written_by(quick, "quick", "gradparity bench --quick")  # the data says; no prose is read
     assert run_cli(capsys, "bench", "--quick", "--out", str(quick))[0] == 0
+
+
+@pytest.mark.parametrize(
+    "plan, command, refused",
+    [
+        ("full", "gradparity bench --out /data/--quick-results", True),
+        ("quick", "gradparity bench", False),
+        ("cases", "gradparity bench", False),
+    ],
+)
+def test_the_full_plan_is_known_by_the_plan_recorded_not_by_the_command_s_words(
+    tmp_path, plan, command, refused
+):
+    from harness.cli.bench import full_plan_figures
+
+    written_by(tmp_path, plan, command)
+    assert full_plan_figures(tmp_path) is refused
 
 
 # --- output into a closed pipe

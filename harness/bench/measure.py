@@ -394,6 +394,7 @@ def run_bench(
     env["noise probe at end"] = noise_probe()
     env["load average (1, 5, 15 min) at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     env["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
+    env["plan"] = "full" if plan is FULL else "quick" if plan is QUICK else "cases"
     env["command"] = command or "gradparity bench" + (" --quick" if quick else "") + (
         f" --device {device}" if device != "cpu" else ""
     ) + (f" --threads {threads}" if threads != 1 else "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,15 +145,14 @@ def cuda_problem() -> str | None:
 
 def full_plan_figures(folder: Path) -> bool:
     """Does ``folder`` hold the full plan's figures (the ones README cites)? Its
-    bench_conditions.csv records the command that measured them: ``gradparity bench``
-    without ``--quick`` or ``--case``."""
+    bench_conditions.csv records the plan that measured them: "full", "quick" or "cases"."""
     from harness.bench.markdown import conditions, read_folder
 
     try:
-        command = conditions(read_folder(folder)["conditions"], "bench").get("command")
+        plan = conditions(read_folder(folder)["conditions"], "bench").get("plan")
     except (OSError, ValueError, KeyError):  # unreadable, or not ours: no figures of ours
         return False
-    return command is not None and not re.search(r"--quick|--case", command)
+    return plan == "full"
 
 
 def check_out(args: argparse.Namespace) -> str:
