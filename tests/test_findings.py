@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harness.validation.diagnose import how, localise, pattern
 from harness.validation.findings import Finding, Topic
@@ -150,3 +151,35 @@ def test_float32_rounding_is_float32_numbers_not_any_noise_of_its_size():
     assert pattern(rows, "float64", "mlp").short == "float32-sized"
     assert pattern(rows.assign(worst_got=0.123456789 * (1 + 1e-7)), "float64", "mlp") is None
     assert pattern(rows, "float32", "mlp") is None
+
+
+def _row(tensor, got, expected):
+    from harness.compare.metrics import compare_arrays
+    from harness.tolerances import TOLERANCES
+
+    row = compare_arrays(got, expected, TOLERANCES[("autodiff", "float64")])
+    return {"kind": "param", "tensor": tensor, **row}
+
+
+def test_a_gradient_that_is_its_reference_transposed_is_named_so():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((4, 4))
+    rows = pd.DataFrame([_row("W", W.T, W)])
+    assert rows["transposed_residual"].iloc[0] < 1e-15
+    found = pattern(rows, "float64", "mlp")
+    assert (found.short, found.tensor) == ("transposed", "W")
+    assert "W is the references' transposed" in found.text
+
+
+@pytest.mark.parametrize(
+    "got, expected",
+    [
+        (np.eye(3) * 2, np.eye(3)),  # symmetric: its transpose is itself, no explanation
+        (np.ones((2, 3)), np.zeros((2, 3)) + 0.5),  # not square: no transpose fits
+        (np.arange(4.0)[::-1], np.arange(4.0)),  # a vector reversed is no transpose
+    ],
+)
+def test_a_transpose_is_not_claimed_where_it_explains_nothing(got, expected):
+    rows = pd.DataFrame([_row("W", got, expected)])
+    found = pattern(rows, "float64", "mlp")
+    assert found is None or found.short != "transposed"

@@ -399,3 +399,19 @@ def test_a_plugin_that_fails_to_import_is_one_fault_row_with_its_error_in_one_li
     assert code == 1 and "import error" in out and last_line in out
     assert "Traceback" not in out and "      | " not in out
     assert "Traceback (most recent call last)" in (tmp_path / "out" / "diagnostics.md").read_text()
+
+
+def test_a_square_weight_gradient_transposed_is_named_as_such(tmp_path, worker):
+    """The commonest slip of a hand-written backward: dW = dzᵀ·h where hᵀ·dz is meant. For
+    a square W the shapes fit, so only the numbers can tell: validate says it."""
+    source = (ROOT / "examples" / "model_mlp.py").read_text()
+    right = 'out[f"W{layer}"] = h_in.T @ dz'
+    assert right in source
+    broken = tmp_path / "transposed.py"
+    broken.write_text(
+        source.replace(right, 'out[f"W{layer}"] = (h_in.T @ dz).T if layer == 2 else h_in.T @ dz')
+    )
+    v = validate(f"{broken}:grads", cases=["mlp"], channel=worker)
+    assert not v.ok
+    (found,) = [f for f in v.findings if f.short == "transposed"]
+    assert found.tensor == "W2" and "W2 is the references' transposed" in v.text()

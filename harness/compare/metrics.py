@@ -144,6 +144,7 @@ def compare_arrays(
     else:
         cosine = 1.0 if norm_a == norm_b else 0.0
     factor, factor_residual = _factor(a, b, norm_b)
+    transposed_residual = _transposed(a, b, norm_b)
     bad_steps = ""
     if stepped and b.ndim >= 1 and bad.any():
         bad_steps = _ranges(np.flatnonzero(bad.reshape(len(b), -1).any(axis=1)))
@@ -179,6 +180,7 @@ def compare_arrays(
         "bad_steps": bad_steps,
         "factor": factor,
         "factor_residual": factor_residual,
+        "transposed_residual": transposed_residual,
         "noise_floor": math.nan if floor is None else float(np.max(floor)),
         "digits": digits,
         **_detects(np.broadcast_to(allowed if threshold is None else threshold, b.shape), abs_b),
@@ -226,6 +228,16 @@ def _factor(a: np.ndarray, b: np.ndarray, norm_b: float) -> tuple[float, float]:
     a_, b_ = (a / m).ravel(), (b / m).ravel()
     c = float(np.dot(a_, b_) / np.dot(b_, b_))
     return c, l2_norm(a_ - c * b_) / l2_norm(b_)
+
+
+def _transposed(a: np.ndarray, b: np.ndarray, norm_b: float) -> float:
+    """‖a − bᵀ‖/‖b‖, bᵀ swapping the last two axes, where those are square (n × n, n > 1):
+    a gradient that is its reference transposed (a product taken in the wrong order) has a
+    residual of 0; nan for any other shape, where a transpose would not fit."""
+    square = b.ndim >= 2 and b.shape[-1] == b.shape[-2] > 1 and a.shape == b.shape
+    if not square or not (norm_b > 0 and math.isfinite(norm_b)) or not np.all(np.isfinite(a)):
+        return math.nan
+    return l2_norm(a - np.swapaxes(b, -1, -2)) / norm_b
 
 
 def compare_directional(

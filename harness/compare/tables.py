@@ -51,6 +51,7 @@ AGREEMENT_COLUMNS = [
     "bad_steps",
     "factor",
     "factor_residual",
+    "transposed_residual",
     "noise_floor",
     "digits",
     "detects_rel_median",

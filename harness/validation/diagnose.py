@@ -104,9 +104,14 @@ def float32_sized(bad: pd.DataFrame, dtype: str) -> bool:
     return bool(np.all(got.astype(np.float32).astype(np.float64) == got))
 
 
+TRANSPOSED = 1e-3  # transposed_residual / rel_l2_err: the transpose explains 99.9 % of it
+
+
 def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
     """What the plug-in's disagreeing gradients have in common, where the numbers show it:
-    each one its reference times one constant factor (residual under 1% of the factor's
+    each one its reference transposed (``transposed_residual`` under TRANSPOSED of the
+    error itself: a symmetric reference, whose transpose is itself, never qualifies), each
+    one its reference times one constant factor (residual under 1% of the factor's
     distance from 1; a factor of 0 is said as zeros), or float32's rounding in a float64
     run (``float32_sized``)."""
     bad = rows[(rows["verdict"] == Verdict.DISAGREE) & (rows["kind"] != "loss")]
@@ -121,6 +126,16 @@ def pattern(rows: pd.DataFrame, dtype: str, label: str = "") -> Finding | None:
         "evidence": "agreement",
         "tensor": names,
     }
+    if "transposed_residual" in bad:
+        swapped = bad["transposed_residual"].astype(float).to_numpy()
+        if np.all(swapped <= TRANSPOSED * bad["rel_l2_err"].astype(float).to_numpy()):
+            return Finding(
+                **found,
+                short="transposed",
+                facts={"verb": verb},
+                template="{tensor} {verb} the references' transposed: a product taken in "
+                "the wrong order (dW = dZᵀ·X where Xᵀ·dZ is meant)?",
+            )
     factors = bad["factor"].astype(float).to_numpy()
     residuals = bad["factor_residual"].astype(float).to_numpy()
     if np.all(np.isfinite(factors)) and np.all(residuals <= 0.01 * np.abs(factors - 1)):
