@@ -61,6 +61,10 @@ class Result:
     """
 
     judged: ClassVar[bool] = False  # the answer under judgement (a plug-in's): never a baseline
+    # a derivation of its own (every backend's): False for an oracle of the plug-in's own
+    # forward, which agrees with the plug-in's backward whenever the two are consistent,
+    # and so never outvotes a reference (``harness.compare.pairs.odd_one_out``)
+    independent: ClassVar[bool] = True
     case: str
     backend: str
     dtype: str

@@ -415,3 +415,56 @@ def test_a_square_weight_gradient_transposed_is_named_as_such(tmp_path, worker):
     assert not v.ok
     (found,) = [f for f in v.findings if f.short == "transposed"]
     assert found.tensor == "W2" and "W2 is the references' transposed" in v.text()
+
+
+LEAKY_RELU = '''
+import numpy as np
+
+
+class LeakyAsRelu:
+    """Says relu, computes a leaky relu: its backward is right for its own forward."""
+
+    stage = "relu"
+
+    @staticmethod
+    def forward(x):
+        return np.where(x > 0, x, 0.1 * x), x
+
+    @staticmethod
+    def backward(d_out, x):
+        return d_out * np.where(x > 0, 1.0, 0.1)
+'''
+
+
+def test_a_plugin_s_own_finite_differences_never_outvote_a_reference(tmp_path, worker):
+    """A relu stage keeps the tape alone as reference (numeric is left out at the kink):
+    the plug-in and finite differences of its own forward agree with each other, being
+    the same function, and must not make the tape 'the odd one out'."""
+    (tmp_path / "leaky.py").write_text(LEAKY_RELU)
+    v = validate(f"{tmp_path / 'leaky.py'}:LeakyAsRelu", form="stage", channel=worker)
+    assert v.verdict == "disagrees", v.text()
+    assert "odd one out" not in v.text()
+
+
+def test_finite_differences_alone_judge_a_plugin_along_their_directions(worker):
+    """mlp is large enough for numeric to see it along random directions only: as the one
+    reference, it still judges every tensor that way (it said 'no backend succeeded')."""
+    v = validate(
+        "examples/model_mlp.py:grads", cases=["mlp"], references=["numeric"], channel=worker
+    )
+    assert v.ok, v.text()
+    assert set(v.agreement["baseline"]) == {"numeric"}
+    assert (v.agreement["verdict"] == "agree").all()
+
+
+@pytest.mark.parametrize("references", ["all", "numeric"])
+def test_a_reference_named_by_a_string_is_one_name(references, worker):
+    v = validate(
+        "examples/model_mlp.py:grads", cases=["mlp"], references=references, channel=worker
+    )
+    assert "numeric" in v.references and v.ok
+
+
+def test_no_reference_at_all_is_refused():
+    with pytest.raises(ValueError, match="at least one reference"):
+        validate("examples/model_mlp.py:grads", cases=["mlp"], references=[])

@@ -30,14 +30,20 @@ class UnknownBackend(ValueError):
     pass
 
 
-def references_asked(asked: list[str] | None, baseline: str | None = None) -> list[str]:
+def references_asked(asked: str | list[str] | None, baseline: str | None = None) -> list[str]:
     """The references of a validation: ``asked`` as given, in order and without repeats,
     ``ALL`` standing for every backend of ``run`` (DEFAULT_BACKENDS); None for the
     DEFAULT_REFERENCES, with the ``baseline`` where one is named that is not among them
     (``--baseline torch`` alone asks for torch beside them)."""
     if asked is None:
         return list(dict.fromkeys([*DEFAULT_REFERENCES, *([baseline] if baseline else [])]))
+    asked = [asked] if isinstance(asked, str) else list(asked)  # one name is a name
     names = [n for a in asked for n in (DEFAULT_BACKENDS if a == ALL else [a])]
+    if not names:
+        raise ValueError(
+            f"a validation needs at least one reference (default: {', '.join(DEFAULT_REFERENCES)}; "
+            f"{ALL!r}: every backend)"
+        )
     return list(dict.fromkeys(names))
 
 

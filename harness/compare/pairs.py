@@ -30,6 +30,8 @@ def pick_baseline(results: list[Result], baseline: str) -> Result | None:
     if baseline in by_name and by_name[baseline].ok and not by_name[baseline].directional:
         return by_name[baseline]
     usable = [r for r in results if r.ok and not r.directional and not r.judged]
+    if not usable:  # an oracle that saw the tensors along directions only: judged that way
+        usable = [r for r in results if r.ok and not r.judged]
     return next(
         (r for r in usable if derivation_of(r) == "autodiff"), usable[0] if usable else None
     )
@@ -85,7 +87,11 @@ def pair(x: Result, y: Result, key, tolerances, noise: dict | None = None) -> di
 def odd_one_out(results: list[Result], key, tolerances, noise: dict | None = None) -> str:
     """With three or more backends: the one that disagrees with every other while all
     the others agree among themselves ("" if there is no such single backend)."""
-    have = [r for r in results if r.ok and (key in r.tensors() or key in r.directional)]
+    have = [
+        r
+        for r in results
+        if r.ok and r.independent and (key in r.tensors() or key in r.directional)
+    ]
     if len(have) < 3:
         return ""
     verdicts = {

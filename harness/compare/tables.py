@@ -118,13 +118,13 @@ def agreement_with_facts(
                     }
                 )
             continue
-        keys = list(base.tensors())
+        keys = list(dict.fromkeys([*base.tensors(), *base.directional]))
         noise = case_noise(group)
         odd = {key: odd_one_out(group, key, tolerances, noise) for key in keys}
         for r in group:
             if r is base:
                 continue
-            extra = [k for k in r.tensors() if k not in base.tensors()] if r.ok else []
+            extra = [k for k in r.tensors() if k not in keys] if r.ok else []
             shown = [k for k in keys if k not in r.withheld] if r.ok else keys
             for key in shown + extra:
                 row: dict[str, Any] = {

@@ -117,6 +117,14 @@ def same(b: np.ndarray, a: np.ndarray, tol) -> bool:
     return bool(np.all(np.where(finite, close, alike)))
 
 
+class OwnForward(Result):
+    """Finite differences of the plug-in's own forward (a stage's, a custom Function's):
+    its backward's consistency with that forward, never a reference that could outvote
+    one (``Result.independent``)."""
+
+    independent = False
+
+
 class Judgement:
     """The faults and the Result for one case, built from the worker's reply."""
 
@@ -429,7 +437,7 @@ class Judgement:
         if "directional" in fd["value"]:  # a large stage: along random directions
             probes = {("param", k): Directional(*v) for k, v in fd["value"]["directional"].items()}
             self.extra_results.append(
-                Result(
+                OwnForward(
                     self.case.label,
                     name,
                     self.dtype,
@@ -458,7 +466,7 @@ class Judgement:
             return
         grads, errors = fd["value"]["grads"], fd["value"]["errors"]
         self.extra_results.append(
-            Result(
+            OwnForward(
                 self.case.label,
                 name,
                 self.dtype,

@@ -521,7 +521,7 @@ def validate(
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be float64 or float32, not {dtype!r}")
-    references = references_asked(None if references is None else list(references), baseline)
+    references = references_asked(references, baseline)
     check_comparable(references, baseline, references=True)
     notes: list[str] = []
     spec, own = _channel(target, isolate, memory, notes)
