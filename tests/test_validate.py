@@ -468,3 +468,68 @@ def test_a_reference_named_by_a_string_is_one_name(references, worker):
 def test_no_reference_at_all_is_refused():
     with pytest.raises(ValueError, match="at least one reference"):
         validate("examples/model_mlp.py:grads", cases=["mlp"], references=[])
+
+
+ATAN = '''
+import numpy as np
+from harness.cases import Case
+
+
+class AtanLayer(Case):
+    """L = Σ atan(x W): the tape has no atan, so only finite differences judge it."""
+
+    name, family = "atan_layer", "user"
+
+    def setup(self, rng):
+        return {"W": rng.standard_normal((3, 5))}, {"x": rng.standard_normal((4, 3))}
+
+    def loss(self, xp, p, inputs):
+        return xp.sum(xp.atan(inputs["x"] @ p["W"]))
+
+
+class Chaotic(Case):
+    """The logistic map for 200 steps at r ≈ 3.9: finite differences cannot resolve it."""
+
+    name, family = "chaotic", "user"
+
+    def setup(self, rng):
+        return {"r": np.full(4, 3.9) + 0.01 * rng.standard_normal(4)}, {"x0": rng.uniform(0.2, 0.8, 4)}
+
+    def loss(self, xp, p, inputs):
+        x = inputs["x0"] + 0.0 * xp.atan(p["r"])
+        for _ in range(200):
+            x = p["r"] * x * (1.0 - x)
+        return xp.sum(x)
+
+
+def zeros(params, inputs):
+    return {k: np.zeros_like(v) for k, v in params.items()}
+
+
+def exact(params, inputs):
+    r, x = params["r"], inputs["x0"].copy()
+    dx = np.zeros_like(r)
+    for _ in range(200):
+        dx = x * (1 - x) + r * (1 - 2 * x) * dx
+        x = r * x * (1 - x)
+    return {"r": dx}
+'''
+
+
+def test_a_reference_that_was_unsupported_is_not_said_to_agree(tmp_path, worker):
+    (tmp_path / "atan.py").write_text(ATAN)
+    v = validate(
+        f"{tmp_path / 'atan.py'}:zeros", cases=[f"{tmp_path / 'atan.py'}:AtanLayer"], channel=worker
+    )
+    said = v.text()
+    assert "the references agree with each other" not in said
+    assert "one reference (numeric)" in said
+
+
+def test_an_inconclusive_case_is_not_said_to_agree(tmp_path, worker):
+    (tmp_path / "atan.py").write_text(ATAN)
+    v = validate(
+        f"{tmp_path / 'atan.py'}:exact", cases=[f"{tmp_path / 'atan.py'}:Chaotic"], channel=worker
+    )
+    assert v.verdict != "agrees"
+    assert "agrees with the references" not in v.text(), v.text()

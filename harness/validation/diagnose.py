@@ -530,7 +530,7 @@ def _diagnose_mode(
     common = None if forward_differs else pattern(mine[mine["backend"] == plugins[0]], dtype, label)
     if common is not None:
         findings.append(common)
-    ran = table[table["verdict"] != Verdict.FAILED]  # a reference that failed is said apart
+    ran = table[compared(table)]  # one that failed is said apart; an unsupported one ran not
     present = [r for r in references if r in set(ran["backend"]) | set(ran["baseline"])]
     if not blamed.empty:
         findings.append(_baseline_finding(label, blamed, plugins))

@@ -277,10 +277,17 @@ class Validation:
             case_label(c, m)
             for c, m in mine.loc[compared(mine), ["case", "mode"]].itertuples(False)
         }
+        unresolved = {
+            case_label(c, m)
+            for c, m in mine.loc[
+                mine["verdict"] == Verdict.INCONCLUSIVE, ["case", "mode"]
+            ].itertuples(False)
+        }
         clean = [
             c
             for c in dict.fromkeys(f.case for f in self.findings)
             if c not in flagged_cases
+            and c not in unresolved  # not said to agree where the oracle could not tell
             and c not in unsupported
             and c not in self.references_failed
             and c in answered  # a mode the plug-in did not answer is not said to agree
