@@ -51,17 +51,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Unit roundoff u = 2^-p of each dtype with p significant bits: a value is rounded to
-# within a relative u. bfloat16 keeps 8 bits, float16 11 (IEEE 754-2008; bfloat16 as
-# Google's TPUs and the ``ml_dtypes`` package define it).
-UNIT_ROUNDOFF: dict[str, float] = {
-    "float64": 2.0**-53,
-    "float32": 2.0**-24,
-    "float16": 2.0**-11,
-    "bfloat16": 2.0**-8,
-}
-LOW_PRECISION = ("bfloat16", "float16")  # judged by ``harness.compare.low_precision``
-
 
 @dataclass(frozen=True)
 class Tolerance:

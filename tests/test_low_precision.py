@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.compare.low_precision import K_BIAS, judge_low_precision, rounded
+from harness.compare.low_precision import K_BIAS, judge_low_precision
+from harness.precision import rounded
 
 torch = pytest.importorskip("torch")
 SHAPE = (2, 4, 256, 64)  # B, H, S, D: 131k elements per gradient
@@ -177,3 +178,60 @@ def test_exact_zeros_and_tiny_values_are_judged_not_divided_by(got, baseline, tr
 def test_a_dtype_that_is_not_low_precision_is_refused_by_name(dtype):
     with pytest.raises(ValueError, match=f"bfloat16, float16, not '{dtype}'"):
         judge_low_precision(np.ones(2), np.ones(2), np.ones(2), dtype)
+
+
+def _tensor(n=4096, seed=1):
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["inf in the baseline", "nan in the baseline", "truth beyond float16", "truth beyond bfloat16"],
+)
+def test_a_measuring_stick_that_breaks_judges_nothing_and_says_why(what):
+    """An eager baseline that overflowed, or a truth the dtype cannot hold, measures
+    nothing: never ok (zeros passed), never a fault of the implementation's either."""
+    dtype = "float16" if "float16" in what and "bfloat16" not in what else "bfloat16"
+    truth = _tensor()
+    baseline = rounded(truth, dtype)
+    if what == "inf in the baseline":
+        baseline[7] = np.inf
+    elif what == "nan in the baseline":
+        baseline[7] = np.nan
+    elif what == "truth beyond float16":
+        truth[3] = 7e4
+    else:
+        truth *= 1e300
+        baseline = truth.copy()
+    for got in (np.zeros_like(truth), rounded(truth, dtype)):
+        facts = judge_low_precision(got, baseline, truth, dtype)
+        assert not facts.ok and facts.unjudged, (what, facts)
+
+
+def test_one_ulp_off_where_the_baseline_is_exact_is_no_alarm():
+    """A truth the dtype holds exactly, a baseline that hits it: an implementation one ulp
+    off in one element is within rounding, not infinitely worse (σ has the model's floor,
+    what one rounding of values of this size costs, u·rms(r)/√3)."""
+    truth = rounded(_tensor(), "bfloat16")
+    got = truth.copy()
+    got[11] = truth[11] * (1 + 2.0**-7)  # one bfloat16 ulp
+    facts = judge_low_precision(got, truth, truth, "bfloat16")
+    assert facts.ok and facts.magnitude < 1, facts
+
+
+def test_several_baselines_make_an_envelope(attention):
+    """torch's and jax's eager runs, say: each element is held to the one further from
+    the truth there, the bias noise to the larger of their factors."""
+    dtype, inputs, truth, baseline = attention
+    dq, r = _autograd(_fused, *inputs)[0].double().numpy(), truth[0]
+    worse = baseline[0].copy()
+    worse[0, 0, 0, 0] = r[0, 0, 0, 0] + 0.05 * np.abs(r).max()  # far off, in one run only
+    got = dq.copy()
+    got[0, 0, 0, 0] = worse[0, 0, 0, 0]
+    alone = judge_low_precision(got, baseline[0], r, dtype)
+    both = judge_low_precision(got, [baseline[0], worse], r, dtype)
+    assert not alone.elements_ok and alone.beyond_index == ((0, 0, 0, 0),)
+    assert both.elements_ok  # the element is as far off as one straightforward run
+    assert both.bias_baseline == max(
+        (judge_low_precision(b, b, r, dtype).bias for b in (baseline[0], worse)), key=abs
+    )

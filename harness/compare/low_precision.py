@@ -11,7 +11,12 @@ Three tensors of the same shape come in:
 
 With e = g − r, e_b = b − r, and the rounding floor e_r = fl(r) − r (the truth rounded once
 to the dtype: no implementation that returns the dtype does better), let
-σ = max(rms(e_b), rms(e_r)) be the error scale of the problem in this dtype. Three tests:
+σ = max(rms(e_b), rms(e_r), u·rms(r)/√3) be the error scale of the problem in this dtype
+(the last term, what one rounding of values of this size costs, u the unit roundoff, keeps
+σ above zero where the truth happens to be exact in the dtype). Where the stick itself
+breaks (an eager baseline that is not finite, a truth beyond the dtype's range) nothing
+is judged and ``unjudged`` says why: never ok, never the implementation's fault. Three
+tests:
 
 - **magnitude**: ρ = rms(e) / σ ≤ K_MAGNITUDE. Measured on the CPU (torch 2.13,
   ``scaled_dot_product_attention``'s flash kernel against the eager math, B·H·S·D from
@@ -46,22 +51,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.tolerances import LOW_PRECISION
+from harness.precision import LOW_PRECISION, UNIT_ROUNDOFF, rounded
 
 K_MAGNITUDE = 2.0
 K_ELEMENT = 8.0
 K_BIAS = 10.0
 SHOWN = 5  # elements beyond named by index, at most
-
-
-def rounded(x: Any, dtype: str) -> np.ndarray:
-    """``x`` rounded to nearest (ties to even) in ``dtype``, back in float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if dtype == "bfloat16":
-        import ml_dtypes  # numpy's extension dtypes, as jax uses them
-
-        return x.astype(ml_dtypes.bfloat16).astype(np.float64)
-    return x.astype(np.dtype(dtype)).astype(np.float64)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -96,6 +91,7 @@ class LowPrecision:
     bias: float  # c − 1 (nan where the truth is zero)
     bias_baseline: float  # c_b − 1
     bias_noise: float  # ν
+    unjudged: str = ""  # why nothing could be judged (the measuring stick broke), or ""
 
     @property
     def magnitude_ok(self) -> bool:
@@ -116,7 +112,7 @@ class LowPrecision:
 
     @property
     def ok(self) -> bool:
-        return self.magnitude_ok and self.elements_ok and self.bias_ok
+        return not self.unjudged and self.magnitude_ok and self.elements_ok and self.bias_ok
 
     @property
     def accuracy(self) -> float:
@@ -131,15 +127,46 @@ class LowPrecision:
 
 def judge_low_precision(got: Any, baseline: Any, truth: Any, dtype: str) -> LowPrecision:
     """The facts of ``got`` against ``truth`` and ``baseline`` in ``dtype`` ("bfloat16" or
-    "float16"); the three tensors of one shape, any float dtype (they are upcast)."""
+    "float16"); the tensors of one shape, any float dtype (they are upcast). ``baseline``
+    may be a list of several straightforward runs (torch's and jax's eager): their
+    envelope is the measure, element by element the largest error of any of them, and
+    their largest rms error and bias."""
     if dtype not in LOW_PRECISION:
         raise ValueError(f"dtype must be one of {', '.join(LOW_PRECISION)}, not {dtype!r}")
-    g, b, r = (np.asarray(x, dtype=np.float64) for x in (got, baseline, truth))
-    if not g.shape == b.shape == r.shape:
-        raise ValueError(f"shapes differ: got {g.shape}, baseline {b.shape}, truth {r.shape}")
-    e, e_b, e_r = g - r, b - r, rounded(r, dtype) - r
+    g, r = (np.asarray(x, dtype=np.float64) for x in (got, truth))
+    runs = baseline if isinstance(baseline, list | tuple) else [baseline]
+    if not runs:
+        raise ValueError("no baseline: the measure is an eager run in the low dtype")
+    bs = [np.asarray(b, dtype=np.float64) for b in runs]
+    if not all(g.shape == b.shape == r.shape for b in bs):
+        shapes = ", ".join(str(b.shape) for b in bs)
+        raise ValueError(f"shapes differ: got {g.shape}, baseline {shapes}, truth {r.shape}")
+    # the envelope: per element, the baseline furthest from the truth
+    far_b = np.stack([np.abs(b - r) for b in bs])
+    pick = np.argmax(np.where(np.isnan(far_b), np.inf, far_b), axis=0)
+    b = np.take_along_axis(np.stack(bs), pick[None], 0)[0]
+    fl = rounded(r, dtype)
+    held = np.isfinite(b) & np.isfinite(r) & np.isfinite(fl)  # where the stick measures
+    for other in bs:
+        held &= np.isfinite(other)
+    unjudged = ""
+    if not held.all():
+        where = tuple(int(i) for i in np.argwhere(~held)[0])
+        unjudged = (
+            f"the truth is not finite at {where}"
+            if not np.isfinite(r[where])
+            else f"the truth {r[where]:.6g} at {where} does not fit in {dtype}"
+            if not np.isfinite(fl[where])
+            else f"the eager baseline is {b[where]} at {where}"
+        ) + f" ({int(np.sum(~held))} of {r.size} elements): nothing is judged"
+    e = g - r
+    e_b, e_r = np.where(held, b - r, 0.0), np.where(held, fl - r, 0.0)
     n = r.size
-    sigma = max(_rms(e_b), _rms(e_r))
+    # the error scale of the problem: the baseline's, the rounding of the truth's, and at
+    # least what one rounding of values of this size costs, u·rms(r)/√3 (a relative error
+    # uniform within ±u), for a truth the dtype happens to hold exactly
+    model = UNIT_ROUNDOFF[dtype] * _rms(np.where(held, r, 0.0)) / math.sqrt(3)
+    sigma = max(_rms(e_b), _rms(e_r), model)
     tail = math.sqrt(2 * math.log(n)) if n > 1 else 1.0
     lam = np.maximum(np.abs(e_b), tail * sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -150,7 +177,8 @@ def judge_low_precision(got: Any, baseline: Any, truth: Any, dtype: str) -> LowP
     unit = r / scale if scale > 0 else r
     norm2 = float(np.sum(unit * unit))
     c = _factor(g / scale if scale > 0 else g, unit, norm2)
-    c_b = _factor(b / scale if scale > 0 else b, unit, norm2)
+    biases = [_factor(x / scale if scale > 0 else x, unit, norm2) for x in bs]
+    c_b = max(biases, key=abs)  # the envelope's own factor would mix the runs' rounding
     noise = max(sigma / (scale * math.sqrt(norm2)), abs(c_b)) if norm2 > 0 else math.nan
     return LowPrecision(
         dtype=dtype,
@@ -168,7 +196,8 @@ def judge_low_precision(got: Any, baseline: Any, truth: Any, dtype: str) -> LowP
         bias=c,
         bias_baseline=c_b,
         bias_noise=noise,
+        unjudged=unjudged,
     )
 
 
-__all__ = ["K_BIAS", "K_ELEMENT", "K_MAGNITUDE", "LowPrecision", "judge_low_precision", "rounded"]
+__all__ = ["K_BIAS", "K_ELEMENT", "K_MAGNITUDE", "LowPrecision", "judge_low_precision"]
