@@ -77,6 +77,7 @@ class FolderBusy(OutputError):
 
 
 _held: dict[Path, tuple[int, int]] = {}  # folder -> (descriptor, pid that took it)
+_made: set[Path] = set()  # folders this process made for its output (``claim``)
 
 
 def _absolute(folder: str | os.PathLike) -> Path:
@@ -122,11 +123,15 @@ def _open_lock(path: Path) -> int:
     return _open_regular(path, os.O_RDWR | os.O_CREAT)
 
 
-def claim(folder: str | os.PathLike) -> Path:
+def claim(folder: str | os.PathLike, made: bool = False) -> Path:
     """Lock ``folder`` (an existing directory) for this process and return its absolute
     path; claiming a folder this process holds already is a no-op. Raises ``FolderBusy``
-    when another process holds it, OSError when the lock file cannot be made."""
+    when another process holds it, OSError when the lock file cannot be made. ``made``:
+    the command made the folder just now, so that ``release`` removes it if it is still
+    empty then (an interrupted or refused command leaves no folder of its own making)."""
     folder = _absolute(folder)
+    if made:
+        _made.add(folder)
     held = _held.get(folder)
     if held and held[1] == os.getpid():
         return folder
@@ -171,6 +176,10 @@ def release(folder: str | os.PathLike) -> None:
     if pid == os.getpid():
         with contextlib.suppress(OSError):
             os.unlink(_absolute(folder) / LOCK)  # while still locked: see ``claim``
+        if _absolute(folder) in _made:
+            _made.discard(_absolute(folder))
+            with contextlib.suppress(OSError):  # not empty (written, or someone's): it stays
+                os.rmdir(_absolute(folder))
     os.close(fd)
 
 

@@ -212,9 +212,10 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
             raise UsageError(
                 f"{option} {str(path)!r}: the folder cannot be made, {str(blocker)!r} is a file"
             )
+        made = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         _probe(folder)
-        output.claim(folder)
+        output.claim(folder, made=made)
     except output.FolderBusy as e:
         who = f" (pid {e.pid})" if e.pid else ""
         raise UsageError(

@@ -815,3 +815,34 @@ def test_the_lock_is_an_flock_that_a_second_descriptor_cannot_take(tmp_path):
     finally:
         output.release(out)
     assert not (out / ".gradparity.lock").exists()
+
+
+@pytest.mark.parametrize("before", ["absent", "empty", "holding a file"])
+def test_a_folder_the_command_made_and_left_empty_is_gone_when_it_ends(tmp_path, before):
+    """``--out`` is made before the work starts (so a bad path fails at once); a command
+    that ends without writing there (interrupted, refused) leaves no empty folder of its
+    own making, and never removes one that was there, or anything in it."""
+    from harness import output
+    from harness.selection import output_folder
+
+    out = tmp_path / "new" / "out"
+    if before != "absent":
+        out.mkdir(parents=True)
+    if before == "holding a file":
+        (out / "mine.txt").write_text("kept")
+    assert output_folder(out) == out and out.is_dir()
+    output.release_all()
+    assert out.exists() is (before != "absent")
+    assert (tmp_path / "new").is_dir()  # the parent it made stays: it was asked for no parent
+    if before == "holding a file":
+        assert (out / "mine.txt").read_text() == "kept"
+
+
+def test_a_folder_the_command_made_and_wrote_stays(tmp_path):
+    from harness import output
+    from harness.selection import output_folder
+
+    out = output_folder(tmp_path / "written")
+    (out / "report.md").write_text("# report")
+    output.release_all()
+    assert (out / "report.md").is_file()
