@@ -533,3 +533,59 @@ def test_an_inconclusive_case_is_not_said_to_agree(tmp_path, worker):
     )
     assert v.verdict != "agrees"
     assert "agrees with the references" not in v.text(), v.text()
+
+
+SIN_AS_TANH = '''
+import numpy as np
+
+
+class SinAsTanh:
+    """Says tanh, computes sin: its backward is right for its own forward."""
+
+    stage = "tanh"
+
+    @staticmethod
+    def forward(x):
+        return np.sin(x), x
+
+    @staticmethod
+    def backward(d_out, x):
+        return d_out * np.cos(x)
+'''
+
+
+@pytest.mark.parametrize(
+    "attr, source, references",
+    [("LeakyAsRelu", LEAKY_RELU, ["numeric"]), ("SinAsTanh", SIN_AS_TANH, ["manual"])],
+)
+def test_a_plugin_checked_against_its_own_forward_alone_where_references_were_asked_does_not_agree(
+    tmp_path, worker, attr, source, references
+):
+    """The references asked for do not apply (manual to a stage) or are left out (numeric at
+    relu's kink): finite differences of the plug-in's own forward are all that is left, and
+    they vouch only for the backward's consistency with a wrong forward. No success."""
+    (tmp_path / "wrong.py").write_text(source)
+    v = validate(
+        f"{tmp_path / 'wrong.py'}:{attr}", form="stage", references=references, channel=worker
+    )
+    assert not v.ok and v.verdict == "no reference", v.text()
+    assert "NO REFERENCE" in v.text()
+
+
+def test_a_custom_stage_is_checked_against_its_own_forward_by_design(worker):
+    """A custom stage has no reference by design (README): its own forward is its check."""
+    v = validate("harness.zoo.stages:Swish", form="stage", channel=worker)
+    assert v.ok, v.text()
+
+
+def test_a_tap_flagged_along_directions_has_no_steps_to_walk_and_no_crash(worker):
+    """Finite differences as the one reference see an unroll's tap along directions: a
+    disagreement there names no step, and localisation says nothing rather than crash."""
+    v = validate(
+        "harness.zoo.models:elman_missing_dh_next",
+        cases=[CATALOG["elman"](T=40)],
+        references=["numeric"],
+        channel=worker,
+    )
+    assert v.verdict == "disagrees" and not v.ok
+    assert "h" in set(v.mine.loc[~v.mine["ok"].astype(bool), "tensor"])

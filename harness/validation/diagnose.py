@@ -233,7 +233,7 @@ def localise(
                 )
             )
             continue
-        if row["error"] and not row["bad_steps"]:
+        if not isinstance(row["bad_steps"], str) or not row["bad_steps"]:  # failed, or directional
             continue
         bad = steps_of(row["bad_steps"])
         last = max(bad)

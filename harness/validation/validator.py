@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.backends import UnknownBackend, get_backend, references_asked
+from harness.backends import DEFAULT_BACKENDS, UnknownBackend, get_backend, references_asked
 from harness.cases import Case
 from harness.compare import (
     AGREEING,
@@ -72,6 +72,9 @@ class Validation:
     seed: int = 0
     printed: list[Printed] = field(default_factory=list)  # what the plug-in printed
     sources: list[Source] = field(default_factory=list)  # the files of the user's that ran
+    # the form checks the plug-in against its own forward alone by design (a custom stage,
+    # a Function without a case): no reference is asked of it (``unreferenced``)
+    own_forward_alone: bool = False
     findings: list[Finding] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +172,7 @@ class Validation:
             and held
             and not self.unbuilt
             and not self.references_failed
+            and not self.unreferenced
             and not self.modes_not_compared
             and not any(f.severity != "note" for f in self.faults)
         )
@@ -182,6 +186,20 @@ class Validation:
         mine = self.mine
         answered = set(mine.loc[compared(mine), "mode"])
         return [m for m in asked if m not in answered]
+
+    @property
+    def unreferenced(self) -> list[str]:
+        """The cases on which no reference ran (none applies, none was left after the
+        form's choice, or each failed or was unsupported), where the form asks for one: the
+        plug-in was held against its own forward at most, which vouches only for its
+        backward's consistency with that forward, right or wrong."""
+        if self.own_forward_alone:
+            return []
+        runs = self.comparison.runs
+        ran = set(
+            runs.loc[(runs["status"] == "ok") & runs["backend"].isin(self.references), "case"]
+        )
+        return [str(c) for c in dict.fromkeys(runs["case"]) if c not in ran]
 
     @property
     def references_failed(self) -> dict[str, list[str]]:
@@ -217,6 +235,8 @@ class Validation:
             return "baseline disagrees"
         if self.references_failed:
             return "references failed"
+        if self.unreferenced:
+            return "no reference"
         if not (compared(table) & mine).any():
             return "nothing compared"
         return "mode not compared" if self.modes_not_compared else "inconclusive"
@@ -230,6 +250,7 @@ class Validation:
             "the odd one out",
             "nothing compared": "was compared with nothing (unsupported or skipped on every case)",
             "references failed": "could not be judged where the references failed",
+            "no reference": "was held against no reference on some case",
             "mode not compared": "was compared with nothing in a mode asked for",
             "inconclusive": "could not be judged (inconclusive)",
         }.get(self.verdict, "does not agree with the references")
@@ -355,6 +376,15 @@ class Validation:
             verdict += (
                 f" — asked for {listing(self.modes_not_compared)} and compared with nothing "
                 f"there{f' ({why})' if why else ''}"
+            )
+        elif self.verdict == "no reference":
+            lone = self.unreferenced
+            verdict += (
+                f" — no reference ran on {counted(len(lone), 'case')} "
+                f"({', '.join(lone[:8])}{' …' if len(lone) > 8 else ''}): none applies or "
+                "none was left (the notes say why), and finite differences of your own "
+                "forward vouch only for your backward's consistency with that forward; "
+                "add --reference all"
             )
         elif self.verdict == "nothing compared":
             verdict += (
@@ -653,7 +683,10 @@ def _validate(
             )
         )
     # the references
+    own_forward_alone = False
     if plugin_form is not None:
+        # by design, where the form would take no reference even of every backend
+        own_forward_alone = not plugin_form.references(info, list(DEFAULT_BACKENDS), chosen, [])
         references = plugin_form.references(info, references, chosen, notes)
     instances: list[Any] = []
     for ref in references:
@@ -713,5 +746,15 @@ def _validate(
     ]
     comparison = Comparison(results, baseline, chosen)
     return Validation(
-        comparison, name, form, references, faults, notes, dtype, seed, printed, found
+        comparison,
+        name,
+        form,
+        references,
+        faults,
+        notes,
+        dtype,
+        seed,
+        printed,
+        found,
+        own_forward_alone,
     )
