@@ -45,6 +45,19 @@ class Pending:
             raise Interrupted(self.first[0])
 
 
+_active: list[list[int]] = []  # the signals taken by each ``handled`` block now open
+
+
+def check() -> None:
+    """Raise ``Interrupted`` if a signal was taken inside any open ``handled`` block and
+    Python swallowed its exception (in a weakref or garbage-collector callback: XLA's
+    "Exception ignored in: <function _xla_gc_callback>"): called before work that must not
+    follow an interrupt, such as committing an output folder, and between steps of work."""
+    for first in _active:
+        if first:
+            raise Interrupted(first[0])
+
+
 @contextlib.contextmanager
 def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[Pending]:
     """Within: SIGINT and SIGTERM raise ``Interrupted`` (once; a second one runs
@@ -66,11 +79,13 @@ def handled(last_resort: Callable[[], None] = lambda: None) -> Iterator[Pending]
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in SIGNALS}
+    _active.append(first)
     try:
         yield pending
     finally:
+        _active.remove(first)
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-__all__ = ["Interrupted", "Pending", "handled"]
+__all__ = ["Interrupted", "Pending", "check", "handled"]

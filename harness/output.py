@@ -50,6 +50,8 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import interrupts
+
 MANIFEST = ".gradparity.json"
 LOCK = ".gradparity.lock"
 STAGE_PREFIX = ".gradparity-stage-"
@@ -77,7 +79,7 @@ class FolderBusy(OutputError):
 
 
 _held: dict[Path, tuple[int, int]] = {}  # folder -> (descriptor, pid that took it)
-_made: set[Path] = set()  # folders this process made for its output (``claim``)
+_made: dict[Path, list[Path]] = {}  # folder -> those made for it, leaf first (``claim``)
 
 
 def _absolute(folder: str | os.PathLike) -> Path:
@@ -123,15 +125,16 @@ def _open_lock(path: Path) -> int:
     return _open_regular(path, os.O_RDWR | os.O_CREAT)
 
 
-def claim(folder: str | os.PathLike, made: bool = False) -> Path:
+def claim(folder: str | os.PathLike, made: Collection[Path] = ()) -> Path:
     """Lock ``folder`` (an existing directory) for this process and return its absolute
     path; claiming a folder this process holds already is a no-op. Raises ``FolderBusy``
     when another process holds it, OSError when the lock file cannot be made. ``made``:
-    the command made the folder just now, so that ``release`` removes it if it is still
-    empty then (an interrupted or refused command leaves no folder of its own making)."""
+    the folders the command made just now for it (it, and the parents it lacked, leaf
+    first), which ``release`` removes where they are still empty then (an interrupted or
+    refused command leaves no folder of its own making)."""
     folder = _absolute(folder)
     if made:
-        _made.add(folder)
+        _made[folder] = [_absolute(p) for p in made]
     held = _held.get(folder)
     if held and held[1] == os.getpid():
         return folder
@@ -176,10 +179,11 @@ def release(folder: str | os.PathLike) -> None:
     if pid == os.getpid():
         with contextlib.suppress(OSError):
             os.unlink(_absolute(folder) / LOCK)  # while still locked: see ``claim``
-        if _absolute(folder) in _made:
-            _made.discard(_absolute(folder))
-            with contextlib.suppress(OSError):  # not empty (written, or someone's): it stays
-                os.rmdir(_absolute(folder))
+        for made in _made.pop(_absolute(folder), []):
+            try:
+                os.rmdir(made)
+            except OSError:  # not empty (written, or someone's): it and those above stay
+                break
     os.close(fd)
 
 
@@ -394,6 +398,7 @@ def staged(
     try:
         try:
             yield stage
+            interrupts.check()  # a signal some callback swallowed: the earlier files stay
             _commit(folder, stage, kind, is_known)
         except OSError as e:
             raise _failed(folder, e) from None

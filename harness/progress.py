@@ -14,6 +14,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from harness import interrupts
 from harness.escaping import Shown, terminal
 
 
@@ -49,6 +50,7 @@ class Progress:
         )
 
     def __call__(self, *doing: str) -> None:
+        interrupts.check()  # each step: a signal a callback swallowed stops the work here
         if self.bar is not None:  # a redraw per step: steps are runs, never more than a few a ms
             self.bar.update(1)
             self.bar.set_postfix_str(terminal(" · ".join(doing))[:60], refresh=True)

@@ -212,7 +212,7 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
             raise UsageError(
                 f"{option} {str(path)!r}: the folder cannot be made, {str(blocker)!r} is a file"
             )
-        made = not folder.exists()
+        made = [p for p in (folder, *folder.parents) if not p.exists()]  # leaf first
         folder.mkdir(parents=True, exist_ok=True)
         _probe(folder)
         output.claim(folder, made=made)

@@ -236,3 +236,24 @@ def test_an_error_with_no_signal_behind_it_is_not_called_an_interrupt(monkeypatc
     monkeypatch.setattr(harness.cli, "_main", failing)
     with pytest.raises(ValueError, match="a bug of ours"):
         harness.cli.main(["list"])
+
+
+def test_a_swallowed_signal_stops_the_commit_of_an_output_folder(tmp_path):
+    """XLA's garbage-collector callback swallows the interrupt ("Exception ignored in"):
+    the work goes on, but the folder is not replaced by its output; the earlier files stay."""
+    from harness import output
+    from harness.interrupts import Interrupted, handled
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("earlier")
+    with pytest.raises(Interrupted):
+        with handled():
+            with output.staged(folder, "report", frozenset({"new.txt"})) as stage:
+                (stage / "new.txt").write_text("new")
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)
+                except BaseException:  # noqa: BLE001 - what a gc callback does with it
+                    pass
+    assert not (folder / "new.txt").exists() and (folder / "kept.txt").read_text() == "earlier"

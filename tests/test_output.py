@@ -833,7 +833,8 @@ def test_a_folder_the_command_made_and_left_empty_is_gone_when_it_ends(tmp_path,
     assert output_folder(out) == out and out.is_dir()
     output.release_all()
     assert out.exists() is (before != "absent")
-    assert (tmp_path / "new").is_dir()  # the parent it made stays: it was asked for no parent
+    assert (tmp_path / "new").is_dir() is (before != "absent")  # a parent it made goes too
+    assert tmp_path.is_dir()  # never one that was there
     if before == "holding a file":
         assert (out / "mine.txt").read_text() == "kept"
 
